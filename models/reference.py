@@ -1,0 +1,292 @@
+r"""Float reference simulators: the golden model of float behaviour.
+
+:func:`simulate` runs a :class:`~models.graph.Graph` (node by node) or a lowered
+:class:`~models.net.Net` (population by population) on a batch, in numpy float64.
+Both implement the same discretisation, NIR's forward Euler with the graph's time
+step ``dt``; for input current ``I[t]`` (the sum of the node's inputs at step t,
+plus biases):
+
+==========  ==================================================================
+IF          :math:`v \leftarrow v + dt\,R\,I`
+LIF         :math:`v \leftarrow v + \frac{dt}{\tau}(v_{leak} - v + R\,I)`
+LI          as LIF, never spikes; output = v
+I           :math:`v \leftarrow v + dt\,R\,I`, never spikes; output = v
+CubaLIF     :math:`I_s \leftarrow I_s + \frac{dt}{\tau_{syn}}(-I_s + w_{in} I)`, then
+            :math:`v \leftarrow v + \frac{dt}{\tau_{mem}}(v_{leak} - v + R\,I_s)`
+Threshold   :math:`z = [I \ge \theta]` (stateless)
+==========  ==================================================================
+
+Spikes and reset (NIR leaves both open; they are options here and everywhere):
+
+* ``spikes="binary"``: :math:`z = [v \ge \theta]` (at most one spike per step);
+  ``spikes="multi"``: :math:`z = \lfloor v/\theta \rfloor` for :math:`v \ge \theta`,
+  else 0 (Sinabs' IAF).
+* ``reset="subtract"``: :math:`v \leftarrow v - z\,\theta`;
+  ``reset="zero"``: :math:`v \leftarrow v_{reset}` where :math:`z > 0`.
+
+Firing uses ``>=`` so that binary and multi agree on when a neuron fires
+(:math:`\lfloor v/\theta\rfloor \ge 1 \iff v \ge \theta`).
+
+Order within a step: nodes in the graph's topological order with recurrent
+(back) edges removed; a back edge carries its source's value of the previous step
+(zero at step 0); a ``Delay`` node of ``d`` time units outputs its input of
+``round(d/dt)`` steps ago (zero before). All state starts at zero.
+
+The integer semantics after quantisation (the contract with ``hwsim``) are
+added to this module by the mapper issue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import SimulationError
+from .graph import Graph, conv_geometry, node_type
+from .net import Net
+from .ops import conv2d, pool_kernel
+
+RESET_MODES = ("zero", "subtract")
+SPIKE_MODES = ("binary", "multi")
+
+
+@dataclass
+class SimResult:
+    """Outputs of a reference run.
+
+    ``output``: (T, B, *output_shape) values of the network output (spikes for a
+    spiking output layer). ``spikes`` / ``membrane``: recorded populations (or
+    nodes), each (T, B, n) flat. ``counts`` = output summed over time, (B, n).
+    """
+
+    output: np.ndarray
+    spikes: dict = field(default_factory=dict)
+    membrane: dict = field(default_factory=dict)
+
+    @property
+    def counts(self) -> np.ndarray:
+        return self.output.reshape(self.output.shape[0], self.output.shape[1], -1).sum(axis=0)
+
+    def predict(self) -> np.ndarray:
+        """Class = argmax of the output summed over time; ties go to the lowest index."""
+        return np.argmax(self.counts, axis=1)
+
+    def accuracy(self, labels: np.ndarray) -> float:
+        return float(np.mean(self.predict() == np.asarray(labels)))
+
+
+def _check_options(reset: str, spikes: str):
+    if reset not in RESET_MODES:
+        raise SimulationError(f"reset must be one of {RESET_MODES}, got {reset!r}")
+    if spikes not in SPIKE_MODES:
+        raise SimulationError(f"spikes must be one of {SPIKE_MODES}, got {spikes!r}")
+
+
+def _check_inputs(x: np.ndarray, shape: tuple, name: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise SimulationError(f"inputs must be (T, B, *{shape}), got shape {x.shape}")
+    if x.shape[0] < 1:
+        raise SimulationError("steps must be >= 1 (inputs have 0 time steps)")
+    if int(np.prod(x.shape[2:])) != int(np.prod(shape)):
+        raise SimulationError(
+            f"inputs of shape {x.shape} do not match input '{name}' of shape {tuple(shape)} "
+            f"(expected (T, B, {', '.join(map(str, shape))}))"
+        )
+    if not np.all(np.isfinite(x)):
+        raise SimulationError("inputs contain NaN or infinite values")
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+class NeuronState:
+    """State and update of one population/node of neurons, flat (B, n) float64."""
+
+    def __init__(self, model: str, params: dict, batch: int, n: int, dt: float, reset: str, spikes: str):
+        self.model, self.p, self.dt = model, params, dt
+        self.reset, self.spike_mode = reset, spikes
+        self.v = np.zeros((batch, n))
+        self.i_syn = np.zeros((batch, n)) if model == "CubaLIF" else None
+
+    def step(self, I: np.ndarray) -> np.ndarray:
+        p, dt, m = self.p, self.dt, self.model
+        if m == "Threshold":
+            return (I >= p["threshold"]).astype(np.float64)
+        if m == "Identity":
+            self.v = I
+            return I
+        if m in ("IF", "I"):
+            self.v = self.v + dt * p["r"] * I
+        elif m in ("LIF", "LI"):
+            self.v = self.v + (dt / p["tau"]) * (p["v_leak"] - self.v + p["r"] * I)
+        elif m == "CubaLIF":
+            self.i_syn = self.i_syn + (dt / p["tau_syn"]) * (-self.i_syn + p["w_in"] * I)
+            self.v = self.v + (dt / p["tau_mem"]) * (p["v_leak"] - self.v + p["r"] * self.i_syn)
+        if m in ("LI", "I"):
+            return self.v.copy()
+        th = p["v_threshold"]
+        if self.spike_mode == "binary":
+            z = (self.v >= th).astype(np.float64)
+        else:
+            z = np.where(self.v >= th, np.floor(self.v / th), 0.0)
+        if self.reset == "subtract":
+            self.v = self.v - z * th
+        else:
+            self.v = np.where(z > 0, p["v_reset"], self.v)
+        return z
+
+
+def _params_of(graph: Graph, name: str) -> dict:
+    from .lowering import _NEURON_PARAMS
+
+    t = node_type(graph.nodes[name])
+    return {f: graph.param(name, f).ravel() for f in _NEURON_PARAMS[t]}
+
+
+def _linear_graph_op(graph: Graph, name: str):
+    """A function (B, n_in) -> (B, n_out) for a stateless node of the graph, bias included."""
+    node = graph.nodes[name]
+    t = node_type(node)
+    s_in, s_out = graph.shapes[name]
+    if t in ("Affine", "Linear"):
+        W = np.asarray(node.weight, dtype=np.float64)
+        b = np.asarray(node.bias, dtype=np.float64) if t == "Affine" else 0.0
+        return lambda x: x @ W.T + b
+    if t in ("Conv1d", "Conv2d", "SumPool2d", "AvgPool2d"):
+        geom = conv_geometry(node, s_in, graph._where(name))
+        if t.startswith("Conv"):
+            w = np.asarray(node.weight, dtype=np.float64)
+            b = np.broadcast_to(np.asarray(node.bias, dtype=np.float64).ravel(), (geom.out_channels,))
+            if t == "Conv1d":
+                w = w[:, :, None, :]
+        else:
+            w, b = pool_kernel(geom.in_channels, geom.kernel, t == "AvgPool2d"), None
+        return lambda x: conv2d(x.reshape((x.shape[0],) + geom.in_shape), w, geom, b).reshape(x.shape[0], -1)
+    if t == "Scale":
+        s = np.broadcast_to(np.asarray(node.scale, dtype=np.float64), s_in).ravel()
+        return lambda x: x * s
+    if t in ("Flatten", "Output"):
+        return lambda x: x
+    raise SimulationError(f"{graph._where(name)}: no linear operator for {t}")
+
+
+def _want(record, names):
+    if record is None:
+        return set()
+    if record == "all":
+        return set(names)
+    return set(record)
+
+
+def simulate_graph(graph: Graph, inputs: np.ndarray, *, reset: str = "subtract", spikes: str = "binary",
+                   record=None, progress: bool = False) -> SimResult:
+    """Run a :class:`Graph` node by node. ``inputs`` is (T, B, *input_shape).
+
+    ``record`` = ``"all"`` or a list of neuron node names whose spikes (output)
+    and membrane are returned, each (T, B, n).
+    """
+    _check_options(reset, spikes)
+    x = _check_inputs(inputs, graph.input_shape, graph.input_name)
+    T, B = x.shape[:2]
+    ops, neurons, delays = {}, {}, {}
+    for name in graph.order:
+        t = node_type(graph.nodes[name])
+        if t in ("IF", "LIF", "LI", "I", "CubaLIF", "Threshold"):
+            n = int(np.prod(graph.shapes[name][1]))
+            neurons[name] = NeuronState(t, _params_of(graph, name), B, n, graph.dt, reset, spikes)
+        elif t == "Delay":
+            d = np.rint(np.broadcast_to(np.asarray(graph.nodes[name].delay, dtype=np.float64),
+                                        graph.shapes[name][1]).ravel() / graph.dt).astype(np.int64)
+            delays[name] = (d, np.zeros((int(d.max(initial=0)) + 1, B, d.size)))
+        elif t != "Input":
+            ops[name] = _linear_graph_op(graph, name)
+    want = _want(record, neurons)
+    rec_s = {k: np.zeros((T, B, neurons[k].v.shape[1])) for k in want}
+    rec_v = {k: np.zeros((T, B, neurons[k].v.shape[1])) for k in want}
+    out_name = graph.output_name
+    prev = {k: np.zeros((B, int(np.prod(graph.shapes[k][1])))) for k in graph.nodes}
+    output = np.zeros((T, B, int(np.prod(graph.output_shape))))
+    steps = range(T)
+    if progress:
+        from tqdm import tqdm
+        steps = tqdm(steps, desc="reference", unit="step", leave=False)
+    for t in steps:
+        cur = {}
+        for name in graph.order:
+            if name == graph.input_name:
+                cur[name] = x[t].astype(np.float64)
+                continue
+            I = None
+            for p in graph.preds[name]:
+                v = prev[p] if (p, name) in graph.back_edges else cur[p]
+                I = v if I is None else I + v
+            if name in neurons:
+                cur[name] = neurons[name].step(I)
+                if name in want:
+                    rec_s[name][t] = cur[name]
+                    rec_v[name][t] = neurons[name].v
+            elif name in delays:
+                d, buf = delays[name]
+                buf[t % buf.shape[0]] = I
+                cols = np.arange(d.size)
+                cur[name] = np.where(t - d >= 0, buf[(t - d) % buf.shape[0], :, cols].T, 0.0)
+            else:
+                cur[name] = ops[name](I)
+        output[t] = cur[out_name]
+        prev = cur
+    shape = (T, B) + tuple(graph.output_shape)
+    return SimResult(output.reshape(shape), rec_s, rec_v)
+
+
+def simulate_net(net: Net, inputs: np.ndarray, *, reset: str = "subtract", spikes: str = "binary",
+                 record=None, progress: bool = False) -> SimResult:
+    """Run a lowered :class:`Net` population by population (same semantics as the graph)."""
+    _check_options(reset, spikes)
+    x = _check_inputs(inputs, net.input.shape, net.input.name)
+    T, B = x.shape[:2]
+    states = {p.name: NeuronState(p.model, p.params, B, p.size, net.dt, reset, spikes)
+              for p in net.populations[1:]}
+    incoming = {p.name: net.incoming(p.name) for p in net.populations}
+    max_delay = {p.name: 0 for p in net.populations}
+    for q in net.projections:
+        max_delay[q.src] = max(max_delay[q.src], q.delay_steps)
+    hist = {k: np.zeros((d + 1, B, net.pop[k].size)) for k, d in max_delay.items() if d > 0}
+    want = _want(record, states)
+    rec_s = {k: np.zeros((T, B, net.pop[k].size)) for k in want}
+    rec_v = {k: np.zeros((T, B, net.pop[k].size)) for k in want}
+    out_pop = net.pop[net.output]
+    output = np.zeros((T, B, out_pop.size))
+    steps = range(T)
+    if progress:
+        from tqdm import tqdm
+        steps = tqdm(steps, desc="reference", unit="step", leave=False)
+    for t in steps:
+        cur = {net.input.name: x[t].astype(np.float64)}
+        for pop in net.populations[1:]:
+            I = np.zeros((B, pop.size)) if pop.bias is None else np.broadcast_to(pop.bias, (B, pop.size)).copy()
+            for q in incoming[pop.name]:
+                if q.delay_steps == 0:
+                    I += q.apply(cur[q.src])
+                elif t >= q.delay_steps:
+                    buf = hist[q.src]
+                    I += q.apply(buf[(t - q.delay_steps) % buf.shape[0]])
+                for start, vec in q.bias_terms:
+                    if t >= start:
+                        I += vec
+            cur[pop.name] = states[pop.name].step(I)
+            if pop.name in want:
+                rec_s[pop.name][t] = cur[pop.name]
+                rec_v[pop.name][t] = states[pop.name].v
+        for k, buf in hist.items():
+            buf[t % buf.shape[0]] = cur[k]
+        output[t] = cur[net.output]
+    return SimResult(output.reshape((T, B) + tuple(out_pop.shape)), rec_s, rec_v)
+
+
+def simulate(model, inputs: np.ndarray, **kw) -> SimResult:
+    """Run a :class:`Graph` or a :class:`Net`; see :func:`simulate_graph`."""
+    if isinstance(model, Graph):
+        return simulate_graph(model, inputs, **kw)
+    if isinstance(model, Net):
+        return simulate_net(model, inputs, **kw)
+    raise SimulationError(f"simulate: expected a Graph or a Net, got {type(model).__name__}")
