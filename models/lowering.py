@@ -119,6 +119,11 @@ def _compose_conv(inner: tuple, outer_w: np.ndarray, outer_g: ConvGeometry):
         groups = g1.groups
     else:
         return None
+    # keep the storage dtype of the real kernels when the composed one is exact in it
+    # (e.g. float32 kernels behind a non-overlapping sum/avg pool)
+    dt = np.result_type(*[a.dtype for a in (w1, w2) if a.dtype != np.float64] or [np.float64])
+    if dt != np.float64 and np.array_equal(w.astype(dt).astype(np.float64), w):
+        w = w.astype(dt)
     geom = ConvGeometry(g1.in_channels, g2.out_channels, g1.in_hw, K,
                         (g1.stride[0] * g2.stride[0], g1.stride[1] * g2.stride[1]),
                         (g1.padding[0] + s1h * g2.padding[0], g1.padding[1] + s1w * g2.padding[1]),
@@ -140,7 +145,7 @@ def _apply_op(lin: _Lin, graph: Graph, name: str, max_nnz: int) -> None:
         in3 = s_in if t != "Conv1d" else (s_in[0], 1, s_in[1])
         geom = conv_geometry(node, s_in, where)
         if t.startswith("Conv"):
-            w = np.asarray(node.weight, dtype=np.float64)
+            w = np.asarray(node.weight)
             if t == "Conv1d":
                 w = w[:, :, None, :]
         else:
@@ -188,10 +193,20 @@ def _to_sparse_then(lin: _Lin, proj, max_nnz, where, left=None):
     lin.kind, lin.csr, lin.conv, lin.dense = "sparse", (left @ cur).tocsr(), None, None
 
 
+def compact_param(value, n: int) -> np.ndarray:
+    """A flat float64 (n,) parameter; uniform values become a zero-copy broadcast view."""
+    a = np.asarray(value)
+    if a.size == 1 or (a.size and a.min() == a.max()):
+        return np.broadcast_to(np.float64(a.flat[0]), (n,))
+    return np.ascontiguousarray(a, dtype=np.float64).reshape(n)
+
+
 def _node_bias(graph: Graph, name: str) -> np.ndarray | None:
     node = graph.nodes[name]
     t = node_type(node)
     if t in ("Affine", "Conv1d", "Conv2d"):
+        if not np.any(node.bias):
+            return None  # all-zero bias: no constant input at all
         b = np.asarray(node.bias, dtype=np.float64)
         s_out = graph.shapes[name][1]
         if t == "Affine":
@@ -266,7 +281,8 @@ def lower(graph: Graph, *, input_spiking: bool | None = None, max_nnz: int = DEF
         t = node_type(graph.nodes[name])
         if t in NEURON_TYPES:
             sinks.append(name)
-            params = {f: np.array(graph.param(name, f).ravel(), dtype=np.float64) for f in _NEURON_PARAMS[t]}
+            n = int(np.prod(graph.shapes[name][1]))
+            params = {f: compact_param(getattr(graph.nodes[name], f), n) for f in _NEURON_PARAMS[t]}
             pops.append(Population(name, t, graph.shapes[name][1], params))
         elif t == "Output":
             (pred,) = graph.preds[name][:1] or [None]

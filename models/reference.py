@@ -58,11 +58,20 @@ class SimResult:
     ``output``: (T, B, *output_shape) values of the network output (spikes for a
     spiking output layer). ``spikes`` / ``membrane``: recorded populations (or
     nodes), each (T, B, n) flat. ``counts`` = output summed over time, (B, n).
+    ``spike_totals``: every spiking population's total spikes over the run, and
+    ``sizes`` its neuron count, for firing rates without recording.
     """
 
     output: np.ndarray
     spikes: dict = field(default_factory=dict)
     membrane: dict = field(default_factory=dict)
+    spike_totals: dict = field(default_factory=dict)
+    sizes: dict = field(default_factory=dict)
+
+    def firing_rates(self) -> dict:
+        """Mean spikes per neuron per step, per spiking population."""
+        T, B = self.output.shape[:2]
+        return {k: v / (T * B * self.sizes[k]) for k, v in self.spike_totals.items()}
 
     @property
     def counts(self) -> np.ndarray:
@@ -106,6 +115,7 @@ class NeuronState:
         self.model, self.p, self.dt = model, params, dt
         self.reset, self.spike_mode = reset, spikes
         self.v = np.zeros((batch, n))
+        self.spiking = model in ("IF", "LIF", "CubaLIF", "Threshold")
         self.i_syn = np.zeros((batch, n)) if model == "CubaLIF" else None
 
     def step(self, I: np.ndarray) -> np.ndarray:
@@ -204,6 +214,7 @@ def simulate_graph(graph: Graph, inputs: np.ndarray, *, reset: str = "subtract",
     rec_s = {k: np.zeros((T, B, neurons[k].v.shape[1])) for k in want}
     rec_v = {k: np.zeros((T, B, neurons[k].v.shape[1])) for k in want}
     out_name = graph.output_name
+    totals = {k: 0.0 for k, st in neurons.items() if st.spiking}
     prev = {k: np.zeros((B, int(np.prod(graph.shapes[k][1])))) for k in graph.nodes}
     output = np.zeros((T, B, int(np.prod(graph.output_shape))))
     steps = range(T)
@@ -222,6 +233,8 @@ def simulate_graph(graph: Graph, inputs: np.ndarray, *, reset: str = "subtract",
                 I = v if I is None else I + v
             if name in neurons:
                 cur[name] = neurons[name].step(I)
+                if neurons[name].spiking:
+                    totals[name] += float(cur[name].sum())
                 if name in want:
                     rec_s[name][t] = cur[name]
                     rec_v[name][t] = neurons[name].v
@@ -235,7 +248,8 @@ def simulate_graph(graph: Graph, inputs: np.ndarray, *, reset: str = "subtract",
         output[t] = cur[out_name]
         prev = cur
     shape = (T, B) + tuple(graph.output_shape)
-    return SimResult(output.reshape(shape), rec_s, rec_v)
+    sizes = {k: neurons[k].v.shape[1] for k in totals}
+    return SimResult(output.reshape(shape), rec_s, rec_v, totals, sizes)
 
 
 def simulate_net(net: Net, inputs: np.ndarray, *, reset: str = "subtract", spikes: str = "binary",
@@ -256,6 +270,8 @@ def simulate_net(net: Net, inputs: np.ndarray, *, reset: str = "subtract", spike
     rec_v = {k: np.zeros((T, B, net.pop[k].size)) for k in want}
     out_pop = net.pop[net.output]
     output = np.zeros((T, B, out_pop.size))
+    totals = {p.name: 0.0 for p in net.populations[1:] if p.spiking}
+    cached: dict = {}
     steps = range(T)
     if progress:
         from tqdm import tqdm
@@ -265,7 +281,12 @@ def simulate_net(net: Net, inputs: np.ndarray, *, reset: str = "subtract", spike
         for pop in net.populations[1:]:
             I = np.zeros((B, pop.size)) if pop.bias is None else np.broadcast_to(pop.bias, (B, pop.size)).copy()
             for q in incoming[pop.name]:
-                if q.delay_steps == 0:
+                if q.delay_steps == 0 and q.src == net.input.name:
+                    # a repeated input (direct encoding) is projected once
+                    if cached.get(q.name) is None or not np.array_equal(cached[q.name][0], x[t]):
+                        cached[q.name] = (x[t], q.apply(cur[q.src]))
+                    I += cached[q.name][1]
+                elif q.delay_steps == 0:
                     I += q.apply(cur[q.src])
                 elif t >= q.delay_steps:
                     buf = hist[q.src]
@@ -274,13 +295,16 @@ def simulate_net(net: Net, inputs: np.ndarray, *, reset: str = "subtract", spike
                     if t >= start:
                         I += vec
             cur[pop.name] = states[pop.name].step(I)
+            if pop.spiking:
+                totals[pop.name] += float(cur[pop.name].sum())
             if pop.name in want:
                 rec_s[pop.name][t] = cur[pop.name]
                 rec_v[pop.name][t] = states[pop.name].v
         for k, buf in hist.items():
             buf[t % buf.shape[0]] = cur[k]
         output[t] = cur[net.output]
-    return SimResult(output.reshape((T, B) + tuple(out_pop.shape)), rec_s, rec_v)
+    sizes = {k: net.pop[k].size for k in totals}
+    return SimResult(output.reshape((T, B) + tuple(out_pop.shape)), rec_s, rec_v, totals, sizes)
 
 
 def simulate(model, inputs: np.ndarray, **kw) -> SimResult:

@@ -1,0 +1,58 @@
+"""Find a model by name: a .nir path, a shipped trained model, or a zoo builder.
+
+``load("mnist_cnn")`` reads the shipped file, ``load("nir_cnn")`` the NIR paper's
+CNN from the shared data, ``load("vgg16:imagenet")`` builds VGG-16 with seeded
+random weights, anything else is read as a path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..datasets import shared_data_dir
+from ..errors import NIRFormatError
+from ..graph import Graph
+from ..nirio import read_nir
+
+TRAINED_DIR = Path(__file__).resolve().parent / "trained"
+TRAINED = {
+    "mnist_mlp": "MNIST MLP, ANN-to-SNN converted IF network (shipped)",
+    "mnist_cnn": "MNIST conv net, ANN-to-SNN converted IF network (shipped)",
+}
+SHARED = {"nir_cnn": ("nir_paper/cnn_sinabs.nir", "NIR paper N-MNIST CNN (Sinabs export, shared data)")}
+
+
+def trained_path(name: str) -> Path:
+    return TRAINED_DIR / f"{name}.nir"
+
+
+def available() -> dict:
+    """Names that :func:`load` understands, with a one-line description."""
+    out = dict(TRAINED)
+    out.update({k: v[1] for k, v in SHARED.items()})
+    try:
+        from .builders import BUILDERS
+        for k in BUILDERS:
+            out[f"{k}[:cifar|:imagenet]"] = "zoo builder, seeded random weights"
+    except ImportError:  # builders are optional at this layer
+        pass
+    return out
+
+
+def load(spec: str, *, seed: int = 0) -> Graph:
+    """A :class:`Graph` for ``spec`` (see the module docstring)."""
+    if spec in TRAINED:
+        return read_nir(trained_path(spec))
+    if spec in SHARED:
+        return read_nir(shared_data_dir() / SHARED[spec][0])
+    name, _, shape = spec.partition(":")
+    try:
+        from .builders import BUILDERS, build
+    except ImportError:
+        BUILDERS = {}
+    if name in BUILDERS:
+        return build(name, shape=shape or "cifar", seed=seed)
+    path = Path(spec)
+    if path.suffix == ".nir" or path.exists():
+        return read_nir(path)
+    raise NIRFormatError(f"{spec}: not a file, shipped model or zoo builder (known: {', '.join(available())})")
