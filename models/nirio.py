@@ -130,6 +130,9 @@ def write_nir(graph: Graph, path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         nir.write(tmp, graph.to_nir())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

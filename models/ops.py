@@ -74,11 +74,16 @@ def conv_out_size(n: int, k: int, s: int, p: int, d: int = 1) -> int:
     return (n + 2 * p - d * (k - 1) - 1) // s + 1
 
 
+_IM2COL_BYTES = 256 * 2**20  # above this, accumulate tap by tap instead of building im2col columns
+
+
 def conv2d(x: np.ndarray, w: np.ndarray, geom: ConvGeometry, bias: np.ndarray | None = None) -> np.ndarray:
     """Batched conv: ``x`` (B, C_in, H, W), ``w`` (C_out, C_in/g, kh, kw) -> (B, C_out, H', W').
 
-    Channels-last, one matmul per kernel tap and group: for tap (a, b) the strided
-    slice ``x[:, s i - p + d a, s j - p + d b, :]`` times ``w[:, :, a, b].T``.
+    Channels-last: the strided slices ``x[:, s i - p + d a, s j - p + d b, :]`` of
+    every tap (a, b) are concatenated into im2col columns and multiplied by the
+    kernel in one matmul per group; when the columns would exceed 256 MB the taps
+    are accumulated one by one instead.
     """
     B = x.shape[0]
     (ph, pw), (sh, sw), (dh, dw) = geom.padding, geom.stride, geom.dilation
@@ -97,6 +102,15 @@ def conv2d(x: np.ndarray, w: np.ndarray, geom: ConvGeometry, bias: np.ndarray | 
             for b in range(kw):
                 tap = xc[:, a * dh: a * dh + sh * (oh - 1) + 1: sh, b * dw: b * dw + sw * (ow - 1) + 1: sw, :]
                 out += tap * w[:, 0, a, b]
+    elif B * oh * ow * kh * kw * geom.in_channels * np.dtype(dtype).itemsize <= _IM2COL_BYTES:
+        # im2col with channels innermost: one matmul per group over (kh kw cin_g)
+        taps = [xc[:, a * dh: a * dh + sh * (oh - 1) + 1: sh, b * dw: b * dw + sw * (ow - 1) + 1: sw, :]
+                for a in range(kh) for b in range(kw)]
+        for gi in range(g):
+            cs = slice(gi * cin_g, (gi + 1) * cin_g)
+            cols = np.concatenate([t[..., cs] for t in taps], axis=-1)  # (B, oh, ow, kh kw cin_g)
+            wg = w[gi * cout_g:(gi + 1) * cout_g].transpose(2, 3, 1, 0).reshape(kh * kw * cin_g, cout_g)
+            out[..., gi * cout_g:(gi + 1) * cout_g] = cols @ wg.astype(dtype, copy=False)
     else:
         wt = np.ascontiguousarray(w.transpose(2, 3, 1, 0), dtype=dtype)  # (kh, kw, cin_g, C_out)
         for a in range(kh):

@@ -50,20 +50,28 @@ Method (ANN training, then ANN-to-SNN conversion)
    ``b'_out = b_out / theta_out`` and threshold 1, where ``theta_out`` is the
    99.9th percentile of the largest logit over the training images, so that the
    winning neuron fires up to about once per step. Since subtractive reset keeps
-   ``count * 1 + v_final = sum_t I_out[t]`` exactly, ranking by (spike count, final
-   membrane) ranks by the accumulated logits.
+   ``count * 1 + v_final = sum_t I_out[t]`` exactly, the spike count is the
+   accumulated logit rounded down.
 
-SNN semantics (the float reference simulator's contract, implemented by
-:func:`simulate`): dt = 1; the image is fed unchanged at every step into the
-first linear node (direct encoding); every linear node and its bias act every
-step; IF: ``v[t] = v[t-1] + I[t]``, ``z[t] = 1[v[t] >= theta]``,
-``v[t] -= theta z[t]``, ``v[0] = 0``; no synaptic delay between layers; the
-prediction is the argmax of output spike counts over T steps, ties broken by the
-larger final membrane potential, then by the lowest index.
+SNN semantics: those of the float reference simulator :func:`models.simulate`
+(run on ``models.lower(graph)``, ``reset="subtract"``, ``spikes="binary"``), the
+single evaluator used here (:func:`snn_accuracy`): dt = 1; the image is fed
+unchanged at every step into the first linear node (direct encoding); every
+linear node and its bias act every step; IF: ``v[t] = v[t-1] + I[t]``,
+``z[t] = 1[v[t] >= theta]``, ``v[t] -= theta z[t]``, ``v[0] = 0``; no synaptic
+delay between layers; the prediction is the argmax of output spike counts over T
+steps, ties going to the lowest index (:meth:`models.SimResult.predict`).
+
+Convolutions use :func:`models.ops.conv2d` (forward) and
+:func:`models.ops.conv2d_transpose` (input gradient), the kernels the rest of the
+project uses.
 
 Reproducibility: every random draw comes from ``numpy.random.default_rng(seed)``;
 the same command on the same machine (same BLAS, same thread count) rewrites the
-same weights.
+same weights. The shipped ``mnist_cnn.nir`` was trained with an earlier im2col
+convolution whose float32 rounding differs slightly from :mod:`models.ops`, so
+rerunning ``python -m models.train cnn`` now gives close but not bit-identical
+weights (``mnist_mlp.nir`` has no convolution and is unaffected).
 """
 
 from __future__ import annotations
@@ -83,7 +91,12 @@ from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
 
 import nir  # noqa: E402
 
-from .datasets import load_mnist  # noqa: E402
+from .datasets import encode_direct, load_mnist  # noqa: E402
+from .graph import Graph  # noqa: E402
+from .lowering import lower  # noqa: E402
+from .nirio import read_nir, write_nir  # noqa: E402
+from .ops import ConvGeometry, conv2d, conv2d_transpose  # noqa: E402
+from .reference import simulate  # noqa: E402
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo" / "trained"
 TRAIN_SLICE = (0, 8000)
@@ -142,6 +155,11 @@ class Conv(Layer):
     """Valid, stride-1 2-D cross-correlation; weight (out, in, k, k) as ``nir.Conv2d``.
 
     ``y[n, i, j, o] = b[o] + sum_{c, a, b} W[o, c, a, b] x[n, i + a, j + b, c]``
+
+    Forward is :func:`models.ops.conv2d`, the input gradient its adjoint
+    :func:`models.ops.conv2d_transpose` (both channel-first, hence the transposes);
+    the weight gradient ``dW[o, c, a, b] = sum_{n, i, j} g[n, i, j, o] x[n, i + a, j + b, c]``
+    is one matmul over im2col rows.
     """
 
     def __init__(self, c_in: int, c_out: int, k: int, rng: np.random.Generator,
@@ -152,35 +170,30 @@ class Conv(Layer):
         self.params = {"weight": (rng.standard_normal((c_out, c_in, k, k)) * std).astype(np.float32),
                        "bias": np.zeros(c_out, np.float32)}
 
+    def geometry(self, h: int, w: int) -> ConvGeometry:
+        o, c = self.params["weight"].shape[:2]
+        return ConvGeometry(c, o, (h, w), (self.k, self.k))
+
     def forward(self, x, train):
-        n, h, w, c = x.shape
-        k = self.k
-        ho, wo = h - k + 1, w - k + 1
-        # (n, ho, wo, c, k, k) -> rows of c*k*k taps, ordered like W.reshape(out, -1)
-        cols = sliding_window_view(x, (k, k), axis=(1, 2)).reshape(n * ho * wo, c * k * k)
-        self.cols, self.in_shape = cols, x.shape
-        wmat = self.params["weight"].reshape(len(self.params["bias"]), -1)
-        y = cols @ wmat.T + self.params["bias"]
-        return y.reshape(n, ho, wo, -1)
+        self.x = x
+        y = conv2d(x.transpose(0, 3, 1, 2), self.params["weight"],
+                   self.geometry(x.shape[1], x.shape[2]), self.params["bias"])
+        return np.ascontiguousarray(y.transpose(0, 2, 3, 1))
 
     def backward(self, g):
-        n, h, w, c = self.in_shape
+        x, self.x = self.x, None
+        n, h, w, c = x.shape
         k = self.k
         o = g.shape[-1]
         g2 = g.reshape(-1, o)
-        wmat = self.params["weight"].reshape(o, -1)
-        self.grads = {"weight": _at_b(g2, self.cols).reshape(self.params["weight"].shape),
+        # (n, ho, wo, c, k, k) -> rows of c*k*k taps, ordered like W.reshape(out, -1)
+        cols = sliding_window_view(x, (k, k), axis=(1, 2)).reshape(g2.shape[0], c * k * k)
+        self.grads = {"weight": _at_b(g2, cols).reshape(self.params["weight"].shape),
                       "bias": g2.sum(0)}
-        self.cols = None
         if not self.input_grad:
             return None
-        ho, wo = g.shape[1], g.shape[2]
-        dcols = (g2 @ wmat).reshape(n, ho, wo, c, k, k)
-        dx = np.zeros(self.in_shape, np.float32)
-        for a in range(k):  # col2im: scatter every tap back onto its input pixel
-            for b in range(k):
-                dx[:, a:a + ho, b:b + wo, :] += dcols[..., a, b]
-        return dx
+        dx = conv2d_transpose(g.transpose(0, 3, 1, 2), self.params["weight"], self.geometry(h, w))
+        return np.ascontiguousarray(dx.transpose(0, 2, 3, 1))
 
 
 class AvgPool(Layer):
@@ -436,8 +449,9 @@ def mean_loss(model: Model, x: np.ndarray, y: np.ndarray, batch: int = 500) -> f
 
 
 def convert(model: Model, x_calib: np.ndarray, steps: int = DEFAULT_STEPS,
-            percentile: float = 99.9, metadata: dict | None = None) -> nir.NIRGraph:
-    """Convert a trained QCFS model into an IF-neuron NIR graph (see module docstring).
+            percentile: float = 99.9, metadata: dict | None = None) -> Graph:
+    """Convert a trained QCFS model into an IF-neuron :class:`models.Graph` (dt = 1;
+    see the module docstring), ready for :func:`models.write_nir`.
 
     ``x_calib`` (training images) sets the output threshold ``theta_out`` as the
     ``percentile`` of the per-image largest logit. All hidden thresholds are 1.
@@ -498,7 +512,7 @@ def convert(model: Model, x_calib: np.ndarray, steps: int = DEFAULT_STEPS,
     edges.append((prev, "output"))
 
     meta = {
-        "dt": 1.0, "reset": "subtract", "spikes": "binary", "encoding": "direct",
+        "reset": "subtract", "spikes": "binary", "encoding": "direct",
         "steps": int(steps), "trained_on": "MNIST test[0:8000]",
         "held_out": "MNIST test[8000:10000]", "model": model.kind,
         "architecture": ARCHITECTURES[model.kind],
@@ -510,149 +524,23 @@ def convert(model: Model, x_calib: np.ndarray, steps: int = DEFAULT_STEPS,
         "theta_out": theta_out,
     }
     meta.update(metadata or {})
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
+    return Graph(nodes, edges, dt=1.0, metadata=meta)
 
 
-# --------------------------------------------------------------------------- simulation
+# --------------------------------------------------------------------------- evaluation
 
 
-def _chain(graph: nir.NIRGraph) -> list[str]:
-    """Node names from the Input to the Output; the graph must be a simple chain."""
-    succ: dict[str, list[str]] = {}
-    for a, b in graph.edges:
-        succ.setdefault(a, []).append(b)
-    start = [n for n, node in graph.nodes.items() if isinstance(node, nir.Input)]
-    if len(start) != 1:
-        raise ValueError("simulate: the graph needs exactly one Input node")
-    order = [start[0]]
-    while succ.get(order[-1]):
-        nxt = succ[order[-1]]
-        if len(nxt) != 1 or nxt[0] in order:
-            raise ValueError(f"simulate: node {order[-1]!r} does not lead to a simple chain")
-        order.append(nxt[0])
-    if not isinstance(graph.nodes[order[-1]], nir.Output):
-        raise ValueError("simulate: the chain does not end in an Output node")
-    return order
-
-
-def _pair(v) -> tuple[int, int]:
-    a = np.atleast_1d(np.asarray(v)).astype(int)
-    return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
-
-
-def _conv_nchw(x: np.ndarray, w: np.ndarray, stride, padding, dilation, bias=None) -> np.ndarray:
-    """2-D cross-correlation of x (N, C, H, W) with w (O, C, kh, kw), zero padding."""
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
-    o, c, kh, kw = w.shape
-    if ph or pw:
-        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    win = sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
-    win = win[:, :, ::sh, ::sw, ::dh, ::dw]  # (N, C, Ho, Wo, kh, kw)
-    y = np.tensordot(win, w, axes=([1, 4, 5], [1, 2, 3]))  # (N, Ho, Wo, O)
-    if bias is not None:
-        y = y + bias
-    return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
-
-
-def _pool_nchw(x: np.ndarray, node) -> np.ndarray:
-    """Sum or average pooling (count_include_pad) of x (N, C, H, W)."""
-    (kh, kw), (sh, sw), (ph, pw) = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
-    if ph or pw:
-        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    win = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
-    y = win.sum(axis=(4, 5))
-    return y / np.float32(kh * kw) if isinstance(node, nir.AvgPool2d) else y
-
-
-def _linear(node, x: np.ndarray) -> np.ndarray:
-    """Apply a linear NIR node to a batch x (N, *shape)."""
-    if isinstance(node, nir.Affine):
-        return x @ node.weight.T.astype(x.dtype) + node.bias.astype(x.dtype)
-    if isinstance(node, nir.Linear):
-        return x @ node.weight.T.astype(x.dtype)
-    if isinstance(node, nir.Conv2d):
-        if node.groups != 1:
-            raise ValueError("simulate: grouped convolutions are not supported")
-        bias = None if node.bias is None else np.asarray(node.bias, x.dtype)
-        return _conv_nchw(x, node.weight.astype(x.dtype), node.stride, node.padding,
-                          node.dilation, bias=bias)
-    if isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
-        return _pool_nchw(x, node)
-    if isinstance(node, nir.Flatten):
-        start = node.start_dim + 1 if node.start_dim >= 0 else node.start_dim
-        end = node.end_dim + 1 if node.end_dim >= 0 else node.end_dim + x.ndim
-        end = end if end >= 0 else end + x.ndim
-        return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1:])
-    raise ValueError(f"simulate: unsupported node type {type(node).__name__}")
-
-
-def simulate(graph: nir.NIRGraph, x: np.ndarray, steps: int = DEFAULT_STEPS,
-             chunk: int = 100, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """Run the SNN on images ``x`` (B, *input_shape) with direct encoding.
-
-    Returns ``(counts, v_final)`` of the output IF layer, each (B, n_out).
-
-    Semantics (dt = 1): the image enters the first linear node at every step;
-    linear nodes (with bias) act every step; IF nodes integrate
-    ``v += r * I``, spike ``z = 1[v >= v_threshold]`` and reset by subtraction
-    ``v -= v_threshold * z`` (``v_reset`` is ignored: reset is subtractive), from
-    ``v = 0``. Layers see the previous layer's spikes of the *same* step, so the
-    network is evaluated layer by layer over all ``steps`` at once, which equals the
-    step-by-step order exactly. A tensor that is the same at every step (the input
-    and linear maps of it) is computed once. Images are processed ``chunk`` at a
-    time to bound memory.
-
-    ``dtype=float32`` (default, 2x faster) and ``float64`` give the same held-out
-    predictions for the shipped models; float64 reproduces the output spike counts
-    of ``models.reference.simulate`` (float64) exactly, float32 differed in 1 of
-    20,000 MLP output counts (a membrane a rounding error from the threshold).
-    """
-    order = _chain(graph)
-    counts_all, v_all = [], []
-    for c0 in range(0, len(x), chunk):
-        h = np.asarray(x[c0:c0 + chunk], dtype)  # static: (B, ...)
-        static = True
-        counts = v = None
-        for name in order[1:-1]:
-            node = graph.nodes[name]
-            if isinstance(node, nir.IF):
-                theta = np.asarray(node.v_threshold, dtype)
-                r = np.asarray(node.r, dtype)
-                b = h.shape[0] if static else h.shape[1]
-                v = np.zeros((b,) + theta.shape, dtype)
-                out = np.empty((steps, b) + theta.shape, dtype)
-                for t in range(steps):
-                    v += r * (h if static else h[t])
-                    z = v >= theta
-                    v -= theta * z
-                    out[t] = z
-                h, static = out, False
-                counts = out.sum(0)
-            elif static:
-                h = _linear(node, h)
-            else:
-                tb = h.shape[:2]
-                h = _linear(node, h.reshape((-1,) + h.shape[2:]))
-                h = h.reshape(tb + h.shape[1:])
-        if not isinstance(graph.nodes[order[-2]], nir.IF):
-            raise ValueError("simulate: the node before the Output must be an IF layer")
-        counts_all.append(counts)
-        v_all.append(v)
-    return np.concatenate(counts_all), np.concatenate(v_all)
-
-
-def predict_from_output(counts: np.ndarray, v_final: np.ndarray) -> np.ndarray:
-    """Argmax of spike counts; ties -> larger final membrane; then the lowest index."""
-    top = counts == counts.max(axis=1, keepdims=True)
-    vm = np.where(top, v_final, -np.inf)
-    return np.argmax(vm == vm.max(axis=1, keepdims=True), axis=1)
-
-
-def snn_accuracy(graph: nir.NIRGraph, x: np.ndarray, y: np.ndarray,
+def snn_accuracy(graph: Graph, x: np.ndarray, y: np.ndarray,
                  steps: int = DEFAULT_STEPS) -> float:
-    """Fraction of images classified correctly by :func:`simulate` in ``steps`` steps."""
-    counts, v = simulate(graph, x, steps)
-    return float(np.mean(predict_from_output(counts, v) == y))
+    """Fraction of images ``x`` (B, 1, 28, 28) the SNN classifies as ``y`` in ``steps`` steps.
+
+    The official evaluation: the float reference :func:`models.simulate` on
+    ``models.lower(graph)`` with direct encoding, ``reset="subtract"``,
+    ``spikes="binary"``; the class is the argmax of output spike counts, ties to
+    the lowest index.
+    """
+    res = simulate(lower(graph), encode_direct(x, steps), reset="subtract", spikes="binary")
+    return res.accuracy(y)
 
 
 # --------------------------------------------------------------------------- driver
@@ -720,9 +608,8 @@ def main(argv: list[str] | None = None) -> int:
                 f" --epochs {cfg.epochs}" if args.epochs is not None else "") + (
                 f" --seed {args.seed}" if args.seed else ""),
         })
-        out.parent.mkdir(parents=True, exist_ok=True)
-        nir.write(str(out), graph)
-        nir.read(str(out))  # must load back
+        write_nir(graph, out)  # atomic
+        read_nir(out)  # must load back
         print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
         if not args.dev and snn_acc < TARGETS[args.model]:
             print(f"WARNING: SNN accuracy {snn_acc:.4f} below the target {TARGETS[args.model]:.3f}")
