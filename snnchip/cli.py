@@ -153,6 +153,56 @@ def cmd_demo(args):
     return 0
 
 
+def cmd_chip(args):
+    from hwsim.chip import describe, list_presets, load_chip, parse_overrides
+
+    if args.chip_command == "list":
+        for name in list_presets():
+            chip = load_chip(name)
+            print(f"{name:<10} {chip.total_cores:>6,} cores  {chip.core.axons}x{chip.core.neurons} crossbars  "
+                  f"{chip.core.weight_bits}-bit weights  {chip.description.splitlines()[0] if chip.description else ''}")
+        return 0
+    chip = load_chip(args.name)
+    if args.set:
+        chip = chip.with_overrides(parse_overrides(args.set))
+    print(describe(chip))
+    return 0
+
+
+def cmd_map(args):
+    from hwsim.chip import load_chip, parse_overrides
+    from mapper.mapping import map_model
+    from models import lower
+
+    g = _load(args.model)
+    chip = load_chip(args.chip)
+    if args.set:
+        chip = chip.with_overrides(parse_overrides(args.set))
+    rates = None
+    net = lower(g)
+    if args.profile:
+        reset, spikes = _modes(g, args)
+        kind, seq = load_data(g, None, args.profile, None, None)
+        net = lower(g, input_spiking=seq.spiking)
+        from models import simulate
+
+        r = simulate(net, seq.inputs, reset=reset, spikes=spikes)
+        rates = r.firing_rates()
+        if seq.spiking:
+            rates[net.input.name] = float(seq.inputs.mean())
+        print(f"profiled firing rates on {seq.inputs.shape[1]} {kind} samples: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in rates.items()))
+    t0 = time.perf_counter()
+    m = map_model(net, chip, placement=args.placement, rates=rates, max_fold=args.max_fold,
+                  seed=args.seed, model=args.model)
+    dt = time.perf_counter() - t0
+    print(m.report())
+    if args.output:
+        m.save(args.output)
+        print(f"\nmapping written to {args.output}/mapping.json + mapping.npz ({dt:.1f} s to map)")
+    return 0
+
+
 def cmd_models(args):
     from models.zoo.catalog import available
 
@@ -190,6 +240,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--spikes", choices=["binary", "multi"])
     s.set_defaults(func=cmd_demo)
 
+    s = sub.add_parser("chip", help="list chip presets or show one (a preset name or a YAML/JSON file)")
+    chip_sub = s.add_subparsers(dest="chip_command", required=True, parser_class=_Parser)
+    c = chip_sub.add_parser("list", help="list the presets")
+    c.set_defaults(func=cmd_chip)
+    c = chip_sub.add_parser("show", help="print every field of a chip, with sources and assumptions")
+    c.add_argument("name", help="preset name (tianjic, loihi, truenorth, tiny) or a .yaml/.json file")
+    c.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a field, e.g. core.axons=128")
+    c.set_defaults(func=cmd_chip)
+
+    s = sub.add_parser("map", help="quantize, tile, place and route a model on a chip; print the resource report")
+    s.add_argument("model")
+    s.add_argument("--chip", default="tianjic", help="preset name or YAML/JSON file (default tianjic)")
+    s.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a chip field, e.g. core.axons=128")
+    s.add_argument("--placement", choices=["rowmajor", "hilbert", "partition", "anneal"], default="rowmajor")
+    s.add_argument("--max-fold", type=int, help="largest fold (output blocks per core) the mapper may use")
+    s.add_argument("--profile", type=int, metavar="N", help="weight traffic by firing rates of N reference samples")
+    s.add_argument("--reset", choices=["zero", "subtract"])
+    s.add_argument("--spikes", choices=["binary", "multi"])
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-o", "--output", help="folder for mapping.json + mapping.npz")
+    s.set_defaults(func=cmd_map)
+
     s = sub.add_parser("models", help="list shipped models and zoo builders")
     s.set_defaults(func=cmd_models)
     return p
@@ -206,6 +278,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("snnchip: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head`: stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

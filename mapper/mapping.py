@@ -1,0 +1,307 @@
+"""The ``Mapping``: a quantised net placed and routed on a chip, and its files.
+
+:func:`map_model` runs the mapper passes in order -- ``quantize`` -> ``tile`` ->
+``place`` -> ``route`` -> ``validate`` -- each a plain function over plain data.
+A :class:`Mapping` saves as ``mapping.json`` (structure, a pydantic model) plus
+``mapping.npz`` (arrays; loaded with ``allow_pickle=False``), both written
+atomically; :meth:`Mapping.load` re-validates everything against the chip and
+round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from models.errors import SnnchipError
+from models.net import ConvProjection, DenseProjection
+from models.netio import net_from_dict, net_to_dict
+
+from .placement import Placement, place
+from .routing import Flows, Routes, flows_from_tiling, route
+from .validate import check, core_bytes, MappingError
+
+FORMAT_VERSION = 1
+
+
+class MappingFileError(SnnchipError):
+    """A mapping folder is missing, corrupt, or inconsistent with its chip."""
+
+
+@dataclass
+class Mapping:
+    """Everything the chip simulator needs: chip, integer net, tiles, cores, placement, routes."""
+
+    chip: object
+    net: object
+    tiling: object
+    placement: Placement
+    routes: Routes
+    model: str = ""
+    quant: dict = field(default_factory=dict)
+    baseline: dict = field(default_factory=dict)  # rowmajor cost, for comparison
+
+    # ---------------------------------------------------------------- reports ------
+    def resources(self) -> dict:
+        """Figures of the resource report (see :meth:`report`)."""
+        chip, tl = self.chip, self.tiling
+        c = chip.core
+        n_cores = len(tl.cores)
+        cells = c.axons * c.neurons
+        used = sum(t.used_cells for t in tl.tiles)
+        crossbars = sum(core_bytes(tl, k, chip)[0] for k in range(n_cores))
+        wbytes = sum(core_bytes(tl, k, chip)[1] for k in range(n_cores))
+        nnz = sum(q.nnz for q in self.net.projections)
+        unique_wbytes = nnz * c.weight_bits / 8
+        return {
+            "cores_used": n_cores, "cores_per_chip": chip.mesh.width * chip.mesh.height,
+            "chips_used": self.placement.n_chips, "max_chips": chip.mesh.max_chips,
+            "tiles": len(tl.tiles), "crossbars": crossbars,
+            "partial_tiles": sum(t.kind == "partial" for t in tl.tiles),
+            "crossbar_utilization": used / max(1, len(tl.tiles) * cells),
+            "weight_bytes": wbytes, "synapses": nnz, "weight_bytes_unique": unique_wbytes,
+            "duplication": used / max(1, nnz),
+            "max_routing_entries": int(self.routes.table_entries.max(initial=0)),
+            "routing_entries_limit": c.routing_entries,
+            "traffic_hops": self.placement.stats.get("flit_hops", 0.0),
+            "interchip_flits": self.placement.stats.get("interchip_flits", 0.0),
+            "rowmajor_traffic_hops": self.baseline.get("flit_hops", float("nan")),
+            "max_link_load": self.routes.max_link_load(),
+            "fold": dict(tl.fold),
+        }
+
+    def report(self) -> str:
+        r = self.resources()
+        lines = [
+            f"mapping of {self.model or 'model'} on {self.chip.name} ({self.placement.strategy} placement, "
+            f"{self.routes.multicast} routing)",
+            f"  cores used       {r['cores_used']:,} of {r['cores_per_chip'] * r['chips_used']:,} on "
+            f"{r['chips_used']} chip(s) ({r['cores_per_chip']} cores each, max {r['max_chips']} chips)",
+            f"  crossbars        {r['crossbars']:,} for {r['tiles']:,} tiles ({r['partial_tiles']:,} partial-sum tiles)",
+            f"  utilization      {100 * r['crossbar_utilization']:.1f} % of crossbar cells hold a synapse",
+            f"  weight memory    {r['weight_bytes'] / 1024:,.1f} KiB in crossbars; synapses {r['synapses']:,} "
+            f"({r['weight_bytes_unique'] / 1024:,.1f} KiB once); duplication x{r['duplication']:.2f}",
+            f"  routing tables   largest {r['max_routing_entries']} entries (limit {r['routing_entries_limit']})",
+            f"  traffic x hops   {r['traffic_hops']:,.1f} flit-hops/step ({self.placement.strategy}) vs "
+            f"{r['rowmajor_traffic_hops']:,.1f} (rowmajor); inter-chip {r['interchip_flits']:,.1f} flits/step",
+            f"  max link load    {r['max_link_load']:,.2f} flits/step",
+        ]
+        folds = {k: v for k, v in r["fold"].items() if v > 1}
+        if folds:
+            lines.append("  fold             " + ", ".join(f"{k} x{v}" for k, v in folds.items()))
+        lines.append("")
+        lines.append(self.tiling.summary())
+        return "\n".join(lines)
+
+    # ---------------------------------------------------------------- files --------
+    def save(self, folder: str | os.PathLike) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        doc, arrays = _to_records(self)
+        _atomic_write(folder / "mapping.npz", lambda f: np.savez_compressed(f, **arrays), binary=True)
+        _atomic_write(folder / "mapping.json", lambda f: f.write(doc.model_dump_json(indent=1)))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> "Mapping":
+        return _from_records(Path(folder))
+
+
+def _atomic_write(path: Path, write, binary: bool = False) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# -------------------------------------------------------------------- records ---------
+
+class TileRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: int
+    population: str
+    kind: str
+    soma: int
+    post: str
+    axons: list[tuple[str, int, str]]
+    n_axons: int
+    n_neurons: int
+    used_cells: int
+    mode: str
+    block: list
+    weight_group: int
+
+
+class MappingRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format_version: int
+    model: str
+    chip: dict
+    net: dict
+    tiles: list[TileRecord]
+    cores: list[list[int]]
+    fold: dict[str, int]
+    placement: dict
+    multicast: str
+    flows: dict
+    quant: dict
+    baseline: dict
+
+
+def _to_records(m: Mapping):
+    arrays: dict = {}
+    net_doc, net_arrays = net_to_dict(m.net)
+    arrays.update(net_arrays)
+    tiles = []
+    for t in m.tiling.tiles:
+        pk = f"tile{t.id}.post"
+        arrays[pk] = np.asarray(t.post, dtype=np.int64)
+        ax = []
+        for j, (src, delay, idx) in enumerate(t.axons):
+            ak = f"tile{t.id}.ax{j}"
+            arrays[ak] = np.asarray(idx, dtype=np.int64)
+            ax.append((src, int(delay), ak))
+        tiles.append(TileRecord(id=t.id, population=t.population, kind=t.kind, soma=t.soma, post=pk, axons=ax,
+                                n_axons=t.n_axons, n_neurons=t.n_neurons, used_cells=t.used_cells, mode=t.mode,
+                                block=[b if isinstance(b, (str, int)) else int(b) for b in t.block],
+                                weight_group=t.weight_group))
+    p = m.placement
+    arrays["placement.positions"] = p.positions.astype(np.int64)
+    f = m.routes.flows
+    arrays["flows.src"], arrays["flows.rate"], arrays["flows.kind"] = f.src, f.rate, f.kind
+    d = f.dst.tocsr()
+    arrays["flows.dst.indptr"], arrays["flows.dst.indices"] = d.indptr.astype(np.int64), d.indices.astype(np.int64)
+    doc = MappingRecord(
+        format_version=FORMAT_VERSION, model=m.model, chip=m.chip.to_dict(), net=net_doc, tiles=tiles,
+        cores=[list(map(int, c)) for c in m.tiling.cores], fold={k: int(v) for k, v in m.tiling.fold.items()},
+        placement={"n_chips": p.n_chips, "chip_grid": list(p.chip_grid), "width": p.width, "height": p.height,
+                   "strategy": p.strategy, "interchip_penalty": p.interchip_penalty, "stats": p.stats},
+        multicast=m.routes.multicast, flows={"n_cores": f.n_cores}, quant=_jsonable(m.quant),
+        baseline=_jsonable(m.baseline))
+    return doc, arrays
+
+
+def _jsonable(d):
+    return json.loads(json.dumps(d, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+def _from_records(folder: Path) -> Mapping:
+    from hwsim.chip import ChipConfig, ChipConfigError
+
+    from .tiling import Tile, Tiling
+
+    jpath, npath = folder / "mapping.json", folder / "mapping.npz"
+    for pth in (jpath, npath):
+        if not pth.exists():
+            raise MappingFileError(f"{pth}: no such file (is {folder} a mapping folder written by `snnchip map`?)")
+    try:
+        doc = MappingRecord.model_validate_json(jpath.read_text())
+    except ValidationError as err:
+        e = err.errors()[0]
+        raise MappingFileError(f"{jpath}: {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+    except ValueError as err:
+        raise MappingFileError(f"{jpath}: not valid JSON ({err})") from None
+    if doc.format_version != FORMAT_VERSION:
+        raise MappingFileError(f"{jpath}: format_version {doc.format_version}, this snnchip reads {FORMAT_VERSION}")
+    try:
+        arrays = dict(np.load(npath, allow_pickle=False))
+    except Exception as err:  # zip/npz damage of any kind
+        raise MappingFileError(f"{npath}: cannot read arrays ({err})") from None
+    try:
+        chip = ChipConfig.model_validate(doc.chip)
+    except ValidationError as err:
+        e = err.errors()[0]
+        raise MappingFileError(f"{jpath}: chip.{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+    net = net_from_dict(doc.net, arrays, where=str(jpath))
+
+    def arr(key):
+        if key not in arrays:
+            raise MappingFileError(f"{npath}: array '{key}' missing")
+        return arrays[key]
+
+    tiles = []
+    for r in doc.tiles:
+        if r.population not in net.pop:
+            raise MappingFileError(f"{jpath}: tile {r.id} belongs to unknown population '{r.population}'")
+        post = arr(r.post)
+        size = net.pop[r.population].size
+        if post.size and (post.min() < 0 or post.max() >= size):
+            raise MappingFileError(f"{jpath}: tile {r.id}: post index outside population '{r.population}' ({size})")
+        axons = []
+        for src, delay, key in r.axons:
+            idx = arr(key)
+            if src not in net.pop or (idx.size and (idx.min() < 0 or idx.max() >= net.pop[src].size)):
+                raise MappingFileError(f"{jpath}: tile {r.id}: axons from '{src}' out of range")
+            axons.append((src, delay, idx))
+        tiles.append(Tile(id=r.id, population=r.population, kind=r.kind, soma=r.soma, post=post, axons=axons,
+                          n_axons=r.n_axons, n_neurons=r.n_neurons, used_cells=r.used_cells, mode=r.mode,
+                          block=tuple(r.block), weight_group=r.weight_group))
+    n_tiles = len(tiles)
+    for k, c in enumerate(doc.cores):
+        if any(t < 0 or t >= n_tiles for t in c):
+            raise MappingFileError(f"{jpath}: core {k} lists a tile outside 0..{n_tiles - 1}")
+    tiling = Tiling(tiles=tiles, cores=doc.cores, fold=dict(doc.fold), chip=chip)
+    pd = doc.placement
+    positions = arr("placement.positions")
+    if positions.shape != (len(doc.cores), 3):
+        raise MappingFileError(f"{npath}: placement has {positions.shape[0]} cores, mapping has {len(doc.cores)}")
+    placement = Placement(positions, pd["n_chips"], tuple(pd["chip_grid"]), pd["width"], pd["height"],
+                          pd["strategy"], pd["interchip_penalty"], dict(pd["stats"]))
+    n = doc.flows["n_cores"]
+    dst = sp.csr_matrix((np.ones(arr("flows.dst.indices").size, bool), arr("flows.dst.indices"),
+                         arr("flows.dst.indptr")), shape=(arr("flows.src").size, n))
+    flows = Flows(arr("flows.src"), arr("flows.rate"), dst, arr("flows.kind"), n)
+    routes = route(placement, flows, chip, multicast=doc.multicast)
+    m = Mapping(chip, net, tiling, placement, routes, doc.model, dict(doc.quant), dict(doc.baseline))
+    v = check(tiling, chip, net=net, routes=routes)
+    if v:
+        raise MappingError(v, str(folder))
+    return m
+
+
+# -------------------------------------------------------------------- the pipeline ----
+
+def map_model(graph_or_net, chip, *, placement: str = "rowmajor", rates: dict | None = None, max_fold=None,
+              fold=None, seed: int = 0, model: str = "", multicast: str | None = None,
+              input_spiking: bool | None = None) -> Mapping:
+    """quantize -> tile -> place -> route -> validate; raises MappingError listing every broken limit.
+
+    ``rates``: per-population firing rates (spikes per neuron per step) from a
+    profiling run, used as traffic weights; ``None`` = uniform (1 per neuron per step).
+    """
+    from models import Graph, lower
+
+    from .quantize import quantize
+    from .tiling import tile
+
+    net = lower(graph_or_net, input_spiking=input_spiking) if isinstance(graph_or_net, Graph) else graph_or_net
+    qnet, qreport = quantize(net, chip)
+    tiling = tile(qnet, chip, max_fold=max_fold, fold=fold)
+    problems = check(tiling, chip, net=qnet)
+    if problems:
+        raise MappingError(problems, model)
+    flows = flows_from_tiling(tiling, rates, psum_bits=chip.core.membrane_bits, flit_bits=chip.noc.flit_bits)
+    T = flows.traffic()
+    pl = place(len(tiling.cores), T, chip, placement, seed=seed)
+    base = pl.stats if placement == "rowmajor" else place(len(tiling.cores), T, chip, "rowmajor").stats
+    routes = route(pl, flows, chip, multicast=multicast)
+    problems = check(tiling, chip, net=qnet, routes=routes)
+    if problems:
+        raise MappingError(problems, model)
+    quant = qreport.summary() if hasattr(qreport, "summary") else {}
+    return Mapping(chip, qnet, tiling, pl, routes, model, quant, dict(base))
