@@ -58,16 +58,18 @@ class Mapping:
         used = sum(t.used_cells for t in tl.tiles)
         crossbars = sum(core_bytes(tl, k, chip)[0] for k in range(n_cores))
         wbytes = sum(core_bytes(tl, k, chip)[1] for k in range(n_cores))
-        nnz = sum(q.nnz for q in self.net.projections)
-        unique_wbytes = nnz * c.weight_bits / 8
+        pp = tl.per_population()
+        stored = sum(r["weights_stored"] for r in pp)
+        unique = sum(r["unique_weights"] for r in pp)
+        unique_wbytes = unique * c.weight_bits / 8
         return {
             "cores_used": n_cores, "cores_per_chip": chip.mesh.width * chip.mesh.height,
             "chips_used": self.placement.n_chips, "max_chips": chip.mesh.max_chips,
             "tiles": len(tl.tiles), "crossbars": crossbars,
             "partial_tiles": sum(t.kind == "partial" for t in tl.tiles),
             "crossbar_utilization": used / max(1, len(tl.tiles) * cells),
-            "weight_bytes": wbytes, "synapses": nnz, "weight_bytes_unique": unique_wbytes,
-            "duplication": used / max(1, nnz),
+            "weight_bytes": wbytes, "weights_stored": stored, "unique_weights": unique,
+            "weight_bytes_unique": unique_wbytes, "duplication": stored / max(1, unique),
             "max_routing_entries": int(self.routes.table_entries.max(initial=0)),
             "routing_entries_limit": c.routing_entries,
             "traffic_hops": self.placement.stats.get("flit_hops", 0.0),
@@ -86,8 +88,9 @@ class Mapping:
             f"{r['chips_used']} chip(s) ({r['cores_per_chip']} cores each, max {r['max_chips']} chips)",
             f"  crossbars        {r['crossbars']:,} for {r['tiles']:,} tiles ({r['partial_tiles']:,} partial-sum tiles)",
             f"  utilization      {100 * r['crossbar_utilization']:.1f} % of crossbar cells hold a synapse",
-            f"  weight memory    {r['weight_bytes'] / 1024:,.1f} KiB in crossbars; synapses {r['synapses']:,} "
-            f"({r['weight_bytes_unique'] / 1024:,.1f} KiB once); duplication x{r['duplication']:.2f}",
+            f"  weight memory    {r['weight_bytes'] / 1024:,.1f} KiB of crossbar SRAM; {r['weights_stored']:,} weights "
+            f"stored, {r['unique_weights']:,} distinct ({r['weight_bytes_unique'] / 1024:,.1f} KiB): "
+            f"duplication x{r['duplication']:.1f}",
             f"  routing tables   largest {r['max_routing_entries']} entries (limit {r['routing_entries_limit']})",
             f"  traffic x hops   {r['traffic_hops']:,.1f} flit-hops/step ({self.placement.strategy}) vs "
             f"{r['rowmajor_traffic_hops']:,.1f} (rowmajor); inter-chip {r['interchip_flits']:,.1f} flits/step",
@@ -155,6 +158,8 @@ class MappingRecord(BaseModel):
     net: dict
     tiles: list[TileRecord]
     cores: list[list[int]]
+    crossbars: list[list[int]]
+    blocks: dict
     fold: dict[str, int]
     placement: dict
     multicast: str
@@ -188,7 +193,8 @@ def _to_records(m: Mapping):
     arrays["flows.dst.indptr"], arrays["flows.dst.indices"] = d.indptr.astype(np.int64), d.indices.astype(np.int64)
     doc = MappingRecord(
         format_version=FORMAT_VERSION, model=m.model, chip=m.chip.to_dict(), net=net_doc, tiles=tiles,
-        cores=[list(map(int, c)) for c in m.tiling.cores], fold={k: int(v) for k, v in m.tiling.fold.items()},
+        cores=[list(map(int, c)) for c in m.tiling.cores],
+        crossbars=[list(map(int, c)) for c in m.tiling.crossbars], blocks=_jsonable(m.tiling.blocks), fold={k: int(v) for k, v in m.tiling.fold.items()},
         placement={"n_chips": p.n_chips, "chip_grid": list(p.chip_grid), "width": p.width, "height": p.height,
                    "strategy": p.strategy, "interchip_penalty": p.interchip_penalty, "stats": p.stats},
         multicast=m.routes.multicast, flows={"n_cores": f.n_cores}, quant=_jsonable(m.quant),
@@ -248,14 +254,18 @@ def _from_records(folder: Path) -> Mapping:
             if src not in net.pop or (idx.size and (idx.min() < 0 or idx.max() >= net.pop[src].size)):
                 raise MappingFileError(f"{jpath}: tile {r.id}: axons from '{src}' out of range")
             axons.append((src, delay, idx))
-        tiles.append(Tile(id=r.id, population=r.population, kind=r.kind, soma=r.soma, post=post, axons=axons,
+        tiles.append(Tile(id=r.id, population=r.population, kind=r.kind, soma=r.soma,
                           n_axons=r.n_axons, n_neurons=r.n_neurons, used_cells=r.used_cells, mode=r.mode,
-                          block=tuple(r.block), weight_group=r.weight_group))
+                          block=tuple(r.block), weight_group=r.weight_group, _post=post, _axons=axons))
     n_tiles = len(tiles)
     for k, c in enumerate(doc.cores):
         if any(t < 0 or t >= n_tiles for t in c):
             raise MappingFileError(f"{jpath}: core {k} lists a tile outside 0..{n_tiles - 1}")
-    tiling = Tiling(tiles=tiles, cores=doc.cores, fold=dict(doc.fold), chip=chip)
+    for k, c in enumerate(doc.crossbars):
+        if any(t < 0 or t >= n_tiles for t in c):
+            raise MappingFileError(f"{jpath}: crossbar {k} lists a tile outside 0..{n_tiles - 1}")
+    tiling = Tiling(tiles=tiles, cores=doc.cores, fold=dict(doc.fold), chip=chip, crossbars=doc.crossbars,
+                    blocks=dict(doc.blocks))
     pd = doc.placement
     positions = arr("placement.positions")
     if positions.shape != (len(doc.cores), 3):

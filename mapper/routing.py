@@ -16,10 +16,13 @@ along y. A directed link is ``(gx, gy, port)`` with port 0=E, 1=W, 2=N (+y), 3=S
 * ``xy-tree``: one copy per link of the union of the XY paths (the tree forks
   where paths diverge), so a link carries ``rate`` once per flow.
 
-Routing-table entries of a core = the flows it originates (unicast: one entry per
-destination core; xy-tree: one per multicast group) + the xy-tree flows that fork
-at its router (it must know the branch ports). Checked against
-``core.routing_entries``.
+Routing-table entries of a core = the distinct destination cores it sends to (the
+source lookup table of a Tianjic/TrueNorth-style core lists target cores and axon
+offsets; packets of one neuron to several cores share the entries). Checked
+against ``core.routing_entries``. The xy-tree is taken as source-routed (the
+header carries the destination set), so forking needs no router state; the
+number of multicast flows forking at each router is reported as
+``Routes.fork_entries`` for chips whose routers would need table entries for it.
 """
 
 from __future__ import annotations
@@ -216,15 +219,14 @@ def route(placement, flows: Flows, chip, *, multicast: str | None = None) -> Rou
     n = flows.n_cores
     ndst = np.diff(dst.indptr)
     per_flow = ndst if mode == "unicast" else np.ones_like(ndst)
-    entries = np.bincount(flows.src[flows.src < n], weights=per_flow[flows.src < n], minlength=n).astype(np.int64)
-    if mode == "unicast":  # one entry per distinct destination core
-        D = sp.csr_matrix((np.ones(dst.nnz), (np.repeat(flows.src, ndst), dst.indices)), shape=(n + 1, n))
-        D.sum_duplicates()
-        entries = np.diff(D.tocsr().indptr)[:n].astype(np.int64)
-    else:
-        entries = entries + forks[g[:n, 0], g[:n, 1]]
+    # source LUT: one entry per distinct destination core (both modes)
+    D = sp.csr_matrix((np.ones(dst.nnz), (np.repeat(flows.src, ndst), dst.indices)), shape=(n + 1, n))
+    D.sum_duplicates()
+    entries = np.diff(D.tocsr().indptr)[:n].astype(np.int64)
+    fork_entries = forks[g[:n, 0], g[:n, 1]].astype(np.int64) if mode == "xy-tree" else np.zeros(n, np.int64)
     io = float((flows.rate * np.where(flows.src == n, per_flow, 0)).sum())
     r = Routes(load, io, entries, mode, flows)
-    r.stats = {"max_link_load": r.max_link_load(), "total_flit_hops": float(load.sum()),
+    r.fork_entries = fork_entries
+    r.stats = {"max_fork_entries": int(fork_entries.max(initial=0)), "max_link_load": r.max_link_load(), "total_flit_hops": float(load.sum()),
                "max_table_entries": int(entries.max(initial=0)), "io_flits": io}
     return r

@@ -32,8 +32,15 @@ Order within a step: nodes in the graph's topological order with recurrent
 (zero at step 0); a ``Delay`` node of ``d`` time units outputs its input of
 ``round(d/dt)`` steps ago (zero before). All state starts at zero.
 
-The integer semantics after quantisation (the contract with ``hwsim``) are
-added to this module by the mapper issue.
+Integer semantics
+-----------------
+After ``mapper.quantize`` the network runs in integers: signed ``weight_bits``
+weights, a saturating ``membrane_bits`` membrane, leaks as fixed-point multiplies
+with ``leak_frac_bits`` fraction bits and round-half-up shifts, integer thresholds
+and resets. The exact update equations -- the contract that ``hwsim`` must match
+spike for spike and membrane value for membrane value -- and the integer reference
+simulator ``simulate_int`` live in :mod:`models.intref`; its module docstring is
+the single place they are written down.
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ def test_xy_unicast_and_tree_loads():
     assert uni.link_load.sum() == 1.5 * 5 and uni.table_entries[0] == 2
     tree = route(p, f, chip(multicast="xy-tree"))
     assert tree.link_load[0, 0, E] == 1.5 and tree.link_load[1, 0, E] == 1.5 and tree.link_load[2, 0, N] == 1.5
-    assert tree.link_load.sum() == 1.5 * 3 and tree.table_entries[0] == 1
+    assert tree.link_load.sum() == 1.5 * 3 and tree.table_entries[0] == 2  # two destination cores
 
 
 def test_io_port_injection():
@@ -99,9 +99,10 @@ def test_io_port_injection():
     assert r.io_load == 2.0 and r.link_load[0, 0, 2] == 2.0 and r.link_load.sum() == 2.0
 
 
-def test_tree_fork_counts_a_table_entry():
+def test_tree_fork_is_counted():
     # from (1,0) to (0,1) and (2,1): XY paths go W then N, and E then N: the tree forks at (1,0)
     p = place(9, None, chip(), "rowmajor")
     f = _flows([1], [[3, 5]], [1.0], 9)
     tree = route(p, f, chip(multicast="xy-tree"))
-    assert tree.table_entries[1] == 2  # one source entry + one fork entry
+    assert tree.table_entries[1] == 2 and tree.fork_entries[1] == 1
+    assert tree.fork_entries.sum() == 1  # (0,0) and (2,0) only pass the packet on

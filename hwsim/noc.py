@@ -1,0 +1,448 @@
+"""The network on chip: packet-level timing of a 2-D mesh with XY routing (Numba).
+
+This module owns the NoC timing model and its fast implementation;
+``hwsim/noc_ref.py`` is the SimPy twin of the same model, slow and plainly correct.
+Both follow the spec below and give the same delivery cycle for every packet.
+
+Packet model (the spec)
+-----------------------
+Nodes are global mesh coordinates ``(gx, gy)`` on a ``grid_w x grid_h`` grid. A
+directed link ``(gx, gy, port)`` leaves node ``(gx, gy)`` through port 0 = E (+x),
+1 = W (-x), 2 = N (+y) or 3 = S (-y), as in ``mapper/routing.py``.
+
+A packet ``p`` (its id is its row in :class:`Packets`) has an inject cycle
+``t0 >= 0``, a source node, one or more destination nodes and a length of
+``L >= 1`` flits. Its route is XY dimension order, x first, then y:
+
+* ``multicast="xy-tree"``: the route is the union of the XY paths from the source
+  to every destination, a tree; each link of the tree is used once and the packet
+  forks where the paths diverge. A destination on the way to another one receives
+  its copy as the packet passes.
+* ``multicast="unicast"``: the source sends one copy per destination, each with its
+  own XY path; copy ``k`` of the flat destination list (``dst_xy[k]``) acts as packet
+  ``k``, so ties are broken by (packet id, destination order).
+
+Timing: cut-through, infinite buffers, one flit per link per cycle. With
+``R = router_cycles`` (>= 1) and ``W = link_cycles`` (>= 0):
+
+* the head reaches the source router at ``t0`` and is ready for the first link(s)
+  at ``r = t0 + R``;
+* a link is a FIFO server: a packet ready for link ``l`` at cycle ``r`` starts
+  crossing at ``s = max(r, free_at[l])`` and holds the link for ``L`` cycles
+  (``free_at[l] = s + L``); competing packets are served in order of
+  ``(ready cycle, packet id)``, FIFO with a deterministic tie rule;
+* the head reaches the next router at ``s + W`` and is ready for the next link at
+  ``s + W + R`` (at a fork: for every child link at that cycle);
+* delivery at a destination = head arrival at its router + (L - 1) (the tail)
+  = ``s_last + W + L - 1``, where ``s_last`` is the start on the last link of its
+  path; ejection costs nothing more;
+* a destination equal to the source is delivered at ``t0 + L - 1`` and uses no link.
+
+Zero-load latency (no contention) of a destination ``h`` hops away is therefore
+``h * (R + W) + (L - 1)`` (REFERENCES.md). Chip-to-chip links are not modelled
+differently here: every link of the global grid costs ``W``. Since ``R >= 1``, a
+packet always becomes ready for its next link strictly after it started the
+previous one, so processing requests in global ``(ready, id)`` order from a heap
+serves every link in exactly the FIFO order above.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from numba import njit
+
+from models.errors import SnnchipError
+
+__all__ = ["NocError", "Packets", "NocResult", "simulate_noc", "MULTICAST_MODES", "xy_hops"]
+
+MULTICAST_MODES = ("unicast", "xy-tree")
+_E, _W, _N, _S = 0, 1, 2, 3
+
+
+class NocError(SnnchipError):
+    """A NoC simulation request is invalid: a packet's coordinates outside the grid,
+    a length below one flit, a negative inject cycle, or bad timing parameters.
+    The message names the packet and the field."""
+
+
+def _as_xy(a, what: str) -> np.ndarray:
+    a = np.asarray(a)
+    if a.size == 0:
+        a = a.reshape(0, 2)
+    if a.ndim != 2 or a.shape[1] != 2:
+        raise NocError(f"{what}: expected an (n, 2) array of (gx, gy), got shape {a.shape}")
+    return _as_int(a, what)
+
+
+def _as_int(a, what: str) -> np.ndarray:
+    a = np.asarray(a)
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        if not np.issubdtype(a.dtype, np.number) or not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
+            raise NocError(f"{what}: expected integers, got {a.dtype} values")
+    return a.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Packets:
+    """Packets to send: ``inject_cycle[p]``, ``src_xy[p]``, ``flits[p]``, and their
+    destinations as CSR: packet ``p`` goes to ``dst_xy[dst_indptr[p]:dst_indptr[p+1]]``.
+
+    A packet's id is its row. Build with :meth:`from_arrays`, :meth:`unicast` or
+    :meth:`multicast`; the grid bounds are checked by :func:`simulate_noc`.
+    """
+
+    inject_cycle: np.ndarray  # (P,) int64
+    src_xy: np.ndarray        # (P, 2) int64
+    dst_indptr: np.ndarray    # (P + 1,) int64
+    dst_xy: np.ndarray        # (D, 2) int64
+    flits: np.ndarray         # (P,) int64
+
+    @classmethod
+    def from_arrays(cls, inject_cycle, src_xy, dst_indptr, dst_xy, flits) -> "Packets":
+        """From flat arrays; ``flits`` may be a scalar (same length for every packet)."""
+        t0 = _as_int(inject_cycle, "inject_cycle").reshape(-1)
+        src = _as_xy(src_xy, "src_xy")
+        ptr = _as_int(dst_indptr, "dst_indptr").reshape(-1)
+        dst = _as_xy(dst_xy, "dst_xy")
+        n = t0.size
+        fl = _as_int(flits, "flits")
+        fl = np.full(n, int(fl), dtype=np.int64) if fl.ndim == 0 else fl.reshape(-1)
+        if src.shape[0] != n or fl.size != n:
+            raise NocError(f"packets: inject_cycle, src_xy and flits disagree on the packet count "
+                           f"({n}, {src.shape[0]}, {fl.size})")
+        if ptr.size != n + 1 or (n + 1 and (ptr[0] != 0 or ptr[-1] != dst.shape[0])):
+            raise NocError(f"dst_indptr: expected {n + 1} offsets from 0 to {dst.shape[0]} (len(dst_xy)), "
+                           f"got {ptr.size} offsets")
+        bad = np.flatnonzero(np.diff(ptr) < 1)
+        if bad.size:
+            raise NocError(f"packet {int(bad[0])}: dst_indptr gives it no destination")
+        return cls(t0, src, ptr, dst, fl)
+
+    @classmethod
+    def unicast(cls, inject_cycle, src_xy, dst_xy, flits=1) -> "Packets":
+        """One destination per packet: ``dst_xy[p]`` is packet ``p``'s destination."""
+        n = np.asarray(inject_cycle).reshape(-1).size
+        return cls.from_arrays(inject_cycle, src_xy, np.arange(n + 1), dst_xy, flits)
+
+    @classmethod
+    def multicast(cls, inject_cycle, src_xy, dst_lists: Sequence[Sequence[Sequence[int]]], flits=1) -> "Packets":
+        """``dst_lists[p]`` is a list of ``(gx, gy)`` destinations of packet ``p``."""
+        counts = [len(d) for d in dst_lists]
+        ptr = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+        flat = [xy for d in dst_lists for xy in d]
+        return cls.from_arrays(inject_cycle, src_xy, ptr, np.asarray(flat, dtype=np.int64).reshape(-1, 2), flits)
+
+    @property
+    def n_packets(self) -> int:
+        return int(self.inject_cycle.size)
+
+    @property
+    def n_destinations(self) -> int:
+        return int(self.dst_xy.shape[0])
+
+    def packet_of_destination(self) -> np.ndarray:
+        """``(D,)`` packet id of every entry of ``dst_xy``."""
+        return np.repeat(np.arange(self.n_packets), np.diff(self.dst_indptr))
+
+
+def xy_hops(src_xy: np.ndarray, dst_xy: np.ndarray) -> np.ndarray:
+    """Manhattan hop count of the XY path between node arrays of shape (n, 2)."""
+    return np.abs(dst_xy - src_xy).sum(axis=1)
+
+
+@dataclass
+class NocResult:
+    """Timing of one :func:`simulate_noc` run.
+
+    ``delivery_cycle[k]`` is the cycle at which the tail of the packet reaches
+    destination ``dst_xy[k]`` (CSR-aligned with :class:`Packets`); ``link_flits``
+    ``(grid_w, grid_h, 4)`` counts the flits every directed link carried (ports E, W,
+    N, S leaving each node).
+    """
+
+    packets: Packets
+    delivery_cycle: np.ndarray  # (D,) int64
+    link_flits: np.ndarray      # (GW, GH, 4) int64
+    grid_w: int
+    grid_h: int
+    router_cycles: int
+    link_cycles: int
+    multicast: str
+
+    @property
+    def link_busy_cycles(self) -> np.ndarray:
+        """Cycles each link is busy; one flit per link per cycle makes it ``link_flits``."""
+        return self.link_flits
+
+    @property
+    def flit_hops(self) -> int:
+        return int(self.link_flits.sum())
+
+    @property
+    def last_delivery_cycle(self) -> int:
+        """Cycle of the last delivery (-1 without packets)."""
+        return int(self.delivery_cycle.max(initial=-1))
+
+    @property
+    def latency_cycles(self) -> np.ndarray:
+        """``(D,)`` delivery minus inject cycle, per destination."""
+        return self.delivery_cycle - self.packets.inject_cycle[self.packets.packet_of_destination()]
+
+    @property
+    def zero_load_cycles(self) -> np.ndarray:
+        """``(D,)`` latency without contention: ``hops * (R + W) + (L - 1)``."""
+        pk = self.packets
+        p = pk.packet_of_destination()
+        hops = xy_hops(pk.src_xy[p], pk.dst_xy)
+        return hops * (self.router_cycles + self.link_cycles) + pk.flits[p] - 1
+
+    @property
+    def contention_cycles(self) -> np.ndarray:
+        """``(D,)`` latency above zero load: cycles lost waiting for busy links."""
+        return self.latency_cycles - self.zero_load_cycles
+
+    def latency_histogram(self, bin_cycles: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """``(counts, edges)``: destinations per latency bin of ``bin_cycles`` cycles;
+        bin ``i`` holds latencies in ``[edges[i], edges[i + 1])``, ``edges[0] = 0``."""
+        if bin_cycles < 1:
+            raise NocError(f"latency_histogram: bin_cycles must be >= 1, got {bin_cycles}")
+        lat = self.latency_cycles
+        counts = np.bincount(lat // bin_cycles) if lat.size else np.zeros(0, dtype=np.int64)
+        return counts, np.arange(counts.size + 1, dtype=np.int64) * bin_cycles
+
+    def delivered_flits(self, start_cycle: int, end_cycle: int) -> int:
+        """Flits ejected at destinations during cycles ``[start_cycle, end_cycle)``:
+        flit ``i`` of a packet arrives at ``delivery - (L - 1) + i``."""
+        L = self.packets.flits[self.packets.packet_of_destination()]
+        first = self.delivery_cycle - (L - 1)
+        lo = np.clip(start_cycle - first, 0, L)
+        hi = np.clip(end_cycle - first, 0, L)
+        return int(np.maximum(hi - lo, 0).sum())
+
+
+# --------------------------------------------------------------------------- kernels
+
+@njit(cache=True)
+def _build_routes(src, indptr, dst, edge_off, gw, gh, tree,
+                  edge_link, edge_parent, edge_packet, edge_count, dst_edge):
+    """Lay out every packet's links as edges ``edge_off[p] ..`` in path order.
+
+    ``tree``: share links among a packet's destinations (xy-tree); else one path per
+    destination (unicast copies). ``dst_edge[k]`` = last edge to destination k, or -1.
+    """
+    P = src.shape[0]
+    stamp = np.full(gw * gh * 4, -1, dtype=np.int64)  # packet that last used the link
+    link_edge = np.zeros(gw * gh * 4, dtype=np.int64)
+    for p in range(P):
+        n = 0
+        base = edge_off[p]
+        for k in range(indptr[p], indptr[p + 1]):
+            x = src[p, 0]
+            y = src[p, 1]
+            dx = dst[k, 0]
+            dy = dst[k, 1]
+            parent = -1
+            while x != dx or y != dy:
+                if x != dx:
+                    port = _E if dx > x else _W
+                else:
+                    port = _N if dy > y else _S
+                lid = (x * gh + y) * 4 + port
+                if tree and stamp[lid] == p:
+                    e = link_edge[lid]
+                else:
+                    e = base + n
+                    n += 1
+                    edge_link[e] = lid
+                    edge_parent[e] = parent
+                    edge_packet[e] = p
+                    stamp[lid] = p
+                    link_edge[lid] = e
+                parent = e
+                if port == _E:
+                    x += 1
+                elif port == _W:
+                    x -= 1
+                elif port == _N:
+                    y += 1
+                else:
+                    y -= 1
+            dst_edge[k] = parent
+        edge_count[p] = n
+
+
+@njit(cache=True)
+def _less(ra, ea, rb, eb):
+    return ra < rb or (ra == rb and ea < eb)
+
+
+@njit(cache=True)
+def _push(hr, he, size, r, e):
+    i = size
+    hr[i] = r
+    he[i] = e
+    while i > 0:
+        j = (i - 1) >> 1
+        if _less(hr[i], he[i], hr[j], he[j]):
+            hr[i], hr[j] = hr[j], hr[i]
+            he[i], he[j] = he[j], he[i]
+            i = j
+        else:
+            break
+    return size + 1
+
+
+@njit(cache=True)
+def _pop(hr, he, size):
+    size -= 1
+    hr[0] = hr[size]
+    he[0] = he[size]
+    i = 0
+    while True:
+        a = 2 * i + 1
+        if a >= size:
+            break
+        b = a + 1
+        c = a
+        if b < size and _less(hr[b], he[b], hr[a], he[a]):
+            c = b
+        if _less(hr[c], he[c], hr[i], he[i]):
+            hr[i], hr[c] = hr[c], hr[i]
+            he[i], he[c] = he[c], he[i]
+            i = c
+        else:
+            break
+    return size
+
+
+@njit(cache=True)
+def _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, n_links,
+         edge_start, link_flits):
+    """Serve every link request in (ready, edge) order; edge order = packet-id order.
+
+    Fills ``edge_start[e]`` (cycle the head starts crossing edge e) and ``link_flits``.
+    """
+    E = edge_link.shape[0]
+    first_child = np.full(E, -1, dtype=np.int64)
+    next_sibling = np.full(E, -1, dtype=np.int64)
+    hr = np.empty(E, dtype=np.int64)
+    he = np.empty(E, dtype=np.int64)
+    size = 0
+    for e in range(E - 1, -1, -1):  # reversed so sibling lists come out in edge order
+        if not edge_valid[e]:
+            continue
+        par = edge_parent[e]
+        if par < 0:
+            size = _push(hr, he, size, t0[edge_packet[e]] + router, e)
+        else:
+            next_sibling[e] = first_child[par]
+            first_child[par] = e
+    free_at = np.zeros(n_links, dtype=np.int64)
+    while size > 0:
+        r = hr[0]
+        e = he[0]
+        size = _pop(hr, he, size)
+        lid = edge_link[e]
+        L = flits[edge_packet[e]]
+        s = r if r > free_at[lid] else free_at[lid]
+        free_at[lid] = s + L
+        link_flits[lid] += L
+        edge_start[e] = s
+        ready = s + link + router
+        c = first_child[e]
+        while c >= 0:
+            size = _push(hr, he, size, ready, c)
+            c = next_sibling[c]
+
+
+# --------------------------------------------------------------------------- API
+
+def _validate(packets: Packets, grid_w, grid_h, router_cycles, link_cycles, multicast) -> None:
+    if not isinstance(packets, Packets):
+        raise NocError(f"packets: expected a Packets, got {type(packets).__name__}")
+    for name, v, lo in (("grid_w", grid_w, 1), ("grid_h", grid_h, 1),
+                        ("router_cycles", router_cycles, 1), ("link_cycles", link_cycles, 0)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise NocError(f"{name}: must be an integer >= {lo}, got {v!r}")
+    if multicast not in MULTICAST_MODES:
+        raise NocError(f"multicast: must be one of {', '.join(MULTICAST_MODES)}, got {multicast!r}")
+    pk = packets
+
+    def first(mask):
+        return int(np.flatnonzero(mask)[0])
+
+    bad = pk.inject_cycle < 0
+    if bad.any():
+        p = first(bad)
+        raise NocError(f"packet {p}: inject_cycle = {int(pk.inject_cycle[p])}, must be >= 0")
+    bad = pk.flits < 1
+    if bad.any():
+        p = first(bad)
+        raise NocError(f"packet {p}: flits = {int(pk.flits[p])}, must be >= 1")
+    for name, xy, owner in (("src_xy", pk.src_xy, None), ("dst_xy", pk.dst_xy, pk.packet_of_destination())):
+        bad = (xy[:, 0] < 0) | (xy[:, 0] >= grid_w) | (xy[:, 1] < 0) | (xy[:, 1] >= grid_h)
+        if bad.any():
+            i = first(bad)
+            if owner is None:
+                where = f"packet {i}: src_xy"
+            else:
+                where = f"packet {int(owner[i])}: dst_xy[{i - int(pk.dst_indptr[owner[i]])}]"
+            raise NocError(f"{where} = ({int(xy[i, 0])}, {int(xy[i, 1])}) lies outside the "
+                           f"{grid_w} x {grid_h} grid")
+
+
+def simulate_noc(packets: Packets, grid_w: int, grid_h: int, router_cycles: int, link_cycles: int,
+                 *, multicast: str = "xy-tree") -> NocResult:
+    """Deliver ``packets`` on a ``grid_w x grid_h`` mesh; timing per the module docstring.
+
+    Parameters
+    ----------
+    packets : Packets
+        Inject cycles, sources, destinations (CSR) and lengths in flits.
+    grid_w, grid_h : int
+        Global mesh size (nodes along x and y).
+    router_cycles, link_cycles : int
+        ``NocConfig.router_cycles`` (>= 1) and ``NocConfig.link_cycles`` (>= 0).
+    multicast : {"xy-tree", "unicast"}
+        How a packet with several destinations travels (``NocConfig.multicast``).
+
+    Returns
+    -------
+    NocResult
+        Delivery cycle per (packet, destination) and flits per link.
+
+    Examples
+    --------
+    >>> pk = Packets.unicast([0], [(0, 0)], [(2, 1)], flits=3)
+    >>> int(simulate_noc(pk, 4, 4, router_cycles=2, link_cycles=1).delivery_cycle[0])
+    11
+    """
+    _validate(packets, grid_w, grid_h, router_cycles, link_cycles, multicast)
+    pk = packets
+    gw, gh, R, W = int(grid_w), int(grid_h), int(router_cycles), int(link_cycles)
+    owner = pk.packet_of_destination()
+    hops = xy_hops(pk.src_xy[owner], pk.dst_xy)
+    bound = np.bincount(owner, weights=hops, minlength=pk.n_packets).astype(np.int64)
+    edge_off = np.zeros(pk.n_packets + 1, dtype=np.int64)
+    np.cumsum(bound, out=edge_off[1:])
+    E = int(edge_off[-1])
+    edge_link = np.zeros(E, dtype=np.int64)
+    edge_parent = np.full(E, -1, dtype=np.int64)
+    edge_packet = np.zeros(E, dtype=np.int64)
+    edge_count = np.zeros(pk.n_packets, dtype=np.int64)
+    dst_edge = np.full(pk.n_destinations, -1, dtype=np.int64)
+    _build_routes(pk.src_xy, pk.dst_indptr, pk.dst_xy, edge_off, gw, gh, multicast == "xy-tree",
+                  edge_link, edge_parent, edge_packet, edge_count, dst_edge)
+    edge_valid = (np.arange(E) - np.repeat(edge_off[:-1], bound)) < np.repeat(edge_count, bound)
+    edge_start = np.full(E, -1, dtype=np.int64)
+    link_flits = np.zeros(gw * gh * 4, dtype=np.int64)
+    _run(pk.inject_cycle, pk.flits, edge_valid, edge_link, edge_parent, edge_packet, R, W,
+         gw * gh * 4, edge_start, link_flits)
+    L = pk.flits[owner]
+    via = dst_edge >= 0
+    delivery = pk.inject_cycle[owner] + L - 1  # destinations at their own source
+    delivery[via] = edge_start[dst_edge[via]] + W + L[via] - 1
+    return NocResult(pk, delivery, link_flits.reshape(gw, gh, 4), gw, gh, R, W, multicast)

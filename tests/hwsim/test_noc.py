@@ -1,0 +1,232 @@
+"""NoC timing: zero-load latency, hand-worked contention, Numba == SimPy on random traffic,
+saturation at the bisection bound, and typed errors for bad packets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwsim.noc import NocError, Packets, simulate_noc
+from hwsim.noc_ref import simulate_noc_ref
+from models.errors import SnnchipError
+
+SIMS = {"numba": simulate_noc, "simpy": simulate_noc_ref}
+
+
+@pytest.fixture(params=list(SIMS), scope="module")
+def sim(request):
+    return SIMS[request.param]
+
+
+# ------------------------------------------------------------------ zero load
+
+@pytest.mark.parametrize("src, dst, flits, router, link", [
+    ((0, 0), (3, 2), 1, 1, 1),      # 5 hops
+    ((3, 2), (0, 0), 4, 2, 1),      # west then south
+    ((1, 3), (1, 0), 3, 1, 0),      # y only, zero-cycle links
+    ((2, 1), (5, 1), 2, 4, 3),      # x only
+    ((0, 3), (5, 0), 7, 3, 2),      # corner to corner of a 6 x 4 grid
+    ((2, 2), (2, 2), 5, 2, 2),      # to itself: no link, just the tail
+])
+def test_zero_load_latency_is_exact(sim, src, dst, flits, router, link):
+    t0 = 7
+    r = sim(Packets.unicast([t0], [src], [dst], flits), 6, 4, router, link)
+    hops = abs(dst[0] - src[0]) + abs(dst[1] - src[1])
+    assert int(r.delivery_cycle[0]) == t0 + hops * (router + link) + (flits - 1)
+    assert int(r.latency_cycles[0]) == int(r.zero_load_cycles[0])
+    assert r.flit_hops == hops * flits
+
+
+# ------------------------------------------------------------------ hand-worked contention
+
+def test_two_packets_share_a_link_exact_cycles(sim):
+    """R = W = 1. A: (0,0)->(2,0), t0 = 0, 3 flits. B: (1,0)->(3,0), t0 = 2, 2 flits.
+
+    A: link (0,0,E) ready 1, starts 1; reaches (1,0) at 2, ready for (1,0,E) at 3.
+    B: ready for (1,0,E) at 2 + 1 = 3 too: a tie, broken by packet id.
+    A first (id 0): A starts 3, arrives (2,0) at 4, delivered 4 + 2 = 6; B waits until
+    A's 3 flits are through: starts 6, arrives (2,0) at 7, ready 8 for (2,0,E), starts
+    8, arrives (3,0) at 9, delivered 9 + 1 = 10 (zero load would be 7).
+    """
+    pk = Packets.unicast([0, 2], [(0, 0), (1, 0)], [(2, 0), (3, 0)], [3, 2])
+    r = sim(pk, 4, 1, 1, 1)
+    assert r.delivery_cycle.tolist() == [6, 10]
+    assert r.contention_cycles.tolist() == [0, 3]
+    assert r.link_flits[1, 0, 0] == 5 and r.link_flits[0, 0, 0] == 3 and r.link_flits[2, 0, 0] == 2
+    # swap the ids: B wins the tie, starts 3, arrives 4, ready 5, starts 5, arrives 6,
+    # delivered 7; A starts (1,0,E) at 5, arrives 6, delivered 8.
+    pk = Packets.unicast([2, 0], [(1, 0), (0, 0)], [(3, 0), (2, 0)], [2, 3])
+    assert sim(pk, 4, 1, 1, 1).delivery_cycle.tolist() == [7, 8]
+
+
+def test_fifo_earlier_ready_wins_over_lower_id(sim):
+    """Packet 0 becomes ready one cycle after packet 1 on the same link: FIFO, not id."""
+    pk = Packets.unicast([1, 0], [(0, 0), (0, 0)], [(1, 0), (1, 0)], [2, 2])
+    r = sim(pk, 2, 1, 1, 1)
+    # packet 1: ready 1, starts 1, arrives 2, delivered 3; packet 0: ready 2, starts 3
+    assert r.delivery_cycle.tolist() == [5, 3]
+
+
+@pytest.mark.parametrize("mode, expected, flit_hops", [
+    # tree: A's links (0,0,E) (1,0,E) (2,0,N) (2,1,N), each once; B waits for A on (0,0,E)
+    ("xy-tree", [7, 9, 1, 3, 5], 10),
+    # unicast: A's copies to (2,1), (2,2), (1,0) queue on (0,0,E) in destination order
+    ("unicast", [7, 11, 1, 7, 9], 18),
+])
+def test_multicast_modes_hand_worked(sim, mode, expected, flit_hops):
+    """R = W = 1, 2 flits. A: (0,0) -> (2,1), (2,2), (0,0), (1,0); B: (0,0) -> (1,0)."""
+    pk = Packets.multicast([0, 0], [(0, 0), (0, 0)], [[(2, 1), (2, 2), (0, 0), (1, 0)], [(1, 0)]], 2)
+    r = sim(pk, 4, 4, 1, 1, multicast=mode)
+    assert r.delivery_cycle.tolist() == expected
+    assert r.flit_hops == flit_hops
+
+
+# ------------------------------------------------------------------ Numba == SimPy
+
+def _random_packets(rng, gw, gh, n, multicast):
+    # about one packet per node every 3 cycles: enough to queue on shared links
+    t0 = np.sort(rng.integers(0, max(1, 3 * n // (gw * gh)), n))
+    src = np.c_[rng.integers(0, gw, n), rng.integers(0, gh, n)]
+    ndst = rng.integers(1, 5, n) if multicast else np.ones(n, dtype=np.int64)
+    ptr = np.concatenate([[0], np.cumsum(ndst)])
+    dst = np.c_[rng.integers(0, gw, ptr[-1]), rng.integers(0, gh, ptr[-1])]
+    return Packets.from_arrays(t0, src, ptr, dst, rng.integers(1, 5, n))
+
+
+@pytest.mark.parametrize("mode", ["unicast", "xy-tree"])
+@pytest.mark.parametrize("seed", range(4))
+def test_numba_matches_simpy_on_random_traffic(mode, seed):
+    rng = np.random.default_rng(100 + seed)
+    compared = contended = 0
+    for gw, gh in ((2, 2), (3, 5), (4, 4), (6, 6)):
+        pk = _random_packets(rng, gw, gh, 150, multicast=mode == "xy-tree")
+        router, link = int(rng.integers(1, 4)), int(rng.integers(0, 3))
+        fast = simulate_noc(pk, gw, gh, router, link, multicast=mode)
+        ref = simulate_noc_ref(pk, gw, gh, router, link, multicast=mode)
+        np.testing.assert_array_equal(fast.delivery_cycle, ref.delivery_cycle)
+        np.testing.assert_array_equal(fast.link_flits, ref.link_flits)
+        assert (fast.contention_cycles >= 0).all()
+        compared += pk.n_destinations
+        contended += int((fast.contention_cycles > 0).sum())
+    assert compared >= 600
+    assert contended > compared // 10, "the traffic must make packets wait for links"
+
+
+# ------------------------------------------------------------------ throughput
+
+def _uniform_traffic(k, p, cycles, seed):
+    """Every node of a k x k mesh injects a 1-flit packet with probability p per cycle
+    to a uniformly random other node."""
+    rng = np.random.default_rng(seed)
+    n = k * k
+    t, s = np.nonzero(rng.random((cycles, n)) < p)
+    d = rng.integers(0, n - 1, t.size)
+    d += d >= s
+    return Packets.unicast(t, np.c_[s // k, s % k], np.c_[d // k, d % k], 1)
+
+
+K, CYCLES, WINDOW = 8, 3000, (1000, 3000)
+BISECTION_BOUND = 4 / K  # flits per node per cycle, 0.5 on 8 x 8
+
+
+def _accepted(r, window=WINDOW):
+    return r.delivered_flits(*window) / (window[1] - window[0]) / K**2
+
+
+def _latency_growth(r):
+    """Mean latency of packets injected in [2500, 3000) over those of [500, 1000)."""
+    t0, lat = r.packets.inject_cycle, r.latency_cycles
+    return lat[(t0 >= 2500) & (t0 < 3000)].mean() / lat[(t0 >= 500) & (t0 < 1000)].mean()
+
+
+def test_saturation_throughput_at_bisection_bound():
+    """Sweep the offered load; the saturation throughput is the accepted throughput of the
+    highest load at which latency stays bounded (queues do not grow over the run)."""
+    rows = []
+    for p in (0.40, 0.44, 0.48, 0.52, 0.56):
+        r = simulate_noc(_uniform_traffic(K, p, CYCLES, seed=1), K, K, 1, 1)
+        rows.append((p, _accepted(r), _latency_growth(r)))
+    stable = [growth < 1.4 for _, _, growth in rows]
+    assert stable == sorted(stable, reverse=True), rows  # stable, then diverging: one knee
+    assert stable[0] and not stable[-1], rows
+    saturation = max(acc for (_, acc, _), ok in zip(rows, stable) if ok)
+    print("\n8x8 uniform random, 1-flit packets, R = W = 1:")
+    for p, acc, growth in rows:
+        print(f"  offered {p:.2f}: accepted {acc:.3f} flits/node/cycle, latency x{growth:.2f} over the run")
+    print(f"saturation throughput {saturation:.3f} flits/node/cycle = "
+          f"{saturation / BISECTION_BOUND:.1%} of the bisection bound {BISECTION_BOUND}")
+    assert 0.8 * BISECTION_BOUND <= saturation <= BISECTION_BOUND
+
+
+def test_overload_saturates_the_bisection():
+    """Offered 1.0 (twice the bound): the 16 links across the middle cut stay busy. With
+    infinite buffers nothing is dropped or throttled at the source, so flits that stay on
+    their side of the cut keep flowing and the total delivered exceeds 4/k somewhat."""
+    r = simulate_noc(_uniform_traffic(K, 1.0, CYCLES, seed=1), K, K, 1, 1)
+    cut = np.concatenate([r.link_flits[K // 2 - 1, :, 0], r.link_flits[K // 2, :, 1]])
+    busy = cut.sum() / (cut.size * r.last_delivery_cycle)
+    accepted = _accepted(r)
+    print(f"\n8x8 uniform random, offered 1.0: delivered {accepted:.3f} flits/node/cycle "
+          f"({accepted / BISECTION_BOUND:.1%} of {BISECTION_BOUND}); bisection links busy {busy:.1%}")
+    assert busy >= 0.95
+    assert BISECTION_BOUND <= accepted <= 1.2 * BISECTION_BOUND
+
+
+def test_low_load_accepted_equals_offered():
+    r = simulate_noc(_uniform_traffic(K, 0.1, CYCLES, seed=3), K, K, 1, 1)
+    t0 = r.packets.inject_cycle
+    offered = ((t0 >= WINDOW[0]) & (t0 < WINDOW[1])).sum() / (WINDOW[1] - WINDOW[0]) / K**2
+    accepted = _accepted(r)
+    print(f"\np = 0.1: offered {offered:.4f}, accepted {accepted:.4f} flits/node/cycle")
+    assert abs(offered - 0.1) < 0.005
+    assert abs(accepted - offered) <= 0.02 * offered
+
+
+# ------------------------------------------------------------------ results and errors
+
+def test_result_helpers():
+    pk = Packets.unicast([0, 0, 5], [(0, 0), (0, 0), (1, 1)], [(1, 0), (1, 0), (1, 1)], [2, 2, 3])
+    r = simulate_noc(pk, 2, 2, 1, 1)
+    assert r.delivery_cycle.tolist() == [3, 5, 7]  # second copy waits 2 cycles
+    assert r.latency_cycles.tolist() == [3, 5, 2]
+    counts, edges = r.latency_histogram(2)
+    assert counts.tolist() == [0, 2, 1] and edges.tolist() == [0, 2, 4, 6]
+    assert r.last_delivery_cycle == 7
+    assert r.delivered_flits(0, 4) == 2 and r.delivered_flits(0, 100) == 7
+    assert r.link_busy_cycles[0, 0, 0] == 4 and r.link_flits.sum() == 4
+    empty = simulate_noc(Packets.unicast([], np.zeros((0, 2)), np.zeros((0, 2))), 3, 3, 1, 1)
+    assert empty.last_delivery_cycle == -1 and empty.flit_hops == 0
+
+
+@pytest.mark.parametrize("build, grid, kw, message", [
+    (lambda: Packets.unicast([0, 4], [(0, 0), (1, 1)], [(1, 1), (2, 0)], [1, 0]), (4, 4), {},
+     "packet 1: flits = 0, must be >= 1"),
+    (lambda: Packets.unicast([0, -3], [(0, 0), (1, 1)], [(1, 1), (2, 0)]), (4, 4), {},
+     "packet 1: inject_cycle = -3, must be >= 0"),
+    (lambda: Packets.unicast([0, 1, 2], [(0, 0), (1, 1), (5, 0)], [(1, 1), (0, 0), (0, 0)]), (4, 4), {},
+     "packet 2: src_xy = (5, 0) lies outside the 4 x 4 grid"),
+    (lambda: Packets.multicast([0, 0], [(0, 0), (0, 0)], [[(1, 1)], [(1, 0), (0, -1)]]), (4, 4), {},
+     "packet 1: dst_xy[1] = (0, -1) lies outside the 4 x 4 grid"),
+    (lambda: Packets.unicast([0], [(0, 0)], [(1, 1)]), (4, 4), {"router_cycles": 0},
+     "router_cycles: must be an integer >= 1, got 0"),
+    (lambda: Packets.unicast([0], [(0, 0)], [(1, 1)]), (4, 4), {"multicast": "broadcast"},
+     "multicast: must be one of unicast, xy-tree, got 'broadcast'"),
+])
+def test_bad_input_names_packet_and_field(sim, build, grid, kw, message):
+    args = {"router_cycles": 1, "link_cycles": 1, **kw}
+    mode = args.pop("multicast", "xy-tree")
+    with pytest.raises(NocError) as err:
+        sim(build(), *grid, args["router_cycles"], args["link_cycles"], multicast=mode)
+    assert str(err.value) == message
+    assert isinstance(err.value, SnnchipError)
+
+
+def test_malformed_packets_raise_noc_error():
+    with pytest.raises(NocError, match="packet 1: dst_indptr gives it no destination"):
+        Packets.from_arrays([0, 0], [(0, 0), (1, 0)], [0, 1, 1], [(1, 1)], 1)
+    with pytest.raises(NocError, match=r"src_xy: expected an \(n, 2\) array"):
+        Packets.unicast([0], [(0, 0, 0)], [(1, 1)])
+    with pytest.raises(NocError, match="disagree on the packet count"):
+        Packets.unicast([0, 1], [(0, 0)], [(1, 1), (0, 0)])
+    with pytest.raises(NocError, match="flits: expected integers"):
+        Packets.unicast([0], [(0, 0)], [(1, 1)], flits=1.5)
