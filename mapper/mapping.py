@@ -160,6 +160,7 @@ class MappingRecord(BaseModel):
     cores: list[list[int]]
     crossbars: list[list[int]]
     blocks: dict
+    unique_weights: dict
     fold: dict[str, int]
     placement: dict
     multicast: str
@@ -194,7 +195,8 @@ def _to_records(m: Mapping):
     doc = MappingRecord(
         format_version=FORMAT_VERSION, model=m.model, chip=m.chip.to_dict(), net=net_doc, tiles=tiles,
         cores=[list(map(int, c)) for c in m.tiling.cores],
-        crossbars=[list(map(int, c)) for c in m.tiling.crossbars], blocks=_jsonable(m.tiling.blocks), fold={k: int(v) for k, v in m.tiling.fold.items()},
+        crossbars=[list(map(int, c)) for c in m.tiling.crossbars], blocks=_jsonable(m.tiling.blocks),
+        unique_weights={k: int(v) for k, v in m.tiling._unique_weights.items()}, fold={k: int(v) for k, v in m.tiling.fold.items()},
         placement={"n_chips": p.n_chips, "chip_grid": list(p.chip_grid), "width": p.width, "height": p.height,
                    "strategy": p.strategy, "interchip_penalty": p.interchip_penalty, "stats": p.stats},
         multicast=m.routes.multicast, flows={"n_cores": f.n_cores}, quant=_jsonable(m.quant),
@@ -265,7 +267,7 @@ def _from_records(folder: Path) -> Mapping:
         if any(t < 0 or t >= n_tiles for t in c):
             raise MappingFileError(f"{jpath}: crossbar {k} lists a tile outside 0..{n_tiles - 1}")
     tiling = Tiling(tiles=tiles, cores=doc.cores, fold=dict(doc.fold), chip=chip, crossbars=doc.crossbars,
-                    blocks=dict(doc.blocks))
+                    blocks=dict(doc.blocks), _unique_weights=dict(doc.unique_weights))
     pd = doc.placement
     positions = arr("placement.positions")
     if positions.shape != (len(doc.cores), 3):
@@ -301,17 +303,57 @@ def map_model(graph_or_net, chip, *, placement: str = "rowmajor", rates: dict | 
 
     net = lower(graph_or_net, input_spiking=input_spiking) if isinstance(graph_or_net, Graph) else graph_or_net
     qnet, qreport = quantize(net, chip)
+    # The smallest fold that fits the cores may still overflow routing tables (a core
+    # holding few neurons talks to many partial-sum tiles): raise the fold cap until
+    # every rule holds, unless the user fixed the fold.
+    user_fixed = max_fold is not None or fold is not None
     tiling = tile(qnet, chip, max_fold=max_fold, fold=fold)
-    problems = check(tiling, chip, net=qnet)
+    auto = max(tiling.fold.values(), default=1)
+    caps = [] if user_fixed else [f for f in (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+                                  if auto < f <= chip.core.max_fold]
+    while True:
+        problems = check(tiling, chip, net=qnet)
+        if problems:
+            raise MappingError(problems, model)
+        flows = flows_from_tiling(tiling, rates, psum_bits=chip.core.membrane_bits, flit_bits=chip.noc.flit_bits)
+        T = flows.traffic()
+        pl = place(len(tiling.cores), T, chip, placement, seed=seed)
+        routes = route(pl, flows, chip, multicast=multicast)
+        problems = check(tiling, chip, net=qnet, routes=routes)
+        if not problems or {v.rule for v in problems} != {"routing_entries"} or not caps:
+            break
+        tiling = tile(qnet, chip, max_fold=caps.pop(0))
     if problems:
         raise MappingError(problems, model)
-    flows = flows_from_tiling(tiling, rates, psum_bits=chip.core.membrane_bits, flit_bits=chip.noc.flit_bits)
-    T = flows.traffic()
-    pl = place(len(tiling.cores), T, chip, placement, seed=seed)
     base = pl.stats if placement == "rowmajor" else place(len(tiling.cores), T, chip, "rowmajor").stats
-    routes = route(pl, flows, chip, multicast=multicast)
-    problems = check(tiling, chip, net=qnet, routes=routes)
-    if problems:
-        raise MappingError(problems, model)
     quant = qreport.summary() if hasattr(qreport, "summary") else {}
     return Mapping(chip, qnet, tiling, pl, routes, model, quant, dict(base))
+
+
+def fold_sweep(graph_or_net, chip, folds=(1, 2, 4, 8, 16)) -> list[dict]:
+    """The space/time trade-off: for each fold cap, cores, chips, cycles factor and memory.
+
+    Tiling only (no placement): ``cores`` = cores needed, ``chips`` = ceil(cores /
+    cores per chip), ``cycles_factor`` = largest fold used (a folded core runs that
+    many output blocks one after another per step), ``state_bytes`` = largest
+    per-core state memory. A fold above ``core.max_fold`` is reported as not allowed.
+    """
+    from models import Graph, lower
+
+    from .quantize import quantize
+    from .tiling import tile
+
+    net = lower(graph_or_net) if isinstance(graph_or_net, Graph) else graph_or_net
+    qnet, _ = quantize(net, chip)
+    rows = []
+    for f in folds:
+        if f > chip.core.max_fold:
+            rows.append({"fold": f, "allowed": False})
+            continue
+        t = tile(qnet, chip, fold=f)
+        mem = t.core_memory()
+        rows.append({"fold": f, "allowed": True, "tiles": len(t.tiles), "cores": t.n_cores,
+                     "chips": t.chips_needed, "fits": t.fits, "cycles_factor": t.cycles_factor,
+                     "state_bytes": int(mem[:, 1].max(initial=0)),
+                     "memory_bytes": int(mem.sum(axis=1).max(initial=0))})
+    return rows

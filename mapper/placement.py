@@ -22,8 +22,8 @@ Strategies (``place(..., strategy=...)``):
 * ``rowmajor`` -- core k on slot k, chip by chip, row by row (the baseline);
 * ``hilbert`` -- slots of each chip in Hilbert-curve order, so cores adjacent in
   layer order are adjacent on the mesh;
-* ``partition`` -- recursive bisection: the slot rectangle is cut along its longer
-  side, and METIS (pymetis) cuts the traffic graph into two parts sized like the
+* ``partition`` -- recursive bisection: a near-square block of slots just large
+  enough for the cores, at the I/O corner, is cut along its longer side, and METIS (pymetis) cuts the traffic graph into two parts sized like the
   two halves, minimising the traffic crossing the cut;
 * ``anneal`` -- simulated annealing of slot swaps on the cost above, started
   from the best of the other strategies, with the cost delta of a swap computed
@@ -157,12 +157,24 @@ def _metis_bisect(W: sp.csr_matrix, cores: np.ndarray, frac: float, seed: int) -
     return np.asarray(parts) == 0
 
 
+def _compact_region(g: np.ndarray, n: int) -> np.ndarray:
+    """Indices of a near-square block of at least n slots at the global origin (I/O corner)."""
+    GW, GH = int(g[:, 0].max()) + 1, int(g[:, 1].max()) + 1
+    w = min(GW, max(1, math.ceil(math.sqrt(n))))
+    h = math.ceil(n / w)
+    if h > GH:
+        h = GH
+        w = min(GW, math.ceil(n / h))
+    sel = np.flatnonzero((g[:, 0] < w) & (g[:, 1] < h))
+    return sel if sel.size >= n else np.arange(len(g))
+
+
 def _partition_place(W, n_cores, slots, width, height, grid, seed) -> np.ndarray:
-    """Recursive bisection of the global slot rectangle, METIS on the traffic graph."""
+    """Recursive bisection of a compact slot region, METIS on the traffic graph."""
     cxy = np.stack([slots[:, 0] % grid[0], slots[:, 0] // grid[0]], axis=1)
     g = np.stack([cxy[:, 0] * width + slots[:, 1], cxy[:, 1] * height + slots[:, 2]], axis=1)
     pos = np.full(n_cores, -1, dtype=np.int64)
-    stack = [(np.arange(n_cores), np.arange(len(slots)))]
+    stack = [(np.arange(n_cores), _compact_region(g, n_cores))]
     while stack:
         cores, sl = stack.pop()
         if len(cores) == 0:

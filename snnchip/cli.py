@@ -192,6 +192,21 @@ def cmd_map(args):
             rates[net.input.name] = float(seq.inputs.mean())
         print(f"profiled firing rates on {seq.inputs.shape[1]} {kind} samples: "
               + ", ".join(f"{k} {v:.3f}" for k, v in rates.items()))
+    if args.fold_sweep:
+        from mapper.mapping import fold_sweep
+
+        folds = [int(f) for f in args.fold_sweep.split(",")]
+        print(f"{args.model} on {chip.name}: space/time trade-off by fold")
+        print("| fold | tiles | cores | chips | cycles x | max state B/core | max memory B/core |")
+        print("|---:|---:|---:|---:|---:|---:|---:|")
+        for r in fold_sweep(net, chip, folds):
+            if not r["allowed"]:
+                print(f"| {r['fold']} | - | - | - | - | above core.max_fold={chip.core.max_fold} | - |")
+                continue
+            chips = f"{r['chips']}" + ("" if r["fits"] else f" (> max {chip.mesh.max_chips})")
+            print(f"| {r['fold']} | {r['tiles']:,} | {r['cores']:,} | {chips} | {r['cycles_factor']} | "
+                  f"{r['state_bytes']:,} | {r['memory_bytes']:,} |")
+        return 0
     t0 = time.perf_counter()
     m = map_model(net, chip, placement=args.placement, rates=rates, max_fold=args.max_fold,
                   seed=args.seed, model=args.model)
@@ -260,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--spikes", choices=["binary", "multi"])
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("-o", "--output", help="folder for mapping.json + mapping.npz")
+    s.add_argument("--fold-sweep", metavar="F1,F2,...", help="print cores/chips per fold (e.g. 1,2,4,8,16) and stop")
     s.set_defaults(func=cmd_map)
 
     s = sub.add_parser("models", help="list shipped models and zoo builders")

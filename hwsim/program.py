@@ -1,0 +1,511 @@
+"""Compile a :class:`~mapper.mapping.Mapping` into flat arrays for the Numba engine.
+
+:func:`compile` turns the mapping's tiles, cores, placement and integer net into a
+:class:`Program`: contiguous typed numpy arrays only (no Python objects reach a
+kernel). Everything is range-checked here, before any kernel runs (DESIGN.md
+section 8: Numba does not bounds-check).
+
+Layout (all int64 unless noted)
+-------------------------------
+Populations ``p = 0..P-1`` in net order (0 = the graph input); neuron ``i`` of ``p``
+has the global id ``pop_off[p] + i``. Every population keeps a ring of its last
+``pop_ring[p] = max delay + 1`` outputs (``ring_off[p]`` into a per-sample buffer):
+step ``t`` writes slot ``t % pop_ring[p]``; a projection with delay ``d`` reads slot
+``(t - d) % pop_ring[p]`` (0 while ``t < d``).
+
+Projections ``j``: ``proj_src``, ``proj_dst``, ``proj_delay``, ``proj_shift``
+(``acc_shift``), ``proj_acc_off`` (start of its per-post accumulator, ``n_post``
+long). The integer contract (``models.intref``) shifts each projection's exact sum on
+its own, so the engine keeps one accumulator per (projection, post neuron); every
+partial-sum tile of the projection adds into it before the shift. Two projections that
+share an axon key (same source and delay) therefore keep separate crossbar entries
+(a cell stored once per projection).
+
+Tiles ``k`` (ordered by population, then tile id): ``tile_pop``, ``tile_core``,
+``tile_kind`` (0 soma, 1 partial), ``tile_soma``, ``tile_ncols``, rows
+``tile_row_ptr[k]:tile_row_ptr[k+1]``. Row ``r``: ``row_src`` (population),
+``row_delay``, ``row_pre`` (pre index), ``row_mac`` (1 if the source is a real-valued
+graph input), ``row_ncols`` (distinct columns used), entries
+``row_ptr[r]:row_ptr[r+1]`` with ``ent_acc`` (global accumulator index), ``ent_w``
+(integer weight) and ``ent_col`` (local column).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import scipy.sparse as sp
+
+from models.errors import SnnchipError
+from models.net import ConvProjection, DenseProjection, SparseProjection
+
+MODEL_CODES = {"input": -1, "IF": 0, "I": 1, "LIF": 2, "LI": 3, "CubaLIF": 4, "Threshold": 5, "Identity": 6}
+
+
+class ProgramError(SnnchipError):
+    """A mapping cannot be compiled: the tiles and the net disagree (names the tile/population)."""
+
+
+@dataclass(eq=False)
+class Program:
+    """Flat arrays of a compiled mapping (see the module docstring)."""
+
+    # populations
+    pop_names: list
+    pop_model: np.ndarray
+    pop_size: np.ndarray
+    pop_off: np.ndarray
+    pop_ring: np.ndarray
+    ring_off: np.ndarray
+    pop_proj_ptr: np.ndarray   # (P+1,) CSR over proj_order
+    proj_order: np.ndarray     # projection ids grouped by destination population
+    pop_tile_ptr: np.ndarray   # (P+1,) CSR over tile_order
+    tile_order: np.ndarray
+    pop_bt_ptr: np.ndarray     # bias terms of the population's projections
+    bt_start: np.ndarray
+    bt_off: np.ndarray
+    bt_vec: np.ndarray
+    # neurons (global ids)
+    nrn_core: np.ndarray
+    nrn_bias: np.ndarray
+    nrn_thr: np.ndarray
+    nrn_vreset: np.ndarray
+    nrn_alpha: np.ndarray      # alpha_q (LIF, LI) or alpha_mem_q (CubaLIF)
+    nrn_asyn: np.ndarray       # alpha_syn_q (CubaLIF)
+    nrn_vleak: np.ndarray
+    nrn_dst_ptr: np.ndarray    # (N+1,) destination cores of the neuron's spikes (remote only)
+    nrn_dst_core: np.ndarray
+    nrn_pk: np.ndarray         # packets per spike (unicast copies, or 1 for an xy-tree)
+    nrn_hops: np.ndarray       # flit-hops per spike (sum of paths, or tree links)
+    # projections
+    proj_names: list
+    proj_src: np.ndarray
+    proj_dst: np.ndarray
+    proj_delay: np.ndarray
+    proj_shift: np.ndarray
+    proj_acc_off: np.ndarray
+    proj_npost: np.ndarray
+    n_acc: int
+    # tiles
+    tile_pop: np.ndarray
+    tile_core: np.ndarray
+    tile_kind: np.ndarray
+    tile_soma: np.ndarray
+    tile_ncols: np.ndarray
+    tile_row_ptr: np.ndarray
+    tile_psum_flits: np.ndarray  # flits of the tile's partial-sum packet (0: soma or same core)
+    tile_psum_hops: np.ndarray
+    row_src: np.ndarray
+    row_delay: np.ndarray
+    row_pre: np.ndarray
+    row_mac: np.ndarray
+    row_ncols: np.ndarray
+    row_ptr: np.ndarray
+    ent_acc: np.ndarray
+    ent_w: np.ndarray
+    ent_col: np.ndarray
+    # chip
+    n_cores: int
+    core_xy: np.ndarray        # (n_cores, 2) global coordinates
+    grid_w: int
+    grid_h: int
+    membrane_bits: int
+    leak_frac_bits: int
+    weight_bits: int
+    pe_width: int
+    event_overhead: int
+    payload_bits: int
+    flit_bits: int
+    output_pop: int
+    input_spiking: bool
+    chip: object = None
+    net: object = None
+
+    @property
+    def n_pops(self) -> int:
+        return len(self.pop_names)
+
+    @property
+    def n_tiles(self) -> int:
+        return int(self.tile_pop.size)
+
+    @property
+    def ring_size(self) -> int:
+        return int((self.pop_ring * self.pop_size).sum())
+
+    def arrays(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray)}
+
+
+def _i64(a) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=np.int64))
+
+
+def _xy_tree_links(src: np.ndarray, dsts: np.ndarray) -> int:
+    """Links of the union of XY paths (x first, then y) from src to every destination."""
+    links = set()
+    for d in dsts:
+        x, y = int(src[0]), int(src[1])
+        while x != d[0]:
+            nx = x + (1 if d[0] > x else -1)
+            links.add((x, y, nx, y))
+            x = nx
+        while y != d[1]:
+            ny = y + (1 if d[1] > y else -1)
+            links.add((x, y, x, ny))
+            y = ny
+    return len(links)
+
+
+def compile(mapping) -> Program:  # noqa: A001 - the documented name
+    """Flatten ``mapping`` (a :class:`~mapper.mapping.Mapping`) into a :class:`Program`."""
+    net, tl, chip = mapping.net, mapping.tiling, mapping.chip
+    if not getattr(net, "quantized", False) or "quant" not in net.metadata:
+        raise ProgramError("compile: the mapping's net is not quantised (mapper.quantize)")
+    meta = net.metadata["quant"]
+    pops = net.populations
+    P = len(pops)
+    pidx = {p.name: i for i, p in enumerate(pops)}
+    if pops[0].model != "input":
+        raise ProgramError(f"compile: first population '{pops[0].name}' is not the graph input")
+    for p in pops[1:]:
+        if p.model not in MODEL_CODES or p.model == "input":
+            raise ProgramError(f"population '{p.name}': unknown neuron model {p.model!r}")
+    if net.output not in pidx:
+        raise ProgramError(f"compile: output population '{net.output}' is not in the net")
+    pop_size = _i64([p.size for p in pops])
+    pop_off = _i64(np.concatenate([[0], np.cumsum(pop_size)]))
+    N = int(pop_off[-1])
+
+    # ---- projections
+    projs = list(net.projections)
+    Q = len(projs)
+    proj_src, proj_dst, proj_delay, proj_shift, proj_npost = (np.zeros(Q, np.int64) for _ in range(5))
+    for j, q in enumerate(projs):
+        if q.src not in pidx or q.dst not in pidx:
+            raise ProgramError(f"projection '{q.name}': unknown population '{q.src}' or '{q.dst}'")
+        s, d = pidx[q.src], pidx[q.dst]
+        if d == 0:
+            raise ProgramError(f"projection '{q.name}': targets the graph input")
+        if q.delay_steps < 0:
+            raise ProgramError(f"projection '{q.name}': negative delay {q.delay_steps}")
+        if q.delay_steps == 0 and s >= d:
+            raise ProgramError(f"projection '{q.name}': delay 0 from '{q.src}', which is not evaluated before "
+                               f"'{q.dst}'")
+        if q.shape != (int(pop_size[s]), int(pop_size[d])):
+            raise ProgramError(f"projection '{q.name}': shape {q.shape} does not match populations "
+                               f"({pop_size[s]}, {pop_size[d]})")
+        qm = meta.get("projections", {}).get(q.name)
+        if qm is None:
+            raise ProgramError(f"projection '{q.name}': no metadata['quant'] entry (acc_shift)")
+        k = int(qm["acc_shift"])
+        if not 0 <= k <= 62:
+            raise ProgramError(f"projection '{q.name}': acc_shift {k} out of range 0..62")
+        proj_src[j], proj_dst[j], proj_delay[j], proj_shift[j], proj_npost[j] = s, d, q.delay_steps, k, pop_size[d]
+    proj_acc_off = _i64(np.concatenate([[0], np.cumsum(proj_npost)]))
+    n_acc = int(proj_acc_off[-1])
+    proj_acc_off = proj_acc_off[:-1].copy()
+    proj_order = _i64(np.argsort(proj_dst, kind="stable"))
+    pop_proj_ptr = _i64(np.searchsorted(proj_dst[proj_order], np.arange(P + 1)))
+    pop_ring = np.ones(P, np.int64)
+    for j in range(Q):
+        pop_ring[proj_src[j]] = max(pop_ring[proj_src[j]], proj_delay[j] + 1)
+    ring_off = _i64(np.concatenate([[0], np.cumsum(pop_ring * pop_size)])[:-1])
+
+    # bias terms grouped by destination population
+    bts = []
+    for j in proj_order:
+        for start, vec in projs[j].bias_terms:
+            vec = _i64(vec).reshape(-1)
+            if vec.size != pop_size[proj_dst[j]]:
+                raise ProgramError(f"projection '{projs[j].name}': bias term of size {vec.size}, population has "
+                                   f"{pop_size[proj_dst[j]]}")
+            bts.append((int(proj_dst[j]), int(start), vec))
+    bt_pop = _i64([b[0] for b in bts])
+    pop_bt_ptr = _i64(np.searchsorted(bt_pop, np.arange(P + 1)))
+    bt_start = _i64([b[1] for b in bts])
+    bt_off = _i64(np.concatenate([[0], np.cumsum([b[2].size for b in bts])])[:-1]) if bts else np.zeros(0, np.int64)
+    bt_vec = _i64(np.concatenate([b[2] for b in bts])) if bts else np.zeros(0, np.int64)
+
+    # ---- neurons
+    zeros = lambda: np.zeros(N, np.int64)  # noqa: E731
+    nrn_bias, nrn_thr, nrn_vreset, nrn_alpha, nrn_asyn, nrn_vleak = (zeros() for _ in range(6))
+    for i, p in enumerate(pops[1:], start=1):
+        sl = slice(pop_off[i], pop_off[i + 1])
+        prm = p.params or {}
+
+        def get(key, p=p, prm=prm):
+            if key not in prm:
+                raise ProgramError(f"population '{p.name}' ({p.model}): integer parameter '{key}' missing")
+            a = np.asarray(prm[key])
+            if a.size not in (1, p.size):
+                raise ProgramError(f"population '{p.name}': parameter '{key}' has {a.size} values, expected {p.size}")
+            return np.broadcast_to(a.astype(np.int64).reshape(-1), (p.size,))
+
+        if p.bias is not None:
+            b = np.asarray(p.bias).reshape(-1)
+            if b.size != p.size:
+                raise ProgramError(f"population '{p.name}': bias has {b.size} values, expected {p.size}")
+            nrn_bias[sl] = b.astype(np.int64)
+        m = p.model
+        if m in ("IF", "LIF", "CubaLIF"):
+            nrn_thr[sl] = get("v_threshold")
+            nrn_vreset[sl] = get("v_reset")
+            if (nrn_thr[sl] < 1).any():
+                raise ProgramError(f"population '{p.name}': v_threshold must be >= 1")
+        if m in ("LIF", "LI"):
+            nrn_alpha[sl] = get("alpha_q")
+            nrn_vleak[sl] = get("v_leak")
+        if m == "CubaLIF":
+            nrn_alpha[sl] = get("alpha_mem_q")
+            nrn_asyn[sl] = get("alpha_syn_q")
+            nrn_vleak[sl] = get("v_leak")
+        if m == "Threshold":
+            nrn_thr[sl] = get("threshold")
+    pop_model = _i64([MODEL_CODES[p.model] for p in pops])
+
+    # ---- tiles
+    tiles = tl.tiles
+    n_cores = len(tl.cores)
+    core_of = np.full(len(tiles), -1, np.int64)
+    for c, tids in enumerate(tl.cores):
+        for t in tids:
+            if not 0 <= int(t) < len(tiles):
+                raise ProgramError(f"core {c}: tile id {t} out of range (0..{len(tiles) - 1})")
+            if core_of[int(t)] >= 0:
+                raise ProgramError(f"tile {t}: placed on two cores ({core_of[int(t)]} and {c})")
+            core_of[int(t)] = c
+    for t in tiles:
+        if core_of[t.id] < 0:
+            raise ProgramError(f"tile {t.id} ({t.population}): on no core")
+    for k, t in enumerate(tiles):
+        if t.id != k:
+            raise ProgramError(f"tile list position {k} holds tile id {t.id}")
+        if t.population not in pidx or pidx[t.population] == 0:
+            raise ProgramError(f"tile {t.id}: unknown destination population '{t.population}'")
+        if t.kind not in ("soma", "partial") or not 0 <= t.soma < len(tiles):
+            raise ProgramError(f"tile {t.id} ({t.population}): bad kind {t.kind!r} or soma {t.soma}")
+
+    nrn_core = np.full(N, -1, np.int64)
+    gxy = np.asarray(mapping.placement.global_xy(), dtype=np.int64)
+    if gxy.shape[0] < n_cores + 1:
+        raise ProgramError(f"placement has {gxy.shape[0] - 1} cores, tiling has {n_cores}")
+    core_xy = np.ascontiguousarray(gxy[:n_cores])
+    grid_w = int(core_xy[:, 0].max(initial=0)) + 1
+    grid_h = int(core_xy[:, 1].max(initial=0)) + 1
+    if n_cores and core_xy.min() < 0:
+        raise ProgramError("placement: negative core coordinates")
+
+    order = sorted(range(len(tiles)), key=lambda k: (pidx[tiles[k].population], k))
+    tile_order = _i64(order)
+    tile_pop = _i64([pidx[t.population] for t in tiles])
+    pop_tile_ptr = _i64(np.searchsorted(tile_pop[tile_order], np.arange(P + 1)))
+    tile_kind = _i64([0 if t.kind == "soma" else 1 for t in tiles])
+    tile_soma = _i64([t.soma for t in tiles])
+    tile_ncols = np.zeros(len(tiles), np.int64)
+    tile_psum_flits = np.zeros(len(tiles), np.int64)
+    tile_psum_hops = np.zeros(len(tiles), np.int64)
+    incoming = {}
+    for j, q in enumerate(projs):
+        incoming.setdefault((proj_dst[j], proj_src[j], proj_delay[j]), []).append(j)
+    row_lists = {k: [] for k in ("src", "delay", "pre", "mac", "ncols", "cnt")}
+    ent_acc_l, ent_w_l, ent_col_l = [], [], []
+    tile_nrows = np.zeros(len(tiles), np.int64)
+    real_input = not net.input_spiking
+    wmax = 1 << (int(chip.core.weight_bits) - 1)
+    # pairs (source global neuron, core) for spike destinations
+    dst_pairs = []
+    for t in tiles:
+        k = t.id
+        p = pidx[t.population]
+        post = np.asarray(t.post, dtype=np.int64).reshape(-1)
+        if post.size and (post.min() < 0 or post.max() >= pop_size[p]):
+            raise ProgramError(f"tile {k} ({t.population}): post index out of range 0..{pop_size[p] - 1}")
+        if np.unique(post).size != post.size:
+            raise ProgramError(f"tile {k} ({t.population}): a post neuron appears twice")
+        tile_ncols[k] = post.size
+        if t.kind == "soma":
+            if tile_soma[k] != k:
+                raise ProgramError(f"tile {k} ({t.population}): soma tile whose soma is {tile_soma[k]}")
+            g = pop_off[p] + post
+            if (nrn_core[g] >= 0).any():
+                raise ProgramError(f"tile {k} ({t.population}): neurons already held by another soma tile")
+            nrn_core[g] = core_of[k]
+        else:
+            s = tiles[tile_soma[k]]
+            if s.kind != "soma" or s.population != t.population or not np.array_equal(np.asarray(s.post), post):
+                raise ProgramError(f"tile {k} ({t.population}): partial tile whose soma tile {s.id} does not hold "
+                                   f"the same neurons")
+            if core_of[k] != core_of[s.id]:
+                tile_psum_flits[k] = post.size * -(-int(chip.core.membrane_bits) // int(chip.noc.flit_bits))
+                tile_psum_hops[k] = int(np.abs(core_xy[core_of[k]] - core_xy[core_of[s.id]]).sum())
+        nrows = 0
+        for src, d, idx in t.axons:
+            if src not in pidx:
+                raise ProgramError(f"tile {k} ({t.population}): axon source '{src}' is not a population")
+            s = pidx[src]
+            idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+            if idx.size and (idx.min() < 0 or idx.max() >= pop_size[s]):
+                raise ProgramError(f"tile {k} ({t.population}): axon index of '{src}' out of range")
+            js = incoming.get((p, s, int(d)))
+            if not js:
+                raise ProgramError(f"tile {k} ({t.population}): axons from '{src}' with delay {d}, but no such "
+                                   f"projection")
+            mats = []
+            for j in js:
+                w = sp.csr_matrix(projs[j].weights_for_posts(post))[idx]
+                w.sum_duplicates()
+                w.eliminate_zeros()
+                if w.nnz and (np.abs(w.data).max() > wmax or not np.array_equal(w.data, np.round(w.data))):
+                    raise ProgramError(f"tile {k} ({t.population}): projection '{projs[j].name}' has weights that "
+                                       f"are not {chip.core.weight_bits}-bit integers")
+                mats.append((j, w.tocoo()))
+            base = len(row_lists["src"])
+            R = idx.size
+            cnt = np.zeros(R, np.int64)
+            cols_used = [set() for _ in range(0)]  # noqa: F841
+            ent_r, ent_c, ent_a, ent_v = [], [], [], []
+            for j, w in mats:
+                ent_r.append(w.row.astype(np.int64))
+                ent_c.append(w.col.astype(np.int64))
+                ent_a.append(proj_acc_off[j] + post[w.col])
+                ent_v.append(w.data.astype(np.int64))
+            er = np.concatenate(ent_r) if ent_r else np.zeros(0, np.int64)
+            ec = np.concatenate(ent_c) if ent_c else np.zeros(0, np.int64)
+            o = np.argsort(er, kind="stable")
+            er, ec = er[o], ec[o]
+            ea = (np.concatenate(ent_a) if ent_a else np.zeros(0, np.int64))[o]
+            ev = (np.concatenate(ent_v) if ent_v else np.zeros(0, np.int64))[o]
+            np.add.at(cnt, er, 1)
+            pairs = np.unique(er * max(post.size, 1) + ec)
+            ncols = np.bincount(pairs // max(post.size, 1), minlength=R).astype(np.int64)
+            row_lists["src"].append(np.full(R, s, np.int64))
+            row_lists["delay"].append(np.full(R, int(d), np.int64))
+            row_lists["pre"].append(idx)
+            row_lists["mac"].append(np.full(R, 1 if (s == 0 and real_input) else 0, np.int64))
+            row_lists["ncols"].append(ncols)
+            row_lists["cnt"].append(cnt)
+            ent_acc_l.append(ea)
+            ent_w_l.append(ev)
+            ent_col_l.append(ec)
+            nrows += R
+            if s > 0:
+                dst_pairs.append(np.stack([pop_off[s] + idx, np.full(R, core_of[k])], axis=1))
+            del base
+        tile_nrows[k] = nrows
+    for p in range(1, P):
+        miss = np.flatnonzero(nrn_core[pop_off[p]:pop_off[p + 1]] < 0)
+        if miss.size:
+            raise ProgramError(f"population '{pops[p].name}': neuron {int(miss[0])} is held by no soma tile")
+    # rows in tile_order
+    tile_row_start = np.concatenate([[0], np.cumsum(tile_nrows)])[:-1]
+    row_perm = np.concatenate([np.arange(tile_row_start[k], tile_row_start[k] + tile_nrows[k]) for k in order]) \
+        if len(tiles) else np.zeros(0, np.int64)
+    row_perm = row_perm.astype(np.int64)
+    cat = lambda lst: np.concatenate(lst).astype(np.int64) if lst else np.zeros(0, np.int64)  # noqa: E731
+    rs = {key: cat(v) for key, v in row_lists.items()}
+    ent_acc, ent_w, ent_col = cat(ent_acc_l), cat(ent_w_l), cat(ent_col_l)
+    row_ent_start = np.concatenate([[0], np.cumsum(rs["cnt"])])
+    ent_perm = np.concatenate([np.arange(row_ent_start[r], row_ent_start[r + 1]) for r in row_perm]) \
+        if row_perm.size else np.zeros(0, np.int64)
+    ent_perm = ent_perm.astype(np.int64)
+    row_src, row_delay, row_pre = rs["src"][row_perm], rs["delay"][row_perm], rs["pre"][row_perm]
+    row_mac, row_ncols, cnt = rs["mac"][row_perm], rs["ncols"][row_perm], rs["cnt"][row_perm]
+    row_ptr = _i64(np.concatenate([[0], np.cumsum(cnt)]))
+    ent_acc, ent_w, ent_col = _i64(ent_acc[ent_perm]), _i64(ent_w[ent_perm]), _i64(ent_col[ent_perm])
+    tile_row_ptr = np.zeros(len(tiles) + 1, np.int64)  # indexed by tile id: start of its rows
+    starts = np.concatenate([[0], np.cumsum(tile_nrows[order])])
+    tile_row_lo = np.zeros(len(tiles), np.int64)
+    tile_row_hi = np.zeros(len(tiles), np.int64)
+    for pos, k in enumerate(order):
+        tile_row_lo[k], tile_row_hi[k] = starts[pos], starts[pos + 1]
+    del tile_row_ptr
+
+    # spike destinations per neuron (remote cores only)
+    multicast = chip.noc.multicast
+    if dst_pairs:
+        pr = np.unique(np.concatenate(dst_pairs), axis=0)
+        pr = pr[nrn_core[pr[:, 0]] != pr[:, 1]]
+    else:
+        pr = np.zeros((0, 2), np.int64)
+    nrn_dst_ptr = _i64(np.searchsorted(pr[:, 0], np.arange(N + 1)))
+    nrn_dst_core = _i64(pr[:, 1])
+    nrn_pk = np.zeros(N, np.int64)
+    nrn_hops = np.zeros(N, np.int64)
+    cnt_d = np.diff(nrn_dst_ptr)
+    has = np.flatnonzero(cnt_d)
+    if has.size:
+        hops = np.abs(core_xy[nrn_dst_core] - core_xy[nrn_core[np.repeat(np.arange(N), cnt_d)]]).sum(axis=1)
+        if multicast == "unicast":
+            nrn_pk[:] = cnt_d
+            nrn_hops[:] = np.bincount(np.repeat(np.arange(N), cnt_d), weights=hops, minlength=N).astype(np.int64)
+        else:
+            nrn_pk[has] = 1
+            cache = {}
+            for g in has:
+                key = (int(nrn_core[g]), tuple(nrn_dst_core[nrn_dst_ptr[g]:nrn_dst_ptr[g + 1]]))
+                if key not in cache:
+                    cache[key] = _xy_tree_links(core_xy[key[0]], core_xy[list(key[1])])
+                nrn_hops[g] = cache[key]
+
+    prog = Program(
+        pop_names=[p.name for p in pops], pop_model=pop_model, pop_size=pop_size, pop_off=pop_off,
+        pop_ring=_i64(pop_ring), ring_off=ring_off, pop_proj_ptr=pop_proj_ptr, proj_order=proj_order,
+        pop_tile_ptr=pop_tile_ptr, tile_order=tile_order, pop_bt_ptr=pop_bt_ptr, bt_start=bt_start,
+        bt_off=bt_off, bt_vec=bt_vec, nrn_core=nrn_core, nrn_bias=nrn_bias, nrn_thr=nrn_thr,
+        nrn_vreset=nrn_vreset, nrn_alpha=nrn_alpha, nrn_asyn=nrn_asyn, nrn_vleak=nrn_vleak,
+        nrn_dst_ptr=nrn_dst_ptr, nrn_dst_core=nrn_dst_core, nrn_pk=nrn_pk, nrn_hops=nrn_hops,
+        proj_names=[q.name for q in projs], proj_src=proj_src, proj_dst=proj_dst, proj_delay=proj_delay,
+        proj_shift=proj_shift, proj_acc_off=_i64(proj_acc_off), proj_npost=proj_npost, n_acc=n_acc,
+        tile_pop=tile_pop, tile_core=_i64(core_of), tile_kind=tile_kind, tile_soma=tile_soma,
+        tile_ncols=tile_ncols, tile_row_ptr=_i64(np.stack([tile_row_lo, tile_row_hi], axis=1)),
+        tile_psum_flits=tile_psum_flits, tile_psum_hops=tile_psum_hops,
+        row_src=_i64(row_src), row_delay=_i64(row_delay), row_pre=_i64(row_pre), row_mac=_i64(row_mac),
+        row_ncols=_i64(row_ncols), row_ptr=row_ptr, ent_acc=ent_acc, ent_w=ent_w, ent_col=ent_col,
+        n_cores=n_cores, core_xy=core_xy, grid_w=grid_w, grid_h=grid_h,
+        membrane_bits=int(meta["membrane_bits"]), leak_frac_bits=int(meta["leak_frac_bits"]),
+        weight_bits=int(meta.get("weight_bits", chip.core.weight_bits)), pe_width=int(chip.core.pe_width),
+        event_overhead=int(chip.core.event_overhead_cycles), payload_bits=int(chip.core.spike_payload_bits),
+        flit_bits=int(chip.noc.flit_bits), output_pop=pidx[net.output], input_spiking=bool(net.input_spiking),
+        chip=chip, net=net,
+    )
+    check(prog)
+    return prog
+
+
+def check(prog: Program) -> None:
+    """Range-check every index array a kernel dereferences (raises :class:`ProgramError`)."""
+    P, N = prog.n_pops, int(prog.pop_off[-1])
+    R, E = prog.row_src.size, prog.ent_acc.size
+
+    def rng(name, a, lo, hi):
+        a = np.asarray(a)
+        if a.size and (a.min() < lo or a.max() >= hi):
+            raise ProgramError(f"program: {name} out of range [{lo}, {hi})")
+
+    if not 2 <= prog.membrane_bits <= 62 or not 0 <= prog.leak_frac_bits <= 62:
+        raise ProgramError("program: membrane_bits / leak_frac_bits out of range")
+    rng("ent_acc", prog.ent_acc, 0, max(prog.n_acc, 1))
+    rng("ent_col", prog.ent_col, 0, max(int(prog.tile_ncols.max(initial=0)), 1))
+    rng("row_src", prog.row_src, 0, P)
+    rng("row_delay", prog.row_delay, 0, int(prog.pop_ring.max(initial=1)))
+    for r_src in range(P):
+        sel = prog.row_src == r_src
+        rng(f"row_pre of '{prog.pop_names[r_src]}'", prog.row_pre[sel], 0, prog.pop_size[r_src])
+        rng(f"row_delay of '{prog.pop_names[r_src]}'", prog.row_delay[sel], 0, prog.pop_ring[r_src])
+    if prog.row_ptr.size != R + 1 or prog.row_ptr[-1] != E or (np.diff(prog.row_ptr) < 0).any():
+        raise ProgramError("program: row_ptr inconsistent")
+    rng("tile rows", prog.tile_row_ptr, 0, R + 1)
+    rng("tile_core", prog.tile_core, 0, max(prog.n_cores, 1))
+    rng("nrn_core", prog.nrn_core[prog.pop_off[1]:], 0, max(prog.n_cores, 1))
+    rng("nrn_dst_core", prog.nrn_dst_core, 0, max(prog.n_cores, 1))
+    rng("tile_order", prog.tile_order, 0, max(prog.n_tiles, 1))
+    rng("proj_order", prog.proj_order, 0, max(prog.proj_src.size, 1))
+    if prog.bt_vec.size:
+        ends = prog.bt_off + prog.pop_size[np.repeat(np.arange(P), np.diff(prog.pop_bt_ptr))]
+        rng("bias term end", ends, 0, prog.bt_vec.size + 1)
+    if (prog.proj_acc_off + prog.proj_npost > prog.n_acc).any():
+        raise ProgramError("program: accumulator offsets out of range")
+    if prog.nrn_dst_ptr.size != N + 1 or prog.nrn_dst_ptr[-1] != prog.nrn_dst_core.size:
+        raise ProgramError("program: nrn_dst_ptr inconsistent")

@@ -1,0 +1,149 @@
+"""The result of a chip simulation (:func:`hwsim.engine.simulate`): outputs, recordings,
+counters and timing; saved as ``result.json`` + ``result.npz`` (atomic writes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from models.errors import SnnchipError
+
+
+class ResultFileError(SnnchipError):
+    """A result folder is missing, corrupt or of an unknown format."""
+
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class RunResult:
+    """``output`` (T, B, *out_shape) of the output population; ``spikes`` / ``membrane``:
+    recorded populations (T, B, n) int64; ``counters`` (T, n_cores, K) int64 summed over
+    samples with names ``counter_names``; ``core_population[c]`` = population whose tiles
+    core c holds (the last one if several); ``timing``: dict of the timed samples or None."""
+
+    output: np.ndarray
+    spikes: dict = field(default_factory=dict)
+    membrane: dict = field(default_factory=dict)
+    counters: np.ndarray | None = None
+    counter_names: list = field(default_factory=list)
+    core_population: list = field(default_factory=list)
+    timing: dict | None = None
+    meta: dict = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- outputs
+    @property
+    def counts(self) -> np.ndarray:
+        return self.output.reshape(self.output.shape[0], self.output.shape[1], -1).sum(axis=0)
+
+    def predict(self) -> np.ndarray:
+        """Class = argmax of the output summed over time; ties go to the lowest index."""
+        return np.argmax(self.counts, axis=1)
+
+    def accuracy(self, labels) -> float:
+        return float(np.mean(self.predict() == np.asarray(labels)))
+
+    # ---------------------------------------------------------------- counters
+    def counter(self, name: str) -> np.ndarray:
+        """(T, n_cores) values of one counter (derived: ``weight_bits_read``, ``state_bits``)."""
+        if name == "weight_bits_read":
+            return (self.counter("acs") + self.counter("macs")) * int(self.meta.get("weight_bits", 8))
+        if name == "state_bits":  # read and written
+            return 2 * self.counter("state_words") * int(self.meta.get("membrane_bits", 16))
+        if name not in self.counter_names:
+            raise KeyError(f"unknown counter {name!r}; known: {self.counter_names}")
+        return self.counters[:, :, self.counter_names.index(name)]
+
+    def totals(self) -> dict:
+        """Every counter summed over steps and cores."""
+        names = list(self.counter_names) + ["weight_bits_read", "state_bits"]
+        return {n: int(self.counter(n).sum()) for n in names}
+
+    def per_core(self) -> dict:
+        """Counter name -> (n_cores,) totals over steps."""
+        return {n: self.counters[:, :, i].sum(axis=0) for i, n in enumerate(self.counter_names)}
+
+    def per_population(self) -> dict:
+        """Population -> counter totals (cores attributed by ``core_population``)."""
+        out: dict = {}
+        pc = self.per_core()
+        for c, pop in enumerate(self.core_population):
+            d = out.setdefault(pop, {n: 0 for n in self.counter_names})
+            for n in self.counter_names:
+                d[n] += int(pc[n][c])
+        return out
+
+    # ---------------------------------------------------------------- files
+    def save(self, folder) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {"output": self.output}
+        if self.counters is not None:
+            arrays["counters"] = self.counters
+        for k, v in self.spikes.items():
+            arrays[f"spikes/{k}"] = v
+        for k, v in self.membrane.items():
+            arrays[f"membrane/{k}"] = v
+        tim = None
+        if self.timing is not None:
+            tim = {}
+            for k, v in self.timing.items():
+                if isinstance(v, np.ndarray):
+                    arrays[f"timing/{k}"] = v
+                else:
+                    tim[k] = v
+        doc = {"format_version": FORMAT_VERSION, "counter_names": list(self.counter_names),
+               "core_population": list(self.core_population), "timing": tim, "meta": self.meta,
+               "spikes": list(self.spikes), "membrane": list(self.membrane)}
+        _atomic(folder / "result.npz", lambda f: np.savez_compressed(f, **arrays), binary=True)
+        _atomic(folder / "result.json", lambda f: f.write(json.dumps(doc, indent=1, default=_jsonable)))
+        return folder
+
+    @classmethod
+    def load(cls, folder) -> "RunResult":
+        folder = Path(folder)
+        try:
+            doc = json.loads((folder / "result.json").read_text())
+            with np.load(folder / "result.npz", allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, KeyError) as e:
+            raise ResultFileError(f"{folder}: cannot read result ({e})") from None
+        if doc.get("format_version") != FORMAT_VERSION:
+            raise ResultFileError(f"{folder}/result.json: unknown format_version {doc.get('format_version')!r}")
+        tim = doc.get("timing")
+        if tim is not None:
+            for k, v in arrays.items():
+                if k.startswith("timing/"):
+                    tim[k[7:]] = v
+        return cls(output=arrays["output"], spikes={k: arrays[f"spikes/{k}"] for k in doc["spikes"]},
+                   membrane={k: arrays[f"membrane/{k}"] for k in doc["membrane"]},
+                   counters=arrays.get("counters"), counter_names=doc["counter_names"],
+                   core_population=doc["core_population"], timing=tim, meta=doc["meta"])
+
+
+def _jsonable(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _atomic(path: Path, write, binary: bool = False) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

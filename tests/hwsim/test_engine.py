@@ -1,0 +1,254 @@
+"""hwsim.engine: exact agreement with models.intref.simulate_int, counters and timing by hand."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import models
+from hwsim.chip import load_chip
+from hwsim.engine import rshift_round_nb, saturate_nb, simulate
+from hwsim.program import ProgramError, compile
+from hwsim.result import RunResult
+from mapper.mapping import map_model
+from models.datasets import mnist_sequences, shared_data_dir
+from models.errors import SimulationError, SnnchipError
+from models.intref import rshift_round, saturate, simulate_int
+from models.net import ConvProjection, DenseProjection, Net, Population
+from models.ops import ConvGeometry
+from tests.mapper.test_intref import _exact_net
+from tests.models.primitives import recurrent_cuba_graph
+
+SMALL = {"core.axons": 64, "core.neurons": 64, "mesh.width": 4, "mesh.height": 4, "mesh.max_chips": 16,
+         "core.memory_bytes": 1 << 16, "core.routing_entries": 1024}
+
+
+def _same(ref, r):
+    assert set(ref.spikes) == set(r.spikes)
+    for k in ref.spikes:
+        np.testing.assert_array_equal(r.spikes[k], ref.spikes[k], err_msg=f"spikes of {k}")
+        np.testing.assert_array_equal(r.membrane[k], ref.membrane[k], err_msg=f"membrane of {k}")
+    np.testing.assert_array_equal(r.output, ref.output)
+
+
+def _pop(name, model, n, shape=None, **params):
+    return Population(name, model, shape or (n,),
+                      {k: np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)).copy() for k, v in params.items()})
+
+
+# ---------------------------------------------------------------- helpers
+
+def test_njit_helpers_equal_intref():
+    rng = np.random.default_rng(0)
+    xs = rng.integers(-(1 << 40), 1 << 40, 2000)
+    for k in (0, 1, 2, 5, 13):
+        exp = rshift_round(xs, k)
+        got = np.array([rshift_round_nb(int(x), k) for x in xs])
+        np.testing.assert_array_equal(got, exp)
+    for bits in (4, 8, 16):
+        ys = rng.integers(-(1 << 20), 1 << 20, 500)
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        np.testing.assert_array_equal(np.array([saturate_nb(int(y), lo, hi) for y in ys]), saturate(ys, bits))
+
+
+# ---------------------------------------------------------------- exactness
+
+@pytest.fixture(scope="module")
+def cnn_mapping(nir_cnn):
+    return map_model(nir_cnn, load_chip("tianjic"))
+
+
+@pytest.mark.parametrize("spikes,n", [("binary", 20), ("multi", 10)])
+def test_nir_cnn_exact(cnn_mapping, test100, spikes, n):
+    x = test100.inputs[:, :n]
+    r = simulate(cnn_mapping, x, record="all", spikes=spikes, timing=False)
+    ref = simulate_int(cnn_mapping.net, x, record="all", spikes=spikes)
+    _same(ref, r)
+    assert r.totals()["psum_ops"] > 0  # the CNN has partial-sum tiles on Tianjic
+
+
+def test_nir_cnn_accuracy_test100(cnn_mapping, test100):
+    t0 = time.perf_counter()
+    r = simulate(cnn_mapping, test100.inputs, timing=False)
+    correct = int((r.predict() == test100.labels).sum())
+    print(f"\nNIR paper CNN on hwsim (tianjic, binary, subtract, 8-bit): {correct}/100 "
+          f"({time.perf_counter() - t0:.1f} s)")
+    assert correct >= 97
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_shipped_mnist_models_exact(kind):
+    if not (shared_data_dir() / "mnist").exists():
+        pytest.skip("shared MNIST data not found")
+    seq = mnist_sequences("direct", 32, start=8000, stop=8200)
+    g = models.read_nir(models.__path__[0] + f"/zoo/trained/mnist_{kind}.nir")
+    m = map_model(g, load_chip("tianjic"))
+    r = simulate(m, seq.inputs, record="all", timing=False)
+    ref = simulate_int(m.net, seq.inputs, record="all")
+    _same(ref, r)
+    assert r.totals()["macs"] > 0  # real-valued input: MAC mode on the first layer
+    assert abs(r.accuracy(seq.labels) - ref.accuracy(seq.labels)) == 0
+
+
+def test_recurrent_cubalif_exact():
+    chip = load_chip("tiny").with_overrides(SMALL)
+    m = map_model(recurrent_cuba_graph(n_in=20, n=16), chip)
+    x = (np.random.default_rng(0).random((40, 8, 20)) < 0.3).astype(np.float32)
+    r = simulate(m, x, record="all")
+    ref = simulate_int(m.net, x, record="all")
+    _same(ref, r)
+    assert sum(int(v.sum()) for v in ref.spikes.values()) > 0
+    tot = r.totals()
+    assert tot["state_words"] == 2 * tot["neuron_updates"]  # CubaLIF: v and i
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+@pytest.mark.parametrize("spikes", ["binary", "multi"])
+def test_intref_exact_net_small_chip(reset, spikes):
+    """Conv with pooling, recurrence, a delay-2 sparse skip and a late bias term, on 16x8 crossbars."""
+    net = _exact_net(0)
+    chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 16, "core.neurons": 8})
+    m = map_model(net, chip)
+    assert sum(t.kind == "partial" for t in m.tiling.tiles) > 0
+    x = (np.random.default_rng(1).random((12, 5, 2, 8, 8)) < 0.4).astype(np.float32)
+    r = simulate(m, x, record="all", reset=reset, spikes=spikes)
+    _same(ref := simulate_int(m.net, x, record="all", reset=reset, spikes=spikes), r)
+    assert sum(int(v.sum()) for v in ref.spikes.values()) > 0
+
+
+def _random_net(seed):
+    rng = np.random.default_rng(seed)
+    C, H = 2, 6
+    spiking = bool(seed % 2)
+    geom = ConvGeometry(C, 4, (H, H), (3, 3), (1, 1), (1, 1))
+    inp = Population("in", "input", (C, H, H))
+    a = _pop("a", "LIF" if seed % 3 else "IF", 4 * H * H, (4, H, H), r=1.0, tau=3.0, v_leak=0.0,
+             v_threshold=rng.uniform(0.5, 1.5, 4 * H * H), v_reset=0.0)
+    b = _pop("b", "IF", 12, r=1.0, v_threshold=1.0, v_reset=0.0)
+    o = _pop("o", "LIF", 5, r=1.0, tau=2.0, v_leak=0.0, v_threshold=0.8, v_reset=0.0)
+    w1 = rng.normal(0, 0.6, (4, C, 3, 3)) * (rng.random((4, C, 3, 3)) < 0.8)
+    projs = [ConvProjection("c", "in", "a", w1, geom),
+             DenseProjection("d1", "a", "b", rng.normal(0, 0.3, (12, 4 * H * H))),
+             DenseProjection("d2", "b", "o", rng.normal(0, 0.8, (5, 12))),
+             DenseProjection("sk", "a", "o", rng.normal(0, 0.1, (5, 4 * H * H)), delay_steps=1)]
+    net = Net([inp, a, b, o], projs, "o", input_spiking=spiking)
+    x = rng.random((10, 4, C, H, H))
+    if spiking:
+        x = (x < 0.3).astype(np.float32)
+    return net, x
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_random_nets_small_chips(seed):
+    net, x = _random_net(seed)
+    chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 24 + 8 * seed, "core.neurons": 16})
+    m = map_model(net, chip)
+    assert sum(t.kind == "partial" for t in m.tiling.tiles) > 0
+    r = simulate(m, x, record="all", timing=True)
+    ref = simulate_int(m.net, x, record="all")
+    _same(ref, r)
+    assert int(ref.spikes["a"].sum()) > 0 and r.totals()["psum_ops"] > 0
+    assert (r.timing["step_cycles"] > 0).all()
+
+
+# ---------------------------------------------------------------- counters and timing by hand
+
+def _toy():
+    inp = Population("in", "input", (3,))
+    h = _pop("h", "IF", 2, r=1.0, v_threshold=1.0, v_reset=0.0)
+    o = _pop("o", "IF", 1, r=1.0, v_threshold=1.5, v_reset=0.0)
+    return Net([inp, h, o], [DenseProjection("in->h", "in", "h", np.array([[1.0, 0, 2], [0, 3, 1]])),
+                             DenseProjection("h->o", "h", "o", np.array([[1.0, 1.0]]))], "o")
+
+
+def _toy_chip():
+    return load_chip("tiny").with_overrides({
+        **SMALL, "core.pe_width": 1, "core.event_overhead_cycles": 2, "core.crossbars_per_core": 1,
+        "noc.router_cycles": 1, "noc.link_cycles": 1, "timing.barrier_cycles": 5, "noc.flit_bits": 32})
+
+
+def test_counters_by_hand():
+    m = map_model(_toy(), _toy_chip())
+    x = np.array([[1, 0, 1], [0, 1, 0]], dtype=np.float32)[:, None, :]
+    r = simulate(m, x, record="all")
+    ev, acs, sp = r.counter("events").sum(1), r.counter("acs").sum(1), r.counter("spikes").sum(1)
+    # step 0: inputs 0 and 2 (1 + 2 weights), then both h spike (2 events, 2 weights)
+    # step 1: input 1 (1 weight), both h spike again (h0 keeps 85 >= 42 after subtract)
+    np.testing.assert_array_equal(ev, [4, 3])
+    np.testing.assert_array_equal(acs, [5, 3])
+    np.testing.assert_array_equal(r.spikes["h"][:, 0], [[1, 1], [1, 1]])
+    np.testing.assert_array_equal(r.spikes["o"][:, 0], [[1], [1]])
+    np.testing.assert_array_equal(sp, [3, 3])
+    t = r.totals()
+    assert t["macs"] == 0 and t["neuron_updates"] == 6 and t["weight_bits_read"] == 8 * m.net.metadata["quant"]["weight_bits"]
+    assert t["psum_ops"] == 0
+
+
+def test_timing_by_hand():
+    m = map_model(_toy(), _toy_chip())
+    prog = compile(m)
+    hc, oc = prog.nrn_core[prog.pop_off[1]], prog.nrn_core[prog.pop_off[2]]
+    assert hc != oc
+    hops = int(np.abs(prog.core_xy[hc] - prog.core_xy[oc]).sum())
+    x = np.array([[1, 0, 1], [0, 1, 0]], dtype=np.float32)[:, None, :]
+    r = simulate(prog, x)
+    RW = hops * 2  # router 1 + link 1 per hop
+    # step 0: h integrates rows with 1 and 2 columns: (1+2) + (2+2) = 7, fires 2 -> 9; two 1-flit
+    # spike packets to o's core: deliveries 9+RW, 9+RW+1 (second waits one cycle for the link);
+    # o integrates 2 x (1+2) = 6, fires 1: 10+RW+7 = 17+RW; + barrier 5
+    # step 1: h: 3 + fire 2 = 5; deliveries 5+RW, 6+RW; o: 6+RW+7 = 13+RW; + 5
+    np.testing.assert_array_equal(r.timing["step_cycles"][0], [22 + RW, 18 + RW])
+    assert r.timing["total_cycles"][0] == 40 + 2 * RW
+    assert r.timing["latency_us"][0] == pytest.approx((40 + 2 * RW) / m.chip.timing.clock_hz * 1e6)
+    np.testing.assert_array_equal(r.timing["core_busy_cycles"][0, [hc, oc]], [9 + 5, 7 + 7])
+    fixed = m.chip.with_overrides({"timing.step_cycles": 16 + RW})
+    m2 = map_model(_toy(), fixed)
+    r2 = simulate(m2, x)
+    np.testing.assert_array_equal(r2.timing["step_cycles"][0], [22 + RW, 21 + RW])
+    assert r2.timing["overruns"] == 1
+
+
+# ---------------------------------------------------------------- bad input, files
+
+def test_bad_inputs_raise_typed_errors():
+    m = map_model(_toy(), _toy_chip())
+    with pytest.raises(SimulationError, match="do not match"):
+        simulate(m, np.zeros((2, 1, 4)))
+    with pytest.raises(SimulationError):
+        simulate(m, np.zeros((0, 1, 3)))
+    with pytest.raises(SimulationError):
+        simulate(m, np.zeros((2, 1, 3)), reset="bogus")
+    with pytest.raises(SimulationError, match="record"):
+        simulate(m, np.zeros((2, 1, 3)), record=["nope"])
+    m.tiling.tiles[0]._axons = [("nope", 0, np.array([0]))]
+    with pytest.raises(ProgramError, match="tile 0"):
+        compile(m)
+    assert issubclass(ProgramError, SnnchipError)
+
+
+def test_result_save_load(tmp_path):
+    m = map_model(_toy(), _toy_chip())
+    x = np.array([[1, 0, 1], [0, 1, 0]], dtype=np.float32)[:, None, :]
+    r = simulate(m, x, record="all")
+    r.save(tmp_path / "run")
+    r2 = RunResult.load(tmp_path / "run")
+    np.testing.assert_array_equal(r2.output, r.output)
+    np.testing.assert_array_equal(r2.counters, r.counters)
+    np.testing.assert_array_equal(r2.membrane["h"], r.membrane["h"])
+    np.testing.assert_array_equal(r2.timing["step_cycles"], r.timing["step_cycles"])
+    assert r2.totals() == r.totals()
+    assert not list((tmp_path / "run").glob("*.tmp"))
+    assert list(r2.predict()) == list(r.predict())
+
+
+def test_loaded_mapping_runs_exactly(tmp_path):
+    if not (shared_data_dir() / "mnist").exists():
+        pytest.skip("shared MNIST data not found")
+    from mapper.mapping import Mapping
+    m = map_model(models.read_nir(models.__path__[0] + "/zoo/trained/mnist_mlp.nir"), load_chip("tianjic"))
+    m.save(tmp_path / "map")
+    m2 = Mapping.load(tmp_path / "map")
+    x = mnist_sequences("direct", 8, start=8000, stop=8010).inputs
+    _same(simulate_int(m2.net, x, record="all"), simulate(m2, x, record="all", timing=False))
