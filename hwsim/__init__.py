@@ -5,3 +5,8 @@ from .chip import (  # noqa: F401
     ChipConfig, ChipConfigError, CoreConfig, MeshConfig, NocConfig, TimingConfig,
     describe, list_presets, load_chip, parse_overrides,
 )
+from .noc import NocError, NocResult, Packets, simulate_noc  # noqa: F401,E402
+from .noc_ref import simulate_noc_ref  # noqa: F401,E402
+from .program import Program, ProgramError, compile  # noqa: F401,E402
+from .engine import simulate  # noqa: F401,E402
+from .result import RunResult  # noqa: F401,E402

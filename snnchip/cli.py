@@ -126,8 +126,13 @@ def cmd_simulate(args):
 
 
 def cmd_demo(args):
-    """End-to-end path on a shipped model: summary -> lowering -> reference accuracy."""
+    """End-to-end path on a shipped model: summary -> lowering -> float and integer
+    reference accuracy -> mapping on Tianjic (resource report, files)."""
+    from hwsim.chip import load_chip
+    from mapper.mapping import map_model
+    from mapper.quantize import quantize
     from models import lower
+    from models.intref import simulate_int
     from models.zoo.catalog import TRAINED, trained_path
 
     name = next((n for n in ("mnist_cnn", "mnist_mlp") if trained_path(n).exists()), None)
@@ -147,9 +152,23 @@ def cmd_demo(args):
     preds, totals, sizes = run_reference(net, seq, reset, spikes)
     correct = int((preds == seq.labels).sum())
     print(f"accuracy: {correct}/{B} = {100.0 * correct / B:.2f} %")
+    rates = {}
     for k, v in totals.items():
-        print(f"  firing rate {k:<10} {v / (T * B * sizes[k]):.4f} spikes/neuron/step")
-    print(f"\ndemo done in {time.perf_counter() - t0:.1f} s")
+        rates[k] = v / (T * B * sizes[k])
+        print(f"  firing rate {k:<10} {rates[k]:.4f} spikes/neuron/step")
+    chip = load_chip(args.chip)
+    qnet, _ = quantize(net, chip)
+    r = simulate_int(qnet, seq.inputs, reset=reset, spikes=spikes)
+    ci = int((r.predict() == seq.labels).sum())
+    print(f"\n== integer reference ({chip.core.weight_bits}-bit weights, {chip.core.membrane_bits}-bit membrane): "
+          f"accuracy {ci}/{B} = {100.0 * ci / B:.2f} %")
+    print(f"\n== mapping on {chip.name}, traffic weighted by the measured firing rates")
+    m = map_model(net, chip, placement="anneal", rates=rates, model=name)
+    print(m.report())
+    out = args.output
+    m.save(out)
+    print(f"\nmapping written to {out}/ (mapping.json + mapping.npz)")
+    print(f"demo done in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -251,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="end-to-end run on a shipped model")
     s.add_argument("--samples", type=int, default=500)
+    s.add_argument("--chip", default="tianjic")
+    s.add_argument("-o", "--output", default="demo_out", help="folder for the demo's files (default demo_out)")
     s.add_argument("--reset", choices=["zero", "subtract"])
     s.add_argument("--spikes", choices=["binary", "multi"])
     s.set_defaults(func=cmd_demo)
