@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -384,17 +383,9 @@ class ChipConfig(BaseModel):
         if suffix not in _FILE_SUFFIXES:
             raise ChipConfigError(f"{path}: unknown extension {path.suffix!r}; use .yaml, .yml or .json")
         text = self.to_json() if suffix == ".json" else self.to_yaml()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        from models.fileio import atomic_write
+
+        return atomic_write(path, lambda fh: fh.write(text))
 
 
 # ----- helpers: paths, errors, files ------------------------------------------------------

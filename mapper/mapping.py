@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from models.errors import SnnchipError
-from models.net import ConvProjection, DenseProjection
+from models.fileio import atomic_write
 from models.netio import net_from_dict, net_to_dict
 
 from .placement import Placement, place
@@ -108,28 +107,13 @@ class Mapping:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         doc, arrays = _to_records(self)
-        _atomic_write(folder / "mapping.npz", lambda f: np.savez_compressed(f, **arrays), binary=True)
-        _atomic_write(folder / "mapping.json", lambda f: f.write(doc.model_dump_json(indent=1)))
+        atomic_write(folder / "mapping.npz", lambda f: np.savez_compressed(f, **arrays), binary=True)
+        atomic_write(folder / "mapping.json", lambda f: f.write(doc.model_dump_json(indent=1)))
         return folder
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> "Mapping":
         return _from_records(Path(folder))
-
-
-def _atomic_write(path: Path, write, binary: bool = False) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            write(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # -------------------------------------------------------------------- records ---------
@@ -209,7 +193,7 @@ def _jsonable(d):
 
 
 def _from_records(folder: Path) -> Mapping:
-    from hwsim.chip import ChipConfig, ChipConfigError
+    from hwsim.chip import ChipConfig
 
     from .tiling import Tile, Tiling
 

@@ -21,7 +21,7 @@ import nir
 import numpy as np
 
 from .errors import GraphError, ParameterError, ShapeError, UnsupportedNodeError
-from .ops import ConvGeometry, conv_fan_in_max, conv_fan_out_max, conv_synapses, conv_out_size
+from .ops import ConvGeometry, conv_fan_in_max, conv_fan_out_max, conv_synapses
 
 #: Node types that hold state and (except LI/I) emit spikes.
 NEURON_TYPES = ("IF", "LIF", "LI", "CubaLIF", "I", "Threshold")

@@ -10,7 +10,6 @@ metadata travel in the NIR graph metadata.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import h5py
@@ -19,6 +18,7 @@ import numpy as np
 from nir.serialization import hdf2dict
 
 from .errors import NIRFormatError, SnnchipError, UnsupportedNodeError
+from .fileio import atomic_write
 from .graph import SUPPORTED_TYPES, Graph
 
 _NESTED = "NIRGraph"
@@ -124,18 +124,4 @@ def read_nir(path: str | os.PathLike, *, dt: float | None = None) -> Graph:
 
 def write_nir(graph: Graph, path: str | os.PathLike) -> Path:
     """Write ``graph`` to ``path`` atomically (a half-written file never appears)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        nir.write(tmp, graph.to_nir())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: nir.write(tmp, graph.to_nir()), binary=None)

@@ -187,7 +187,7 @@ def conv_fan_out_max(w: np.ndarray, geom: ConvGeometry) -> int:
     uh = geom.tap_source(0).astype(np.int64)
     uw = geom.tap_source(1).astype(np.int64)
     g = geom.groups
-    cin_g, cout_g = geom.in_channels // g, geom.out_channels // g
+    cout_g = geom.out_channels // g
     best = 0
     for gi in range(g):
         nz = (w[gi * cout_g:(gi + 1) * cout_g] != 0).sum(axis=0).astype(np.int64)  # (cin_g, kh, kw)

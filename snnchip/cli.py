@@ -237,6 +237,176 @@ def cmd_map(args):
     return 0
 
 
+def _merge_results(parts):
+    """One :class:`hwsim.result.RunResult` from results of consecutive sample batches:
+    outputs and recordings are joined along the sample axis, counters summed, and the
+    timing of the timed samples joined (per-sample arrays concatenated, the packet
+    latency histogram and overruns summed)."""
+    from hwsim.result import RunResult
+
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    tims = [r.timing for r in parts if r.timing is not None]
+    timing = None
+    if tims:
+        timing = {}
+        for k in tims[0]:
+            vals = [t[k] for t in tims]
+            if k == "packet_latency_hist":
+                n = max(v.size for v in vals)
+                timing[k] = sum(np.pad(v, (0, n - v.size)) for v in vals).astype(np.int64)
+            elif isinstance(vals[0], np.ndarray):
+                timing[k] = np.concatenate(vals, axis=0)
+            elif isinstance(vals[0], (int, np.integer)) and not isinstance(vals[0], bool):
+                timing[k] = int(sum(vals))
+            else:
+                timing[k] = vals[0]
+    counters = None
+    if first.counters is not None:
+        counters = sum(r.counters for r in parts)
+    meta = dict(first.meta)
+    if "samples" in meta:
+        meta["samples"] = int(sum(int(r.meta.get("samples", r.output.shape[1])) for r in parts))
+    return RunResult(
+        output=np.concatenate([r.output for r in parts], axis=1),
+        spikes={k: np.concatenate([r.spikes[k] for r in parts], axis=1) for k in first.spikes},
+        membrane={k: np.concatenate([r.membrane[k] for r in parts], axis=1) for k in first.membrane},
+        counters=counters, counter_names=list(first.counter_names),
+        core_population=list(first.core_population), timing=timing, meta=meta)
+
+
+def cmd_run(args):
+    """Run a saved mapping on the chip simulator (hwsim): accuracy, latency, counters.
+
+    The data kind follows the mapping's input population ((2,34,34) -> nmnist,
+    (1,28,28) -> mnist); reset/spike modes, MNIST encoding and steps default to the
+    net's metadata (the graph's), else subtract / binary. The engine runs in batches
+    of ``--batch`` samples whose results are merged; cycle timing covers the first
+    ``--timing-samples`` samples (counters always cover every sample).
+    """
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from tqdm import tqdm
+
+    from hwsim.engine import simulate as hw_simulate
+    from mapper.mapping import Mapping
+
+    folder = Path(args.mapping)
+    if not folder.is_dir():
+        raise SnnchipError(f"{folder}: no such mapping folder (write one with `snnchip map MODEL -o {folder}`)")
+    if args.samples is not None and args.samples < 1:
+        raise SnnchipError(f"--samples must be >= 1, got {args.samples}")
+    if args.steps is not None and args.steps < 1:
+        raise SnnchipError(f"--steps must be >= 1, got {args.steps}")
+    if args.timing_samples < 0:
+        raise SnnchipError(f"--timing-samples must be >= 0, got {args.timing_samples}")
+    if args.batch < 1:
+        raise SnnchipError(f"--batch must be >= 1, got {args.batch}")
+    m = Mapping.load(folder)
+    net = m.net
+    meta = dict(net.metadata or {})
+    model = SimpleNamespace(input_shape=tuple(net.input.shape), metadata=meta)
+    reset, spikes = _modes(model, args)
+    encoding = None
+    if not net.input_spiking:
+        encoding = "direct"  # the first projections were mapped in MAC mode: real-valued input
+    elif meta.get("encoding") in (None, "direct"):
+        encoding = "rate"
+    kind, seq = load_data(model, args.data, args.samples, args.steps, encoding)
+    T, B = seq.inputs.shape[:2]
+    K = min(args.timing_samples, B)
+    print(f"mapping {folder} ({m.model or 'model'} on {m.chip.name}, {len(m.tiling.cores)} cores) | data {kind} | "
+          f"{B} samples x {T} steps | reset={reset} spikes={spikes} | cycle timing on {K} sample(s)")
+    parts = []
+    t0 = time.perf_counter()
+    with tqdm(total=B, desc="chip simulation", unit="sample", file=sys.stderr,
+              disable=B <= args.batch and T < 50) as bar:
+        for lo in range(0, B, args.batch):
+            hi = min(B, lo + args.batch)
+            nt = max(0, min(K - lo, hi - lo))
+            parts.append(hw_simulate(m, seq.inputs[:, lo:hi], reset=reset, spikes=spikes,
+                                     timing=nt > 0, timing_samples=max(nt, 1)))
+            bar.update(hi - lo)
+    dt = time.perf_counter() - t0
+    r = _merge_results(parts)
+    preds = r.predict()
+    correct = int((preds == seq.labels).sum())
+    print(f"accuracy: {correct}/{B} = {100.0 * correct / B:.2f} %   ({dt:.1f} s, {B / dt:.1f} samples/s)")
+    if r.timing is not None:
+        tim = r.timing
+        sc = np.asarray(tim["step_cycles"], dtype=np.float64)
+        lat = np.asarray(tim["latency_cycles"], dtype=np.float64)
+        us = np.asarray(tim["latency_us"], dtype=np.float64)
+        clock = float(m.chip.timing.clock_hz)
+        print(f"latency ({tim.get('mode', 'sync')} mode, {sc.shape[0]} timed sample(s), {clock / 1e6:g} MHz): "
+              f"{sc.mean():,.1f} cycles/step (min {sc.min():,.0f}, max {sc.max():,.0f}); "
+              f"{lat.mean():,.0f} cycles = {us.mean():,.2f} us per inference"
+              + (f"; {tim['overruns']} step overrun(s)" if tim.get("overruns") else ""))
+    else:
+        print("latency: not timed (--timing-samples 0)")
+    tot = r.totals()
+    rows = [("input events", "events"), ("ACs", "acs"), ("MACs", "macs"), ("neuron updates", "neuron_updates"),
+            ("spikes", "spikes"), ("packets", "packets"), ("flits", "flits"), ("flit-hops", "flit_hops"),
+            ("busy cycles", "busy_cycles")]
+    print(f"counters (all {B} samples; total and per inference):")
+    for label, key in rows:
+        if key in tot:
+            print(f"  {label:<15} {tot[key]:>18,}  {tot[key] / B:>16,.1f}")
+    r.meta.update({"mapping": str(folder), "model": m.model, "data": kind, "accuracy": correct / B,
+                   "labels": [int(v) for v in seq.labels]})
+    out = Path(args.output) if args.output else folder / "run"
+    r.save(out)
+    print(f"result written to {out}/ (result.json + result.npz)")
+    return 0
+
+
+def cmd_report(args):
+    """Energy and activity report of a saved run: tables (Markdown, LaTeX, CSV, JSON) and figures.
+
+    The mapping is ``--mapping``, else the ``mapping`` folder recorded in the run's
+    result.json, else the RUN folder itself or its parent when it holds mapping.json.
+    """
+    from pathlib import Path
+
+    from energy import report
+    from energy.report import DEFAULT_TABLES
+    from hwsim.result import RunResult
+    from mapper.mapping import Mapping
+
+    run = Path(args.run)
+    if not run.is_dir():
+        raise SnnchipError(f"{run}: no such run folder (write one with `snnchip run MAPPING -o {run}`)")
+    r = RunResult.load(run)
+    cands = [Path(args.mapping)] if args.mapping else []
+    if not cands:
+        ref = r.meta.get("mapping")
+        if ref:
+            cands += [Path(ref), run / ref]
+        cands += [run, run.parent]
+    folder = next((c for c in cands if (c / "mapping.json").exists()), None)
+    if folder is None:
+        raise SnnchipError(f"{run}: cannot find the run's mapping (looked in {', '.join(map(str, cands))}); "
+                           f"give --mapping FOLDER")
+    m = Mapping.load(folder)
+    raster = None
+    if args.raster:
+        raster = {}
+        for item in args.raster:
+            pop, _, idx = item.partition(":")
+            raster[pop] = [int(i) for i in idx.split(",")] if idx else None
+    tables = args.table or list(DEFAULT_TABLES)
+    files = report(r, m, args.output, tables=tables, raster=raster, figure_table=tables[0])
+    skipped = files.pop("skipped", {})
+    print(f"report of {run} (mapping {folder}) written to {args.output}/:")
+    for k, p in files.items():
+        print(f"  {p.name}")
+    for k, why in skipped.items():
+        print(f"  not drawn: {k} ({why})")
+    return 0
+
+
 def cmd_models(args):
     from models.zoo.catalog import available
 
@@ -298,6 +468,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", help="folder for mapping.json + mapping.npz")
     s.add_argument("--fold-sweep", metavar="F1,F2,...", help="print cores/chips per fold (e.g. 1,2,4,8,16) and stop")
     s.set_defaults(func=cmd_map)
+
+    s = sub.add_parser("run", help="run a mapping (from `snnchip map -o`) on the chip simulator: accuracy, latency, counters")
+    s.add_argument("mapping", help="mapping folder written by `snnchip map -o`")
+    s.add_argument("--data", choices=["nmnist", "mnist"], help="dataset (default: from the input population's shape)")
+    s.add_argument("--samples", type=int, default=100)
+    s.add_argument("--steps", type=int, help="time steps (default: model metadata; N-MNIST: the longest sample)")
+    s.add_argument("--reset", choices=["zero", "subtract"], help="default: model metadata, else subtract")
+    s.add_argument("--spikes", choices=["binary", "multi"], help="default: model metadata, else binary")
+    s.add_argument("--timing-samples", type=int, default=1, metavar="K",
+                   help="samples timed cycle by cycle (default 1; 0 = functional only)")
+    s.add_argument("--batch", type=int, default=128, help="samples per engine call (default 128)")
+    s.add_argument("-o", "--output", help="folder for result.json + result.npz (default MAPPING/run)")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("report", help="energy tables and figures of a saved run (from `snnchip run -o`)")
+    s.add_argument("run", help="run folder holding result.json + result.npz")
+    s.add_argument("-o", "--output", default="report", help="folder for the report files (default report)")
+    s.add_argument("--mapping", help="mapping folder (default: recorded in the run, or the run folder's parent)")
+    s.add_argument("--table", action="append", metavar="NAME|FILE.yaml",
+                   help="technology table (repeatable; default all shipped; the first one is used for figures)")
+    s.add_argument("--raster", action="append", metavar="POP[:i,j,...]",
+                   help="neurons of a recorded population for the spike raster (repeatable)")
+    s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("models", help="list shipped models and zoo builders")
     s.set_defaults(func=cmd_models)
