@@ -100,6 +100,9 @@ class Mapping:
             lines.append("  fold             " + ", ".join(f"{k} x{v}" for k, v in folds.items()))
         lines.append("")
         lines.append(self.tiling.summary())
+        if self.quant.get("table"):
+            lines.append("")
+            lines.append(self.quant["table"])
         return "\n".join(lines)
 
     # ---------------------------------------------------------------- files --------
@@ -310,7 +313,7 @@ def map_model(graph_or_net, chip, *, placement: str = "rowmajor", rates: dict | 
     if problems:
         raise MappingError(problems, model)
     base = pl.stats if placement == "rowmajor" else place(len(tiling.cores), T, chip, "rowmajor").stats
-    quant = qreport.summary() if hasattr(qreport, "summary") else {}
+    quant = {"table": qreport.table(), **(qreport.summary() if hasattr(qreport, "summary") else {})}
     return Mapping(chip, qnet, tiling, pl, routes, model, quant, dict(base))
 
 
