@@ -24,10 +24,30 @@ share an axon key (same source and delay) therefore keep separate crossbar entri
 Tiles ``k`` (ordered by population, then tile id): ``tile_pop``, ``tile_core``,
 ``tile_kind`` (0 soma, 1 partial), ``tile_soma``, ``tile_ncols``, rows
 ``tile_row_ptr[k]:tile_row_ptr[k+1]``. Row ``r``: ``row_src`` (population),
-``row_delay``, ``row_pre`` (pre index), ``row_mac`` (1 if the source is a real-valued
+``row_delay`` (effective delay, see below), ``row_pre`` (pre index), ``row_mac`` (1 if the source is a real-valued
 graph input), ``row_ncols`` (distinct columns used), entries
 ``row_ptr[r]:row_ptr[r+1]`` with ``ent_acc`` (global accumulator index), ``ent_w``
 (integer weight) and ``ent_col`` (local column).
+
+Timing mode (``compile(mapping, mode=...)``, default ``chip.timing.mode``)
+-----------------------------------------------------------------------
+``mode="pipelined"`` (DESIGN.md section 4: every core works every step on the previous
+step's inputs) adds one step of delay to every projection whose source is not the
+graph input: the row delays ``row_delay``, the rings ``pop_ring`` and the bias-term
+start steps ``bt_start`` of such projections are those of delay ``d + 1``;
+``proj_delay`` keeps the net's declared delay ``d`` (the tiles' axon keys). The result
+equals :func:`models.intref.simulate_int` on the net with every non-input
+projection's ``delay_steps`` and ``bias_terms`` start steps increased by one.
+``Population.bias`` (the step-0 constant input) is unchanged.
+
+Chip coordinates: ``core_chip[c] = (chip_x, chip_y)`` and ``chip_w, chip_h`` (cores
+per chip) give inter-chip crossings along an XY route; ``nrn_icx[g]`` = inter-chip link
+crossings of one spike of neuron ``g`` (sum over unicast copies, or the tree's
+crossing links), ``tile_psum_icx[k]`` those of a partial-sum packet.
+``in_dst_ptr`` / ``in_dst_core`` (CSR over the input neurons) are the cores an input
+event is sent to from the I/O port at global (-1, 0); ``in_pk``, ``in_hops``,
+``in_icx`` its packets, flit-hops (from the port, the injection link included) and
+inter-chip crossings per event, counted as the chip's NoC would carry it.
 """
 
 from __future__ import annotations
@@ -121,6 +141,21 @@ class Program:
     input_spiking: bool
     chip: object = None
     net: object = None
+    mode: str = "sync"
+    nrn_icx: np.ndarray = None        # (N,) inter-chip crossings per spike
+    tile_psum_icx: np.ndarray = None  # (n_tiles,) inter-chip crossings of a psum packet
+    in_dst_ptr: np.ndarray = None     # (n_in + 1,) CSR of input-event destination cores
+    in_dst_core: np.ndarray = None
+    in_pk: np.ndarray = None          # (n_in,) packets per input event
+    in_hops: np.ndarray = None        # (n_in,) flit-hops per input event (from the I/O port)
+    in_icx: np.ndarray = None         # (n_in,) inter-chip crossings per input event
+    core_chip: np.ndarray = None      # (n_cores, 2) chip grid coordinates
+    chip_w: int = 1
+    chip_h: int = 1
+
+    @property
+    def pipelined(self) -> bool:
+        return self.mode == "pipelined"
 
     @property
     def n_pops(self) -> int:
@@ -158,9 +193,67 @@ def _xy_tree_links(src: np.ndarray, dsts: np.ndarray) -> int:
     return len(links)
 
 
-def compile(mapping) -> Program:  # noqa: A001 - the documented name
-    """Flatten ``mapping`` (a :class:`~mapper.mapping.Mapping`) into a :class:`Program`."""
+def _xy_tree_crossings(src: np.ndarray, dsts: np.ndarray, cw: int, ch: int) -> int:
+    """Links of the XY tree from src to dsts that join two different chips."""
+    links = set()
+    cx = lambda x: max(int(x), 0) // cw  # noqa: E731 - the I/O port (-1, 0) is chip (0, 0)
+    cy = lambda y: max(int(y), 0) // ch  # noqa: E731
+    for d in dsts:
+        x, y = int(src[0]), int(src[1])
+        while x != d[0]:
+            nx = x + (1 if d[0] > x else -1)
+            if cx(nx) != cx(x):
+                links.add((x, y, nx, y))
+            x = nx
+        while y != d[1]:
+            ny = y + (1 if d[1] > y else -1)
+            if cy(ny) != cy(y):
+                links.add((x, y, x, ny))
+            y = ny
+    return len(links)
+
+
+def _dest_stats(src_xy, ptr, dcores, core_xy, core_chip, cw, ch, multicast):
+    """Per item (neuron / input): packets, flit-hops and inter-chip crossings of one event
+    sent from ``src_xy[i]`` to cores ``dcores[ptr[i]:ptr[i+1]]`` (unicast copies or an XY tree)."""
+    n = ptr.size - 1
+    pk, hops_o, icx_o = (np.zeros(n, np.int64) for _ in range(3))
+    cnt_d = np.diff(ptr)
+    has = np.flatnonzero(cnt_d)
+    if not has.size:
+        return pk, hops_o, icx_o
+    own = np.repeat(np.arange(n), cnt_d)
+    sxy = src_xy[own]
+    schip = np.stack([np.maximum(sxy[:, 0], 0) // cw, np.maximum(sxy[:, 1], 0) // ch], axis=1)
+    if multicast == "unicast":
+        hops = np.abs(core_xy[dcores] - sxy).sum(axis=1)
+        icx = np.abs(core_chip[dcores] - schip).sum(axis=1)
+        pk[:] = cnt_d
+        hops_o[:] = np.bincount(own, weights=hops, minlength=n).astype(np.int64)
+        icx_o[:] = np.bincount(own, weights=icx, minlength=n).astype(np.int64)
+    else:
+        pk[has] = 1
+        cache = {}
+        for g in has:
+            key = (int(src_xy[g, 0]), int(src_xy[g, 1]), tuple(dcores[ptr[g]:ptr[g + 1]]))
+            if key not in cache:
+                d = core_xy[list(key[2])]
+                cache[key] = (_xy_tree_links(src_xy[g], d), _xy_tree_crossings(src_xy[g], d, cw, ch))
+            hops_o[g], icx_o[g] = cache[key]
+    return pk, hops_o, icx_o
+
+
+def compile(mapping, mode: str | None = None) -> Program:  # noqa: A001 - the documented name
+    """Flatten ``mapping`` (a :class:`~mapper.mapping.Mapping`) into a :class:`Program`.
+
+    ``mode``: ``"sync"`` or ``"pipelined"`` (default: ``mapping.chip.timing.mode``); see
+    the module docstring."""
     net, tl, chip = mapping.net, mapping.tiling, mapping.chip
+    if mode is None:
+        mode = chip.timing.mode
+    if mode not in ("sync", "pipelined"):
+        raise ProgramError(f"compile: mode must be 'sync' or 'pipelined', got {mode!r}")
+    pipe = mode == "pipelined"
     if not getattr(net, "quantized", False) or "quant" not in net.metadata:
         raise ProgramError("compile: the mapping's net is not quantised (mapper.quantize)")
     meta = net.metadata["quant"]
@@ -203,6 +296,8 @@ def compile(mapping) -> Program:  # noqa: A001 - the documented name
         if not 0 <= k <= 62:
             raise ProgramError(f"projection '{q.name}': acc_shift {k} out of range 0..62")
         proj_src[j], proj_dst[j], proj_delay[j], proj_shift[j], proj_npost[j] = s, d, q.delay_steps, k, pop_size[d]
+    # effective delays: pipelined mode adds one step to every non-input projection
+    proj_eff = proj_delay + ((proj_src != 0) if pipe else 0)
     proj_acc_off = _i64(np.concatenate([[0], np.cumsum(proj_npost)]))
     n_acc = int(proj_acc_off[-1])
     proj_acc_off = proj_acc_off[:-1].copy()
@@ -210,7 +305,7 @@ def compile(mapping) -> Program:  # noqa: A001 - the documented name
     pop_proj_ptr = _i64(np.searchsorted(proj_dst[proj_order], np.arange(P + 1)))
     pop_ring = np.ones(P, np.int64)
     for j in range(Q):
-        pop_ring[proj_src[j]] = max(pop_ring[proj_src[j]], proj_delay[j] + 1)
+        pop_ring[proj_src[j]] = max(pop_ring[proj_src[j]], proj_eff[j] + 1)
     ring_off = _i64(np.concatenate([[0], np.cumsum(pop_ring * pop_size)])[:-1])
 
     # bias terms grouped by destination population
@@ -221,7 +316,7 @@ def compile(mapping) -> Program:  # noqa: A001 - the documented name
             if vec.size != pop_size[proj_dst[j]]:
                 raise ProgramError(f"projection '{projs[j].name}': bias term of size {vec.size}, population has "
                                    f"{pop_size[proj_dst[j]]}")
-            bts.append((int(proj_dst[j]), int(start), vec))
+            bts.append((int(proj_dst[j]), int(start) + int(proj_eff[j] - proj_delay[j]), vec))
     bt_pop = _i64([b[0] for b in bts])
     pop_bt_ptr = _i64(np.searchsorted(bt_pop, np.arange(P + 1)))
     bt_start = _i64([b[1] for b in bts])
@@ -296,6 +391,10 @@ def compile(mapping) -> Program:  # noqa: A001 - the documented name
     grid_h = int(core_xy[:, 1].max(initial=0)) + 1
     if n_cores and core_xy.min() < 0:
         raise ProgramError("placement: negative core coordinates")
+    pl = mapping.placement
+    core_chip = _i64(np.asarray(pl.chip_coords(), dtype=np.int64)[:n_cores]).reshape(-1, 2)
+    chip_w, chip_h = max(int(getattr(pl, "width", grid_w)), 1), max(int(getattr(pl, "height", grid_h)), 1)
+    in_pairs = []
 
     order = sorted(range(len(tiles)), key=lambda k: (pidx[tiles[k].population], k))
     tile_order = _i64(order)
@@ -306,6 +405,7 @@ def compile(mapping) -> Program:  # noqa: A001 - the documented name
     tile_ncols = np.zeros(len(tiles), np.int64)
     tile_psum_flits = np.zeros(len(tiles), np.int64)
     tile_psum_hops = np.zeros(len(tiles), np.int64)
+    tile_psum_icx = np.zeros(len(tiles), np.int64)
     incoming = {}
     for j, q in enumerate(projs):
         incoming.setdefault((proj_dst[j], proj_src[j], proj_delay[j]), []).append(j)
@@ -340,6 +440,7 @@ def compile(mapping) -> Program:  # noqa: A001 - the documented name
             if core_of[k] != core_of[s.id]:
                 tile_psum_flits[k] = post.size * -(-int(chip.core.membrane_bits) // int(chip.noc.flit_bits))
                 tile_psum_hops[k] = int(np.abs(core_xy[core_of[k]] - core_xy[core_of[s.id]]).sum())
+                tile_psum_icx[k] = int(np.abs(core_chip[core_of[k]] - core_chip[core_of[s.id]]).sum())
         nrows = 0
         for src, d, idx in t.axons:
             if src not in pidx:
@@ -381,7 +482,7 @@ def compile(mapping) -> Program:  # noqa: A001 - the documented name
             pairs = np.unique(er * max(post.size, 1) + ec)
             ncols = np.bincount(pairs // max(post.size, 1), minlength=R).astype(np.int64)
             row_lists["src"].append(np.full(R, s, np.int64))
-            row_lists["delay"].append(np.full(R, int(d), np.int64))
+            row_lists["delay"].append(np.full(R, int(d) + (1 if (pipe and s != 0) else 0), np.int64))
             row_lists["pre"].append(idx)
             row_lists["mac"].append(np.full(R, 1 if (s == 0 and real_input) else 0, np.int64))
             row_lists["ncols"].append(ncols)
@@ -392,6 +493,8 @@ def compile(mapping) -> Program:  # noqa: A001 - the documented name
             nrows += R
             if s > 0:
                 dst_pairs.append(np.stack([pop_off[s] + idx, np.full(R, core_of[k])], axis=1))
+            else:
+                in_pairs.append(np.stack([idx, np.full(R, core_of[k])], axis=1))
             del base
         tile_nrows[k] = nrows
     for p in range(1, P):
@@ -431,23 +534,18 @@ def compile(mapping) -> Program:  # noqa: A001 - the documented name
         pr = np.zeros((0, 2), np.int64)
     nrn_dst_ptr = _i64(np.searchsorted(pr[:, 0], np.arange(N + 1)))
     nrn_dst_core = _i64(pr[:, 1])
-    nrn_pk = np.zeros(N, np.int64)
-    nrn_hops = np.zeros(N, np.int64)
-    cnt_d = np.diff(nrn_dst_ptr)
-    has = np.flatnonzero(cnt_d)
-    if has.size:
-        hops = np.abs(core_xy[nrn_dst_core] - core_xy[nrn_core[np.repeat(np.arange(N), cnt_d)]]).sum(axis=1)
-        if multicast == "unicast":
-            nrn_pk[:] = cnt_d
-            nrn_hops[:] = np.bincount(np.repeat(np.arange(N), cnt_d), weights=hops, minlength=N).astype(np.int64)
-        else:
-            nrn_pk[has] = 1
-            cache = {}
-            for g in has:
-                key = (int(nrn_core[g]), tuple(nrn_dst_core[nrn_dst_ptr[g]:nrn_dst_ptr[g + 1]]))
-                if key not in cache:
-                    cache[key] = _xy_tree_links(core_xy[key[0]], core_xy[list(key[1])])
-                nrn_hops[g] = cache[key]
+    nrn_src_xy = np.zeros((N, 2), np.int64)
+    nrn_src_xy[pop_off[1]:] = core_xy[np.maximum(nrn_core[pop_off[1]:], 0)] if n_cores else 0
+    nrn_pk, nrn_hops, nrn_icx = _dest_stats(nrn_src_xy, nrn_dst_ptr, nrn_dst_core, core_xy, core_chip,
+                                            chip_w, chip_h, multicast)
+    # input events: from the I/O port at global (-1, 0) (chip (0, 0)) to every core using the input
+    n_in = int(pop_size[0])
+    ip = np.unique(np.concatenate(in_pairs), axis=0) if in_pairs else np.zeros((0, 2), np.int64)
+    in_dst_ptr = _i64(np.searchsorted(ip[:, 0], np.arange(n_in + 1)))
+    in_dst_core = _i64(ip[:, 1])
+    port = np.tile(np.array([[-1, 0]], np.int64), (n_in, 1))
+    in_pk, in_hops, in_icx = _dest_stats(port, in_dst_ptr, in_dst_core, core_xy, core_chip, chip_w, chip_h,
+                                         multicast)
 
     prog = Program(
         pop_names=[p.name for p in pops], pop_model=pop_model, pop_size=pop_size, pop_off=pop_off,
@@ -468,7 +566,9 @@ def compile(mapping) -> Program:  # noqa: A001 - the documented name
         weight_bits=int(meta.get("weight_bits", chip.core.weight_bits)), pe_width=int(chip.core.pe_width),
         event_overhead=int(chip.core.event_overhead_cycles), payload_bits=int(chip.core.spike_payload_bits),
         flit_bits=int(chip.noc.flit_bits), output_pop=pidx[net.output], input_spiking=bool(net.input_spiking),
-        chip=chip, net=net,
+        chip=chip, net=net, mode=mode, nrn_icx=nrn_icx, tile_psum_icx=_i64(tile_psum_icx),
+        in_dst_ptr=in_dst_ptr, in_dst_core=in_dst_core, in_pk=in_pk, in_hops=in_hops, in_icx=in_icx,
+        core_chip=core_chip, chip_w=chip_w, chip_h=chip_h,
     )
     check(prog)
     return prog
@@ -509,3 +609,15 @@ def check(prog: Program) -> None:
         raise ProgramError("program: accumulator offsets out of range")
     if prog.nrn_dst_ptr.size != N + 1 or prog.nrn_dst_ptr[-1] != prog.nrn_dst_core.size:
         raise ProgramError("program: nrn_dst_ptr inconsistent")
+    n_in = int(prog.pop_size[0])
+    for name in ("nrn_icx", "tile_psum_icx", "in_dst_ptr", "in_dst_core", "in_pk", "in_hops", "in_icx"):
+        if getattr(prog, name) is None:
+            raise ProgramError(f"program: {name} missing")
+    if prog.nrn_icx.size != N or prog.tile_psum_icx.size != prog.n_tiles:
+        raise ProgramError("program: nrn_icx / tile_psum_icx sizes inconsistent")
+    if prog.in_dst_ptr.size != n_in + 1 or prog.in_dst_ptr[-1] != prog.in_dst_core.size \
+            or (np.diff(prog.in_dst_ptr) < 0).any():
+        raise ProgramError("program: in_dst_ptr inconsistent")
+    if prog.in_pk.size != n_in or prog.in_hops.size != n_in or prog.in_icx.size != n_in:
+        raise ProgramError("program: input event tables inconsistent")
+    rng("in_dst_core", prog.in_dst_core, 0, max(prog.n_cores, 1))

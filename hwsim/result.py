@@ -26,7 +26,12 @@ class RunResult:
     """``output`` (T, B, *out_shape) of the output population; ``spikes`` / ``membrane``:
     recorded populations (T, B, n) int64; ``counters`` (T, n_cores, K) int64 summed over
     samples with names ``counter_names``; ``core_population[c]`` = population whose tiles
-    core c holds (the last one if several); ``timing``: dict of the timed samples or None."""
+    core c holds (the last one if several); ``timing``: dict of the timed samples or None:
+    ``mode``, ``step_cycles`` (Bt, T), ``core_busy_cycles`` (Bt, n_cores), per sample (Bt,)
+    ``total_cycles``, ``cycles_per_step``, ``pipeline_depth`` (0 in sync mode),
+    ``latency_cycles``, ``latency_us``, ``throughput_inf_s``; ``packet_latency_hist``,
+    ``overruns`` (rules: :mod:`hwsim.engine`). ``meta["mode"]`` is the timing mode,
+    ``meta["traces"]`` the trace files written (kind -> path)."""
 
     output: np.ndarray
     spikes: dict = field(default_factory=dict)

@@ -252,3 +252,133 @@ def test_loaded_mapping_runs_exactly(tmp_path):
     m2 = Mapping.load(tmp_path / "map")
     x = mnist_sequences("direct", 8, start=8000, stop=8010).inputs
     _same(simulate_int(m2.net, x, record="all"), simulate(m2, x, record="all", timing=False))
+
+
+# ---------------------------------------------------------------- pipelined mode
+
+def _pipelined_ref_net(qnet):
+    """The integer reference of pipelined mode: every projection not from the graph input
+    gets one more step of delay (its bias terms start one step later)."""
+    import copy
+    n = copy.copy(qnet)
+    projs = []
+    for q in qnet.projections:
+        q2 = copy.copy(q)
+        if q.src != qnet.input.name:
+            q2.delay_steps = q.delay_steps + 1
+            q2.bias_terms = [(s + 1, v) for s, v in q.bias_terms]
+        projs.append(q2)
+    n.projections = projs
+    return n
+
+
+def test_pipelined_nir_cnn_exact(cnn_mapping, test100):
+    x = test100.inputs[:, :3]
+    r = simulate(cnn_mapping, x, record="all", mode="pipelined", timing=False)
+    ref = simulate_int(_pipelined_ref_net(cnn_mapping.net), x, record="all")
+    _same(ref, r)
+    assert r.meta["mode"] == "pipelined"
+    sync = simulate_int(cnn_mapping.net, x, record=[cnn_mapping.net.output])
+    assert not np.array_equal(sync.output, r.output)  # the delay is real
+
+
+def test_pipelined_shipped_mnist_mlp_exact():
+    if not (shared_data_dir() / "mnist").exists():
+        pytest.skip("shared MNIST data not found")
+    seq = mnist_sequences("direct", 16, start=8000, stop=8020)
+    g = models.read_nir(models.__path__[0] + "/zoo/trained/mnist_mlp.nir")
+    m = map_model(g, load_chip("tianjic").with_overrides({"timing.mode": "pipelined"}))
+    r = simulate(m, seq.inputs, record="all", timing_samples=2)
+    _same(simulate_int(_pipelined_ref_net(m.net), seq.inputs, record="all"), r)
+    assert r.timing["mode"] == "pipelined" and (r.timing["step_cycles"] > 0).all()
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_pipelined_random_nets_exact(seed):
+    """Delay-1 skip projection and partial-sum tiles: the skip becomes delay 2."""
+    net, x = _random_net(seed)
+    chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 24 + 8 * seed, "core.neurons": 16})
+    m = map_model(net, chip)
+    r = simulate(m, x, record="all", mode="pipelined", timing_samples=2)
+    _same(simulate_int(_pipelined_ref_net(m.net), x, record="all"), r)
+    assert r.timing["pipeline_depth"].tolist() == [2, 2]
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_pipelined_exact_net_with_bias_terms(reset):
+    """Recurrence, a delay-2 sparse skip and a late bias term (start steps shift too)."""
+    net = _exact_net(0)
+    chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 16, "core.neurons": 8})
+    m = map_model(net, chip)
+    assert any(q.bias_terms for q in m.net.projections if q.src != m.net.input.name)
+    x = (np.random.default_rng(1).random((12, 3, 2, 8, 8)) < 0.4).astype(np.float32)
+    r = simulate(m, x, record="all", reset=reset, mode="pipelined")
+    _same(simulate_int(_pipelined_ref_net(m.net), x, record="all", reset=reset), r)
+
+
+def test_pipelined_timing_by_hand():
+    m = map_model(_toy(), _toy_chip().with_overrides({"timing.mode": "pipelined"}))
+    prog = compile(m)
+    assert prog.mode == "pipelined"
+    hc, oc = prog.nrn_core[prog.pop_off[1]], prog.nrn_core[prog.pop_off[2]]
+    hops = int(np.abs(prog.core_xy[hc] - prog.core_xy[oc]).sum())
+    RW = hops * 2
+    x = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 1]], dtype=np.float32)[:, None, :]
+    r = simulate(prog, x, record="all")
+    # every core starts at cycle 0 of every step. step 0: h integrates (1+2) + (2+2) = 7,
+    # fires 2 -> 9; o has no events yet, fires 1; h's two spikes leave at 9: deliveries
+    # 9+RW and 10+RW; step = 10+RW + barrier 5.
+    # step 1: h: (1+2) + 2 = 5; o integrates step 0's two h spikes: 2 x (1+2) + 1 = 7;
+    # h spikes again (deliveries 5+RW, 6+RW); step = max(7, 6+RW) + 5.
+    # step 2: h: inputs 0,1,2: (1+2)+(1+2)+(2+2) = 10 + 2 = 12; o: 7; spikes 12+RW, 13+RW.
+    np.testing.assert_array_equal(r.spikes["h"][:, 0], [[1, 1], [1, 1], [1, 1]])
+    exp = [10 + RW + 5, max(7, 6 + RW) + 5, 13 + RW + 5]
+    np.testing.assert_array_equal(r.timing["step_cycles"][0], exp)
+    np.testing.assert_array_equal(r.timing["core_busy_cycles"][0, [hc, oc]], [9 + 5 + 12, 1 + 7 + 7])
+    tim = r.timing
+    assert tim["pipeline_depth"][0] == 1  # in -> h -> o: one delayed projection
+    cps = sum(exp) / 3
+    assert tim["cycles_per_step"][0] == pytest.approx(cps)
+    assert tim["latency_cycles"][0] == pytest.approx((3 + 1) * cps)
+    clock = m.chip.timing.clock_hz
+    assert tim["throughput_inf_s"][0] == pytest.approx(clock / (cps * 3))
+    assert tim["latency_us"][0] == pytest.approx((3 + 1) * cps / clock * 1e6)
+    # the sync program of the same mapping is unchanged
+    rs = simulate(m, x, record="all", mode="sync")
+    assert rs.timing["mode"] == "sync" and rs.timing["pipeline_depth"][0] == 0
+    with pytest.raises(SimulationError, match="compiled for"):
+        simulate(prog, x, mode="sync")
+
+
+# ---------------------------------------------------------------- new counters
+
+def test_io_and_interchip_counters_by_hand():
+    """Two 1x1 chips side by side: h on chip 0, o on chip 1 (every h spike crosses one
+    chip boundary); input events enter from the I/O port at (-1, 0)."""
+    chip = _toy_chip().with_overrides({"mesh.width": 1, "mesh.height": 1, "noc.interchip_cycles": 10})
+    m = map_model(_toy(), chip)
+    prog = compile(m)
+    hc, oc = prog.nrn_core[prog.pop_off[1]], prog.nrn_core[prog.pop_off[2]]
+    assert (prog.core_chip[hc] != prog.core_chip[oc]).any()
+    cross = int(np.abs(prog.core_chip[hc] - prog.core_chip[oc]).sum())
+    hops = int(np.abs(prog.core_xy[hc] - prog.core_xy[oc]).sum())
+    hin = int(np.abs(prog.core_xy[hc] - [-1, 0]).sum())
+    hic = int(prog.core_chip[hc].sum())
+    x = np.array([[1, 0, 1], [0, 1, 0]], dtype=np.float32)[:, None, :]
+    r = simulate(prog, x, record="all")
+    t = r.totals()
+    # every h spike is one flit crossing `cross` chip boundaries; the 3 input events cross `hic`
+    n_h = int(r.spikes["h"].sum())
+    assert n_h == 4
+    assert t["interchip_flits"] == n_h * cross + 3 * hic
+    assert t["flit_hops"] == n_h * hops
+    # input events: 3 (two at step 0, one at step 1), one flit each, all to h's core
+    assert t["io_in_flits"] == 3
+    assert t["io_in_flit_hops"] == 3 * hin
+    np.testing.assert_array_equal(r.counter("io_in_flits")[:, hc], [2, 1])
+    assert t["io_out_flits"] == int(r.output.sum())
+    np.testing.assert_array_equal(r.counter("io_out_flits")[:, oc], r.output[:, 0, 0])
+    # inter-chip latency: each crossing costs interchip_cycles instead of R + W = 2
+    r0 = simulate(compile(map_model(_toy(), chip.with_overrides({"noc.interchip_cycles": 2}))), x)
+    extra = cross * (10 - 2)
+    np.testing.assert_array_equal(r.timing["step_cycles"][0], r0.timing["step_cycles"][0] + extra)
