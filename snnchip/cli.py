@@ -165,10 +165,31 @@ def cmd_demo(args):
     print(f"\n== mapping on {chip.name}, traffic weighted by the measured firing rates")
     m = map_model(net, chip, placement="anneal", rates=rates, model=name)
     print(m.report())
-    out = args.output
-    m.save(out)
-    print(f"\nmapping written to {out}/ (mapping.json + mapping.npz)")
-    print(f"demo done in {time.perf_counter() - t0:.1f} s")
+    from pathlib import Path
+
+    from energy import report
+    from hwsim.engine import simulate as chip_simulate
+
+    out = Path(args.output)
+    m.save(out / "mapping")
+    print(f"\nmapping written to {out / 'mapping'}/ (mapping.json + mapping.npz)")
+    print(f"\n== chip simulation (Numba engine, {chip.timing.mode} timing on the first sample)")
+    run = chip_simulate(m, seq.inputs, reset=reset, spikes=spikes, timing=True,
+                        record=[m.net.output])  # a small raster: the output layer only
+    cc = int((run.predict() == seq.labels).sum())
+    same = bool(np.array_equal(run.output, r.output))
+    print(f"accuracy on the chip: {cc}/{B} = {100.0 * cc / B:.2f} %; output spikes identical to the "
+          f"integer reference: {'yes' if same else 'NO'}")
+    tm = run.timing
+    cps = float(np.mean(tm.get("cycles_per_step", [np.nan])))
+    print(f"latency: {cps:,.0f} cycles per step, {T} steps = {cps * T / chip.timing.clock_hz * 1e6:,.1f} us "
+          f"per inference at {chip.timing.clock_hz / 1e6:g} MHz")
+    run.meta["mapping"] = str((out / "mapping").resolve())
+    run.save(out / "run")
+    files = report(run, m, out / "report")
+    print(f"\n== energy report: {len(files.get('files', files))} files in {out / 'report'}/ "
+          f"(energy.md, energy.tex, CSV, JSON, figures)")
+    print(f"demo done in {time.perf_counter() - t0:.1f} s; report: {out / 'report' / 'energy.md'}")
     return 0
 
 
@@ -371,7 +392,7 @@ def cmd_report(args):
     from pathlib import Path
 
     from energy import report
-    from energy.report import DEFAULT_TABLES
+    from energy.reporting import DEFAULT_TABLES
     from hwsim.result import RunResult
     from mapper.mapping import Mapping
 

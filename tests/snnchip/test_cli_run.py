@@ -1,0 +1,86 @@
+"""`snnchip run MAPPING`: the chip simulator on a saved mapping, through the CLI."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import DATA, need
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "snnchip.cli", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def mlp_mapping(tmp_path_factory):
+    need(DATA / "mnist")
+    out = tmp_path_factory.mktemp("run") / "mlp_map"
+    p = cli("map", "mnist_mlp", "-o", out)
+    assert p.returncode == 0, p.stderr
+    return out
+
+
+def test_run_matches_integer_reference(mlp_mapping, tmp_path):
+    from hwsim.result import RunResult
+    from mapper.mapping import Mapping
+    from models.datasets import mnist_sequences
+    from models.intref import simulate_int
+
+    p = cli("run", mlp_mapping, "--samples", 50, "--batch", 16, "--timing-samples", 2, "-o", tmp_path / "res")
+    assert p.returncode == 0, p.stderr
+    got = re.search(r"accuracy: (\d+)/(\d+) = ([\d.]+) %", p.stdout)
+    assert got, p.stdout
+    m = Mapping.load(mlp_mapping)
+    meta = m.net.metadata
+    seq = mnist_sequences("direct", int(meta["steps"]), start=8000, samples=50)
+    ref = simulate_int(m.net, seq.inputs, reset=meta["reset"], spikes=meta["spikes"])
+    correct = int((ref.predict() == seq.labels).sum())
+    assert (int(got.group(1)), int(got.group(2))) == (correct, 50)
+    assert f"{100.0 * correct / 50:.2f}" == got.group(3)
+    for word in ("cycles/step", "us per inference", "input events", "ACs", "MACs", "neuron updates",
+                 "spikes", "packets", "flits", "flit-hops", "busy cycles"):
+        assert word in p.stdout, word
+    # the saved result: 50 samples merged from 4 batches, spike for spike the reference's output
+    r = RunResult.load(tmp_path / "res")
+    assert r.output.shape[:2] == (int(meta["steps"]), 50)
+    np.testing.assert_array_equal(r.output, ref.output)
+    assert r.timing["samples"] == 2 and r.timing["step_cycles"].shape == (2, int(meta["steps"]))
+    assert r.meta["accuracy"] == correct / 50
+
+
+def test_run_default_output_folder(mlp_mapping):
+    p = cli("run", mlp_mapping, "--samples", 5, "--steps", 4)
+    assert p.returncode == 0, p.stderr
+    assert (mlp_mapping / "run" / "result.json").exists() and (mlp_mapping / "run" / "result.npz").exists()
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--steps", "0"], "--steps"),
+    (["--samples", "0"], "--samples"),
+    (["--steps", "-2"], "--steps"),
+    (["--data", "nmnist", "--samples", "2"], "model input"),
+])
+def test_run_bad_input(mlp_mapping, extra, words):
+    if "nmnist" in extra:
+        need(DATA / "nmnist_small" / "test100.txt")
+    p = cli("run", mlp_mapping, *extra)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_run_missing_mapping(tmp_path):
+    p = cli("run", tmp_path / "no_such_mapping")
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no_such_mapping" in lines[0] and "Traceback" not in p.stderr
