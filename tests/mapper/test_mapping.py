@@ -157,6 +157,8 @@ def test_cli_map(tmp_path):
                           "-o", str(tmp_path / "m")], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "cores used       10 of 156" in out.stdout and (tmp_path / "m" / "mapping.npz").exists()
-    bad = subprocess.run([sys.executable, "-m", "snnchip.cli", "map", "resnet18:imagenet", "--chip", "tiny"],
+    bad = subprocess.run([sys.executable, "-m", "snnchip.cli", "map", "mnist_cnn", "--chip", "tiny"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+    # 4 chips x 2x2 cores; the message names the resource and the cores each layer needs
+    assert "cores: needs 30,940 cores, system has 16" in bad.stderr and "if2 27,644" in bad.stderr
