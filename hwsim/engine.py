@@ -70,6 +70,16 @@ destination core; ``io_out_flits``: outputs of the output population leaving the
 the route to the port is not modelled. I/O traffic is not part of the NoC timing.
 
 Traces (:mod:`hwsim.traces`): AER ``.npz``, VCD and Chrome trace JSON, off by default.
+
+Implementation (results identical to the plain step-by-step loop): the kernel is
+event-driven (per step it lists each population's nonzero outputs once and touches
+only the crossbar rows those sources drive, via a CSR source neuron -> rows built by
+:func:`_event_index`); when the input frames an input-fed population reads are the
+same as at the previous step of the sample, the input projections' sums are kept and
+their per-tile event / AC / MAC / cycle counts re-added (the chip still performs, and
+the counters still count, every MAC each step); neuron updates and state words are
+added arithmetically; the NoC timing calls after the first (validated) one run the
+same routing and arbitration in one compiled call (:func:`_noc_fast`).
 """
 
 from __future__ import annotations
@@ -78,9 +88,10 @@ import numpy as np
 from numba import njit, prange
 
 from models.errors import SimulationError
-from models.intref import encode_input
+from models.intref import _InputEncoder, encode_input  # noqa: F401
 from models.reference import _check_options
 
+from .noc import _build_routes as _noc_build_routes, _run as _noc_run
 from .program import Program, ProgramError, compile as compile_program  # noqa: F401
 from .result import RunResult
 
@@ -118,15 +129,25 @@ def _run(enc, n_groups, pop_model, pop_size, pop_off, pop_ring, ring_off, pop_pr
          pop_tile_ptr, tile_order, pop_bt_ptr, bt_start, bt_off, bt_vec,
          nrn_core, nrn_bias, nrn_thr, nrn_vreset, nrn_alpha, nrn_asyn, nrn_vleak, nrn_pk, nrn_hops,
          proj_shift, proj_acc_off, proj_npost, n_acc,
-         tile_core, tile_kind, tile_soma, tile_ncols, tile_rows, tile_psum_flits, tile_psum_hops,
-         row_src, row_delay, row_pre, row_mac, row_ncols, row_ptr, ent_acc, ent_w,
+         tile_core, tile_kind, tile_soma, tile_ncols, tile_psum_flits, tile_psum_hops,
+         row_mac, row_ncols, row_ptr, ent_acc, ent_w,
+         slot_off, grp_ptr, grp_src, grp_delay, grp_pre_off, pre_ptr, grp_rows, row_tile, proj_in,
+         pop_reuse,
          M, F, pe, overhead, payload, reset_sub, multi, out_pop,
          rec_off, rec_s, rec_v, out, cnt, n_timed, tile_cyc, all_out,
          nrn_icx, tile_psum_icx, in_dst_ptr, in_dst_core, in_pk, in_hops, in_icx, in_flits, in_mult,
          out_val_flits, vcd_b, vcd_slot, vcd_s, vcd_v):
+    """Event-driven kernel: per step and population, only the crossbar rows driven by a
+    nonzero source value are touched (``grp_*`` / ``pre_ptr`` / ``grp_rows``: rows of a
+    population grouped by (source, delay), CSR over the source's neurons); the nonzero
+    entries of each ring slot are listed once when written (``nz``, ``nzc``).
+    ``pop_reuse[p]``: population p's input-fed accumulators (``proj_in``) may be kept
+    from the previous step when the input frames they read are unchanged (their
+    per-tile event counts are then re-added from the cache)."""
     T, B = enc.shape[0], enc.shape[1]
     P = pop_size.shape[0]
     N = nrn_core.shape[0]
+    K = tile_core.shape[0]
     lo = -(np.int64(1) << (M - 1))
     hi = (np.int64(1) << (M - 1)) - 1
     ring_total = 0
@@ -135,59 +156,128 @@ def _run(enc, n_groups, pop_model, pop_size, pop_off, pop_ring, ring_off, pop_pr
     n_in = pop_size[0]
     for g in prange(n_groups):
         ring = np.zeros(ring_total, np.int64)
+        nz = np.zeros(max(ring_total, 1), np.int64)
+        nzc = np.zeros(slot_off[P], np.int64)
         acc = np.zeros(max(n_acc, 1), np.int64)
         v = np.zeros(N, np.int64)
         isyn = np.zeros(N, np.int64)
+        t_nev = np.zeros(max(K, 1), np.int64)
+        t_cyc = np.zeros(max(K, 1), np.int64)
+        t_ac = np.zeros(max(K, 1), np.int64)
+        t_mac = np.zeros(max(K, 1), np.int64)
+        c_nev = np.zeros(max(K, 1), np.int64)   # cached input-group counts per tile
+        c_cyc = np.zeros(max(K, 1), np.int64)
+        c_ac = np.zeros(max(K, 1), np.int64)
+        c_mac = np.zeros(max(K, 1), np.int64)
+        same = np.zeros(T, np.bool_)
+        Ib = np.zeros(max(int(pop_size.max()), 1), np.int64)
         for b in range(g, B, n_groups):
             ring[:] = 0
+            nzc[:] = 0
+            acc[:] = 0
             v[:] = 0
             isyn[:] = 0
             for t in range(T):
                 base0 = ring_off[0] + (t % pop_ring[0]) * n_in
+                s0 = slot_off[0] + t % pop_ring[0]
+                nn0 = 0
+                eq = t > 0
                 for i in range(n_in):
-                    ring[base0 + i] = enc[t, b, i]
                     xi = enc[t, b, i]
-                    if xi != 0 and in_dst_ptr[i + 1] > in_dst_ptr[i]:
-                        ci = in_dst_core[in_dst_ptr[i]]
-                        fm = in_flits * (xi if in_mult else 1)
-                        cnt[g, t, ci, 12] += in_pk[i] * fm
-                        cnt[g, t, ci, 13] += in_hops[i] * fm
-                        cnt[g, t, ci, 11] += in_icx[i] * fm
+                    ring[base0 + i] = xi
+                    if t > 0 and xi != enc[t - 1, b, i]:
+                        eq = False
+                    if xi != 0:
+                        nz[base0 + nn0] = i
+                        nn0 += 1
+                        if in_dst_ptr[i + 1] > in_dst_ptr[i]:
+                            ci = in_dst_core[in_dst_ptr[i]]
+                            fm = in_flits * (xi if in_mult else 1)
+                            cnt[g, t, ci, 12] += in_pk[i] * fm
+                            cnt[g, t, ci, 13] += in_hops[i] * fm
+                            cnt[g, t, ci, 11] += in_icx[i] * fm
+                nzc[s0] = nn0
+                same[t] = eq
                 if b < n_timed:
                     for i in range(n_in):
                         all_out[b, t, i] = enc[t, b, i]
                 for p in range(1, P):
-                    # clear this population's accumulators
-                    for qi in range(pop_proj_ptr[p], pop_proj_ptr[p + 1]):
-                        q = proj_order[qi]
-                        a0 = proj_acc_off[q]
-                        for n in range(proj_npost[q]):
-                            acc[a0 + n] = 0
-                    # events
-                    for ti in range(pop_tile_ptr[p], pop_tile_ptr[p + 1]):
+                    k0 = pop_tile_ptr[p]
+                    k1 = pop_tile_ptr[p + 1]
+                    for ti in range(k0, k1):
                         k = tile_order[ti]
-                        c = tile_core[k]
-                        cyc = 0
-                        nev = 0
-                        for r in range(tile_rows[k, 0], tile_rows[k, 1]):
-                            s = row_src[r]
-                            d = row_delay[r]
+                        t_nev[k] = 0
+                        t_cyc[k] = 0
+                        t_ac[k] = 0
+                        t_mac[k] = 0
+                    # may the input-fed accumulators of the previous step be kept?
+                    reuse = pop_reuse[p] and t > 0
+                    if reuse:
+                        for gg in range(grp_ptr[p], grp_ptr[p + 1]):
+                            if grp_src[gg] == 0:
+                                d = grp_delay[gg]
+                                if t >= d and not (t - 1 >= d and same[t - d]):
+                                    reuse = False
+                    if reuse:
+                        for ti in range(k0, k1):
+                            k = tile_order[ti]
+                            t_nev[k] += c_nev[k]
+                            t_cyc[k] += c_cyc[k]
+                            t_ac[k] += c_ac[k]
+                            t_mac[k] += c_mac[k]
+                    else:
+                        for qi in range(pop_proj_ptr[p], pop_proj_ptr[p + 1]):
+                            q = proj_order[qi]
+                            if proj_in[q]:
+                                a0 = proj_acc_off[q]
+                                for n in range(proj_npost[q]):
+                                    acc[a0 + n] = 0
+                    # events: input groups first (their counts are cached), then the rest
+                    for phase in range(2):
+                        if phase == 0 and reuse:
+                            continue
+                        for gg in range(grp_ptr[p], grp_ptr[p + 1]):
+                            s = grp_src[gg]
+                            if (s == 0) != (phase == 0):
+                                continue
+                            d = grp_delay[gg]
                             if t < d:
                                 continue
-                            x = ring[ring_off[s] + ((t - d) % pop_ring[s]) * pop_size[s] + row_pre[r]]
-                            if x == 0:
-                                continue
-                            nev += 1
-                            e0 = row_ptr[r]
-                            e1 = row_ptr[r + 1]
-                            for e in range(e0, e1):
-                                acc[ent_acc[e]] += ent_w[e] * x
-                            if row_mac[r] != 0:
-                                cnt[g, t, c, 2] += e1 - e0
-                            else:
-                                cnt[g, t, c, 1] += e1 - e0
-                            cyc += (row_ncols[r] + pe - 1) // pe + overhead
+                            sl = (t - d) % pop_ring[s]
+                            base = ring_off[s] + sl * pop_size[s]
+                            nn = nzc[slot_off[s] + sl]
+                            pp = grp_pre_off[gg]
+                            for j in range(nn):
+                                i = nz[base + j]
+                                x = ring[base + i]
+                                for rr in range(pre_ptr[pp + i], pre_ptr[pp + i + 1]):
+                                    r = grp_rows[rr]
+                                    k = row_tile[r]
+                                    e0 = row_ptr[r]
+                                    e1 = row_ptr[r + 1]
+                                    for e in range(e0, e1):
+                                        acc[ent_acc[e]] += ent_w[e] * x
+                                    t_nev[k] += 1
+                                    if row_mac[r] != 0:
+                                        t_mac[k] += e1 - e0
+                                    else:
+                                        t_ac[k] += e1 - e0
+                                    t_cyc[k] += (row_ncols[r] + pe - 1) // pe + overhead
+                        if phase == 0 and pop_reuse[p]:
+                            for ti in range(k0, k1):
+                                k = tile_order[ti]
+                                c_nev[k] = t_nev[k]
+                                c_cyc[k] = t_cyc[k]
+                                c_ac[k] = t_ac[k]
+                                c_mac[k] = t_mac[k]
+                    for ti in range(k0, k1):
+                        k = tile_order[ti]
+                        c = tile_core[k]
+                        cyc = t_cyc[k]
+                        nev = t_nev[k]
                         cnt[g, t, c, 0] += nev
+                        cnt[g, t, c, 1] += t_ac[k]
+                        cnt[g, t, c, 2] += t_mac[k]
                         if tile_kind[k] == 0:
                             fire = (tile_ncols[k] + pe - 1) // pe
                             cnt[g, t, c, 10] += cyc + fire
@@ -203,20 +293,39 @@ def _run(enc, n_groups, pop_model, pop_size, pop_off, pop_ring, ring_off, pop_pr
                                     cnt[g, t, c, 11] += tile_psum_flits[k] * tile_psum_icx[k]
                         if b < n_timed:
                             tile_cyc[b, t, k] = cyc if nev > 0 else -1
-                    # neurons
+                    # neurons (neuron_updates / state_words are added by the caller)
                     model = pop_model[p]
                     off = pop_off[p]
                     wbase = ring_off[p] + (t % pop_ring[p]) * pop_size[p]
+                    ws = slot_off[p] + t % pop_ring[p]
+                    nnw = 0
                     ro = rec_off[p]
-                    for n in range(pop_size[p]):
+                    npop = pop_size[p]
+                    # input currents of the whole population (one pass per projection)
+                    for n in range(npop):
+                        Ib[n] = nrn_bias[off + n]
+                    for qi in range(pop_proj_ptr[p], pop_proj_ptr[p + 1]):
+                        q = proj_order[qi]
+                        a0 = proj_acc_off[q]
+                        sh = proj_shift[q]
+                        if sh == 0:
+                            for n in range(npop):
+                                Ib[n] += acc[a0 + n]
+                        else:
+                            hb = np.int64(1) << (sh - 1)
+                            for n in range(npop):
+                                Ib[n] += (acc[a0 + n] + hb) >> sh
+                        if not proj_in[q]:
+                            for n in range(npop):
+                                acc[a0 + n] = 0
+                    for bi in range(pop_bt_ptr[p], pop_bt_ptr[p + 1]):
+                        if t >= bt_start[bi]:
+                            bo = bt_off[bi]
+                            for n in range(npop):
+                                Ib[n] += bt_vec[bo + n]
+                    for n in range(npop):
                         gi = off + n
-                        I = nrn_bias[gi]
-                        for qi in range(pop_proj_ptr[p], pop_proj_ptr[p + 1]):
-                            q = proj_order[qi]
-                            I += rshift_round_nb(acc[proj_acc_off[q] + n], proj_shift[q])
-                        for bi in range(pop_bt_ptr[p], pop_bt_ptr[p + 1]):
-                            if t >= bt_start[bi]:
-                                I += bt_vec[bt_off[bi] + n]
+                        I = Ib[n]
                         z = np.int64(0)
                         o = np.int64(0)
                         if model == 5:  # Threshold
@@ -253,10 +362,10 @@ def _run(enc, n_groups, pop_model, pop_size, pop_off, pop_ring, ring_off, pop_pr
                                 o = z
                             v[gi] = vv
                         ring[wbase + n] = o
-                        c = nrn_core[gi]
-                        cnt[g, t, c, 3] += 1
-                        cnt[g, t, c, 5] += 2 if model == 4 else 1
                         if o != 0:
+                            nz[wbase + nnw] = n
+                            nnw += 1
+                            c = nrn_core[gi]
                             if model == 0 or model == 2 or model == 4 or model == 5:
                                 cnt[g, t, c, 4] += o
                             mult = o if (payload == 0 and (model == 0 or model == 2 or model == 4)) else 1
@@ -279,9 +388,103 @@ def _run(enc, n_groups, pop_model, pop_size, pop_off, pop_ring, ring_off, pop_pr
                             out[t, b, n] = o
                         if b < n_timed:
                             all_out[b, t, gi] = o
+                    nzc[ws] = nnw
+
+
+def _event_index(prog: Program):
+    """Rows of each population grouped by (source, delay) with a CSR over the source's
+    neurons: (slot_off, grp_ptr, grp_src, grp_delay, grp_pre_off, pre_ptr, grp_rows,
+    row_tile, proj_in, pop_reuse) for :func:`_run`."""
+    P = prog.n_pops
+    R = prog.row_src.size
+    row_tile = np.zeros(R, np.int64)
+    row_pop = np.zeros(R, np.int64)
+    for k in range(prog.n_tiles):
+        lo_, hi_ = int(prog.tile_row_ptr[k, 0]), int(prog.tile_row_ptr[k, 1])
+        row_tile[lo_:hi_] = k
+        row_pop[lo_:hi_] = prog.tile_pop[k]
+    slot_off = np.concatenate([[0], np.cumsum(prog.pop_ring)]).astype(np.int64)
+    # group key (pop, src, delay)
+    D = int(prog.pop_ring.max(initial=1)) + 1
+    key = (row_pop * P + prog.row_src) * D + prog.row_delay
+    ukeys, ginv = np.unique(key, return_inverse=True)
+    G = ukeys.size
+    g_pop = ukeys // (P * D)
+    g_src = (ukeys // D) % P
+    g_delay = ukeys % D
+    grp_ptr = np.searchsorted(g_pop, np.arange(P + 1)).astype(np.int64)
+    sizes = prog.pop_size[g_src]
+    grp_pre_off = np.concatenate([[0], np.cumsum(sizes + 1)])[:-1].astype(np.int64)
+    order = np.lexsort((np.arange(R), prog.row_pre, ginv))
+    pos = grp_pre_off[ginv] + prog.row_pre  # slot in the per-group CSR
+    counts = np.bincount(pos, minlength=int((sizes + 1).sum()))
+    pre_ptr = np.zeros(int((sizes + 1).sum()) + 1, np.int64)
+    # ptr over the concatenated per-group arrays: pre_ptr[grp_pre_off[g] + i] = start of (g, i)
+    pre_ptr[1:] = np.cumsum(counts)
+    grp_rows = order.astype(np.int64)
+    proj_in = (prog.proj_src == 0).astype(np.int64)
+    # reuse: only when every input projection of the population is fed by rows from the
+    # input only (always true: a projection has one source) and no partial aliasing
+    pop_reuse = np.zeros(P, np.int64)
+    for p in range(1, P):
+        gs = range(int(grp_ptr[p]), int(grp_ptr[p + 1]))
+        if any(g_src[g] == 0 for g in gs):
+            pop_reuse[p] = 1
+    return (slot_off, grp_ptr, g_src.astype(np.int64), g_delay.astype(np.int64), grp_pre_off, pre_ptr,
+            grp_rows, row_tile, proj_in, pop_reuse)
 
 
 # ------------------------------------------------------------------------ timing
+
+
+@njit(cache=True)
+def _noc_fast(t0, fl, src, ptr, dst, gw, gh, tree, R, W):
+    """The body of :func:`hwsim.noc.simulate_noc` (same routes, same link arbitration)
+    without validation: (delivery cycle, latency) per (packet, destination)."""
+    n = t0.size
+    D = dst.shape[0]
+    if ptr[n] != D:
+        raise ValueError("timing: internal packet list inconsistent")
+    for p in range(n):
+        if fl[p] < 1 or t0[p] < 0 or ptr[p + 1] - ptr[p] < 1:
+            raise ValueError("timing: internal packet list inconsistent")
+    owner = np.empty(D, np.int64)
+    bound = np.zeros(n, np.int64)
+    for p in range(n):
+        for k in range(ptr[p], ptr[p + 1]):
+            owner[k] = p
+            bound[p] += abs(dst[k, 0] - src[p, 0]) + abs(dst[k, 1] - src[p, 1])
+    edge_off = np.zeros(n + 1, np.int64)
+    for p in range(n):
+        edge_off[p + 1] = edge_off[p] + bound[p]
+    E = edge_off[n]
+    edge_link = np.zeros(E, np.int64)
+    edge_parent = np.full(E, -1, np.int64)
+    edge_packet = np.zeros(E, np.int64)
+    edge_count = np.zeros(n, np.int64)
+    dst_edge = np.full(D, -1, np.int64)
+    _noc_build_routes(src, ptr, dst, edge_off, gw, gh, tree,
+                      edge_link, edge_parent, edge_packet, edge_count, dst_edge)
+    edge_valid = np.zeros(E, np.bool_)
+    for p in range(n):
+        for e in range(edge_off[p], edge_off[p + 1]):
+            edge_valid[e] = (e - edge_off[p]) < edge_count[p]
+    edge_start = np.full(E, -1, np.int64)
+    link_flits = np.zeros(gw * gh * 4, np.int64)
+    _noc_run(t0, fl, edge_valid, edge_link, edge_parent, edge_packet, R, W,
+             gw * gh * 4, edge_start, link_flits)
+    delivery = np.empty(D, np.int64)
+    lat = np.empty(D, np.int64)
+    for k in range(D):
+        p = owner[k]
+        L = fl[p]
+        if dst_edge[k] >= 0:
+            delivery[k] = edge_start[dst_edge[k]] + W + L - 1
+        else:
+            delivery[k] = t0[p] + L - 1
+        lat[k] = delivery[k] - t0[p]
+    return delivery, lat
+
 
 class _Noc:
     """Runs :func:`hwsim.noc.simulate_noc` for the timing models, adds the inter-chip
@@ -294,22 +497,45 @@ class _Noc:
         self.mc = chip.noc.multicast
         self.extra = max(0, int(chip.noc.interchip_cycles) - self.R - self.W)
         self.lat = []
+        self._checked = False
 
     def __call__(self, inject, src_cores, dptr, dcores, flits):
-        from .noc import Packets, simulate_noc
-
+        """Delivery cycle per (packet, destination). The first call goes through
+        :func:`hwsim.noc.simulate_noc` (validated); later calls, whose packets are built
+        the same way from the compiled program, run the same steps without the
+        validation and result objects (the per-call overhead dominated timing)."""
         prog = self.prog
-        pk = Packets.from_arrays(inject, prog.core_xy[src_cores], dptr, prog.core_xy[dcores], flits)
-        res = simulate_noc(pk, prog.grid_w, prog.grid_h, self.R, self.W, multicast=self.mc)
-        dl = res.delivery_cycle
+        if not self._checked:
+            from .noc import Packets, simulate_noc
+
+            pk = Packets.from_arrays(inject, prog.core_xy[src_cores], dptr, prog.core_xy[dcores], flits)
+            res = simulate_noc(pk, prog.grid_w, prog.grid_h, self.R, self.W, multicast=self.mc)
+            self._checked = True
+            dl = res.delivery_cycle
+            lat = res.latency_cycles
+        else:
+            dl, lat = self._fast(inject, src_cores, dptr, dcores, flits)
         if self.extra:
             own = np.repeat(np.arange(len(src_cores)), np.diff(dptr))
             cross = np.abs(prog.core_chip[dcores] - prog.core_chip[np.asarray(src_cores)[own]]).sum(axis=1)
             dl = dl + cross * self.extra
             self.lat.append(dl - np.asarray(inject)[own])
         else:
-            self.lat.append(res.latency_cycles)
+            self.lat.append(lat)
         return dl
+
+    def _fast(self, inject, src_cores, dptr, dcores, flits):
+        """:func:`hwsim.noc.simulate_noc` on internally generated packets, step for step."""
+        prog = self.prog
+        t0 = np.ascontiguousarray(inject, dtype=np.int64).reshape(-1)
+        n = t0.size
+        ptr = np.ascontiguousarray(dptr, dtype=np.int64).reshape(-1)
+        fl = np.asarray(flits, dtype=np.int64)
+        fl = np.full(n, int(fl), np.int64) if fl.ndim == 0 else np.ascontiguousarray(fl).reshape(-1)
+        src = np.ascontiguousarray(prog.core_xy[src_cores])
+        dst = np.ascontiguousarray(prog.core_xy[dcores])
+        return _noc_fast(t0, fl, src, ptr, dst, int(prog.grid_w), int(prog.grid_h), self.mc == "xy-tree",
+                         self.R, self.W)
 
     def hist(self):
         lat = np.concatenate(self.lat) if self.lat else np.zeros(0, np.int64)
@@ -326,7 +552,7 @@ def _spike_packets(prog: Program, out_bt: np.ndarray, g0: int, g1: int):
         return None
     ndst = prog.nrn_dst_ptr[gids + 1] - prog.nrn_dst_ptr[gids]
     dptr = np.concatenate([[0], np.cumsum(ndst)])
-    dc = np.concatenate([prog.nrn_dst_core[prog.nrn_dst_ptr[g]:prog.nrn_dst_ptr[g + 1]] for g in gids])
+    dc = prog.nrn_dst_core[np.repeat(prog.nrn_dst_ptr[gids] - dptr[:-1], ndst) + np.arange(int(dptr[-1]))]
     fl = np.ones(gids.size, np.int64)
     if prog.payload_bits == 0:
         pm = prog.pop_model[np.searchsorted(prog.pop_off, gids, side="right") - 1]
@@ -388,45 +614,56 @@ def _timing(prog: Program, tile_cyc: np.ndarray, all_out: np.ndarray, timeline=N
                     if prog.proj_dst[j] == p and prog.proj_delay[j] == 0}) for p in range(P)]
     ptiles = [prog.tile_order[prog.pop_tile_ptr[p]:prog.pop_tile_ptr[p + 1]] for p in range(P)]
 
+    # per population: constant tile / core sets (precomputed once)
+    pinfo = [None] * P
+    for p in range(1, P):
+        tk = ptiles[p]
+        if tk.size == 0:
+            continue
+        cores = prog.tile_core[tk]
+        used = np.zeros(C, bool)
+        used[cores] = True
+        cand = tk[(prog.tile_kind[tk] == 1) & (prog.tile_psum_flits[tk] > 0)]
+        soma = tk[prog.tile_kind[tk] == 0]
+        fire = np.zeros(C, np.int64)
+        np.add.at(fire, prog.tile_core[soma], fire_tile[soma])
+        pinfo[p] = (tk, cores, used, np.flatnonzero(used), cand, prog.tile_core[cand],
+                    prog.tile_core[prog.tile_soma[cand]], prog.tile_psum_flits[cand], fire)
+
     for b in range(Bt):
         tl = timeline if (timeline is not None and b == tl_sample) else None
         for t in range(T):
             done = np.zeros(P, np.int64)
             core_free = np.zeros(C, np.int64)
+            tct = tile_cyc[b, t]
             for p in range(1, P):
                 ready = max((int(done[s]) for s in dsrc[p]), default=0)
-                tk = ptiles[p]
-                if tk.size == 0:
+                if pinfo[p] is None:
                     continue
-                cyc = np.maximum(tile_cyc[b, t, tk], 0)
-                cores = prog.tile_core[tk]
-                integ = np.zeros(C, np.int64)
-                np.add.at(integ, cores, cyc)
-                used = np.zeros(C, bool)
-                used[cores] = True
+                tk, cores, used, used_idx, cand, c_src, c_dst, c_fl, fire = pinfo[p]
+                integ = np.bincount(cores, weights=np.maximum(tct[tk], 0), minlength=C).astype(np.int64)
                 start = np.where(used, np.maximum(core_free, ready), 0)
                 end_int = start + integ
                 # partial sums
                 psum_ready = np.zeros(C, np.int64)
-                sel = tk[(prog.tile_kind[tk] == 1) & (tile_cyc[b, t, tk] >= 0) & (prog.tile_psum_flits[tk] > 0)]
-                if sel.size:
-                    src = prog.tile_core[sel]
-                    dst = prog.tile_core[prog.tile_soma[sel]]
-                    dptr = np.arange(sel.size + 1)
-                    dl = noc(end_int[src], src, dptr, dst, prog.tile_psum_flits[sel])
-                    np.maximum.at(psum_ready, dst, dl)
-                    if tl is not None:
-                        tl.packets(t, "psum", src, dptr, dst, end_int[src], dl, prog.tile_psum_flits[sel])
-                soma = tk[prog.tile_kind[tk] == 0]
-                fire = np.zeros(C, np.int64)
-                np.add.at(fire, prog.tile_core[soma], fire_tile[soma])
+                if cand.size:
+                    m = tct[cand] >= 0
+                    if m.any():
+                        src = c_src[m]
+                        dst = c_dst[m]
+                        fl = c_fl[m]
+                        dptr = np.arange(src.size + 1)
+                        dl = noc(end_int[src], src, dptr, dst, fl)
+                        np.maximum.at(psum_ready, dst, dl)
+                        if tl is not None:
+                            tl.packets(t, "psum", src, dptr, dst, end_int[src], dl, fl)
                 fstart = np.maximum(end_int, psum_ready)
                 fend = fstart + fire
                 core_busy[b] += integ + fire
                 core_free = np.where(used, fend, core_free)
-                fin = int(fend[used].max(initial=ready))
+                fin = int(fend[used_idx].max(initial=ready))
                 if tl is not None:
-                    for c in np.flatnonzero(used):
+                    for c in used_idx:
                         tl.phase(c, t, "integrate", start[c], end_int[c])
                         tl.phase(c, t, "psum wait", end_int[c], fstart[c])
                         tl.phase(c, t, "fire", fstart[c], fend[c])
@@ -604,6 +841,20 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
     counters = np.zeros((T, prog.n_cores, len(COUNTERS)), np.int64)
     tile_cyc = np.zeros((n_timed, T, max(prog.n_tiles, 1)), np.int64)
     all_out = np.zeros((n_timed, T, N), np.int64)
+    ev_index = _event_index(prog)
+    # crossbar entries as narrow ints (less memory traffic in the kernel; same values)
+    ent_acc_c = prog.ent_acc.astype(np.int32) if prog.n_acc < 2 ** 31 else prog.ent_acc
+    wmax = int(np.abs(prog.ent_w).max(initial=0))
+    ent_w_c = prog.ent_w.astype(np.int16 if wmax < 2 ** 15 else (np.int32 if wmax < 2 ** 31 else np.int64))
+    # neuron updates and state words do not depend on the data: every neuron of every
+    # population updates once per step and sample
+    g1 = int(prog.pop_off[1])
+    nmod = prog.pop_model[np.searchsorted(prog.pop_off, np.arange(g1, N), side="right") - 1]
+    nu_core = np.bincount(prog.nrn_core[g1:], minlength=prog.n_cores).astype(np.int64)
+    sw_core = np.bincount(prog.nrn_core[g1:], weights=np.where(nmod == 4, 2, 1),
+                          minlength=prog.n_cores).astype(np.int64)
+    counters[:, :, _NU] += B * nu_core[:prog.n_cores]
+    counters[:, :, _SW] += B * sw_core[:prog.n_cores]
     writers = []
     try:
         aer_w = None
@@ -611,9 +862,21 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
             aer_w = AerWriter(trace.aer, names, prog.pop_off, prog.nrn_core, trace.aer_include_input)
             writers.append(aer_w)
         import numba
+        enc_buf = None
+        n_in_flat = int(prog.pop_size[0])
         for b0 in range(0, B, chunk):
             b1 = min(B, b0 + chunk)
-            enc = np.ascontiguousarray(encode_input(net, x[:, b0:b1], input_scale), dtype=np.int64)
+            # models.intref.encode_input, step by step into one reused buffer (int32 when
+            # every encoded value fits: the encoder bounds them by ``bound``)
+            encoder = _InputEncoder(net, x[:, b0:b1], input_scale)
+            edt = np.int32 if 0 <= int(encoder.bound) < 2 ** 31 - 1 else np.int64
+            if enc_buf is None or enc_buf.dtype != edt or enc_buf.shape[1] < b1 - b0:
+                enc_buf = np.empty((T, b1 - b0, n_in_flat), edt)
+            enc = enc_buf[:, :b1 - b0] if enc_buf.shape[1] != b1 - b0 else enc_buf
+            if not enc.flags.c_contiguous:
+                enc = np.empty((T, b1 - b0, n_in_flat), edt)
+            for t_ in range(T):
+                enc[t_] = encoder(t_).reshape(b1 - b0, n_in_flat)
             nb = b1 - b0
             G = max(1, min(nb, numba.get_num_threads()))
             cnt = np.zeros((G, T, prog.n_cores, len(COUNTERS)), np.int64)
@@ -622,17 +885,23 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
             rv_c = np.zeros((T, nb, R), np.int64)
             nt = max(0, min(n_timed - b0, nb))
             nr = nb if aer_w is not None else nt
-            tc = np.zeros((nr, T, max(prog.n_tiles, 1)), np.int64)
-            ao = np.zeros((nr, T, N), np.int64)
+            direct = aer_w is None  # timed samples' recordings written in place (no copy)
+            if direct:
+                tc = tile_cyc[b0:b0 + nt]
+                ao = all_out[b0:b0 + nt]
+            else:
+                tc = np.zeros((nr, T, max(prog.n_tiles, 1)), np.int64)
+                ao = np.zeros((nr, T, N), np.int64)
             vb = vcd_b - b0 if b0 <= vcd_b < b1 else -1
             _run(enc, G, prog.pop_model, prog.pop_size, prog.pop_off, prog.pop_ring, prog.ring_off,
                  prog.pop_proj_ptr, prog.proj_order, prog.pop_tile_ptr, prog.tile_order, prog.pop_bt_ptr,
                  prog.bt_start, prog.bt_off, prog.bt_vec, prog.nrn_core, prog.nrn_bias, prog.nrn_thr,
                  prog.nrn_vreset, prog.nrn_alpha, prog.nrn_asyn, prog.nrn_vleak, prog.nrn_pk, prog.nrn_hops,
                  prog.proj_shift, prog.proj_acc_off, prog.proj_npost, prog.n_acc,
-                 prog.tile_core, prog.tile_kind, prog.tile_soma, prog.tile_ncols, prog.tile_row_ptr,
-                 prog.tile_psum_flits, prog.tile_psum_hops, prog.row_src, prog.row_delay, prog.row_pre,
-                 prog.row_mac, prog.row_ncols, prog.row_ptr, prog.ent_acc, prog.ent_w,
+                 prog.tile_core, prog.tile_kind, prog.tile_soma, prog.tile_ncols,
+                 prog.tile_psum_flits, prog.tile_psum_hops,
+                 prog.row_mac, prog.row_ncols, prog.row_ptr, ent_acc_c, ent_w_c,
+                 *ev_index,
                  prog.membrane_bits, prog.leak_frac_bits, prog.pe_width, prog.event_overhead, prog.payload_bits,
                  reset == "subtract", spikes == "multi", prog.output_pop,
                  rec_off, rs_c, rv_c, o_c, cnt, nr, tc, ao,
@@ -640,7 +909,7 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
                  prog.in_icx, in_flits, in_mult, out_val_flits, vb, vcd_slot, vcd_s, vcd_v)
             out[:, b0:b1], rec_s[:, b0:b1], rec_v[:, b0:b1] = o_c, rs_c, rv_c
             counters += cnt.sum(axis=0)
-            if nt:
+            if nt and not direct:
                 tile_cyc[b0:b0 + nt] = tc[:nt]
                 all_out[b0:b0 + nt] = ao[:nt]
             if aer_w is not None:
