@@ -408,7 +408,6 @@ def _event_index(prog: Program):
     D = int(prog.pop_ring.max(initial=1)) + 1
     key = (row_pop * P + prog.row_src) * D + prog.row_delay
     ukeys, ginv = np.unique(key, return_inverse=True)
-    G = ukeys.size
     g_pop = ukeys // (P * D)
     g_src = (ukeys // D) % P
     g_delay = ukeys % D
@@ -597,19 +596,22 @@ def _finish(prog, mode, step_cycles, core_busy, noc, overruns, depth):
     }
 
 
-def _timing(prog: Program, tile_cyc: np.ndarray, all_out: np.ndarray, timeline=None, tl_sample: int = 0) -> dict:
-    """Sync-mode cycles of the timed samples (see the module docstring)."""
+def _timing_setup(prog: Program, tile_cyc: np.ndarray):
+    """What both timing modes start from: the fixed step (or None), barrier, PE width,
+    sizes, zeroed step/busy arrays, the NoC model and fire cycles per tile."""
     chip = prog.chip
     fixed = chip.timing.step_cycles if chip.timing.step_cycles != "dynamic" else None
-    barrier = int(chip.timing.barrier_cycles)
     pe = prog.pe_width
     Bt, T = tile_cyc.shape[:2]
+    return (fixed, int(chip.timing.barrier_cycles), pe, Bt, T, np.zeros((Bt, T), np.int64),
+            np.zeros((Bt, prog.n_cores), np.int64), _Noc(prog), (prog.tile_ncols + pe - 1) // pe)
+
+
+def _timing(prog: Program, tile_cyc: np.ndarray, all_out: np.ndarray, timeline=None, tl_sample: int = 0) -> dict:
+    """Sync-mode cycles of the timed samples (see the module docstring)."""
+    fixed, barrier, pe, Bt, T, step_cycles, core_busy, noc, fire_tile = _timing_setup(prog, tile_cyc)
     C, P = prog.n_cores, prog.n_pops
-    step_cycles = np.zeros((Bt, T), np.int64)
-    core_busy = np.zeros((Bt, C), np.int64)
     overruns = 0
-    noc = _Noc(prog)
-    fire_tile = (prog.tile_ncols + pe - 1) // pe
     dsrc = [sorted({int(prog.proj_src[j]) for j in range(prog.proj_src.size)
                     if prog.proj_dst[j] == p and prog.proj_delay[j] == 0}) for p in range(P)]
     ptiles = [prog.tile_order[prog.pop_tile_ptr[p]:prog.pop_tile_ptr[p + 1]] for p in range(P)]
@@ -689,17 +691,9 @@ def _timing(prog: Program, tile_cyc: np.ndarray, all_out: np.ndarray, timeline=N
 def _timing_pipelined(prog: Program, tile_cyc: np.ndarray, all_out: np.ndarray, timeline=None,
                       tl_sample: int = 0) -> dict:
     """Pipelined-mode cycles of the timed samples (see the module docstring)."""
-    chip = prog.chip
-    fixed = chip.timing.step_cycles if chip.timing.step_cycles != "dynamic" else None
-    barrier = int(chip.timing.barrier_cycles)
-    pe = prog.pe_width
-    Bt, T = tile_cyc.shape[:2]
+    fixed, barrier, pe, Bt, T, step_cycles, core_busy, noc, fire_tile = _timing_setup(prog, tile_cyc)
     C, K = prog.n_cores, prog.n_tiles
-    step_cycles = np.zeros((Bt, T), np.int64)
-    core_busy = np.zeros((Bt, C), np.int64)
     overruns = 0
-    noc = _Noc(prog)
-    fire_tile = (prog.tile_ncols + pe - 1) // pe
     soma = np.flatnonzero(prog.tile_kind == 0)
     fire = np.bincount(prog.tile_core[soma], weights=fire_tile[soma], minlength=C).astype(np.int64)
     used = np.zeros(C, bool)
