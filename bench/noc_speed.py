@@ -12,18 +12,8 @@ import time
 
 import numpy as np
 
-from hwsim.noc import Packets, simulate_noc
+from hwsim.noc import uniform_traffic, simulate_noc
 from hwsim.noc_ref import simulate_noc_ref
-
-
-def uniform_traffic(k: int, p: float, cycles: int, seed: int = 0) -> Packets:
-    """1-flit packets: each node of a k x k mesh injects with probability p per cycle."""
-    rng = np.random.default_rng(seed)
-    n = k * k
-    t, s = np.nonzero(rng.random((cycles, n)) < p)
-    d = rng.integers(0, n - 1, t.size)
-    d += d >= s
-    return Packets.unicast(t, np.c_[s // k, s % k], np.c_[d // k, d % k], 1)
 
 
 def best_of(fn, repeat: int) -> float:

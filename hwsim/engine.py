@@ -596,6 +596,19 @@ def _finish(prog, mode, step_cycles, core_busy, noc, overruns, depth):
     }
 
 
+def _send_spikes(prog: Program, noc, tl, out_t: np.ndarray, lo: int, hi: int, fend: np.ndarray, t: int) -> int:
+    """Inject the spikes of neurons ``lo:hi`` at their cores' fire-end cycles; returns the
+    last delivery cycle (0 when nothing was sent). Shared by both timing modes."""
+    sp = _spike_packets(prog, out_t, lo, hi)
+    if sp is None:
+        return 0
+    _gids, src, dptr, dc, fl = sp
+    dl = noc(fend[src], src, dptr, dc, fl)
+    if tl is not None:
+        tl.packets(t, "spike", src, dptr, dc, fend[src], dl, fl)
+    return int(dl.max())
+
+
 def _timing_setup(prog: Program, tile_cyc: np.ndarray):
     """What both timing modes start from: the fixed step (or None), barrier, PE width,
     sizes, zeroed step/busy arrays, the NoC model and fire cycles per tile."""
@@ -670,13 +683,8 @@ def _timing(prog: Program, tile_cyc: np.ndarray, all_out: np.ndarray, timeline=N
                         tl.phase(c, t, "psum wait", end_int[c], fstart[c])
                         tl.phase(c, t, "fire", fstart[c], fend[c])
                 # spikes
-                sp = _spike_packets(prog, all_out[b, t], int(prog.pop_off[p]), int(prog.pop_off[p + 1]))
-                if sp is not None:
-                    gids, src, dptr, dc, fl = sp
-                    dl = noc(fend[src], src, dptr, dc, fl)
-                    fin = max(fin, int(dl.max()))
-                    if tl is not None:
-                        tl.packets(t, "spike", src, dptr, dc, fend[src], dl, fl)
+                fin = max(fin, _send_spikes(prog, noc, tl, all_out[b, t], int(prog.pop_off[p]),
+                                            int(prog.pop_off[p + 1]), fend, t))
                 done[p] = fin
             busy = int(done.max(initial=0))
             if fixed is not None:
@@ -724,13 +732,7 @@ def _timing_pipelined(prog: Program, tile_cyc: np.ndarray, all_out: np.ndarray, 
                     tl.phase(c, t, "integrate", 0, integ[c])
                     tl.phase(c, t, "psum wait", integ[c], fstart[c])
                     tl.phase(c, t, "fire", fstart[c], fend[c])
-            sp = _spike_packets(prog, all_out[b, t], g1, int(prog.pop_off[-1]))
-            if sp is not None:
-                gids, src, dptr, dc, fl = sp
-                dl = noc(fend[src], src, dptr, dc, fl)
-                busy = max(busy, int(dl.max()))
-                if tl is not None:
-                    tl.packets(t, "spike", src, dptr, dc, fend[src], dl, fl)
+            busy = max(busy, _send_spikes(prog, noc, tl, all_out[b, t], g1, int(prog.pop_off[-1]), fend, t))
             if fixed is not None:
                 overruns += int(busy > fixed)
                 busy = max(busy, int(fixed))

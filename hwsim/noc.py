@@ -446,3 +446,14 @@ def simulate_noc(packets: Packets, grid_w: int, grid_h: int, router_cycles: int,
     delivery = pk.inject_cycle[owner] + L - 1  # destinations at their own source
     delivery[via] = edge_start[dst_edge[via]] + W + L[via] - 1
     return NocResult(pk, delivery, link_flits.reshape(gw, gh, 4), gw, gh, R, W, multicast)
+
+
+def uniform_traffic(k: int, p: float, cycles: int, seed: int = 0) -> "Packets":
+    """Uniform random traffic: every node of a k x k mesh injects a 1-flit packet with
+    probability ``p`` per cycle to a uniformly random *other* node (seeded)."""
+    rng = np.random.default_rng(seed)
+    n = k * k
+    t, s = np.nonzero(rng.random((cycles, n)) < p)
+    d = rng.integers(0, n - 1, t.size)
+    d += d >= s
+    return Packets.unicast(t, np.c_[s // k, s % k], np.c_[d // k, d % k], 1)

@@ -55,8 +55,8 @@ class Mapping:
         n_cores = len(tl.cores)
         cells = c.axons * c.neurons
         used = sum(t.used_cells for t in tl.tiles)
-        crossbars = sum(core_bytes(tl, k, chip)[0] for k in range(n_cores))
-        wbytes = sum(core_bytes(tl, k, chip)[1] for k in range(n_cores))
+        per_core = core_bytes(tl, chip)
+        crossbars, wbytes = int(per_core[:, 0].sum()), int(per_core[:, 1].sum())
         pp = tl.per_population()
         stored = sum(r["weights_stored"] for r in pp)
         unique = sum(r["unique_weights"] for r in pp)

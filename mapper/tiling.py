@@ -241,14 +241,15 @@ class Tiling:
         cap = int(self.chip.core.axons) * int(self.chip.core.neurons)
         return np.array([t.used_cells for t in self.tiles], dtype=np.float64) / cap
 
-    def core_memory(self) -> np.ndarray:
+    def core_memory(self, chip=None) -> np.ndarray:
         """(n_cores, 2) bytes per core: [weights, state].
 
         weights = distinct weight groups x axons x neurons x weight_bits / 8;
         state = sum of the tiles' n_neurons x membrane_bits / 8 (a partial tile holds its
-        partial sums at the same width), as ``mapper.validate`` counts them.
+        partial sums at the same width), as ``mapper.validate`` counts them. ``chip``
+        (default: the tiling's own) gives the crossbar size and bit widths.
         """
-        c = self.chip.core
+        c = (chip or self.chip).core
         wb = int(c.axons) * int(c.neurons) * int(c.weight_bits)
         out = np.zeros((len(self.cores), 2), dtype=np.int64)
         for k, tids in enumerate(self.cores):

@@ -55,15 +55,11 @@ def tile_label(t) -> str:
     return f"{t.population} tile {blk}"
 
 
-def core_bytes(tiling, k: int, chip) -> tuple[int, int, int]:
-    """(crossbars, weight bytes, state bytes) of core ``k``."""
-    c = chip.core
-    tids = tiling.cores[k]
-    groups = {tiling.tiles[t].weight_group for t in tids}
-    crossbars = len(groups)
-    wbytes = crossbars * c.axons * c.neurons * c.weight_bits // 8
-    sbytes = sum(tiling.tiles[t].n_neurons for t in tids) * c.membrane_bits // 8
-    return crossbars, wbytes, sbytes
+def core_bytes(tiling, chip) -> np.ndarray:
+    """(n_cores, 3) per core: crossbars, weight bytes, state bytes (from ``Tiling.core_memory``)."""
+    mem = tiling.core_memory(chip)
+    per_xbar = chip.core.axons * chip.core.neurons * chip.core.weight_bits // 8
+    return np.column_stack([mem[:, 0] // per_xbar, mem[:, 0], mem[:, 1]])
 
 
 def check(tiling, chip, *, net=None, routes=None) -> list:
@@ -84,8 +80,9 @@ def check(tiling, chip, *, net=None, routes=None) -> list:
         need = "ANN" if t.mode == "MAC" else "SNN"
         if need not in c.modes:
             out.append(Violation("mode", t.population, lab, f"{lab}: runs in {t.mode} mode, core supports {list(c.modes)}"))
+    per_core = core_bytes(tiling, chip)
     for k, tids in enumerate(tiling.cores):
-        crossbars, wb, sb = core_bytes(tiling, k, chip)
+        crossbars, wb, sb = (int(v) for v in per_core[k])
         pops = sorted({tiling.tiles[t].population for t in tids})
         lab = f"core {k} ({', '.join(pops)})"
         if crossbars > c.crossbars_per_core:

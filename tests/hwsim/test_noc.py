@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwsim.noc import NocError, Packets, simulate_noc
+from hwsim.noc import uniform_traffic, NocError, Packets, simulate_noc
 from hwsim.noc_ref import simulate_noc_ref
 from models.errors import SnnchipError
 
@@ -114,17 +114,6 @@ def test_numba_matches_simpy_on_random_traffic(mode, seed):
 
 # ------------------------------------------------------------------ throughput
 
-def _uniform_traffic(k, p, cycles, seed):
-    """Every node of a k x k mesh injects a 1-flit packet with probability p per cycle
-    to a uniformly random other node."""
-    rng = np.random.default_rng(seed)
-    n = k * k
-    t, s = np.nonzero(rng.random((cycles, n)) < p)
-    d = rng.integers(0, n - 1, t.size)
-    d += d >= s
-    return Packets.unicast(t, np.c_[s // k, s % k], np.c_[d // k, d % k], 1)
-
-
 K, CYCLES, WINDOW = 8, 3000, (1000, 3000)
 BISECTION_BOUND = 4 / K  # flits per node per cycle, 0.5 on 8 x 8
 
@@ -144,7 +133,7 @@ def test_saturation_throughput_at_bisection_bound():
     highest load at which latency stays bounded (queues do not grow over the run)."""
     rows = []
     for p in (0.40, 0.44, 0.48, 0.52, 0.56):
-        r = simulate_noc(_uniform_traffic(K, p, CYCLES, seed=1), K, K, 1, 1)
+        r = simulate_noc(uniform_traffic(K, p, CYCLES, seed=1), K, K, 1, 1)
         rows.append((p, _accepted(r), _latency_growth(r)))
     stable = [growth < 1.4 for _, _, growth in rows]
     assert stable == sorted(stable, reverse=True), rows  # stable, then diverging: one knee
@@ -162,7 +151,7 @@ def test_overload_saturates_the_bisection():
     """Offered 1.0 (twice the bound): the 16 links across the middle cut stay busy. With
     infinite buffers nothing is dropped or throttled at the source, so flits that stay on
     their side of the cut keep flowing and the total delivered exceeds 4/k somewhat."""
-    r = simulate_noc(_uniform_traffic(K, 1.0, CYCLES, seed=1), K, K, 1, 1)
+    r = simulate_noc(uniform_traffic(K, 1.0, CYCLES, seed=1), K, K, 1, 1)
     cut = np.concatenate([r.link_flits[K // 2 - 1, :, 0], r.link_flits[K // 2, :, 1]])
     busy = cut.sum() / (cut.size * r.last_delivery_cycle)
     accepted = _accepted(r)
@@ -173,7 +162,7 @@ def test_overload_saturates_the_bisection():
 
 
 def test_low_load_accepted_equals_offered():
-    r = simulate_noc(_uniform_traffic(K, 0.1, CYCLES, seed=3), K, K, 1, 1)
+    r = simulate_noc(uniform_traffic(K, 0.1, CYCLES, seed=3), K, K, 1, 1)
     t0 = r.packets.inject_cycle
     offered = ((t0 >= WINDOW[0]) & (t0 < WINDOW[1])).sum() / (WINDOW[1] - WINDOW[0]) / K**2
     accepted = _accepted(r)
