@@ -65,7 +65,10 @@ likewise -- these are all sizes that give a distinct number of blocks -- with
 
     tiles(cb, ph, pw) = ceil(C/cb) * ceil(H'/ph) * ceil(W'/pw) * n_chunks(cb, ph, pw)
 
-is minimised (vectorised over the candidate grid, no per-neuron work). Ties: fewer
+is minimised (vectorised over the candidate grid, no per-neuron work); for a population
+with one conv projection and nothing else the count is exact per channel block,
+``patches * sum_k max(1, ceil(ch_k / floor(axons / (Rh * Rw))))`` with ``ch_k`` the
+channels block k reads (a pruned kernel leaves blocks with different counts). Ties: fewer
 partial-sum tiles, then fewer total axon rows (``sum over blocks of n_axons``: less input
 replication, i.e. higher utilisation of the rows actually wired; the full-crossbar
 utilisation ``nnz / (tiles*axons*neurons)`` is the same for equal tile counts), then the
@@ -820,11 +823,70 @@ def _choose_block(C, OH, OW, items, others, hw: _Hw):
         return None
     tiles = nblocks * bins
     partial = nblocks * (bins - 1)
+    if len(items) == 1 and not others:
+        # Exact per channel block (a pruned kernel leaves blocks with different channel
+        # counts): tiles = patches x sum_k max(1, ceil(ch_k / floor(A / w))).
+        it = items[0]
+        patches = _ceil(OH, PH) * _ceil(OW, PW)
+        wh = np.array([it.axis_rows(0, int(p)).max(initial=0) for p in phs])[None, :, None]
+        ww = np.array([it.axis_rows(1, int(p)).max(initial=0) for p in pws])[None, None, :]
+        per = np.maximum(A // np.maximum(wh * ww, 1), 1)
+        for i, cb in enumerate(cbs):
+            ch = it.channel_counts(int(cb))[:, None, None, None]
+            b = np.maximum(1, _ceil(ch, per[None])).sum(axis=0)  # (nph, npw)
+            tiles[i] = patches[i] * b
+            partial[i] = patches[i] * (b - ch.shape[0])
     sel = np.flatnonzero(ok.ravel())
     order = np.lexsort((-CB.ravel()[sel], PH.ravel()[sel], rows_total.ravel()[sel],
                         partial.ravel()[sel], tiles.ravel()[sel]))
     b = sel[order[0]]
     return int(CB.ravel()[b]), int(PH.ravel()[b]), int(PW.ravel()[b])
+
+
+def conv_block_options(q, chip, include: tuple | None = None) -> list[dict]:
+    """Channel-block sizes a conv projection ``q`` (dense kernel) could be tiled with.
+
+    For every ``cb`` dividing the output channels (at most the crossbar's neurons) the
+    patch ``(ph, pw)`` with ``cb * ph * pw <= neurons`` and ``Rh * Rw <= axons`` that
+    needs the fewest crossbars per kept input channel of a block, i.e. the smallest
+    ``patches / cap`` with ``patches = ceil(H'/ph) * ceil(W'/pw)`` and ``cap = floor(axons
+    / (Rh * Rw))`` channels per chunk (ties: fewer patches). ``include`` adds that exact
+    block. Returns dicts ``cb, ph, pw, patches, cap`` (used by :mod:`mapper.prune`).
+    """
+    hw = _read_chip(chip)
+    A, N = hw.axons, hw.neurons
+    it = _ConvItem(q)
+    C, OH, OW = (int(v) for v in q.geom.out_shape)
+    phs, pws = _sizes(OH, min(OH, N)), _sizes(OW, min(OW, N))
+    rh = {int(p): int(it.axis_rows(0, int(p)).max(initial=0)) for p in phs}
+    rw = {int(p): int(it.axis_rows(1, int(p)).max(initial=0)) for p in pws}
+    if include is not None:
+        rh.setdefault(include[1], int(it.axis_rows(0, include[1]).max(initial=0)))
+        rw.setdefault(include[2], int(it.axis_rows(1, include[2]).max(initial=0)))
+
+    def option(cb, ph, pw):
+        w = rh[ph] * rw[pw]
+        if cb * ph * pw > N or w > A or w == 0:
+            return None
+        return {"cb": cb, "ph": ph, "pw": pw, "patches": _ceil(OH, ph) * _ceil(OW, pw), "cap": A // w}
+
+    out = []
+    for cb in (d for d in range(1, min(C, N) + 1) if C % d == 0):
+        best = None
+        for ph in rh:
+            for pw in rw:
+                o = option(cb, ph, pw)
+                if o is not None and (best is None or (o["patches"] * best["cap"], o["patches"])
+                                      < (best["patches"] * o["cap"], best["patches"])):
+                    best = o
+        if best is not None:
+            out.append(best)
+    if include is not None and not any((o["cb"], o["ph"], o["pw"]) == tuple(include) for o in out):
+        o = option(*(int(v) for v in include))
+        if o is None:
+            raise TilingError(f"conv block {include} does not fit a crossbar")
+        out.append(o)
+    return out
 
 
 def _conv_layout(pop, projs, net, hw: _Hw):

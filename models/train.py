@@ -394,6 +394,13 @@ def train(kind: str, x: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> Model:
     Appends ``(epoch, mean_loss, train_accuracy)`` to ``cfg.history``.
     """
     model = build_model(kind, cfg.seed, cfg.levels)
+    _fit(model, x, y, cfg)
+    return model
+
+
+def _fit(model: Model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, after_step=None) -> None:
+    """The Adam loop of :func:`train` on an existing model; ``after_step(model, k, total)``
+    runs after every parameter update (the projection of :func:`finetune`)."""
     rng = np.random.default_rng([cfg.seed, 3])
     params = list(model.parameters())
     m = [np.zeros_like(layer.params[name]) for layer, name in params]
@@ -429,10 +436,77 @@ def train(kind: str, x: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> Model:
                 layer.params[name] = (p - step).astype(np.float32)
                 if name == "lam":  # keep the ceiling positive
                     layer.params[name] = np.maximum(layer.params[name], np.float32(1e-2))
+            if after_step is not None:
+                after_step(model, k, total)
         cfg.history.append((epoch, float(np.mean(losses)), correct / n))
         if cfg.log:
             print(f"epoch {epoch + 1:3d}/{cfg.epochs}  loss {np.mean(losses):.4f}  "
                   f"train acc {correct / n:.4f}  ({time.perf_counter() - t0:.1f} s)", flush=True)
+
+
+def model_from_graph(graph: Graph) -> Model:
+    """The QCFS ANN a zoo graph was converted from (the inverse of :func:`convert`).
+
+    Needs the conversion metadata (``model``, ``lambdas``, ``theta_out``, ``steps``,
+    ``qcfs_levels``); with ``lambda_l`` the ceilings (``lambda_0 = 1``) and ``theta`` the
+    output threshold: hidden ``W = W' lambda_l / lambda_{l-1}``, ``b = (b' - 1/(2T))
+    lambda_l``; output ``W = W' theta / lambda_{L-1}``, ``b = b' theta``.
+    Raises :class:`ValueError` naming what is missing or does not match.
+    """
+    meta = graph.metadata or {}
+    kind = meta.get("model")
+    if kind not in ARCHITECTURES or "lambdas" not in meta or "theta_out" not in meta:
+        raise ValueError("graph has no trainer: it is not a zoo model converted by models.train "
+                         "(metadata 'model', 'lambdas', 'theta_out' missing)")
+    lams = [float(v) for v in str(meta["lambdas"]).split(",") if v]
+    steps = int(meta.get("steps", DEFAULT_STEPS))
+    model = build_model(kind, int(meta.get("seed", 0)), int(meta.get("qcfs_levels", 8)))
+    lin = [layer for layer in model.layers if isinstance(layer, (Dense, Conv))]
+    acts = [layer for layer in model.layers if isinstance(layer, QCFS)]
+    nodes = [graph.nodes[n] for n in graph.order if type(graph.nodes[n]).__name__ in ("Affine", "Conv2d")]
+    if len(nodes) != len(lin) or len(lams) != len(acts):
+        raise ValueError(f"graph has {len(nodes)} linear nodes and {len(lams)} ceilings; the '{kind}' "
+                         f"architecture has {len(lin)} and {len(acts)}")
+    theta = float(meta["theta_out"])
+    for i, (layer, node) in enumerate(zip(lin, nodes)):
+        lam_prev = 1.0 if i == 0 else lams[i - 1]
+        out = i == len(lin) - 1
+        lam = theta if out else lams[i]
+        w = np.asarray(node.weight, dtype=np.float64)
+        b = np.asarray(node.bias, dtype=np.float64)
+        if w.shape != layer.params["weight"].shape:
+            raise ValueError(f"linear node {i}: weight {w.shape}, architecture {layer.params['weight'].shape}")
+        layer.params["weight"] = (w * lam / lam_prev).astype(np.float32)
+        layer.params["bias"] = ((b if out else b - 1.0 / (2 * steps)) * lam).astype(np.float32)
+    for act, lam in zip(acts, lams):
+        act.params["lam"] = np.array([lam], np.float32)
+    return model
+
+
+def finetune(model: Model, x: np.ndarray, y: np.ndarray, project, cfg: TrainConfig,
+             relax: float = 0.5) -> Model:
+    r"""L0-constrained fine-tuning: LGD with a relaxed probabilistic projection (RPP).
+
+    Every minibatch takes the Adam step of :func:`train` and then projects the weights:
+    ``project(layer_index, weight, temperature, rng) -> weight`` for every Conv/Dense
+    layer (index in model order), e.g. :func:`mapper.prune.project`, which keeps at most
+    k crossbars. The temperature anneals linearly from 1 to 0 over the first ``relax``
+    fraction of the steps (``tau_k = max(0, 1 - k / (relax K))``): early projections are
+    random draws that favour important crossbars, later ones are the hard L0 projection,
+    and the last one is hard, so the returned weights satisfy the constraint exactly.
+    """
+    lin = [layer for layer in model.layers if isinstance(layer, (Dense, Conv))]
+    rng = np.random.default_rng([cfg.seed, 7])
+
+    def after(model, k, total):
+        tau = max(0.0, 1.0 - k / max(1.0, relax * total))
+        for i, layer in enumerate(lin):
+            layer.params["weight"] = np.asarray(project(i, layer.params["weight"], tau, rng), np.float32)
+
+    after(model, 0, 1)  # start feasible
+    _fit(model, x, y, cfg, after)
+    for i, layer in enumerate(lin):
+        layer.params["weight"] = np.asarray(project(i, layer.params["weight"], 0.0, rng), np.float32)
     return model
 
 

@@ -215,6 +215,14 @@ def cmd_map(args):
     from models import lower
 
     g = _load(args.model)
+    if args.finetune:
+        from models.train import model_from_graph
+
+        try:
+            model_from_graph(g)
+        except ValueError as e:
+            raise SnnchipError(f"--finetune: {args.model}: {e}; prune it without --finetune, or fine-tune "
+                               "through mapper.prune.finetune(..., callback=...)") from None
     chip = load_chip(args.chip)
     if args.set:
         chip = chip.with_overrides(parse_overrides(args.set))
@@ -436,6 +444,97 @@ def cmd_models(args):
     return 0
 
 
+def _prune_setup(args):
+    from hwsim.chip import load_chip, parse_overrides
+
+    if args.grain not in ("crossbar", "column"):
+        raise SnnchipError(f"--grain must be 'crossbar' or 'column', got {args.grain!r}")
+    if args.finetune is not None and args.finetune < 1:
+        raise SnnchipError(f"--finetune must be >= 1 epochs, got {args.finetune}")
+    g = _load(args.model)
+    if args.finetune:
+        from models.train import model_from_graph
+
+        try:
+            model_from_graph(g)
+        except ValueError as e:
+            raise SnnchipError(f"--finetune: {args.model}: {e}; prune it without --finetune, or fine-tune "
+                               "through mapper.prune.finetune(..., callback=...)") from None
+    chip = load_chip(args.chip)
+    if args.set:
+        chip = chip.with_overrides(parse_overrides(args.set))
+    reset, spikes = _modes(g, args)
+    encoding = None if g.metadata.get("encoding") else "direct"
+    kind, seq = load_data(g, args.data, args.samples, args.steps, encoding)
+    return g, chip, reset, spikes, kind, seq
+
+
+def cmd_prune(args):
+    """Prune a model for a chip; print crossbars, chip-simulator accuracy and energy before/after."""
+    from mapper.prune import _check_request
+
+    from .pruning import ENERGY_TABLE, check_out_path, evaluate, prune_model
+
+    _check_request(args.target, args.grain, args.score)
+    out = check_out_path(args.output) if args.output else None
+    g, chip, reset, spikes, kind, seq = _prune_setup(args)
+    T, B = seq.inputs.shape[:2]
+    print(f"pruning {args.model} for {chip.name}: grain {args.grain}, target {args.target:g} of the crossbars, "
+          f"reorder {'on' if args.reorder else 'off'}, score {args.score}, "
+          + (f"fine-tuning {args.finetune} epoch(s)" if args.finetune else "no fine-tuning")
+          + f" | evaluation: {kind} {B} samples x {T} steps on the chip simulator")
+    before = evaluate(g, chip, seq, reset, spikes, desc="unpruned")
+    res = prune_model(g, chip, target=args.target, grain=args.grain, reorder=args.reorder,
+                      finetune=args.finetune or 0, score=args.score, mapping=before["mapping"])
+    after = evaluate(res.graph, chip, seq, reset, spikes, desc="pruned")
+    print(f"{'layer':<10} {'pop':<8} {'block':>5} {'pairs kept':>11} {'xbar/pair':>9} {'crossbars':>13} {'|W| kept':>8}")
+    for node, r in res.layers.items():
+        print(f"{node:<10} {r['population']:<8} {r['channel_block']:>5} {r['pairs_kept']:>5} of {r['pairs']:<3} "
+              f"{r['crossbars_per_pair']:>9} {r['crossbars_before']:>5} -> {r['crossbars_after']:<5} "
+              f"{100 * r['importance_kept']:7.1f}%")
+    print(f"{'':<22}{'before':>12}{'after':>12}")
+    print(f"{'crossbars':<22}{before['crossbars']:>12,}{after['crossbars']:>12,}   "
+          f"({100 * (1 - after['crossbars'] / before['crossbars']):.1f} % fewer; the pruning implies "
+          f"{res.crossbars_implied:,})")
+    print(f"{'cores':<22}{before['cores']:>12,}{after['cores']:>12,}")
+    print(f"{'accuracy (chip)':<22}{100 * before['accuracy']:>11.2f}%{100 * after['accuracy']:>11.2f}%   "
+          f"({before['correct']}/{B} -> {after['correct']}/{B})")
+    print(f"{'energy, paper view':<22}{before['energy_paper_uj']:>10.3f}uJ{after['energy_paper_uj']:>10.3f}uJ   "
+          f"(per inference, E_MAC MACs + E_AC ACs, table {ENERGY_TABLE})")
+    if out is not None:
+        from models import write_nir
+
+        write_nir(res.graph, out)
+        print(f"pruned model written to {out}")
+    return 0
+
+
+def cmd_prune_sweep(args):
+    """Crossbar savings vs chip accuracy at several targets, grains and reorder settings."""
+    from mapper.prune import _check_request
+
+    from .pruning import sweep, write_sweep
+
+    try:
+        targets = [float(v) for v in args.targets.split(",") if v.strip()]
+    except ValueError:
+        raise SnnchipError(f"--targets must be comma-separated fractions, got {args.targets!r}") from None
+    grains = [v.strip() for v in args.grains.split(",") if v.strip()]
+    if not targets or not grains:
+        raise SnnchipError("--targets and --grains must not be empty")
+    for t in targets:
+        for gr in grains:
+            _check_request(t, gr, "l1")
+    reorders = {"no": [False], "yes": [True], "both": [False, True]}[args.reorder]
+    args.grain, args.score = grains[0], "l1"
+    g, chip, reset, spikes, kind, seq = _prune_setup(args)
+    rows = sweep(args.model, g, chip, seq, reset, spikes, targets=targets, grains=grains, reorders=reorders,
+                 finetune=args.finetune or 0)
+    files = write_sweep(rows, args.output)
+    print("wrote " + ", ".join(str(p) for p in files.values()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="snnchip", description="Map, simulate and report SNNs on many-core crossbar chips.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -512,6 +611,39 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--raster", action="append", metavar="POP[:i,j,...]",
                    help="neurons of a recorded population for the spike raster (repeatable)")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("prune", help="crossbar-aware pruning: fewer crossbars; accuracy and energy before/after")
+    s.add_argument("model")
+    s.add_argument("--chip", default="tianjic", help="preset name or YAML/JSON file (default tianjic)")
+    s.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a chip field, e.g. core.axons=128")
+    s.add_argument("--grain", default="crossbar", help="crossbar | column (default crossbar)")
+    s.add_argument("--target", type=float, required=True, help="fraction of the crossbars to remove, in (0, 1)")
+    s.add_argument("--reorder", action="store_true", help="reorder input neurons/channels so prunable blocks line up")
+    s.add_argument("--finetune", type=int, metavar="EPOCHS", help="L0-constrained fine-tuning (zoo models)")
+    s.add_argument("--score", default="l1", choices=["l1", "l2"], help="importance of a crossbar (default l1)")
+    s.add_argument("--data", choices=["nmnist", "mnist"], help="evaluation data (default: from the input shape)")
+    s.add_argument("--samples", type=int, default=2000, help="held-out samples run on the chip (default 2000)")
+    s.add_argument("--steps", type=int)
+    s.add_argument("--reset", choices=["zero", "subtract"])
+    s.add_argument("--spikes", choices=["binary", "multi"])
+    s.add_argument("-o", "--output", help="write the pruned model here (.nir)")
+    s.set_defaults(func=cmd_prune)
+
+    s = sub.add_parser("prune-sweep", help="crossbar savings vs chip accuracy: CSV and figure")
+    s.add_argument("model")
+    s.add_argument("--chip", default="tianjic")
+    s.add_argument("--set", action="append", metavar="FIELD=VALUE")
+    s.add_argument("--targets", default="0.2,0.35,0.44,0.5,0.6", help="comma-separated fractions")
+    s.add_argument("--grains", default="crossbar,column")
+    s.add_argument("--reorder", choices=["no", "yes", "both"], default="both")
+    s.add_argument("--finetune", type=int, metavar="EPOCHS")
+    s.add_argument("--data", choices=["nmnist", "mnist"])
+    s.add_argument("--samples", type=int, default=2000)
+    s.add_argument("--steps", type=int)
+    s.add_argument("--reset", choices=["zero", "subtract"])
+    s.add_argument("--spikes", choices=["binary", "multi"])
+    s.add_argument("-o", "--output", default="prune_sweep", help="folder for sweep.csv/.json/.png/.pdf")
+    s.set_defaults(func=cmd_prune_sweep)
 
     s = sub.add_parser("models", help="list shipped models and zoo builders")
     s.set_defaults(func=cmd_models)

@@ -1,0 +1,163 @@
+"""Pruning studies: prune -> map -> run on the chip simulator -> energy, and sweeps of it.
+
+Owns the measurements behind ``snnchip prune`` and ``snnchip prune-sweep``: every
+accuracy here is measured through :func:`hwsim.engine.simulate` on the mapped,
+quantised network (spike-exact with the integer reference), every crossbar count is
+the mapping's, and energy is the paper view (``E = E_MAC MACs + E_AC ACs`` per
+inference, :func:`energy.estimate.estimate`) of the same run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+from models.errors import SnnchipError
+from models.fileio import atomic_write
+
+ENERGY_TABLE = "horowitz45-fp32"
+SWEEP_FIELDS = ("model", "grain", "reorder", "finetune_epochs", "target", "crossbars", "crossbars_implied",
+                "crossbar_savings", "cores", "accuracy", "accuracy_drop_pts", "energy_paper_uj", "samples")
+
+
+def evaluate(graph, chip, seq, reset: str, spikes: str, *, batch: int = 250, desc: str = "chip") -> dict:
+    """Map ``graph`` on ``chip`` and run ``seq`` on the chip simulator (functional).
+
+    Returns ``crossbars``, ``cores``, ``accuracy`` (fraction), ``correct``, ``samples``,
+    ``energy_paper_uj`` (per inference, table :data:`ENERGY_TABLE`) and ``mapping``.
+    """
+    from tqdm import tqdm
+
+    from energy.estimate import estimate
+    from hwsim.engine import simulate
+    from mapper.mapping import map_model
+
+    from .cli import _merge_results
+
+    m = map_model(graph, chip)
+    T, B = seq.inputs.shape[:2]
+    parts = []
+    with tqdm(total=B, desc=desc, unit="sample", file=sys.stderr, disable=B <= batch, leave=False) as bar:
+        for lo in range(0, B, batch):
+            hi = min(B, lo + batch)
+            parts.append(simulate(m, seq.inputs[:, lo:hi], reset=reset, spikes=spikes, timing=False))
+            bar.update(hi - lo)
+    r = _merge_results(parts)
+    correct = int((r.predict() == seq.labels).sum())
+    e = estimate(r, ENERGY_TABLE, "paper", mapping=m)
+    return {"crossbars": int(m.tiling.n_crossbars), "cores": int(len(m.tiling.cores)), "accuracy": correct / B,
+            "correct": correct, "samples": int(B), "energy_paper_uj": float(e.total_pj) / 1e6, "mapping": m}
+
+
+def prune_model(graph, chip, *, target: float, grain: str, reorder: bool, finetune: int = 0, score: str = "l1",
+                mapping=None, log: bool = False):
+    """:func:`mapper.prune.prune`, then :func:`mapper.prune.finetune` when ``finetune`` > 0."""
+    from mapper import prune as P
+
+    res = P.prune(graph, chip, target=target, grain=grain, reorder=reorder, score=score, mapping=mapping)
+    if finetune:
+        res = P.finetune(res, finetune, log=log)
+    return res
+
+
+def sweep(model: str, graph, chip, seq, reset: str, spikes: str, *, targets, grains, reorders, finetune: int,
+          log=print) -> list[dict]:
+    """Rows of :data:`SWEEP_FIELDS`: the unpruned model, then every (grain, reorder, target)."""
+    base = evaluate(graph, chip, seq, reset, spikes, desc="unpruned")
+    m0 = base["mapping"]
+    rows = [_row(model, "none", False, 0, 0.0, base, base["crossbars"], base)]
+    log(_line(rows[-1]))
+    for grain in grains:
+        for reorder in reorders:
+            for t in targets:
+                t0 = time.perf_counter()
+                res = prune_model(graph, chip, target=t, grain=grain, reorder=reorder, finetune=finetune,
+                                  mapping=m0)
+                ev = evaluate(res.graph, chip, seq, reset, spikes, desc=f"{grain} {t:g}")
+                rows.append(_row(model, grain, reorder, finetune, t, ev, res.crossbars_implied, base))
+                log(_line(rows[-1]) + f"  ({time.perf_counter() - t0:.0f} s)")
+    return rows
+
+
+def _row(model, grain, reorder, epochs, target, ev, implied, base) -> dict:
+    return {"model": model, "grain": grain, "reorder": bool(reorder), "finetune_epochs": int(epochs),
+            "target": float(target), "crossbars": ev["crossbars"], "crossbars_implied": int(implied),
+            "crossbar_savings": 1.0 - ev["crossbars"] / base["crossbars"], "cores": ev["cores"],
+            "accuracy": ev["accuracy"], "accuracy_drop_pts": 100.0 * (base["accuracy"] - ev["accuracy"]),
+            "energy_paper_uj": ev["energy_paper_uj"], "samples": ev["samples"]}
+
+
+def _line(r: dict) -> str:
+    return (f"{r['model']:<10} {r['grain']:<8} reorder={'yes' if r['reorder'] else 'no ':<3} "
+            f"target {r['target']:.2f}: {r['crossbars']:>5} crossbars ({100 * r['crossbar_savings']:5.1f} % saved), "
+            f"accuracy {100 * r['accuracy']:.2f} % ({r['accuracy_drop_pts']:+.2f} pts drop), "
+            f"{r['energy_paper_uj']:.3f} uJ/inference")
+
+
+def write_sweep(rows: list[dict], out_dir) -> dict:
+    """``sweep.csv``, ``sweep.json`` and ``sweep.png``/``.pdf`` (savings vs accuracy) into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=SWEEP_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    files = {"csv": out / "sweep.csv", "json": out / "sweep.json"}
+    atomic_write(files["csv"], buf.getvalue())
+    atomic_write(files["json"], json.dumps(rows, indent=1))
+    files.update(_figure(rows, out))
+    return files
+
+
+def _figure(rows, out: Path) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    base = [r for r in rows if r["grain"] == "none"]
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    styles = {("crossbar", False): ("o-", "crossbar grain"), ("crossbar", True): ("o--", "crossbar grain + reorder"),
+              ("column", False): ("s-", "column grain"), ("column", True): ("s--", "column grain + reorder")}
+    for key, (st, label) in styles.items():
+        pts = sorted((r["crossbar_savings"], r["accuracy"]) for r in rows if (r["grain"], r["reorder"]) == key)
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot([100 * x for x in xs], [100 * y for y in ys], st, label=label, ms=4)
+    if base:
+        b = 100 * base[0]["accuracy"]
+        ax.axhline(b, color="0.5", lw=0.8)
+        ax.axhline(b - 1.0, color="0.5", lw=0.8, ls=":", label="unpruned - 1 pt")
+    model = rows[0]["model"] if rows else ""
+    ax.set_xlabel("crossbars saved (%)")
+    ax.set_ylabel("accuracy on the chip simulator (%)")
+    ax.set_title(f"{model}: crossbar-aware pruning", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    files = {}
+    for ext in ("png", "pdf"):
+        p = out / f"sweep.{ext}"
+        tmp = p.with_name(p.name + ".tmp")
+        fig.savefig(tmp, format=ext, dpi=150)
+        tmp.replace(p)
+        files[ext] = p
+    plt.close(fig)
+    return files
+
+
+def check_out_path(path) -> Path:
+    p = Path(path)
+    if p.suffix != ".nir":
+        raise SnnchipError(f"{p}: the pruned model is written as a .nir file; give a path ending in .nir")
+    if not p.parent.exists():
+        raise SnnchipError(f"{p.parent}: no such folder")
+    return p
+
+
+__all__ = ["evaluate", "prune_model", "sweep", "write_sweep", "SWEEP_FIELDS", "ENERGY_TABLE"]
