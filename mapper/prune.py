@@ -607,7 +607,7 @@ def project(weight: np.ndarray, sol: Solution, temperature: float = 0.0,
     return w * m.reshape(m.shape + (1,) * (w.ndim - 2)).astype(w.dtype)
 
 
-def finetune(result: PruneResult, epochs: int, *, callback=None, lr: float = 5e-4, seed: int = 0,
+def finetune(result: PruneResult, epochs: int, *, callback=None, lr: float = 1e-3, seed: int = 0,
              log: bool = False) -> PruneResult:
     """L0-constrained fine-tuning of a pruned graph; returns a new :class:`PruneResult`.
 

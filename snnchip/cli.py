@@ -529,7 +529,8 @@ def cmd_prune_sweep(args):
     args.grain, args.score = grains[0], "l1"
     g, chip, reset, spikes, kind, seq = _prune_setup(args)
     rows = sweep(args.model, g, chip, seq, reset, spikes, targets=targets, grains=grains, reorders=reorders,
-                 finetune=args.finetune or 0)
+                 finetune=args.finetune or 0, log=lambda s: print(s, flush=True),
+                 on_row=lambda rows: write_sweep(rows, args.output))
     files = write_sweep(rows, args.output)
     print("wrote " + ", ".join(str(p) for p in files.values()))
     return 0

@@ -65,12 +65,17 @@ def prune_model(graph, chip, *, target: float, grain: str, reorder: bool, finetu
 
 
 def sweep(model: str, graph, chip, seq, reset: str, spikes: str, *, targets, grains, reorders, finetune: int,
-          log=print) -> list[dict]:
-    """Rows of :data:`SWEEP_FIELDS`: the unpruned model, then every (grain, reorder, target)."""
+          log=print, on_row=None) -> list[dict]:
+    """Rows of :data:`SWEEP_FIELDS`: the unpruned model, then every (grain, reorder, target).
+
+    ``on_row(rows)`` is called after every row (the CLI rewrites its files, so an
+    interrupted sweep keeps what it measured)."""
     base = evaluate(graph, chip, seq, reset, spikes, desc="unpruned")
     m0 = base["mapping"]
     rows = [_row(model, "none", False, 0, 0.0, base, base["crossbars"], base)]
     log(_line(rows[-1]))
+    if on_row:
+        on_row(rows)
     for grain in grains:
         for reorder in reorders:
             for t in targets:
@@ -80,6 +85,8 @@ def sweep(model: str, graph, chip, seq, reset: str, spikes: str, *, targets, gra
                 ev = evaluate(res.graph, chip, seq, reset, spikes, desc=f"{grain} {t:g}")
                 rows.append(_row(model, grain, reorder, finetune, t, ev, res.crossbars_implied, base))
                 log(_line(rows[-1]) + f"  ({time.perf_counter() - t0:.0f} s)")
+                if on_row:
+                    on_row(rows)
     return rows
 
 
@@ -108,9 +115,11 @@ def write_sweep(rows: list[dict], out_dir) -> dict:
     for r in rows:
         w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
     files = {"csv": out / "sweep.csv", "json": out / "sweep.json"}
-    atomic_write(files["csv"], buf.getvalue())
-    atomic_write(files["json"], json.dumps(rows, indent=1))
-    files.update(_figure(rows, out))
+    text = buf.getvalue()
+    atomic_write(files["csv"], lambda fh: fh.write(text))
+    atomic_write(files["json"], lambda fh: json.dump(rows, fh, indent=1))
+    if len(rows) > 1:
+        files.update(_figure(rows, out))
     return files
 
 
@@ -142,11 +151,8 @@ def _figure(rows, out: Path) -> dict:
     fig.tight_layout()
     files = {}
     for ext in ("png", "pdf"):
-        p = out / f"sweep.{ext}"
-        tmp = p.with_name(p.name + ".tmp")
-        fig.savefig(tmp, format=ext, dpi=150)
-        tmp.replace(p)
-        files[ext] = p
+        files[ext] = atomic_write(out / f"sweep.{ext}", lambda name: fig.savefig(name, format=ext, dpi=150),
+                                  binary=None)
     plt.close(fig)
     return files
 

@@ -144,3 +144,45 @@ def test_shipped_model_reaches_target(kind, held_out):
     assert acc >= T.TARGETS[kind], f"{kind}: held-out SNN accuracy {acc:.4f} < {T.TARGETS[kind]}"
     assert correct == SHIPPED_CORRECT[kind]
     assert graph.metadata["snn_accuracy"] == pytest.approx(acc, abs=1e-12)
+
+
+@needs_mnist
+def test_model_from_graph_inverts_the_conversion():
+    from models.datasets import load_mnist
+    from models.train import TRAIN_SLICE, convert, model_from_graph
+    from models.zoo.catalog import load
+
+    g = load("mnist_mlp")
+    x, _ = load_mnist(start=TRAIN_SLICE[0], stop=TRAIN_SLICE[1])
+    g2 = convert(model_from_graph(g), x, steps=int(g.metadata["steps"]))
+    assert g2.metadata["theta_out"] == pytest.approx(g.metadata["theta_out"], rel=1e-6)
+    for n in ("fc1", "fc2"):
+        a, b = np.asarray(g.nodes[n].weight), np.asarray(g2.nodes[n].weight)
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-6 * np.abs(a).max())
+    with pytest.raises(ValueError, match="no trainer"):
+        model_from_graph(models.Graph(g.nodes, g.edges, metadata={}))
+
+
+@needs_mnist
+def test_finetune_keeps_the_crossbar_budget_and_recovers():
+    import json
+
+    from hwsim.chip import load_chip
+    from mapper.mapping import map_model
+    from mapper.prune import finetune, prune
+    from models.train import snn_accuracy
+    from models.zoo.catalog import load
+
+    x, y = load_mnist(start=8000, stop=8500)
+    chip = load_chip("tianjic")
+    g = load("mnist_mlp")
+    r = prune(g, chip, target=0.4)
+    before = snn_accuracy(r.graph, x, y)
+    r2 = finetune(r, 2)
+    after = snn_accuracy(r2.graph, x, y)
+    assert map_model(r2.graph, chip).tiling.n_crossbars == r.crossbars_implied == 6
+    for s in r.solutions:  # pruned pairs are exactly zero after fine-tuning
+        w = np.asarray(r2.graph.nodes[s.layer.node].weight)
+        assert not w[~s.mask()].any()
+    assert after > before
+    assert json.loads(r2.graph.metadata["pruning"])["finetune_epochs"] == 2
