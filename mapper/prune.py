@@ -668,3 +668,52 @@ def finetune(result: PruneResult, epochs: int, *, callback=None, lr: float = 1e-
     g2 = Graph(nodes, list(g.edges), dt=g.dt, metadata=meta, source=g.source)
     return PruneResult(g2, result.layers, result.solutions, result.crossbars_before, result.crossbars_implied,
                        result.target, result.grain, result.reorder)
+
+
+def unit_rates(graph: Graph, inputs: np.ndarray, *, reset: str = "subtract", spikes: str = "binary") -> dict:
+    """Mean activity of every input unit of every linear node, for ``score="activation"``.
+
+    Runs the float reference (:func:`models.reference.simulate_graph`) on ``inputs``
+    (T, B, *input_shape) and averages over steps and samples the values that reach each
+    linear node: spikes of the neuron node (or the input values) feeding it, through its
+    pooling (window mean) and flatten nodes; a conv layer's unit is an input channel
+    (mean over its pixels), a dense layer's an input feature.
+    """
+    from models.reference import simulate_graph
+
+    order = _chain(graph)
+    types = {n: node_type(graph.nodes[n]) for n in order}
+    res = simulate_graph(graph, inputs, reset=reset, spikes=spikes, record="all")
+    x = np.asarray(inputs, dtype=np.float64)
+    means = {graph.input_name: x.reshape(x.shape[0] * x.shape[1], -1).mean(axis=0)}
+    for k, s in res.spikes.items():
+        means[k] = np.asarray(s).reshape(-1, np.asarray(s).shape[-1]).mean(axis=0)
+    out = {}
+    for i, name in enumerate(order):
+        if types[name] not in _LINEAR:
+            continue
+        j, passes = i - 1, []
+        while j > 0 and types[order[j]] in _PASS:
+            passes.append(order[j])
+            j -= 1
+        src = order[j]
+        if src not in means:
+            continue
+        r = means[src].reshape(graph.shapes[src][1])
+        for p in reversed(passes):
+            if types[p] == "Flatten":
+                r = r.reshape(-1)
+                continue
+            node = graph.nodes[p]
+            k = tuple(int(v) for v in np.broadcast_to(np.asarray(node.kernel_size), (2,)))
+            st = tuple(int(v) for v in np.broadcast_to(np.asarray(node.stride), (2,)))
+            pad = tuple(int(v) for v in np.broadcast_to(np.asarray(getattr(node, "padding", 0)), (2,)))
+            C, H, W = r.shape
+            if k != st or any(pad) or H % k[0] or W % k[1]:
+                raise PruneError(f"score 'activation': pooling node '{p}' has overlapping or padded windows")
+            r = r.reshape(C, H // k[0], k[0], W // k[1], k[1]).mean(axis=(2, 4))
+        w = np.asarray(graph.nodes[name].weight)
+        out[name] = r.reshape(r.shape[0], -1).mean(axis=1) if types[name] == "Conv2d" else r.reshape(-1)
+        if out[name].shape != (w.shape[1],):
+            raise PruneError(f"score 'activation': node '{name}' reads {out[name].shape} units, weight has {w.shape[1]}")
+    return out

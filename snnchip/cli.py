@@ -484,10 +484,17 @@ def cmd_prune(args):
           + (f"fine-tuning {args.finetune} epoch(s)" if args.finetune else "no fine-tuning")
           + f" | evaluation: {kind} {B} samples x {T} steps on the chip simulator")
     before = evaluate(g, chip, seq, reset, spikes, desc="unpruned")
+    rates = None
+    if args.score == "activation":
+        from mapper.prune import unit_rates
+
+        n = min(B, 200)
+        rates = unit_rates(g, seq.inputs[:, :n], reset=reset, spikes=spikes)
+        print(f"activation score: mean input activity per unit from {n} samples of the float reference")
     res = prune_model(g, chip, target=args.target, grain=args.grain, reorder=args.reorder,
-                      finetune=args.finetune or 0, score=args.score, mapping=before["mapping"])
+                      finetune=args.finetune or 0, score=args.score, mapping=before["mapping"], unit_rates=rates)
     after = evaluate(res.graph, chip, seq, reset, spikes, desc="pruned")
-    print(f"{'layer':<10} {'pop':<8} {'block':>5} {'pairs kept':>11} {'xbar/pair':>9} {'crossbars':>13} {'|W| kept':>8}")
+    print(f"{'layer':<10} {'pop':<8} {'block':>5} {'pairs kept':>11} {'xbar/pair':>9} {'crossbars':>13} {'kept':>8}")
     for node, r in res.layers.items():
         print(f"{node:<10} {r['population']:<8} {r['channel_block']:>5} {r['pairs_kept']:>5} of {r['pairs']:<3} "
               f"{r['crossbars_per_pair']:>9} {r['crossbars_before']:>5} -> {r['crossbars_after']:<5} "
@@ -621,7 +628,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--target", type=float, required=True, help="fraction of the crossbars to remove, in (0, 1)")
     s.add_argument("--reorder", action="store_true", help="reorder input neurons/channels so prunable blocks line up")
     s.add_argument("--finetune", type=int, metavar="EPOCHS", help="L0-constrained fine-tuning (zoo models)")
-    s.add_argument("--score", default="l1", choices=["l1", "l2"], help="importance of a crossbar (default l1)")
+    s.add_argument("--score", default="l1", choices=["l1", "l2", "activation"],
+                   help="importance of a crossbar: weight L1 / L2 norm, or L1 x input activity (default l1)")
     s.add_argument("--data", choices=["nmnist", "mnist"], help="evaluation data (default: from the input shape)")
     s.add_argument("--samples", type=int, default=2000, help="held-out samples run on the chip (default 2000)")
     s.add_argument("--steps", type=int)

@@ -54,11 +54,12 @@ def evaluate(graph, chip, seq, reset: str, spikes: str, *, batch: int = 250, des
 
 
 def prune_model(graph, chip, *, target: float, grain: str, reorder: bool, finetune: int = 0, score: str = "l1",
-                mapping=None, log: bool = False):
+                mapping=None, log: bool = False, unit_rates: dict | None = None):
     """:func:`mapper.prune.prune`, then :func:`mapper.prune.finetune` when ``finetune`` > 0."""
     from mapper import prune as P
 
-    res = P.prune(graph, chip, target=target, grain=grain, reorder=reorder, score=score, mapping=mapping)
+    res = P.prune(graph, chip, target=target, grain=grain, reorder=reorder, score=score, mapping=mapping,
+                  unit_rates=unit_rates)
     if finetune:
         res = P.finetune(res, finetune, log=log)
     return res

@@ -213,3 +213,17 @@ def test_bad_grain_unreachable_target_and_branching_graph():
     br = Graph(nodes, [("input", "a"), ("input", "b"), ("a", "n"), ("b", "n"), ("n", "output")])
     with pytest.raises(PruneError, match="feed-forward chain"):
         prune(br, CHIP, target=0.5)
+
+
+def test_unit_rates_are_the_mean_inputs_of_each_layer():
+    from mapper.prune import unit_rates
+
+    rng = np.random.default_rng(6)
+    g = _mlp(rng.normal(size=(300, 600)) * 0.2, rng.normal(size=(10, 300)) * 0.1)
+    x = (rng.random((7, 3, 600)) < 0.4).astype(np.float64)
+    r = unit_rates(g, x)
+    np.testing.assert_allclose(r["fc1"], x.mean(axis=(0, 1)))
+    s = _run(g, x).spikes["if1"]
+    np.testing.assert_allclose(r["fc2"], s.mean(axis=(0, 1)))
+    a = prune(g, CHIP, target=0.25, score="activation", unit_rates=r)
+    assert json.loads(a.graph.metadata["pruning"])["score"] == "activation"
