@@ -619,7 +619,13 @@ def finetune(result: PruneResult, epochs: int, *, callback=None, lr: float = 1e-
     temperature, rng)`` is the projection of that layer; the result is projected hard
     once more, so the crossbar budget holds whatever the callback did.
     """
-    from models.train import DEFAULT_STEPS, TRAIN_SLICE, TrainConfig, convert, model_from_graph
+    from models.train import (
+        DEFAULT_STEPS,
+        TRAIN_SLICE,
+        TrainConfig,
+        convert,
+        model_from_graph,
+    )
     from models.train import finetune as _ft
 
     if not isinstance(epochs, int) or epochs < 1:

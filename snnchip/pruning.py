@@ -39,7 +39,7 @@ def evaluate(graph, chip, seq, reset: str, spikes: str, *, batch: int = 250, des
     from .cli import _merge_results
 
     m = map_model(graph, chip)
-    T, B = seq.inputs.shape[:2]
+    B = seq.inputs.shape[1]
     parts = []
     with tqdm(total=B, desc=desc, unit="sample", file=sys.stderr, disable=B <= batch, leave=False) as bar:
         for lo in range(0, B, batch):
@@ -49,7 +49,7 @@ def evaluate(graph, chip, seq, reset: str, spikes: str, *, batch: int = 250, des
     r = _merge_results(parts)
     correct = int((r.predict() == seq.labels).sum())
     e = estimate(r, ENERGY_TABLE, "paper", mapping=m)
-    return {"crossbars": int(m.tiling.n_crossbars), "cores": int(len(m.tiling.cores)), "accuracy": correct / B,
+    return {"crossbars": int(m.tiling.n_crossbars), "cores": len(m.tiling.cores), "accuracy": correct / B,
             "correct": correct, "samples": int(B), "energy_paper_uj": float(e.total_pj) / 1e6, "mapping": m}
 
 
@@ -152,7 +152,7 @@ def _figure(rows, out: Path) -> dict:
     fig.tight_layout()
     files = {}
     for ext in ("png", "pdf"):
-        files[ext] = atomic_write(out / f"sweep.{ext}", lambda name: fig.savefig(name, format=ext, dpi=150),
+        files[ext] = atomic_write(out / f"sweep.{ext}", lambda name, ext=ext: fig.savefig(name, format=ext, dpi=150),
                                   binary=None)
     plt.close(fig)
     return files
@@ -167,4 +167,4 @@ def check_out_path(path) -> Path:
     return p
 
 
-__all__ = ["evaluate", "prune_model", "sweep", "write_sweep", "SWEEP_FIELDS", "ENERGY_TABLE"]
+__all__ = ["ENERGY_TABLE", "SWEEP_FIELDS", "evaluate", "prune_model", "sweep", "write_sweep"]

@@ -11,9 +11,16 @@ import pytest
 
 from hwsim.chip import load_chip
 from mapper.mapping import map_model
-from mapper.prune import PruneError, analyse, importance, permute_population, project, prune, top_pairs
+from mapper.prune import (
+    PruneError,
+    analyse,
+    importance,
+    permute_population,
+    project,
+    prune,
+    top_pairs,
+)
 from models import Graph, lower
-from models.intref import simulate_int  # noqa: F401  (the contract the chip follows)
 from models.reference import simulate
 
 CHIP = load_chip("tianjic")  # 256 axons x 256 neurons per crossbar
@@ -126,7 +133,6 @@ def test_permutations_alone_preserve_function_on_the_shipped_cnn():
     lays = analyse(g, CHIP, m)
     assert [(lay.node, lay.cb, lay.cap, lay.patches) for lay in lays] == [
         ("conv1", 4, 1, 9), ("conv2", 32, 1, 8), ("fc1", 256, 64, 1)]
-    p = Graph(dict(g.nodes), list(g.edges), dt=g.dt, metadata=dict(g.metadata))
     import copy
 
     p = Graph({k: copy.deepcopy(v) for k, v in g.nodes.items()}, list(g.edges), dt=g.dt, metadata=dict(g.metadata))

@@ -62,7 +62,8 @@ def test_prune_sweep_writes_csv_and_figure(tmp_path):
     p = cli("prune-sweep", "mnist_mlp", "--targets", "0.2,0.3", "--grains", "crossbar,column", "--reorder", "no",
             "--samples", 40, "-o", tmp_path / "sw", timeout=300)
     assert p.returncode == 0, p.stderr
-    rows = list(csv.DictReader(open(tmp_path / "sw" / "sweep.csv")))
+    with open(tmp_path / "sw" / "sweep.csv") as fh:
+        rows = list(csv.DictReader(fh))
     assert [(r["grain"], r["target"], r["crossbars"]) for r in rows] == [
         ("none", "0", "10"), ("crossbar", "0.2", "8"), ("crossbar", "0.3", "7"),
         ("column", "0.2", "8"), ("column", "0.3", "7")]
