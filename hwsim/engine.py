@@ -71,15 +71,25 @@ the route to the port is not modelled. I/O traffic is not part of the NoC timing
 
 Traces (:mod:`hwsim.traces`): AER ``.npz``, VCD and Chrome trace JSON, off by default.
 
-Implementation (results identical to the plain step-by-step loop): the kernel is
-event-driven (per step it lists each population's nonzero outputs once and touches
-only the crossbar rows those sources drive, via a CSR source neuron -> rows built by
-:func:`_event_index`); when the input frames an input-fed population reads are the
-same as at the previous step of the sample, the input projections' sums are kept and
-their per-tile event / AC / MAC / cycle counts re-added (the chip still performs, and
-the counters still count, every MAC each step); neuron updates and state words are
-added arithmetically; the NoC timing calls after the first (validated) one run the
-same routing and arbitration in one compiled call (:func:`_noc_fast`).
+Implementation (results identical to the plain step-by-step loop): one compiled call
+runs every step of a sample (:func:`_sample`); samples are split over threads that run
+without the GIL. The kernel is event-driven: per step it lists each population's nonzero
+outputs once and touches only the crossbar rows those sources drive (a CSR source neuron
+-> rows built by :func:`_event_index`); rows whose entries address runs of consecutive
+accumulators are added as contiguous spans (:func:`_row_spans`). The graph input is
+encoded inside the kernel, nonzero values only (``models.intref`` encoding, validated
+beforehand with the same errors). When the input frames an input-fed population reads
+are the same as at the previous step, the input projections' sums are kept and their
+per-tile event / AC / MAC / cycle counts re-added (the chip still performs, and the
+counters still count, every MAC each step). An IF population without bias whose
+neurons get no input and none of which sits at or above threshold is not updated
+(nothing in it can change). Neuron updates and state words are added arithmetically.
+The cycle timing of a step runs in the same call (:func:`_step_timing`): the same
+packets in the same order through the NoC model's own arbitration
+(:func:`hwsim.noc._run`), with routes laid out once per program
+(:func:`_route_templates`). With a Chrome trace, the timeline comes from the
+step-by-step Python model (:func:`_timing`, :func:`_timing_pipelined`), which the tests
+hold equal to the compiled one.
 """
 
 from __future__ import annotations
@@ -88,18 +98,21 @@ import numpy as np
 from numba import njit, prange
 
 from models.errors import SimulationError
-from models.intref import _InputEncoder, encode_input  # noqa: F401
+from models.intref import _quant_meta, encode_input  # noqa: F401
 from models.reference import _check_options
 
-from .noc import _build_routes as _noc_build_routes, _run as _noc_run
-from .program import Program, ProgramError, compile as compile_program  # noqa: F401
+from .noc import _build_routes as _noc_build_routes
+from .noc import _run as _noc_run
+from .program import Program, ProgramError  # noqa: F401
+from .program import compile as compile_program
 from .result import RunResult
 
 COUNTERS = ("events", "acs", "macs", "neuron_updates", "spikes", "state_words", "psum_ops",
             "packets", "flits", "flit_hops", "busy_cycles", "interchip_flits", "io_in_flits",
             "io_in_flit_hops", "io_out_flits")
 (_EV, _AC, _MAC, _NU, _SP, _SW, _PS, _PK, _FL, _FH, _BUSY, _ICX, _IOI, _IOH, _IOO) = range(len(COUNTERS))
-_CHUNK = 64  # samples per kernel call (bounds memory of encoded inputs and recordings)
+_CHUNK = 64  # samples per kernel call with an AER trace (bounds the memory of its recordings)
+_HIST_CYCLES = 1 << 14  # packet-latency histogram bins per thread (grown and re-run when exceeded)
 
 
 # ------------------------------------------------------------------------ njit helpers
@@ -122,273 +135,800 @@ def saturate_nb(x, lo, hi):
     return x
 
 
+# ------------------------------------------------------------------------ kernel inputs
+
+# Everything the kernels read is packed into one int64 array ``kb`` (field ``f`` is
+# ``kb[ko[f]:ko[f + 1]]``; scalars are one-element fields; booleans are 0 / 1), built by
+# :func:`_kernel_inputs` from a validated Program, and every thread's scratch into one
+# int64 array ``wb`` (offsets ``wo``, sizes from :func:`_work_layout`). Two arrays per
+# call instead of a hundred keep the kernels' calls cheap and their compilation short.
+_KFIELDS = ("pop_model", "pop_size", "pop_off", "pop_ring", "ring_off", "slot_off", "pop_proj_ptr",
+    "proj_order", "pop_tile_ptr", "tile_order", "pop_bt_ptr", "bt_start", "bt_off", "bt_vec", "pop_skip",
+    "nrn_core", "nrn_bias", "nrn_thr", "nrn_vreset", "nrn_alpha", "nrn_asyn", "nrn_vleak", "nrn_pk",
+    "nrn_hops", "nrn_icx", "proj_shift", "proj_acc_off", "proj_npost", "proj_in", "tile_core", "tile_kind",
+    "tile_soma", "tile_ncols", "tile_fire", "tile_psum_flits", "tile_psum_hops", "tile_psum_icx", "row_mac",
+    "row_cyc", "row_ptr", "row_tile", "grp_ptr", "grp_src", "grp_delay", "grp_pre_off", "pre_ptr",
+    "grp_rows", "pop_reuse", "in_dst_ptr", "in_dst_core", "in_pk", "in_hops", "in_icx", "M", "F", "payload",
+    "reset_sub", "multi", "out_pop", "in_flits", "in_mult", "out_val_flits", "spiking", "n_acc", "dsrc_ptr",
+    "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand", "used_cores", "fire_all", "psum_all",
+    "nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count", "rt_ptr", "rt_link", "rt_parent",
+    "tile_rt_ptr", "tile_dst_edge", "tile_cross", "R", "W", "extra", "fixed", "barrier", "pipelined",
+    "n_links", "max_packets", "max_edges", "row_span", "span_ptr", "span_acc", "span_ent", "span_len")
+(_K_POP_MODEL, _K_POP_SIZE, _K_POP_OFF, _K_POP_RING, _K_RING_OFF, _K_SLOT_OFF, _K_POP_PROJ_PTR,
+ _K_PROJ_ORDER, _K_POP_TILE_PTR, _K_TILE_ORDER, _K_POP_BT_PTR, _K_BT_START, _K_BT_OFF, _K_BT_VEC,
+ _K_POP_SKIP, _K_NRN_CORE, _K_NRN_BIAS, _K_NRN_THR, _K_NRN_VRESET, _K_NRN_ALPHA, _K_NRN_ASYN, _K_NRN_VLEAK,
+ _K_NRN_PK, _K_NRN_HOPS, _K_NRN_ICX, _K_PROJ_SHIFT, _K_PROJ_ACC_OFF, _K_PROJ_NPOST, _K_PROJ_IN, _K_TILE_CORE,
+ _K_TILE_KIND, _K_TILE_SOMA, _K_TILE_NCOLS, _K_TILE_FIRE, _K_TILE_PSUM_FLITS, _K_TILE_PSUM_HOPS,
+ _K_TILE_PSUM_ICX, _K_ROW_MAC, _K_ROW_CYC, _K_ROW_PTR, _K_ROW_TILE, _K_GRP_PTR, _K_GRP_SRC, _K_GRP_DELAY,
+ _K_GRP_PRE_OFF, _K_PRE_PTR, _K_GRP_ROWS, _K_POP_REUSE, _K_IN_DST_PTR, _K_IN_DST_CORE, _K_IN_PK, _K_IN_HOPS,
+ _K_IN_ICX, _K_M, _K_F, _K_PAYLOAD, _K_RESET_SUB, _K_MULTI, _K_OUT_POP, _K_IN_FLITS, _K_IN_MULT,
+ _K_OUT_VAL_FLITS, _K_SPIKING, _K_N_ACC, _K_DSRC_PTR, _K_DSRC, _K_PCORE_PTR, _K_PCORES, _K_PFIRE,
+ _K_PCAND_PTR, _K_PCAND, _K_USED_CORES, _K_FIRE_ALL, _K_PSUM_ALL, _K_NRN_DST_PTR, _K_NRN_DST_EDGE,
+ _K_NRN_DST_CROSS, _K_NRN_FLIT_COUNT, _K_RT_PTR, _K_RT_LINK, _K_RT_PARENT, _K_TILE_RT_PTR, _K_TILE_DST_EDGE,
+ _K_TILE_CROSS, _K_R, _K_W, _K_EXTRA, _K_FIXED, _K_BARRIER, _K_PIPELINED, _K_N_LINKS, _K_MAX_PACKETS,
+ _K_MAX_EDGES, _K_ROW_SPAN, _K_SPAN_PTR, _K_SPAN_ACC, _K_SPAN_ENT, _K_SPAN_LEN) = range(98)
+_WFIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "t_nev", "t_cyc", "t_ac", "t_mac",
+    "c_nev", "c_cyc", "c_ac", "c_mac", "same", "prev_i", "prev_v", "in_zero", "hot", "tc", "done",
+    "core_free", "integ", "end_int", "psum_ready", "fend", "pk_t0", "pk_fl", "pk_id", "pk_base", "e_link",
+    "e_parent", "e_owner", "e_start", "e_valid", "link_flits",)
+(_W_V, _W_ISYN, _W_ACC, _W_NZ, _W_NZV, _W_NZC, _W_IB, _W_O_ALL, _W_T_NEV, _W_T_CYC, _W_T_AC, _W_T_MAC,
+ _W_C_NEV, _W_C_CYC, _W_C_AC, _W_C_MAC, _W_SAME, _W_PREV_I, _W_PREV_V, _W_IN_ZERO, _W_HOT, _W_TC, _W_DONE,
+ _W_CORE_FREE, _W_INTEG, _W_END_INT, _W_PSUM_READY, _W_FEND, _W_PK_T0, _W_PK_FL, _W_PK_ID, _W_PK_BASE,
+ _W_E_LINK, _W_E_PARENT, _W_E_OWNER, _W_E_START, _W_E_VALID, _W_LINK_FLITS) = range(38)
+
+
+@njit(cache=True)
+def _f(blob, off, i):
+    """Field ``i`` of a packed blob."""
+    return blob[off[i]:off[i + 1]]
+
+
 # ------------------------------------------------------------------------ the kernel
 
-@njit(cache=True, parallel=True)
-def _run(enc, n_groups, pop_model, pop_size, pop_off, pop_ring, ring_off, pop_proj_ptr, proj_order,
-         pop_tile_ptr, tile_order, pop_bt_ptr, bt_start, bt_off, bt_vec,
-         nrn_core, nrn_bias, nrn_thr, nrn_vreset, nrn_alpha, nrn_asyn, nrn_vleak, nrn_pk, nrn_hops,
-         proj_shift, proj_acc_off, proj_npost, n_acc,
-         tile_core, tile_kind, tile_soma, tile_ncols, tile_psum_flits, tile_psum_hops,
-         row_mac, row_ncols, row_ptr, ent_acc, ent_w,
-         slot_off, grp_ptr, grp_src, grp_delay, grp_pre_off, pre_ptr, grp_rows, row_tile, proj_in,
-         pop_reuse,
-         M, F, pe, overhead, payload, reset_sub, multi, out_pop,
-         rec_off, rec_s, rec_v, out, cnt, n_timed, tile_cyc, all_out,
-         nrn_icx, tile_psum_icx, in_dst_ptr, in_dst_core, in_pk, in_hops, in_icx, in_flits, in_mult,
-         out_val_flits, vcd_b, vcd_slot, vcd_s, vcd_v):
-    """Event-driven kernel: per step and population, only the crossbar rows driven by a
-    nonzero source value are touched (``grp_*`` / ``pre_ptr`` / ``grp_rows``: rows of a
-    population grouped by (source, delay), CSR over the source's neurons); the nonzero
-    entries of each ring slot are listed once when written (``nz``, ``nzc``).
-    ``pop_reuse[p]``: population p's input-fed accumulators (``proj_in``) may be kept
-    from the previous step when the input frames they read are unchanged (their
-    per-tile event counts are then re-added from the cache)."""
-    T, B = enc.shape[0], enc.shape[1]
+@njit(cache=True)
+def _encode_step(x, t, b, spiking, scale, top, nz, nzv, base):
+    """``models.intref._InputEncoder`` for step ``t`` of sample ``b``, nonzero values
+    only: their indices go to ``nz[base:]``, values to ``nzv[base:]``; returns the
+    count. Spiking inputs were validated as non-negative integers; real-valued ones
+    encode as ``clip(floor(x * scale + 0.5), 0, top)`` (0 for ``x <= 0``)."""
+    n = x.shape[2]
+    c = 0
+    if spiking:
+        for i in range(n):
+            xi = x[t, b, i]
+            if xi != 0:
+                nz[base + c] = i
+                nzv[base + c] = np.int64(xi)
+                c += 1
+    else:
+        for i in range(n):
+            xi = x[t, b, i]
+            if xi > 0:
+                e = np.floor(np.float64(xi) * scale + 0.5)
+                e = min(e, top)
+                if e >= 1.0:
+                    nz[base + c] = i
+                    nzv[base + c] = np.int64(e)
+                    c += 1
+    return c
+
+
+@njit(cache=True)
+def _neurons(kb, ko, wb, wo, p, t, lo, hi, wbase):
+    """Input currents and the integer-contract update of population ``p`` (all its
+    neurons): outputs go to ``o_all`` and the nonzero ones, listed, to ``nz`` / ``nzv``
+    from ``wbase`` (returns their count); ``hot[p]`` says whether a neuron ended at or
+    above threshold (it fires at the next step even without input)."""
+    pop_model = _f(kb, ko, _K_POP_MODEL)
+    pop_off = _f(kb, ko, _K_POP_OFF)
+    pop_size = _f(kb, ko, _K_POP_SIZE)
+    nrn_bias = _f(kb, ko, _K_NRN_BIAS)
+    pop_proj_ptr = _f(kb, ko, _K_POP_PROJ_PTR)
+    proj_order = _f(kb, ko, _K_PROJ_ORDER)
+    proj_acc_off = _f(kb, ko, _K_PROJ_ACC_OFF)
+    proj_shift = _f(kb, ko, _K_PROJ_SHIFT)
+    proj_in = _f(kb, ko, _K_PROJ_IN)
+    pop_bt_ptr = _f(kb, ko, _K_POP_BT_PTR)
+    bt_start = _f(kb, ko, _K_BT_START)
+    bt_off = _f(kb, ko, _K_BT_OFF)
+    bt_vec = _f(kb, ko, _K_BT_VEC)
+    F = kb[ko[_K_F]]
+    nrn_thr = _f(kb, ko, _K_NRN_THR)
+    multi = kb[ko[_K_MULTI]]
+    reset_sub = kb[ko[_K_RESET_SUB]]
+    nrn_alpha = _f(kb, ko, _K_NRN_ALPHA)
+    nrn_vleak = _f(kb, ko, _K_NRN_VLEAK)
+    nrn_asyn = _f(kb, ko, _K_NRN_ASYN)
+    nrn_vreset = _f(kb, ko, _K_NRN_VRESET)
+    o_all = _f(wb, wo, _W_O_ALL)
+    hot = _f(wb, wo, _W_HOT)
+    Ib = _f(wb, wo, _W_IB)
+    v = _f(wb, wo, _W_V)
+    acc = _f(wb, wo, _W_ACC)
+    isyn = _f(wb, wo, _W_ISYN)
+    nz = _f(wb, wo, _W_NZ)
+    nzv = _f(wb, wo, _W_NZV)
+    model = pop_model[p]
+    off = pop_off[p]
+    npop = pop_size[p]
+    thr = nrn_thr
+    q0 = pop_proj_ptr[p]
+    if (model == 0 and multi == 0 and reset_sub != 0 and pop_proj_ptr[p + 1] - q0 == 1
+            and pop_bt_ptr[p + 1] == pop_bt_ptr[p]):
+        # IF, binary spikes, subtractive reset, one projection: the common case in one
+        # branch-free pass (current, update, output list)
+        q = proj_order[q0]
+        a0 = proj_acc_off[q]
+        sh = proj_shift[q]
+        hb = (np.int64(1) << (sh - 1)) if sh > 0 else np.int64(0)
+        keep = proj_in[q] != 0
+        nhot = 0
+        nnw = 0
+        for n in range(npop):
+            gi = off + n
+            a = acc[a0 + n]
+            if not keep:
+                acc[a0 + n] = 0
+            vv = v[gi] + nrn_bias[gi] + ((a + hb) >> sh)
+            vv = min(max(vv, lo), hi)
+            th = thr[gi]
+            z = np.int64(1) if vv >= th else np.int64(0)
+            vv -= z * th
+            v[gi] = vv
+            o_all[gi] = z
+            nhot += vv >= th
+            nz[wbase + nnw] = n
+            nzv[wbase + nnw] = z
+            nnw += z
+        hot[p] = nhot > 0
+        return nnw
+    for n in range(npop):
+        Ib[n] = nrn_bias[off + n]
+    for qi in range(pop_proj_ptr[p], pop_proj_ptr[p + 1]):
+        q = proj_order[qi]
+        a0 = proj_acc_off[q]
+        sh = proj_shift[q]
+        if sh == 0:
+            for n in range(npop):
+                Ib[n] += acc[a0 + n]
+        else:
+            hb = np.int64(1) << (sh - 1)
+            for n in range(npop):
+                Ib[n] += (acc[a0 + n] + hb) >> sh
+        if not proj_in[q]:
+            for n in range(npop):
+                acc[a0 + n] = 0
+    for bi in range(pop_bt_ptr[p], pop_bt_ptr[p + 1]):
+        if t >= bt_start[bi]:
+            bo = bt_off[bi]
+            for n in range(npop):
+                Ib[n] += bt_vec[bo + n]
+    nhot = 0
+    for n in range(npop):
+        gi = off + n
+        I = Ib[n]
+        z = np.int64(0)
+        o = np.int64(0)
+        if model == 5:  # Threshold
+            z = np.int64(1) if I >= thr[gi] else np.int64(0)
+            o = z
+        elif model == 6:  # Identity
+            v[gi] = saturate_nb(I, lo, hi)
+            o = v[gi]
+        else:
+            vv = v[gi]
+            if model == 0 or model == 1:
+                vv = vv + I
+            elif model == 2 or model == 3:
+                vv = vv + I + rshift_round_nb(nrn_alpha[gi] * (nrn_vleak[gi] - vv), F)
+            else:  # CubaLIF
+                ii = isyn[gi]
+                ii = saturate_nb(ii + I + rshift_round_nb(-nrn_asyn[gi] * ii, F), lo, hi)
+                isyn[gi] = ii
+                vv = vv + ii + rshift_round_nb(nrn_alpha[gi] * (nrn_vleak[gi] - vv), F)
+            vv = saturate_nb(vv, lo, hi)
+            if model == 1 or model == 3:
+                o = vv
+            else:
+                th = thr[gi]
+                if vv >= th:
+                    if multi:
+                        z = vv // th
+                    else:
+                        z = np.int64(1)
+                    if reset_sub:
+                        vv = vv - z * th
+                    else:
+                        vv = nrn_vreset[gi]
+                o = z
+                if vv >= th:
+                    nhot += 1
+            v[gi] = vv
+        o_all[gi] = o
+    hot[p] = nhot > 0
+    nnw = 0
+    for n in range(npop):
+        o = o_all[off + n]
+        if o != 0:
+            nz[wbase + nnw] = n
+            nzv[wbase + nnw] = o
+            nnw += 1
+    return nnw
+
+
+@njit(cache=True)
+def _sample(kb, ko, ent_acc, ent_w, x, scale, top, bg, g, wb, wo, out, rec_off, rec_s, rec_v, cnt, rb, n_rec,
+            tile_cyc, all_out, vcd_b, vcd_slot, vcd_s, vcd_v, timed, step_cycles, core_busy, hist, hstat):
+    """All steps of sample ``bg`` of ``x`` (``rb``: its index in the recordings): event-driven per
+    population (only rows of nonzero sources are read; input-fed sums reused while the
+    input frames they read repeat; a population with no input current, no bias and no
+    neuron at threshold is not updated: nothing in it can change), then, when ``timed``,
+    the step's cycle timing (:func:`_step_timing`)."""
+    pop_size = _f(kb, ko, _K_POP_SIZE)
+    M = kb[ko[_K_M]]
+    pop_ring = _f(kb, ko, _K_POP_RING)
+    ring_off = _f(kb, ko, _K_RING_OFF)
+    slot_off = _f(kb, ko, _K_SLOT_OFF)
+    in_dst_ptr = _f(kb, ko, _K_IN_DST_PTR)
+    in_dst_core = _f(kb, ko, _K_IN_DST_CORE)
+    in_flits = kb[ko[_K_IN_FLITS]]
+    in_mult = kb[ko[_K_IN_MULT]]
+    in_pk = _f(kb, ko, _K_IN_PK)
+    in_hops = _f(kb, ko, _K_IN_HOPS)
+    in_icx = _f(kb, ko, _K_IN_ICX)
+    pop_tile_ptr = _f(kb, ko, _K_POP_TILE_PTR)
+    tile_order = _f(kb, ko, _K_TILE_ORDER)
+    pop_reuse = _f(kb, ko, _K_POP_REUSE)
+    grp_ptr = _f(kb, ko, _K_GRP_PTR)
+    grp_src = _f(kb, ko, _K_GRP_SRC)
+    grp_delay = _f(kb, ko, _K_GRP_DELAY)
+    pop_proj_ptr = _f(kb, ko, _K_POP_PROJ_PTR)
+    proj_order = _f(kb, ko, _K_PROJ_ORDER)
+    proj_in = _f(kb, ko, _K_PROJ_IN)
+    proj_acc_off = _f(kb, ko, _K_PROJ_ACC_OFF)
+    proj_npost = _f(kb, ko, _K_PROJ_NPOST)
+    grp_pre_off = _f(kb, ko, _K_GRP_PRE_OFF)
+    pre_ptr = _f(kb, ko, _K_PRE_PTR)
+    grp_rows = _f(kb, ko, _K_GRP_ROWS)
+    row_tile = _f(kb, ko, _K_ROW_TILE)
+    row_ptr = _f(kb, ko, _K_ROW_PTR)
+    row_mac = _f(kb, ko, _K_ROW_MAC)
+    row_span = _f(kb, ko, _K_ROW_SPAN)
+    span_ptr = _f(kb, ko, _K_SPAN_PTR)
+    span_acc = _f(kb, ko, _K_SPAN_ACC)
+    span_ent = _f(kb, ko, _K_SPAN_ENT)
+    span_len = _f(kb, ko, _K_SPAN_LEN)
+    row_cyc = _f(kb, ko, _K_ROW_CYC)
+    tile_core = _f(kb, ko, _K_TILE_CORE)
+    tile_kind = _f(kb, ko, _K_TILE_KIND)
+    tile_fire = _f(kb, ko, _K_TILE_FIRE)
+    tile_soma = _f(kb, ko, _K_TILE_SOMA)
+    tile_ncols = _f(kb, ko, _K_TILE_NCOLS)
+    tile_psum_flits = _f(kb, ko, _K_TILE_PSUM_FLITS)
+    tile_psum_hops = _f(kb, ko, _K_TILE_PSUM_HOPS)
+    tile_psum_icx = _f(kb, ko, _K_TILE_PSUM_ICX)
+    pop_off = _f(kb, ko, _K_POP_OFF)
+    pop_skip = _f(kb, ko, _K_POP_SKIP)
+    pop_model = _f(kb, ko, _K_POP_MODEL)
+    payload = kb[ko[_K_PAYLOAD]]
+    nrn_core = _f(kb, ko, _K_NRN_CORE)
+    nrn_pk = _f(kb, ko, _K_NRN_PK)
+    nrn_hops = _f(kb, ko, _K_NRN_HOPS)
+    nrn_icx = _f(kb, ko, _K_NRN_ICX)
+    out_pop = kb[ko[_K_OUT_POP]]
+    out_val_flits = kb[ko[_K_OUT_VAL_FLITS]]
+    fixed = kb[ko[_K_FIXED]]
+    barrier = kb[ko[_K_BARRIER]]
+    spiking = kb[ko[_K_SPIKING]]
+    v = _f(wb, wo, _W_V)
+    isyn = _f(wb, wo, _W_ISYN)
+    acc = _f(wb, wo, _W_ACC)
+    nzc = _f(wb, wo, _W_NZC)
+    hot = _f(wb, wo, _W_HOT)
+    in_zero = _f(wb, wo, _W_IN_ZERO)
+    nz = _f(wb, wo, _W_NZ)
+    nzv = _f(wb, wo, _W_NZV)
+    prev_i = _f(wb, wo, _W_PREV_I)
+    prev_v = _f(wb, wo, _W_PREV_V)
+    same = _f(wb, wo, _W_SAME)
+    t_nev = _f(wb, wo, _W_T_NEV)
+    t_cyc = _f(wb, wo, _W_T_CYC)
+    t_ac = _f(wb, wo, _W_T_AC)
+    t_mac = _f(wb, wo, _W_T_MAC)
+    c_nev = _f(wb, wo, _W_C_NEV)
+    c_cyc = _f(wb, wo, _W_C_CYC)
+    c_ac = _f(wb, wo, _W_C_AC)
+    c_mac = _f(wb, wo, _W_C_MAC)
+    tc = _f(wb, wo, _W_TC)
+    o_all = _f(wb, wo, _W_O_ALL)
+    T = x.shape[0]
     P = pop_size.shape[0]
-    N = nrn_core.shape[0]
-    K = tile_core.shape[0]
     lo = -(np.int64(1) << (M - 1))
     hi = (np.int64(1) << (M - 1)) - 1
-    ring_total = 0
-    for p in range(P):
-        ring_total += pop_ring[p] * pop_size[p]
     n_in = pop_size[0]
-    for g in prange(n_groups):
-        ring = np.zeros(ring_total, np.int64)
-        nz = np.zeros(max(ring_total, 1), np.int64)
-        nzc = np.zeros(slot_off[P], np.int64)
-        acc = np.zeros(max(n_acc, 1), np.int64)
-        v = np.zeros(N, np.int64)
-        isyn = np.zeros(N, np.int64)
-        t_nev = np.zeros(max(K, 1), np.int64)
-        t_cyc = np.zeros(max(K, 1), np.int64)
-        t_ac = np.zeros(max(K, 1), np.int64)
-        t_mac = np.zeros(max(K, 1), np.int64)
-        c_nev = np.zeros(max(K, 1), np.int64)   # cached input-group counts per tile
-        c_cyc = np.zeros(max(K, 1), np.int64)
-        c_ac = np.zeros(max(K, 1), np.int64)
-        c_mac = np.zeros(max(K, 1), np.int64)
-        same = np.zeros(T, np.bool_)
-        Ib = np.zeros(max(int(pop_size.max()), 1), np.int64)
-        for b in range(g, B, n_groups):
-            ring[:] = 0
-            nzc[:] = 0
-            acc[:] = 0
-            v[:] = 0
-            isyn[:] = 0
-            for t in range(T):
-                base0 = ring_off[0] + (t % pop_ring[0]) * n_in
-                s0 = slot_off[0] + t % pop_ring[0]
-                nn0 = 0
-                eq = t > 0
-                for i in range(n_in):
-                    xi = enc[t, b, i]
-                    ring[base0 + i] = xi
-                    if t > 0 and xi != enc[t - 1, b, i]:
-                        eq = False
-                    if xi != 0:
-                        nz[base0 + nn0] = i
-                        nn0 += 1
-                        if in_dst_ptr[i + 1] > in_dst_ptr[i]:
-                            ci = in_dst_core[in_dst_ptr[i]]
-                            fm = in_flits * (xi if in_mult else 1)
-                            cnt[g, t, ci, 12] += in_pk[i] * fm
-                            cnt[g, t, ci, 13] += in_hops[i] * fm
-                            cnt[g, t, ci, 11] += in_icx[i] * fm
-                nzc[s0] = nn0
-                same[t] = eq
-                if b < n_timed:
-                    for i in range(n_in):
-                        all_out[b, t, i] = enc[t, b, i]
-                for p in range(1, P):
-                    k0 = pop_tile_ptr[p]
-                    k1 = pop_tile_ptr[p + 1]
-                    for ti in range(k0, k1):
-                        k = tile_order[ti]
-                        t_nev[k] = 0
-                        t_cyc[k] = 0
-                        t_ac[k] = 0
-                        t_mac[k] = 0
-                    # may the input-fed accumulators of the previous step be kept?
-                    reuse = pop_reuse[p] and t > 0
-                    if reuse:
-                        for gg in range(grp_ptr[p], grp_ptr[p + 1]):
-                            if grp_src[gg] == 0:
-                                d = grp_delay[gg]
-                                if t >= d and not (t - 1 >= d and same[t - d]):
-                                    reuse = False
-                    if reuse:
-                        for ti in range(k0, k1):
-                            k = tile_order[ti]
-                            t_nev[k] += c_nev[k]
-                            t_cyc[k] += c_cyc[k]
-                            t_ac[k] += c_ac[k]
-                            t_mac[k] += c_mac[k]
-                    else:
-                        for qi in range(pop_proj_ptr[p], pop_proj_ptr[p + 1]):
-                            q = proj_order[qi]
-                            if proj_in[q]:
-                                a0 = proj_acc_off[q]
-                                for n in range(proj_npost[q]):
-                                    acc[a0 + n] = 0
-                    # events: input groups first (their counts are cached), then the rest
-                    for phase in range(2):
-                        if phase == 0 and reuse:
-                            continue
-                        for gg in range(grp_ptr[p], grp_ptr[p + 1]):
-                            s = grp_src[gg]
-                            if (s == 0) != (phase == 0):
-                                continue
-                            d = grp_delay[gg]
-                            if t < d:
-                                continue
-                            sl = (t - d) % pop_ring[s]
-                            base = ring_off[s] + sl * pop_size[s]
-                            nn = nzc[slot_off[s] + sl]
-                            pp = grp_pre_off[gg]
-                            for j in range(nn):
-                                i = nz[base + j]
-                                x = ring[base + i]
-                                for rr in range(pre_ptr[pp + i], pre_ptr[pp + i + 1]):
-                                    r = grp_rows[rr]
-                                    k = row_tile[r]
-                                    e0 = row_ptr[r]
-                                    e1 = row_ptr[r + 1]
-                                    for e in range(e0, e1):
-                                        acc[ent_acc[e]] += ent_w[e] * x
-                                    t_nev[k] += 1
-                                    if row_mac[r] != 0:
-                                        t_mac[k] += e1 - e0
-                                    else:
-                                        t_ac[k] += e1 - e0
-                                    t_cyc[k] += (row_ncols[r] + pe - 1) // pe + overhead
-                        if phase == 0 and pop_reuse[p]:
-                            for ti in range(k0, k1):
-                                k = tile_order[ti]
-                                c_nev[k] = t_nev[k]
-                                c_cyc[k] = t_cyc[k]
-                                c_ac[k] = t_ac[k]
-                                c_mac[k] = t_mac[k]
-                    for ti in range(k0, k1):
-                        k = tile_order[ti]
-                        c = tile_core[k]
-                        cyc = t_cyc[k]
-                        nev = t_nev[k]
-                        cnt[g, t, c, 0] += nev
-                        cnt[g, t, c, 1] += t_ac[k]
-                        cnt[g, t, c, 2] += t_mac[k]
-                        if tile_kind[k] == 0:
-                            fire = (tile_ncols[k] + pe - 1) // pe
-                            cnt[g, t, c, 10] += cyc + fire
-                        else:
-                            cnt[g, t, c, 10] += cyc
-                            if nev > 0:
-                                cs = tile_core[tile_soma[k]]
-                                cnt[g, t, cs, 6] += tile_ncols[k]
-                                if tile_psum_flits[k] > 0:
-                                    cnt[g, t, c, 7] += 1
-                                    cnt[g, t, c, 8] += tile_psum_flits[k]
-                                    cnt[g, t, c, 9] += tile_psum_flits[k] * tile_psum_hops[k]
-                                    cnt[g, t, c, 11] += tile_psum_flits[k] * tile_psum_icx[k]
-                        if b < n_timed:
-                            tile_cyc[b, t, k] = cyc if nev > 0 else -1
-                    # neurons (neuron_updates / state_words are added by the caller)
-                    model = pop_model[p]
-                    off = pop_off[p]
-                    wbase = ring_off[p] + (t % pop_ring[p]) * pop_size[p]
-                    ws = slot_off[p] + t % pop_ring[p]
-                    nnw = 0
-                    ro = rec_off[p]
-                    npop = pop_size[p]
-                    # input currents of the whole population (one pass per projection)
-                    for n in range(npop):
-                        Ib[n] = nrn_bias[off + n]
-                    for qi in range(pop_proj_ptr[p], pop_proj_ptr[p + 1]):
-                        q = proj_order[qi]
+    v[:] = 0
+    isyn[:] = 0
+    acc[:] = 0
+    nzc[:] = 0
+    hot[:] = 0
+    in_zero[:] = 1
+    prev_n = -1
+    for t in range(T):
+        cnt_t = cnt[g, t]
+        # ---- graph input: encoded nonzero values of the step
+        sl0 = t % pop_ring[0]
+        base0 = ring_off[0] + sl0 * n_in
+        nn0 = _encode_step(x, t, bg, spiking, scale, top, nz, nzv, base0)
+        nzc[slot_off[0] + sl0] = nn0
+        eq = t > 0 and nn0 == prev_n
+        if eq:
+            for j in range(nn0):
+                if nz[base0 + j] != prev_i[j] or nzv[base0 + j] != prev_v[j]:
+                    eq = False
+                    break
+        if not eq:
+            for j in range(nn0):
+                prev_i[j] = nz[base0 + j]
+                prev_v[j] = nzv[base0 + j]
+            prev_n = nn0
+        same[t] = eq
+        for j in range(nn0):
+            i = nz[base0 + j]
+            xi = nzv[base0 + j]
+            if in_dst_ptr[i + 1] > in_dst_ptr[i]:
+                ci = in_dst_core[in_dst_ptr[i]]
+                fm = in_flits * (xi if in_mult != 0 else 1)
+                cnt_t[ci, 12] += in_pk[i] * fm
+                cnt_t[ci, 13] += in_hops[i] * fm
+                cnt_t[ci, 11] += in_icx[i] * fm
+            if rb < n_rec:
+                all_out[rb, t, i] = xi
+        # ---- populations in net order
+        for p in range(1, P):
+            k0 = pop_tile_ptr[p]
+            k1 = pop_tile_ptr[p + 1]
+            for ti in range(k0, k1):
+                kk = tile_order[ti]
+                t_nev[kk] = 0
+                t_cyc[kk] = 0
+                t_ac[kk] = 0
+                t_mac[kk] = 0
+            # may the input-fed accumulators of the previous step be kept?
+            reuse = pop_reuse[p] != 0 and t > 0
+            if reuse:
+                for gg in range(grp_ptr[p], grp_ptr[p + 1]):
+                    if grp_src[gg] == 0:
+                        d = grp_delay[gg]
+                        if t >= d and not (t - 1 >= d and same[t - d] != 0):
+                            reuse = False
+            if reuse:
+                for ti in range(k0, k1):
+                    kk = tile_order[ti]
+                    t_nev[kk] += c_nev[kk]
+                    t_cyc[kk] += c_cyc[kk]
+                    t_ac[kk] += c_ac[kk]
+                    t_mac[kk] += c_mac[kk]
+            else:
+                for qi in range(pop_proj_ptr[p], pop_proj_ptr[p + 1]):
+                    q = proj_order[qi]
+                    if proj_in[q]:
                         a0 = proj_acc_off[q]
-                        sh = proj_shift[q]
-                        if sh == 0:
-                            for n in range(npop):
-                                Ib[n] += acc[a0 + n]
-                        else:
-                            hb = np.int64(1) << (sh - 1)
-                            for n in range(npop):
-                                Ib[n] += (acc[a0 + n] + hb) >> sh
-                        if not proj_in[q]:
-                            for n in range(npop):
-                                acc[a0 + n] = 0
-                    for bi in range(pop_bt_ptr[p], pop_bt_ptr[p + 1]):
-                        if t >= bt_start[bi]:
-                            bo = bt_off[bi]
-                            for n in range(npop):
-                                Ib[n] += bt_vec[bo + n]
+                        for n in range(proj_npost[q]):
+                            acc[a0 + n] = 0
+            # events: input groups first (their counts are cached), then the rest
+            n_rows = 0
+            for phase in range(2):
+                if phase == 0 and reuse:
+                    continue
+                for gg in range(grp_ptr[p], grp_ptr[p + 1]):
+                    s = grp_src[gg]
+                    if (s == 0) != (phase == 0):
+                        continue
+                    d = grp_delay[gg]
+                    if t < d:
+                        continue
+                    sl = (t - d) % pop_ring[s]
+                    base = ring_off[s] + sl * pop_size[s]
+                    nn = nzc[slot_off[s] + sl]
+                    pp = grp_pre_off[gg]
+                    for j in range(nn):
+                        i = nz[base + j]
+                        xv = nzv[base + j]
+                        for rr in range(pre_ptr[pp + i], pre_ptr[pp + i + 1]):
+                            r = grp_rows[rr]
+                            kk = row_tile[r]
+                            e0 = row_ptr[r]
+                            e1 = row_ptr[r + 1]
+                            if row_span[r] != 0:  # runs of consecutive accumulators (vectorise)
+                                for sp in range(span_ptr[r], span_ptr[r + 1]):
+                                    a0 = span_acc[sp]
+                                    es = span_ent[sp]
+                                    for j in range(span_len[sp]):
+                                        acc[a0 + j] += ent_w[es + j] * xv
+                            else:
+                                for e in range(e0, e1):
+                                    acc[ent_acc[e]] += ent_w[e] * xv
+                            n_rows += 1
+                            t_nev[kk] += 1
+                            if row_mac[r] != 0:
+                                t_mac[kk] += e1 - e0
+                            else:
+                                t_ac[kk] += e1 - e0
+                            t_cyc[kk] += row_cyc[r]
+                if phase == 0:
+                    in_zero[p] = n_rows == 0
+                    if pop_reuse[p]:
+                        for ti in range(k0, k1):
+                            kk = tile_order[ti]
+                            c_nev[kk] = t_nev[kk]
+                            c_cyc[kk] = t_cyc[kk]
+                            c_ac[kk] = t_ac[kk]
+                            c_mac[kk] = t_mac[kk]
+                    n_rows = 0
+            for ti in range(k0, k1):
+                kk = tile_order[ti]
+                c = tile_core[kk]
+                cyc = t_cyc[kk]
+                nev = t_nev[kk]
+                cnt_t[c, 0] += nev
+                cnt_t[c, 1] += t_ac[kk]
+                cnt_t[c, 2] += t_mac[kk]
+                if tile_kind[kk] == 0:
+                    cnt_t[c, 10] += cyc + tile_fire[kk]
+                else:
+                    cnt_t[c, 10] += cyc
+                    if nev > 0:
+                        cs = tile_core[tile_soma[kk]]
+                        cnt_t[cs, 6] += tile_ncols[kk]
+                        pf = tile_psum_flits[kk]
+                        if pf > 0:
+                            cnt_t[c, 7] += 1
+                            cnt_t[c, 8] += pf
+                            cnt_t[c, 9] += pf * tile_psum_hops[kk]
+                            cnt_t[c, 11] += pf * tile_psum_icx[kk]
+                tcv = cyc if nev > 0 else -1
+                tc[kk] = tcv
+                if rb < n_rec:
+                    tile_cyc[rb, t, kk] = tcv
+            # ---- neurons (neuron_updates / state_words are added by the caller)
+            off = pop_off[p]
+            npop = pop_size[p]
+            sl = t % pop_ring[p]
+            wbase = ring_off[p] + sl * npop
+            ws = slot_off[p] + sl
+            ro = rec_off[p]
+            quiet = pop_skip[p] != 0 and n_rows == 0 and in_zero[p] != 0 and hot[p] == 0
+            if quiet:
+                # no current, no bias, nothing at threshold: v unchanged, no output
+                nzc[ws] = 0
+                if ro >= 0:
+                    for n in range(npop):
+                        rec_v[t, bg, ro + n] = v[off + n]
+                if bg == vcd_b:
                     for n in range(npop):
                         gi = off + n
-                        I = Ib[n]
-                        z = np.int64(0)
-                        o = np.int64(0)
-                        if model == 5:  # Threshold
-                            z = np.int64(1) if I >= nrn_thr[gi] else np.int64(0)
-                            o = z
-                        elif model == 6:  # Identity
-                            v[gi] = saturate_nb(I, lo, hi)
-                            o = v[gi]
-                        else:
-                            vv = v[gi]
-                            if model == 0 or model == 1:
-                                vv = vv + I
-                            elif model == 2 or model == 3:
-                                vv = vv + I + rshift_round_nb(nrn_alpha[gi] * (nrn_vleak[gi] - vv), F)
-                            else:  # CubaLIF
-                                ii = isyn[gi]
-                                ii = saturate_nb(ii + I + rshift_round_nb(-nrn_asyn[gi] * ii, F), lo, hi)
-                                isyn[gi] = ii
-                                vv = vv + ii + rshift_round_nb(nrn_alpha[gi] * (nrn_vleak[gi] - vv), F)
-                            vv = saturate_nb(vv, lo, hi)
-                            if model == 1 or model == 3:
-                                o = vv
-                            else:
-                                th = nrn_thr[gi]
-                                if vv >= th:
-                                    if multi:
-                                        z = vv // th
-                                    else:
-                                        z = np.int64(1)
-                                    if reset_sub:
-                                        vv = vv - z * th
-                                    else:
-                                        vv = nrn_vreset[gi]
-                                o = z
-                            v[gi] = vv
-                        ring[wbase + n] = o
-                        if o != 0:
-                            nz[wbase + nnw] = n
-                            nnw += 1
-                            c = nrn_core[gi]
-                            if model == 0 or model == 2 or model == 4 or model == 5:
-                                cnt[g, t, c, 4] += o
-                            mult = o if (payload == 0 and (model == 0 or model == 2 or model == 4)) else 1
-                            cnt[g, t, c, 7] += nrn_pk[gi] * mult
-                            cnt[g, t, c, 8] += nrn_pk[gi] * mult
-                            cnt[g, t, c, 9] += nrn_hops[gi] * mult
-                            cnt[g, t, c, 11] += nrn_icx[gi] * mult
-                            if p == out_pop:
-                                if model == 1 or model == 3 or model == 6:
-                                    cnt[g, t, c, 14] += out_val_flits
-                                else:
-                                    cnt[g, t, c, 14] += o if payload == 0 else 1
-                        if b == vcd_b and vcd_slot[gi] >= 0:
-                            vcd_s[t, vcd_slot[gi]] = o
+                        if vcd_slot[gi] >= 0:
+                            vcd_s[t, vcd_slot[gi]] = 0
                             vcd_v[t, vcd_slot[gi]] = v[gi]
-                        if ro >= 0:
-                            rec_s[t, b, ro + n] = o
-                            rec_v[t, b, ro + n] = v[gi]
-                        if p == out_pop:
-                            out[t, b, n] = o
-                        if b < n_timed:
-                            all_out[b, t, gi] = o
-                    nzc[ws] = nnw
+                continue
+            nnw = _neurons(kb, ko, wb, wo, p, t, lo, hi, wbase)
+            nzc[ws] = nnw
+            model = pop_model[p]
+            counts = model == 0 or model == 2 or model == 4 or model == 5
+            per_count = payload == 0 and (model == 0 or model == 2 or model == 4)
+            value_out = model == 1 or model == 3 or model == 6
+            for j in range(nnw):
+                gi = off + nz[wbase + j]
+                o = nzv[wbase + j]
+                c = nrn_core[gi]
+                if counts:
+                    cnt_t[c, 4] += o
+                mult = o if per_count else 1
+                cnt_t[c, 7] += nrn_pk[gi] * mult
+                cnt_t[c, 8] += nrn_pk[gi] * mult
+                cnt_t[c, 9] += nrn_hops[gi] * mult
+                cnt_t[c, 11] += nrn_icx[gi] * mult
+                if p == out_pop:
+                    if value_out:
+                        cnt_t[c, 14] += out_val_flits
+                    else:
+                        cnt_t[c, 14] += o if payload == 0 else 1
+                if rb < n_rec:
+                    all_out[rb, t, gi] = o
+            if p == out_pop:
+                for n in range(npop):
+                    out[t, bg, n] = o_all[off + n]
+            if ro >= 0:
+                for n in range(npop):
+                    rec_s[t, bg, ro + n] = o_all[off + n]
+                    rec_v[t, bg, ro + n] = v[off + n]
+            if bg == vcd_b:
+                for n in range(npop):
+                    gi = off + n
+                    if vcd_slot[gi] >= 0:
+                        vcd_s[t, vcd_slot[gi]] = o_all[gi]
+                        vcd_v[t, vcd_slot[gi]] = v[gi]
+        if timed:
+            busy = _step_timing(kb, ko, wb, wo, t, core_busy[bg], hist[g], hstat[g])
+            if fixed >= 0:
+                if busy > fixed:
+                    hstat[g, 2] += 1
+                else:
+                    busy = fixed
+            step_cycles[bg, t] = busy + barrier
+
+
+@njit(cache=True, nogil=True)
+def _run(g, n_groups, kb, ko, ent_acc, ent_w, wo, x, scale, top, b0, nb, out, rec_off, rec_s, rec_v, cnt, n_rec,
+         tile_cyc, all_out, vcd_b, vcd_slot, vcd_s, vcd_v, n_timed, step_cycles, core_busy, hist, hstat):
+    """Thread ``g`` of ``n_groups``: samples ``b0 + g, b0 + g + n_groups, ...`` below
+    ``b0 + nb`` of ``x`` (T, B, n_in); its counters go to ``cnt[g]``. Samples below
+    ``n_rec`` (index within the call) record their outputs and tile cycles (traces);
+    global samples below ``n_timed`` get the cycle timing. ``wo``: the scratch layout
+    (:func:`_work_layout`). Runs without the GIL (one Python thread per group)."""
+    wb = np.zeros(wo[-1], np.int64)
+    wb[wo[_W_E_VALID]:wo[_W_E_VALID + 1]] = 1
+    for b in range(g, nb, n_groups):
+        bg = b0 + b
+        _sample(kb, ko, ent_acc, ent_w, x, scale, top, bg, g, wb, wo, out, rec_off, rec_s, rec_v, cnt, b,
+                n_rec, tile_cyc, all_out, vcd_b, vcd_slot, vcd_s, vcd_v, bg < n_timed, step_cycles,
+                core_busy, hist, hstat)
+
+
+def _run_threads(n_groups: int, *args) -> None:
+    """:func:`_run` on ``n_groups`` threads (the kernel releases the GIL)."""
+    if n_groups == 1:
+        _run(0, 1, *args)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(n_groups) as ex:
+        for f in [ex.submit(_run, g, n_groups, *args) for g in range(n_groups)]:
+            f.result()
+
+
+# ------------------------------------------------------------------------ compiled timing
+
+@njit(cache=True)
+def _noc_send(kb, ko, wb, wo, npk, E, hist, hstat):
+    """Arbitrate the ``npk`` packets laid out in ``w`` (edges ``0 .. E-1``) with
+    :func:`hwsim.noc._run`, the NoC model itself."""
+    R = kb[ko[_K_R]]
+    W = kb[ko[_K_W]]
+    n_links = kb[ko[_K_N_LINKS]]
+    pk_t0 = _f(wb, wo, _W_PK_T0)
+    pk_fl = _f(wb, wo, _W_PK_FL)
+    e_valid = _f(wb, wo, _W_E_VALID)
+    e_link = _f(wb, wo, _W_E_LINK)
+    e_parent = _f(wb, wo, _W_E_PARENT)
+    e_owner = _f(wb, wo, _W_E_OWNER)
+    e_start = _f(wb, wo, _W_E_START)
+    link_flits = _f(wb, wo, _W_LINK_FLITS)
+    _noc_run(pk_t0[:npk], pk_fl[:npk], e_valid[:E], e_link[:E], e_parent[:E], e_owner[:E],
+             R, W, n_links, e_start[:E], link_flits)
+
+
+@njit(cache=True)
+def _lay_out(kb, ko, wb, wo, npk, E, t0, fl, pid, r0, r1):
+    """Append packet ``npk`` (inject ``t0``, ``fl`` flits, route template ``r0:r1``)."""
+    rt_link = _f(kb, ko, _K_RT_LINK)
+    rt_parent = _f(kb, ko, _K_RT_PARENT)
+    pk_t0 = _f(wb, wo, _W_PK_T0)
+    pk_fl = _f(wb, wo, _W_PK_FL)
+    pk_id = _f(wb, wo, _W_PK_ID)
+    pk_base = _f(wb, wo, _W_PK_BASE)
+    e_link = _f(wb, wo, _W_E_LINK)
+    e_parent = _f(wb, wo, _W_E_PARENT)
+    e_owner = _f(wb, wo, _W_E_OWNER)
+    pk_t0[npk] = t0
+    pk_fl[npk] = fl
+    pk_id[npk] = pid
+    pk_base[npk] = E
+    for e in range(r0, r1):
+        e_link[E] = rt_link[e]
+        par = rt_parent[e]
+        e_parent[E] = pk_base[npk] + par if par >= 0 else -1
+        e_owner[E] = npk
+        E += 1
+    return E
+
+
+@njit(cache=True)
+def _record_latency(dl, t0, hist, hstat):
+    lat = dl - t0
+    if lat < hist.shape[0]:
+        hist[lat] += 1
+    hstat[0] = max(hstat[0], lat)
+    hstat[1] += 1
+
+
+@njit(cache=True)
+def _send_psums(kb, ko, wb, wo, cand, c0, c1, t0_core, hist, hstat):
+    """Partial-sum packets of the tiles ``cand[c0:c1]`` that had events (``tc >= 0``),
+    injected at ``t0_core[tile core]``; ``psum_ready[soma core]`` = last arrival."""
+    tile_core = _f(kb, ko, _K_TILE_CORE)
+    tile_psum_flits = _f(kb, ko, _K_TILE_PSUM_FLITS)
+    tile_rt_ptr = _f(kb, ko, _K_TILE_RT_PTR)
+    tile_dst_edge = _f(kb, ko, _K_TILE_DST_EDGE)
+    W = kb[ko[_K_W]]
+    tile_cross = _f(kb, ko, _K_TILE_CROSS)
+    extra = kb[ko[_K_EXTRA]]
+    tile_soma = _f(kb, ko, _K_TILE_SOMA)
+    tc = _f(wb, wo, _W_TC)
+    psum_ready = _f(wb, wo, _W_PSUM_READY)
+    pk_id = _f(wb, wo, _W_PK_ID)
+    pk_fl = _f(wb, wo, _W_PK_FL)
+    pk_t0 = _f(wb, wo, _W_PK_T0)
+    e_start = _f(wb, wo, _W_E_START)
+    pk_base = _f(wb, wo, _W_PK_BASE)
+    npk = 0
+    E = 0
+    for i in range(c0, c1):
+        kk = cand[i]
+        if tc[kk] >= 0:
+            E = _lay_out(kb, ko, wb, wo, npk, E, t0_core[tile_core[kk]], tile_psum_flits[kk], kk,
+                         tile_rt_ptr[kk], tile_rt_ptr[kk + 1])
+            npk += 1
+    if npk == 0:
+        return
+    _noc_send(kb, ko, wb, wo, npk, E, hist, hstat)
+    for i in range(npk):
+        kk = pk_id[i]
+        L = pk_fl[i]
+        t0 = pk_t0[i]
+        de = tile_dst_edge[kk]
+        dl = (e_start[pk_base[i] + de] + W + L - 1) if de >= 0 else t0 + L - 1
+        dl += tile_cross[kk] * extra
+        _record_latency(dl, t0, hist, hstat)
+        dc = tile_core[tile_soma[kk]]
+        psum_ready[dc] = max(psum_ready[dc], dl)
+
+
+@njit(cache=True)
+def _send_spikes_nb(kb, ko, wb, wo, p0, p1, t, hist, hstat):
+    """Spike packets of populations ``p0 .. p1-1`` at step ``t`` (neuron order), each
+    injected when its core's fire phase ends (``fend``); returns the last delivery
+    (0 without packets)."""
+    pop_ring = _f(kb, ko, _K_POP_RING)
+    ring_off = _f(kb, ko, _K_RING_OFF)
+    pop_size = _f(kb, ko, _K_POP_SIZE)
+    slot_off = _f(kb, ko, _K_SLOT_OFF)
+    pop_off = _f(kb, ko, _K_POP_OFF)
+    nrn_dst_ptr = _f(kb, ko, _K_NRN_DST_PTR)
+    nrn_flit_count = _f(kb, ko, _K_NRN_FLIT_COUNT)
+    nrn_core = _f(kb, ko, _K_NRN_CORE)
+    rt_ptr = _f(kb, ko, _K_RT_PTR)
+    nrn_dst_edge = _f(kb, ko, _K_NRN_DST_EDGE)
+    W = kb[ko[_K_W]]
+    nrn_dst_cross = _f(kb, ko, _K_NRN_DST_CROSS)
+    extra = kb[ko[_K_EXTRA]]
+    fend = _f(wb, wo, _W_FEND)
+    nzc = _f(wb, wo, _W_NZC)
+    nz = _f(wb, wo, _W_NZ)
+    nzv = _f(wb, wo, _W_NZV)
+    pk_id = _f(wb, wo, _W_PK_ID)
+    pk_fl = _f(wb, wo, _W_PK_FL)
+    pk_t0 = _f(wb, wo, _W_PK_T0)
+    e_start = _f(wb, wo, _W_E_START)
+    pk_base = _f(wb, wo, _W_PK_BASE)
+    npk = 0
+    E = 0
+    for p in range(p0, p1):
+        sl = t % pop_ring[p]
+        base = ring_off[p] + sl * pop_size[p]
+        nn = nzc[slot_off[p] + sl]
+        off = pop_off[p]
+        for j in range(nn):
+            gi = off + nz[base + j]
+            if nrn_dst_ptr[gi + 1] == nrn_dst_ptr[gi]:
+                continue
+            o = nzv[base + j]
+            fl = max(abs(o), 1) if nrn_flit_count[gi] else 1
+            E = _lay_out(kb, ko, wb, wo, npk, E, fend[nrn_core[gi]], fl, gi, rt_ptr[gi], rt_ptr[gi + 1])
+            npk += 1
+    if npk == 0:
+        return 0
+    _noc_send(kb, ko, wb, wo, npk, E, hist, hstat)
+    last = np.int64(0)
+    for i in range(npk):
+        gi = pk_id[i]
+        L = pk_fl[i]
+        t0 = pk_t0[i]
+        for d in range(nrn_dst_ptr[gi], nrn_dst_ptr[gi + 1]):
+            de = nrn_dst_edge[d]
+            dl = (e_start[pk_base[i] + de] + W + L - 1) if de >= 0 else t0 + L - 1
+            dl += nrn_dst_cross[d] * extra
+            _record_latency(dl, t0, hist, hstat)
+            last = max(last, dl)
+    return last
+
+
+@njit(cache=True)
+def _step_timing(kb, ko, wb, wo, t, core_busy, hist, hstat):
+    """Cycles of step ``t`` of one sample from its tile cycles ``tc`` and its outputs
+    (the spike lists in ``nz``), before fixed-step padding and barrier: the model of
+    :func:`_timing` (sync) or :func:`_timing_pipelined`, same packets in the same order."""
+    pop_size = _f(kb, ko, _K_POP_SIZE)
+    fire_all = _f(kb, ko, _K_FIRE_ALL)
+    pipelined = kb[ko[_K_PIPELINED]]
+    tile_core = _f(kb, ko, _K_TILE_CORE)
+    psum_all = _f(kb, ko, _K_PSUM_ALL)
+    used_cores = _f(kb, ko, _K_USED_CORES)
+    dsrc_ptr = _f(kb, ko, _K_DSRC_PTR)
+    dsrc = _f(kb, ko, _K_DSRC)
+    pop_tile_ptr = _f(kb, ko, _K_POP_TILE_PTR)
+    pcore_ptr = _f(kb, ko, _K_PCORE_PTR)
+    pcores = _f(kb, ko, _K_PCORES)
+    tile_order = _f(kb, ko, _K_TILE_ORDER)
+    pcand = _f(kb, ko, _K_PCAND)
+    pcand_ptr = _f(kb, ko, _K_PCAND_PTR)
+    pfire = _f(kb, ko, _K_PFIRE)
+    tc = _f(wb, wo, _W_TC)
+    integ = _f(wb, wo, _W_INTEG)
+    psum_ready = _f(wb, wo, _W_PSUM_READY)
+    fend = _f(wb, wo, _W_FEND)
+    done = _f(wb, wo, _W_DONE)
+    core_free = _f(wb, wo, _W_CORE_FREE)
+    end_int = _f(wb, wo, _W_END_INT)
+    P = pop_size.shape[0]
+    C = fire_all.shape[0]
+    if pipelined:
+        for c in range(C):
+            integ[c] = 0
+            psum_ready[c] = 0
+        for kk in range(tile_core.shape[0]):
+            if tc[kk] > 0:
+                integ[tile_core[kk]] += tc[kk]
+        _send_psums(kb, ko, wb, wo, psum_all, 0, psum_all.shape[0], integ, hist, hstat)
+        for c in range(C):
+            fs = max(psum_ready[c], integ[c])
+            fend[c] = fs + fire_all[c]
+            core_busy[c] += integ[c] + fire_all[c]
+        busy = np.int64(0)
+        for c in used_cores:
+            busy = max(busy, fend[c])
+        last = _send_spikes_nb(kb, ko, wb, wo, 1, P, t, hist, hstat)
+        return max(last, busy)
+    for p in range(P):
+        done[p] = 0
+    for c in range(C):
+        core_free[c] = 0
+    for p in range(1, P):
+        ready = np.int64(0)
+        for i in range(dsrc_ptr[p], dsrc_ptr[p + 1]):
+            ready = max(ready, done[dsrc[i]])
+        if pop_tile_ptr[p + 1] == pop_tile_ptr[p]:
+            continue
+        for c in range(C):
+            fend[c] = 0
+        for i in range(pcore_ptr[p], pcore_ptr[p + 1]):
+            c = pcores[i]
+            integ[c] = 0
+            psum_ready[c] = 0
+        for ti in range(pop_tile_ptr[p], pop_tile_ptr[p + 1]):
+            kk = tile_order[ti]
+            if tc[kk] > 0:
+                integ[tile_core[kk]] += tc[kk]
+        for i in range(pcore_ptr[p], pcore_ptr[p + 1]):
+            c = pcores[i]
+            st = max(ready, core_free[c])
+            end_int[c] = st + integ[c]
+        _send_psums(kb, ko, wb, wo, pcand, pcand_ptr[p], pcand_ptr[p + 1], end_int, hist, hstat)
+        fin = ready
+        for i in range(pcore_ptr[p], pcore_ptr[p + 1]):
+            c = pcores[i]
+            fs = max(psum_ready[c], end_int[c])
+            fe = fs + pfire[i]
+            fend[c] = fe
+            core_busy[c] += integ[c] + pfire[i]
+            core_free[c] = fe
+            fin = max(fin, fe)
+        last = _send_spikes_nb(kb, ko, wb, wo, p, p + 1, t, hist, hstat)
+        done[p] = max(last, fin)
+    busy = np.int64(0)
+    for p in range(P):
+        busy = max(busy, done[p])
+    return busy
 
 
 def _event_index(prog: Program):
@@ -431,6 +971,264 @@ def _event_index(prog: Program):
             pop_reuse[p] = 1
     return (slot_off, grp_ptr, g_src.astype(np.int64), g_delay.astype(np.int64), grp_pre_off, pre_ptr,
             grp_rows, row_tile, proj_in, pop_reuse)
+
+
+def _route_templates(src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool):
+    """Routes of packets laid out once by :func:`hwsim.noc._build_routes`: per packet
+    ``p`` its edges ``ptr_out[p]:ptr_out[p+1]`` (link id, parent relative to the
+    packet's first edge, -1 at the root) in the order the NoC model numbers them, and
+    per destination its last edge relative to the packet (-1: at the source)."""
+    n = src_xy.shape[0]
+    owner = np.repeat(np.arange(n), np.diff(ptr))
+    hops = np.abs(dst_xy - src_xy[owner]).sum(axis=1) if owner.size else np.zeros(0, np.int64)
+    bound = np.bincount(owner, weights=hops, minlength=n).astype(np.int64)
+    edge_off = np.zeros(n + 1, np.int64)
+    np.cumsum(bound, out=edge_off[1:])
+    E = int(edge_off[-1])
+    edge_link = np.zeros(E, np.int64)
+    edge_parent = np.full(E, -1, np.int64)
+    edge_packet = np.zeros(E, np.int64)
+    edge_count = np.zeros(n, np.int64)
+    dst_edge = np.full(owner.size, -1, np.int64)
+    _noc_build_routes(np.ascontiguousarray(src_xy, np.int64), np.ascontiguousarray(ptr, np.int64),
+                      np.ascontiguousarray(dst_xy, np.int64), edge_off, gw, gh, tree,
+                      edge_link, edge_parent, edge_packet, edge_count, dst_edge)
+    pk_of_edge = np.repeat(np.arange(n), bound)
+    valid = (np.arange(E) - edge_off[pk_of_edge]) < edge_count[pk_of_edge]
+    par = edge_parent[valid]
+    par_rel = np.where(par >= 0, par - edge_off[pk_of_edge[valid]], -1)
+    dst_rel = np.where(dst_edge >= 0, dst_edge - edge_off[owner], -1)
+    ptr_out = np.zeros(n + 1, np.int64)
+    np.cumsum(edge_count, out=ptr_out[1:])
+    return ptr_out, edge_link[valid], par_rel.astype(np.int64), dst_rel.astype(np.int64)
+
+
+def _timing_plan(prog: Program) -> dict:
+    """Constant tables of the compiled timing model (:func:`_step_timing`): per
+    population its delay-0 sources, cores (with fire cycles) and partial-sum tiles;
+    route templates of every neuron's spike packet and every tile's partial-sum
+    packet, and their inter-chip crossings per destination."""
+    chip = prog.chip
+    P, C, K, N = prog.n_pops, prog.n_cores, prog.n_tiles, int(prog.pop_off[-1])
+    pe = prog.pe_width
+    fire_tile = (prog.tile_ncols + pe - 1) // pe
+    soma = prog.tile_kind == 0
+    dsrc = [sorted({int(prog.proj_src[j]) for j in range(prog.proj_src.size)
+                    if prog.proj_dst[j] == p and prog.proj_delay[j] == 0}) for p in range(P)]
+    pcores, pfire, pcand = [], [], []
+    for p in range(P):
+        tk = prog.tile_order[prog.pop_tile_ptr[p]:prog.pop_tile_ptr[p + 1]]
+        cores = np.unique(prog.tile_core[tk])
+        fire = np.zeros(max(C, 1), np.int64)
+        np.add.at(fire, prog.tile_core[tk[soma[tk]]], fire_tile[tk[soma[tk]]])
+        pcores.append(cores)
+        pfire.append(fire[cores])
+        pcand.append(tk[(prog.tile_kind[tk] == 1) & (prog.tile_psum_flits[tk] > 0)])
+
+    def csr(lists):
+        ptr = np.concatenate([[0], np.cumsum([len(x) for x in lists])]).astype(np.int64)
+        flat = np.concatenate([np.asarray(x, np.int64) for x in lists]) if lists else np.zeros(0, np.int64)
+        return ptr, flat.astype(np.int64)
+
+    fire_all = np.bincount(prog.tile_core[soma], weights=fire_tile[soma], minlength=C).astype(np.int64)
+    # route templates: spikes of every neuron (graph-input neurons send none), then partial sums
+    g1 = int(prog.pop_off[1])
+    tree = chip.noc.multicast == "xy-tree"
+    gw, gh = int(prog.grid_w), int(prog.grid_h)
+    ncore = np.where(np.arange(N) < g1, 0, prog.nrn_core).astype(np.int64)
+    dptr = prog.nrn_dst_ptr.copy()
+    dptr[:g1 + 1] = dptr[g1]  # graph-input neurons: no spike packets
+    dcore = prog.nrn_dst_core[dptr[0]:]
+    dptr = dptr - dptr[0]
+    n_ptr, n_link, n_par, n_dst = _route_templates(prog.core_xy[ncore], dptr, prog.core_xy[dcore], gw, gh, tree)
+    t_src = prog.tile_core
+    t_dst = prog.tile_core[prog.tile_soma]
+    t_ptr, t_link, t_par, t_dst_edge = _route_templates(prog.core_xy[t_src], np.arange(K + 1), prog.core_xy[t_dst],
+                                                        gw, gh, tree)
+    nrn_dst_edge = np.full(prog.nrn_dst_core.size, -1, np.int64)
+    nrn_dst_edge[prog.nrn_dst_ptr[g1]:] = n_dst
+    own = np.repeat(np.arange(N), np.diff(prog.nrn_dst_ptr))
+    nrn_cross = np.abs(prog.core_chip[prog.nrn_dst_core] - prog.core_chip[ncore[own]]).sum(axis=1)
+    tile_cross = np.abs(prog.core_chip[t_dst] - prog.core_chip[t_src]).sum(axis=1)
+    pm = prog.pop_model[np.searchsorted(prog.pop_off, np.arange(N), side="right") - 1]
+    R, W = int(chip.noc.router_cycles), int(chip.noc.link_cycles)
+    fixed = chip.timing.step_cycles
+    d_ptr, d_flat = csr(dsrc)
+    pc_ptr, pc_flat = csr(pcores)
+    _, pf_flat = csr(pfire)
+    cd_ptr, cd_flat = csr(pcand)
+    return {
+        "dsrc_ptr": d_ptr, "dsrc": d_flat, "pcore_ptr": pc_ptr, "pcores": pc_flat, "pfire": pf_flat, "pcand_ptr": cd_ptr,
+        "pcand": cd_flat, "used_cores": np.unique(prog.tile_core).astype(np.int64), "fire_all": fire_all,
+        "psum_all": np.flatnonzero((prog.tile_kind == 1) & (prog.tile_psum_flits > 0)).astype(np.int64),
+        "nrn_dst_ptr": prog.nrn_dst_ptr, "nrn_dst_edge": nrn_dst_edge, "nrn_dst_cross": nrn_cross.astype(np.int64),
+        "nrn_flit_count": ((prog.payload_bits == 0) & ((pm == 0) | (pm == 2) | (pm == 4))),
+        "rt_ptr": n_ptr, "rt_link": np.concatenate([n_link, t_link]).astype(np.int64),
+        "rt_parent": np.concatenate([n_par, t_par]).astype(np.int64), "tile_rt_ptr": t_ptr + n_ptr[-1],
+        "tile_dst_edge": t_dst_edge, "tile_cross": tile_cross.astype(np.int64), "R": R, "W": W,
+        "extra": max(0, int(chip.noc.interchip_cycles) - R - W),
+        "fixed": -1 if fixed == "dynamic" else int(fixed), "barrier": int(chip.timing.barrier_cycles),
+        "pipelined": bool(prog.pipelined), "n_links": gw * gh * 4, "max_packets": max(N, K),
+        "max_edges": int(n_link.size + t_link.size),
+    }
+
+
+def _no_timing_plan(prog: Program) -> dict:
+    """Empty timing tables (same types as :func:`_timing_plan`) for runs without timing."""
+    z = np.zeros(0, np.int64)
+    one = np.zeros(1, np.int64)
+    return {"dsrc_ptr": one, "dsrc": z, "pcore_ptr": one, "pcores": z, "pfire": z, "pcand_ptr": one, "pcand": z, "used_cores": z,
+                "fire_all": np.zeros(prog.n_cores, np.int64), "psum_all": z, "nrn_dst_ptr": one, "nrn_dst_edge": z,
+                "nrn_dst_cross": z, "nrn_flit_count": np.zeros(0, np.bool_), "rt_ptr": one, "rt_link": z, "rt_parent": z,
+                "tile_rt_ptr": one, "tile_dst_edge": z, "tile_cross": z, "R": 1, "W": 0, "extra": 0, "fixed": -1, "barrier": 0,
+                "pipelined": False, "n_links": 0, "max_packets": 0, "max_edges": 0}
+
+
+def _kernel_inputs(prog: Program, reset: str, spikes: str, in_flits: int, in_mult: bool, out_val_flits: int,
+                   timed: bool):
+    """The kernels' packed inputs of a validated program: ``(kb, ko, ent_acc, ent_w)``
+    (fields :data:`_KFIELDS`; crossbar entries as the narrowest integers that hold them)."""
+    (slot_off, grp_ptr, grp_src, grp_delay, grp_pre_off, pre_ptr, grp_rows, row_tile, proj_in,
+     pop_reuse) = _event_index(prog)
+    # crossbar entries as narrow ints (less memory traffic in the kernel; same values)
+    ent_acc = prog.ent_acc.astype(np.int32) if prog.n_acc < 2 ** 31 else prog.ent_acc
+    wmax = int(np.abs(prog.ent_w).max(initial=0))
+    ent_w = prog.ent_w.astype(np.int16 if wmax < 2 ** 15 else np.int32 if wmax < 2 ** 31 else np.int64)
+    pe = prog.pe_width
+    M = int(prog.membrane_bits)
+    lo, hi = -(1 << (M - 1)), (1 << (M - 1)) - 1
+    # populations whose update is a no-op without input: IF, no bias (constant or
+    # terms), positive thresholds, reset values inside the membrane range
+    P = prog.n_pops
+    pop_skip = np.zeros(P, np.bool_)
+    for p in range(1, P):
+        sl = slice(int(prog.pop_off[p]), int(prog.pop_off[p + 1]))
+        pop_skip[p] = (prog.pop_model[p] == 0 and not prog.nrn_bias[sl].any()
+                       and prog.pop_bt_ptr[p + 1] == prog.pop_bt_ptr[p] and (prog.nrn_thr[sl] > 0).all()
+                       and (reset == "subtract" or ((prog.nrn_vreset[sl] >= lo) & (prog.nrn_vreset[sl] <= hi)).all()))
+    plan = _timing_plan(prog) if timed else _no_timing_plan(prog)
+    plan.update(_row_spans(prog))
+    fields = dict(
+        pop_model=prog.pop_model, pop_size=prog.pop_size, pop_off=prog.pop_off, pop_ring=prog.pop_ring,
+        ring_off=prog.ring_off, slot_off=slot_off, pop_proj_ptr=prog.pop_proj_ptr, proj_order=prog.proj_order,
+        pop_tile_ptr=prog.pop_tile_ptr, tile_order=prog.tile_order, pop_bt_ptr=prog.pop_bt_ptr,
+        bt_start=prog.bt_start, bt_off=prog.bt_off, bt_vec=prog.bt_vec, pop_skip=pop_skip,
+        nrn_core=prog.nrn_core, nrn_bias=prog.nrn_bias, nrn_thr=prog.nrn_thr, nrn_vreset=prog.nrn_vreset,
+        nrn_alpha=prog.nrn_alpha, nrn_asyn=prog.nrn_asyn, nrn_vleak=prog.nrn_vleak, nrn_pk=prog.nrn_pk,
+        nrn_hops=prog.nrn_hops, nrn_icx=prog.nrn_icx,
+        proj_shift=prog.proj_shift, proj_acc_off=prog.proj_acc_off, proj_npost=prog.proj_npost, proj_in=proj_in,
+        tile_core=prog.tile_core, tile_kind=prog.tile_kind, tile_soma=prog.tile_soma, tile_ncols=prog.tile_ncols,
+        tile_fire=((prog.tile_ncols + pe - 1) // pe).astype(np.int64), tile_psum_flits=prog.tile_psum_flits,
+        tile_psum_hops=prog.tile_psum_hops, tile_psum_icx=prog.tile_psum_icx,
+        row_mac=prog.row_mac, row_cyc=((prog.row_ncols + pe - 1) // pe + prog.event_overhead).astype(np.int64),
+        row_ptr=prog.row_ptr, row_tile=row_tile,
+        grp_ptr=grp_ptr, grp_src=grp_src, grp_delay=grp_delay, grp_pre_off=grp_pre_off, pre_ptr=pre_ptr,
+        grp_rows=grp_rows, pop_reuse=pop_reuse.astype(np.bool_),
+        in_dst_ptr=prog.in_dst_ptr, in_dst_core=prog.in_dst_core, in_pk=prog.in_pk, in_hops=prog.in_hops,
+        in_icx=prog.in_icx,
+        M=M, F=int(prog.leak_frac_bits), payload=int(prog.payload_bits), reset_sub=reset == "subtract",
+        multi=spikes == "multi", out_pop=int(prog.output_pop), in_flits=int(in_flits), in_mult=bool(in_mult),
+        out_val_flits=int(out_val_flits), spiking=bool(prog.input_spiking), n_acc=int(prog.n_acc), **plan)
+    kb, ko = _pack(fields, _KFIELDS)
+    return kb, ko, ent_acc, ent_w
+
+
+def _row_spans(prog: Program, min_mean_run: float = 4.0) -> dict:
+    """Rows whose entries address runs of consecutive accumulators (mean run length
+    ``>= min_mean_run``) as spans ``(first accumulator, first entry, length)``, so the
+    kernel adds them as contiguous slices; other rows keep the entry-by-entry scatter."""
+    R = prog.row_ptr.size - 1
+    ea = prog.ent_acc
+    start = np.ones(ea.size, np.bool_)  # an entry that starts a run
+    if ea.size:
+        start[1:] = ea[1:] != ea[:-1] + 1
+        start[prog.row_ptr[:-1][np.diff(prog.row_ptr) > 0]] = True
+    n_ent = np.diff(prog.row_ptr)
+    row_of = np.repeat(np.arange(R), n_ent)
+    n_runs = np.bincount(row_of[start], minlength=R)
+    row_span = (n_runs > 0) & (n_ent >= min_mean_run * np.maximum(n_runs, 1))
+    sel = start & row_span[row_of]
+    first = np.flatnonzero(sel)
+    run_end = np.append(np.flatnonzero(start)[1:], ea.size)  # end of every run, in order
+    ends = run_end[np.searchsorted(np.flatnonzero(start), first)]
+    span_ptr = np.zeros(R + 1, np.int64)
+    np.cumsum(np.where(row_span, n_runs, 0), out=span_ptr[1:])
+    return {"row_span": row_span, "span_ptr": span_ptr, "span_acc": ea[first], "span_ent": first, "span_len": ends - first}
+
+
+def _pack(fields: dict, names: tuple):
+    """One int64 array holding ``fields[n]`` for ``n`` in ``names``, in order, and the
+    offsets (``len(names) + 1``)."""
+    parts = [np.asarray(fields[n]).astype(np.int64).reshape(-1) for n in names]
+    off = np.zeros(len(parts) + 1, np.int64)
+    np.cumsum([a.size for a in parts], out=off[1:])
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64), off
+
+
+def _work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.ndarray:
+    """Offsets of the per-thread scratch fields (:data:`_WFIELDS`) in one int64 array."""
+    N, P = int(prog.pop_off[-1]), prog.n_pops
+    K, C = max(prog.n_tiles, 1), max(prog.n_cores, 1)
+    ring = max(int((prog.pop_ring * prog.pop_size).sum()), 1)
+    n_in = max(int(prog.pop_size[0]), 1)
+    npk = max(int(kb[ko[_K_MAX_PACKETS]]), 1)
+    E = max(int(kb[ko[_K_MAX_EDGES]]), 1)
+    size = {"v": N, "isyn": N, "acc": max(prog.n_acc, 1), "nz": ring, "nzv": ring, "nzc": int(prog.pop_ring.sum()),
+                "Ib": max(int(prog.pop_size.max()), 1), "o_all": N, "same": T, "prev_i": n_in, "prev_v": n_in, "in_zero": P, "hot": P,
+                "done": P, "pk_t0": npk, "pk_fl": npk, "pk_id": npk, "pk_base": npk, "link_flits": max(int(kb[ko[_K_N_LINKS]]), 1)}
+    for n in ("t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc"):
+        size[n] = K
+    for n in ("core_free", "integ", "end_int", "psum_ready", "fend"):
+        size[n] = C
+    for n in ("e_link", "e_parent", "e_owner", "e_start", "e_valid"):
+        size[n] = E
+    off = np.zeros(len(_WFIELDS) + 1, np.int64)
+    np.cumsum([size[n] for n in _WFIELDS], out=off[1:])
+    return off
+
+
+@njit(cache=True, parallel=True)
+def _bad_input_steps(x, spiking):
+    """Per step of ``x`` (T, B, n): does it hold a NaN / infinity, and (``spiking``)
+    a value that is not a non-negative integer?"""
+    T = x.shape[0]
+    nonfinite = np.zeros(T, np.bool_)
+    notcount = np.zeros(T, np.bool_)
+    for t in prange(T):
+        for b in range(x.shape[1]):
+            for i in range(x.shape[2]):
+                f = np.float64(x[t, b, i])
+                if not np.isfinite(f):
+                    nonfinite[t] = True
+                elif spiking and (f < 0 or f != np.floor(f)):
+                    notcount[t] = True
+    return nonfinite, notcount
+
+
+def _kernel_input_array(net, x: np.ndarray, input_scale):
+    """``inputs`` as (T, B, n_in) float32 / float64 for :func:`_encode_step`, validated as
+    ``models.intref._InputEncoder`` does (same errors); returns (x, scale, top)."""
+    meta = _quant_meta(net)
+    shape = tuple(net.input.shape)
+    if int(np.prod(x.shape[2:])) != int(np.prod(shape)):
+        raise SimulationError(
+            f"inputs of shape {x.shape} do not match input '{net.input.name}' of shape {shape} "
+            f"(expected (T, B, {', '.join(map(str, shape))}))")
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)  # exact for every value the encoder keeps exact (|x| < 2**53)
+    x = np.ascontiguousarray(x.reshape(x.shape[0], x.shape[1], -1))
+    nonfinite, notcount = _bad_input_steps(x, bool(net.input_spiking))
+    if nonfinite.any():
+        raise SimulationError("inputs contain NaN or infinite values")
+    if net.input_spiking:
+        if notcount.any():
+            raise SimulationError(f"spiking inputs must be non-negative integers (spikes or event counts); "
+                                  f"step {int(np.flatnonzero(notcount)[0])} is not")
+        return x, 1.0, 0
+    scale = float(meta["input_scale"] if input_scale is None else input_scale)
+    if not np.isfinite(scale) or scale <= 0:
+        raise SimulationError(f"input_scale must be a positive number, got {input_scale!r}")
+    return x, scale, (1 << int(meta["input_bits"])) - 1
 
 
 # ------------------------------------------------------------------------ timing
@@ -575,7 +1373,7 @@ def pipeline_depth(prog: Program) -> int:
     return int(max(dist[prog.output_pop], 0))
 
 
-def _finish(prog, mode, step_cycles, core_busy, noc, overruns, depth):
+def _finish(prog, mode, step_cycles, core_busy, hist, overruns, depth):
     chip = prog.chip
     clock = float(chip.timing.clock_hz)
     Bt, T = step_cycles.shape
@@ -592,7 +1390,7 @@ def _finish(prog, mode, step_cycles, core_busy, noc, overruns, depth):
         "total_cycles": total, "cycles_per_step": cps, "pipeline_depth": np.full(Bt, depth, np.int64),
         "latency_cycles": latency if mode != "sync" else total,
         "latency_us": latency / clock * 1e6, "throughput_inf_s": thr,
-        "packet_latency_hist": noc.hist(), "overruns": int(overruns),
+        "packet_latency_hist": hist, "overruns": int(overruns),
     }
 
 
@@ -622,7 +1420,7 @@ def _timing_setup(prog: Program, tile_cyc: np.ndarray):
 
 def _timing(prog: Program, tile_cyc: np.ndarray, all_out: np.ndarray, timeline=None, tl_sample: int = 0) -> dict:
     """Sync-mode cycles of the timed samples (see the module docstring)."""
-    fixed, barrier, pe, Bt, T, step_cycles, core_busy, noc, fire_tile = _timing_setup(prog, tile_cyc)
+    fixed, barrier, _pe, Bt, T, step_cycles, core_busy, noc, fire_tile = _timing_setup(prog, tile_cyc)
     C, P = prog.n_cores, prog.n_pops
     overruns = 0
     dsrc = [sorted({int(prog.proj_src[j]) for j in range(prog.proj_src.size)
@@ -693,13 +1491,13 @@ def _timing(prog: Program, tile_cyc: np.ndarray, all_out: np.ndarray, timeline=N
             step_cycles[b, t] = busy + barrier
             if tl is not None:
                 tl.step(t, busy + barrier)
-    return _finish(prog, "sync", step_cycles, core_busy, noc, overruns, 0)
+    return _finish(prog, "sync", step_cycles, core_busy, noc.hist(), overruns, 0)
 
 
 def _timing_pipelined(prog: Program, tile_cyc: np.ndarray, all_out: np.ndarray, timeline=None,
                       tl_sample: int = 0) -> dict:
     """Pipelined-mode cycles of the timed samples (see the module docstring)."""
-    fixed, barrier, pe, Bt, T, step_cycles, core_busy, noc, fire_tile = _timing_setup(prog, tile_cyc)
+    fixed, barrier, _pe, Bt, T, step_cycles, core_busy, noc, fire_tile = _timing_setup(prog, tile_cyc)
     C, K = prog.n_cores, prog.n_tiles
     overruns = 0
     soma = np.flatnonzero(prog.tile_kind == 0)
@@ -739,7 +1537,7 @@ def _timing_pipelined(prog: Program, tile_cyc: np.ndarray, all_out: np.ndarray, 
             step_cycles[b, t] = busy + barrier
             if tl is not None:
                 tl.step(t, busy + barrier)
-    return _finish(prog, "pipelined", step_cycles, core_busy, noc, overruns, depth)
+    return _finish(prog, "pipelined", step_cycles, core_busy, noc.hist(), overruns, depth)
 
 
 # ------------------------------------------------------------------------ entry point
@@ -758,7 +1556,7 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
     ``trace``: a :class:`hwsim.traces.TraceConfig` (or a dict of its fields); ``aer``,
     ``vcd``, ``chrome``: shortcuts for its output paths. Off by default.
     """
-    from .traces import AerWriter, ChromeWriter, TraceConfig, _Offset, vcd_selection, write_vcd
+    from .traces import TraceConfig, vcd_selection
 
     _check_options(reset, spikes)
     if mode is not None and mode not in ("sync", "pipelined"):
@@ -823,25 +1621,15 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
     vcd_slot[vcd_gids] = np.arange(vcd_gids.size)
     vcd_s = np.zeros((T, max(vcd_gids.size, 1)), np.int64)
     vcd_v = np.zeros((T, max(vcd_gids.size, 1)), np.int64)
-    chunk = _CHUNK
-    if trace.aer is not None:
-        chunk = int(max(1, min(_CHUNK, int(trace.chunk_bytes) // max(T * N * 8, 1))))
     in_meta = net.metadata.get("quant", {})
     in_flits = 1 if prog.input_spiking else -(-int(in_meta.get("input_bits", 8)) // max(prog.flit_bits, 1))
     in_mult = bool(prog.input_spiking and prog.payload_bits == 0)
     out_val_flits = -(-int(prog.membrane_bits) // max(prog.flit_bits, 1))
-
-    out = np.zeros((T, B, n_out), np.int64)
-    rec_s = np.zeros((T, B, R), np.int64)
-    rec_v = np.zeros((T, B, R), np.int64)
-    counters = np.zeros((T, prog.n_cores, len(COUNTERS)), np.int64)
-    tile_cyc = np.zeros((n_timed, T, max(prog.n_tiles, 1)), np.int64)
-    all_out = np.zeros((n_timed, T, N), np.int64)
-    ev_index = _event_index(prog)
-    # crossbar entries as narrow ints (less memory traffic in the kernel; same values)
-    ent_acc_c = prog.ent_acc.astype(np.int32) if prog.n_acc < 2 ** 31 else prog.ent_acc
-    wmax = int(np.abs(prog.ent_w).max(initial=0))
-    ent_w_c = prog.ent_w.astype(np.int16 if wmax < 2 ** 15 else (np.int32 if wmax < 2 ** 31 else np.int64))
+    xk, scale, top = _kernel_input_array(net, x, input_scale)
+    # the Chrome timeline needs the step-by-step Python timing model; otherwise the
+    # kernel times the samples itself
+    py_timing = bool(n_timed and trace.chrome is not None)
+    kin = _kernel_inputs(prog, reset, spikes, in_flits, in_mult, out_val_flits, timed=bool(n_timed and not py_timing))
     # neuron updates and state words do not depend on the data: every neuron of every
     # population updates once per step and sample
     g1 = int(prog.pop_off[1])
@@ -849,83 +1637,123 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
     nu_core = np.bincount(prog.nrn_core[g1:], minlength=prog.n_cores).astype(np.int64)
     sw_core = np.bincount(prog.nrn_core[g1:], weights=np.where(nmod == 4, 2, 1),
                           minlength=prog.n_cores).astype(np.int64)
+    hist_cycles = _HIST_CYCLES
+    while True:
+        try:
+            res = _simulate_run(prog, kin, xk, scale, top, T, B, R, rec_off, n_out, n_timed, py_timing, trace, names,
+                                vcd_gids, vcd_b, vcd_slot, vcd_s, vcd_v, hist_cycles)
+            break
+        except _LatencyOverflow as e:  # a packet latency beyond the histogram: run again with room
+            hist_cycles = e.needed
+    out, rec_s, rec_v, counters, tim, paths = res
     counters[:, :, _NU] += B * nu_core[:prog.n_cores]
     counters[:, :, _SW] += B * sw_core[:prog.n_cores]
+    spikes_d = {nme: rec_s[:, :, rec_off[names.index(nme)]:rec_off[names.index(nme)] + prog.pop_size[names.index(nme)]]
+                for nme in want}
+    memb_d = {nme: rec_v[:, :, rec_off[names.index(nme)]:rec_off[names.index(nme)] + prog.pop_size[names.index(nme)]]
+              for nme in want}
+    out_shape = tuple(net.pop[net.output].shape)
+    return RunResult(
+        output=out.reshape((T, B) + out_shape), spikes=spikes_d, membrane=memb_d,
+        counters=counters, counter_names=list(COUNTERS),
+        core_population=_core_population(prog),
+        timing=tim, meta={"reset": reset, "spikes": spikes, "chip": prog.chip.name if prog.chip else "",
+                          "weight_bits": prog.weight_bits, "membrane_bits": prog.membrane_bits,
+                          "clock_hz": float(prog.chip.timing.clock_hz) if prog.chip else 0.0,
+                          "steps": T, "samples": B, "mode": prog.mode, "traces": paths})
+
+
+class _LatencyOverflow(Exception):
+    """A packet latency did not fit the kernel's histogram (``needed`` bins)."""
+
+    def __init__(self, needed: int):
+        super().__init__(needed)
+        self.needed = needed
+
+
+def _core_population(prog: Program) -> list:
+    core_pop = np.full(prog.n_cores, -1, np.int64)
+    for k in range(prog.n_tiles):
+        core_pop[prog.tile_core[k]] = prog.tile_pop[k]
+    return [prog.pop_names[i] if i >= 0 else "" for i in core_pop]
+
+
+def _simulate_run(prog, kin, xk, scale, top, T, B, R, rec_off, n_out, n_timed, py_timing, trace, names,
+                  vcd_gids, vcd_b, vcd_slot, vcd_s, vcd_v, hist_cycles):
+    """The kernel calls of :func:`simulate` and the traces: (output, spike and membrane
+    recordings, counters, timing dict or None, trace paths). Raises
+    :class:`_LatencyOverflow` (after removing every partial trace file) when a packet
+    latency exceeds ``hist_cycles``."""
+    import numba
+
+    from .traces import AerWriter, ChromeWriter, _Offset, write_vcd
+
+    N = int(prog.pop_off[-1])
+    K = max(prog.n_tiles, 1)
+    C = prog.n_cores
+    n_fused = 0 if py_timing else n_timed
+    kb, ko, ent_acc, ent_w = kin
+    wo = _work_layout(prog, T, kb, ko)
+    out = np.zeros((T, B, n_out), np.int64)
+    rec_s = np.zeros((T, B, R), np.int64)
+    rec_v = np.zeros((T, B, R), np.int64)
+    counters = np.zeros((T, C, len(COUNTERS)), np.int64)
+    n_py = n_timed if py_timing else 0
+    tile_cyc = np.zeros((n_py, T, K), np.int64)
+    all_out = np.zeros((n_py, T, N), np.int64)
+    step_cycles = np.zeros((n_fused, T), np.int64)
+    core_busy = np.zeros((n_fused, C), np.int64)
+    hist = np.zeros(hist_cycles if n_fused else 0, np.int64)
+    lat_max, n_lat, overruns = -1, 0, 0
+    chunk = B
+    if trace.aer is not None:  # bounded memory: the AER recordings of a chunk are T x N per sample
+        chunk = int(max(1, min(_CHUNK, int(trace.chunk_bytes) // max(T * N * 8, 1))))
     writers = []
     try:
         aer_w = None
         if trace.aer is not None:
             aer_w = AerWriter(trace.aer, names, prog.pop_off, prog.nrn_core, trace.aer_include_input)
             writers.append(aer_w)
-        import numba
-        enc_buf = None
-        n_in_flat = int(prog.pop_size[0])
         for b0 in range(0, B, chunk):
             b1 = min(B, b0 + chunk)
-            # models.intref.encode_input, step by step into one reused buffer (int32 when
-            # every encoded value fits: the encoder bounds them by ``bound``)
-            encoder = _InputEncoder(net, x[:, b0:b1], input_scale)
-            edt = np.int32 if 0 <= int(encoder.bound) < 2 ** 31 - 1 else np.int64
-            if enc_buf is None or enc_buf.dtype != edt or enc_buf.shape[1] < b1 - b0:
-                enc_buf = np.empty((T, b1 - b0, n_in_flat), edt)
-            enc = enc_buf[:, :b1 - b0] if enc_buf.shape[1] != b1 - b0 else enc_buf
-            if not enc.flags.c_contiguous:
-                enc = np.empty((T, b1 - b0, n_in_flat), edt)
-            for t_ in range(T):
-                enc[t_] = encoder(t_).reshape(b1 - b0, n_in_flat)
             nb = b1 - b0
             G = max(1, min(nb, numba.get_num_threads()))
-            cnt = np.zeros((G, T, prog.n_cores, len(COUNTERS)), np.int64)
-            o_c = np.zeros((T, nb, n_out), np.int64)
-            rs_c = np.zeros((T, nb, R), np.int64)
-            rv_c = np.zeros((T, nb, R), np.int64)
-            nt = max(0, min(n_timed - b0, nb))
+            cnt = np.zeros((G, T, C, len(COUNTERS)), np.int64)
+            hist_g = np.zeros((G, hist.size), np.int64)
+            hstat = np.zeros((G, 3), np.int64)
+            hstat[:, 0] = -1
+            nt = max(0, min(n_py - b0, nb))
             nr = nb if aer_w is not None else nt
-            direct = aer_w is None  # timed samples' recordings written in place (no copy)
-            if direct:
-                tc = tile_cyc[b0:b0 + nt]
-                ao = all_out[b0:b0 + nt]
+            if aer_w is None:  # the Python timing's recordings written in place
+                tc, ao = tile_cyc[b0:b0 + nt], all_out[b0:b0 + nt]
             else:
-                tc = np.zeros((nr, T, max(prog.n_tiles, 1)), np.int64)
-                ao = np.zeros((nr, T, N), np.int64)
-            vb = vcd_b - b0 if b0 <= vcd_b < b1 else -1
-            _run(enc, G, prog.pop_model, prog.pop_size, prog.pop_off, prog.pop_ring, prog.ring_off,
-                 prog.pop_proj_ptr, prog.proj_order, prog.pop_tile_ptr, prog.tile_order, prog.pop_bt_ptr,
-                 prog.bt_start, prog.bt_off, prog.bt_vec, prog.nrn_core, prog.nrn_bias, prog.nrn_thr,
-                 prog.nrn_vreset, prog.nrn_alpha, prog.nrn_asyn, prog.nrn_vleak, prog.nrn_pk, prog.nrn_hops,
-                 prog.proj_shift, prog.proj_acc_off, prog.proj_npost, prog.n_acc,
-                 prog.tile_core, prog.tile_kind, prog.tile_soma, prog.tile_ncols,
-                 prog.tile_psum_flits, prog.tile_psum_hops,
-                 prog.row_mac, prog.row_ncols, prog.row_ptr, ent_acc_c, ent_w_c,
-                 *ev_index,
-                 prog.membrane_bits, prog.leak_frac_bits, prog.pe_width, prog.event_overhead, prog.payload_bits,
-                 reset == "subtract", spikes == "multi", prog.output_pop,
-                 rec_off, rs_c, rv_c, o_c, cnt, nr, tc, ao,
-                 prog.nrn_icx, prog.tile_psum_icx, prog.in_dst_ptr, prog.in_dst_core, prog.in_pk, prog.in_hops,
-                 prog.in_icx, in_flits, in_mult, out_val_flits, vb, vcd_slot, vcd_s, vcd_v)
-            out[:, b0:b1], rec_s[:, b0:b1], rec_v[:, b0:b1] = o_c, rs_c, rv_c
+                tc, ao = np.zeros((nr, T, K), np.int64), np.zeros((nr, T, N), np.int64)
+            _run_threads(G, kb, ko, ent_acc, ent_w, wo, xk, scale, top, b0, nb, out, rec_off, rec_s, rec_v, cnt,
+                         nr, tc, ao, vcd_b, vcd_slot, vcd_s, vcd_v, n_fused, step_cycles, core_busy, hist_g, hstat)
             counters += cnt.sum(axis=0)
-            if nt and not direct:
-                tile_cyc[b0:b0 + nt] = tc[:nt]
-                all_out[b0:b0 + nt] = ao[:nt]
+            hist += hist_g.sum(axis=0)
+            lat_max = max(lat_max, int(hstat[:, 0].max()))
+            n_lat += int(hstat[:, 1].sum())
+            overruns += int(hstat[:, 2].sum())
             if aer_w is not None:
+                if nt:
+                    tile_cyc[b0:b0 + nt] = tc[:nt]
+                    all_out[b0:b0 + nt] = ao[:nt]
                 aer_w.add(b0, ao)
             del tc, ao
-        spikes_d = {nme: rec_s[:, :, rec_off[names.index(nme)]:rec_off[names.index(nme)] + prog.pop_size[names.index(nme)]]
-                    for nme in want}
-        memb_d = {nme: rec_v[:, :, rec_off[names.index(nme)]:rec_off[names.index(nme)] + prog.pop_size[names.index(nme)]]
-                  for nme in want}
-        core_pop = np.full(prog.n_cores, -1, np.int64)
-        for k in range(prog.n_tiles):
-            core_pop[prog.tile_core[k]] = prog.tile_pop[k]
-        core_pop_names = [names[i] if i >= 0 else "" for i in core_pop]
+        if lat_max >= hist.size and n_fused:
+            raise _LatencyOverflow(lat_max + 1)
         tim = None
-        if n_timed:
+        depth = pipeline_depth(prog) if prog.pipelined else 0
+        if n_fused:
+            tim = _finish(prog, "pipelined" if prog.pipelined else "sync", step_cycles, core_busy,
+                          hist[:lat_max + 1] if n_lat else np.zeros(0, np.int64), overruns, depth)
+        elif n_timed:
             tl = None
             if trace.chrome is not None:
                 pl_grid_w = int(prog.core_chip[:, 0].max(initial=0)) + 1
                 cw = ChromeWriter(trace.chrome, prog.chip.timing.clock_hz, prog.core_chip, pl_grid_w,
-                                  core_pop_names, prog.mode)
+                                  _core_population(prog), prog.mode)
                 writers.append(cw)
                 tl = _Offset(cw)
             fn = _timing_pipelined if prog.pipelined else _timing
@@ -941,12 +1769,4 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
         for w in writers:
             w.abort()
         raise
-    out_shape = tuple(net.pop[net.output].shape)
-    return RunResult(
-        output=out.reshape((T, B) + out_shape), spikes=spikes_d, membrane=memb_d,
-        counters=counters, counter_names=list(COUNTERS),
-        core_population=core_pop_names,
-        timing=tim, meta={"reset": reset, "spikes": spikes, "chip": prog.chip.name if prog.chip else "",
-                          "weight_bits": prog.weight_bits, "membrane_bits": prog.membrane_bits,
-                          "clock_hz": float(prog.chip.timing.clock_hz) if prog.chip else 0.0,
-                          "steps": T, "samples": B, "mode": prog.mode, "traces": paths})
+    return out, rec_s, rec_v, counters, tim, paths
