@@ -72,6 +72,7 @@ Fine-tuning (L0-constrained, LGD with relaxed probabilistic projection) is
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -618,6 +619,12 @@ def finetune(result: PruneResult, epochs: int, *, callback=None, lr: float = 1e-
     ``callback(graph, project_fn) -> graph``, where ``project_fn(node, weight,
     temperature, rng)`` is the projection of that layer; the result is projected hard
     once more, so the crossbar budget holds whatever the callback did.
+
+    LGD re-projects after every step, so the kept pairs may move (never more than k
+    per layer); the result's solutions, ``layers`` and ``crossbars_implied`` describe the
+    final weights. The mapping can need fewer crossbars than implied when 8-bit
+    quantisation flushes every weight of a kept pair of some block to zero (the tiler
+    drops channels with no nonzero weight and may then choose a finer block).
     """
     from models.train import (
         DEFAULT_STEPS,
@@ -668,12 +675,22 @@ def finetune(result: PruneResult, epochs: int, *, callback=None, lr: float = 1e-
             if n in by_node:
                 nodes[n].weight = project_node(n, np.asarray(nodes[n].weight))
         meta = dict(g.metadata)
+    # LGD re-projects every step, so the kept pairs may have moved: record the final ones
+    sols, layers = [], {}
+    for sol in result.solutions:
+        w = np.abs(np.asarray(nodes[sol.layer.node].weight, dtype=np.float64))
+        keep = _block_sums(w.reshape(w.shape[0], w.shape[1], -1).sum(axis=2), sol.cb, sol.cap) > 0
+        new = dataclasses.replace(sol, keep=keep)
+        sols.append(new)
+        layers[sol.layer.node] = dict(result.layers[sol.layer.node], pairs_kept=int(keep.sum()),
+                                      crossbars_after=new.crossbars)
+    implied = result.crossbars_before - sum(r["crossbars_before"] - r["crossbars_after"] for r in layers.values())
     info = json.loads(meta["pruning"])
-    info["finetune_epochs"] = epochs
+    info.update(finetune_epochs=epochs, crossbars_implied=implied, layers=layers)
     meta["pruning"] = json.dumps(info)
     g2 = Graph(nodes, list(g.edges), dt=g.dt, metadata=meta, source=g.source)
-    return PruneResult(g2, result.layers, result.solutions, result.crossbars_before, result.crossbars_implied,
-                       result.target, result.grain, result.reorder)
+    return PruneResult(g2, layers, sols, result.crossbars_before, implied, result.target, result.grain,
+                       result.reorder)
 
 
 def unit_rates(graph: Graph, inputs: np.ndarray, *, reset: str = "subtract", spikes: str = "binary") -> dict:
