@@ -215,14 +215,6 @@ def cmd_map(args):
     from models import lower
 
     g = _load(args.model)
-    if args.finetune:
-        from models.train import model_from_graph
-
-        try:
-            model_from_graph(g)
-        except ValueError as e:
-            raise SnnchipError(f"--finetune: {args.model}: {e}; prune it without --finetune, or fine-tune "
-                               "through mapper.prune.finetune(..., callback=...)") from None
     chip = load_chip(args.chip)
     if args.set:
         chip = chip.with_overrides(parse_overrides(args.set))
