@@ -229,8 +229,10 @@ def bench_model(name, graph, seq, reset, spikes, timed_samples, torch_ok, torch_
     # functional
     t_f, rf = timed(lambda: hw_simulate(prog, seq.inputs, reset=reset, spikes=spikes, timing=False), repeat=2)
     # the same run with no input at all: the cost of stepping the chip without events
-    t_idle, _ = timed(lambda: hw_simulate(prog, np.zeros_like(seq.inputs), reset=reset, spikes=spikes,
-                                          timing=False))
+    # (the zero array is made outside the timer)
+    zeros = np.full(seq.inputs.shape, 0, seq.inputs.dtype)
+    t_idle, _ = timed(lambda: hw_simulate(prog, zeros, reset=reset, spikes=spikes, timing=False))
+    del zeros
     tot = rf.totals()
     syn = tot["acs"] + tot["macs"]
     row.update(func_s=t_f, func_sps=B / t_f, synops=syn, events=tot["events"], func_synops_s=syn / t_f,

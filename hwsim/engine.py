@@ -261,26 +261,39 @@ def _neurons(kb, ko, wb, wo, p, t, lo, hi, wbase):
         a0 = proj_acc_off[q]
         sh = proj_shift[q]
         hb = (np.int64(1) << (sh - 1)) if sh > 0 else np.int64(0)
-        keep = proj_in[q] != 0
+        # slices: indices provably >= 0, so the update loop vectorises
+        pa = acc[a0:a0 + npop]
+        pv = v[off:off + npop]
+        pb = nrn_bias[off:off + npop]
+        pt = thr[off:off + npop]
+        po = o_all[off:off + npop]
         nhot = 0
-        nnw = 0
-        for n in range(npop):
-            gi = off + n
-            a = acc[a0 + n]
-            if not keep:
-                acc[a0 + n] = 0
-            vv = v[gi] + nrn_bias[gi] + ((a + hb) >> sh)
-            vv = min(max(vv, lo), hi)
-            th = thr[gi]
-            z = np.int64(1) if vv >= th else np.int64(0)
-            vv -= z * th
-            v[gi] = vv
-            o_all[gi] = z
-            nhot += vv >= th
-            nz[wbase + nnw] = n
-            nzv[wbase + nnw] = z
-            nnw += z
+        if sh == 0:
+            for n in range(npop):
+                vv = min(max(pv[n] + pb[n] + pa[n], lo), hi)
+                z = np.int64(1) if vv >= pt[n] else np.int64(0)
+                vv -= z * pt[n]
+                pv[n] = vv
+                po[n] = z
+                nhot += vv >= pt[n]
+        else:
+            for n in range(npop):
+                vv = min(max(pv[n] + pb[n] + ((pa[n] + hb) >> sh), lo), hi)
+                z = np.int64(1) if vv >= pt[n] else np.int64(0)
+                vv -= z * pt[n]
+                pv[n] = vv
+                po[n] = z
+                nhot += vv >= pt[n]
+        if proj_in[q] == 0:
+            pa[:] = 0
         hot[p] = nhot > 0
+        pz = nz[wbase:wbase + npop]
+        pzv = nzv[wbase:wbase + npop]
+        nnw = 0
+        for n in range(npop):  # branch-free listing of the spikes
+            pz[nnw] = n
+            pzv[nnw] = 1
+            nnw += po[n]
         return nnw
     for n in range(npop):
         Ib[n] = nrn_bias[off + n]
@@ -541,10 +554,11 @@ def _sample(kb, ko, ent_acc, ent_w, x, scale, top, bg, g, wb, wo, out, rec_off, 
                             e1 = row_ptr[r + 1]
                             if row_span[r] != 0:  # runs of consecutive accumulators (vectorise)
                                 for sp in range(span_ptr[r], span_ptr[r + 1]):
-                                    a0 = span_acc[sp]
-                                    es = span_ent[sp]
-                                    for j in range(span_len[sp]):
-                                        acc[a0 + j] += ent_w[es + j] * xv
+                                    # unsigned indices: no negative-index wraparound, so the loop vectorises
+                                    ua = np.uint64(span_acc[sp])
+                                    ue = np.uint64(span_ent[sp])
+                                    for j in range(np.uint64(span_len[sp])):
+                                        acc[ua + j] += ent_w[ue + j] * xv
                             else:
                                 for e in range(e0, e1):
                                     acc[ent_acc[e]] += ent_w[e] * xv
