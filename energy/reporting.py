@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from models.fileio import atomic_write
+
 from .counts import layer_counters, neurobench_from_run
 from .errors import EnergyError
 from .estimate import HW_GROUPS, VIEWS, estimate, runtime_s
@@ -49,6 +51,15 @@ def _fmt(x: float) -> str:
 def _tex(s: str) -> str:
     return (s.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
             .replace("#", r"\#"))
+
+
+def _write_csv(path: Path, header: list, rows) -> Path:
+    """One CSV file, written atomically."""
+    def write(fh):
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return atomic_write(path, write)
 
 
 def firing_rates(result, mapping) -> tuple[dict, str]:
@@ -96,28 +107,19 @@ def write_report(result, mapping, out_dir, *, tables=DEFAULT_TABLES, raster: dic
            "estimates": [e.to_dict() for e in ests.values()], "neurobench": nb,
            "firing_rates": {"values": rates, "unit": "spikes per neuron per step", "source": rates_how}}
     p = out / "energy.json"
-    p.write_text(json.dumps(doc, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+    text = json.dumps(doc, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+    atomic_write(p, lambda fh: fh.write(text))
     files["json"] = p
 
     # ---------------------------------------------------------------- CSV
-    p = out / "energy_per_layer.csv"
-    with p.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["table", "view", "layer", "component", "energy_pj_per_inference"])
-        for (tn, v), e in ests.items():
-            for layer, comp in e.per_layer.items():
-                for k, val in comp.items():
-                    w.writerow([tn, v, layer, k, repr(float(val))])
-    files["csv_layers"] = p
-    p = out / "energy_per_core.csv"
-    with p.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["table", "view", "core", "component", "energy_pj_per_inference"])
-        for (tn, v), e in ests.items():
-            for c, row in enumerate(e.per_core):
-                for k, val in zip(e.components, row):
-                    w.writerow([tn, v, c, k, repr(float(val))])
-    files["csv_cores"] = p
+    files["csv_layers"] = _write_csv(
+        out / "energy_per_layer.csv", ["table", "view", "layer", "component", "energy_pj_per_inference"],
+        ([tn, v, layer, k, repr(float(val))] for (tn, v), e in ests.items()
+         for layer, comp in e.per_layer.items() for k, val in comp.items()))
+    files["csv_cores"] = _write_csv(
+        out / "energy_per_core.csv", ["table", "view", "core", "component", "energy_pj_per_inference"],
+        ([tn, v, c, k, repr(float(val))] for (tn, v), e in ests.items()
+         for c, row in enumerate(e.per_core) for k, val in zip(e.components, row)))
 
     # ---------------------------------------------------------------- Markdown
     md = [f"# Energy report: {mapping.model or 'model'} on {mapping.chip.name}", "",
@@ -151,7 +153,7 @@ def write_report(result, mapping, out_dir, *, tables=DEFAULT_TABLES, raster: dic
                 md.append(f"| {fld} | {fig.value:g} | {fig.basis} | {fig.note} |")
         md += [""] + [f"- [{k}] {s}" for k, s in t.sources.items()] + [""]
     p = out / "energy.md"
-    p.write_text("\n".join(md))
+    atomic_write(p, lambda fh: fh.write("\n".join(md)))
     files["markdown"] = p
 
     # ---------------------------------------------------------------- LaTeX
@@ -178,7 +180,7 @@ def write_report(result, mapping, out_dir, *, tables=DEFAULT_TABLES, raster: dic
         tex += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     tex.append(r"\end{document}")
     p = out / "energy.tex"
-    p.write_text("\n".join(tex) + "\n")
+    atomic_write(p, lambda fh: fh.write("\n".join(tex) + "\n"))
     files["latex"] = p
 
     # ---------------------------------------------------------------- figures

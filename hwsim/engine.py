@@ -757,6 +757,18 @@ def _record_latency(dl, t0, hist, hstat):
 
 
 @njit(cache=True)
+def _delivered(e_start, base, de, W, L, t0, cross, extra, hist, hstat):
+    """Delivery cycle of a packet's tail at one destination: the head enters the
+    destination's ejection edge ``de`` at ``e_start[base + de]`` and needs ``W`` more
+    cycles, the tail ``L - 1`` after it (``de < 0``: same core, ``t0 + L - 1``), plus
+    ``cross * extra`` for chip boundaries; recorded in the latency histogram."""
+    dl = (e_start[base + de] + W + L - 1) if de >= 0 else t0 + L - 1
+    dl += cross * extra
+    _record_latency(dl, t0, hist, hstat)
+    return dl
+
+
+@njit(cache=True)
 def _send_psums(kb, ko, wb, wo, cand, c0, c1, t0_core, hist, hstat):
     """Partial-sum packets of the tiles ``cand[c0:c1]`` that had events (``tc >= 0``),
     injected at ``t0_core[tile core]``; ``psum_ready[soma core]`` = last arrival."""
@@ -790,10 +802,7 @@ def _send_psums(kb, ko, wb, wo, cand, c0, c1, t0_core, hist, hstat):
         kk = pk_id[i]
         L = pk_fl[i]
         t0 = pk_t0[i]
-        de = tile_dst_edge[kk]
-        dl = (e_start[pk_base[i] + de] + W + L - 1) if de >= 0 else t0 + L - 1
-        dl += tile_cross[kk] * extra
-        _record_latency(dl, t0, hist, hstat)
+        dl = _delivered(e_start, pk_base[i], tile_dst_edge[kk], W, L, t0, tile_cross[kk], extra, hist, hstat)
         dc = tile_core[tile_soma[kk]]
         psum_ready[dc] = max(psum_ready[dc], dl)
 
@@ -849,10 +858,7 @@ def _send_spikes_nb(kb, ko, wb, wo, p0, p1, t, hist, hstat):
         L = pk_fl[i]
         t0 = pk_t0[i]
         for d in range(nrn_dst_ptr[gi], nrn_dst_ptr[gi + 1]):
-            de = nrn_dst_edge[d]
-            dl = (e_start[pk_base[i] + de] + W + L - 1) if de >= 0 else t0 + L - 1
-            dl += nrn_dst_cross[d] * extra
-            _record_latency(dl, t0, hist, hstat)
+            dl = _delivered(e_start, pk_base[i], nrn_dst_edge[d], W, L, t0, nrn_dst_cross[d], extra, hist, hstat)
             last = max(last, dl)
     return last
 

@@ -208,7 +208,7 @@ def analyse(graph: Graph, chip, mapping=None) -> list[Layer]:
                 spatial = 1
             else:
                 consumer = None
-        if types[order[i + 1]] not in NEURON_TYPES or pop not in net.pop:
+        if pop not in net.pop:
             continue
         qs = [q for q in net.projections if q.dst == pop]
         if len(qs) != 1:
@@ -246,7 +246,7 @@ def analyse(graph: Graph, chip, mapping=None) -> list[Layer]:
                     g = int(np.prod(pre[1:])) if len(pre) == 3 else 1
             layers.append(Layer(name, pop, "dense", int(w.shape[0]), int(w.shape[1]), N, A // int(width[0]), 1,
                                 g, consumer is not None, None, producer, consumer, spatial or 1))
-    for k, lay in enumerate(layers):
+    for lay in layers:
         # the inputs move only if the producing population can be renumbered
         if lay.granule and not any(p.node == lay.producer and p.out_permutable for p in layers):
             lay.granule = 0
@@ -357,7 +357,8 @@ def _starts(imp: np.ndarray, cb: int, cap: int, restarts: int, seed: int) -> lis
 
 def solve(layer: Layer, imp: np.ndarray, k_pairs: int, grain: str, reorder: bool, *,
           frozen_units: np.ndarray | None = None, cb: int | None = None, cap: int | None = None,
-          iters: int = 20, restarts: int = 8, seed: int = 0) -> Solution:
+          iters: int = 20, restarts: int = 8, seed: int = 0, patches: int | None = None,
+          block: tuple | None = None) -> Solution:
     """Choose kept pairs (and orders) for one layer; see the module docstring.
 
     The column grain runs the alternating loop from every start of :func:`_starts` and
@@ -365,12 +366,15 @@ def solve(layer: Layer, imp: np.ndarray, k_pairs: int, grain: str, reorder: bool
     """
     cb = cb or layer.cb
     cap = cap or layer.cap
+    patches = patches or layer.patches
+    block = block if block is not None else layer.block
     starts = _starts(imp, cb, cap, restarts, seed) if grain == "column" and layer.out_permutable else [None]
-    sols = [_climb(layer, imp, k_pairs, grain, reorder, frozen_units, cb, cap, iters, s) for s in starts]
+    sols = [_climb(layer, imp, k_pairs, grain, reorder, frozen_units, cb, cap, patches, block, iters, s)
+            for s in starts]
     return max(sols, key=lambda s: s.kept_importance)
 
 
-def _climb(layer, imp, k_pairs, grain, reorder, frozen_units, cb, cap, iters, start) -> Solution:
+def _climb(layer, imp, k_pairs, grain, reorder, frozen_units, cb, cap, patches, block, iters, start) -> Solution:
     C, U = imp.shape
     col_order = np.arange(C) if start is None else np.asarray(start)
     unit_order = np.arange(U)
@@ -404,9 +408,7 @@ def _climb(layer, imp, k_pairs, grain, reorder, frozen_units, cb, cap, iters, st
             gorder = _assign(gval, slot_chunk, int(slot_chunk.max()) + 1, allowed)
             unit_order = (gorder[:, None] * g + np.arange(g)[None, :]).ravel()
     kept, keep, col_order, unit_order = best
-    return Solution(layer, keep, col_order, unit_order, cb, cap,
-                    layer.patches if cb == layer.cb else 0, layer.block if cb == layer.cb else None,
-                    kept, float(imp.sum()))
+    return Solution(layer, keep, col_order, unit_order, cb, cap, patches, block, kept, float(imp.sum()))
 
 
 # ---------------------------------------------------------------------------------------
@@ -533,9 +535,8 @@ def prune(graph: Graph, chip, *, target: float, grain: str = "crossbar", reorder
         cands = [solve(lay, imp, k_cross // lay.patches, grain, reorder, frozen_units=fz)]
         if grain == "column":
             for o in lay.options:
-                s = solve(lay, imp, k_cross // o["patches"], grain, reorder, frozen_units=fz,
-                          cb=o["cb"], cap=o["cap"])
-                s.patches, s.block = o["patches"], (o["cb"], o["ph"], o["pw"])
+                s = solve(lay, imp, k_cross // o["patches"], grain, reorder, frozen_units=fz, cb=o["cb"],
+                          cap=o["cap"], patches=o["patches"], block=(o["cb"], o["ph"], o["pw"]))
                 if s.crossbars <= k_cross:
                     cands.append(s)
         sol = max(cands, key=lambda s: (s.kept_importance, -s.crossbars))

@@ -439,8 +439,6 @@ def cmd_models(args):
 def _prune_setup(args):
     from hwsim.chip import load_chip, parse_overrides
 
-    if args.grain not in ("crossbar", "column"):
-        raise SnnchipError(f"--grain must be 'crossbar' or 'column', got {args.grain!r}")
     if args.finetune is not None and args.finetune < 1:
         raise SnnchipError(f"--finetune must be >= 1 epochs, got {args.finetune}")
     g = _load(args.model)
@@ -525,7 +523,6 @@ def cmd_prune_sweep(args):
         for gr in grains:
             _check_request(t, gr, "l1")
     reorders = {"no": [False], "yes": [True], "both": [False, True]}[args.reorder]
-    args.grain, args.score = grains[0], "l1"
     g, chip, reset, spikes, kind, seq = _prune_setup(args)
     rows = sweep(args.model, g, chip, seq, reset, spikes, targets=targets, grains=grains, reorders=reorders,
                  finetune=args.finetune or 0, log=lambda s: print(s, flush=True),
