@@ -94,6 +94,8 @@ hold equal to the compiled one.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from numba import njit, prange
 
@@ -153,7 +155,8 @@ _KFIELDS = ("pop_model", "pop_size", "pop_off", "pop_ring", "ring_off", "slot_of
     "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand", "used_cores", "fire_all", "psum_all",
     "nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count", "rt_ptr", "rt_link", "rt_parent",
     "tile_rt_ptr", "tile_dst_edge", "tile_cross", "R", "W", "extra", "fixed", "barrier", "pipelined",
-    "n_links", "max_packets", "max_edges", "row_span", "span_ptr", "span_acc", "span_ent", "span_len")
+    "n_links", "max_packets", "max_edges", "row_span", "span_ptr", "span_acc", "span_ent", "span_len",
+    "acc_pos", "proj_perm")
 (_K_POP_MODEL, _K_POP_SIZE, _K_POP_OFF, _K_POP_RING, _K_RING_OFF, _K_SLOT_OFF, _K_POP_PROJ_PTR,
  _K_PROJ_ORDER, _K_POP_TILE_PTR, _K_TILE_ORDER, _K_POP_BT_PTR, _K_BT_START, _K_BT_OFF, _K_BT_VEC,
  _K_POP_SKIP, _K_NRN_CORE, _K_NRN_BIAS, _K_NRN_THR, _K_NRN_VRESET, _K_NRN_ALPHA, _K_NRN_ASYN, _K_NRN_VLEAK,
@@ -166,7 +169,8 @@ _KFIELDS = ("pop_model", "pop_size", "pop_off", "pop_ring", "ring_off", "slot_of
  _K_PCAND_PTR, _K_PCAND, _K_USED_CORES, _K_FIRE_ALL, _K_PSUM_ALL, _K_NRN_DST_PTR, _K_NRN_DST_EDGE,
  _K_NRN_DST_CROSS, _K_NRN_FLIT_COUNT, _K_RT_PTR, _K_RT_LINK, _K_RT_PARENT, _K_TILE_RT_PTR, _K_TILE_DST_EDGE,
  _K_TILE_CROSS, _K_R, _K_W, _K_EXTRA, _K_FIXED, _K_BARRIER, _K_PIPELINED, _K_N_LINKS, _K_MAX_PACKETS,
- _K_MAX_EDGES, _K_ROW_SPAN, _K_SPAN_PTR, _K_SPAN_ACC, _K_SPAN_ENT, _K_SPAN_LEN) = range(98)
+ _K_MAX_EDGES, _K_ROW_SPAN, _K_SPAN_PTR, _K_SPAN_ACC, _K_SPAN_ENT, _K_SPAN_LEN, _K_ACC_POS,
+ _K_PROJ_PERM) = range(100)
 _WFIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "t_nev", "t_cyc", "t_ac", "t_mac",
     "c_nev", "c_cyc", "c_ac", "c_mac", "same", "prev_i", "prev_v", "in_zero", "hot", "tc", "done",
     "core_free", "integ", "end_int", "psum_ready", "fend", "pk_t0", "pk_fl", "pk_id", "pk_base", "e_link",
@@ -190,27 +194,33 @@ def _encode_step(x, t, b, spiking, scale, top, nz, nzv, base):
     """``models.intref._InputEncoder`` for step ``t`` of sample ``b``, nonzero values
     only: their indices go to ``nz[base:]``, values to ``nzv[base:]``; returns the
     count. Spiking inputs were validated as non-negative integers; real-valued ones
-    encode as ``clip(floor(x * scale + 0.5), 0, top)`` (0 for ``x <= 0``)."""
+    encode as ``clip(floor(x * scale + 0.5), 0, top)``. Branch-free (every value is
+    written, the count advances on nonzero ones), so it vectorises."""
     n = x.shape[2]
     c = 0
     if spiking:
         for i in range(n):
             xi = x[t, b, i]
-            if xi != 0:
-                nz[base + c] = i
-                nzv[base + c] = np.int64(xi)
-                c += 1
+            nz[base + c] = i
+            nzv[base + c] = np.int64(xi)
+            c += xi != 0
     else:
+        ftop = np.float64(top)
         for i in range(n):
-            xi = x[t, b, i]
-            if xi > 0:
-                e = np.floor(np.float64(xi) * scale + 0.5)
-                e = min(e, top)
-                if e >= 1.0:
-                    nz[base + c] = i
-                    nzv[base + c] = np.int64(e)
-                    c += 1
+            e = min(max(np.floor(np.float64(x[t, b, i]) * scale + 0.5), 0.0), ftop)
+            nz[base + c] = i
+            nzv[base + c] = np.int64(e)
+            c += e >= 1.0
     return c
+
+
+@njit(cache=True)
+def _same_frame(x, t, b):
+    """Is input frame ``t`` of sample ``b`` identical to frame ``t - 1``?"""
+    d = False
+    for i in range(x.shape[2]):
+        d |= x[t, b, i] != x[t - 1, b, i]
+    return not d
 
 
 @njit(cache=True)
@@ -248,6 +258,8 @@ def _neurons(kb, ko, wb, wo, p, t, lo, hi, wbase):
     isyn = _f(wb, wo, _W_ISYN)
     nz = _f(wb, wo, _W_NZ)
     nzv = _f(wb, wo, _W_NZV)
+    acc_pos = _f(kb, ko, _K_ACC_POS)
+    proj_perm = _f(kb, ko, _K_PROJ_PERM)
     model = pop_model[p]
     off = pop_off[p]
     npop = pop_size[p]
@@ -261,39 +273,42 @@ def _neurons(kb, ko, wb, wo, p, t, lo, hi, wbase):
         a0 = proj_acc_off[q]
         sh = proj_shift[q]
         hb = (np.int64(1) << (sh - 1)) if sh > 0 else np.int64(0)
-        # slices: indices provably >= 0, so the update loop vectorises
+        # one pass: current (sums gathered through acc_pos when stored in another
+        # order; rshift_round by sh, hb = 0 when sh = 0), update, listing of the spikes
         pa = acc[a0:a0 + npop]
+        ap = acc_pos[a0:a0 + npop]
         pv = v[off:off + npop]
         pb = nrn_bias[off:off + npop]
         pt = thr[off:off + npop]
         po = o_all[off:off + npop]
-        nhot = 0
-        if sh == 0:
-            for n in range(npop):
-                vv = min(max(pv[n] + pb[n] + pa[n], lo), hi)
-                z = np.int64(1) if vv >= pt[n] else np.int64(0)
-                vv -= z * pt[n]
-                pv[n] = vv
-                po[n] = z
-                nhot += vv >= pt[n]
-        else:
-            for n in range(npop):
-                vv = min(max(pv[n] + pb[n] + ((pa[n] + hb) >> sh), lo), hi)
-                z = np.int64(1) if vv >= pt[n] else np.int64(0)
-                vv -= z * pt[n]
-                pv[n] = vv
-                po[n] = z
-                nhot += vv >= pt[n]
-        if proj_in[q] == 0:
-            pa[:] = 0
-        hot[p] = nhot > 0
         pz = nz[wbase:wbase + npop]
         pzv = nzv[wbase:wbase + npop]
+        nhot = 0
         nnw = 0
+        # two short loops (few arrays each, so LLVM's alias checks allow vectorising)
+        pi = Ib[:npop]
+        if proj_perm[q] != 0:  # sums stored in another order: gather them
+            for n in range(npop):
+                pi[n] = acc[ap[n]]
+        else:
+            pi[:] = pa
+        for n in range(npop):
+            pi[n] = min(max(pv[n] + pb[n] + ((pi[n] + hb) >> sh), lo), hi)
+        for n in range(npop):
+            vv = pi[n]
+            th = pt[n]
+            z = np.int64(vv >= th)
+            vv -= z * th
+            pv[n] = vv
+            po[n] = z
+            nhot += vv >= th
         for n in range(npop):  # branch-free listing of the spikes
             pz[nnw] = n
             pzv[nnw] = 1
             nnw += po[n]
+        if proj_in[q] == 0:
+            pa[:] = 0
+        hot[p] = nhot > 0
         return nnw
     for n in range(npop):
         Ib[n] = nrn_bias[off + n]
@@ -303,11 +318,11 @@ def _neurons(kb, ko, wb, wo, p, t, lo, hi, wbase):
         sh = proj_shift[q]
         if sh == 0:
             for n in range(npop):
-                Ib[n] += acc[a0 + n]
+                Ib[n] += acc[acc_pos[a0 + n]]
         else:
             hb = np.int64(1) << (sh - 1)
             for n in range(npop):
-                Ib[n] += (acc[a0 + n] + hb) >> sh
+                Ib[n] += (acc[acc_pos[a0 + n]] + hb) >> sh
         if not proj_in[q]:
             for n in range(npop):
                 acc[a0 + n] = 0
@@ -471,14 +486,21 @@ def _sample(kb, ko, ent_acc, ent_w, x, scale, top, bg, g, wb, wo, out, rec_off, 
         # ---- graph input: encoded nonzero values of the step
         sl0 = t % pop_ring[0]
         base0 = ring_off[0] + sl0 * n_in
-        nn0 = _encode_step(x, t, bg, spiking, scale, top, nz, nzv, base0)
-        nzc[slot_off[0] + sl0] = nn0
-        eq = t > 0 and nn0 == prev_n
-        if eq:
+        if t > 0 and _same_frame(x, t, bg):  # the same frame: the same events
+            nn0 = prev_n
             for j in range(nn0):
-                if nz[base0 + j] != prev_i[j] or nzv[base0 + j] != prev_v[j]:
-                    eq = False
-                    break
+                nz[base0 + j] = prev_i[j]
+                nzv[base0 + j] = prev_v[j]
+            eq = True
+        else:
+            nn0 = _encode_step(x, t, bg, spiking, scale, top, nz, nzv, base0)
+            eq = t > 0 and nn0 == prev_n
+            if eq:
+                for j in range(nn0):
+                    if nz[base0 + j] != prev_i[j] or nzv[base0 + j] != prev_v[j]:
+                        eq = False
+                        break
+        nzc[slot_off[0] + sl0] = nn0
         if not eq:
             for j in range(nn0):
                 prev_i[j] = nz[base0 + j]
@@ -1110,10 +1132,12 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, in_flits: int, in_mul
     (fields :data:`_KFIELDS`; crossbar entries as the narrowest integers that hold them)."""
     (slot_off, grp_ptr, grp_src, grp_delay, grp_pre_off, pre_ptr, grp_rows, row_tile, proj_in,
      pop_reuse) = _event_index(prog)
+    acc_pos, proj_perm, ea, ew = _acc_layout(prog)
     # crossbar entries as narrow ints (less memory traffic in the kernel; same values)
-    ent_acc = prog.ent_acc.astype(np.int32) if prog.n_acc < 2 ** 31 else prog.ent_acc
-    wmax = int(np.abs(prog.ent_w).max(initial=0))
-    ent_w = prog.ent_w.astype(np.int16 if wmax < 2 ** 15 else np.int32 if wmax < 2 ** 31 else np.int64)
+    ent_acc = ea.astype(np.int32) if prog.n_acc < 2 ** 31 else ea
+    lo_w, hi_w = int(ew.min(initial=0)), int(ew.max(initial=0))
+    ent_w = ew.astype(next(d for d in (np.int8, np.int16, np.int32, np.int64)
+                           if np.iinfo(d).min <= lo_w and hi_w <= np.iinfo(d).max))
     pe = prog.pe_width
     M = int(prog.membrane_bits)
     lo, hi = -(1 << (M - 1)), (1 << (M - 1)) - 1
@@ -1127,7 +1151,7 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, in_flits: int, in_mul
                        and prog.pop_bt_ptr[p + 1] == prog.pop_bt_ptr[p] and (prog.nrn_thr[sl] > 0).all()
                        and (reset == "subtract" or ((prog.nrn_vreset[sl] >= lo) & (prog.nrn_vreset[sl] <= hi)).all()))
     plan = _timing_plan(prog) if timed else _no_timing_plan(prog)
-    plan.update(_row_spans(prog))
+    plan.update(_row_spans(prog.row_ptr, ea))
     fields = dict(
         pop_model=prog.pop_model, pop_size=prog.pop_size, pop_off=prog.pop_off, pop_ring=prog.pop_ring,
         ring_off=prog.ring_off, slot_off=slot_off, pop_proj_ptr=prog.pop_proj_ptr, proj_order=prog.proj_order,
@@ -1148,22 +1172,88 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, in_flits: int, in_mul
         in_icx=prog.in_icx,
         M=M, F=int(prog.leak_frac_bits), payload=int(prog.payload_bits), reset_sub=reset == "subtract",
         multi=spikes == "multi", out_pop=int(prog.output_pop), in_flits=int(in_flits), in_mult=bool(in_mult),
-        out_val_flits=int(out_val_flits), spiking=bool(prog.input_spiking), n_acc=int(prog.n_acc), **plan)
+        out_val_flits=int(out_val_flits), spiking=bool(prog.input_spiking), n_acc=int(prog.n_acc),
+        acc_pos=acc_pos, proj_perm=proj_perm, **plan)
     kb, ko = _pack(fields, _KFIELDS)
     return kb, ko, ent_acc, ent_w
 
 
-def _row_spans(prog: Program, min_mean_run: float = 4.0) -> dict:
-    """Rows whose entries address runs of consecutive accumulators (mean run length
-    ``>= min_mean_run``) as spans ``(first accumulator, first entry, length)``, so the
-    kernel adds them as contiguous slices; other rows keep the entry-by-entry scatter."""
-    R = prog.row_ptr.size - 1
-    ea = prog.ent_acc
+def _acc_layout(prog: Program):
+    """Where each accumulator lives in the kernel's ``acc`` array, and the crossbar
+    entries addressed accordingly.
+
+    The accumulator block of a projection onto a (C, H, W) population is stored in the
+    order (soma core, y, x, c) instead of the population's (c, y, x): a convolution row
+    (one input pixel) then addresses runs of ``channels x window width`` consecutive
+    accumulators instead of runs of at most the window width, which the kernel adds as
+    contiguous slices (:func:`_row_spans`). A block is reordered only when that gives
+    fewer runs. Returns ``(acc_pos, proj_perm, ent_acc, ent_w)``: ``acc_pos[a]`` is the
+    slot of accumulator ``a`` (projection offset + post index); ``proj_perm[q]`` says
+    whether projection ``q``'s block is reordered (the neuron update then gathers its
+    sums through ``acc_pos``); the entries address slots and are sorted by slot within
+    each row (the order of an integer sum does not change it)."""
+    acc_pos = np.arange(int(prog.n_acc), dtype=np.int64)
+    proj_perm = np.zeros(prog.proj_src.size, np.bool_)
+    ea, ew = prog.ent_acc, prog.ent_w
+    row_of = np.repeat(np.arange(prog.row_ptr.size - 1), np.diff(prog.row_ptr))
+    shapes = [tuple(p.shape) for p in prog.net.populations]
+
+    def runs(a, r):
+        """Runs of consecutive slots ``a`` within rows ``r``, the entries sorted by slot."""
+        o = np.lexsort((a, r))
+        a, r = a[o], r[o]
+        return int(a.size > 0) + int(np.count_nonzero((a[1:] != a[:-1] + 1) | (r[1:] != r[:-1])))
+
+    for q in range(prog.proj_src.size):
+        d = int(prog.proj_dst[q])
+        shape = shapes[d] if d < len(shapes) else ()
+        if len(shape) != 3 or shape[0] < 2 or shape[1] * shape[2] < 2:
+            continue
+        a0, npost = int(prog.proj_acc_off[q]), int(prog.proj_npost[q])
+        sel = (ea >= a0) & (ea < a0 + npost)
+        if not sel.any():
+            continue
+        H, W = int(shape[1]), int(shape[2])
+        n = np.arange(npost)
+        core = prog.nrn_core[int(prog.pop_off[d]) + n]
+        order = np.lexsort((n // (H * W), n % W, (n // W) % H, core))  # by core, y, x, c
+        pos = np.arange(a0, a0 + npost)
+        pos[order] = a0 + n
+        a_sel, r_sel = ea[sel], row_of[sel]
+        if runs(pos[a_sel - a0], r_sel) < runs(a_sel, r_sel):
+            acc_pos[a0:a0 + npost] = pos
+            proj_perm[q] = True
+    if proj_perm.any():
+        ea = acc_pos[ea]
+        o = np.lexsort((ea, row_of))
+        ea, ew = ea[o], ew[o]
+    return acc_pos, proj_perm, ea, ew
+
+
+_KIN_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _cached_kernel_inputs(prog: Program, *key):
+    """:func:`_kernel_inputs` built once per program and options (a compiled
+    :class:`Program` is not modified after :func:`hwsim.program.compile`), so batches
+    run through the same program do not rebuild the tables (0.2 s for the NIR CNN)."""
+    per_prog = _KIN_CACHE.setdefault(prog, {})
+    if key not in per_prog:
+        per_prog[key] = _kernel_inputs(prog, *key)
+    return per_prog[key]
+
+
+def _row_spans(row_ptr: np.ndarray, ea: np.ndarray, min_mean_run: float = 4.0) -> dict:
+    """Rows whose entries (accumulator slots ``ea``, rows ``row_ptr``) address runs of
+    consecutive accumulators (mean run length ``>= min_mean_run``) as spans ``(first
+    accumulator, first entry, length)``, so the kernel adds them as contiguous slices;
+    other rows keep the entry-by-entry scatter."""
+    R = row_ptr.size - 1
     start = np.ones(ea.size, np.bool_)  # an entry that starts a run
     if ea.size:
         start[1:] = ea[1:] != ea[:-1] + 1
-        start[prog.row_ptr[:-1][np.diff(prog.row_ptr) > 0]] = True
-    n_ent = np.diff(prog.row_ptr)
+        start[row_ptr[:-1][np.diff(row_ptr) > 0]] = True
+    n_ent = np.diff(row_ptr)
     row_of = np.repeat(np.arange(R), n_ent)
     n_runs = np.bincount(row_of[start], minlength=R)
     row_span = (n_runs > 0) & (n_ent >= min_mean_run * np.maximum(n_runs, 1))
@@ -1649,7 +1739,7 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
     # the Chrome timeline needs the step-by-step Python timing model; otherwise the
     # kernel times the samples itself
     py_timing = bool(n_timed and trace.chrome is not None)
-    kin = _kernel_inputs(prog, reset, spikes, in_flits, in_mult, out_val_flits, timed=bool(n_timed and not py_timing))
+    kin = _cached_kernel_inputs(prog, reset, spikes, in_flits, in_mult, out_val_flits, bool(n_timed and not py_timing))
     # neuron updates and state words do not depend on the data: every neuron of every
     # population updates once per step and sample
     g1 = int(prog.pop_off[1])

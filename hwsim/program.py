@@ -69,7 +69,9 @@ class ProgramError(SnnchipError):
 
 @dataclass(eq=False)
 class Program:
-    """Flat arrays of a compiled mapping (see the module docstring)."""
+    """Flat arrays of a compiled mapping (see the module docstring). Treated as
+    immutable once compiled: :func:`hwsim.simulate` builds its kernel tables once per
+    program and reuses them."""
 
     # populations
     pop_names: list
