@@ -104,7 +104,8 @@ from models.intref import _quant_meta, encode_input  # noqa: F401
 from models.reference import _check_options
 
 from .noc import _build_routes as _noc_build_routes
-from .noc import _run as _noc_run
+from .noc import _run as _noc_run  # noqa: F401
+from .noc import _run_into as _noc_run_into
 from .program import Program, ProgramError  # noqa: F401
 from .program import compile as compile_program
 from .result import RunResult
@@ -174,11 +175,13 @@ _KFIELDS = ("pop_model", "pop_size", "pop_off", "pop_ring", "ring_off", "slot_of
 _WFIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "t_nev", "t_cyc", "t_ac", "t_mac",
     "c_nev", "c_cyc", "c_ac", "c_mac", "same", "prev_i", "prev_v", "in_zero", "hot", "tc", "done",
     "core_free", "integ", "end_int", "psum_ready", "fend", "pk_t0", "pk_fl", "pk_id", "pk_base", "e_link",
-    "e_parent", "e_owner", "e_start", "e_valid", "link_flits",)
+    "e_parent", "e_owner", "e_start", "e_valid", "link_flits", "e_fc", "e_ns", "e_key", "e_nxt", "rh_head",
+    "free_at")
 (_W_V, _W_ISYN, _W_ACC, _W_NZ, _W_NZV, _W_NZC, _W_IB, _W_O_ALL, _W_T_NEV, _W_T_CYC, _W_T_AC, _W_T_MAC,
  _W_C_NEV, _W_C_CYC, _W_C_AC, _W_C_MAC, _W_SAME, _W_PREV_I, _W_PREV_V, _W_IN_ZERO, _W_HOT, _W_TC, _W_DONE,
  _W_CORE_FREE, _W_INTEG, _W_END_INT, _W_PSUM_READY, _W_FEND, _W_PK_T0, _W_PK_FL, _W_PK_ID, _W_PK_BASE,
- _W_E_LINK, _W_E_PARENT, _W_E_OWNER, _W_E_START, _W_E_VALID, _W_LINK_FLITS) = range(38)
+ _W_E_LINK, _W_E_PARENT, _W_E_OWNER, _W_E_START, _W_E_VALID, _W_LINK_FLITS, _W_E_FC, _W_E_NS, _W_E_KEY, _W_E_NXT,
+ _W_RH_HEAD, _W_FREE_AT) = range(44)
 
 
 @njit(cache=True)
@@ -740,22 +743,15 @@ def _noc_send(kb, ko, wb, wo, npk, E, hist, hstat):
     e_owner = _f(wb, wo, _W_E_OWNER)
     e_start = _f(wb, wo, _W_E_START)
     link_flits = _f(wb, wo, _W_LINK_FLITS)
-    _noc_run(pk_t0[:npk], pk_fl[:npk], e_valid[:E], e_link[:E], e_parent[:E], e_owner[:E],
-             R, W, n_links, e_start[:E], link_flits)
+    _noc_run_into(pk_t0[:npk], pk_fl[:npk], e_valid[:E], e_link[:E], e_parent[:E], e_owner[:E],
+                  R, W, n_links, e_start[:E], link_flits, _f(wb, wo, _W_E_FC), _f(wb, wo, _W_E_NS),
+                  _f(wb, wo, _W_E_KEY), _f(wb, wo, _W_E_NXT), _f(wb, wo, _W_RH_HEAD), _f(wb, wo, _W_FREE_AT))
 
 
-@njit(cache=True)
-def _lay_out(kb, ko, wb, wo, npk, E, t0, fl, pid, r0, r1):
+@njit(cache=True, inline="always")
+def _lay_out(rt_link, rt_parent, pk_t0, pk_fl, pk_id, pk_base, e_link, e_parent, e_owner, npk, E, t0, fl, pid,
+             r0, r1):
     """Append packet ``npk`` (inject ``t0``, ``fl`` flits, route template ``r0:r1``)."""
-    rt_link = _f(kb, ko, _K_RT_LINK)
-    rt_parent = _f(kb, ko, _K_RT_PARENT)
-    pk_t0 = _f(wb, wo, _W_PK_T0)
-    pk_fl = _f(wb, wo, _W_PK_FL)
-    pk_id = _f(wb, wo, _W_PK_ID)
-    pk_base = _f(wb, wo, _W_PK_BASE)
-    e_link = _f(wb, wo, _W_E_LINK)
-    e_parent = _f(wb, wo, _W_E_PARENT)
-    e_owner = _f(wb, wo, _W_E_OWNER)
     pk_t0[npk] = t0
     pk_fl[npk] = fl
     pk_id[npk] = pid
@@ -809,13 +805,18 @@ def _send_psums(kb, ko, wb, wo, cand, c0, c1, t0_core, hist, hstat):
     pk_t0 = _f(wb, wo, _W_PK_T0)
     e_start = _f(wb, wo, _W_E_START)
     pk_base = _f(wb, wo, _W_PK_BASE)
+    rt_link = _f(kb, ko, _K_RT_LINK)
+    rt_parent = _f(kb, ko, _K_RT_PARENT)
+    e_link = _f(wb, wo, _W_E_LINK)
+    e_parent = _f(wb, wo, _W_E_PARENT)
+    e_owner = _f(wb, wo, _W_E_OWNER)
     npk = 0
     E = 0
     for i in range(c0, c1):
         kk = cand[i]
         if tc[kk] >= 0:
-            E = _lay_out(kb, ko, wb, wo, npk, E, t0_core[tile_core[kk]], tile_psum_flits[kk], kk,
-                         tile_rt_ptr[kk], tile_rt_ptr[kk + 1])
+            E = _lay_out(rt_link, rt_parent, pk_t0, pk_fl, pk_id, pk_base, e_link, e_parent, e_owner, npk, E,
+                         t0_core[tile_core[kk]], tile_psum_flits[kk], kk, tile_rt_ptr[kk], tile_rt_ptr[kk + 1])
             npk += 1
     if npk == 0:
         return
@@ -856,6 +857,11 @@ def _send_spikes_nb(kb, ko, wb, wo, p0, p1, t, hist, hstat):
     pk_t0 = _f(wb, wo, _W_PK_T0)
     e_start = _f(wb, wo, _W_E_START)
     pk_base = _f(wb, wo, _W_PK_BASE)
+    rt_link = _f(kb, ko, _K_RT_LINK)
+    rt_parent = _f(kb, ko, _K_RT_PARENT)
+    e_link = _f(wb, wo, _W_E_LINK)
+    e_parent = _f(wb, wo, _W_E_PARENT)
+    e_owner = _f(wb, wo, _W_E_OWNER)
     npk = 0
     E = 0
     for p in range(p0, p1):
@@ -869,7 +875,8 @@ def _send_spikes_nb(kb, ko, wb, wo, p0, p1, t, hist, hstat):
                 continue
             o = nzv[base + j]
             fl = max(abs(o), 1) if nrn_flit_count[gi] else 1
-            E = _lay_out(kb, ko, wb, wo, npk, E, fend[nrn_core[gi]], fl, gi, rt_ptr[gi], rt_ptr[gi + 1])
+            E = _lay_out(rt_link, rt_parent, pk_t0, pk_fl, pk_id, pk_base, e_link, e_parent, e_owner, npk, E,
+                         fend[nrn_core[gi]], fl, gi, rt_ptr[gi], rt_ptr[gi + 1])
             npk += 1
     if npk == 0:
         return 0
@@ -1290,8 +1297,10 @@ def _work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nd
         size[n] = K
     for n in ("core_free", "integ", "end_int", "psum_ready", "fend"):
         size[n] = C
-    for n in ("e_link", "e_parent", "e_owner", "e_start", "e_valid"):
+    for n in ("e_link", "e_parent", "e_owner", "e_start", "e_valid", "e_fc", "e_ns", "e_key", "e_nxt"):
         size[n] = E
+    size["rh_head"] = 66
+    size["free_at"] = size["link_flits"]
     off = np.zeros(len(_WFIELDS) + 1, np.int64)
     np.cumsum([size[n] for n in _WFIELDS], out=off[1:])
     return off

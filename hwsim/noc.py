@@ -52,7 +52,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from llvmlite import ir
 from numba import njit
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from models.errors import SnnchipError
 
@@ -318,29 +321,137 @@ def _pop(hr, he, size):
     return size
 
 
+@intrinsic
+def _bit_length(typingctx, x):
+    """``int.bit_length`` of a non-negative int64 (``64 - ctlz``; 0 for 0)."""
+    sig = types.int64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(64), [ir.IntType(64), ir.IntType(1)])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.ctlz.i64")
+        clz = builder.call(fn, [args[0], ir.Constant(ir.IntType(1), 0)])
+        return builder.sub(ir.Constant(ir.IntType(64), 64), clz)
+
+    return sig, codegen
+
+
+@njit(cache=True, inline="always")
+def _rh_insert(key, nxt, head, last, e, k):
+    """Radix heap: file edge ``e`` with key ``k`` (``>= last``) in bucket
+    ``bit_length(k ^ last)``."""
+    key[e] = k
+    b = _bit_length(k ^ last)
+    nxt[e] = head[b]
+    head[b] = e
+
+
+@njit(cache=True)
+def _rh_pop(key, nxt, head, last):
+    """Radix heap: the edge with the smallest key and that key (the new ``last``).
+    Bucket 0 holds keys equal to ``last``; otherwise the first non-empty bucket's
+    minimum becomes ``last`` and its edges are re-filed into lower buckets."""
+    if head[0] < 0:
+        i = 1
+        while head[i] < 0:
+            i += 1
+        e = head[i]
+        m = key[e]
+        while e >= 0:
+            if key[e] < m:
+                m = key[e]
+            e = nxt[e]
+        last = m
+        e = head[i]
+        head[i] = -1
+        while e >= 0:
+            n = nxt[e]
+            b = _bit_length(key[e] ^ last)
+            nxt[e] = head[b]
+            head[b] = e
+            e = n
+    e = head[0]
+    head[0] = nxt[e]
+    return e, last
+
+
 @njit(cache=True)
 def _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, n_links,
          edge_start, link_flits):
     """Serve every link request in (ready, edge) order; edge order = packet-id order.
 
-    Fills ``edge_start[e]`` (cycle the head starts crossing edge e) and ``link_flits``.
+    Fills ``edge_start[e]`` (cycle the head starts crossing edge e) and ``link_flits``
+    (:func:`_run_into` with fresh scratch arrays).
     """
     E = edge_link.shape[0]
-    first_child = np.full(E, -1, dtype=np.int64)
-    next_sibling = np.full(E, -1, dtype=np.int64)
-    hr = np.empty(E, dtype=np.int64)
-    he = np.empty(E, dtype=np.int64)
-    size = 0
+    _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, n_links, edge_start,
+              link_flits, np.empty(E, np.int64), np.empty(E, np.int64), np.empty(E, np.int64),
+              np.empty(E, np.int64), np.empty(66, np.int64), np.empty(max(n_links, 1), np.int64))
+
+
+@njit(cache=True)
+def _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, n_links,
+              edge_start, link_flits, first_child, next_sibling, key, nxt, head, free_at):
+    """:func:`_run` with caller-owned scratch (each at least ``E`` long; ``head`` 66,
+    ``free_at`` ``n_links``; contents on entry do not matter), so a simulator calling
+    it every step allocates nothing.
+
+    The requests come out of a radix heap keyed ``ready * 2**SH + e`` (one integer,
+    unique per edge, ``2**SH > E``): keys leave it in increasing order and every key
+    pushed is larger than the last one taken (a child is ready at ``s + W + R >
+    ready`` of its parent, as ``R >= 1``), which is what a radix heap needs. When
+    the keys could overflow int64, a binary heap of (ready, edge) pairs serves the
+    same order.
+    """
+    E = edge_link.shape[0]
+    for e in range(E):
+        first_child[e] = -1
+        if edge_valid[e]:
+            free_at[edge_link[e]] = 0
     for e in range(E - 1, -1, -1):  # reversed so sibling lists come out in edge order
-        if not edge_valid[e]:
-            continue
-        par = edge_parent[e]
-        if par < 0:
-            size = _push(hr, he, size, t0[edge_packet[e]] + router, e)
-        else:
+        if edge_valid[e] and edge_parent[e] >= 0:
+            par = edge_parent[e]
             next_sibling[e] = first_child[par]
             first_child[par] = e
-    free_at = np.zeros(n_links, dtype=np.int64)
+    # bound on every ready cycle: the latest injection + R + every edge's L + W + R
+    bound = np.int64(0)
+    tmax = np.int64(0)
+    for e in range(E):
+        if edge_valid[e]:
+            bound += flits[edge_packet[e]] + link + router
+            if edge_parent[e] < 0:
+                tmax = max(tmax, t0[edge_packet[e]])
+    SH = _bit_length(np.int64(max(E, 1)))
+    if router >= 1 and tmax + router + bound < (np.int64(1) << (62 - SH)):
+        head[:] = -1
+        last = np.int64(0)
+        size = 0
+        for e in range(E):
+            if edge_valid[e] and edge_parent[e] < 0:
+                _rh_insert(key, nxt, head, last, e, ((t0[edge_packet[e]] + router) << SH) | e)
+                size += 1
+        while size > 0:
+            e, last = _rh_pop(key, nxt, head, last)
+            size -= 1
+            r = last >> SH
+            lid = edge_link[e]
+            L = flits[edge_packet[e]]
+            s = r if r > free_at[lid] else free_at[lid]
+            free_at[lid] = s + L
+            link_flits[lid] += L
+            edge_start[e] = s
+            ready = (s + link + router) << SH
+            c = first_child[e]
+            while c >= 0:
+                _rh_insert(key, nxt, head, last, c, ready | c)
+                size += 1
+                c = next_sibling[c]
+        return
+    hr = key
+    he = nxt
+    size = 0
+    for e in range(E - 1, -1, -1):
+        if edge_valid[e] and edge_parent[e] < 0:
+            size = _push(hr, he, size, t0[edge_packet[e]] + router, e)
     while size > 0:
         r = hr[0]
         e = he[0]
