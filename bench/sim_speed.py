@@ -227,7 +227,7 @@ def bench_model(name, graph, seq, reset, spikes, timed_samples, torch_ok, torch_
     log(f"mapped on tianjic: {row['cores']} cores ({t:.1f} s); compiled in {t_c:.2f} s")
     hw_simulate(prog, seq.inputs[:2, :1], reset=reset, spikes=spikes, timing=True)  # load the JIT caches
     # functional
-    t_f, rf = timed(lambda: hw_simulate(prog, seq.inputs, reset=reset, spikes=spikes, timing=False), repeat=2)
+    t_f, rf = timed(lambda: hw_simulate(prog, seq.inputs, reset=reset, spikes=spikes, timing=False), repeat=3)
     # the same run with no input at all: the cost of stepping the chip without events
     # (the zero array is made outside the timer)
     zeros = np.full(seq.inputs.shape, 0, seq.inputs.dtype)
@@ -248,7 +248,7 @@ def bench_model(name, graph, seq, reset, spikes, timed_samples, torch_ok, torch_
     # cycle-level
     K = B if timed_samples is None else max(1, min(timed_samples, B))
     t_k, rk = timed(lambda: hw_simulate(prog, seq.inputs[:, :K], reset=reset, spikes=spikes, timing=True,
-                                        timing_samples=K))
+                                        timing_samples=K), repeat=2)
     if K == B:
         t_kf = t_f
     else:
@@ -371,8 +371,8 @@ def table(rows, mach) -> str:
     L.append("")
     L.append("Functional = `simulate(..., timing=False)`; cycle-level = `timing=True` on the timed samples "
              "plus the functional run of the rest, extrapolated per timed sample when not all are timed. "
-             "Synaptic events = ACs + MACs counted by the engine. Times are wall clock, one run, "
-             "after loading the Numba caches.")
+             "Synaptic events = ACs + MACs counted by the engine. Times are wall clock, the best of 3 "
+             "functional / 2 cycle-level / 2 snnTorch runs, after loading the Numba caches.")
     L += ["", "Where the functional time goes (measured in the same run):", ""]
     for r in rows:
         L.append(f"- {r['model']}: the same run with an all-zero input (no events at all) takes "

@@ -197,16 +197,17 @@ def _encode_step(x, t, b, spiking, scale, top, nz, nzv, base):
     """``models.intref._InputEncoder`` for step ``t`` of sample ``b``, nonzero values
     only: their indices go to ``nz[base:]``, values to ``nzv[base:]``; returns the
     count. Spiking inputs were validated as non-negative integers; real-valued ones
-    encode as ``clip(floor(x * scale + 0.5), 0, top)``. Branch-free (every value is
-    written, the count advances on nonzero ones), so it vectorises."""
+    encode as ``clip(floor(x * scale + 0.5), 0, top)``, branch-free (every value is
+    written, the count advances on nonzero ones: dense frames, no mispredictions)."""
     n = x.shape[2]
     c = 0
-    if spiking:
+    if spiking:  # sparse events: a well-predicted branch beats writing every value
         for i in range(n):
             xi = x[t, b, i]
-            nz[base + c] = i
-            nzv[base + c] = np.int64(xi)
-            c += xi != 0
+            if xi != 0:
+                nz[base + c] = i
+                nzv[base + c] = np.int64(xi)
+                c += 1
     else:
         ftop = np.float64(top)
         for i in range(n):
@@ -288,19 +289,15 @@ def _neurons(kb, ko, wb, wo, p, t, lo, hi, wbase):
         pzv = nzv[wbase:wbase + npop]
         nhot = 0
         nnw = 0
-        # two short loops (few arrays each, so LLVM's alias checks allow vectorising)
-        pi = Ib[:npop]
-        if proj_perm[q] != 0:  # sums stored in another order: gather them
+        ps = pa
+        if proj_perm[q] != 0:  # sums stored in another order: gather them first
+            ps = Ib[:npop]
             for n in range(npop):
-                pi[n] = acc[ap[n]]
-        else:
-            pi[:] = pa
+                ps[n] = acc[ap[n]]
         for n in range(npop):
-            pi[n] = min(max(pv[n] + pb[n] + ((pi[n] + hb) >> sh), lo), hi)
-        for n in range(npop):
-            vv = pi[n]
+            vv = min(max(pv[n] + pb[n] + ((ps[n] + hb) >> sh), lo), hi)
             th = pt[n]
-            z = np.int64(vv >= th)
+            z = np.int64(1) if vv >= th else np.int64(0)
             vv -= z * th
             pv[n] = vv
             po[n] = z
@@ -489,7 +486,7 @@ def _sample(kb, ko, ent_acc, ent_w, x, scale, top, bg, g, wb, wo, out, rec_off, 
         # ---- graph input: encoded nonzero values of the step
         sl0 = t % pop_ring[0]
         base0 = ring_off[0] + sl0 * n_in
-        if t > 0 and _same_frame(x, t, bg):  # the same frame: the same events
+        if t > 0 and not spiking and _same_frame(x, t, bg):  # a held frame: the same events
             nn0 = prev_n
             for j in range(nn0):
                 nz[base0 + j] = prev_i[j]

@@ -219,3 +219,23 @@ def test_malformed_packets_raise_noc_error():
         Packets.unicast([0, 1], [(0, 0)], [(1, 1), (0, 0)])
     with pytest.raises(NocError, match="flits: expected integers"):
         Packets.unicast([0], [(0, 0)], [(1, 1)], flits=1.5)
+
+
+@pytest.mark.parametrize("mode", ["unicast", "xy-tree"])
+def test_far_inject_cycles_take_the_pair_heap_with_the_same_order(mode):
+    """Inject cycles near 2**56 make the radix heap's keys (ready * 2**SH + edge)
+    overflow, so the binary heap of (ready, edge) pairs serves the links: the same
+    traffic shifted there gets the same delivery cycles, shifted, and the same link
+    counts, with contention."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(7)
+    pk = _random_packets(rng, 4, 4, 150, multicast=mode == "xy-tree")
+    near = simulate_noc(pk, 4, 4, 2, 1, multicast=mode)
+    shift = 1 << 56
+    far = simulate_noc(replace(pk, inject_cycle=pk.inject_cycle + shift), 4, 4, 2, 1, multicast=mode)
+    np.testing.assert_array_equal(far.delivery_cycle - shift, near.delivery_cycle)
+    np.testing.assert_array_equal(far.link_flits, near.link_flits)
+    assert (near.contention_cycles > 0).sum() > 10
+    np.testing.assert_array_equal(near.delivery_cycle,
+                                  simulate_noc_ref(pk, 4, 4, 2, 1, multicast=mode).delivery_cycle)
