@@ -76,7 +76,9 @@ runs every step of a sample (:func:`_sample`); samples are split over threads th
 without the GIL. The kernel is event-driven: per step it lists each population's nonzero
 outputs once and touches only the crossbar rows those sources drive (a CSR source neuron
 -> rows built by :func:`_event_index`); rows whose entries address runs of consecutive
-accumulators are added as contiguous spans (:func:`_row_spans`). The graph input is
+accumulators are added as contiguous spans (:func:`_row_spans`), and the accumulators
+of a projection onto a (C, H, W) population are stored (soma core, y, x, c) so that a
+convolution row is a few long runs (:func:`_acc_layout`). The graph input is
 encoded inside the kernel, nonzero values only (``models.intref`` encoding, validated
 beforehand with the same errors). When the input frames an input-fed population reads
 are the same as at the previous step, the input projections' sums are kept and their

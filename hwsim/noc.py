@@ -42,8 +42,9 @@ Zero-load latency (no contention) of a destination ``h`` hops away is therefore
 ``h * (R + W) + (L - 1)`` (REFERENCES.md). Chip-to-chip links are not modelled
 differently here: every link of the global grid costs ``W``. Since ``R >= 1``, a
 packet always becomes ready for its next link strictly after it started the
-previous one, so processing requests in global ``(ready, id)`` order from a heap
-serves every link in exactly the FIFO order above.
+previous one, so processing requests in global ``(ready, id)`` order from a
+priority queue (a radix heap, :func:`_run_into`) serves every link in exactly the
+FIFO order above.
 """
 
 from __future__ import annotations
