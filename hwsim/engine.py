@@ -105,8 +105,8 @@ from models.errors import SimulationError
 from models.intref import _quant_meta, encode_input  # noqa: F401
 from models.reference import _check_options
 
-from .noc import _build_routes as _noc_build_routes
-from .noc import _run as _noc_run  # noqa: F401
+from .noc import _deliver as _noc_deliver
+from .noc import _routes as _noc_routes
 from .noc import _run_into as _noc_run_into
 from .program import Program, ProgramError  # noqa: F401
 from .program import compile as compile_program
@@ -748,9 +748,19 @@ def _noc_send(kb, ko, wb, wo, npk, E, hist, hstat):
 
 
 @njit(cache=True, inline="always")
-def _lay_out(rt_link, rt_parent, pk_t0, pk_fl, pk_id, pk_base, e_link, e_parent, e_owner, npk, E, t0, fl, pid,
-             r0, r1):
-    """Append packet ``npk`` (inject ``t0``, ``fl`` flits, route template ``r0:r1``)."""
+def _packet_tables(kb, ko, wb, wo):
+    """The views :func:`_lay_out` writes packets and their edges through (taken once
+    per call, not per packet)."""
+    return (_f(kb, ko, _K_RT_LINK), _f(kb, ko, _K_RT_PARENT), _f(wb, wo, _W_PK_T0), _f(wb, wo, _W_PK_FL),
+            _f(wb, wo, _W_PK_ID), _f(wb, wo, _W_PK_BASE), _f(wb, wo, _W_E_LINK), _f(wb, wo, _W_E_PARENT),
+            _f(wb, wo, _W_E_OWNER))
+
+
+@njit(cache=True, inline="always")
+def _lay_out(tabs, npk, E, t0, fl, pid, r0, r1):
+    """Append packet ``npk`` (inject ``t0``, ``fl`` flits, route template ``r0:r1``) to
+    the tables ``tabs`` of :func:`_packet_tables`."""
+    rt_link, rt_parent, pk_t0, pk_fl, pk_id, pk_base, e_link, e_parent, e_owner = tabs
     pk_t0[npk] = t0
     pk_fl[npk] = fl
     pk_id[npk] = pid
@@ -804,18 +814,14 @@ def _send_psums(kb, ko, wb, wo, cand, c0, c1, t0_core, hist, hstat):
     pk_t0 = _f(wb, wo, _W_PK_T0)
     e_start = _f(wb, wo, _W_E_START)
     pk_base = _f(wb, wo, _W_PK_BASE)
-    rt_link = _f(kb, ko, _K_RT_LINK)
-    rt_parent = _f(kb, ko, _K_RT_PARENT)
-    e_link = _f(wb, wo, _W_E_LINK)
-    e_parent = _f(wb, wo, _W_E_PARENT)
-    e_owner = _f(wb, wo, _W_E_OWNER)
+    tabs = _packet_tables(kb, ko, wb, wo)
     npk = 0
     E = 0
     for i in range(c0, c1):
         kk = cand[i]
         if tc[kk] >= 0:
-            E = _lay_out(rt_link, rt_parent, pk_t0, pk_fl, pk_id, pk_base, e_link, e_parent, e_owner, npk, E,
-                         t0_core[tile_core[kk]], tile_psum_flits[kk], kk, tile_rt_ptr[kk], tile_rt_ptr[kk + 1])
+            E = _lay_out(tabs, npk, E, t0_core[tile_core[kk]], tile_psum_flits[kk], kk, tile_rt_ptr[kk],
+                         tile_rt_ptr[kk + 1])
             npk += 1
     if npk == 0:
         return
@@ -856,11 +862,7 @@ def _send_spikes_nb(kb, ko, wb, wo, p0, p1, t, hist, hstat):
     pk_t0 = _f(wb, wo, _W_PK_T0)
     e_start = _f(wb, wo, _W_E_START)
     pk_base = _f(wb, wo, _W_PK_BASE)
-    rt_link = _f(kb, ko, _K_RT_LINK)
-    rt_parent = _f(kb, ko, _K_RT_PARENT)
-    e_link = _f(wb, wo, _W_E_LINK)
-    e_parent = _f(wb, wo, _W_E_PARENT)
-    e_owner = _f(wb, wo, _W_E_OWNER)
+    tabs = _packet_tables(kb, ko, wb, wo)
     npk = 0
     E = 0
     for p in range(p0, p1):
@@ -874,8 +876,7 @@ def _send_spikes_nb(kb, ko, wb, wo, p0, p1, t, hist, hstat):
                 continue
             o = nzv[base + j]
             fl = max(abs(o), 1) if nrn_flit_count[gi] else 1
-            E = _lay_out(rt_link, rt_parent, pk_t0, pk_fl, pk_id, pk_base, e_link, e_parent, e_owner, npk, E,
-                         fend[nrn_core[gi]], fl, gi, rt_ptr[gi], rt_ptr[gi + 1])
+            E = _lay_out(tabs, npk, E, fend[nrn_core[gi]], fl, gi, rt_ptr[gi], rt_ptr[gi + 1])
             npk += 1
     if npk == 0:
         return 0
@@ -1022,31 +1023,17 @@ def _event_index(prog: Program):
 
 
 def _route_templates(src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool):
-    """Routes of packets laid out once by :func:`hwsim.noc._build_routes`: per packet
-    ``p`` its edges ``ptr_out[p]:ptr_out[p+1]`` (link id, parent relative to the
-    packet's first edge, -1 at the root) in the order the NoC model numbers them, and
-    per destination its last edge relative to the packet (-1: at the source)."""
-    n = src_xy.shape[0]
-    owner = np.repeat(np.arange(n), np.diff(ptr))
-    hops = np.abs(dst_xy - src_xy[owner]).sum(axis=1) if owner.size else np.zeros(0, np.int64)
-    bound = np.bincount(owner, weights=hops, minlength=n).astype(np.int64)
-    edge_off = np.zeros(n + 1, np.int64)
-    np.cumsum(bound, out=edge_off[1:])
-    E = int(edge_off[-1])
-    edge_link = np.zeros(E, np.int64)
-    edge_parent = np.full(E, -1, np.int64)
-    edge_packet = np.zeros(E, np.int64)
-    edge_count = np.zeros(n, np.int64)
-    dst_edge = np.full(owner.size, -1, np.int64)
-    _noc_build_routes(np.ascontiguousarray(src_xy, np.int64), np.ascontiguousarray(ptr, np.int64),
-                      np.ascontiguousarray(dst_xy, np.int64), edge_off, gw, gh, tree,
-                      edge_link, edge_parent, edge_packet, edge_count, dst_edge)
-    pk_of_edge = np.repeat(np.arange(n), bound)
-    valid = (np.arange(E) - edge_off[pk_of_edge]) < edge_count[pk_of_edge]
+    """Routes of packets laid out once by :func:`hwsim.noc._routes`: per packet ``p`` its
+    edges ``ptr_out[p]:ptr_out[p+1]`` (link id, parent relative to the packet's first
+    edge, -1 at the root) in the order the NoC model numbers them, and per destination
+    its last edge relative to the packet (-1: at the source)."""
+    edge_off, edge_link, edge_parent, edge_packet, edge_count, dst_edge, valid = _noc_routes(
+        src_xy, ptr, dst_xy, gw, gh, tree)
+    owner = np.repeat(np.arange(src_xy.shape[0]), np.diff(ptr))
     par = edge_parent[valid]
-    par_rel = np.where(par >= 0, par - edge_off[pk_of_edge[valid]], -1)
+    par_rel = np.where(par >= 0, par - edge_off[edge_packet[valid]], -1)
     dst_rel = np.where(dst_edge >= 0, dst_edge - edge_off[owner], -1)
-    ptr_out = np.zeros(n + 1, np.int64)
+    ptr_out = np.zeros(src_xy.shape[0] + 1, np.int64)
     np.cumsum(edge_count, out=ptr_out[1:])
     return ptr_out, edge_link[valid], par_rel.astype(np.int64), dst_rel.astype(np.int64)
 
@@ -1212,7 +1199,7 @@ def _acc_layout(prog: Program):
 
     for q in range(prog.proj_src.size):
         d = int(prog.proj_dst[q])
-        shape = shapes[d] if d < len(shapes) else ()
+        shape = shapes[d]
         if len(shape) != 3 or shape[0] < 2 or shape[1] * shape[2] < 2:
             continue
         a0, npost = int(prog.proj_acc_off[q]), int(prog.proj_npost[q])
@@ -1352,55 +1339,6 @@ def _kernel_input_array(net, x: np.ndarray, input_scale):
 # ------------------------------------------------------------------------ timing
 
 
-@njit(cache=True)
-def _noc_fast(t0, fl, src, ptr, dst, gw, gh, tree, R, W):
-    """The body of :func:`hwsim.noc.simulate_noc` (same routes, same link arbitration)
-    without validation: (delivery cycle, latency) per (packet, destination)."""
-    n = t0.size
-    D = dst.shape[0]
-    if ptr[n] != D:
-        raise ValueError("timing: internal packet list inconsistent")
-    for p in range(n):
-        if fl[p] < 1 or t0[p] < 0 or ptr[p + 1] - ptr[p] < 1:
-            raise ValueError("timing: internal packet list inconsistent")
-    owner = np.empty(D, np.int64)
-    bound = np.zeros(n, np.int64)
-    for p in range(n):
-        for k in range(ptr[p], ptr[p + 1]):
-            owner[k] = p
-            bound[p] += abs(dst[k, 0] - src[p, 0]) + abs(dst[k, 1] - src[p, 1])
-    edge_off = np.zeros(n + 1, np.int64)
-    for p in range(n):
-        edge_off[p + 1] = edge_off[p] + bound[p]
-    E = edge_off[n]
-    edge_link = np.zeros(E, np.int64)
-    edge_parent = np.full(E, -1, np.int64)
-    edge_packet = np.zeros(E, np.int64)
-    edge_count = np.zeros(n, np.int64)
-    dst_edge = np.full(D, -1, np.int64)
-    _noc_build_routes(src, ptr, dst, edge_off, gw, gh, tree,
-                      edge_link, edge_parent, edge_packet, edge_count, dst_edge)
-    edge_valid = np.zeros(E, np.bool_)
-    for p in range(n):
-        for e in range(edge_off[p], edge_off[p + 1]):
-            edge_valid[e] = (e - edge_off[p]) < edge_count[p]
-    edge_start = np.full(E, -1, np.int64)
-    link_flits = np.zeros(gw * gh * 4, np.int64)
-    _noc_run(t0, fl, edge_valid, edge_link, edge_parent, edge_packet, R, W,
-             gw * gh * 4, edge_start, link_flits)
-    delivery = np.empty(D, np.int64)
-    lat = np.empty(D, np.int64)
-    for k in range(D):
-        p = owner[k]
-        L = fl[p]
-        if dst_edge[k] >= 0:
-            delivery[k] = edge_start[dst_edge[k]] + W + L - 1
-        else:
-            delivery[k] = t0[p] + L - 1
-        lat[k] = delivery[k] - t0[p]
-    return delivery, lat
-
-
 class _Noc:
     """Runs :func:`hwsim.noc.simulate_noc` for the timing models, adds the inter-chip
     latency and collects packet latencies (see the module docstring)."""
@@ -1412,45 +1350,21 @@ class _Noc:
         self.mc = chip.noc.multicast
         self.extra = max(0, int(chip.noc.interchip_cycles) - self.R - self.W)
         self.lat = []
-        self._checked = False
 
     def __call__(self, inject, src_cores, dptr, dcores, flits):
-        """Delivery cycle per (packet, destination). The first call goes through
-        :func:`hwsim.noc.simulate_noc` (validated); later calls, whose packets are built
-        the same way from the compiled program, run the same steps without the
-        validation and result objects (the per-call overhead dominated timing)."""
+        """Delivery cycle per (packet, destination): :func:`hwsim.noc.simulate_noc`'s
+        model without its validation (the packets come from the compiled program)."""
         prog = self.prog
-        if not self._checked:
-            from .noc import Packets, simulate_noc
-
-            pk = Packets.from_arrays(inject, prog.core_xy[src_cores], dptr, prog.core_xy[dcores], flits)
-            res = simulate_noc(pk, prog.grid_w, prog.grid_h, self.R, self.W, multicast=self.mc)
-            self._checked = True
-            dl = res.delivery_cycle
-            lat = res.latency_cycles
-        else:
-            dl, lat = self._fast(inject, src_cores, dptr, dcores, flits)
+        t0 = np.asarray(inject, dtype=np.int64).reshape(-1)
+        fl = np.broadcast_to(np.asarray(flits, dtype=np.int64), t0.shape)
+        dl, _ = _noc_deliver(t0, fl, prog.core_xy[src_cores], dptr, prog.core_xy[dcores], int(prog.grid_w),
+                             int(prog.grid_h), self.mc == "xy-tree", self.R, self.W)
+        own = np.repeat(np.arange(t0.size), np.diff(dptr))
         if self.extra:
-            own = np.repeat(np.arange(len(src_cores)), np.diff(dptr))
             cross = np.abs(prog.core_chip[dcores] - prog.core_chip[np.asarray(src_cores)[own]]).sum(axis=1)
             dl = dl + cross * self.extra
-            self.lat.append(dl - np.asarray(inject)[own])
-        else:
-            self.lat.append(lat)
+        self.lat.append(dl - t0[own])
         return dl
-
-    def _fast(self, inject, src_cores, dptr, dcores, flits):
-        """:func:`hwsim.noc.simulate_noc` on internally generated packets, step for step."""
-        prog = self.prog
-        t0 = np.ascontiguousarray(inject, dtype=np.int64).reshape(-1)
-        n = t0.size
-        ptr = np.ascontiguousarray(dptr, dtype=np.int64).reshape(-1)
-        fl = np.asarray(flits, dtype=np.int64)
-        fl = np.full(n, int(fl), np.int64) if fl.ndim == 0 else np.ascontiguousarray(fl).reshape(-1)
-        src = np.ascontiguousarray(prog.core_xy[src_cores])
-        dst = np.ascontiguousarray(prog.core_xy[dcores])
-        return _noc_fast(t0, fl, src, ptr, dst, int(prog.grid_w), int(prog.grid_h), self.mc == "xy-tree",
-                         self.R, self.W)
 
     def hist(self):
         lat = np.concatenate(self.lat) if self.lat else np.zeros(0, np.int64)

@@ -375,6 +375,19 @@ def _rh_pop(key, nxt, head, last):
     return e, last
 
 
+@njit(cache=True, inline="always")
+def _serve(e, r, flits, edge_link, edge_packet, free_at, link_flits, edge_start, link, router):
+    """Edge ``e`` ready at cycle ``r`` crosses its link as soon as the link is free
+    (FIFO); returns the cycle its children are ready (``s + W + R``)."""
+    lid = edge_link[e]
+    L = flits[edge_packet[e]]
+    s = r if r > free_at[lid] else free_at[lid]
+    free_at[lid] = s + L
+    link_flits[lid] += L
+    edge_start[e] = s
+    return s + link + router
+
+
 @njit(cache=True)
 def _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, n_links,
          edge_start, link_flits):
@@ -433,14 +446,8 @@ def _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router
         while size > 0:
             e, last = _rh_pop(key, nxt, head, last)
             size -= 1
-            r = last >> SH
-            lid = edge_link[e]
-            L = flits[edge_packet[e]]
-            s = r if r > free_at[lid] else free_at[lid]
-            free_at[lid] = s + L
-            link_flits[lid] += L
-            edge_start[e] = s
-            ready = (s + link + router) << SH
+            ready = _serve(e, last >> SH, flits, edge_link, edge_packet, free_at, link_flits, edge_start, link,
+                           router) << SH
             c = first_child[e]
             while c >= 0:
                 _rh_insert(key, nxt, head, last, c, ready | c)
@@ -457,13 +464,7 @@ def _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router
         r = hr[0]
         e = he[0]
         size = _pop(hr, he, size)
-        lid = edge_link[e]
-        L = flits[edge_packet[e]]
-        s = r if r > free_at[lid] else free_at[lid]
-        free_at[lid] = s + L
-        link_flits[lid] += L
-        edge_start[e] = s
-        ready = s + link + router
+        ready = _serve(e, r, flits, edge_link, edge_packet, free_at, link_flits, edge_start, link, router)
         c = first_child[e]
         while c >= 0:
             size = _push(hr, he, size, ready, c)
@@ -535,29 +536,48 @@ def simulate_noc(packets: Packets, grid_w: int, grid_h: int, router_cycles: int,
     _validate(packets, grid_w, grid_h, router_cycles, link_cycles, multicast)
     pk = packets
     gw, gh, R, W = int(grid_w), int(grid_h), int(router_cycles), int(link_cycles)
-    owner = pk.packet_of_destination()
-    hops = xy_hops(pk.src_xy[owner], pk.dst_xy)
-    bound = np.bincount(owner, weights=hops, minlength=pk.n_packets).astype(np.int64)
-    edge_off = np.zeros(pk.n_packets + 1, dtype=np.int64)
+    delivery, link_flits = _deliver(pk.inject_cycle, pk.flits, pk.src_xy, pk.dst_indptr, pk.dst_xy, gw, gh,
+                                    multicast == "xy-tree", R, W)
+    return NocResult(pk, delivery, link_flits.reshape(gw, gh, 4), gw, gh, R, W, multicast)
+
+
+def _routes(src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool):
+    """Every packet's route laid out by :func:`_build_routes` (packet ``p`` owns edges
+    ``edge_off[p]:edge_off[p+1]``, of which the first ``edge_count[p]`` are used):
+    ``(edge_off, edge_link, edge_parent, edge_packet, edge_count, dst_edge, edge_valid)``."""
+    n = src_xy.shape[0]
+    owner = np.repeat(np.arange(n), np.diff(ptr))
+    bound = np.bincount(owner, weights=xy_hops(src_xy[owner], dst_xy), minlength=n).astype(np.int64)
+    edge_off = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(bound, out=edge_off[1:])
     E = int(edge_off[-1])
     edge_link = np.zeros(E, dtype=np.int64)
     edge_parent = np.full(E, -1, dtype=np.int64)
     edge_packet = np.zeros(E, dtype=np.int64)
-    edge_count = np.zeros(pk.n_packets, dtype=np.int64)
-    dst_edge = np.full(pk.n_destinations, -1, dtype=np.int64)
-    _build_routes(pk.src_xy, pk.dst_indptr, pk.dst_xy, edge_off, gw, gh, multicast == "xy-tree",
+    edge_count = np.zeros(n, dtype=np.int64)
+    dst_edge = np.full(owner.size, -1, dtype=np.int64)
+    _build_routes(np.ascontiguousarray(src_xy, np.int64), np.ascontiguousarray(ptr, np.int64),
+                  np.ascontiguousarray(dst_xy, np.int64), edge_off, gw, gh, tree,
                   edge_link, edge_parent, edge_packet, edge_count, dst_edge)
     edge_valid = (np.arange(E) - np.repeat(edge_off[:-1], bound)) < np.repeat(edge_count, bound)
-    edge_start = np.full(E, -1, dtype=np.int64)
+    return edge_off, edge_link, edge_parent, edge_packet, edge_count, dst_edge, edge_valid
+
+
+def _deliver(t0, flits, src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool, R: int, W: int):
+    """:func:`simulate_noc` without validation or result object: delivery cycle per
+    (packet, destination) and flits per link (flat), for packets the caller built."""
+    _, edge_link, edge_parent, edge_packet, _, dst_edge, edge_valid = _routes(src_xy, ptr, dst_xy, gw, gh, tree)
+    edge_start = np.full(edge_link.size, -1, dtype=np.int64)
     link_flits = np.zeros(gw * gh * 4, dtype=np.int64)
-    _run(pk.inject_cycle, pk.flits, edge_valid, edge_link, edge_parent, edge_packet, R, W,
-         gw * gh * 4, edge_start, link_flits)
-    L = pk.flits[owner]
+    t0 = np.ascontiguousarray(t0, np.int64)
+    flits = np.ascontiguousarray(flits, np.int64)
+    _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, R, W, gw * gh * 4, edge_start, link_flits)
+    owner = np.repeat(np.arange(t0.size), np.diff(ptr))
+    L = flits[owner]
     via = dst_edge >= 0
-    delivery = pk.inject_cycle[owner] + L - 1  # destinations at their own source
+    delivery = t0[owner] + L - 1  # destinations at their own source
     delivery[via] = edge_start[dst_edge[via]] + W + L[via] - 1
-    return NocResult(pk, delivery, link_flits.reshape(gw, gh, 4), gw, gh, R, W, multicast)
+    return delivery, link_flits
 
 
 def uniform_traffic(k: int, p: float, cycles: int, seed: int = 0) -> "Packets":
