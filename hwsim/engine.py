@@ -107,7 +107,7 @@ from models.reference import _check_options
 
 from .noc import _deliver as _noc_deliver
 from .noc import _routes as _noc_routes
-from .noc import _run_into as _noc_run_into
+from .noc import _run_into as _noc_run_into, link_order as _noc_link_order
 from .program import Program, ProgramError  # noqa: F401
 from .program import compile as compile_program
 from .result import RunResult
@@ -158,7 +158,7 @@ _KFIELDS = ("pop_model", "pop_size", "pop_off", "pop_ring", "ring_off", "slot_of
     "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand", "used_cores", "fire_all", "psum_all",
     "nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count", "rt_ptr", "rt_link", "rt_parent",
     "tile_rt_ptr", "tile_dst_edge", "tile_cross", "R", "W", "extra", "fixed", "barrier", "pipelined",
-    "n_links", "max_packets", "max_edges", "row_span", "span_ptr", "span_acc", "span_ent", "span_len",
+    "link_pos", "max_packets", "max_edges", "row_span", "span_ptr", "span_acc", "span_ent", "span_len",
     "acc_pos", "proj_perm")
 (_K_POP_MODEL, _K_POP_SIZE, _K_POP_OFF, _K_POP_RING, _K_RING_OFF, _K_SLOT_OFF, _K_POP_PROJ_PTR,
  _K_PROJ_ORDER, _K_POP_TILE_PTR, _K_TILE_ORDER, _K_POP_BT_PTR, _K_BT_START, _K_BT_OFF, _K_BT_VEC,
@@ -171,19 +171,18 @@ _KFIELDS = ("pop_model", "pop_size", "pop_off", "pop_ring", "ring_off", "slot_of
  _K_OUT_VAL_FLITS, _K_SPIKING, _K_N_ACC, _K_DSRC_PTR, _K_DSRC, _K_PCORE_PTR, _K_PCORES, _K_PFIRE,
  _K_PCAND_PTR, _K_PCAND, _K_USED_CORES, _K_FIRE_ALL, _K_PSUM_ALL, _K_NRN_DST_PTR, _K_NRN_DST_EDGE,
  _K_NRN_DST_CROSS, _K_NRN_FLIT_COUNT, _K_RT_PTR, _K_RT_LINK, _K_RT_PARENT, _K_TILE_RT_PTR, _K_TILE_DST_EDGE,
- _K_TILE_CROSS, _K_R, _K_W, _K_EXTRA, _K_FIXED, _K_BARRIER, _K_PIPELINED, _K_N_LINKS, _K_MAX_PACKETS,
+ _K_TILE_CROSS, _K_R, _K_W, _K_EXTRA, _K_FIXED, _K_BARRIER, _K_PIPELINED, _K_LINK_POS, _K_MAX_PACKETS,
  _K_MAX_EDGES, _K_ROW_SPAN, _K_SPAN_PTR, _K_SPAN_ACC, _K_SPAN_ENT, _K_SPAN_LEN, _K_ACC_POS,
  _K_PROJ_PERM) = range(100)
 _WFIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "t_nev", "t_cyc", "t_ac", "t_mac",
     "c_nev", "c_cyc", "c_ac", "c_mac", "same", "prev_i", "prev_v", "in_zero", "hot", "tc", "done",
     "core_free", "integ", "end_int", "psum_ready", "fend", "pk_t0", "pk_fl", "pk_id", "pk_base", "e_link",
-    "e_parent", "e_owner", "e_start", "e_valid", "link_flits", "e_fc", "e_ns", "e_key", "e_nxt", "rh_head",
-    "free_at")
+    "e_parent", "e_owner", "e_start", "e_valid", "link_flits", "e_order", "e_ready", "l_cnt", "l_used", "l_at")
 (_W_V, _W_ISYN, _W_ACC, _W_NZ, _W_NZV, _W_NZC, _W_IB, _W_O_ALL, _W_T_NEV, _W_T_CYC, _W_T_AC, _W_T_MAC,
  _W_C_NEV, _W_C_CYC, _W_C_AC, _W_C_MAC, _W_SAME, _W_PREV_I, _W_PREV_V, _W_IN_ZERO, _W_HOT, _W_TC, _W_DONE,
  _W_CORE_FREE, _W_INTEG, _W_END_INT, _W_PSUM_READY, _W_FEND, _W_PK_T0, _W_PK_FL, _W_PK_ID, _W_PK_BASE,
- _W_E_LINK, _W_E_PARENT, _W_E_OWNER, _W_E_START, _W_E_VALID, _W_LINK_FLITS, _W_E_FC, _W_E_NS, _W_E_KEY, _W_E_NXT,
- _W_RH_HEAD, _W_FREE_AT) = range(44)
+ _W_E_LINK, _W_E_PARENT, _W_E_OWNER, _W_E_START, _W_E_VALID, _W_LINK_FLITS, _W_E_ORDER, _W_E_READY, _W_L_CNT,
+ _W_L_USED, _W_L_AT) = range(43)
 
 
 @njit(cache=True)
@@ -733,7 +732,6 @@ def _noc_send(kb, ko, wb, wo, npk, E, hist, hstat):
     :func:`hwsim.noc._run`, the NoC model itself."""
     R = kb[ko[_K_R]]
     W = kb[ko[_K_W]]
-    n_links = kb[ko[_K_N_LINKS]]
     pk_t0 = _f(wb, wo, _W_PK_T0)
     pk_fl = _f(wb, wo, _W_PK_FL)
     e_valid = _f(wb, wo, _W_E_VALID)
@@ -741,10 +739,9 @@ def _noc_send(kb, ko, wb, wo, npk, E, hist, hstat):
     e_parent = _f(wb, wo, _W_E_PARENT)
     e_owner = _f(wb, wo, _W_E_OWNER)
     e_start = _f(wb, wo, _W_E_START)
-    link_flits = _f(wb, wo, _W_LINK_FLITS)
-    _noc_run_into(pk_t0[:npk], pk_fl[:npk], e_valid[:E], e_link[:E], e_parent[:E], e_owner[:E],
-                  R, W, n_links, e_start[:E], link_flits, _f(wb, wo, _W_E_FC), _f(wb, wo, _W_E_NS),
-                  _f(wb, wo, _W_E_KEY), _f(wb, wo, _W_E_NXT), _f(wb, wo, _W_RH_HEAD), _f(wb, wo, _W_FREE_AT))
+    _noc_run_into(pk_t0[:npk], pk_fl[:npk], e_valid[:E], e_link[:E], e_parent[:E], e_owner[:E], R, W,
+                  _f(kb, ko, _K_LINK_POS), e_start[:E], _f(wb, wo, _W_LINK_FLITS), _f(wb, wo, _W_L_CNT),
+                  _f(wb, wo, _W_L_USED), _f(wb, wo, _W_L_AT), _f(wb, wo, _W_E_ORDER), _f(wb, wo, _W_E_READY))
 
 
 @njit(cache=True, inline="always")
@@ -774,7 +771,7 @@ def _lay_out(tabs, npk, E, t0, fl, pid, r0, r1):
     return E
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _record_latency(dl, t0, hist, hstat):
     lat = dl - t0
     if lat < hist.shape[0]:
@@ -783,7 +780,7 @@ def _record_latency(dl, t0, hist, hstat):
     hstat[1] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _delivered(e_start, base, de, W, L, t0, cross, extra, hist, hstat):
     """Delivery cycle of a packet's tail at one destination: the head enters the
     destination's ejection edge ``de`` at ``e_start[base + de]`` and needs ``W`` more
@@ -1103,7 +1100,7 @@ def _timing_plan(prog: Program) -> dict:
         "tile_dst_edge": t_dst_edge, "tile_cross": tile_cross.astype(np.int64), "R": R, "W": W,
         "extra": max(0, int(chip.noc.interchip_cycles) - R - W),
         "fixed": -1 if fixed == "dynamic" else int(fixed), "barrier": int(chip.timing.barrier_cycles),
-        "pipelined": bool(prog.pipelined), "n_links": gw * gh * 4, "max_packets": max(N, K),
+        "pipelined": bool(prog.pipelined), "link_pos": _noc_link_order(gw, gh), "max_packets": max(N, K),
         "max_edges": int(n_link.size + t_link.size),
     }
 
@@ -1116,7 +1113,7 @@ def _no_timing_plan(prog: Program) -> dict:
                 "fire_all": np.zeros(prog.n_cores, np.int64), "psum_all": z, "nrn_dst_ptr": one, "nrn_dst_edge": z,
                 "nrn_dst_cross": z, "nrn_flit_count": np.zeros(0, np.bool_), "rt_ptr": one, "rt_link": z, "rt_parent": z,
                 "tile_rt_ptr": one, "tile_dst_edge": z, "tile_cross": z, "R": 1, "W": 0, "extra": 0, "fixed": -1, "barrier": 0,
-                "pipelined": False, "n_links": 0, "max_packets": 0, "max_edges": 0}
+                "pipelined": False, "link_pos": z, "max_packets": 0, "max_edges": 0}
 
 
 def _kernel_inputs(prog: Program, reset: str, spikes: str, in_flits: int, in_mult: bool, out_val_flits: int,
@@ -1276,17 +1273,17 @@ def _work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nd
     n_in = max(int(prog.pop_size[0]), 1)
     npk = max(int(kb[ko[_K_MAX_PACKETS]]), 1)
     E = max(int(kb[ko[_K_MAX_EDGES]]), 1)
+    nl = max(int(ko[_K_LINK_POS + 1] - ko[_K_LINK_POS]), 1)
     size = {"v": N, "isyn": N, "acc": max(prog.n_acc, 1), "nz": ring, "nzv": ring, "nzc": int(prog.pop_ring.sum()),
-                "Ib": max(int(prog.pop_size.max()), 1), "o_all": N, "same": T, "prev_i": n_in, "prev_v": n_in, "in_zero": P, "hot": P,
-                "done": P, "pk_t0": npk, "pk_fl": npk, "pk_id": npk, "pk_base": npk, "link_flits": max(int(kb[ko[_K_N_LINKS]]), 1)}
+            "Ib": max(int(prog.pop_size.max()), 1), "o_all": N, "same": T, "prev_i": n_in, "prev_v": n_in, "in_zero": P,
+            "hot": P, "done": P, "pk_t0": npk, "pk_fl": npk, "pk_id": npk, "pk_base": npk, "link_flits": nl,
+            "l_cnt": nl, "l_used": nl, "l_at": nl}
     for n in ("t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc"):
         size[n] = K
     for n in ("core_free", "integ", "end_int", "psum_ready", "fend"):
         size[n] = C
-    for n in ("e_link", "e_parent", "e_owner", "e_start", "e_valid", "e_fc", "e_ns", "e_key", "e_nxt"):
+    for n in ("e_link", "e_parent", "e_owner", "e_start", "e_valid", "e_order", "e_ready"):
         size[n] = E
-    size["rh_head"] = 66
-    size["free_at"] = size["link_flits"]
     off = np.zeros(len(_WFIELDS) + 1, np.int64)
     np.cumsum([size[n] for n in _WFIELDS], out=off[1:])
     return off

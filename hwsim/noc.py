@@ -40,11 +40,13 @@ Timing: cut-through, infinite buffers, one flit per link per cycle. With
 
 Zero-load latency (no contention) of a destination ``h`` hops away is therefore
 ``h * (R + W) + (L - 1)`` (REFERENCES.md). Chip-to-chip links are not modelled
-differently here: every link of the global grid costs ``W``. Since ``R >= 1``, a
-packet always becomes ready for its next link strictly after it started the
-previous one, so processing requests in global ``(ready, id)`` order from a
-priority queue (a radix heap, :func:`_run_into`) serves every link in exactly the
-FIFO order above.
+differently here: every link of the global grid costs ``W``.
+
+A link's service order depends only on the ready cycles of its requests, and those
+only on the links before it on their routes. XY routes visit links in a fixed
+topological order (:func:`link_order`), so :func:`_run_into` serves the links one
+after another in that order, each in (ready, id) order, with no priority queue.
+The SimPy twin (``noc_ref``) runs the same model as processes queueing for links.
 """
 
 from __future__ import annotations
@@ -53,14 +55,11 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from llvmlite import ir
 from numba import njit
-from numba.core import cgutils, types
-from numba.extending import intrinsic
 
 from models.errors import SnnchipError
 
-__all__ = ["NocError", "Packets", "NocResult", "simulate_noc", "MULTICAST_MODES", "xy_hops"]
+__all__ = ["NocError", "Packets", "NocResult", "simulate_noc", "MULTICAST_MODES", "xy_hops", "link_order"]
 
 MULTICAST_MODES = ("unicast", "xy-tree")
 _E, _W, _N, _S = 0, 1, 2, 3
@@ -278,197 +277,132 @@ def _build_routes(src, indptr, dst, edge_off, gw, gh, tree,
         edge_count[p] = n
 
 
-@njit(cache=True)
-def _less(ra, ea, rb, eb):
-    return ra < rb or (ra == rb and ea < eb)
+def link_order(grid_w: int, grid_h: int) -> np.ndarray:
+    """``(grid_w * grid_h * 4,)`` position of every directed link in a topological order
+    of XY routes: E links by increasing x, then W links by decreasing x, N links by
+    increasing y, S links by decreasing y (ties by link id).
+
+    An XY route only turns from x to y, so the link after ``(x, y, E)`` on any route
+    is ``(x + 1, y, E)`` or a N / S link, the link after ``(x, y, N)`` is
+    ``(x, y + 1, N)``, and so on: every link of a route comes later in this order
+    than the link before it, on unicast paths and xy-trees alike.
+    """
+    gw, gh = int(grid_w), int(grid_h)
+    x, y, port = np.meshgrid(np.arange(gw), np.arange(gh), np.arange(4), indexing="ij")
+    rank = np.select([port == _E, port == _W, port == _N],
+                     [x, 2 * gw - 1 - x, 2 * gw + y], 2 * gw + 2 * gh - 1 - y).reshape(-1)
+    pos = np.empty(gw * gh * 4, np.int64)
+    pos[np.lexsort((np.arange(rank.size), rank))] = np.arange(rank.size)
+    return pos
 
 
 @njit(cache=True)
-def _push(hr, he, size, r, e):
-    i = size
-    hr[i] = r
-    he[i] = e
-    while i > 0:
-        j = (i - 1) >> 1
-        if _less(hr[i], he[i], hr[j], he[j]):
-            hr[i], hr[j] = hr[j], hr[i]
-            he[i], he[j] = he[j], he[i]
-            i = j
-        else:
-            break
-    return size + 1
-
-
-@njit(cache=True)
-def _pop(hr, he, size):
-    size -= 1
-    hr[0] = hr[size]
-    he[0] = he[size]
-    i = 0
-    while True:
-        a = 2 * i + 1
-        if a >= size:
-            break
-        b = a + 1
-        c = a
-        if b < size and _less(hr[b], he[b], hr[a], he[a]):
-            c = b
-        if _less(hr[c], he[c], hr[i], he[i]):
-            hr[i], hr[c] = hr[c], hr[i]
-            he[i], he[c] = he[c], he[i]
-            i = c
-        else:
-            break
-    return size
-
-
-@intrinsic
-def _bit_length(typingctx, x):
-    """``int.bit_length`` of a non-negative int64 (``64 - ctlz``; 0 for 0)."""
-    sig = types.int64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        fnty = ir.FunctionType(ir.IntType(64), [ir.IntType(64), ir.IntType(1)])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.ctlz.i64")
-        clz = builder.call(fn, [args[0], ir.Constant(ir.IntType(1), 0)])
-        return builder.sub(ir.Constant(ir.IntType(64), 64), clz)
-
-    return sig, codegen
-
-
-@njit(cache=True, inline="always")
-def _rh_insert(key, nxt, head, last, e, k):
-    """Radix heap: file edge ``e`` with key ``k`` (``>= last``) in bucket
-    ``bit_length(k ^ last)``."""
-    key[e] = k
-    b = _bit_length(k ^ last)
-    nxt[e] = head[b]
-    head[b] = e
-
-
-@njit(cache=True)
-def _rh_pop(key, nxt, head, last):
-    """Radix heap: the edge with the smallest key and that key (the new ``last``).
-    Bucket 0 holds keys equal to ``last``; otherwise the first non-empty bucket's
-    minimum becomes ``last`` and its edges are re-filed into lower buckets."""
-    if head[0] < 0:
-        i = 1
-        while head[i] < 0:
-            i += 1
-        e = head[i]
-        m = key[e]
-        while e >= 0:
-            if key[e] < m:
-                m = key[e]
-            e = nxt[e]
-        last = m
-        e = head[i]
-        head[i] = -1
-        while e >= 0:
-            n = nxt[e]
-            b = _bit_length(key[e] ^ last)
-            nxt[e] = head[b]
-            head[b] = e
-            e = n
-    e = head[0]
-    head[0] = nxt[e]
-    return e, last
-
-
-@njit(cache=True, inline="always")
-def _serve(e, r, flits, edge_link, edge_packet, free_at, link_flits, edge_start, link, router):
-    """Edge ``e`` ready at cycle ``r`` crosses its link as soon as the link is free
-    (FIFO); returns the cycle its children are ready (``s + W + R``)."""
-    lid = edge_link[e]
-    L = flits[edge_packet[e]]
-    s = r if r > free_at[lid] else free_at[lid]
-    free_at[lid] = s + L
-    link_flits[lid] += L
-    edge_start[e] = s
-    return s + link + router
-
-
-@njit(cache=True)
-def _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, n_links,
+def _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, link_pos,
          edge_start, link_flits):
-    """Serve every link request in (ready, edge) order; edge order = packet-id order.
+    """Serve every link's requests in (ready, edge) order; edge order = packet-id order.
 
-    Fills ``edge_start[e]`` (cycle the head starts crossing edge e) and ``link_flits``
-    (:func:`_run_into` with fresh scratch arrays).
+    Fills ``edge_start[e]`` (cycle the head starts crossing edge e) and adds to
+    ``link_flits`` (:func:`_run_into` with fresh scratch arrays).
     """
     E = edge_link.shape[0]
-    _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, n_links, edge_start,
-              link_flits, np.empty(E, np.int64), np.empty(E, np.int64), np.empty(E, np.int64),
-              np.empty(E, np.int64), np.empty(66, np.int64), np.empty(max(n_links, 1), np.int64))
+    nl = link_pos.shape[0]
+    _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, link_pos, edge_start,
+              link_flits, np.empty(nl, np.int64), np.empty(nl, np.int64), np.empty(nl, np.int64),
+              np.empty(E, np.int64), np.empty(E, np.int64))
 
 
 @njit(cache=True)
-def _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, n_links,
-              edge_start, link_flits, first_child, next_sibling, key, nxt, head, free_at):
-    """:func:`_run` with caller-owned scratch (each at least ``E`` long; ``head`` 66,
-    ``free_at`` ``n_links``; contents on entry do not matter), so a simulator calling
+def _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, link_pos,
+              edge_start, link_flits, l_cnt, l_used, l_at, order, ready):
+    """:func:`_run` with caller-owned scratch (``l_*``: one entry per link, ``order``,
+    ``ready``: one per edge; contents on entry do not matter), so a simulator calling
     it every step allocates nothing.
 
-    The requests come out of a radix heap keyed ``ready * 2**SH + e`` (one integer,
-    unique per edge, ``2**SH > E``): keys leave it in increasing order and every key
-    pushed is larger than the last one taken (a child is ready at ``s + W + R >
-    ready`` of its parent, as ``R >= 1``), which is what a radix heap needs. When
-    the keys could overflow int64, a binary heap of (ready, edge) pairs serves the
-    same order.
+    The links are served one after another in the topological order ``link_pos``
+    (:func:`link_order`), so when a link comes up, every edge on it has its ready
+    cycle: ``t0 + R`` at the root, else the parent's start ``+ W + R`` (the parent's
+    link came earlier). The link's edges, gathered in edge order (a counting sort by
+    link), are sorted by ready cycle, stably, which is the spec's FIFO order
+    (ready, edge); then ``s = max(ready, free)``, ``free = s + L`` along the list.
+    No priority queue: O(E) plus the sorts, which are linear when a link's requests
+    already come in edge order, as a train of packets does.
     """
     E = edge_link.shape[0]
+    nl = link_pos.shape[0]
     for e in range(E):
-        first_child[e] = -1
         if edge_valid[e]:
-            free_at[edge_link[e]] = 0
-    for e in range(E - 1, -1, -1):  # reversed so sibling lists come out in edge order
-        if edge_valid[e] and edge_parent[e] >= 0:
+            l_cnt[edge_link[e]] = 0
+    nu = 0
+    for e in range(E):
+        if edge_valid[e]:
+            lid = edge_link[e]
+            if l_cnt[lid] == 0:
+                l_used[nu] = link_pos[lid] * nl + lid
+                nu += 1
+            l_cnt[lid] += 1
+    used = l_used[:nu]
+    if nu > 32:
+        used.sort()
+    else:
+        _insertion_sort(used)
+    p = 0
+    for i in range(nu):
+        lid = used[i] % nl
+        l_at[lid] = p
+        p += l_cnt[lid]
+    for e in range(E):
+        if edge_valid[e]:
+            lid = edge_link[e]
+            order[l_at[lid]] = e
+            l_at[lid] += 1
+    WR = link + router
+    p = 0
+    for i in range(nu):
+        lid = used[i] % nl
+        n = l_cnt[lid]
+        g = order[p:p + n]
+        p += n
+        shifts = 0
+        for k in range(n):  # ready cycles, and insertion by ready (stable: edge order on ties)
+            e = g[k]
             par = edge_parent[e]
-            next_sibling[e] = first_child[par]
-            first_child[par] = e
-    # bound on every ready cycle: the latest injection + R + every edge's L + W + R
-    bound = np.int64(0)
-    tmax = np.int64(0)
-    for e in range(E):
-        if edge_valid[e]:
-            bound += flits[edge_packet[e]] + link + router
-            if edge_parent[e] < 0:
-                tmax = max(tmax, t0[edge_packet[e]])
-    SH = _bit_length(np.int64(max(E, 1)))
-    if router >= 1 and tmax + router + bound < (np.int64(1) << (62 - SH)):
-        head[:] = -1
-        last = np.int64(0)
-        size = 0
-        for e in range(E):
-            if edge_valid[e] and edge_parent[e] < 0:
-                _rh_insert(key, nxt, head, last, e, ((t0[edge_packet[e]] + router) << SH) | e)
-                size += 1
-        while size > 0:
-            e, last = _rh_pop(key, nxt, head, last)
-            size -= 1
-            ready = _serve(e, last >> SH, flits, edge_link, edge_packet, free_at, link_flits, edge_start, link,
-                           router) << SH
-            c = first_child[e]
-            while c >= 0:
-                _rh_insert(key, nxt, head, last, c, ready | c)
-                size += 1
-                c = next_sibling[c]
-        return
-    hr = key
-    he = nxt
-    size = 0
-    for e in range(E - 1, -1, -1):
-        if edge_valid[e] and edge_parent[e] < 0:
-            size = _push(hr, he, size, t0[edge_packet[e]] + router, e)
-    while size > 0:
-        r = hr[0]
-        e = he[0]
-        size = _pop(hr, he, size)
-        ready = _serve(e, r, flits, edge_link, edge_packet, free_at, link_flits, edge_start, link, router)
-        c = first_child[e]
-        while c >= 0:
-            size = _push(hr, he, size, ready, c)
-            c = next_sibling[c]
+            r = t0[edge_packet[e]] + router if par < 0 else edge_start[par] + WR
+            ready[e] = r
+            j = k - 1
+            while j >= 0 and ready[g[j]] > r:
+                g[j + 1] = g[j]
+                j -= 1
+            g[j + 1] = e
+            shifts += k - 1 - j
+            if shifts > 8 * n + 64:  # far from sorted: finish with a stable O(n log n) sort
+                for m in range(k + 1, n):
+                    e = g[m]
+                    par = edge_parent[e]
+                    ready[e] = t0[edge_packet[e]] + router if par < 0 else edge_start[par] + WR
+                g[:] = g[np.argsort(ready[g], kind="mergesort")]
+                break
+        free = ready[g[0]]
+        tot = np.int64(0)
+        for k in range(n):
+            e = g[k]
+            L = flits[edge_packet[e]]
+            r = ready[e]
+            st = r if r > free else free
+            edge_start[e] = st
+            free = st + L
+            tot += L
+        link_flits[lid] += tot
+
+
+@njit(cache=True)
+def _insertion_sort(a):
+    for i in range(1, a.shape[0]):
+        v = a[i]
+        j = i - 1
+        while j >= 0 and a[j] > v:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = v
 
 
 # --------------------------------------------------------------------------- API
@@ -571,7 +505,7 @@ def _deliver(t0, flits, src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool, R: in
     link_flits = np.zeros(gw * gh * 4, dtype=np.int64)
     t0 = np.ascontiguousarray(t0, np.int64)
     flits = np.ascontiguousarray(flits, np.int64)
-    _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, R, W, gw * gh * 4, edge_start, link_flits)
+    _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, R, W, link_order(gw, gh), edge_start, link_flits)
     owner = np.repeat(np.arange(t0.size), np.diff(ptr))
     L = flits[owner]
     via = dst_edge >= 0

@@ -221,19 +221,70 @@ def test_malformed_packets_raise_noc_error():
         Packets.unicast([0], [(0, 0)], [(1, 1)], flits=1.5)
 
 
+def _delivery(pk, gw, gh, router, link, mode="xy-tree"):
+    """Delivery cycles of ``hwsim.noc._deliver`` (the unchecked path the engine uses)."""
+    from hwsim.noc import _deliver
+
+    return _deliver(pk.inject_cycle, pk.flits, pk.src_xy, pk.dst_indptr, pk.dst_xy, gw, gh, mode == "xy-tree",
+                    router, link)[0]
+
+
 @pytest.mark.parametrize("mode", ["unicast", "xy-tree"])
-def test_far_inject_cycles_take_the_pair_heap_with_the_same_order(mode):
-    """Inject cycles near 2**56 make the radix heap's keys (ready * 2**SH + edge)
-    overflow, so the binary heap of (ready, edge) pairs serves the links: the same
-    traffic shifted there gets the same delivery cycles, shifted, and the same link
-    counts, with contention."""
+def test_every_route_visits_links_in_topological_order(mode):
+    """The kernel serves links in ``link_order``: on every route of random traffic each
+    link comes strictly later in that order than the link before it."""
+    from hwsim.noc import _routes, link_order
+
+    rng = np.random.default_rng(3)
+    for gw, gh in ((1, 4), (5, 1), (4, 6), (7, 3)):
+        pk = _random_packets(rng, gw, gh, 300, multicast=mode == "xy-tree")
+        _, link, parent, _, _, _, valid = _routes(pk.src_xy, pk.dst_indptr, pk.dst_xy, gw, gh, mode == "xy-tree")
+        pos = link_order(gw, gh)
+        assert sorted(pos.tolist()) == list(range(gw * gh * 4))
+        child = valid & (parent >= 0)
+        assert child.sum() > 100
+        assert (pos[link[child]] > pos[link[parent[child]]]).all()
+
+
+@pytest.mark.parametrize("first", ["through", "injected"])
+def test_equal_ready_cycles_go_by_packet_id(first):
+    """R = W = L = 1. Packet A goes (0,0) -> (2,0) from cycle 0 and is ready for link
+    (1,0)E at cycle 3; packet B is injected at (1,0) at cycle 2, also ready for that
+    link at 3. The lower packet id crosses at 3 and is delivered at 4, the other
+    waits one cycle: delivered at 5."""
+    a, b = ([0, (0, 0)], [2, (1, 0)])
+    order = (a, b) if first == "through" else (b, a)
+    pk = Packets.unicast([p[0] for p in order], [p[1] for p in order], [(2, 0), (2, 0)], flits=1)
+    assert _delivery(pk, 3, 1, 1, 1).tolist() == [4, 5]
+    assert simulate_noc_ref(pk, 3, 1, 1, 1).delivery_cycle.tolist() == [4, 5]
+
+
+def test_requests_in_reverse_id_order_are_sorted_exactly():
+    """300 one-flit packets from one node to another, injected later the lower their
+    id (with ties): every link sees its requests in the reverse of edge order, which
+    the kernel sorts with a stable O(n log n) sort once insertion gets too costly;
+    the deliveries equal the SimPy twin's."""
+    n = 300
+    t0 = (n - np.arange(n)) // 3 * 2
+    pk = Packets.unicast(t0, np.tile([1, 0], (n, 1)), np.tile([3, 2], (n, 1)), flits=2)
+    ref = simulate_noc_ref(pk, 4, 3, 2, 1)
+    np.testing.assert_array_equal(_delivery(pk, 4, 3, 2, 1), ref.delivery_cycle)
+    assert (ref.contention_cycles > 0).sum() > n // 2
+
+
+@pytest.mark.parametrize("mode", ["unicast", "xy-tree"])
+def test_far_inject_cycles_give_the_same_deliveries_shifted(mode):
+    """Inject cycles near 2**56: the same traffic shifted there gets the same delivery
+    cycles, shifted, and the same link counts, with contention (no cycle is packed
+    into a wider key anywhere)."""
     from dataclasses import replace
 
     rng = np.random.default_rng(7)
     pk = _random_packets(rng, 4, 4, 150, multicast=mode == "xy-tree")
     near = simulate_noc(pk, 4, 4, 2, 1, multicast=mode)
     shift = 1 << 56
-    far = simulate_noc(replace(pk, inject_cycle=pk.inject_cycle + shift), 4, 4, 2, 1, multicast=mode)
+    far_pk = replace(pk, inject_cycle=pk.inject_cycle + shift)
+    far = simulate_noc(far_pk, 4, 4, 2, 1, multicast=mode)
     np.testing.assert_array_equal(far.delivery_cycle - shift, near.delivery_cycle)
     np.testing.assert_array_equal(far.link_flits, near.link_flits)
     assert (near.contention_cycles > 0).sum() > 10
