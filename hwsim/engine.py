@@ -762,10 +762,11 @@ def _lay_out(tabs, npk, E, t0, fl, pid, r0, r1):
     pk_fl[npk] = fl
     pk_id[npk] = pid
     pk_base[npk] = E
+    base = E  # a local: the tables share one blob, so pk_base[npk] would be reloaded per edge
     for e in range(r0, r1):
         e_link[E] = rt_link[e]
         par = rt_parent[e]
-        e_parent[E] = pk_base[npk] + par if par >= 0 else -1
+        e_parent[E] = base + par if par >= 0 else -1
         e_owner[E] = npk
         E += 1
     return E
