@@ -21,6 +21,9 @@ in ONE run against two yardsticks on this machine:
 Prints a table with the ratios (functional vs snnTorch samples/s, target >= 3x;
 synaptic events/s vs roofline, target >= 50 %; cycle-level vs functional time, target
 <= 2x), the machine, and writes it as Markdown to ``bench/results/sim_speed.md``.
+The two sides of each ratio run alternately (functional / cycle-level: best of 5
+each; snnTorch / functional: best of 3 each), so a slow phase of a shared machine
+does not land on one side only.
 ``--profile`` adds a cProfile of the cycle-level path (where the time goes).
 
 Usage: ``python bench/sim_speed.py [--mlp-samples 2000] [--cnn-samples 100]
@@ -202,13 +205,11 @@ def run_snntorch(ops, inputs: np.ndarray, batch: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- one model
 
-def timed(fn, repeat=1):
-    best, out = np.inf, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+def timed(fn):
+    """Wall-clock seconds of one call of ``fn``, and its result."""
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
 
 
 def timed_alternating(fa, fb, repeat):
