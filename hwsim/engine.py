@@ -158,7 +158,7 @@ _KFIELDS = ("pop_model", "pop_size", "pop_off", "pop_ring", "ring_off", "slot_of
     "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand", "used_cores", "fire_all", "psum_all",
     "nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count", "rt_ptr", "rt_link", "rt_parent",
     "tile_rt_ptr", "tile_dst_edge", "tile_cross", "R", "W", "extra", "fixed", "barrier", "pipelined",
-    "link_pos", "max_packets", "max_edges", "row_span", "span_ptr", "span_acc", "span_ent", "span_len",
+    "link_pos", "link_at", "max_packets", "max_edges", "row_span", "span_ptr", "span_acc", "span_ent", "span_len",
     "acc_pos", "proj_perm")
 (_K_POP_MODEL, _K_POP_SIZE, _K_POP_OFF, _K_POP_RING, _K_RING_OFF, _K_SLOT_OFF, _K_POP_PROJ_PTR,
  _K_PROJ_ORDER, _K_POP_TILE_PTR, _K_TILE_ORDER, _K_POP_BT_PTR, _K_BT_START, _K_BT_OFF, _K_BT_VEC,
@@ -171,9 +171,9 @@ _KFIELDS = ("pop_model", "pop_size", "pop_off", "pop_ring", "ring_off", "slot_of
  _K_OUT_VAL_FLITS, _K_SPIKING, _K_N_ACC, _K_DSRC_PTR, _K_DSRC, _K_PCORE_PTR, _K_PCORES, _K_PFIRE,
  _K_PCAND_PTR, _K_PCAND, _K_USED_CORES, _K_FIRE_ALL, _K_PSUM_ALL, _K_NRN_DST_PTR, _K_NRN_DST_EDGE,
  _K_NRN_DST_CROSS, _K_NRN_FLIT_COUNT, _K_RT_PTR, _K_RT_LINK, _K_RT_PARENT, _K_TILE_RT_PTR, _K_TILE_DST_EDGE,
- _K_TILE_CROSS, _K_R, _K_W, _K_EXTRA, _K_FIXED, _K_BARRIER, _K_PIPELINED, _K_LINK_POS, _K_MAX_PACKETS,
+ _K_TILE_CROSS, _K_R, _K_W, _K_EXTRA, _K_FIXED, _K_BARRIER, _K_PIPELINED, _K_LINK_POS, _K_LINK_AT, _K_MAX_PACKETS,
  _K_MAX_EDGES, _K_ROW_SPAN, _K_SPAN_PTR, _K_SPAN_ACC, _K_SPAN_ENT, _K_SPAN_LEN, _K_ACC_POS,
- _K_PROJ_PERM) = range(100)
+ _K_PROJ_PERM) = range(101)
 _WFIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "t_nev", "t_cyc", "t_ac", "t_mac",
     "c_nev", "c_cyc", "c_ac", "c_mac", "same", "prev_i", "prev_v", "in_zero", "hot", "tc", "done",
     "core_free", "integ", "end_int", "psum_ready", "fend", "pk_t0", "pk_fl", "pk_id", "pk_base", "e_link",
@@ -703,7 +703,7 @@ def _run(g, n_groups, kb, ko, ent_acc, ent_w, wo, x, scale, top, b0, nb, out, re
     ``n_rec`` (index within the call) record their outputs and tile cycles (traces);
     global samples below ``n_timed`` get the cycle timing. ``wo``: the scratch layout
     (:func:`_work_layout`). Runs without the GIL (one Python thread per group)."""
-    wb = np.zeros(wo[-1], np.int64)
+    wb = np.zeros(wo[-1], np.int64)  # zero: the NoC's per-link counts (l_cnt) must start so
     wb[wo[_W_E_VALID]:wo[_W_E_VALID + 1]] = 1
     for b in range(g, nb, n_groups):
         bg = b0 + b
@@ -740,8 +740,9 @@ def _noc_send(kb, ko, wb, wo, npk, E, hist, hstat):
     e_owner = _f(wb, wo, _W_E_OWNER)
     e_start = _f(wb, wo, _W_E_START)
     _noc_run_into(pk_t0[:npk], pk_fl[:npk], e_valid[:E], e_link[:E], e_parent[:E], e_owner[:E], R, W,
-                  _f(kb, ko, _K_LINK_POS), e_start[:E], _f(wb, wo, _W_LINK_FLITS), _f(wb, wo, _W_L_CNT),
-                  _f(wb, wo, _W_L_USED), _f(wb, wo, _W_L_AT), _f(wb, wo, _W_E_ORDER), _f(wb, wo, _W_E_READY))
+                  _f(kb, ko, _K_LINK_POS), _f(kb, ko, _K_LINK_AT), e_start[:E], _f(wb, wo, _W_LINK_FLITS),
+                  _f(wb, wo, _W_L_CNT), _f(wb, wo, _W_L_USED), _f(wb, wo, _W_L_AT), _f(wb, wo, _W_E_ORDER),
+                  _f(wb, wo, _W_E_READY))
 
 
 @njit(cache=True, inline="always")
@@ -1086,6 +1087,7 @@ def _timing_plan(prog: Program) -> dict:
     pm = prog.pop_model[np.searchsorted(prog.pop_off, np.arange(N), side="right") - 1]
     R, W = int(chip.noc.router_cycles), int(chip.noc.link_cycles)
     fixed = chip.timing.step_cycles
+    link_pos = _noc_link_order(gw, gh)
     d_ptr, d_flat = csr(dsrc)
     pc_ptr, pc_flat = csr(pcores)
     _, pf_flat = csr(pfire)
@@ -1101,7 +1103,8 @@ def _timing_plan(prog: Program) -> dict:
         "tile_dst_edge": t_dst_edge, "tile_cross": tile_cross.astype(np.int64), "R": R, "W": W,
         "extra": max(0, int(chip.noc.interchip_cycles) - R - W),
         "fixed": -1 if fixed == "dynamic" else int(fixed), "barrier": int(chip.timing.barrier_cycles),
-        "pipelined": bool(prog.pipelined), "link_pos": _noc_link_order(gw, gh), "max_packets": max(N, K),
+        "pipelined": bool(prog.pipelined), "link_pos": link_pos, "link_at": np.argsort(link_pos),
+        "max_packets": max(N, K),
         "max_edges": int(n_link.size + t_link.size),
     }
 
@@ -1114,7 +1117,7 @@ def _no_timing_plan(prog: Program) -> dict:
                 "fire_all": np.zeros(prog.n_cores, np.int64), "psum_all": z, "nrn_dst_ptr": one, "nrn_dst_edge": z,
                 "nrn_dst_cross": z, "nrn_flit_count": np.zeros(0, np.bool_), "rt_ptr": one, "rt_link": z, "rt_parent": z,
                 "tile_rt_ptr": one, "tile_dst_edge": z, "tile_cross": z, "R": 1, "W": 0, "extra": 0, "fixed": -1, "barrier": 0,
-                "pipelined": False, "link_pos": z, "max_packets": 0, "max_edges": 0}
+                "pipelined": False, "link_pos": z, "link_at": z, "max_packets": 0, "max_edges": 0}
 
 
 def _kernel_inputs(prog: Program, reset: str, spikes: str, in_flits: int, in_mult: bool, out_val_flits: int,

@@ -297,7 +297,7 @@ def link_order(grid_w: int, grid_h: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, link_pos,
+def _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, link_pos, link_at,
          edge_start, link_flits):
     """Serve every link's requests in (ready, edge) order; edge order = packet-id order.
 
@@ -306,48 +306,59 @@ def _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, lin
     """
     E = edge_link.shape[0]
     nl = link_pos.shape[0]
-    _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, link_pos, edge_start,
-              link_flits, np.empty(nl, np.int64), np.empty(nl, np.int64), np.empty(nl, np.int64),
+    _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, link_pos, link_at,
+              edge_start, link_flits, np.zeros(nl, np.int64), np.empty(nl, np.int64), np.empty(nl, np.int64),
               np.empty(E, np.int64), np.empty(E, np.int64))
 
 
 @njit(cache=True)
-def _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, link_pos,
+def _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, link_pos, link_at,
               edge_start, link_flits, l_cnt, l_used, l_at, order, ready):
-    """:func:`_run` with caller-owned scratch (``l_*``: one entry per link, ``order``,
-    ``ready``: one per edge; contents on entry do not matter), so a simulator calling
-    it every step allocates nothing.
+    """:func:`_run` with caller-owned scratch, so a simulator calling it every step
+    allocates nothing: ``l_cnt`` (one per link) must be all zero on entry and is left
+    so; ``l_used``, ``l_at`` (one per link), ``order``, ``ready`` (one per edge) may
+    hold anything.
 
     The links are served one after another in the topological order ``link_pos``
-    (:func:`link_order`), so when a link comes up, every edge on it has its ready
-    cycle: ``t0 + R`` at the root, else the parent's start ``+ W + R`` (the parent's
-    link came earlier). The link's edges, gathered in edge order (a counting sort by
-    link), are sorted by ready cycle, stably, which is the spec's FIFO order
-    (ready, edge); then ``s = max(ready, free)``, ``free = s + L`` along the list.
-    No priority queue: O(E) plus the sorts, which are linear when a link's requests
-    already come in edge order, as a train of packets does.
+    (:func:`link_order`; ``link_at`` is its inverse, link at each position), so when
+    a link comes up, every edge on it has its ready cycle: ``t0 + R`` at the root,
+    else the parent's start ``+ W + R`` (the parent's link came earlier). The link's
+    edges, gathered in edge order (a counting sort by link), are sorted by ready
+    cycle, stably, which is the spec's FIFO order (ready, edge); then ``s = max(ready,
+    free)``, ``free = s + L`` along the list. No priority queue: O(E) plus the
+    sorts, which are linear when a link's requests already come in edge order, as a
+    train of packets does.
     """
     E = edge_link.shape[0]
     nl = link_pos.shape[0]
-    for e in range(E):
-        if edge_valid[e]:
-            l_cnt[edge_link[e]] = 0
     nu = 0
     for e in range(E):
         if edge_valid[e]:
             lid = edge_link[e]
             if l_cnt[lid] == 0:
-                l_used[nu] = link_pos[lid] * nl + lid
+                l_used[nu] = lid
                 nu += 1
             l_cnt[lid] += 1
-    used = l_used[:nu]
-    if nu > 32:
-        used.sort()
+    # the used links in topological order: sort a few; walk every position for many
+    if nu * 8 > nl:
+        k = 0
+        for q in range(nl):
+            lid = link_at[q]
+            if l_cnt[lid] != 0:
+                l_used[k] = lid
+                k += 1
     else:
-        _insertion_sort(used)
+        for i in range(1, nu):
+            lid = l_used[i]
+            pv = link_pos[lid]
+            j = i - 1
+            while j >= 0 and link_pos[l_used[j]] > pv:
+                l_used[j + 1] = l_used[j]
+                j -= 1
+            l_used[j + 1] = lid
     p = 0
     for i in range(nu):
-        lid = used[i] % nl
+        lid = l_used[i]
         l_at[lid] = p
         p += l_cnt[lid]
     for e in range(E):
@@ -358,8 +369,9 @@ def _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router
     WR = link + router
     p = 0
     for i in range(nu):
-        lid = used[i] % nl
+        lid = l_used[i]
         n = l_cnt[lid]
+        l_cnt[lid] = 0
         g = order[p:p + n]
         p += n
         shifts = 0
@@ -392,17 +404,6 @@ def _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router
             free = st + L
             tot += L
         link_flits[lid] += tot
-
-
-@njit(cache=True)
-def _insertion_sort(a):
-    for i in range(1, a.shape[0]):
-        v = a[i]
-        j = i - 1
-        while j >= 0 and a[j] > v:
-            a[j + 1] = a[j]
-            j -= 1
-        a[j + 1] = v
 
 
 # --------------------------------------------------------------------------- API
@@ -505,7 +506,8 @@ def _deliver(t0, flits, src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool, R: in
     link_flits = np.zeros(gw * gh * 4, dtype=np.int64)
     t0 = np.ascontiguousarray(t0, np.int64)
     flits = np.ascontiguousarray(flits, np.int64)
-    _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, R, W, link_order(gw, gh), edge_start, link_flits)
+    pos = link_order(gw, gh)
+    _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, R, W, pos, np.argsort(pos), edge_start, link_flits)
     owner = np.repeat(np.arange(t0.size), np.diff(ptr))
     L = flits[owner]
     via = dst_edge >= 0

@@ -246,6 +246,28 @@ def test_every_route_visits_links_in_topological_order(mode):
         assert (pos[link[child]] > pos[link[parent[child]]]).all()
 
 
+@pytest.mark.parametrize("region", [3, 12])
+def test_few_or_many_links_used_equal_simpy(region):
+    """The kernel orders the links a call uses by sorting them when they are few (at
+    most 1/8 of the mesh's links) and by walking every link position when they are
+    many; both give the SimPy twin's deliveries, with contention. Traffic on a 12 x 13
+    mesh (the tianjic grid) confined to a 3 x 3 corner, or spread over all of it."""
+    from hwsim.noc import _routes
+
+    rng = np.random.default_rng(21)
+    n = 60 if region == 3 else 400
+    t0 = np.sort(rng.integers(0, 20, n))
+    src = rng.integers(0, region, (n, 2))
+    dst = rng.integers(0, region, (n, 2))
+    pk = Packets.unicast(t0, src, dst, rng.integers(1, 4, n))
+    _, link, _, _, _, _, valid = _routes(pk.src_xy, pk.dst_indptr, pk.dst_xy, 12, 13, True)
+    used = np.unique(link[valid]).size
+    assert (used * 8 <= 12 * 13 * 4) == (region == 3)
+    ref = simulate_noc_ref(pk, 12, 13, 2, 1)
+    np.testing.assert_array_equal(_delivery(pk, 12, 13, 2, 1), ref.delivery_cycle)
+    assert (ref.contention_cycles > 0).sum() > 5
+
+
 @pytest.mark.parametrize("first", ["through", "injected"])
 def test_equal_ready_cycles_go_by_packet_id(first):
     """R = W = L = 1. Packet A goes (0,0) -> (2,0) from cycle 0 and is ready for link
