@@ -107,7 +107,7 @@ from models.reference import _check_options
 
 from .noc import _deliver as _noc_deliver
 from .noc import _routes as _noc_routes
-from .noc import _run_into as _noc_run_into, link_order as _noc_link_order
+from .noc import _link_tables as _noc_link_tables, _run_into as _noc_run_into
 from .program import Program, ProgramError  # noqa: F401
 from .program import compile as compile_program
 from .result import RunResult
@@ -774,15 +774,6 @@ def _lay_out(tabs, npk, E, t0, fl, pid, r0, r1):
 
 
 @njit(cache=True, inline="always")
-def _record_latency(dl, t0, hist, hstat):
-    lat = dl - t0
-    if lat < hist.shape[0]:
-        hist[lat] += 1
-    hstat[0] = max(hstat[0], lat)
-    hstat[1] += 1
-
-
-@njit(cache=True, inline="always")
 def _delivered(e_start, base, de, W, L, t0, cross, extra, hist, hstat):
     """Delivery cycle of a packet's tail at one destination: the head enters the
     destination's ejection edge ``de`` at ``e_start[base + de]`` and needs ``W`` more
@@ -790,7 +781,11 @@ def _delivered(e_start, base, de, W, L, t0, cross, extra, hist, hstat):
     ``cross * extra`` for chip boundaries; recorded in the latency histogram."""
     dl = (e_start[base + de] + W + L - 1) if de >= 0 else t0 + L - 1
     dl += cross * extra
-    _record_latency(dl, t0, hist, hstat)
+    lat = dl - t0
+    if lat < hist.shape[0]:
+        hist[lat] += 1
+    hstat[0] = max(hstat[0], lat)
+    hstat[1] += 1
     return dl
 
 
@@ -1087,7 +1082,7 @@ def _timing_plan(prog: Program) -> dict:
     pm = prog.pop_model[np.searchsorted(prog.pop_off, np.arange(N), side="right") - 1]
     R, W = int(chip.noc.router_cycles), int(chip.noc.link_cycles)
     fixed = chip.timing.step_cycles
-    link_pos = _noc_link_order(gw, gh)
+    link_pos, link_at = _noc_link_tables(gw, gh)
     d_ptr, d_flat = csr(dsrc)
     pc_ptr, pc_flat = csr(pcores)
     _, pf_flat = csr(pfire)
@@ -1103,7 +1098,7 @@ def _timing_plan(prog: Program) -> dict:
         "tile_dst_edge": t_dst_edge, "tile_cross": tile_cross.astype(np.int64), "R": R, "W": W,
         "extra": max(0, int(chip.noc.interchip_cycles) - R - W),
         "fixed": -1 if fixed == "dynamic" else int(fixed), "barrier": int(chip.timing.barrier_cycles),
-        "pipelined": bool(prog.pipelined), "link_pos": link_pos, "link_at": np.argsort(link_pos),
+        "pipelined": bool(prog.pipelined), "link_pos": link_pos, "link_at": link_at,
         "max_packets": max(N, K),
         "max_edges": int(n_link.size + t_link.size),
     }

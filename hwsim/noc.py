@@ -51,6 +51,7 @@ The SimPy twin (``noc_ref``) runs the same model as processes queueing for links
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -296,6 +297,17 @@ def link_order(grid_w: int, grid_h: int) -> np.ndarray:
     return pos
 
 
+@functools.lru_cache(maxsize=16)
+def _link_tables(grid_w: int, grid_h: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(link_pos, link_at)``: :func:`link_order` and its inverse (the link at each
+    position), built once per grid size; read-only."""
+    pos = link_order(grid_w, grid_h)
+    at = np.argsort(pos)
+    pos.flags.writeable = False
+    at.flags.writeable = False
+    return pos, at
+
+
 @njit(cache=True)
 def _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, link_pos, link_at,
          edge_start, link_flits):
@@ -374,25 +386,11 @@ def _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router
         l_cnt[lid] = 0
         g = order[p:p + n]
         p += n
-        shifts = 0
-        for k in range(n):  # ready cycles, and insertion by ready (stable: edge order on ties)
+        for k in range(n):  # ready cycles: the parents' links were served before this one
             e = g[k]
             par = edge_parent[e]
-            r = t0[edge_packet[e]] + router if par < 0 else edge_start[par] + WR
-            ready[e] = r
-            j = k - 1
-            while j >= 0 and ready[g[j]] > r:
-                g[j + 1] = g[j]
-                j -= 1
-            g[j + 1] = e
-            shifts += k - 1 - j
-            if shifts > 8 * n + 64:  # far from sorted: finish with a stable O(n log n) sort
-                for m in range(k + 1, n):
-                    e = g[m]
-                    par = edge_parent[e]
-                    ready[e] = t0[edge_packet[e]] + router if par < 0 else edge_start[par] + WR
-                g[:] = g[np.argsort(ready[g], kind="mergesort")]
-                break
+            ready[e] = t0[edge_packet[e]] + router if par < 0 else edge_start[par] + WR
+        _sort_stable_by(g, ready)
         free = ready[g[0]]
         tot = np.int64(0)
         for k in range(n):
@@ -404,6 +402,28 @@ def _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router
             free = st + L
             tot += L
         link_flits[lid] += tot
+
+
+@njit(cache=True, inline="always")
+def _sort_stable_by(g, key):
+    """Sort the ids ``g`` by ``key[g]`` in place, stably (ties keep their order): by
+    insertion, linear when ``g`` is nearly in order; once the shifts pass ``8 n + 64``
+    a stable mergesort finishes (the insertion sorted a prefix whose ids all came
+    before the rest, so stability still gives (key, original order))."""
+    n = g.shape[0]
+    shifts = 0
+    for k in range(1, n):
+        e = g[k]
+        r = key[e]
+        j = k - 1
+        while j >= 0 and key[g[j]] > r:
+            g[j + 1] = g[j]
+            j -= 1
+        g[j + 1] = e
+        shifts += k - 1 - j
+        if shifts > 8 * n + 64:
+            g[:] = g[np.argsort(key[g], kind="mergesort")]
+            return
 
 
 # --------------------------------------------------------------------------- API
@@ -506,8 +526,8 @@ def _deliver(t0, flits, src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool, R: in
     link_flits = np.zeros(gw * gh * 4, dtype=np.int64)
     t0 = np.ascontiguousarray(t0, np.int64)
     flits = np.ascontiguousarray(flits, np.int64)
-    pos = link_order(gw, gh)
-    _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, R, W, pos, np.argsort(pos), edge_start, link_flits)
+    _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, R, W, *_link_tables(gw, gh), edge_start,
+         link_flits)
     owner = np.repeat(np.arange(t0.size), np.diff(ptr))
     L = flits[owner]
     via = dst_edge >= 0

@@ -419,7 +419,7 @@ def test_fast_noc_equals_simulate_noc(multicast):
     """The unchecked NoC call the Python timing model uses (hwsim.noc._deliver) gives
     the SimPy twin's deliveries."""
     from hwsim.noc import Packets, _deliver
-    from hwsim.noc_ref import simulate_noc_ref as simulate_noc
+    from hwsim.noc_ref import simulate_noc_ref
 
     rng = np.random.default_rng(5)
     gw, gh = 5, 4
@@ -431,7 +431,7 @@ def test_fast_noc_equals_simulate_noc(multicast):
         dst = np.stack([rng.integers(0, gw, ptr[-1]), rng.integers(0, gh, ptr[-1])], axis=1).astype(np.int64)
         t0 = rng.integers(0, 20, n).astype(np.int64)
         fl = rng.integers(1, 5, n).astype(np.int64)
-        res = simulate_noc(Packets.from_arrays(t0, src, ptr, dst, fl), gw, gh, 2, 1, multicast=multicast)
+        res = simulate_noc_ref(Packets.from_arrays(t0, src, ptr, dst, fl), gw, gh, 2, 1, multicast=multicast)
         dl, _ = _deliver(t0, fl, src, ptr, dst, gw, gh, multicast == "xy-tree", 2, 1)
         lat = dl - t0[np.repeat(np.arange(n), nd)]
         np.testing.assert_array_equal(dl, res.delivery_cycle)
