@@ -360,14 +360,7 @@ def _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router
                 l_used[k] = lid
                 k += 1
     else:
-        for i in range(1, nu):
-            lid = l_used[i]
-            pv = link_pos[lid]
-            j = i - 1
-            while j >= 0 and link_pos[l_used[j]] > pv:
-                l_used[j + 1] = l_used[j]
-                j -= 1
-            l_used[j + 1] = lid
+        _sort_stable_by(l_used[:nu], link_pos)
     p = 0
     for i in range(nu):
         lid = l_used[i]
