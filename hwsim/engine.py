@@ -89,7 +89,10 @@ neurons get no input and none of which sits at or above threshold is not updated
 The cycle timing of a step runs in the same call (:func:`_step_timing`): the same
 packets in the same order through the NoC model's own arbitration
 (:func:`hwsim.noc._run`), with routes laid out once per program
-(:func:`_route_templates`). With a Chrome trace, the timeline comes from the
+(:func:`_route_templates`); a step's spikes of one route class (source core and
+destination cores, :func:`_route_classes`) are first simulated as one packet per
+class, a train (:func:`_send_trains`), which is exact when no train waited on a link,
+and packet by packet otherwise. With a Chrome trace, the timeline comes from the
 step-by-step Python model (:func:`_timing`, :func:`_timing_pipelined`), which the tests
 hold equal to the compiled one.
 """
@@ -108,6 +111,7 @@ from models.reference import _check_options
 from .noc import _deliver as _noc_deliver
 from .noc import _routes as _noc_routes
 from .noc import _link_tables as _noc_link_tables, _run_into as _noc_run_into
+from .noc import _run_trains_into as _noc_run_trains_into
 from .program import Program, ProgramError  # noqa: F401
 from .program import compile as compile_program
 from .result import RunResult
@@ -159,7 +163,7 @@ _KFIELDS = ("pop_model", "pop_size", "pop_off", "pop_ring", "ring_off", "slot_of
     "nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count", "rt_ptr", "rt_link", "rt_parent",
     "tile_rt_ptr", "tile_dst_edge", "tile_cross", "R", "W", "extra", "fixed", "barrier", "pipelined",
     "link_pos", "link_at", "max_packets", "max_edges", "row_span", "span_ptr", "span_acc", "span_ent", "span_len",
-    "acc_pos", "proj_perm")
+    "acc_pos", "proj_perm", "nrn_cls", "n_cls")
 (_K_POP_MODEL, _K_POP_SIZE, _K_POP_OFF, _K_POP_RING, _K_RING_OFF, _K_SLOT_OFF, _K_POP_PROJ_PTR,
  _K_PROJ_ORDER, _K_POP_TILE_PTR, _K_TILE_ORDER, _K_POP_BT_PTR, _K_BT_START, _K_BT_OFF, _K_BT_VEC,
  _K_POP_SKIP, _K_NRN_CORE, _K_NRN_BIAS, _K_NRN_THR, _K_NRN_VRESET, _K_NRN_ALPHA, _K_NRN_ASYN, _K_NRN_VLEAK,
@@ -173,16 +177,17 @@ _KFIELDS = ("pop_model", "pop_size", "pop_off", "pop_ring", "ring_off", "slot_of
  _K_NRN_DST_CROSS, _K_NRN_FLIT_COUNT, _K_RT_PTR, _K_RT_LINK, _K_RT_PARENT, _K_TILE_RT_PTR, _K_TILE_DST_EDGE,
  _K_TILE_CROSS, _K_R, _K_W, _K_EXTRA, _K_FIXED, _K_BARRIER, _K_PIPELINED, _K_LINK_POS, _K_LINK_AT, _K_MAX_PACKETS,
  _K_MAX_EDGES, _K_ROW_SPAN, _K_SPAN_PTR, _K_SPAN_ACC, _K_SPAN_ENT, _K_SPAN_LEN, _K_ACC_POS,
- _K_PROJ_PERM) = range(101)
+ _K_PROJ_PERM, _K_NRN_CLS, _K_N_CLS) = range(103)
 _WFIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "t_nev", "t_cyc", "t_ac", "t_mac",
     "c_nev", "c_cyc", "c_ac", "c_mac", "same", "prev_i", "prev_v", "in_zero", "hot", "tc", "done",
     "core_free", "integ", "end_int", "psum_ready", "fend", "pk_t0", "pk_fl", "pk_id", "pk_base", "e_link",
-    "e_parent", "e_owner", "e_start", "e_valid", "link_flits", "e_order", "e_ready", "l_cnt", "l_used", "l_at")
+    "e_parent", "e_owner", "e_start", "e_valid", "link_flits", "e_order", "e_ready", "l_cnt", "l_used", "l_at", "cls_tr", "tr_t0", "tr_len", "tr_rep", "tr_base",
+    "pk_off", "pk_tr")
 (_W_V, _W_ISYN, _W_ACC, _W_NZ, _W_NZV, _W_NZC, _W_IB, _W_O_ALL, _W_T_NEV, _W_T_CYC, _W_T_AC, _W_T_MAC,
  _W_C_NEV, _W_C_CYC, _W_C_AC, _W_C_MAC, _W_SAME, _W_PREV_I, _W_PREV_V, _W_IN_ZERO, _W_HOT, _W_TC, _W_DONE,
  _W_CORE_FREE, _W_INTEG, _W_END_INT, _W_PSUM_READY, _W_FEND, _W_PK_T0, _W_PK_FL, _W_PK_ID, _W_PK_BASE,
  _W_E_LINK, _W_E_PARENT, _W_E_OWNER, _W_E_START, _W_E_VALID, _W_LINK_FLITS, _W_E_ORDER, _W_E_READY, _W_L_CNT,
- _W_L_USED, _W_L_AT) = range(43)
+ _W_L_USED, _W_L_AT, _W_CLS_TR, _W_TR_T0, _W_TR_LEN, _W_TR_REP, _W_TR_BASE, _W_PK_OFF, _W_PK_TR) = range(50)
 
 
 @njit(cache=True)
@@ -697,12 +702,13 @@ def _sample(kb, ko, ent_acc, ent_w, x, scale, top, bg, g, wb, wo, out, rec_off, 
 
 @njit(cache=True, nogil=True)
 def _run(g, n_groups, kb, ko, ent_acc, ent_w, wo, x, scale, top, b0, nb, out, rec_off, rec_s, rec_v, cnt, n_rec,
-         tile_cyc, all_out, vcd_b, vcd_slot, vcd_s, vcd_v, n_timed, step_cycles, core_busy, hist, hstat):
+         tile_cyc, all_out, vcd_b, vcd_slot, vcd_s, vcd_v, n_timed, step_cycles, core_busy, hist, hstat, lflits):
     """Thread ``g`` of ``n_groups``: samples ``b0 + g, b0 + g + n_groups, ...`` below
     ``b0 + nb`` of ``x`` (T, B, n_in); its counters go to ``cnt[g]``. Samples below
     ``n_rec`` (index within the call) record their outputs and tile cycles (traces);
-    global samples below ``n_timed`` get the cycle timing. ``wo``: the scratch layout
-    (:func:`_work_layout`). Runs without the GIL (one Python thread per group)."""
+    global samples below ``n_timed`` get the cycle timing, their flits per link go to
+    ``lflits[g]``. ``wo``: the scratch layout (:func:`_work_layout`). Runs without the
+    GIL (one Python thread per group)."""
     wb = np.zeros(wo[-1], np.int64)  # zero: the NoC's per-link counts (l_cnt) must start so
     wb[wo[_W_E_VALID]:wo[_W_E_VALID + 1]] = 1
     for b in range(g, nb, n_groups):
@@ -710,6 +716,8 @@ def _run(g, n_groups, kb, ko, ent_acc, ent_w, wo, x, scale, top, b0, nb, out, re
         _sample(kb, ko, ent_acc, ent_w, x, scale, top, bg, g, wb, wo, out, rec_off, rec_s, rec_v, cnt, b,
                 n_rec, tile_cyc, all_out, vcd_b, vcd_slot, vcd_s, vcd_v, bg < n_timed, step_cycles,
                 core_busy, hist, hstat)
+    lf = _f(wb, wo, _W_LINK_FLITS)
+    lflits[g, :lf.shape[0]] = lf
 
 
 def _run_threads(n_groups: int, *args) -> None:
@@ -833,7 +841,8 @@ def _send_psums(kb, ko, wb, wo, cand, c0, c1, t0_core, hist, hstat):
 def _send_spikes_nb(kb, ko, wb, wo, p0, p1, t, hist, hstat):
     """Spike packets of populations ``p0 .. p1-1`` at step ``t`` (neuron order), each
     injected when its core's fire phase ends (``fend``); returns the last delivery
-    (0 without packets)."""
+    (0 without packets). Packets are listed, then simulated as trains when they form
+    a few (:func:`_send_trains`), else one by one."""
     pop_ring = _f(kb, ko, _K_POP_RING)
     ring_off = _f(kb, ko, _K_RING_OFF)
     pop_size = _f(kb, ko, _K_POP_SIZE)
@@ -842,6 +851,7 @@ def _send_spikes_nb(kb, ko, wb, wo, p0, p1, t, hist, hstat):
     nrn_dst_ptr = _f(kb, ko, _K_NRN_DST_PTR)
     nrn_flit_count = _f(kb, ko, _K_NRN_FLIT_COUNT)
     nrn_core = _f(kb, ko, _K_NRN_CORE)
+    nrn_cls = _f(kb, ko, _K_NRN_CLS)
     rt_ptr = _f(kb, ko, _K_RT_PTR)
     nrn_dst_edge = _f(kb, ko, _K_NRN_DST_EDGE)
     W = kb[ko[_K_W]]
@@ -854,11 +864,20 @@ def _send_spikes_nb(kb, ko, wb, wo, p0, p1, t, hist, hstat):
     pk_id = _f(wb, wo, _W_PK_ID)
     pk_fl = _f(wb, wo, _W_PK_FL)
     pk_t0 = _f(wb, wo, _W_PK_T0)
+    pk_off = _f(wb, wo, _W_PK_OFF)
+    pk_tr = _f(wb, wo, _W_PK_TR)
     e_start = _f(wb, wo, _W_E_START)
     pk_base = _f(wb, wo, _W_PK_BASE)
-    tabs = _packet_tables(kb, ko, wb, wo)
+    cls_tr = _f(wb, wo, _W_CLS_TR)
+    tr_t0 = _f(wb, wo, _W_TR_T0)
+    tr_len = _f(wb, wo, _W_TR_LEN)
+    tr_rep = _f(wb, wo, _W_TR_REP)
+    tr_base = _f(wb, wo, _W_TR_BASE)
+    # the packets, in neuron order, and their trains: a train = the packets of one
+    # route class (same source core, so the same inject cycle), in packet order;
+    # pk_off = flits of the train before the packet
     npk = 0
-    E = 0
+    ntr = 0
     for p in range(p0, p1):
         sl = t % pop_ring[p]
         base = ring_off[p] + sl * pop_size[p]
@@ -870,20 +889,85 @@ def _send_spikes_nb(kb, ko, wb, wo, p0, p1, t, hist, hstat):
                 continue
             o = nzv[base + j]
             fl = max(abs(o), 1) if nrn_flit_count[gi] else 1
-            E = _lay_out(tabs, npk, E, fend[nrn_core[gi]], fl, gi, rt_ptr[gi], rt_ptr[gi + 1])
+            c = nrn_cls[gi]
+            tr = cls_tr[c] - 1  # cls_tr: train + 1, 0 = none yet (left all zero)
+            if tr < 0:
+                tr = ntr
+                ntr += 1
+                cls_tr[c] = ntr
+                tr_t0[tr] = fend[nrn_core[gi]]
+                tr_len[tr] = 0
+                tr_rep[tr] = gi
+            pk_id[npk] = gi
+            pk_fl[npk] = fl
+            pk_t0[npk] = tr_t0[tr]
+            pk_off[npk] = tr_len[tr]
+            pk_tr[npk] = tr
+            tr_len[tr] += fl
             npk += 1
+    for tr in range(ntr):
+        cls_tr[nrn_cls[tr_rep[tr]]] = 0
     if npk == 0:
         return 0
-    _noc_send(kb, ko, wb, wo, npk, E, hist, hstat)
+    trains = npk >= 4 * ntr and _send_trains(kb, ko, wb, wo, ntr)
+    hstat[3] += 1
+    hstat[4] += trains
+    if not trains:
+        tabs = _packet_tables(kb, ko, wb, wo)
+        E = 0
+        for i in range(npk):
+            gi = pk_id[i]
+            E = _lay_out(tabs, i, E, pk_t0[i], pk_fl[i], gi, rt_ptr[gi], rt_ptr[gi + 1])
+        _noc_send(kb, ko, wb, wo, npk, E, hist, hstat)
     last = np.int64(0)
     for i in range(npk):
         gi = pk_id[i]
         L = pk_fl[i]
         t0 = pk_t0[i]
+        if trains:  # the train's edges, pk_off cycles after its head
+            b = tr_base[pk_tr[i]]
+            lag = pk_off[i]
+        else:
+            b = pk_base[i]
+            lag = 0
         for d in range(nrn_dst_ptr[gi], nrn_dst_ptr[gi + 1]):
-            dl = _delivered(e_start, pk_base[i], nrn_dst_edge[d], W, L, t0, nrn_dst_cross[d], extra, hist, hstat)
+            dl = _delivered(e_start, b, nrn_dst_edge[d], W + lag, L, t0, nrn_dst_cross[d], extra, hist, hstat)
             last = max(last, dl)
     return last
+
+
+@njit(cache=True)
+def _send_trains(kb, ko, wb, wo, ntr):
+    """Lay out the ``ntr`` trains listed by :func:`_send_spikes_nb` as one packet each
+    (``tr_len`` flits, injected at ``tr_t0``, the route of its first neuron) and run
+    :func:`hwsim.noc._run_trains_into`: True if no train waited (every packet then
+    crosses its train's links ``pk_off`` cycles after the train's head)."""
+    rt_ptr = _f(kb, ko, _K_RT_PTR)
+    rt_link = _f(kb, ko, _K_RT_LINK)
+    rt_parent = _f(kb, ko, _K_RT_PARENT)
+    tr_t0 = _f(wb, wo, _W_TR_T0)
+    tr_len = _f(wb, wo, _W_TR_LEN)
+    tr_rep = _f(wb, wo, _W_TR_REP)
+    tr_base = _f(wb, wo, _W_TR_BASE)
+    e_link = _f(wb, wo, _W_E_LINK)
+    e_parent = _f(wb, wo, _W_E_PARENT)
+    e_owner = _f(wb, wo, _W_E_OWNER)
+    E = 0
+    for tr in range(ntr):
+        gi = tr_rep[tr]
+        tr_base[tr] = E
+        base = E
+        for e in range(rt_ptr[gi], rt_ptr[gi + 1]):
+            e_link[E] = rt_link[e]
+            par = rt_parent[e]
+            e_parent[E] = base + par if par >= 0 else -1
+            e_owner[E] = tr
+            E += 1
+    return _noc_run_trains_into(tr_t0[:ntr], tr_len[:ntr], _f(wb, wo, _W_E_VALID)[:E], e_link[:E], e_parent[:E],
+                                e_owner[:E], kb[ko[_K_R]], kb[ko[_K_W]], _f(kb, ko, _K_LINK_POS),
+                                _f(kb, ko, _K_LINK_AT), _f(wb, wo, _W_E_START)[:E], _f(wb, wo, _W_LINK_FLITS),
+                                _f(wb, wo, _W_L_CNT), _f(wb, wo, _W_L_USED), _f(wb, wo, _W_L_AT),
+                                _f(wb, wo, _W_E_ORDER), _f(wb, wo, _W_E_READY))
 
 
 @njit(cache=True)
@@ -1032,6 +1116,22 @@ def _route_templates(src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool):
     return ptr_out, edge_link[valid], par_rel.astype(np.int64), dst_rel.astype(np.int64)
 
 
+def _route_classes(ncore: np.ndarray, dst_ptr: np.ndarray, dst_core: np.ndarray, g1: int):
+    """Neurons whose spike packets take the same route: the same source core and the
+    same destination cores in the same order (so the same route template, edge for
+    edge, and the same destination edges). Returns the class of every neuron (-1: no
+    destinations, or a graph-input neuron) and the number of classes. The spikes of
+    one class at one step leave their core together, a train (:func:`_send_trains`)."""
+    N = ncore.size
+    cls = np.full(N, -1, np.int64)
+    seen: dict = {}
+    for gi in range(g1, N):
+        a, b = int(dst_ptr[gi]), int(dst_ptr[gi + 1])
+        if b > a:
+            cls[gi] = seen.setdefault((int(ncore[gi]), dst_core[a:b].tobytes()), len(seen))
+    return cls, len(seen)
+
+
 def _timing_plan(prog: Program) -> dict:
     """Constant tables of the compiled timing model (:func:`_step_timing`): per
     population its delay-0 sources, cores (with fire cycles) and partial-sum tiles;
@@ -1080,6 +1180,7 @@ def _timing_plan(prog: Program) -> dict:
     nrn_cross = np.abs(prog.core_chip[prog.nrn_dst_core] - prog.core_chip[ncore[own]]).sum(axis=1)
     tile_cross = np.abs(prog.core_chip[t_dst] - prog.core_chip[t_src]).sum(axis=1)
     pm = prog.pop_model[np.searchsorted(prog.pop_off, np.arange(N), side="right") - 1]
+    nrn_cls, n_cls = _route_classes(ncore, prog.nrn_dst_ptr, prog.nrn_dst_core, g1)
     R, W = int(chip.noc.router_cycles), int(chip.noc.link_cycles)
     fixed = chip.timing.step_cycles
     link_pos, link_at = _noc_link_tables(gw, gh)
@@ -1099,7 +1200,7 @@ def _timing_plan(prog: Program) -> dict:
         "extra": max(0, int(chip.noc.interchip_cycles) - R - W),
         "fixed": -1 if fixed == "dynamic" else int(fixed), "barrier": int(chip.timing.barrier_cycles),
         "pipelined": bool(prog.pipelined), "link_pos": link_pos, "link_at": link_at,
-        "max_packets": max(N, K),
+        "max_packets": max(N, K), "nrn_cls": nrn_cls, "n_cls": n_cls,
         "max_edges": int(n_link.size + t_link.size),
     }
 
@@ -1112,7 +1213,8 @@ def _no_timing_plan(prog: Program) -> dict:
                 "fire_all": np.zeros(prog.n_cores, np.int64), "psum_all": z, "nrn_dst_ptr": one, "nrn_dst_edge": z,
                 "nrn_dst_cross": z, "nrn_flit_count": np.zeros(0, np.bool_), "rt_ptr": one, "rt_link": z, "rt_parent": z,
                 "tile_rt_ptr": one, "tile_dst_edge": z, "tile_cross": z, "R": 1, "W": 0, "extra": 0, "fixed": -1, "barrier": 0,
-                "pipelined": False, "link_pos": z, "link_at": z, "max_packets": 0, "max_edges": 0}
+                "pipelined": False, "link_pos": z, "link_at": z, "max_packets": 0, "max_edges": 0,
+                "nrn_cls": z, "n_cls": 0}
 
 
 def _kernel_inputs(prog: Program, reset: str, spikes: str, in_flits: int, in_mult: bool, out_val_flits: int,
@@ -1276,7 +1378,10 @@ def _work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nd
     size = {"v": N, "isyn": N, "acc": max(prog.n_acc, 1), "nz": ring, "nzv": ring, "nzc": int(prog.pop_ring.sum()),
             "Ib": max(int(prog.pop_size.max()), 1), "o_all": N, "same": T, "prev_i": n_in, "prev_v": n_in, "in_zero": P,
             "hot": P, "done": P, "pk_t0": npk, "pk_fl": npk, "pk_id": npk, "pk_base": npk, "link_flits": nl,
-            "l_cnt": nl, "l_used": nl, "l_at": nl}
+            "l_cnt": nl, "l_used": nl, "l_at": nl, "pk_off": npk, "pk_tr": npk}
+    ncls = max(int(kb[ko[_K_N_CLS]]), 1)
+    for n in ("cls_tr", "tr_t0", "tr_len", "tr_rep", "tr_base"):
+        size[n] = ncls
     for n in ("t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc"):
         size[n] = K
     for n in ("core_free", "integ", "end_int", "psum_ready", "fend"):
@@ -1346,15 +1451,19 @@ class _Noc:
         self.mc = chip.noc.multicast
         self.extra = max(0, int(chip.noc.interchip_cycles) - self.R - self.W)
         self.lat = []
+        self.link_flits = np.zeros(int(prog.grid_w) * int(prog.grid_h) * 4, np.int64)
+        self.spike_calls = np.zeros(2, np.int64)  # (spike calls, as trains: none here)
 
     def __call__(self, inject, src_cores, dptr, dcores, flits):
         """Delivery cycle per (packet, destination): :func:`hwsim.noc.simulate_noc`'s
-        model without its validation (the packets come from the compiled program)."""
+        model without its validation (the packets come from the compiled program),
+        packet by packet (no trains: this model is the kernel's reference)."""
         prog = self.prog
         t0 = np.asarray(inject, dtype=np.int64).reshape(-1)
         fl = np.broadcast_to(np.asarray(flits, dtype=np.int64), t0.shape)
-        dl, _ = _noc_deliver(t0, fl, prog.core_xy[src_cores], dptr, prog.core_xy[dcores], int(prog.grid_w),
-                             int(prog.grid_h), self.mc == "xy-tree", self.R, self.W)
+        dl, lf = _noc_deliver(t0, fl, prog.core_xy[src_cores], dptr, prog.core_xy[dcores], int(prog.grid_w),
+                              int(prog.grid_h), self.mc == "xy-tree", self.R, self.W, trains=False)
+        self.link_flits += lf
         own = np.repeat(np.arange(t0.size), np.diff(dptr))
         if self.extra:
             cross = np.abs(prog.core_chip[dcores] - prog.core_chip[np.asarray(src_cores)[own]]).sum(axis=1)
@@ -1401,7 +1510,11 @@ def pipeline_depth(prog: Program) -> int:
     return int(max(dist[prog.output_pop], 0))
 
 
-def _finish(prog, mode, step_cycles, core_busy, hist, overruns, depth):
+def _finish(prog, mode, step_cycles, core_busy, hist, overruns, depth, link_flits, spike_calls):
+    """The timing dict of :func:`simulate` (see :class:`RunResult`): ``link_flits`` (flat,
+    per directed link, summed over the timed samples) is returned as ``(grid_w,
+    grid_h, 4)``; ``spike_calls`` = (spike NoC simulations with packets, those of them
+    run as trains)."""
     chip = prog.chip
     clock = float(chip.timing.clock_hz)
     Bt, T = step_cycles.shape
@@ -1419,6 +1532,8 @@ def _finish(prog, mode, step_cycles, core_busy, hist, overruns, depth):
         "latency_cycles": latency if mode != "sync" else total,
         "latency_us": latency / clock * 1e6, "throughput_inf_s": thr,
         "packet_latency_hist": hist, "overruns": int(overruns),
+        "link_flits": np.asarray(link_flits, np.int64).reshape(int(prog.grid_w), int(prog.grid_h), 4),
+        "noc_spike_calls": int(spike_calls[0]), "noc_spike_calls_as_trains": int(spike_calls[1]),
     }
 
 
@@ -1430,6 +1545,7 @@ def _send_spikes(prog: Program, noc, tl, out_t: np.ndarray, lo: int, hi: int, fe
         return 0
     _gids, src, dptr, dc, fl = sp
     dl = noc(fend[src], src, dptr, dc, fl)
+    noc.spike_calls[0] += 1
     if tl is not None:
         tl.packets(t, "spike", src, dptr, dc, fend[src], dl, fl)
     return int(dl.max())
@@ -1519,7 +1635,7 @@ def _timing(prog: Program, tile_cyc: np.ndarray, all_out: np.ndarray, timeline=N
             step_cycles[b, t] = busy + barrier
             if tl is not None:
                 tl.step(t, busy + barrier)
-    return _finish(prog, "sync", step_cycles, core_busy, noc.hist(), overruns, 0)
+    return _finish(prog, "sync", step_cycles, core_busy, noc.hist(), overruns, 0, noc.link_flits, noc.spike_calls)
 
 
 def _timing_pipelined(prog: Program, tile_cyc: np.ndarray, all_out: np.ndarray, timeline=None,
@@ -1565,7 +1681,8 @@ def _timing_pipelined(prog: Program, tile_cyc: np.ndarray, all_out: np.ndarray, 
             step_cycles[b, t] = busy + barrier
             if tl is not None:
                 tl.step(t, busy + barrier)
-    return _finish(prog, "pipelined", step_cycles, core_busy, noc.hist(), overruns, depth)
+    return _finish(prog, "pipelined", step_cycles, core_busy, noc.hist(), overruns, depth, noc.link_flits,
+                   noc.spike_calls)
 
 
 # ------------------------------------------------------------------------ entry point
@@ -1733,6 +1850,9 @@ def _simulate_run(prog, kin, xk, scale, top, T, B, R, rec_off, n_out, n_timed, p
     core_busy = np.zeros((n_fused, C), np.int64)
     hist = np.zeros(hist_cycles if n_fused else 0, np.int64)
     lat_max, n_lat, overruns = -1, 0, 0
+    n_links = int(prog.grid_w) * int(prog.grid_h) * 4
+    link_flits = np.zeros(n_links, np.int64)
+    calls = np.zeros(2, np.int64)
     chunk = B
     if trace.aer is not None:  # bounded memory: the AER recordings of a chunk are T x N per sample
         chunk = int(max(1, min(_CHUNK, int(trace.chunk_bytes) // max(T * N * 8, 1))))
@@ -1748,7 +1868,8 @@ def _simulate_run(prog, kin, xk, scale, top, T, B, R, rec_off, n_out, n_timed, p
             G = max(1, min(nb, numba.get_num_threads()))
             cnt = np.zeros((G, T, C, len(COUNTERS)), np.int64)
             hist_g = np.zeros((G, hist.size), np.int64)
-            hstat = np.zeros((G, 3), np.int64)
+            hstat = np.zeros((G, 5), np.int64)
+            lflits = np.zeros((G, n_links), np.int64)
             hstat[:, 0] = -1
             nt = max(0, min(n_py - b0, nb))
             nr = nb if aer_w is not None else nt
@@ -1757,12 +1878,15 @@ def _simulate_run(prog, kin, xk, scale, top, T, B, R, rec_off, n_out, n_timed, p
             else:
                 tc, ao = np.zeros((nr, T, K), np.int64), np.zeros((nr, T, N), np.int64)
             _run_threads(G, kb, ko, ent_acc, ent_w, wo, xk, scale, top, b0, nb, out, rec_off, rec_s, rec_v, cnt,
-                         nr, tc, ao, vcd_b, vcd_slot, vcd_s, vcd_v, n_fused, step_cycles, core_busy, hist_g, hstat)
+                         nr, tc, ao, vcd_b, vcd_slot, vcd_s, vcd_v, n_fused, step_cycles, core_busy, hist_g, hstat,
+                         lflits)
             counters += cnt.sum(axis=0)
             hist += hist_g.sum(axis=0)
             lat_max = max(lat_max, int(hstat[:, 0].max()))
             n_lat += int(hstat[:, 1].sum())
             overruns += int(hstat[:, 2].sum())
+            calls += hstat[:, 3:5].sum(axis=0)
+            link_flits += lflits.sum(axis=0)
             if aer_w is not None:
                 if nt:
                     tile_cyc[b0:b0 + nt] = tc[:nt]
@@ -1775,7 +1899,8 @@ def _simulate_run(prog, kin, xk, scale, top, T, B, R, rec_off, n_out, n_timed, p
         depth = pipeline_depth(prog) if prog.pipelined else 0
         if n_fused:
             tim = _finish(prog, "pipelined" if prog.pipelined else "sync", step_cycles, core_busy,
-                          hist[:lat_max + 1] if n_lat else np.zeros(0, np.int64), overruns, depth)
+                          hist[:lat_max + 1] if n_lat else np.zeros(0, np.int64), overruns, depth, link_flits,
+                          calls)
         elif n_timed:
             tl = None
             if trace.chrome is not None:

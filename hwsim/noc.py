@@ -47,6 +47,15 @@ only on the links before it on their routes. XY routes visit links in a fixed
 topological order (:func:`link_order`), so :func:`_run_into` serves the links one
 after another in that order, each in (ready, id) order, with no priority queue.
 The SimPy twin (``noc_ref``) runs the same model as processes queueing for links.
+
+Trains: packets with the same inject cycle and route, in id order, are a train.
+:func:`simulate_noc` takes runs of consecutive such packets (when there are at
+least four packets per run) and simulates each run as one packet of the run's
+total length (:func:`_run_trains_into`); if no run waited for a link, that is
+exactly the packet-by-packet schedule (packet ``j`` crosses every link ``off_j``
+cycles after the run's head, ``off_j`` = flits before it in the run); if one
+waited, the packets are simulated one by one. The chip simulator groups spikes by
+route class the same way.
 """
 
 from __future__ import annotations
@@ -421,6 +430,58 @@ def _sort_stable_by(g, key):
 
 # --------------------------------------------------------------------------- API
 
+@njit(cache=True)
+def _run_trains_into(t0, length, edge_valid, edge_link, edge_parent, edge_owner, router, link, link_pos, link_at,
+                     edge_start, link_flits, l_cnt, l_used, l_at, order, ready):
+    """Trains as single packets: :func:`_run_into` on one packet per train (inject
+    ``t0``, ``length`` = the train's total flits, the route its packets share), and
+    whether no train waited anywhere (start = ready on every link). If one waited, the
+    flits the call added per link are taken back and the trains must be simulated
+    packet by packet.
+
+    A train is a list of packets with the same inject cycle and route, in packet-id
+    order. If no train waited, the trains' intervals on every link are disjoint
+    (in FIFO order each started at or after the one before ended), and packet ``j``
+    of a train, ``off_j`` flits into it (the flits of the packets before it), starts
+    on every link of the route exactly ``off_j`` cycles after the train's head, with
+    no wait: on the first link the train's packets are ready together and go in
+    packet order, back to back; on each next link packet ``j`` is ready ``W + R``
+    after its start on the parent link, the cycle packet ``j - 1`` frees the link,
+    and no other train is on it then. That is the packet-level schedule of the spec;
+    its delivery at a destination is ``head start on the last link + off_j + W + L_j - 1``.
+    """
+    _run_into(t0, length, edge_valid, edge_link, edge_parent, edge_owner, router, link, link_pos, link_at,
+              edge_start, link_flits, l_cnt, l_used, l_at, order, ready)
+    E = edge_link.shape[0]
+    for e in range(E):
+        if edge_valid[e] and edge_start[e] != ready[e]:
+            for k in range(E):
+                if edge_valid[k]:
+                    link_flits[edge_link[k]] -= length[edge_owner[k]]
+            return False
+    return True
+
+
+def _trains(t0, src_xy, ptr, dst_xy):
+    """Runs of consecutive packets with the same inject cycle, source and destination
+    list: the run (train) of every packet, ``(train, n_trains)``."""
+    n = t0.size
+    if n == 0:
+        return np.zeros(0, np.int64), 0
+    nd = np.diff(ptr)
+    same = (t0[1:] == t0[:-1]) & (src_xy[1:] == src_xy[:-1]).all(axis=1) & (nd[1:] == nd[:-1])
+    # destination k of packet i against the same destination of packet i - 1 (when same so far)
+    owner = np.repeat(np.arange(n), nd)
+    k = np.arange(owner.size)
+    cand = (owner > 0) & same[np.maximum(owner - 1, 0)] if n > 1 else np.zeros(owner.size, np.bool_)
+    back = np.where(cand, k - nd[owner], k)
+    differ = np.bincount(owner[(dst_xy != dst_xy[back]).any(axis=1) & cand], minlength=n)
+    same &= differ[1:] == 0
+    train = np.zeros(n, np.int64)
+    np.cumsum(~same, out=train[1:])
+    return train, int(train[-1]) + 1
+
+
 def _validate(packets: Packets, grid_w, grid_h, router_cycles, link_cycles, multicast) -> None:
     if not isinstance(packets, Packets):
         raise NocError(f"packets: expected a Packets, got {type(packets).__name__}")
@@ -511,18 +572,49 @@ def _routes(src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool):
     return edge_off, edge_link, edge_parent, edge_packet, edge_count, dst_edge, edge_valid
 
 
-def _deliver(t0, flits, src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool, R: int, W: int):
+def _deliver(t0, flits, src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool, R: int, W: int, trains: bool = True):
     """:func:`simulate_noc` without validation or result object: delivery cycle per
-    (packet, destination) and flits per link (flat), for packets the caller built."""
-    _, edge_link, edge_parent, edge_packet, _, dst_edge, edge_valid = _routes(src_xy, ptr, dst_xy, gw, gh, tree)
-    edge_start = np.full(edge_link.size, -1, dtype=np.int64)
-    link_flits = np.zeros(gw * gh * 4, dtype=np.int64)
+    (packet, destination) and flits per link (flat), for packets the caller built.
+
+    With ``trains``, runs of consecutive packets with the same inject cycle, source
+    and destinations (:func:`_trains`) are first simulated as one packet each
+    (:func:`_run_trains_into`) when there are at least four packets per run; if no
+    run waited, that is the result (the same as packet by packet), else the packets
+    are simulated one by one."""
     t0 = np.ascontiguousarray(t0, np.int64)
     flits = np.ascontiguousarray(flits, np.int64)
-    _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, R, W, *_link_tables(gw, gh), edge_start,
-         link_flits)
+    src_xy = np.ascontiguousarray(src_xy, np.int64)
+    ptr = np.ascontiguousarray(ptr, np.int64)
+    dst_xy = np.ascontiguousarray(dst_xy, np.int64)
+    link_flits = np.zeros(gw * gh * 4, dtype=np.int64)
     owner = np.repeat(np.arange(t0.size), np.diff(ptr))
     L = flits[owner]
+    if trains:
+        train, ntr = _trains(t0, src_xy, ptr, dst_xy)
+        if t0.size >= 4 * ntr:
+            first = np.flatnonzero(np.diff(train, prepend=-1))  # the first packet of every train
+            tlen = np.add.reduceat(flits, first)
+            off = np.cumsum(flits) - flits - (np.cumsum(flits) - flits)[first][train]  # flits before, in the train
+            rptr = np.zeros(ntr + 1, np.int64)
+            np.cumsum(np.diff(ptr)[first], out=rptr[1:])
+            rdst = dst_xy[np.repeat(ptr[first] - rptr[:-1], np.diff(rptr)) + np.arange(rptr[-1])]
+            _, e_link, e_parent, e_owner, _, rdst_edge, e_valid = _routes(src_xy[first], rptr, rdst, gw, gh, tree)
+            e_start = np.full(e_link.size, -1, dtype=np.int64)
+            nl = gw * gh * 4
+            if _run_trains_into(t0[first], tlen, e_valid, e_link, e_parent, e_owner, R, W, *_link_tables(gw, gh),
+                                e_start, link_flits, np.zeros(nl, np.int64), np.empty(nl, np.int64),
+                                np.empty(nl, np.int64), np.empty(e_link.size, np.int64),
+                                np.empty(e_link.size, np.int64)):
+                # destination k of packet i is destination k - ptr[i] of its train's first packet
+                de = rdst_edge[rptr[train[owner]] + np.arange(owner.size) - ptr[owner]]
+                via = de >= 0
+                delivery = t0[owner] + L - 1
+                delivery[via] = e_start[de[via]] + off[owner[via]] + W + L[via] - 1
+                return delivery, link_flits
+    _, edge_link, edge_parent, edge_packet, _, dst_edge, edge_valid = _routes(src_xy, ptr, dst_xy, gw, gh, tree)
+    edge_start = np.full(edge_link.size, -1, dtype=np.int64)
+    _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, R, W, *_link_tables(gw, gh), edge_start,
+         link_flits)
     via = dst_edge >= 0
     delivery = t0[owner] + L - 1  # destinations at their own source
     delivery[via] = edge_start[dst_edge[via]] + W + L[via] - 1

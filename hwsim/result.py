@@ -30,7 +30,10 @@ class RunResult:
     ``mode``, ``step_cycles`` (Bt, T), ``core_busy_cycles`` (Bt, n_cores), per sample (Bt,)
     ``total_cycles``, ``cycles_per_step``, ``pipeline_depth`` (0 in sync mode),
     ``latency_cycles``, ``latency_us``, ``throughput_inf_s``; ``packet_latency_hist``,
-    ``overruns`` (rules: :mod:`hwsim.engine`). ``meta["mode"]`` is the timing mode,
+    ``overruns``, ``link_flits`` (grid_w, grid_h, 4): flits each directed link (ports E,
+    W, N, S) carried over the timed samples, ``noc_spike_calls`` /
+    ``noc_spike_calls_as_trains``: spike NoC simulations, and how many of them ran as
+    packet trains (rules: :mod:`hwsim.engine`). ``meta["mode"]`` is the timing mode,
     ``meta["traces"]`` the trace files written (kind -> path)."""
 
     output: np.ndarray

@@ -454,9 +454,36 @@ def test_compiled_timing_equals_python_timing(seed, mode, multicast, tmp_path):
     fast = simulate(prog, x, timing_samples=4)
     slow = simulate(prog, x, timing_samples=4, chrome=tmp_path / "c.json")
     assert slow.meta["traces"]["chrome"] and fast.timing["packet_latency_hist"].sum() > 0
-    for k in ("step_cycles", "core_busy_cycles", "total_cycles", "packet_latency_hist", "overruns"):
+    for k in ("step_cycles", "core_busy_cycles", "total_cycles", "packet_latency_hist", "overruns", "link_flits",
+              "noc_spike_calls"):
         np.testing.assert_array_equal(fast.timing[k], slow.timing[k], err_msg=k)
     np.testing.assert_array_equal(fast.counters, slow.counters)
+
+
+@pytest.mark.parametrize("model", ["nir_cnn", "mnist_mlp"])
+def test_spike_trains_equal_python_timing(model, cnn_mapping, test100, tmp_path):
+    """On the mapped NIR CNN (100 steps of one N-MNIST sample) and the shipped MNIST
+    MLP (2 samples), the kernel simulates some spike NoC calls as trains (all of the
+    MLP's: each of its two source cores sends one train per step, in time order; some
+    of the CNN's, the rest packet by packet) and its cycles, latency histogram and
+    flits per link equal the Python model's, which simulates every packet; the flits
+    per link add up to the flit-hop counters."""
+    if model == "nir_cnn":
+        m, x = cnn_mapping, test100.inputs[:100, :1]
+    else:
+        if not (shared_data_dir() / "mnist").exists():
+            pytest.skip("shared MNIST data not found")
+        x = mnist_sequences("direct", 32, start=8000, stop=8002).inputs
+        m = map_model(models.read_nir(models.__path__[0] + "/zoo/trained/mnist_mlp.nir"), load_chip("tianjic"))
+    prog = compile(m)
+    fast = simulate(prog, x, timing_samples=x.shape[1])
+    slow = simulate(prog, x, timing_samples=x.shape[1], chrome=tmp_path / "c.json")
+    n, k = fast.timing["noc_spike_calls"], fast.timing["noc_spike_calls_as_trains"]
+    assert n == slow.timing["noc_spike_calls"] and slow.timing["noc_spike_calls_as_trains"] == 0
+    assert (0 < k < n) if model == "nir_cnn" else (0 < k == n)
+    for key in ("step_cycles", "core_busy_cycles", "packet_latency_hist", "link_flits"):
+        np.testing.assert_array_equal(fast.timing[key], slow.timing[key], err_msg=key)
+    assert fast.timing["link_flits"].sum() == fast.counters[:, :, fast.counter_names.index("flit_hops")].sum()
 
 
 def test_latency_histogram_grows(monkeypatch):

@@ -312,3 +312,82 @@ def test_far_inject_cycles_give_the_same_deliveries_shifted(mode):
     assert (near.contention_cycles > 0).sum() > 10
     np.testing.assert_array_equal(near.delivery_cycle,
                                   simulate_noc_ref(pk, 4, 4, 2, 1, multicast=mode).delivery_cycle)
+
+
+# ---------------------------------------------------------------- packet trains
+
+def _train_outcomes(monkeypatch):
+    """Record what every train attempt of hwsim.noc._deliver returned."""
+    import hwsim.noc as noc
+
+    seen = []
+    real = noc._run_trains_into
+
+    def spy(*a):
+        ok = real(*a)
+        seen.append(bool(ok))
+        return ok
+
+    monkeypatch.setattr(noc, "_run_trains_into", spy)
+    return seen
+
+
+@pytest.mark.parametrize("t0_b,expected,accepted", [
+    # B's train meets A's on link (1,0)E at cycle 2: the packets interleave by (ready, id)
+    (1, [2, 7, 8, 9, 3, 4, 5, 6], False),
+    # B comes after A has passed: each train crosses as a block
+    (10, [2, 3, 4, 5, 11, 12, 13, 14], True),
+])
+def test_trains_hand_worked(monkeypatch, t0_b, expected, accepted):
+    """Two trains of four 1-flit packets on a 3x1 mesh, R = 1, W = 0: A = ids 0-3 from
+    (0,0) at cycle 0, B = ids 4-7 from (1,0), both to (2,0). A is ready for (1,0)E at
+    2, 3, 4, 5. With B injected at 1, B's packets are all ready there at 2: order A0
+    (2, id 0), B0-B3 (2), A1 (3), A2 (4), A3 (5) -> starts 2..9, delivery = start
+    (L = 1, W = 0). As blocks, B would wait behind A (and be delivered at 6..9): the
+    train path must refuse. With B at 10 no train waits and the blocks are the answer."""
+    from hwsim.noc import _deliver
+
+    seen = _train_outcomes(monkeypatch)
+    t0 = np.array([0] * 4 + [t0_b] * 4)
+    src = np.array([[0, 0]] * 4 + [[1, 0]] * 4)
+    dst = np.array([[2, 0]] * 8)
+    ptr = np.arange(9)
+    fl = np.ones(8, np.int64)
+    dl, lf = _deliver(t0, fl, src, ptr, dst, 3, 1, True, 1, 0)
+    assert dl.tolist() == expected and seen == [accepted]
+    ref = simulate_noc_ref(Packets.from_arrays(t0, src, ptr, dst, fl), 3, 1, 1, 0)
+    assert ref.delivery_cycle.tolist() == expected
+    np.testing.assert_array_equal(lf.reshape(3, 1, 4), ref.link_flits)  # taken back when refused
+
+
+@pytest.mark.parametrize("mode", ["xy-tree", "unicast"])
+def test_trains_equal_packet_by_packet_and_simpy(monkeypatch, mode):
+    """Random traffic made of trains (runs of packets with one source, destination list
+    and inject cycle; lengths 1-3 flits) on meshes up to 6x6: the train path, the
+    packet-by-packet path and SimPy give the same delivery of every packet and the
+    same flits per link, and the train path is both taken and refused."""
+    from hwsim.noc import _deliver
+
+    seen = _train_outcomes(monkeypatch)
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        gw, gh = (int(v) for v in rng.integers(2, 7, 2))
+        t0, src, dst, nds, fl = [], [], [], [], []
+        for _tr in range(int(rng.integers(1, 6))):
+            k, nd, t = (int(v) for v in (rng.integers(1, 9), rng.integers(1, 3), rng.integers(0, 15)))
+            s = [int(rng.integers(0, gw)), int(rng.integers(0, gh))]
+            d = np.stack([rng.integers(0, gw, nd), rng.integers(0, gh, nd)], axis=1).tolist()
+            for _j in range(k):
+                t0.append(t)
+                src.append(s)
+                dst.extend(d)
+                nds.append(nd)
+                fl.append(int(rng.integers(1, 4)))
+        t0, src, dst, fl = (np.array(a, np.int64) for a in (t0, src, dst, fl))
+        ptr = np.concatenate([[0], np.cumsum(nds)]).astype(np.int64)
+        ref = simulate_noc_ref(Packets.from_arrays(t0, src, ptr, dst, fl), gw, gh, 2, 1, multicast=mode)
+        for trains in (True, False):
+            dl, lf = _deliver(t0, fl, src, ptr, dst, gw, gh, mode == "xy-tree", 2, 1, trains=trains)
+            np.testing.assert_array_equal(dl, ref.delivery_cycle)
+            np.testing.assert_array_equal(lf.reshape(gw, gh, 4), ref.link_flits)
+    assert 10 <= sum(seen) <= len(seen) - 10, (sum(seen), len(seen))
