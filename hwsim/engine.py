@@ -181,13 +181,14 @@ _KFIELDS = ("pop_model", "pop_size", "pop_off", "pop_ring", "ring_off", "slot_of
 _WFIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "t_nev", "t_cyc", "t_ac", "t_mac",
     "c_nev", "c_cyc", "c_ac", "c_mac", "same", "prev_i", "prev_v", "in_zero", "hot", "tc", "done",
     "core_free", "integ", "end_int", "psum_ready", "fend", "pk_t0", "pk_fl", "pk_id", "pk_base", "e_link",
-    "e_parent", "e_owner", "e_start", "e_valid", "link_flits", "e_order", "e_ready", "l_cnt", "l_used", "l_at", "cls_tr", "tr_t0", "tr_len", "tr_rep", "tr_base",
-    "pk_off", "pk_tr")
+    "e_parent", "e_owner", "e_start", "e_valid", "link_flits", "e_order", "e_ready", "l_cnt", "l_used", "l_at",
+    "cls_tr", "tr_t0", "tr_len", "tr_rep", "tr_base", "pk_off", "pk_tr", "in_cnt")
 (_W_V, _W_ISYN, _W_ACC, _W_NZ, _W_NZV, _W_NZC, _W_IB, _W_O_ALL, _W_T_NEV, _W_T_CYC, _W_T_AC, _W_T_MAC,
  _W_C_NEV, _W_C_CYC, _W_C_AC, _W_C_MAC, _W_SAME, _W_PREV_I, _W_PREV_V, _W_IN_ZERO, _W_HOT, _W_TC, _W_DONE,
  _W_CORE_FREE, _W_INTEG, _W_END_INT, _W_PSUM_READY, _W_FEND, _W_PK_T0, _W_PK_FL, _W_PK_ID, _W_PK_BASE,
  _W_E_LINK, _W_E_PARENT, _W_E_OWNER, _W_E_START, _W_E_VALID, _W_LINK_FLITS, _W_E_ORDER, _W_E_READY, _W_L_CNT,
- _W_L_USED, _W_L_AT, _W_CLS_TR, _W_TR_T0, _W_TR_LEN, _W_TR_REP, _W_TR_BASE, _W_PK_OFF, _W_PK_TR) = range(50)
+ _W_L_USED, _W_L_AT, _W_CLS_TR, _W_TR_T0, _W_TR_LEN, _W_TR_REP, _W_TR_BASE, _W_PK_OFF, _W_PK_TR,
+ _W_IN_CNT) = range(51)
 
 
 @njit(cache=True)
@@ -395,7 +396,7 @@ def _sample(kb, ko, ent_acc, ent_w, x, scale, top, bg, g, wb, wo, out, rec_off, 
             tile_cyc, all_out, vcd_b, vcd_slot, vcd_s, vcd_v, timed, step_cycles, core_busy, hist, hstat):
     """All steps of sample ``bg`` of ``x`` (``rb``: its index in the recordings): event-driven per
     population (only rows of nonzero sources are read; input-fed sums reused while the
-    input frames they read repeat; a population with no input current, no bias and no
+    input frames they read repeat, as are the I/O counters of the input events; a population with no input current, no bias and no
     neuron at threshold is not updated: nothing in it can change), then, when ``timed``,
     the step's cycle timing (:func:`_step_timing`)."""
     pop_size = _f(kb, ko, _K_POP_SIZE)
@@ -475,8 +476,10 @@ def _sample(kb, ko, ent_acc, ent_w, x, scale, top, bg, g, wb, wo, out, rec_off, 
     c_mac = _f(wb, wo, _W_C_MAC)
     tc = _f(wb, wo, _W_TC)
     o_all = _f(wb, wo, _W_O_ALL)
+    in_cnt = _f(wb, wo, _W_IN_CNT)
     T = x.shape[0]
     P = pop_size.shape[0]
+    n_cores = cnt.shape[2]
     lo = -(np.int64(1) << (M - 1))
     hi = (np.int64(1) << (M - 1)) - 1
     n_in = pop_size[0]
@@ -494,9 +497,10 @@ def _sample(kb, ko, ent_acc, ent_w, x, scale, top, bg, g, wb, wo, out, rec_off, 
         base0 = ring_off[0] + sl0 * n_in
         if t > 0 and not spiking and _same_frame(x, t, bg):  # a held frame: the same events
             nn0 = prev_n
-            for j in range(nn0):
-                nz[base0 + j] = prev_i[j]
-                nzv[base0 + j] = prev_v[j]
+            if pop_ring[0] > 1:  # (with one slot, it still holds them)
+                for j in range(nn0):
+                    nz[base0 + j] = prev_i[j]
+                    nzv[base0 + j] = prev_v[j]
             eq = True
         else:
             nn0 = _encode_step(x, t, bg, spiking, scale, top, nz, nzv, base0)
@@ -513,17 +517,23 @@ def _sample(kb, ko, ent_acc, ent_w, x, scale, top, bg, g, wb, wo, out, rec_off, 
                 prev_v[j] = nzv[base0 + j]
             prev_n = nn0
         same[t] = eq
-        for j in range(nn0):
-            i = nz[base0 + j]
-            xi = nzv[base0 + j]
-            if in_dst_ptr[i + 1] > in_dst_ptr[i]:
-                ci = in_dst_core[in_dst_ptr[i]]
-                fm = in_flits * (xi if in_mult != 0 else 1)
-                cnt_t[ci, 12] += in_pk[i] * fm
-                cnt_t[ci, 13] += in_hops[i] * fm
-                cnt_t[ci, 11] += in_icx[i] * fm
-            if rb < n_rec:
-                all_out[rb, t, i] = xi
+        if not eq:  # the I/O traffic of the step's events, per core (kept while they repeat)
+            in_cnt[:] = 0
+            for j in range(nn0):
+                i = nz[base0 + j]
+                if in_dst_ptr[i + 1] > in_dst_ptr[i]:
+                    ci = 3 * in_dst_core[in_dst_ptr[i]]
+                    fm = in_flits * (nzv[base0 + j] if in_mult != 0 else 1)
+                    in_cnt[ci] += in_pk[i] * fm
+                    in_cnt[ci + 1] += in_hops[i] * fm
+                    in_cnt[ci + 2] += in_icx[i] * fm
+        for c in range(n_cores):
+            cnt_t[c, 12] += in_cnt[3 * c]
+            cnt_t[c, 13] += in_cnt[3 * c + 1]
+            cnt_t[c, 11] += in_cnt[3 * c + 2]
+        if rb < n_rec:
+            for j in range(nn0):
+                all_out[rb, t, nz[base0 + j]] = nzv[base0 + j]
         # ---- populations in net order
         for p in range(1, P):
             k0 = pop_tile_ptr[p]
@@ -1378,7 +1388,7 @@ def _work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nd
     size = {"v": N, "isyn": N, "acc": max(prog.n_acc, 1), "nz": ring, "nzv": ring, "nzc": int(prog.pop_ring.sum()),
             "Ib": max(int(prog.pop_size.max()), 1), "o_all": N, "same": T, "prev_i": n_in, "prev_v": n_in, "in_zero": P,
             "hot": P, "done": P, "pk_t0": npk, "pk_fl": npk, "pk_id": npk, "pk_base": npk, "link_flits": nl,
-            "l_cnt": nl, "l_used": nl, "l_at": nl, "pk_off": npk, "pk_tr": npk}
+            "l_cnt": nl, "l_used": nl, "l_at": nl, "pk_off": npk, "pk_tr": npk, "in_cnt": 3 * C}
     ncls = max(int(kb[ko[_K_N_CLS]]), 1)
     for n in ("cls_tr", "tr_t0", "tr_len", "tr_rep", "tr_base"):
         size[n] = ncls
