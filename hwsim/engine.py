@@ -391,6 +391,15 @@ def _neurons(kb, ko, wb, wo, p, t, lo, hi, wbase):
     return nnw
 
 
+@njit(cache=True, inline="always")
+def _add_tile_counts(t_nev, t_cyc, t_ac, t_mac, kk, nev, cyc, ac, mac):
+    """Add a run of ``nev`` events of tile ``kk`` to its step counts."""
+    t_nev[kk] += nev
+    t_cyc[kk] += cyc
+    t_ac[kk] += ac
+    t_mac[kk] += mac
+
+
 @njit(cache=True)
 def _sample(kb, ko, ent_acc, ent_w, x, scale, top, bg, g, wb, wo, out, rec_off, rec_s, rec_v, cnt, rb, n_rec,
             tile_cyc, all_out, vcd_b, vcd_slot, vcd_s, vcd_v, timed, step_cycles, core_busy, hist, hstat):
@@ -571,6 +580,11 @@ def _sample(kb, ko, ent_acc, ent_w, x, scale, top, bg, g, wb, wo, out, rec_off, 
             for phase in range(2):
                 if phase == 0 and reuse:
                     continue
+                k_run = -1  # the tile of the current run of rows, and its counts so far
+                s_nev = np.int64(0)
+                s_cyc = np.int64(0)
+                s_ac = np.int64(0)
+                s_mac = np.int64(0)
                 for gg in range(grp_ptr[p], grp_ptr[p + 1]):
                     s = grp_src[gg]
                     if (s == 0) != (phase == 0):
@@ -595,18 +609,30 @@ def _sample(kb, ko, ent_acc, ent_w, x, scale, top, bg, g, wb, wo, out, rec_off, 
                                     # unsigned indices: no negative-index wraparound, so the loop vectorises
                                     ua = np.uint64(span_acc[sp])
                                     ue = np.uint64(span_ent[sp])
-                                    for j in range(np.uint64(span_len[sp])):
-                                        acc[ua + j] += ent_w[ue + j] * xv
+                                    for u in range(np.uint64(span_len[sp])):
+                                        acc[ua + u] += ent_w[ue + u] * xv
                             else:
                                 for e in range(e0, e1):
                                     acc[ent_acc[e]] += ent_w[e] * xv
-                            n_rows += 1
-                            t_nev[kk] += 1
+                            # the tile's counts, in registers while the rows stay on one tile
+                            if kk != k_run:
+                                if k_run >= 0:
+                                    _add_tile_counts(t_nev, t_cyc, t_ac, t_mac, k_run, s_nev, s_cyc, s_ac, s_mac)
+                                    n_rows += s_nev
+                                k_run = kk
+                                s_nev = 0
+                                s_cyc = 0
+                                s_ac = 0
+                                s_mac = 0
+                            s_nev += 1
                             if row_mac[r] != 0:
-                                t_mac[kk] += e1 - e0
+                                s_mac += e1 - e0
                             else:
-                                t_ac[kk] += e1 - e0
-                            t_cyc[kk] += row_cyc[r]
+                                s_ac += e1 - e0
+                            s_cyc += row_cyc[r]
+                if k_run >= 0:
+                    _add_tile_counts(t_nev, t_cyc, t_ac, t_mac, k_run, s_nev, s_cyc, s_ac, s_mac)
+                    n_rows += s_nev
                 if phase == 0:
                     in_zero[p] = n_rows == 0
                     if pop_reuse[p]:
@@ -669,24 +695,46 @@ def _sample(kb, ko, ent_acc, ent_w, x, scale, top, bg, g, wb, wo, out, rec_off, 
             counts = model == 0 or model == 2 or model == 4 or model == 5
             per_count = payload == 0 and (model == 0 or model == 2 or model == 4)
             value_out = model == 1 or model == 3 or model == 6
-            for j in range(nnw):
+            # spikes, packets, flit-hops: summed in registers over runs of spikes on one core
+            c_run = -1
+            s4 = np.int64(0)
+            s7 = np.int64(0)
+            s9 = np.int64(0)
+            s11 = np.int64(0)
+            for j in range(nnw + 1):
+                c = nrn_core[off + nz[wbase + j]] if j < nnw else -2
+                if c != c_run:
+                    if c_run >= 0:
+                        cnt_t[c_run, 4] += s4
+                        cnt_t[c_run, 7] += s7
+                        cnt_t[c_run, 8] += s7
+                        cnt_t[c_run, 9] += s9
+                        cnt_t[c_run, 11] += s11
+                    if j == nnw:
+                        break
+                    c_run = c
+                    s4 = 0
+                    s7 = 0
+                    s9 = 0
+                    s11 = 0
                 gi = off + nz[wbase + j]
                 o = nzv[wbase + j]
-                c = nrn_core[gi]
-                if counts:
-                    cnt_t[c, 4] += o
                 mult = o if per_count else 1
-                cnt_t[c, 7] += nrn_pk[gi] * mult
-                cnt_t[c, 8] += nrn_pk[gi] * mult
-                cnt_t[c, 9] += nrn_hops[gi] * mult
-                cnt_t[c, 11] += nrn_icx[gi] * mult
-                if p == out_pop:
-                    if value_out:
-                        cnt_t[c, 14] += out_val_flits
-                    else:
-                        cnt_t[c, 14] += o if payload == 0 else 1
-                if rb < n_rec:
-                    all_out[rb, t, gi] = o
+                s4 += o if counts else 0
+                s7 += nrn_pk[gi] * mult
+                s9 += nrn_hops[gi] * mult
+                s11 += nrn_icx[gi] * mult
+            if p == out_pop or rb < n_rec:
+                for j in range(nnw):
+                    gi = off + nz[wbase + j]
+                    o = nzv[wbase + j]
+                    if p == out_pop:
+                        if value_out:
+                            cnt_t[nrn_core[gi], 14] += out_val_flits
+                        else:
+                            cnt_t[nrn_core[gi], 14] += o if payload == 0 else 1
+                    if rb < n_rec:
+                        all_out[rb, t, gi] = o
             if p == out_pop:
                 for n in range(npop):
                     out[t, bg, n] = o_all[off + n]
