@@ -385,7 +385,7 @@ def table(rows, mach) -> str:
                  f"{'yes' if v >= 0.5 else '**no**'} |")
         v = r["cyc_ratio"]
         note = "" if r["timed"] == r["samples"] else f" (timed {r['timed']} of {r['samples']}, scaled per sample)"
-        L.append(f"| {r['model']} | cycle-level / functional time | {v:.1f}x{note} | <= 2x | "
+        L.append(f"| {r['model']} | cycle-level / functional time | {v:.2f}x{note} | <= 2x | "
                  f"{'yes' if v <= 2 else '**no**'} |")
     L.append("")
     L.append("Functional = `simulate(..., timing=False)`; cycle-level = `timing=True` on the timed samples "
