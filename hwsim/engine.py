@@ -821,6 +821,20 @@ def _packet_tables(kb, ko, wb, wo):
 
 
 @njit(cache=True, inline="always")
+def _lay_route(rt_link, rt_parent, r0, r1, owner, E, e_link, e_parent, e_owner):
+    """Append route template ``r0:r1`` as edges ``E ..`` of packet ``owner`` (parents
+    made absolute); returns the next free edge."""
+    base = E  # a local: the tables share one blob, so a stored base would be reloaded per edge
+    for e in range(r0, r1):
+        e_link[E] = rt_link[e]
+        par = rt_parent[e]
+        e_parent[E] = base + par if par >= 0 else -1
+        e_owner[E] = owner
+        E += 1
+    return E
+
+
+@njit(cache=True, inline="always")
 def _lay_out(tabs, npk, E, t0, fl, pid, r0, r1):
     """Append packet ``npk`` (inject ``t0``, ``fl`` flits, route template ``r0:r1``) to
     the tables ``tabs`` of :func:`_packet_tables`."""
@@ -829,14 +843,7 @@ def _lay_out(tabs, npk, E, t0, fl, pid, r0, r1):
     pk_fl[npk] = fl
     pk_id[npk] = pid
     pk_base[npk] = E
-    base = E  # a local: the tables share one blob, so pk_base[npk] would be reloaded per edge
-    for e in range(r0, r1):
-        e_link[E] = rt_link[e]
-        par = rt_parent[e]
-        e_parent[E] = base + par if par >= 0 else -1
-        e_owner[E] = npk
-        E += 1
-    return E
+    return _lay_route(rt_link, rt_parent, r0, r1, npk, E, e_link, e_parent, e_owner)
 
 
 @njit(cache=True, inline="always")
@@ -1014,13 +1021,7 @@ def _send_trains(kb, ko, wb, wo, ntr):
     for tr in range(ntr):
         gi = tr_rep[tr]
         tr_base[tr] = E
-        base = E
-        for e in range(rt_ptr[gi], rt_ptr[gi + 1]):
-            e_link[E] = rt_link[e]
-            par = rt_parent[e]
-            e_parent[E] = base + par if par >= 0 else -1
-            e_owner[E] = tr
-            E += 1
+        E = _lay_route(rt_link, rt_parent, rt_ptr[gi], rt_ptr[gi + 1], tr, E, e_link, e_parent, e_owner)
     return _noc_run_trains_into(tr_t0[:ntr], tr_len[:ntr], _f(wb, wo, _W_E_VALID)[:E], e_link[:E], e_parent[:E],
                                 e_owner[:E], kb[ko[_K_R]], kb[ko[_K_W]], _f(kb, ko, _K_LINK_POS),
                                 _f(kb, ko, _K_LINK_AT), _f(wb, wo, _W_E_START)[:E], _f(wb, wo, _W_LINK_FLITS),
@@ -1926,6 +1927,7 @@ def _simulate_run(prog, kin, xk, scale, top, T, B, R, rec_off, n_out, n_timed, p
             G = max(1, min(nb, numba.get_num_threads()))
             cnt = np.zeros((G, T, C, len(COUNTERS)), np.int64)
             hist_g = np.zeros((G, hist.size), np.int64)
+            # per thread: max latency, deliveries, overruns, spike NoC calls, of them as trains
             hstat = np.zeros((G, 5), np.int64)
             lflits = np.zeros((G, n_links), np.int64)
             hstat[:, 0] = -1

@@ -470,13 +470,12 @@ def _trains(t0, src_xy, ptr, dst_xy):
         return np.zeros(0, np.int64), 0
     nd = np.diff(ptr)
     same = (t0[1:] == t0[:-1]) & (src_xy[1:] == src_xy[:-1]).all(axis=1) & (nd[1:] == nd[:-1])
-    # destination k of packet i against the same destination of packet i - 1 (when same so far)
+    # where packet i matches packet i - 1 so far, its destination k against theirs, k - nd[i]
     owner = np.repeat(np.arange(n), nd)
-    k = np.arange(owner.size)
-    cand = (owner > 0) & same[np.maximum(owner - 1, 0)] if n > 1 else np.zeros(owner.size, np.bool_)
-    back = np.where(cand, k - nd[owner], k)
-    differ = np.bincount(owner[(dst_xy != dst_xy[back]).any(axis=1) & cand], minlength=n)
-    same &= differ[1:] == 0
+    k = np.flatnonzero(owner > 0)
+    k = k[same[owner[k] - 1]]
+    differ = (dst_xy[k] != dst_xy[k - nd[owner[k]]]).any(axis=1)
+    same[owner[k[differ]] - 1] = False
     train = np.zeros(n, np.int64)
     np.cumsum(~same, out=train[1:])
     return train, int(train[-1]) + 1
@@ -583,9 +582,6 @@ def _deliver(t0, flits, src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool, R: in
     are simulated one by one."""
     t0 = np.ascontiguousarray(t0, np.int64)
     flits = np.ascontiguousarray(flits, np.int64)
-    src_xy = np.ascontiguousarray(src_xy, np.int64)
-    ptr = np.ascontiguousarray(ptr, np.int64)
-    dst_xy = np.ascontiguousarray(dst_xy, np.int64)
     link_flits = np.zeros(gw * gh * 4, dtype=np.int64)
     owner = np.repeat(np.arange(t0.size), np.diff(ptr))
     L = flits[owner]
@@ -594,7 +590,8 @@ def _deliver(t0, flits, src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool, R: in
         if t0.size >= 4 * ntr:
             first = np.flatnonzero(np.diff(train, prepend=-1))  # the first packet of every train
             tlen = np.add.reduceat(flits, first)
-            off = np.cumsum(flits) - flits - (np.cumsum(flits) - flits)[first][train]  # flits before, in the train
+            before = np.cumsum(flits) - flits
+            off = before - before[first][train]  # flits of the train before the packet
             rptr = np.zeros(ntr + 1, np.int64)
             np.cumsum(np.diff(ptr)[first], out=rptr[1:])
             rdst = dst_xy[np.repeat(ptr[first] - rptr[:-1], np.diff(rptr)) + np.arange(rptr[-1])]
