@@ -507,7 +507,7 @@ def test_conv_accumulators_channel_last_spans():
     permutation inside the projection's block, every row's entries are sorted and form
     fewer runs of consecutive accumulators than in (c, y, x) order, and adding the rows
     in either layout gives the same sums."""
-    from hwsim.engine import _acc_layout, _row_spans
+    from hwsim.engine import _acc_layout, _event_index, _row_spans
 
     net, _ = _random_net(0)
     chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 24, "core.neurons": 16})
@@ -532,7 +532,9 @@ def test_conv_accumulators_channel_last_spans():
         lo += mine.size
     rows = np.repeat(np.arange(prog.row_ptr.size - 1), np.diff(prog.row_ptr))
     assert all((np.diff(ea[prog.row_ptr[r]:prog.row_ptr[r + 1]]) > 0).all() for r in range(prog.row_ptr.size - 1))
-    old, new = _row_spans(prog.row_ptr, prog.ent_acc), _row_spans(prog.row_ptr, ea)
+    row_tile = _event_index(prog)[7]
+    old, _ = _row_spans(prog.row_ptr, prog.ent_acc, prog.ent_w, row_tile, max_gap=0)
+    new, _ = _row_spans(prog.row_ptr, ea, ew, row_tile, max_gap=0)
     assert new["span_len"].size > 0 and new["row_span"].sum() > old["row_span"].sum()
     # the same row events give the same sums, read back through acc_pos
     xv = np.random.default_rng(0).integers(0, 3, rows.size)
@@ -540,6 +542,107 @@ def test_conv_accumulators_channel_last_spans():
     acc_new = np.zeros(prog.n_acc)
     np.add.at(acc_new, ea, ew * xv[rows])
     np.testing.assert_array_equal(acc_new[acc_pos], acc_old)
+
+
+def _span_case():
+    """Five crossbar rows on two tiles, worked by hand in the two tests below."""
+    ea = [[0, 1, 2, 5, 6, 7],  # tile 0: one span, a 2-slot gap filled with zeros
+          list(range(1, 10)),  # tile 0: slots 1..9
+          [20, 40, 41, 42],  # tile 1: runs of 1 and 3 (mean < 4): scattered
+          list(range(30, 36)),  # tile 1: one span of 6
+          [50, 51, 52, 53, 63, 64, 65, 66]]  # tile 1: a 9-slot gap (> max_gap 8): two spans
+    row_ptr = np.cumsum([0] + [len(a) for a in ea])
+    ew = np.arange(1, row_ptr[-1] + 1).astype(np.int8)
+    return row_ptr, np.concatenate(ea).astype(np.int64), ew, np.array([0, 0, 1, 1, 1])
+
+
+def test_row_spans_hand_worked():
+    """Spans fill gaps of at most max_gap slots with zero weights, a row that is one
+    span is widened to its tile's slot range when that adds at most a quarter of its
+    length, and adding the spans gives the rows' sums."""
+    from hwsim.engine import _row_spans
+
+    row_ptr, ea, ew, row_tile = _span_case()
+    sp, w = _row_spans(row_ptr, ea, ew, row_tile)
+    assert sp["row_span"].tolist() == [True, True, False, True, True]
+    assert sp["span_ptr"].tolist() == [0, 1, 2, 2, 3, 5]
+    # rows 0 and 1 span 8 and 9 slots of tile 0's 10 (0..9): both widened to 0..9; row 3
+    # (6 slots) is not widened to tile 1's 47 (20..66)
+    assert sp["span_acc"].tolist() == [0, 0, 30, 50, 63]
+    assert sp["span_len"].tolist() == [10, 10, 6, 4, 4]
+    assert sp["span_ent"].tolist() == [33, 43, 53, 59, 63]
+    np.testing.assert_array_equal(w[:33], ew)
+    assert w[33:43].tolist() == [1, 2, 3, 0, 0, 4, 5, 6, 0, 0]
+    assert w[43:53].tolist() == [0] + list(range(7, 16))
+    assert w[53:59].tolist() == list(range(20, 26))
+    assert w[59:].tolist() == list(range(26, 34))
+    # the same sums as entry by entry, for any input values
+    xv = np.array([3, -2, 5, 7, -1])
+    rows = np.repeat(np.arange(5), np.diff(row_ptr))
+    want = np.zeros(70, np.int64)
+    np.add.at(want, ea, ew.astype(np.int64) * xv[rows])
+    got = np.zeros(70, np.int64)
+    for r in range(5):
+        if sp["row_span"][r]:
+            for k in range(sp["span_ptr"][r], sp["span_ptr"][r + 1]):
+                a, e, n = sp["span_acc"][k], sp["span_ent"][k], sp["span_len"][k]
+                got[a:a + n] += w[e:e + n].astype(np.int64) * xv[r]
+        else:
+            np.add.at(got, ea[row_ptr[r]:row_ptr[r + 1]], ew[row_ptr[r]:row_ptr[r + 1]].astype(np.int64) * xv[r])
+    np.testing.assert_array_equal(got, want)
+    # max_gap 0: row 0 breaks into runs 0..2 and 5..7 (mean 3 < 4), scattered
+    sp0, _ = _row_spans(row_ptr, ea, ew, row_tile, max_gap=0)
+    assert not sp0["row_span"][0]
+
+
+def test_slot_records_hand_worked():
+    """An event's records: one per span, one per scattered row (n = -entries); the
+    row's tile and counts (1 event, AC or MAC entries, cycles) on its first record."""
+    from hwsim.engine import _NREC, _row_spans, _slot_records
+
+    row_ptr, ea, ew, row_tile = _span_case()
+    sp, _ = _row_spans(row_ptr, ea, ew, row_tile)
+    pre_ptr = np.array([0, 2, 3, 3])  # slot 0 reads rows 0 and 2, slot 1 row 4, slot 2 nothing
+    grp_rows = np.array([0, 2, 4])
+    row_mac = np.array([0, 0, 1, 0, 0])
+    row_cyc = np.array([3, 4, 5, 6, 7])
+    out = _slot_records(pre_ptr, grp_rows, row_ptr, row_tile, row_mac, row_cyc, sp)
+    assert out["rec_ptr"].tolist() == [0, 2, 4, 4]
+    assert out["rec"].shape == (4, _NREC)
+    # (acc, ent, n, tile, events, AC, MAC, cycles)
+    assert out["rec"].tolist() == [[0, 33, 10, 0, 1, 6, 0, 3],
+                                   [0, 15, -4, 1, 1, 0, 4, 5],
+                                   [50, 59, 4, 1, 1, 8, 0, 7],
+                                   [63, 63, 4, 1, 0, 0, 0, 0]]
+
+
+def test_input_scan_flags_and_errors():
+    """One pass over the inputs finds non-finite values, non-integer spike counts and
+    held frames (equal to the sample's previous step; never at step 0 or for spiking
+    inputs); simulate refuses the bad ones with typed errors naming the step."""
+    from hwsim.engine import _scan_inputs
+
+    x = np.zeros((4, 3, 5), np.float32)
+    x[:, 0] = 0.5  # sample 0: one frame held for 4 steps
+    x[2, 1, 3] = 1.0  # sample 1: a change at step 2 (and back at step 3)
+    x[1, 2, 0] = np.nan
+    x[3, 2, 4] = -np.inf
+    bad, frac, held = _scan_inputs(x, False)
+    assert bad.tolist() == [[False, False, False], [False, False, True], [False, False, False],
+                            [False, False, True]]
+    assert not frac.any()
+    assert held.tolist() == [[False, False, False], [True, True, False], [True, False, False],
+                             [True, False, False]]
+    bad, frac, held = _scan_inputs(np.abs(np.nan_to_num(x, nan=0, neginf=0)), True)
+    assert not held.any() and not bad.any()
+    assert frac.tolist() == [[True, False, False]] * 4  # 0.5 spikes
+    m = map_model(_toy(), _toy_chip())
+    with pytest.raises(SimulationError, match="NaN or infinite"):
+        simulate(m, np.full((2, 1, 3), np.inf))
+    xs = np.zeros((3, 2, 3))
+    xs[2, 1, 0] = 1.5
+    with pytest.raises(SimulationError, match="step 2 is not"):
+        simulate(m, xs)
 
 
 def test_kernel_tables_built_once_per_program(monkeypatch):
