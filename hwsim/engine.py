@@ -75,12 +75,15 @@ Implementation (results identical to the plain step-by-step loop): one compiled 
 runs every step of a sample (:func:`_sample`); samples are split over threads that run
 without the GIL. The kernel is event-driven: per step it lists each population's nonzero
 outputs once and touches only the crossbar rows those sources drive (a CSR source neuron
--> rows built by :func:`_event_index`); rows whose entries address runs of consecutive
-accumulators are added as contiguous spans (:func:`_row_spans`), and the accumulators
-of a projection onto a (C, H, W) population are stored (soma core, y, x, c) so that a
-convolution row is a few long runs (:func:`_acc_layout`). The graph input is
-encoded inside the kernel, nonzero values only (``models.intref`` encoding, validated
-beforehand with the same errors). When the input frames an input-fed population reads
+-> rows built by :func:`_event_index`); rows whose entries address runs of nearly
+consecutive accumulators are added as contiguous spans, gaps filled with zero
+weights (:func:`_row_spans`), and the accumulators of a projection onto a (C, H, W)
+population are stored (soma core, y, x, c) so that a convolution row is a few long
+runs (:func:`_acc_layout`). An event reads one flat table of records, one per span
+or scattered row, with the row's tile counts (:func:`_slot_records`,
+:func:`_events`). The graph input is encoded inside the kernel, nonzero values only
+(``models.intref`` encoding, validated beforehand with the same errors, in one pass
+that also marks held frames, :func:`_scan_inputs`). When the input frames an input-fed population reads
 are the same as at the previous step, the input projections' sums are kept and their
 per-tile event / AC / MAC / cycle counts re-added (the chip still performs, and the
 counters still count, every MAC each step). An IF population without bias whose
@@ -92,7 +95,9 @@ packets in the same order through the NoC model's own arbitration
 (:func:`_route_templates`); a step's spikes of one route class (source core and
 destination cores, :func:`_route_classes`) are first simulated as one packet per
 class, a train (:func:`_send_trains`), which is exact when no train waited on a link,
-and packet by packet otherwise. With a Chrome trace, the timeline comes from the
+and packet by packet otherwise; a population's partial-sum call that repeats its last
+one (same tiles, same inject cycles) replays its deliveries (:func:`_send_psums`).
+With a Chrome trace, the timeline comes from the
 step-by-step Python model (:func:`_timing`, :func:`_timing_pipelined`), which the tests
 hold equal to the compiled one.
 """
