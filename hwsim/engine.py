@@ -83,8 +83,8 @@ runs (:func:`_acc_layout`). An event reads one flat table of records, one per sp
 or scattered row, with the row's tile counts (:func:`_slot_records`,
 :func:`_events`). The graph input is encoded inside the kernel, nonzero values only
 (``models.intref`` encoding, validated beforehand with the same errors, in one pass
-that also marks held frames, :func:`_scan_inputs`). When the input frames an input-fed population reads
-are the same as at the previous step, the input projections' sums are kept and their
+that also marks held frames, :func:`_scan_inputs`). When the input frames an
+input-fed population reads are the same as at the previous step, the input projections' sums are kept and their
 per-tile event / AC / MAC / cycle counts re-added (the chip still performs, and the
 counters still count, every MAC each step). An IF population without bias whose
 neurons get no input and none of which sits at or above threshold is not updated
@@ -402,8 +402,7 @@ def _events(kb, ko, ent_acc, ent_w, wb, wo, p, t, inputs):
     source slot at ``t - delay`` reads the source's rows, ``acc[a] += w * x`` over each
     row's entries (spans as contiguous slices; ``x == 1``, a binary spike, adds ``w``),
     and adds the rows' per-tile counts (events, integrate cycles, AC, MAC) to the step's
-    tile counts. Returns the number of rows read. (A function of its own: compiled
-    alone, the row loop keeps its operands in registers.)"""
+    tile counts. Returns the number of rows read."""
     pop_size = _f(kb, ko, _K_POP_SIZE)
     pop_ring = _f(kb, ko, _K_POP_RING)
     ring_off = _f(kb, ko, _K_RING_OFF)
@@ -494,8 +493,9 @@ def _sample(kb, ko, ent_acc, ent_w, x, held, scale, top, bg, g, wb, wo, out, rec
             tile_cyc, all_out, vcd_b, vcd_slot, vcd_s, vcd_v, timed, step_cycles, core_busy, hist, hstat):
     """All steps of sample ``bg`` of ``x`` (``rb``: its index in the recordings): event-driven per
     population (only rows of nonzero sources are read; input-fed sums reused while the
-    input frames they read repeat, as are the I/O counters of the input events; a population with no input current, no bias and no
-    neuron at threshold is not updated: nothing in it can change), then, when ``timed``,
+    input frames they read repeat, as are the I/O counters of the input events; a
+    population with no input current, no bias and no neuron at threshold is not
+    updated: nothing in it can change), then, when ``timed``,
     the step's cycle timing (:func:`_step_timing`)."""
     pop_size = _f(kb, ko, _K_POP_SIZE)
     M = kb[ko[_K_M]]
@@ -846,6 +846,13 @@ def _packet_tables(kb, ko, wb, wo):
 
 
 @njit(cache=True, inline="always")
+def _train_tables(wb, wo):
+    """The views of the spike trains listed by :func:`_send_spikes_nb`: inject cycle,
+    flits, first neuron and first edge of each train."""
+    return _f(wb, wo, _W_TR_T0), _f(wb, wo, _W_TR_LEN), _f(wb, wo, _W_TR_REP), _f(wb, wo, _W_TR_BASE)
+
+
+@njit(cache=True, inline="always")
 def _lay_route(rt_link, rt_parent, r0, r1, owner, E, e_link, e_parent, e_owner):
     """Append route template ``r0:r1`` as edges ``E ..`` of packet ``owner`` (parents
     made absolute); returns the next free edge."""
@@ -881,14 +888,13 @@ def _record_latency(lat, hist, hstat):
 
 
 @njit(cache=True, inline="always")
-def _delivered(e_start, base, de, W, L, t0, cross, extra, hist, hstat):
+def _arrival(e_start, base, de, W, L, t0, cross, extra):
     """Delivery cycle of a packet's tail at one destination: the head enters the
     destination's ejection edge ``de`` at ``e_start[base + de]`` and needs ``W`` more
     cycles, the tail ``L - 1`` after it (``de < 0``: same core, ``t0 + L - 1``), plus
-    ``cross * extra`` for chip boundaries; recorded in the latency histogram."""
+    ``cross * extra`` for chip boundaries."""
     dl = (e_start[base + de] + W + L - 1) if de >= 0 else t0 + L - 1
     dl += cross * extra
-    _record_latency(dl - t0, hist, hstat)
     return dl
 
 
@@ -959,7 +965,8 @@ def _send_psums(kb, ko, wb, wo, cand, c0, c1, t0_core, key, hist, hstat):
         kk = cand[i]
         L = pk_fl[n]
         t0 = pk_t0[n]
-        dl = _delivered(e_start, pk_base[n], tile_dst_edge[kk], W, L, t0, tile_cross[kk], extra, hist, hstat)
+        dl = _arrival(e_start, pk_base[n], tile_dst_edge[kk], W, L, t0, tile_cross[kk], extra)
+        _record_latency(dl - t0, hist, hstat)
         m_dl[i] = dl
         dc = tile_core[tile_soma[kk]]
         psum_ready[dc] = max(psum_ready[dc], dl)
@@ -997,10 +1004,7 @@ def _send_spikes_nb(kb, ko, wb, wo, p0, p1, t, hist, hstat):
     e_start = _f(wb, wo, _W_E_START)
     pk_base = _f(wb, wo, _W_PK_BASE)
     cls_tr = _f(wb, wo, _W_CLS_TR)
-    tr_t0 = _f(wb, wo, _W_TR_T0)
-    tr_len = _f(wb, wo, _W_TR_LEN)
-    tr_rep = _f(wb, wo, _W_TR_REP)
-    tr_base = _f(wb, wo, _W_TR_BASE)
+    tr_t0, tr_len, tr_rep, tr_base = _train_tables(wb, wo)
     # the packets, in neuron order, and their trains: a train = the packets of one
     # route class (same source core, so the same inject cycle), in packet order;
     # pk_off = flits of the train before the packet
@@ -1089,8 +1093,7 @@ def _send_spikes_nb(kb, ko, wb, wo, p0, p1, t, hist, hstat):
                 b = pk_base[i]
                 lag = 0
             for d in range(nrn_dst_ptr[gi], nrn_dst_ptr[gi + 1]):
-                de = nrn_dst_edge[d]
-                dl = (e_start[b + de] + W + lag + L - 1 if de >= 0 else t0 + L - 1) + nrn_dst_cross[d] * extra
+                dl = _arrival(e_start, b, nrn_dst_edge[d], W + lag, L, t0, nrn_dst_cross[d], extra)
                 lat = dl - t0
                 if lat < H:
                     hist[lat] += 1
@@ -1111,10 +1114,7 @@ def _send_trains(kb, ko, wb, wo, ntr):
     rt_ptr = _f(kb, ko, _K_RT_PTR)
     rt_link = _f(kb, ko, _K_RT_LINK)
     rt_parent = _f(kb, ko, _K_RT_PARENT)
-    tr_t0 = _f(wb, wo, _W_TR_T0)
-    tr_len = _f(wb, wo, _W_TR_LEN)
-    tr_rep = _f(wb, wo, _W_TR_REP)
-    tr_base = _f(wb, wo, _W_TR_BASE)
+    tr_t0, tr_len, tr_rep, tr_base = _train_tables(wb, wo)
     e_link = _f(wb, wo, _W_E_LINK)
     e_parent = _f(wb, wo, _W_E_PARENT)
     e_owner = _f(wb, wo, _W_E_OWNER)
