@@ -273,14 +273,15 @@ def _neurons(kb, ko, wb, wo, p, t, lo, hi, wbase):
     q0 = pop_proj_ptr[p]
     if (model == 0 and multi == 0 and reset_sub != 0 and pop_proj_ptr[p + 1] - q0 == 1
             and pop_bt_ptr[p + 1] == pop_bt_ptr[p]):
-        # IF, binary spikes, subtractive reset, one projection: the common case in one
-        # branch-free pass (current, update, output list)
+        # IF, binary spikes, subtractive reset, one projection: the common case in
+        # branch-free passes (current and update; spike count; output list, which
+        # takes a branch instead when spikes are few and is skipped when none)
         q = proj_order[q0]
         a0 = proj_acc_off[q]
         sh = proj_shift[q]
         hb = (np.int64(1) << (sh - 1)) if sh > 0 else np.int64(0)
-        # one pass: current (sums gathered through acc_pos when stored in another
-        # order; rshift_round by sh, hb = 0 when sh = 0), update, listing of the spikes
+        # current (sums gathered through acc_pos when stored in another order;
+        # rshift_round by sh, hb = 0 when sh = 0) and update in one pass
         pa = acc[a0:a0 + npop]
         ap = acc_pos[a0:a0 + npop]
         pv = v[off:off + npop]
@@ -291,6 +292,7 @@ def _neurons(kb, ko, wb, wo, p, t, lo, hi, wbase):
         pzv = nzv[wbase:wbase + npop]
         nhot = 0
         nnw = 0
+        nsp = 0
         ps = pa
         if proj_perm[q] != 0:  # sums stored in another order: gather them first
             ps = Ib[:npop]
@@ -304,10 +306,19 @@ def _neurons(kb, ko, wb, wo, p, t, lo, hi, wbase):
             pv[n] = vv
             po[n] = z
             nhot += vv >= th
-        for n in range(npop):  # branch-free listing of the spikes
-            pz[nnw] = n
-            pzv[nnw] = 1
-            nnw += po[n]
+        for n in range(npop):  # counted apart: in the update loop the count made the MLP run 2 % slower
+            nsp += po[n]
+        if nsp * 8 >= npop:
+            for n in range(npop):  # many spikes: a branch-free listing
+                pz[nnw] = n
+                pzv[nnw] = 1
+                nnw += po[n]
+        elif nsp > 0:  # few: a branch taken rarely is cheaper (none: no listing at all)
+            for n in range(npop):
+                if po[n] != 0:
+                    pz[nnw] = n
+                    pzv[nnw] = 1
+                    nnw += 1
         if proj_in[q] == 0:
             pa[:] = 0
         hot[p] = nhot > 0
