@@ -169,7 +169,8 @@ _KFIELDS = ("pop_model", "pop_size", "pop_off", "pop_ring", "ring_off", "slot_of
     "pcand", "used_cores", "fire_all", "psum_all", "nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross",
     "nrn_flit_count", "rt_ptr", "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "R",
     "W", "extra", "fixed", "barrier", "pipelined", "link_pos", "link_at", "max_packets", "max_edges",
-    "acc_pos", "proj_perm", "nrn_cls", "n_cls")
+    "acc_pos", "proj_perm", "nrn_cls", "n_cls", "cr", "grp_cr_off", "grp_cr_a0", "grp_cr_na", "grp_cr_r",
+    "grp_cr_tptr", "grp_cr_tiles", "cr_max")
 (_K_POP_MODEL, _K_POP_SIZE, _K_POP_OFF, _K_POP_RING, _K_RING_OFF, _K_SLOT_OFF, _K_POP_PROJ_PTR, _K_PROJ_ORDER,
  _K_POP_TILE_PTR, _K_TILE_ORDER, _K_POP_BT_PTR, _K_BT_START, _K_BT_OFF, _K_BT_VEC, _K_POP_SKIP, _K_NRN_CORE,
  _K_NRN_BIAS, _K_NRN_THR, _K_NRN_VRESET, _K_NRN_ALPHA, _K_NRN_ASYN, _K_NRN_VLEAK, _K_NRN_PK, _K_NRN_HOPS,
@@ -181,18 +182,20 @@ _KFIELDS = ("pop_model", "pop_size", "pop_off", "pop_ring", "ring_off", "slot_of
  _K_PCORES, _K_PFIRE, _K_PCAND_PTR, _K_PCAND, _K_USED_CORES, _K_FIRE_ALL, _K_PSUM_ALL, _K_NRN_DST_PTR,
  _K_NRN_DST_EDGE, _K_NRN_DST_CROSS, _K_NRN_FLIT_COUNT, _K_RT_PTR, _K_RT_LINK, _K_RT_PARENT, _K_TILE_RT_PTR,
  _K_TILE_DST_EDGE, _K_TILE_CROSS, _K_R, _K_W, _K_EXTRA, _K_FIXED, _K_BARRIER, _K_PIPELINED, _K_LINK_POS,
- _K_LINK_AT, _K_MAX_PACKETS, _K_MAX_EDGES, _K_ACC_POS, _K_PROJ_PERM, _K_NRN_CLS, _K_N_CLS) = range(94)
+ _K_LINK_AT, _K_MAX_PACKETS, _K_MAX_EDGES, _K_ACC_POS, _K_PROJ_PERM, _K_NRN_CLS, _K_N_CLS, _K_CR, _K_GRP_CR_OFF,
+ _K_GRP_CR_A0, _K_GRP_CR_NA, _K_GRP_CR_R, _K_GRP_CR_TPTR, _K_GRP_CR_TILES, _K_CR_MAX) = range(102)
 _WFIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "t_nev", "t_cyc", "t_ac", "t_mac",
     "c_nev", "c_cyc", "c_ac", "c_mac", "same", "prev_i", "prev_v", "in_zero", "hot", "tc", "done",
     "core_free", "integ", "end_int", "psum_ready", "fend", "pk_t0", "pk_fl", "pk_id", "pk_base", "e_link",
     "e_parent", "e_owner", "e_start", "e_valid", "link_flits", "e_order", "e_ready", "l_cnt", "l_used", "l_at",
-    "cls_tr", "tr_t0", "tr_len", "tr_rep", "tr_base", "pk_off", "pk_tr", "in_cnt", "m_ok", "m_t0", "m_dl")
+    "cls_tr", "tr_t0", "tr_len", "tr_rep", "tr_base", "pk_off", "pk_tr", "in_cnt", "m_ok", "m_t0", "m_dl",
+    "cr_loc")
 (_W_V, _W_ISYN, _W_ACC, _W_NZ, _W_NZV, _W_NZC, _W_IB, _W_O_ALL, _W_T_NEV, _W_T_CYC, _W_T_AC, _W_T_MAC,
  _W_C_NEV, _W_C_CYC, _W_C_AC, _W_C_MAC, _W_SAME, _W_PREV_I, _W_PREV_V, _W_IN_ZERO, _W_HOT, _W_TC, _W_DONE,
  _W_CORE_FREE, _W_INTEG, _W_END_INT, _W_PSUM_READY, _W_FEND, _W_PK_T0, _W_PK_FL, _W_PK_ID, _W_PK_BASE,
  _W_E_LINK, _W_E_PARENT, _W_E_OWNER, _W_E_START, _W_E_VALID, _W_LINK_FLITS, _W_E_ORDER, _W_E_READY, _W_L_CNT,
  _W_L_USED, _W_L_AT, _W_CLS_TR, _W_TR_T0, _W_TR_LEN, _W_TR_REP, _W_TR_BASE, _W_PK_OFF, _W_PK_TR,
- _W_IN_CNT, _W_M_OK, _W_M_T0, _W_M_DL) = range(54)
+ _W_IN_CNT, _W_M_OK, _W_M_T0, _W_M_DL, _W_CR_LOC) = range(55)
 
 
 @njit(cache=True)
@@ -413,7 +416,8 @@ def _events(kb, ko, ent_acc, ent_w, wb, wo, p, t, inputs):
     source slot at ``t - delay`` reads the source's rows, ``acc[a] += w * x`` over each
     row's entries (spans as contiguous slices; ``x == 1``, a binary spike, adds ``w``),
     and adds the rows' per-tile counts (events, integrate cycles, AC, MAC) to the step's
-    tile counts. Returns the number of rows read."""
+    tile counts; a short-row group reads one fixed-length row per event instead
+    (:func:`_compact_rows`). Returns the number of rows read."""
     pop_size = _f(kb, ko, _K_POP_SIZE)
     pop_ring = _f(kb, ko, _K_POP_RING)
     ring_off = _f(kb, ko, _K_RING_OFF)
@@ -424,6 +428,14 @@ def _events(kb, ko, ent_acc, ent_w, wb, wo, p, t, inputs):
     grp_pre_off = _f(kb, ko, _K_GRP_PRE_OFF)
     rec_ptr = _f(kb, ko, _K_REC_PTR)
     rec = _f(kb, ko, _K_REC)
+    cr = _f(kb, ko, _K_CR)
+    grp_cr_off = _f(kb, ko, _K_GRP_CR_OFF)
+    grp_cr_a0 = _f(kb, ko, _K_GRP_CR_A0)
+    grp_cr_na = _f(kb, ko, _K_GRP_CR_NA)
+    grp_cr_r = _f(kb, ko, _K_GRP_CR_R)
+    grp_cr_tptr = _f(kb, ko, _K_GRP_CR_TPTR)
+    grp_cr_tiles = _f(kb, ko, _K_GRP_CR_TILES)
+    loc = _f(wb, wo, _W_CR_LOC)
     acc = _f(wb, wo, _W_ACC)
     nz = _f(wb, wo, _W_NZ)
     nzv = _f(wb, wo, _W_NZV)
@@ -449,6 +461,36 @@ def _events(kb, ko, ent_acc, ent_w, wb, wo, p, t, inputs):
         base = ring_off[s] + sl * pop_size[s]
         nn = nzc[slot_off[s] + sl]
         pp = grp_pre_off[gg]
+        co = grp_cr_off[gg]
+        if co >= 0:  # a short-row group: one fixed-length row per event (_compact_rows)
+            if nn == 0:
+                continue
+            R = np.uint64(grp_cr_r[gg])
+            na = np.uint64(grp_cr_na[gg])
+            for j in range(nn):
+                xv = nzv[base + j]
+                b = np.uint64(co) + np.uint64(nz[base + j]) * R
+                if xv == 1:
+                    for u in range(R):
+                        loc[u] += cr[b + u]
+                else:
+                    for u in range(na):
+                        loc[u] += cr[b + u] * xv
+                    for u in range(na, R):
+                        loc[u] += cr[b + u]
+            a0 = grp_cr_a0[gg]
+            for u in range(na):
+                acc[a0 + u] += loc[u]
+                loc[u] = 0
+            t0 = grp_cr_tptr[gg]
+            for k in range(t0, grp_cr_tptr[gg + 1]):
+                c = na + np.uint64(4 * (k - t0))
+                _add_tile_counts(t_nev, t_cyc, t_ac, t_mac, grp_cr_tiles[k], loc[c], loc[c + 1], loc[c + 2],
+                                 loc[c + 3])
+                n_rows += loc[c]
+                for u in range(4):
+                    loc[c + u] = 0
+            continue
         for j in range(nn):
             i = nz[base + j]
             xv = nzv[base + j]
@@ -1416,6 +1458,8 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, in_flits: int, in_mul
     spans, ent_w = _row_spans(prog.row_ptr, ea, ent_w, row_tile)
     row_cyc = (prog.row_ncols + pe - 1) // pe + prog.event_overhead
     plan.update(_slot_records(pre_ptr, grp_rows, prog.row_ptr, row_tile, prog.row_mac, row_cyc, spans))
+    plan.update(_compact_rows(grp_src, grp_pre_off, pre_ptr, grp_rows, prog.row_ptr, ea, ew, row_tile,
+                              prog.row_mac, row_cyc, prog.pop_size))
     fields = dict(
         pop_model=prog.pop_model, pop_size=prog.pop_size, pop_off=prog.pop_off, pop_ring=prog.pop_ring,
         ring_off=prog.ring_off, slot_off=slot_off, pop_proj_ptr=prog.pop_proj_ptr, proj_order=prog.proj_order,
@@ -1555,6 +1599,67 @@ def _slot_records(pre_ptr: np.ndarray, grp_rows: np.ndarray, row_ptr: np.ndarray
     return {"rec_ptr": rec_ptr, "rec": rec}
 
 
+def _compact_rows(grp_src: np.ndarray, grp_pre_off: np.ndarray, pre_ptr: np.ndarray, grp_rows: np.ndarray,
+                  row_ptr: np.ndarray, ea: np.ndarray, ew: np.ndarray, row_tile: np.ndarray, row_mac: np.ndarray,
+                  row_cyc: np.ndarray, pop_size: np.ndarray, max_acc: int = 64, max_tiles: int = 4,
+                  max_entries: int = 1 << 17) -> dict:
+    """Short-row groups as one fixed-length row per source neuron.
+
+    A group (population, source, delay) whose rows all address a window of at most
+    ``max_acc`` accumulators ``a0 .. a0 + na - 1`` on at most ``max_tiles`` tiles
+    (a classifier layer: 10 outputs) gets a dense table ``cr``: source ``i``'s row is
+    ``R = na + 4 * nt`` int64, the sums of its rows' weights per window slot
+    (``cr[i, a - a0] = sum of w over the source's entries at slot a``), then per tile
+    ``k`` of the group its counts (events, integrate cycles, AC, MAC) of one event.
+    An event of value ``x`` adds ``x`` times the weight part and the count part once
+    into a local row; the group's sums and tile counts are added once per step. The
+    same integer sums and counts as the records (:func:`_slot_records`, still built),
+    without their per-event lookups: the shipped MLP's second layer (92 events of 10
+    entries per step) spends most of an event's time on them. Groups with a table
+    bigger than ``max_entries`` keep the records. Returns the kernel fields ``cr``,
+    ``grp_cr_off`` (-1: records), ``grp_cr_a0``, ``grp_cr_na``, ``grp_cr_r``,
+    ``grp_cr_tptr`` / ``grp_cr_tiles`` (the tiles of each group) and ``cr_max``."""
+    G = grp_src.size
+    off = np.full(G, -1, np.int64)
+    a0s, nas, rs = np.zeros(G, np.int64), np.zeros(G, np.int64), np.zeros(G, np.int64)
+    tptr = np.zeros(G + 1, np.int64)
+    tiles_all, blocks = [], []
+    pos = 0
+    for g in range(G):
+        tptr[g + 1] = tptr[g]
+        n_src = int(pop_size[grp_src[g]])
+        s0 = int(grp_pre_off[g])
+        r = np.asarray(grp_rows[pre_ptr[s0]:pre_ptr[s0 + n_src]], np.int64)
+        ln = row_ptr[r + 1] - row_ptr[r]
+        if r.size == 0 or ln.sum() == 0:
+            continue
+        ent = np.repeat(row_ptr[r] - np.concatenate([[0], np.cumsum(ln)[:-1]]), ln) + np.arange(int(ln.sum()))
+        a = np.asarray(ea, np.int64)[ent]
+        lo, hi = int(a.min()), int(a.max())
+        tiles, tk = np.unique(row_tile[r], return_inverse=True)
+        na, nt = hi - lo + 1, tiles.size
+        R = -(-(na + 4 * nt) // 4) * 4  # padded with zeros to whole 4-lane vectors
+        if na > max_acc or nt > max_tiles or n_src * R > max_entries:
+            continue
+        src = np.repeat(np.arange(n_src), np.diff(pre_ptr[s0:s0 + n_src + 1]))  # source of each row
+        tab = np.zeros((n_src, R), np.int64)
+        np.add.at(tab, (np.repeat(src, ln), a - lo), np.asarray(ew, np.int64)[ent])
+        mac = np.asarray(row_mac)[r] != 0
+        c = na + 4 * tk
+        np.add.at(tab, (src, c), 1)
+        np.add.at(tab, (src, c + 1), np.asarray(row_cyc, np.int64)[r])
+        np.add.at(tab, (src, c + 2), np.where(mac, 0, ln))
+        np.add.at(tab, (src, c + 3), np.where(mac, ln, 0))
+        off[g], a0s[g], nas[g], rs[g] = pos, lo, na, R
+        pos += tab.size
+        blocks.append(tab.reshape(-1))
+        tiles_all.append(tiles.astype(np.int64))
+        tptr[g + 1] = tptr[g] + nt
+    cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64))
+    return {"cr": cat(blocks), "grp_cr_off": off, "grp_cr_a0": a0s, "grp_cr_na": nas, "grp_cr_r": rs,
+            "grp_cr_tptr": tptr, "grp_cr_tiles": cat(tiles_all), "cr_max": int(rs.max(initial=0))}
+
+
 def _row_spans(row_ptr: np.ndarray, ea: np.ndarray, ew: np.ndarray, row_tile: np.ndarray,
                min_mean_run: float = 4.0, max_gap: int = 8) -> tuple:
     """Rows whose entries (accumulator slots ``ea``, weights ``ew``, rows ``row_ptr``)
@@ -1636,7 +1741,7 @@ def _work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nd
             "Ib": max(int(prog.pop_size.max()), 1), "o_all": N, "same": T, "prev_i": n_in, "prev_v": n_in, "in_zero": P,
             "hot": P, "done": P, "pk_t0": npk, "pk_fl": npk, "pk_id": npk, "pk_base": npk, "link_flits": nl,
             "l_cnt": nl, "l_used": nl, "l_at": nl, "pk_off": npk, "pk_tr": npk, "in_cnt": 3 * C,
-            "m_ok": P, "m_t0": ncand, "m_dl": ncand}
+            "m_ok": P, "m_t0": ncand, "m_dl": ncand, "cr_loc": max(int(kb[ko[_K_CR_MAX]]), 1)}
     ncls = max(int(kb[ko[_K_N_CLS]]), 1)
     for n in ("cls_tr", "tr_t0", "tr_len", "tr_rep", "tr_base"):
         size[n] = ncls
