@@ -127,6 +127,7 @@ COUNTERS = ("events", "acs", "macs", "neuron_updates", "spikes", "state_words", 
 (_EV, _AC, _MAC, _NU, _SP, _SW, _PS, _PK, _FL, _FH, _BUSY, _ICX, _IOI, _IOH, _IOO) = range(len(COUNTERS))
 _I32_MIN, _I32_MAX = -(1 << 31), (1 << 31) - 1
 _NREC = 8  # int64 fields per event record (:func:`_slot_records`)
+_RT_ROOT = -(1 << 40)  # a route template's root parent: base + _RT_ROOT < 0 for any edge base
 _CHUNK = 64  # samples per kernel call with an AER trace (bounds the memory of its recordings)
 _HIST_CYCLES = 1 << 14  # packet-latency histogram bins per thread (grown and re-run when exceeded)
 
@@ -908,15 +909,19 @@ def _train_tables(wb, wo):
 @njit(cache=True, inline="always")
 def _lay_route(rt_link, rt_parent, r0, r1, owner, E, e_link, e_parent, e_owner):
     """Append route template ``r0:r1`` as edges ``E ..`` of packet ``owner`` (parents
-    made absolute); returns the next free edge."""
+    made absolute: ``E + parent``, negative at the root, whose template parent is
+    :data:`_RT_ROOT`); returns the next free edge. A plain copy with unsigned indices,
+    no branch: 1.9 ns per edge instead of 4.3 with a root test per edge (the NIR CNN's
+    templates, in isolation)."""
     base = E  # a local: the tables share one blob, so a stored base would be reloaded per edge
-    for e in range(r0, r1):
-        e_link[E] = rt_link[e]
-        par = rt_parent[e]
-        e_parent[E] = base + par if par >= 0 else -1
-        e_owner[E] = owner
-        E += 1
-    return E
+    n = np.uint64(r1 - r0)
+    u0 = np.uint64(r0)
+    uE = np.uint64(E)
+    for u in range(n):
+        e_link[uE + u] = rt_link[u0 + u]
+        e_parent[uE + u] = base + rt_parent[u0 + u]
+        e_owner[uE + u] = owner
+    return E + np.int64(n)
 
 
 @njit(cache=True, inline="always")
@@ -1408,7 +1413,8 @@ def _timing_plan(prog: Program) -> dict:
         "nrn_dst_ptr": prog.nrn_dst_ptr, "nrn_dst_edge": nrn_dst_edge, "nrn_dst_cross": nrn_cross.astype(np.int64),
         "nrn_flit_count": ((prog.payload_bits == 0) & ((pm == 0) | (pm == 2) | (pm == 4))),
         "rt_ptr": n_ptr, "rt_link": np.concatenate([n_link, t_link]).astype(np.int64),
-        "rt_parent": np.concatenate([n_par, t_par]).astype(np.int64), "tile_rt_ptr": t_ptr + n_ptr[-1],
+        "rt_parent": np.where(np.concatenate([n_par, t_par]) < 0, _RT_ROOT, np.concatenate([n_par, t_par])),
+        "tile_rt_ptr": t_ptr + n_ptr[-1],
         "tile_dst_edge": t_dst_edge, "tile_cross": tile_cross.astype(np.int64), "R": R, "W": W,
         "extra": max(0, int(chip.noc.interchip_cycles) - R - W),
         "fixed": -1 if fixed == "dynamic" else int(fixed), "barrier": int(chip.timing.barrier_cycles),

@@ -342,7 +342,8 @@ def _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router
 
     The links are served one after another in the topological order ``link_pos``
     (:func:`link_order`; ``link_at`` is its inverse, link at each position), so when
-    a link comes up, every edge on it has its ready cycle: ``t0 + R`` at the root,
+    a link comes up, every edge on it has its ready cycle: ``t0 + R`` at the root
+    (any negative parent),
     else the parent's start ``+ W + R`` (the parent's link came earlier). The link's
     edges, gathered in edge order (a counting sort by link), are sorted by ready
     cycle, stably, which is the spec's FIFO order (ready, edge); then ``s = max(ready,
