@@ -118,7 +118,7 @@ def _neuron_floor(cur, thr, steps, samples, sh, lo, hi, n_threads):
     ``z = v >= thr``, ``v -= z * thr`` with its input current ``I`` read from ``cur``
     (a few rows of currents, cycled per step; ``h = 2**(sh - 1)``, 0 when ``sh = 0``)
     and writes ``z``: the hwsim engine's update for IF neurons with subtractive reset
-    (``hwsim.engine._neurons``) without the spike listing. Parallel over samples, one
+    (``hwsim.engine._neurons``) without bias and without the spike listing. Parallel over samples, one
     state per thread. Returns the spike count (a checksum, so no work is dropped)."""
     n = thr.size
     A = cur.shape[0]
@@ -468,7 +468,8 @@ def table(rows, mach) -> str:
     L += ["", "Budget of the roofline target (measured in the same run): at 50 % of the roofline the whole "
           "functional run may take twice the time the roofline kernel needs for the same synaptic events. "
           "The neuron-update floor is a Numba kernel that does only the dense integer IF update of every "
-          "neuron at every step (the chip's per-step neuron work, the engine's formula, no events), same "
+          "neuron at every step (the chip's per-step neuron work, the engine's formula without bias, no "
+          "events), same "
           "threads:", "",
           "| model | neurons x steps x samples | events at the roofline | 50 % target allows | neuron-update floor "
           "| hwsim functional | (events at roofline + floor) / hwsim time |", "|---|---|---:|---:|---:|---:|---:|"]

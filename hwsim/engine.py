@@ -84,9 +84,10 @@ or scattered row, with the row's tile counts (:func:`_slot_records`,
 :func:`_events`). The graph input is encoded inside the kernel, nonzero values only
 (``models.intref`` encoding, validated beforehand with the same errors, in one pass
 that also marks held frames, :func:`_scan_inputs`). When the input frames an
-input-fed population reads are the same as at the previous step, the input projections' sums are kept and their
-per-tile event / AC / MAC / cycle counts re-added (the chip still performs, and the
-counters still count, every MAC each step). An IF population without bias whose
+input-fed population reads are the same as at the previous step, the input
+projections' sums are kept and their per-tile event / AC / MAC / cycle counts
+re-added (the chip still performs, and the counters still count, every MAC each
+step). An IF population without bias whose
 neurons get no input and none of which sits at or above threshold is not updated
 (nothing in it can change). Neuron updates and state words are added arithmetically.
 The cycle timing of a step runs in the same call (:func:`_step_timing`): the same
@@ -1406,6 +1407,7 @@ def _timing_plan(prog: Program) -> dict:
     pc_ptr, pc_flat = csr(pcores)
     _, pf_flat = csr(pfire)
     cd_ptr, cd_flat = csr(pcand)
+    rt_par = np.concatenate([n_par, t_par]).astype(np.int64)
     return {
         "dsrc_ptr": d_ptr, "dsrc": d_flat, "pcore_ptr": pc_ptr, "pcores": pc_flat, "pfire": pf_flat, "pcand_ptr": cd_ptr,
         "pcand": cd_flat, "used_cores": np.unique(prog.tile_core).astype(np.int64), "fire_all": fire_all,
@@ -1413,7 +1415,7 @@ def _timing_plan(prog: Program) -> dict:
         "nrn_dst_ptr": prog.nrn_dst_ptr, "nrn_dst_edge": nrn_dst_edge, "nrn_dst_cross": nrn_cross.astype(np.int64),
         "nrn_flit_count": ((prog.payload_bits == 0) & ((pm == 0) | (pm == 2) | (pm == 4))),
         "rt_ptr": n_ptr, "rt_link": np.concatenate([n_link, t_link]).astype(np.int64),
-        "rt_parent": np.where(np.concatenate([n_par, t_par]) < 0, _RT_ROOT, np.concatenate([n_par, t_par])),
+        "rt_parent": np.where(rt_par < 0, _RT_ROOT, rt_par),
         "tile_rt_ptr": t_ptr + n_ptr[-1],
         "tile_dst_edge": t_dst_edge, "tile_cross": tile_cross.astype(np.int64), "R": R, "W": W,
         "extra": max(0, int(chip.noc.interchip_cycles) - R - W),
@@ -1478,7 +1480,8 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, in_flits: int, in_mul
         tile_core=prog.tile_core, tile_kind=prog.tile_kind, tile_soma=prog.tile_soma, tile_ncols=prog.tile_ncols,
         tile_fire=((prog.tile_ncols + pe - 1) // pe).astype(np.int64), tile_psum_flits=prog.tile_psum_flits,
         tile_psum_hops=prog.tile_psum_hops, tile_psum_icx=prog.tile_psum_icx,
-        grp_ptr=grp_ptr, grp_src=grp_src, grp_delay=grp_delay, grp_pre_off=grp_pre_off, pop_reuse=pop_reuse.astype(np.bool_),
+        grp_ptr=grp_ptr, grp_src=grp_src, grp_delay=grp_delay, grp_pre_off=grp_pre_off,
+        pop_reuse=pop_reuse.astype(np.bool_),
         in_dst_ptr=prog.in_dst_ptr, in_dst_core=prog.in_dst_core, in_pk=prog.in_pk, in_hops=prog.in_hops,
         in_icx=prog.in_icx,
         M=M, F=int(prog.leak_frac_bits), payload=int(prog.payload_bits), reset_sub=reset == "subtract",
