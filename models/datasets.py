@@ -243,22 +243,36 @@ def load_mnist(
     """MNIST images as float32 in [0, 1], shape (N, 1, 28, 28), and int64 labels.
 
     Only the test set ships in ``shared/data/mnist``; ``split="test"`` reads
-    ``t10k-images-idx3-ubyte.gz``/``t10k-labels-idx1-ubyte.gz``. ``start:stop``
+    ``t10k-images-idx3-ubyte.gz``/``t10k-labels-idx1-ubyte.gz``. With no ``folder``
+    and no IDX files in the shared data, a slice inside the package's own subset
+    (:mod:`models.shipped_data`, test 8000:8500) is read from there. ``start:stop``
     selects a slice (the zoo trains on ``0:8000`` and scores on ``8000:10000``).
     """
+    default_folder = folder is None
     folder = Path(folder) if folder is not None else shared_data_dir() / "mnist"
     prefix = {"test": "t10k", "train": "train"}.get(split)
     if prefix is None:
         raise DatasetError(f"load_mnist: split must be 'test' or 'train', got {split!r}")
 
-    def find(kind: str) -> Path:
+    def find(kind: str) -> Path | None:
         for name in (f"{prefix}-{kind}-ubyte.gz", f"{prefix}-{kind}-ubyte", f"{prefix}-{kind}.idx.gz"):
             if (folder / name).exists():
                 return folder / name
-        raise DatasetError(f"{folder}: no MNIST file {prefix}-{kind}-ubyte[.gz]")
+        return None
 
-    images = read_idx(find("images-idx3"))
-    labels = read_idx(find("labels-idx1"))
+    files = find("images-idx3"), find("labels-idx1")
+    if None in files:
+        from . import shipped_data
+
+        if default_folder and split == "test" and shipped_data.covers(start, stop):
+            images, labels = shipped_data.load_shipped_mnist(start, stop)
+            return (images.astype(np.float32) / 255.0)[:, None, :, :], labels
+        kind = "images-idx3" if files[0] is None else "labels-idx1"
+        hint = (f"; the package ships only test[{shipped_data.SHIPPED_START}:{shipped_data.SHIPPED_STOP}]"
+                if default_folder else "")
+        raise DatasetError(f"{folder}: no MNIST file {prefix}-{kind}-ubyte[.gz]{hint}")
+    images = read_idx(files[0])
+    labels = read_idx(files[1])
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
         raise DatasetError(f"{folder}: MNIST images {images.shape} and labels {labels.shape} disagree")
     sl = slice(start, stop)
