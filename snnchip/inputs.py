@@ -63,8 +63,13 @@ def _encode(x: np.ndarray, encoding: str, steps: int, seed: int, label: str) -> 
     return np.ascontiguousarray(seq, dtype=np.float32), encoding != "direct"
 
 
-def load_user_npz(path: str | Path, input_shape, *, samples, steps, encoding: str, start: int = 0, seed: int = 0):
-    """A :class:`Sequences` from the user's ``.npz`` (module docstring); errors name the file and array."""
+def load_user_npz(path: str | Path, input_shape, *, samples, steps, encoding: str, start: int = 0, seed: int = 0,
+                  default_steps: int | None = None):
+    """A :class:`Sequences` from the user's ``.npz`` (module docstring); errors name the file and array.
+
+    ``steps`` is the user's (a sequence must have that many); static samples are
+    encoded for ``steps``, else ``default_steps`` (the model's), else the project's default.
+    """
     from models.datasets import Sequences
 
     path = Path(path)
@@ -100,7 +105,7 @@ def load_user_npz(path: str | Path, input_shape, *, samples, steps, encoding: st
     y = y[start:stop].astype(np.int64)
     if static:
         xs = x[start:stop].astype(np.float32)
-        T = steps or defaults.STEPS
+        T = steps or default_steps or defaults.STEPS
         if encoding in ("rate", "poisson") and (xs.min(initial=0) < 0 or xs.max(initial=0) > 1):
             raise SnnchipError(f"{path}: {encoding} encoding needs values in [0, 1], x spans "
                                f"[{xs.min():g}, {xs.max():g}]")
@@ -136,8 +141,8 @@ def load_data(graph, data: str | None, samples: int | None, steps: int | None, e
             raise SnnchipError(f"--data must be nmnist, mnist or an existing .npz file, got {kind!r}")
         if bins is not None or frame_us is not None:
             raise SnnchipError("--bins and --frame-us apply to event recordings (nmnist), not to an .npz")
-        seq = load_user_npz(path, graph.input_shape, samples=samples, steps=steps or _meta_steps(graph),
-                            encoding=enc, start=start or 0, seed=seed)
+        seq = load_user_npz(path, graph.input_shape, samples=samples, steps=steps, encoding=enc, start=start or 0,
+                            seed=seed, default_steps=_meta_steps(graph))
         return str(path), seq
     if kind == "nmnist":
         if bins is not None and frame_us is not None:
