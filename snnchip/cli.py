@@ -1,7 +1,8 @@
 """The ``snnchip`` command line: the parser and ``main``; the commands live in ``cmd_*.py``.
 
 Every command turns a :class:`models.SnnchipError` (and a bad file the OS refuses)
-into one line on stderr and exit code 2; argparse usage errors also print one line.
+into one line on stderr and exit code 2; argparse usage errors also print one line;
+any other exception is a bug, still reported in one line (exit 2) naming its type.
 ``--debug`` shows the traceback instead. Every option's help states its default.
 """
 
@@ -228,6 +229,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("snnchip: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - the contract: one line, never a traceback
+        if args.debug:
+            raise
+        text = " ".join(str(err).split())[:300]
+        print(f"snnchip: error: unexpected {type(err).__name__}: {text} (this is a bug in snnchip; "
+              f"--debug shows the traceback)", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":
