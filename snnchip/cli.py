@@ -461,7 +461,7 @@ def _prune_setup(args):
 
 def cmd_prune(args):
     """Prune a model for a chip; print crossbars, chip-simulator accuracy and energy before/after."""
-    from mapper.prune import _check_request
+    from mapper.prune import check_request as _check_request
 
     from .pruning import ENERGY_TABLE, check_out_path, evaluate, prune_model
 
@@ -508,7 +508,7 @@ def cmd_prune(args):
 
 def cmd_prune_sweep(args):
     """Crossbar savings vs chip accuracy at several targets, grains and reorder settings."""
-    from mapper.prune import _check_request
+    from mapper.prune import check_request as _check_request
 
     from .pruning import sweep, write_sweep
 
