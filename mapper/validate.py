@@ -122,6 +122,11 @@ class Context:
     def core_where(self, k: int) -> str:
         return f"core {k} ({', '.join(self.core_populations[k])})"
 
+    def core_violation(self, rule: str, k: int, need: str, limit: str, where: str | None = None) -> Violation:
+        """``<rule>: core k (<populations>): <need>``, filed under the core's first population."""
+        lab = self.core_where(k)
+        return Violation(rule, self.core_populations[k][0], where or lab, f"{lab}: {need}", "core", limit)
+
 
 # ---------------------------------------------------------------------------------------
 # the rules, one function each
@@ -151,40 +156,24 @@ def rule_mode(ctx: Context) -> list:
 
 def rule_crossbars(ctx: Context) -> list:
     c = ctx.chip.core
-    out = []
-    for k, crossbars in enumerate(int(v) for v in ctx.per_core[:, 0]):
-        if crossbars > c.crossbars_per_core:
-            lab = ctx.core_where(k)
-            out.append(Violation("crossbars", ctx.core_populations[k][0], lab,
-                                 f"{lab}: needs {crossbars} crossbars, core has {c.crossbars_per_core}",
-                                 "core", f"{c.crossbars_per_core} crossbars"))
-    return out
+    return [ctx.core_violation("crossbars", k, f"needs {n} crossbars, core has {c.crossbars_per_core}",
+                               f"{c.crossbars_per_core} crossbars")
+            for k, n in enumerate(ctx.per_core[:, 0].tolist()) if n > c.crossbars_per_core]
 
 
 def rule_fold(ctx: Context) -> list:
     c = ctx.chip.core
-    out = []
-    for k, tids in enumerate(ctx.tiling.cores):
-        fold = -(-len(tids) // max(int(ctx.per_core[k, 0]), 1))
-        if fold > c.max_fold:
-            lab = ctx.core_where(k)
-            out.append(Violation("fold", ctx.core_populations[k][0], lab,
-                                 f"{lab}: folds {fold} blocks per crossbar, core.max_fold is {c.max_fold}",
-                                 "core", f"fold {c.max_fold}"))
-    return out
+    folds = [-(-len(tids) // max(n, 1)) for tids, n in zip(ctx.tiling.cores, ctx.per_core[:, 0].tolist())]
+    return [ctx.core_violation("fold", k, f"folds {f} blocks per crossbar, core.max_fold is {c.max_fold}",
+                               f"fold {c.max_fold}")
+            for k, f in enumerate(folds) if f > c.max_fold]
 
 
 def rule_memory(ctx: Context) -> list:
     c = ctx.chip.core
-    out = []
-    for k in range(len(ctx.tiling.cores)):
-        _, wb, sb = (int(v) for v in ctx.per_core[k])
-        if wb + sb > c.memory_bytes:
-            lab = ctx.core_where(k)
-            out.append(Violation("memory", ctx.core_populations[k][0], lab,
-                                 f"{lab}: needs {wb + sb:,} bytes ({wb:,} weights + {sb:,} state), "
-                                 f"core has {c.memory_bytes:,}", "core", f"{c.memory_bytes:,} bytes"))
-    return out
+    return [ctx.core_violation("memory", k, f"needs {wb + sb:,} bytes ({wb:,} weights + {sb:,} state), "
+                                            f"core has {c.memory_bytes:,}", f"{c.memory_bytes:,} bytes")
+            for k, (_, wb, sb) in enumerate(ctx.per_core.tolist()) if wb + sb > c.memory_bytes]
 
 
 def rule_neuron_model(ctx: Context) -> list:
@@ -236,10 +225,9 @@ def rule_routing_entries(ctx: Context) -> list:
     over = np.flatnonzero(entries > limit)
     out = []
     for k in over[:50]:
-        lab = ctx.core_where(k)
-        out.append(Violation("routing_entries", ctx.core_populations[k][0], f"core {k}",
-                             f"{lab}: needs {entries[k]} routing entries, core has {limit}",
-                             "core", f"{limit} routing entries"))
+        out.append(ctx.core_violation("routing_entries", int(k),
+                                      f"needs {entries[k]} routing entries, core has {limit}",
+                                      f"{limit} routing entries", where=f"core {k}"))
     if over.size > 50:
         out.append(Violation("routing_entries", "", "cores", f"... and {over.size - 50} more cores over routing_entries"))
     return out
