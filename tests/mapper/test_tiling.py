@@ -504,6 +504,7 @@ def test_trained_mnist_models():
     _invariants(cnn, T)
 
 
+@pytest.mark.slow
 def test_vgg16_cifar_and_resnet18_imagenet():
     from models.zoo import build
 
