@@ -77,7 +77,7 @@ def prune(graph: Graph, chip, *, target: float, grain: str = "crossbar", reorder
         Fraction of the unpruned mapping's crossbars to remove.
     grain : 'crossbar' | 'column'
     reorder : bool
-        Input reordering (module docstring).
+        Input reordering (:mod:`mapper.prune.select`).
     score : 'l1' | 'l2' | 'activation'
         ``'activation'`` needs ``unit_rates[node]``: the mean activity of each input unit.
     layers : names of the linear nodes to prune (default: every prunable one).

@@ -311,7 +311,7 @@ class ConvLayout:
         return self.nph * self.npw
 
     def crossbars(self, f: int) -> list:
-        """Tile-id lists per crossbar for fold f, patch-group major (see module docstring)."""
+        """Tile-id lists per crossbar for fold f, patch-group major (see :mod:`mapper.tiling.folding`)."""
         out = []
         P = self.n_patches
         for g0 in range(0, P, f):

@@ -31,7 +31,7 @@ def tile(net, chip, *, max_fold: int | None = None, fold: dict | int | None = No
         ``mesh.max_chips``.
     max_fold : int, optional
         Force the fold cap ``F`` for every conv population (balanced fold
-        ``ceil(P / ceil(P / min(F, limit)))``, module docstring). Default: the smallest
+        ``ceil(P / ceil(P / min(F, limit)))``, :mod:`mapper.tiling.folding`). Default: the smallest
         ``F`` in ``1..core.max_fold`` with which the net fits the system's cores.
     fold : dict or int, optional
         Exact fold per conv population (``{name: f}``), or one int for all of them;
