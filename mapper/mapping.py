@@ -47,6 +47,13 @@ class Mapping:
     quant: dict = field(default_factory=dict)
     baseline: dict = field(default_factory=dict)  # rowmajor cost, for comparison
 
+    def __repr__(self) -> str:
+        tl = self.tiling
+        chips = self.placement.n_chips
+        return (f"Mapping({self.model or 'model'} on {self.chip.name}: {len(tl.cores):,} cores on {chips} "
+                f"chip{'s' if chips != 1 else ''}, {tl.n_crossbars:,} crossbars for {len(tl.tiles):,} tiles, "
+                f"fold <= {max(tl.fold.values(), default=1)})")
+
     # ---------------------------------------------------------------- reports ------
     def resources(self) -> dict:
         """Figures of the resource report (see :meth:`report`)."""

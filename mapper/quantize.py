@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from models.defaults import QUANT_HEADROOM_BITS, QUANT_MAX_ACC_SHIFT, QUANT_MAX_INPUT
 from models.errors import SnnchipError
 from models.intref import round_half_away
 from models.net import ConvProjection, DenseProjection, Net, Population, SparseProjection
@@ -263,8 +264,9 @@ def _abs_col_bound(kind: str, wi, pre_map) -> int:
 
 
 def quantize(net: Net, chip=None, *, weight_bits: int | None = None, membrane_bits: int | None = None,
-             leak_frac_bits: int | None = None, input_bits: int | None = None, max_input: float = 1.0,
-             headroom_bits: int = 2, max_acc_shift: int = 16, max_nnz: int | None = None):
+             leak_frac_bits: int | None = None, input_bits: int | None = None,
+             max_input: float = QUANT_MAX_INPUT, headroom_bits: int = QUANT_HEADROOM_BITS,
+             max_acc_shift: int = QUANT_MAX_ACC_SHIFT, max_nnz: int | None = None):
     """Quantise a float Net to integer weights, thresholds, biases and leaks.
 
     Parameters
@@ -276,6 +278,9 @@ def quantize(net: Net, chip=None, *, weight_bits: int | None = None, membrane_bi
         where present; an explicit keyword that disagrees with the chip is an error.
     weight_bits, membrane_bits, leak_frac_bits, input_bits : int
         defaults 8, 16, 12, 8 (or the chip's).
+    max_input, headroom_bits, max_acc_shift
+        defaults ``QUANT_MAX_INPUT``, ``QUANT_HEADROOM_BITS``, ``QUANT_MAX_ACC_SHIFT`` of
+        :mod:`models.defaults` (1.0, 2, 16).
     max_input : float
         largest real input value (1.0 for pixels in [0, 1]); a real-valued input
         is sent as the unsigned integer ``round(x (2^input_bits - 1) / max_input)``.

@@ -1,12 +1,16 @@
 """Design-rule checks of a mapping: every broken limit is reported at once.
 
-Each rule has a name and checks one resource; a violation names the layer
-(population), tile (its block coordinates), core and the limit, e.g.
-``axons: conv3 tile (2, 1) on core 17: needs 310 axons, core has 256``.
+Each rule is a function ``rule_<name>(ctx) -> list[Violation]`` that checks one resource
+and returns ALL of its violations; :data:`RULES` lists them and :func:`check` runs the
+list (as Rockpool's Xylo mapper runs its ``xylo_drc`` list). To add a rule, write such a
+function, take the limit from the chip config, and append it to :data:`RULES`. A
+violation names the layer (population), tile (its block coordinates), core and the
+limit, e.g. ``axons: conv3 tile (2, 1) on core 17: needs 310 axons, core has 256``.
 
 Rules
 -----
 ``axons``, ``neurons``   per tile: rows/columns used <= ``core.axons`` / ``core.neurons``
+``mode``                 MAC tiles need ``"ANN"`` in ``core.modes``, AC tiles ``"SNN"``
 ``crossbars``            per core: distinct weight matrices <= ``core.crossbars_per_core``
 ``fold``                 per core: tiles time-multiplexed on one crossbar <= ``core.max_fold``
 ``memory``               per core: weight bytes + state bytes <= ``core.memory_bytes``, with
@@ -14,15 +18,20 @@ Rules
                          state bytes = sum over tiles of n_neurons x membrane_bits / 8
                          (partial tiles hold their partial sums at the same width)
 ``neuron_model``         every population's model is in ``core.neuron_models``
-``mode``                 MAC tiles need ``"ANN"`` in ``core.modes``, AC tiles ``"SNN"``
 ``weight_bits``          quantised weights lie in the signed ``weight_bits`` range
 ``cores``                cores used <= mesh.width x mesh.height x mesh.max_chips
 ``routing_entries``      per core: routing-table entries <= ``core.routing_entries``
+
+In the text of :class:`MappingError`, several violations of one rule by the tiles (or
+cores) of one layer read as one: the first in full, then how many there are, e.g.
+``neurons: conv2 tile (4,) on core 12: needs 300 neurons, core has 256 (1 of 27 tiles of
+layer conv2 that exceed 256 neurons)``. ``MappingError.violations`` keeps every one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -31,13 +40,32 @@ from models.errors import SnnchipError
 
 @dataclass(frozen=True)
 class Violation:
+    """One broken limit. ``unit`` ("tile", "core"; empty: never grouped) and ``limit`` (e.g.
+    ``"256 neurons"``) word the grouped error text."""
+
     rule: str
     population: str
     where: str
     message: str
+    unit: str = ""
+    limit: str = ""
 
     def __str__(self):
         return f"{self.rule}: {self.message}"
+
+
+def group_violations(violations: list) -> list[str]:
+    """One text per violation; several of one rule by the ``unit``s of one layer become one text."""
+    groups: dict = {}
+    for v in violations:
+        key = (v.rule, v.population, v.unit) if v.unit else id(v)
+        groups.setdefault(key, []).append(v)
+    out = []
+    for vs in groups.values():
+        v = vs[0]
+        more = f" (1 of {len(vs)} {v.unit}s of layer {v.population} that exceed {v.limit})" if len(vs) > 1 else ""
+        out.append(f"{v}{more}")
+    return out
 
 
 class MappingError(SnnchipError):
@@ -47,7 +75,7 @@ class MappingError(SnnchipError):
         self.violations = list(violations)
         head = f"{context}: " if context else ""
         super().__init__(f"{head}mapping violates {len(self.violations)} chip limit(s): "
-                         + "; ".join(str(v) for v in self.violations))
+                         + "; ".join(group_violations(self.violations)))
 
 
 def tile_label(t) -> str:
@@ -62,71 +90,158 @@ def core_bytes(tiling, chip) -> np.ndarray:
     return np.column_stack([mem[:, 0] // per_xbar, mem[:, 0], mem[:, 1]])
 
 
-def check(tiling, chip, *, net=None, routes=None) -> list:
-    """All violations of the rules above (empty list = the mapping fits)."""
-    c = chip.core
-    out: list[Violation] = []
-    core_of = {}
-    for k, tids in enumerate(tiling.cores):
-        for t in tids:
-            core_of[t] = k
-    for t in tiling.tiles:
-        lab = f"{tile_label(t)} on core {core_of.get(t.id, '?')}"
-        if t.n_axons > c.axons:
-            out.append(Violation("axons", t.population, lab, f"{lab}: needs {t.n_axons} axons, core has {c.axons}"))
-        if t.n_neurons > c.neurons:
-            out.append(Violation("neurons", t.population, lab,
-                                 f"{lab}: needs {t.n_neurons} neurons, core has {c.neurons}"))
-        need = "ANN" if t.mode == "MAC" else "SNN"
-        if need not in c.modes:
-            out.append(Violation("mode", t.population, lab, f"{lab}: runs in {t.mode} mode, core supports {list(c.modes)}"))
-    per_core = core_bytes(tiling, chip)
-    for k, tids in enumerate(tiling.cores):
-        crossbars, wb, sb = (int(v) for v in per_core[k])
-        pops = sorted({tiling.tiles[t].population for t in tids})
-        lab = f"core {k} ({', '.join(pops)})"
-        if crossbars > c.crossbars_per_core:
-            out.append(Violation("crossbars", pops[0], lab, f"{lab}: needs {crossbars} crossbars, core has {c.crossbars_per_core}"))
-        fold = -(-len(tids) // max(crossbars, 1))
-        if fold > c.max_fold:
-            out.append(Violation("fold", pops[0], lab, f"{lab}: folds {fold} blocks per crossbar, core.max_fold is {c.max_fold}"))
-        if wb + sb > c.memory_bytes:
-            out.append(Violation("memory", pops[0], lab,
-                                 f"{lab}: needs {wb + sb:,} bytes ({wb:,} weights + {sb:,} state), core has {c.memory_bytes:,}"))
-    if net is not None:
-        lo, hi = -(2 ** (c.weight_bits - 1)), 2 ** (c.weight_bits - 1) - 1
-        for p in net.populations[1:]:
-            if p.model not in c.neuron_models:
-                out.append(Violation("neuron_model", p.name, p.name,
-                                     f"{p.name}: neuron model {p.model} not supported (core has {list(c.neuron_models)})"))
-        if getattr(net, "quantized", False):
-            for q in net.projections:
-                w = getattr(q, "weight", None)
-                if w is None:
-                    w = q.csr.data
-                if w.size and (w.min() < lo or w.max() > hi):
-                    out.append(Violation("weight_bits", q.dst, q.name,
-                                         f"{q.name}: weights in [{w.min()}, {w.max()}] exceed {c.weight_bits}-bit range [{lo}, {hi}]"))
-    avail = chip.mesh.width * chip.mesh.height * chip.mesh.max_chips
-    if len(tiling.cores) > avail:
-        per_pop: dict = {}
-        for tids in tiling.cores:
-            for p in {tiling.tiles[t].population for t in tids}:
-                per_pop[p] = per_pop.get(p, 0) + 1
-        worst = ", ".join(f"{p} {n:,}" for p, n in sorted(per_pop.items(), key=lambda kv: -kv[1])[:8])
-        out.append(Violation("cores", "", "system",
-                             f"needs {len(tiling.cores):,} cores, system has {avail:,} "
-                             f"({chip.mesh.max_chips} chips x {chip.mesh.width}x{chip.mesh.height}); cores by layer: {worst}"))
-    if routes is not None:
-        over = np.flatnonzero(routes.table_entries > c.routing_entries)
-        for k in over[:50]:
-            pops = sorted({tiling.tiles[t].population for t in tiling.cores[k]})
-            out.append(Violation("routing_entries", pops[0], f"core {k}",
-                                 f"core {k} ({', '.join(pops)}): needs {routes.table_entries[k]} routing entries, "
-                                 f"core has {c.routing_entries}"))
-        if over.size > 50:
-            out.append(Violation("routing_entries", "", "cores", f"... and {over.size - 50} more cores over routing_entries"))
+@dataclass
+class Context:
+    """What the rules read: the tiling, the chip, the (quantised) net and routes when given,
+    and per-tile and per-core tables computed once for all rules."""
+
+    tiling: object
+    chip: object
+    net: object = None
+    routes: object = None
+
+    @cached_property
+    def tile_where(self) -> list:
+        """Per tile: ``"<population> tile <block> on core <k>"``."""
+        core_of = {}
+        for k, tids in enumerate(self.tiling.cores):
+            for t in tids:
+                core_of[t] = k
+        return [f"{tile_label(t)} on core {core_of.get(t.id, '?')}" for t in self.tiling.tiles]
+
+    @cached_property
+    def per_core(self) -> np.ndarray:
+        """(n_cores, 3): crossbars, weight bytes, state bytes (:func:`core_bytes`)."""
+        return core_bytes(self.tiling, self.chip)
+
+    @cached_property
+    def core_populations(self) -> list:
+        """Per core: the sorted populations of its tiles."""
+        return [sorted({self.tiling.tiles[t].population for t in tids}) for tids in self.tiling.cores]
+
+    def core_where(self, k: int) -> str:
+        return f"core {k} ({', '.join(self.core_populations[k])})"
+
+    def core_violation(self, rule: str, k: int, need: str, limit: str, where: str | None = None) -> Violation:
+        """``<rule>: core k (<populations>): <need>``, filed under the core's first population."""
+        lab = self.core_where(k)
+        return Violation(rule, self.core_populations[k][0], where or lab, f"{lab}: {need}", "core", limit)
+
+
+# ---------------------------------------------------------------------------------------
+# the rules, one function each
+# ---------------------------------------------------------------------------------------
+
+def rule_axons(ctx: Context) -> list:
+    c = ctx.chip.core
+    return [Violation("axons", t.population, lab, f"{lab}: needs {t.n_axons} axons, core has {c.axons}",
+                      "tile", f"{c.axons} axons")
+            for t, lab in zip(ctx.tiling.tiles, ctx.tile_where) if t.n_axons > c.axons]
+
+
+def rule_neurons(ctx: Context) -> list:
+    c = ctx.chip.core
+    return [Violation("neurons", t.population, lab, f"{lab}: needs {t.n_neurons} neurons, core has {c.neurons}",
+                      "tile", f"{c.neurons} neurons")
+            for t, lab in zip(ctx.tiling.tiles, ctx.tile_where) if t.n_neurons > c.neurons]
+
+
+def rule_mode(ctx: Context) -> list:
+    modes = list(ctx.chip.core.modes)
+    return [Violation("mode", t.population, lab, f"{lab}: runs in {t.mode} mode, core supports {modes}",
+                      "tile", f"the modes {modes}")
+            for t, lab in zip(ctx.tiling.tiles, ctx.tile_where)
+            if ("ANN" if t.mode == "MAC" else "SNN") not in modes]
+
+
+def rule_crossbars(ctx: Context) -> list:
+    c = ctx.chip.core
+    return [ctx.core_violation("crossbars", k, f"needs {n} crossbars, core has {c.crossbars_per_core}",
+                               f"{c.crossbars_per_core} crossbars")
+            for k, n in enumerate(ctx.per_core[:, 0].tolist()) if n > c.crossbars_per_core]
+
+
+def rule_fold(ctx: Context) -> list:
+    c = ctx.chip.core
+    folds = [-(-len(tids) // max(n, 1)) for tids, n in zip(ctx.tiling.cores, ctx.per_core[:, 0].tolist())]
+    return [ctx.core_violation("fold", k, f"folds {f} blocks per crossbar, core.max_fold is {c.max_fold}",
+                               f"fold {c.max_fold}")
+            for k, f in enumerate(folds) if f > c.max_fold]
+
+
+def rule_memory(ctx: Context) -> list:
+    c = ctx.chip.core
+    return [ctx.core_violation("memory", k, f"needs {wb + sb:,} bytes ({wb:,} weights + {sb:,} state), "
+                                            f"core has {c.memory_bytes:,}", f"{c.memory_bytes:,} bytes")
+            for k, (_, wb, sb) in enumerate(ctx.per_core.tolist()) if wb + sb > c.memory_bytes]
+
+
+def rule_neuron_model(ctx: Context) -> list:
+    if ctx.net is None:
+        return []
+    c = ctx.chip.core
+    return [Violation("neuron_model", p.name, p.name,
+                      f"{p.name}: neuron model {p.model} not supported (core has {list(c.neuron_models)})")
+            for p in ctx.net.populations[1:] if p.model not in c.neuron_models]
+
+
+def rule_weight_bits(ctx: Context) -> list:
+    if ctx.net is None or not getattr(ctx.net, "quantized", False):
+        return []
+    bits = ctx.chip.core.weight_bits
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    out = []
+    for q in ctx.net.projections:
+        w = getattr(q, "weight", None)
+        if w is None:
+            w = q.csr.data
+        if w.size and (w.min() < lo or w.max() > hi):
+            out.append(Violation("weight_bits", q.dst, q.name,
+                                 f"{q.name}: weights in [{w.min()}, {w.max()}] exceed {bits}-bit range [{lo}, {hi}]"))
     return out
+
+
+def rule_cores(ctx: Context) -> list:
+    mesh = ctx.chip.mesh
+    avail = mesh.width * mesh.height * mesh.max_chips
+    n = len(ctx.tiling.cores)
+    if n <= avail:
+        return []
+    per_pop: dict = {}
+    for tids in ctx.tiling.cores:
+        for p in {ctx.tiling.tiles[t].population for t in tids}:
+            per_pop[p] = per_pop.get(p, 0) + 1
+    worst = ", ".join(f"{p} {k:,}" for p, k in sorted(per_pop.items(), key=lambda kv: -kv[1])[:8])
+    return [Violation("cores", "", "system",
+                      f"needs {n:,} cores, system has {avail:,} "
+                      f"({mesh.max_chips} chips x {mesh.width}x{mesh.height}); cores by layer: {worst}")]
+
+
+def rule_routing_entries(ctx: Context) -> list:
+    if ctx.routes is None:
+        return []
+    limit = ctx.chip.core.routing_entries
+    entries = ctx.routes.table_entries
+    over = np.flatnonzero(entries > limit)
+    out = []
+    for k in over[:50]:
+        out.append(ctx.core_violation("routing_entries", int(k),
+                                      f"needs {entries[k]} routing entries, core has {limit}",
+                                      f"{limit} routing entries", where=f"core {k}"))
+    if over.size > 50:
+        out.append(Violation("routing_entries", "", "cores", f"... and {over.size - 50} more cores over routing_entries"))
+    return out
+
+
+#: every design rule, run in this order by :func:`check`
+RULES = [rule_axons, rule_neurons, rule_mode, rule_crossbars, rule_fold, rule_memory, rule_neuron_model,
+         rule_weight_bits, rule_cores, rule_routing_entries]
+
+
+def check(tiling, chip, *, net=None, routes=None) -> list:
+    """All violations of every rule in :data:`RULES` (empty list = the mapping fits)."""
+    ctx = Context(tiling, chip, net, routes)
+    return [v for rule in RULES for v in rule(ctx)]
 
 
 def validate(tiling, chip, *, net=None, routes=None, context: str = "") -> None:

@@ -30,11 +30,11 @@ def _prune_setup(args):
 
 def cmd_prune(args):
     """Prune a model for a chip; print crossbars, chip-simulator accuracy and energy before/after."""
-    from mapper.prune import _check_request
+    from mapper.prune import check_request
 
     from .pruning import ENERGY_TABLE, check_out_path, evaluate, prune_model
 
-    _check_request(args.target, args.grain, args.score)
+    check_request(args.target, args.grain, args.score)
     out = check_out_path(args.output) if args.output else None
     g, chip, reset, spikes, kind, seq = _prune_setup(args)
     T, B = seq.inputs.shape[:2]
@@ -77,7 +77,7 @@ def cmd_prune(args):
 
 def cmd_prune_sweep(args):
     """Crossbar savings vs chip accuracy at several targets, grains and reorder settings."""
-    from mapper.prune import _check_request
+    from mapper.prune import check_request
 
     from .pruning import sweep, write_sweep
 
@@ -90,7 +90,7 @@ def cmd_prune_sweep(args):
         raise SnnchipError("--targets and --grains must not be empty")
     for t in targets:
         for gr in grains:
-            _check_request(t, gr, "l1")
+            check_request(t, gr, "l1")
     reorders = {"no": [False], "yes": [True], "both": [False, True]}[args.reorder]
     g, chip, reset, spikes, kind, seq = _prune_setup(args)
     rows = sweep(args.model, g, chip, seq, reset, spikes, targets=targets, grains=grains, reorders=reorders,

@@ -250,6 +250,7 @@ def q_nir_cnn(nir_cnn):
     return quantize(models.lower(nir_cnn), weight_bits=8)[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reset,spikes,float_correct", [
     ("subtract", "multi", 100),
     ("subtract", "binary", 97),
@@ -273,6 +274,7 @@ def held_out():
     return mnist_sequences("direct", 32, start=8000, stop=10000)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,float_correct", [("mlp", 1967), ("cnn", 1980)])
 def test_shipped_mnist_models_int8_accuracy(held_out, kind, float_correct):
     net = models.lower(models.read_nir(models.__path__[0] + f"/zoo/trained/mnist_{kind}.nir"))

@@ -36,6 +36,21 @@ def test_nir_cnn_maps_on_one_tianjic_chip(cnn_mapping):
         assert word in text
 
 
+def test_the_package_exports_its_passes():
+    import mapper
+    from mapper.quantize import quantize
+    from mapper.tiling import tile
+    from mapper.validate import check
+
+    assert (mapper.quantize, mapper.tile, mapper.check, mapper.map_model) == (quantize, tile, check, map_model)
+    assert mapper.prune.prune.__module__ == "mapper.prune.pruner"  # the pruning subpackage, not hidden
+
+
+def test_mapping_repr_is_a_one_line_summary(cnn_mapping):
+    assert repr(cnn_mapping) == ("Mapping(nir_cnn on tianjic: 99 cores on 1 chip, 99 crossbars for 99 tiles, "
+                                 "fold <= 1)")
+
+
 def test_mapping_files_round_trip_exactly(cnn_mapping, tmp_path):
     cnn_mapping.save(tmp_path / "m")
     m2 = Mapping.load(tmp_path / "m")
@@ -93,6 +108,7 @@ def test_shipped_models_map(name, cores, partial):
     assert {t.mode for t in m.tiling.tiles if t.population == first} == {"MAC"}
 
 
+@pytest.mark.slow
 def test_vgg16_cifar_and_resnet18_imagenet_map_on_tianjic():
     vgg = map_model(build("vgg16", shape="cifar"), TIANJIC, model="vgg16")
     # fold 1 fits 59 chips but if7's cores would need up to 666 routing entries (> 256):

@@ -240,3 +240,13 @@ def test_errors_name_population_and_limit():
     with pytest.raises(QuantizationError, match="'a': leak dt/tau.*rounds to 0 with leak_frac_bits=12"):
         quantize(_dense_net(np.array([[1.0]]), slow))
     assert issubclass(QuantizationError, SnnchipError)
+
+
+def test_defaults_come_from_models_defaults():
+    import inspect
+
+    from models.defaults import QUANT_HEADROOM_BITS, QUANT_MAX_ACC_SHIFT, QUANT_MAX_INPUT
+
+    p = inspect.signature(quantize).parameters
+    got = (p["max_input"].default, p["headroom_bits"].default, p["max_acc_shift"].default)
+    assert got == (QUANT_MAX_INPUT, QUANT_HEADROOM_BITS, QUANT_MAX_ACC_SHIFT) == (1.0, 2, 16)

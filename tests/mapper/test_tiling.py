@@ -13,7 +13,8 @@ import scipy.sparse as sp
 
 import models
 from mapper.routing import flows_from_tiling
-from mapper.tiling import TilingError, _nextfit_vec, _pack_chunks, tile, tile_matrix
+from mapper.tiling import TilingError, tile, tile_matrix
+from mapper.tiling.chunks import nextfit_vec, pack_chunks
 from models.net import ConvProjection, DenseProjection, Net, Population, SparseProjection
 from models.ops import ConvGeometry
 
@@ -360,8 +361,8 @@ def test_nextfit_vectorised_matches_packing():
         runs = [(i, int(rng.integers(0, 20)), int(rng.integers(0, A + 1))) for i in range(int(rng.integers(1, 5)))]
         bins, fill = np.array(1), np.array(0)
         for _i, n, w in runs:
-            bins, fill = _nextfit_vec(bins, fill, n, w, A)
-        chunks = _pack_chunks(runs, A)
+            bins, fill = nextfit_vec(bins, fill, n, w, A)
+        chunks = pack_chunks(runs, A)
         assert int(bins) == len(chunks)
         for ch in chunks:
             assert sum((e - s) * runs[i][2] for i, s, e in ch) <= A
@@ -503,6 +504,7 @@ def test_trained_mnist_models():
     _invariants(cnn, T)
 
 
+@pytest.mark.slow
 def test_vgg16_cifar_and_resnet18_imagenet():
     from models.zoo import build
 
@@ -520,3 +522,32 @@ def test_vgg16_cifar_and_resnet18_imagenet():
     _invariants(res, T)
     # the identity skips are tiled as depthwise 1x1 convolutions (folded with their block)
     assert T.blocks["layer1.1.if2"]["kind"] == "conv"
+
+
+def test_tile_counts_without_building_them():
+    # a tiling that failed counts the other layers' tiles for its error text without building
+    # them; the count must be what make_tiles builds (partial chunks, empty edge chunks, skips, others)
+    from mapper.tiling.conv import conv_layout
+    from mapper.tiling.dense import DenseLayout
+    from mapper.tiling.limits import read_chip
+
+    rng = np.random.default_rng(7)
+    g = ConvGeometry(3, 6, (8, 8), (3, 3), (1, 1), (1, 1))
+    pops = [Population("input", "input", (3, 8, 8)), Population("h", "IF", (5,)), Population("out", "IF", (6, 8, 8))]
+    others = Net(pops, [DenseProjection("in->h", "input", "h", rng.standard_normal((5, 192))),
+                        ConvProjection("in->out", "input", "out", rng.standard_normal((6, 3, 3, 3)), g),
+                        SparseProjection("h->out", "h", "out", sp.random(5, 384, density=0.3, random_state=1,
+                                                                          format="csr"))], "out")
+    cases = [(models.lower(_residual_graph()), chip(axons=64, neurons=64)), (others, chip(axons=32, neurons=32)),
+             (conv_net(40, 8, 9, 3, 2, 1), chip(axons=64, neurons=16)), (dense_net(600, 300), chip())]
+    counts = {}
+    for i, (net, c) in enumerate(cases):
+        hw = read_chip(c)
+        for pop in net.populations[1:]:
+            projs = net.incoming(pop.name)
+            lay = conv_layout(pop, projs, net, hw) or DenseLayout(pop, projs, hw)
+            counts[i, pop.name] = lay.count_tiles()
+            assert counts[i, pop.name] == len(lay.make_tiles(0, iter(range(1 << 30)).__next__))
+    # hand counts: c as in test_residual_union_of_axon_spaces; 300 x 600 dense on 256 x 256 crossbars is
+    # 2 column blocks x 3 row chunks
+    assert counts[0, "c"] == 32 and counts[3, "out"] == 6
