@@ -2,36 +2,20 @@
 
 :func:`map_model` runs the mapper passes in order -- ``quantize`` -> ``tile`` ->
 ``place`` -> ``route`` -> ``validate`` -- each a plain function over plain data.
-A :class:`Mapping` saves as ``mapping.json`` (structure, a pydantic model) plus
-``mapping.npz`` (arrays; loaded with ``allow_pickle=False``), both written
-atomically; :meth:`Mapping.load` re-validates everything against the chip and
-round-trips exactly.
+A :class:`Mapping` saves as ``mapping.json`` + ``mapping.npz`` and loads back
+identically, re-validated (the file format and its checks: :mod:`mapper.mapfile`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import scipy.sparse as sp
-from pydantic import BaseModel, ConfigDict, ValidationError
-
-from models.errors import SnnchipError
-from models.fileio import atomic_write
-from models.netio import net_from_dict, net_to_dict
-
+from .mapfile import MappingFileError  # noqa: F401 - part of this module's API
 from .placement import Placement, place
-from .routing import Flows, Routes, flows_from_tiling, route
-from .validate import check, core_bytes, MappingError
-
-FORMAT_VERSION = 1
-
-
-class MappingFileError(SnnchipError):
-    """A mapping folder is missing, corrupt, or inconsistent with its chip."""
+from .routing import Routes, flows_from_tiling, route
+from .validate import MappingError, check, core_bytes
 
 
 @dataclass
@@ -46,6 +30,7 @@ class Mapping:
     model: str = ""
     quant: dict = field(default_factory=dict)
     baseline: dict = field(default_factory=dict)  # rowmajor cost, for comparison
+    file_sha256: str = ""  # of mapping.json when loaded from a folder (it holds the npz's hash)
 
     def __repr__(self) -> str:
         tl = self.tiling
@@ -114,170 +99,17 @@ class Mapping:
 
     # ---------------------------------------------------------------- files --------
     def save(self, folder: str | os.PathLike) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        doc, arrays = _to_records(self)
-        atomic_write(folder / "mapping.npz", lambda f: np.savez_compressed(f, **arrays), binary=True)
-        atomic_write(folder / "mapping.json", lambda f: f.write(doc.model_dump_json(indent=1)))
-        return folder
+        """Write ``mapping.json`` + ``mapping.npz`` into ``folder`` as a unit (:mod:`mapper.mapfile`)."""
+        from .mapfile import save_mapping
+
+        return save_mapping(self, folder)
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> "Mapping":
-        return _from_records(Path(folder))
+        """Read and re-validate a mapping folder (:mod:`mapper.mapfile`); every array is range-checked first."""
+        from .mapfile import load_mapping
 
-
-# -------------------------------------------------------------------- records ---------
-
-class TileRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: int
-    population: str
-    kind: str
-    soma: int
-    post: str
-    axons: list[tuple[str, int, str]]
-    n_axons: int
-    n_neurons: int
-    used_cells: int
-    mode: str
-    block: list
-    weight_group: int
-
-
-class MappingRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    format_version: int
-    model: str
-    chip: dict
-    net: dict
-    tiles: list[TileRecord]
-    cores: list[list[int]]
-    crossbars: list[list[int]]
-    blocks: dict
-    unique_weights: dict
-    fold: dict[str, int]
-    placement: dict
-    multicast: str
-    flows: dict
-    quant: dict
-    baseline: dict
-
-
-def _to_records(m: Mapping):
-    arrays: dict = {}
-    net_doc, net_arrays = net_to_dict(m.net)
-    arrays.update(net_arrays)
-    tiles = []
-    for t in m.tiling.tiles:
-        pk = f"tile{t.id}.post"
-        arrays[pk] = np.asarray(t.post, dtype=np.int64)
-        ax = []
-        for j, (src, delay, idx) in enumerate(t.axons):
-            ak = f"tile{t.id}.ax{j}"
-            arrays[ak] = np.asarray(idx, dtype=np.int64)
-            ax.append((src, int(delay), ak))
-        tiles.append(TileRecord(id=t.id, population=t.population, kind=t.kind, soma=t.soma, post=pk, axons=ax,
-                                n_axons=t.n_axons, n_neurons=t.n_neurons, used_cells=t.used_cells, mode=t.mode,
-                                block=[b if isinstance(b, (str, int)) else int(b) for b in t.block],
-                                weight_group=t.weight_group))
-    p = m.placement
-    arrays["placement.positions"] = p.positions.astype(np.int64)
-    f = m.routes.flows
-    arrays["flows.src"], arrays["flows.rate"], arrays["flows.kind"] = f.src, f.rate, f.kind
-    d = f.dst.tocsr()
-    arrays["flows.dst.indptr"], arrays["flows.dst.indices"] = d.indptr.astype(np.int64), d.indices.astype(np.int64)
-    doc = MappingRecord(
-        format_version=FORMAT_VERSION, model=m.model, chip=m.chip.to_dict(), net=net_doc, tiles=tiles,
-        cores=[list(map(int, c)) for c in m.tiling.cores],
-        crossbars=[list(map(int, c)) for c in m.tiling.crossbars], blocks=_jsonable(m.tiling.blocks),
-        unique_weights={k: int(v) for k, v in m.tiling._unique_weights.items()}, fold={k: int(v) for k, v in m.tiling.fold.items()},
-        placement={"n_chips": p.n_chips, "chip_grid": list(p.chip_grid), "width": p.width, "height": p.height,
-                   "strategy": p.strategy, "interchip_penalty": p.interchip_penalty, "stats": p.stats},
-        multicast=m.routes.multicast, flows={"n_cores": f.n_cores}, quant=_jsonable(m.quant),
-        baseline=_jsonable(m.baseline))
-    return doc, arrays
-
-
-def _jsonable(d):
-    return json.loads(json.dumps(d, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
-
-
-def _from_records(folder: Path) -> Mapping:
-    from hwsim.chip import ChipConfig
-
-    from .tiling import Tile, Tiling
-
-    jpath, npath = folder / "mapping.json", folder / "mapping.npz"
-    for pth in (jpath, npath):
-        if not pth.exists():
-            raise MappingFileError(f"{pth}: no such file (is {folder} a mapping folder written by `snnchip map`?)")
-    try:
-        doc = MappingRecord.model_validate_json(jpath.read_text())
-    except ValidationError as err:
-        e = err.errors()[0]
-        raise MappingFileError(f"{jpath}: {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
-    except ValueError as err:
-        raise MappingFileError(f"{jpath}: not valid JSON ({err})") from None
-    if doc.format_version != FORMAT_VERSION:
-        raise MappingFileError(f"{jpath}: format_version {doc.format_version}, this snnchip reads {FORMAT_VERSION}")
-    try:
-        arrays = dict(np.load(npath, allow_pickle=False))
-    except Exception as err:  # zip/npz damage of any kind
-        raise MappingFileError(f"{npath}: cannot read arrays ({err})") from None
-    try:
-        chip = ChipConfig.model_validate(doc.chip)
-    except ValidationError as err:
-        e = err.errors()[0]
-        raise MappingFileError(f"{jpath}: chip.{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
-    net = net_from_dict(doc.net, arrays, where=str(jpath))
-
-    def arr(key):
-        if key not in arrays:
-            raise MappingFileError(f"{npath}: array '{key}' missing")
-        return arrays[key]
-
-    tiles = []
-    for r in doc.tiles:
-        if r.population not in net.pop:
-            raise MappingFileError(f"{jpath}: tile {r.id} belongs to unknown population '{r.population}'")
-        post = arr(r.post)
-        size = net.pop[r.population].size
-        if post.size and (post.min() < 0 or post.max() >= size):
-            raise MappingFileError(f"{jpath}: tile {r.id}: post index outside population '{r.population}' ({size})")
-        axons = []
-        for src, delay, key in r.axons:
-            idx = arr(key)
-            if src not in net.pop or (idx.size and (idx.min() < 0 or idx.max() >= net.pop[src].size)):
-                raise MappingFileError(f"{jpath}: tile {r.id}: axons from '{src}' out of range")
-            axons.append((src, delay, idx))
-        tiles.append(Tile(id=r.id, population=r.population, kind=r.kind, soma=r.soma,
-                          n_axons=r.n_axons, n_neurons=r.n_neurons, used_cells=r.used_cells, mode=r.mode,
-                          block=tuple(r.block), weight_group=r.weight_group, _post=post, _axons=axons))
-    n_tiles = len(tiles)
-    for k, c in enumerate(doc.cores):
-        if any(t < 0 or t >= n_tiles for t in c):
-            raise MappingFileError(f"{jpath}: core {k} lists a tile outside 0..{n_tiles - 1}")
-    for k, c in enumerate(doc.crossbars):
-        if any(t < 0 or t >= n_tiles for t in c):
-            raise MappingFileError(f"{jpath}: crossbar {k} lists a tile outside 0..{n_tiles - 1}")
-    tiling = Tiling(tiles=tiles, cores=doc.cores, fold=dict(doc.fold), chip=chip, crossbars=doc.crossbars,
-                    blocks=dict(doc.blocks), _unique_weights=dict(doc.unique_weights))
-    pd = doc.placement
-    positions = arr("placement.positions")
-    if positions.shape != (len(doc.cores), 3):
-        raise MappingFileError(f"{npath}: placement has {positions.shape[0]} cores, mapping has {len(doc.cores)}")
-    placement = Placement(positions, pd["n_chips"], tuple(pd["chip_grid"]), pd["width"], pd["height"],
-                          pd["strategy"], pd["interchip_penalty"], dict(pd["stats"]))
-    n = doc.flows["n_cores"]
-    dst = sp.csr_matrix((np.ones(arr("flows.dst.indices").size, bool), arr("flows.dst.indices"),
-                         arr("flows.dst.indptr")), shape=(arr("flows.src").size, n))
-    flows = Flows(arr("flows.src"), arr("flows.rate"), dst, arr("flows.kind"), n)
-    routes = route(placement, flows, chip, multicast=doc.multicast)
-    m = Mapping(chip, net, tiling, placement, routes, doc.model, dict(doc.quant), dict(doc.baseline))
-    v = check(tiling, chip, net=net, routes=routes)
-    if v:
-        raise MappingError(v, str(folder))
-    return m
+        return load_mapping(folder)
 
 
 # -------------------------------------------------------------------- the pipeline ----
