@@ -81,13 +81,13 @@ def cmd_sweep(args):
     """Run every point of the grid not yet in ``--output``; print the table and the files written."""
     from hwsim.chip import load_chip, parse_overrides
 
-    from . import sweep as S
+    from .sweep import check_grid, close, connect, format_table, load_grid_file, parse_grid, points, prepare, run_sweep
 
     _check(args)
     base, grid = (None, {})
     if args.grid_file:
-        base, grid = S.load_grid_file(args.grid_file)
-    for k, v in S.parse_grid(args.grid).items():
+        base, grid = load_grid_file(args.grid_file)
+    for k, v in parse_grid(args.grid).items():
         if k in grid:
             raise SnnchipError(f"--grid {k}: also in {args.grid_file}; give it once")
         grid[k] = v
@@ -101,12 +101,12 @@ def cmd_sweep(args):
     chip = load_chip(args.chip or base or "tianjic")
     if args.set:
         chip = chip.with_overrides(parse_overrides(args.set))
-    S.check_grid(grid, chip)
+    check_grid(grid, chip)
     t0 = time.perf_counter()
-    shared = S.prepare(models, chip, data=args.data, samples=args.samples, steps=args.steps,
+    shared = prepare(models, chip, data=args.data, samples=args.samples, steps=args.steps,
                        placement=args.placement, max_fold=args.max_fold, seed=args.seed,
                        timing_samples=args.timing_samples)
-    n_points = len(S.points(grid))
+    n_points = len(points(grid))
     mi = next(iter(shared.models.values()))
     print(f"sweep of {', '.join(models)} on {chip.name}: {n_points} points over "
           + " x ".join(f"{k} ({len(v)})" for k, v in grid.items())
@@ -115,15 +115,15 @@ def cmd_sweep(args):
     client = None
     scheduler = _scheduler(args)
     if scheduler or args.workers != 0:
-        client = S.connect(workers=args.workers, scheduler=scheduler)
+        client = connect(workers=args.workers, scheduler=scheduler)
     try:
-        df = S.run_sweep(shared, grid, args.output, client=client, retries=args.retries,
+        df = run_sweep(shared, grid, args.output, client=client, retries=args.retries,
                          retry_failed=args.retry_failed, log=lambda s: print(s, flush=True))
     finally:
         if client is not None:
-            S.close(client)
+            close(client)
     dt = time.perf_counter() - t0
-    print(S.format_table(df, list(grid)))
+    print(format_table(df, list(grid)))
     bad = int((df["status"] != "ok").sum())
     print(f"{len(df)} rows ({bad} failed) in {dt:.1f} s; wrote {args.output}/sweep.parquet, sweep.csv, "
           f"pareto.png, pareto.pdf")
@@ -138,7 +138,7 @@ def run_on_cluster(args, mapping, inputs, *, reset: str, spikes: str, timing_sam
     ``$DASK_SCHEDULER_ADDRESS``) asks for a cluster: the caller runs its own loop.
     Trace files (VCD, timeline, AER) are written by one engine call and refuse a cluster.
     """
-    from . import sweep as S
+    from .sweep import close, connect, run_sharded
 
     scheduler = _scheduler(args)
     workers = getattr(args, "workers", 0) or 0
@@ -149,12 +149,12 @@ def run_on_cluster(args, mapping, inputs, *, reset: str, spikes: str, timing_sam
     if traces is not None and traces.config.enabled:
         raise SnnchipError("--vcd, --chrome and --aer trace one process's run; drop --workers/--scheduler "
                            f"(and unset ${SCHEDULER_ENV}) to trace")
-    client = S.connect(workers=workers, scheduler=scheduler)
+    client = connect(workers=workers, scheduler=scheduler)
     try:
-        return S.run_sharded(mapping, inputs, client=client, reset=reset, spikes=spikes,
+        return run_sharded(mapping, inputs, client=client, reset=reset, spikes=spikes,
                              timing_samples=timing_samples, batch=args.batch, record=record, progress=True)
     finally:
-        S.close(client)
+        close(client)
 
 
 __all__ = ["add_parser", "add_run_options", "cmd_sweep", "run_on_cluster"]

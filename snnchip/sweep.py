@@ -18,7 +18,7 @@ import itertools
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -214,7 +214,6 @@ class SweepInputs:
     timing_samples: int = 1
     table: str = ""
     batch: int = 128
-    meta: dict = field(default_factory=dict)
 
 
 def evaluate_point(point: dict, key: str, shared: SweepInputs) -> dict:
@@ -378,7 +377,7 @@ def pareto_figure(df, out_dir) -> dict:
     finite = acc[np.isfinite(acc)]
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 100.0)
     if vmax - vmin < 0.5:  # one accuracy everywhere: a readable bar around it
-        vmin, vmax = vmin - 1.0, vmax + 1.0
+        vmin, vmax = max(0.0, vmin - 1.0), min(100.0, vmax + 1.0)
     for i, c in enumerate(sorted({int(v) for v in cores if v == v})):
         sel = cores == c
         sc = ax.scatter(x[sel], y[sel], c=acc[sel], cmap="viridis", vmin=vmin, vmax=vmax,
@@ -526,10 +525,8 @@ def _missing(v) -> bool:
 
 def _describe(client) -> str:
     try:
-        info = client.scheduler_info()
-        workers = info.get("workers", {})
-        return f"Dask {info.get('address', '')} ({len(workers)} workers, " \
-               f"{sum(w.get('nthreads', 1) for w in workers.values())} threads)"
+        nthreads = client.nthreads()
+        return f"Dask {client.scheduler.address} ({len(nthreads)} workers, {sum(nthreads.values())} threads)"
     except Exception:  # noqa: BLE001 - only a log line
         return "Dask"
 
@@ -540,7 +537,7 @@ def _run_on_client(client, shared, todo, done, evaluate, retries, bar, save) -> 
     # one copy of the nets and data on every worker, not one per task
     shared_f = client.scatter(shared, broadcast=True)
     warm = [client.submit(_warm, shared_f, workers=[w], pure=False, allow_other_workers=False)
-            for w in client.scheduler_info()["workers"]]
+            for w in client.nthreads()]
     futs = {client.submit(evaluate, p, k, shared_f, key=f"snnchip-sweep-{k}", retries=retries, pure=False): (p, k)
             for _, p, k in todo}
     try:
@@ -682,7 +679,7 @@ def run_sharded(mapping, inputs, *, shards: int | None = None, client=None, rese
     if shards is None:
         threads = 1
         if client is not None:
-            threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
+            threads = sum(client.nthreads().values()) or 1
         shards = max(threads, -(-B // batch))
     bounds = shard_bounds(B, shards)
     kw = {"reset": reset, "spikes": spikes, "batch": batch, "record": record}

@@ -7,6 +7,7 @@ one 2-worker LocalCluster for the module. The serial loop (no Dask) is the oracl
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 
 import numpy as np
@@ -14,8 +15,10 @@ import pandas as pd
 import pytest
 
 import snnchip
-from snnchip import sweep as S
 from snnchip.cli import main
+
+# the module, even once ``snnchip.sweep`` is also the API function (``from .sweep import sweep`` in __init__)
+S = importlib.import_module("snnchip.sweep")
 
 STEPS = 8
 GRID4 = {"core.axons": [128, 256], "noc.multicast": ["unicast", "xy-tree"]}
@@ -81,6 +84,15 @@ def test_two_workers_equal_the_serial_loop(shared, client, serial4, tmp_path):
     csv = pd.read_csv(tmp_path / "sweep.csv", dtype={"key": str})
     assert list(csv["key"]) == list(serial4["key"]) and list(csv["status"]) == ["ok"] * 4
     assert (tmp_path / "pareto.png").stat().st_size > 0 and (tmp_path / "pareto.pdf").stat().st_size > 0
+
+
+def test_cli_on_an_existing_scheduler_equals_the_serial_loop(client, serial4, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", client.scheduler.address)
+    assert main(["sweep", "mnist_mlp", "--grid", "core.axons=128,256", "--grid", "noc.multicast=unicast,xy-tree",
+                 "--samples", "5", "--steps", str(STEPS), "-o", str(tmp_path)]) == 0
+    assert f"4 to run on Dask {client.scheduler.address} (2 workers, 2 threads)" in capsys.readouterr().out
+    assert _rows(pd.read_parquet(tmp_path / "sweep.parquet")) == _rows(serial4)
+    assert len(client.nthreads()) == 2  # the command closed its client, not the cluster
 
 
 def test_workers_import_this_tree(client):
@@ -191,7 +203,9 @@ def test_grid_parsing_and_keys(tmp_path):
     assert S.model_identity(g) != ident
 
 
-def test_cli_sweep_grid_file_and_help(tmp_path, capsys):
+def test_cli_sweep_grid_file_and_help(tmp_path, capsys, monkeypatch):
+    # as once snnchip/__init__.py says ``from .sweep import sweep``: the command must not need the module attribute
+    monkeypatch.setattr(snnchip, "sweep", S.sweep)
     (tmp_path / "g.yaml").write_text("base: tianjic\ngrid:\n  core.weight_bits: [4, 8]\n")
     out = tmp_path / "out"
     assert main(["sweep", "mnist_mlp", "--grid-file", str(tmp_path / "g.yaml"), "--grid", "core.axons=256",
@@ -207,7 +221,7 @@ def test_cli_sweep_grid_file_and_help(tmp_path, capsys):
     # every option of sweep and of run's cluster options states its default
     p = argparse.ArgumentParser()
     sub = p.add_subparsers()
-    S_cmd = __import__("snnchip.cmd_sweep", fromlist=["x"])
+    S_cmd = importlib.import_module("snnchip.cmd_sweep")
     S_cmd.add_parser(sub)
     run = sub.add_parser("run")
     S_cmd.add_run_options(run)
@@ -216,3 +230,18 @@ def test_cli_sweep_grid_file_and_help(tmp_path, capsys):
             if a.option_strings and not isinstance(a, argparse._HelpAction):
                 assert "default" in a.help, a.option_strings
                 assert a.default in (None, False) or str(a.default) in a.help, a.option_strings
+
+
+def test_run_on_cluster_only_when_asked_and_never_with_trace_files(monkeypatch):
+    from types import SimpleNamespace
+
+    from models.errors import SnnchipError
+    from snnchip.cmd_sweep import run_on_cluster
+
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    args = SimpleNamespace(workers=0, scheduler=None, batch=128)
+    assert run_on_cluster(args, None, None, reset="subtract", spikes="binary", timing_samples=1) is None
+    traced = SimpleNamespace(config=SimpleNamespace(enabled=True))
+    with pytest.raises(SnnchipError, match="--vcd, --chrome and --aer"):
+        run_on_cluster(SimpleNamespace(workers=2, scheduler=None, batch=128), None, None, reset="subtract",
+                       spikes="binary", timing_samples=1, traces=traced)
