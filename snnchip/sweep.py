@@ -713,19 +713,31 @@ def connect(*, workers: int | None = None, scheduler: str | None = None):
     """A :class:`distributed.Client`: on ``scheduler`` (an address), else a new ``LocalCluster``.
 
     The local cluster has ``workers`` processes (default: the machine's cores) with one
-    thread each: the engine's kernels hold the GIL, so processes, not threads, scale.
+    thread each, Numba's parallel loops included: the engine's kernels hold the GIL, so
+    processes, not threads, scale.
     The caller closes the client (and its cluster: ``client.cluster``).
     """
     import logging
     import os
+    import signal
+    import threading
 
     from distributed import Client, LocalCluster
 
     if scheduler:
         return Client(scheduler)
     n = workers if workers else (os.cpu_count() or 1)
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.ERROR)
+    # worker processes started while SIGINT is ignored keep ignoring it: Ctrl-C (sent to the whole
+    # process group) stops the sweep in this process, which closes the cluster, instead of a
+    # traceback from every worker
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR, env={"NUMBA_NUM_THREADS": "1"})
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, old)
     return Client(cluster)
 
 

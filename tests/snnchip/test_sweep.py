@@ -245,3 +245,10 @@ def test_run_on_cluster_only_when_asked_and_never_with_trace_files(monkeypatch):
     with pytest.raises(SnnchipError, match="--vcd, --chrome and --aer"):
         run_on_cluster(SimpleNamespace(workers=2, scheduler=None, batch=128), None, None, reset="subtract",
                        spikes="binary", timing_samples=1, traces=traced)
+
+
+def test_python_api_returns_the_rows(serial4, tmp_path):
+    df = S.sweep("mnist_mlp", ["core.axons=256", "noc.multicast=xy-tree"], samples=5, steps=STEPS, out_dir=tmp_path)
+    assert isinstance(df, pd.DataFrame) and len(df) == 1
+    assert _rows(df)[0] == {**_rows(serial4)[3], "pareto": True}
+    assert _rows(S.read_results(tmp_path)) == _rows(df)
