@@ -81,7 +81,8 @@ def cmd_sweep(args):
     """Run every point of the grid not yet in ``--output``; print the table and the files written."""
     from hwsim.chip import load_chip, parse_overrides
 
-    from .sweep import check_grid, close, connect, format_table, load_grid_file, parse_grid, points, prepare, run_sweep
+    from .sweep import check_grid, close, connect, load_grid_file, parse_grid, points, prepare, run_sweep
+    from .sweep_results import format_table
 
     _check(args)
     base, grid = (None, {})
