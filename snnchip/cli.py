@@ -17,6 +17,7 @@ from models.errors import SnnchipError
 from .cmd_chip import cmd_chip, cmd_map, cmd_report, cmd_run
 from .cmd_model import cmd_demo, cmd_info, cmd_models, cmd_simulate
 from .cmd_prune import cmd_prune, cmd_prune_sweep
+from .cmd_sweep import add_parser
 
 EXIT_USAGE = 2
 MODEL_HELP = ".nir path, shipped model (mnist_mlp, mnist_cnn), nir_cnn, or zoo builder (vgg16:imagenet)"
@@ -205,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default prune_sweep)")
     s.set_defaults(func=cmd_prune_sweep)
 
+    add_parser(sub)
     s = sub.add_parser("models", help="list shipped models and zoo builders")
     s.set_defaults(func=cmd_models)
     return p
