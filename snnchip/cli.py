@@ -17,7 +17,7 @@ from models.errors import SnnchipError
 from .cmd_chip import cmd_chip, cmd_map, cmd_report, cmd_run
 from .cmd_model import cmd_demo, cmd_info, cmd_models, cmd_simulate
 from .cmd_prune import cmd_prune, cmd_prune_sweep
-from .cmd_sweep import add_parser
+from .cmd_sweep import add_parser as add_sweep_parser, add_run_options
 
 EXIT_USAGE = 2
 MODEL_HELP = ".nir path, shipped model (mnist_mlp, mnist_cnn), nir_cnn, or zoo builder (vgg16:imagenet)"
@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch", type=int, default=128, help="samples per engine call (default 128)")
     s.add_argument("-o", "--output", help="folder for result.json + result.npz (default MAPPING/run)")
     _traces(s)
+    add_run_options(s)
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("report", help="energy tables and figures of a saved run (from `snnchip run -o`)")
@@ -206,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default prune_sweep)")
     s.set_defaults(func=cmd_prune_sweep)
 
-    add_parser(sub)
+    add_sweep_parser(sub)
     s = sub.add_parser("models", help="list shipped models and zoo builders")
     s.set_defaults(func=cmd_models)
     return p

@@ -117,6 +117,7 @@ def cmd_run(args):
     from hwsim.result import merge_results
     from mapper.mapping import Mapping
 
+    from .cmd_sweep import run_on_cluster
     from .tracing import trace_request
 
     folder = Path(args.mapping)
@@ -145,18 +146,21 @@ def cmd_run(args):
     K = max(K, traces.timed_samples)
     print(f"mapping {folder} ({m.model or 'model'} on {m.chip.name}, {len(m.tiling.cores)} cores) | data {kind} | "
           f"{B} samples x {T} steps | reset={reset} spikes={spikes} | cycle timing on {K} sample(s)")
-    parts = []
     t0 = time.perf_counter()
-    with tqdm(total=B, desc="chip simulation", unit="sample", file=sys.stderr,
-              disable=B <= args.batch and T < 50) as bar:
-        for lo, hi in traces.batches(B, args.batch):
-            nt = max(0, min(K - lo, hi - lo))
-            parts.append(hw_simulate(m, seq.inputs[:, lo:hi], reset=reset, spikes=spikes, timing=nt > 0,
-                                     timing_samples=max(nt, 1), record=traces.record,
-                                     trace=traces.config_for(lo, hi)))
-            bar.update(hi - lo)
+    r = run_on_cluster(args, m, seq.inputs, reset=reset, spikes=spikes, timing_samples=K, record=traces.record,
+                       traces=traces)
+    parts = [] if r is None else [r]
+    if r is None:
+        with tqdm(total=B, desc="chip simulation", unit="sample", file=sys.stderr,
+                  disable=B <= args.batch and T < 50) as bar:
+            for lo, hi in traces.batches(B, args.batch):
+                nt = max(0, min(K - lo, hi - lo))
+                parts.append(hw_simulate(m, seq.inputs[:, lo:hi], reset=reset, spikes=spikes, timing=nt > 0,
+                                         timing_samples=max(nt, 1), record=traces.record,
+                                         trace=traces.config_for(lo, hi)))
+                bar.update(hi - lo)
+        r = merge_results(parts)
     dt = time.perf_counter() - t0
-    r = merge_results(parts)
     r.meta["traces"] = traces.written(parts)
     preds = r.predict()
     correct = int((preds == seq.labels).sum())
