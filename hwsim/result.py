@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from models.errors import SnnchipError
-from models.fileio import atomic_write
+from models.fileio import AtomicFolder, atomic_write
 
 
 class ResultFileError(SnnchipError):
@@ -88,8 +88,8 @@ class RunResult:
 
     # ---------------------------------------------------------------- files
     def save(self, folder) -> Path:
+        """Write ``result.json`` + ``result.npz`` into ``folder`` as a unit (:class:`models.fileio.AtomicFolder`)."""
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         arrays = {"output": self.output}
         if self.counters is not None:
             arrays["counters"] = self.counters
@@ -108,8 +108,9 @@ class RunResult:
         doc = {"format_version": FORMAT_VERSION, "counter_names": list(self.counter_names),
                "core_population": list(self.core_population), "timing": tim, "meta": self.meta,
                "spikes": list(self.spikes), "membrane": list(self.membrane)}
-        atomic_write(folder / "result.npz", lambda f: np.savez_compressed(f, **arrays), binary=True)
-        atomic_write(folder / "result.json", lambda f: f.write(json.dumps(doc, indent=1, default=_jsonable)))
+        with AtomicFolder(folder) as out:
+            atomic_write(out.tmp / "result.npz", lambda f: np.savez_compressed(f, **arrays), binary=True)
+            atomic_write(out.tmp / "result.json", lambda f: f.write(json.dumps(doc, indent=1, default=_jsonable)))
         return folder
 
     @classmethod

@@ -213,9 +213,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum, frame):  # SIGTERM: unwind like Ctrl-C, so temporary files are removed
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
+    import signal
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (e.g. called from a worker): leave signals alone
+        pass
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # output piped into `head`: stop quietly

@@ -168,8 +168,8 @@ def cmd_run(args):
     _print_agreement(m, seq, r, reset, spikes, min(args.check, B))
     _print_latency(m, r)
     _print_counters(r, B)
-    r.meta.update({"mapping": str(folder), "model": m.model, "data": kind, "accuracy": correct / B,
-                   "labels": [int(v) for v in seq.labels]})
+    r.meta.update({"mapping": str(folder), "mapping_sha256": m.file_sha256, "model": m.model, "data": kind,
+                   "accuracy": correct / B, "labels": [int(v) for v in seq.labels]})
     out = Path(args.output) if args.output else folder / "run"
     r.save(out)
     print(f"result written to {out}/ (result.json + result.npz)")
@@ -246,6 +246,10 @@ def cmd_report(args):
         raise SnnchipError(f"{run}: cannot find the run's mapping (looked in {', '.join(map(str, cands))}); "
                            f"give --mapping FOLDER")
     m = Mapping.load(folder)
+    ran = r.meta.get("mapping_sha256")
+    if ran and ran != m.file_sha256:
+        raise SnnchipError(f"{run}: this run was made with a different mapping than the one now in {folder} "
+                           f"(mapping.json changed since); run it again: snnchip run {folder} -o {run}")
     raster = None
     if args.raster:
         raster = {}
