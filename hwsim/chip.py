@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from models.errors import SnnchipError
 
@@ -73,6 +73,17 @@ def _f(default: Any = ..., *, unit: str = "", **kw) -> Any:
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools_as_numbers(cls, data):
+        """``true`` is not the number 1: a boolean given for a field that is not boolean is an error."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                f = cls.model_fields.get(name)
+                if isinstance(value, bool) and f is not None and f.annotation is not bool:
+                    raise ValueError(f"{name}: expected a number or text, got the boolean {str(value).lower()}")
+        return data
 
 
 def _unique(values: tuple, what: str) -> tuple:
@@ -479,7 +490,24 @@ def _format_errors(e: ValidationError) -> str:
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key given twice (plain safe_load keeps the last silently)."""
+    """SafeLoader that rejects a key given twice (plain safe_load keeps the last silently) and reads
+    scalars as YAML 1.2 does: ``12:30`` stays a string (YAML 1.1 made it the base-60 number 750),
+    only ``true``/``false`` are booleans (not ``yes``/``no``/``on``/``off``)."""
+
+
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in rs if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+                                                     "tag:yaml.org,2002:bool")]
+    for ch, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?(?:0|[1-9][0-9_]*)|0x[0-9a-fA-F_]+|0o[0-7_]+)$"),
+    list("-+0123456789"))
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
 
 
 def _construct_mapping(loader, node, deep=False):
@@ -519,9 +547,13 @@ def _parse_text(text: str, suffix: str, label: str) -> Any:
         except json.JSONDecodeError as e:
             raise ChipConfigError(f"{label}: JSON syntax error at line {e.lineno}, column {e.colno}: "
                                   f"{e.msg}") from None
+        except ValueError as e:  # e.g. an integer of more digits than Python converts
+            raise ChipConfigError(f"{label}: unreadable value: {' '.join(str(e).split()[:12])}") from None
     try:
         # A SafeLoader subclass: same constructors as yaml.safe_load, no arbitrary objects.
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506
+    except ValueError as e:  # e.g. an integer of more digits than Python converts
+        raise ChipConfigError(f"{label}: unreadable value: {' '.join(str(e).split()[:12])}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -596,8 +628,8 @@ def parse_overrides(items: "list[str] | tuple[str, ...]") -> dict:
         if not sep or not key.strip():
             raise ChipConfigError(f"override {item!r}: expected FIELD=VALUE, e.g. core.axons=128")
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
+            out[key.strip()] = yaml.load(raw, Loader=_UniqueKeyLoader) if raw.strip() else raw  # noqa: S506
+        except (yaml.YAMLError, ValueError):
             raise ChipConfigError(f"override {item!r}: cannot parse value {raw!r}") from None
     return out
 

@@ -4,6 +4,7 @@ counters and timing; saved as ``result.json`` + ``result.npz`` (atomic writes)."
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from models.errors import SnnchipError
 from models.fileio import AtomicFolder, atomic_write
+from models.limits import check_bytes
 
 
 class ResultFileError(SnnchipError):
@@ -115,15 +117,22 @@ class RunResult:
 
     @classmethod
     def load(cls, folder) -> "RunResult":
+        """Read a result folder; the JSON's fields and every array's dtype and shape are checked
+        (against each other and the counter names) before a :class:`RunResult` is built."""
         folder = Path(folder)
+        jpath, npath = folder / "result.json", folder / "result.npz"
         try:
-            doc = json.loads((folder / "result.json").read_text())
-            with np.load(folder / "result.npz", allow_pickle=False) as z:
+            check_bytes(jpath.stat().st_size * 20, f"{jpath}: JSON document")
+            doc = json.loads(jpath.read_text())
+            with zipfile.ZipFile(npath) as zf:
+                check_bytes(sum(i.file_size for i in zf.infolist()), f"{npath}: uncompressed arrays")
+            with np.load(npath, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, KeyError) as e:
+        except SnnchipError:
+            raise
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
             raise ResultFileError(f"{folder}: cannot read result ({e})") from None
-        if doc.get("format_version") != FORMAT_VERSION:
-            raise ResultFileError(f"{folder}/result.json: unknown format_version {doc.get('format_version')!r}")
+        _check_doc(doc, arrays, jpath, npath)
         tim = doc.get("timing")
         if tim is not None:
             for k, v in arrays.items():
@@ -133,6 +142,37 @@ class RunResult:
                    membrane={k: arrays[f"membrane/{k}"] for k in doc["membrane"]},
                    counters=arrays.get("counters"), counter_names=doc["counter_names"],
                    core_population=doc["core_population"], timing=tim, meta=doc["meta"])
+
+
+def _check_doc(doc, arrays: dict, jpath: Path, npath: Path) -> None:
+    """The structure ``save`` writes; a field of another type or an array of another shape is an error."""
+    if not isinstance(doc, dict):
+        raise ResultFileError(f"{jpath}: top level must be an object")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise ResultFileError(f"{jpath}: unknown format_version {doc.get('format_version')!r}")
+    for key, kind in (("counter_names", list), ("core_population", list), ("spikes", list), ("membrane", list),
+                      ("meta", dict)):
+        v = doc.get(key)
+        if not isinstance(v, kind) or (kind is list and not all(isinstance(x, str) for x in v)):
+            raise ResultFileError(f"{jpath}: {key} must be a {'list of names' if kind is list else 'mapping'}")
+    if doc.get("timing") is not None and not isinstance(doc["timing"], dict):
+        raise ResultFileError(f"{jpath}: timing must be a mapping or null")
+    for k, a in arrays.items():
+        if a.dtype.kind not in "biuf":
+            raise ResultFileError(f"{npath}: array '{k}' has dtype {a.dtype}, expected numbers")
+    out = arrays.get("output")
+    if out is None or out.ndim < 2:
+        raise ResultFileError(f"{npath}: 'output' missing or not (T, B, ...)")
+    T, B = out.shape[:2]
+    c = arrays.get("counters")
+    if c is not None and (c.ndim != 3 or c.shape != (T, len(doc["core_population"]), len(doc["counter_names"]))):
+        raise ResultFileError(f"{npath}: counters are {c.shape}, expected (steps {T}, cores "
+                              f"{len(doc['core_population'])}, counters {len(doc['counter_names'])})")
+    for group in ("spikes", "membrane"):
+        for name in doc[group]:
+            a = arrays.get(f"{group}/{name}")
+            if a is None or a.ndim != 3 or a.shape[:2] != (T, B):
+                raise ResultFileError(f"{npath}: {group}/{name} missing or not (steps {T}, samples {B}, neurons)")
 
 
 def _jsonable(o):

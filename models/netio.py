@@ -113,7 +113,7 @@ def net_from_dict(d: dict, arrays, where: str = "net") -> Net:
         net = Net(pops, projs, d["output"], dt=float(d["dt"]), input_spiking=bool(d["input_spiking"]),
                   metadata=dict(d.get("metadata", {})))
         net.quantized = bool(d.get("quantized", False))
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
         raise NetFormatError(f"{where}: malformed net description ({type(err).__name__}: {err})") from None
     names = {p.name for p in net.populations}
     for q in net.projections:

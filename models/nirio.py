@@ -28,8 +28,16 @@ from .graph import SUPPORTED_TYPES, Graph
 _NESTED = "NIRGraph"
 
 
+def _type(d, where: str) -> str:
+    """A node dict's ``type``: a string, or an error naming the node."""
+    t = d.get("type") if isinstance(d, dict) else None
+    if not isinstance(t, str):
+        raise NIRFormatError(f"{where}: node 'type' must be a string, got {type(t).__name__}")
+    return t
+
+
 def _node_from_dict(d: dict, where: str):
-    t = d.get("type")
+    t = _type(d, where)
     if t not in SUPPORTED_TYPES:
         raise UnsupportedNodeError(
             f"{where}: unsupported node type '{t}' (supported: {', '.join(SUPPORTED_TYPES)})"
@@ -58,7 +66,7 @@ def _flatten(d: dict, where: str, prefix: str = ""):
         full = prefix + str(name)
         if not isinstance(nd, dict) or "type" not in nd:
             raise NIRFormatError(f"{where}: node '{full}' has no type")
-        if nd["type"] == _NESTED:
+        if _type(nd, f"{where}: node '{full}'") == _NESTED:
             sub_nodes, sub_edges, _ = _flatten(nd, where, full + ".")
             ins = [k for k, v in sub_nodes.items() if type(v).__name__ == "Input" and k.count(".") == full.count(".") + 1]
             outs = [k for k, v in sub_nodes.items() if type(v).__name__ == "Output" and k.count(".") == full.count(".") + 1]
@@ -151,7 +159,7 @@ def _check_metadata(meta: dict, path: Path) -> dict:
     allowed = {"reset": ("zero", "subtract"), "spikes": ("binary", "multi"),
                "encoding": ("direct", "rate", "poisson")}
     for k, options in allowed.items():
-        if k in out and out[k] not in options:
+        if k in out and (not isinstance(out[k], str) or out[k] not in options):
             raise NIRFormatError(f"{path}: metadata {k} must be one of {', '.join(options)}, got {out[k]!r}")
     return out
 
@@ -187,7 +195,7 @@ def read_nir(path: str | os.PathLike, *, dt: float | None = None) -> Graph:
         raise
     except Exception as err:  # h5py raises OSError/KeyError/RuntimeError on damage
         raise NIRFormatError(f"{path}: cannot read NIR file (truncated or not HDF5): {err}") from None
-    if d.get("type") != _NESTED:
+    if _type(d, f"{path}: top-level node") != _NESTED:
         raise NIRFormatError(f"{path}: top-level node is '{d.get('type')}', expected a NIRGraph")
     nodes, edges, meta = _flatten(d, str(path))
     if not isinstance(meta, dict):
