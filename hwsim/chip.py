@@ -245,6 +245,7 @@ class ChipConfig(BaseModel):
     description: str = Field("", description="one-line summary")
     sources: tuple[str, ...] = Field((), description="citations of the published numbers")
     assumptions: tuple[str, ...] = Field((), description="every number not found in a source")
+    overrides: tuple[str, ...] = Field((), description="fields changed from the base chip, as FIELD=VALUE")
     core: CoreConfig
     mesh: MeshConfig
     noc: NocConfig
@@ -331,7 +332,10 @@ class ChipConfig(BaseModel):
     def from_file(cls, path: str | os.PathLike) -> "ChipConfig":
         """Load a ``.yaml``/``.yml`` (``yaml.safe_load``, duplicate keys rejected) or ``.json`` file."""
         path = Path(path)
-        return cls.from_dict(_read_mapping(path, str(path)), str(path))
+        data = _read_mapping(path, str(path))
+        if isinstance(data, Mapping) and "base" in data:
+            return _from_base(data, path)
+        return cls.from_dict(data, str(path))
 
     @classmethod
     def preset(cls, name: str) -> "ChipConfig":
@@ -341,13 +345,17 @@ class ChipConfig(BaseModel):
         return _load_preset(name)
 
     # ----- deriving and saving -------------------------------------------------------------
-    def with_overrides(self, overrides: Mapping[str, Any], source: str = "overrides") -> "ChipConfig":
+    def with_overrides(self, overrides: Mapping[str, Any], source: str = "overrides",
+                       name: str | None = None) -> "ChipConfig":
         """A new validated config with dotted-key overrides, e.g. ``{"core.axons": 128}``.
 
         A value that is a mapping is merged into the section (``{"core": {"axons": 128}}``).
-        The name is kept; record the overrides next to results if they must be told apart.
+        The new chip records each change in ``overrides`` (``core.axons=128``) and is named
+        after them (``tianjic+core.axons=128``) unless ``name`` is given, so mappings and
+        reports say which chip they used; ``describe`` marks the changed fields.
         """
         data = self.to_dict()
+        changed = []
         for key, value in overrides.items():
             parts = str(key).split(".")
             node, path = data, []
@@ -362,8 +370,17 @@ class ChipConfig(BaseModel):
                 raise ChipConfigError(f"{source}: {key}: unknown field{_allowed_hint(parts[:-1])}")
             if isinstance(value, Mapping) and isinstance(node[leaf], dict):
                 _merge(node[leaf], value, source, parts)
+                changed += [f"{key}.{k}={_override_text(v)}" for k, v in _flat(value)]
             else:
                 node[leaf] = value
+                if leaf not in ("name", "description", "sources", "assumptions", "overrides"):
+                    changed.append(f"{key}={_override_text(value)}")
+        if changed:
+            data["overrides"] = list(self.overrides) + changed
+            if name is None and "name" not in overrides:
+                data["name"] = "+".join([self.name] + changed)
+        if name is not None:
+            data["name"] = name
         return type(self).from_dict(data, source)
 
     def to_dict(self) -> dict:
@@ -389,6 +406,22 @@ class ChipConfig(BaseModel):
 
 
 # ----- helpers: paths, errors, files ------------------------------------------------------
+
+def _override_text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _flat(value: Mapping, prefix: str = ""):
+    for k, v in value.items():
+        if isinstance(v, Mapping):
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
 
 def _is_field_path(p: str) -> bool:
     parts = p.split(".")
@@ -516,6 +549,28 @@ def _load_preset(name: str) -> ChipConfig:
     return ChipConfig.from_dict(_parse_text(text, ".yaml", label), label)
 
 
+def _from_base(data: Mapping, path: Path) -> ChipConfig:
+    """A chip file that says ``base: PRESET`` (or a path) and gives only the fields it changes."""
+    base_spec = data["base"]
+    if not isinstance(base_spec, str) or not base_spec:
+        raise ChipConfigError(f"{path}: base: expected a preset name or a chip file, got {base_spec!r}")
+    if base_spec not in list_presets() and not Path(base_spec).is_absolute():
+        base_spec = str(path.parent / base_spec)  # a file path relative to this file
+    if Path(base_spec).resolve() == path.resolve():
+        raise ChipConfigError(f"{path}: base: names the file itself")
+    base = load_chip(base_spec)
+    changes = {k: v for k, v in data.items() if k != "base"}
+    for k in changes:
+        if k not in ChipConfig.model_fields or k == "overrides":
+            raise ChipConfigError(f"{path}: {k}: unknown field (allowed: base, "
+                                  f"{', '.join(f for f in ChipConfig.model_fields if f != 'overrides')})")
+    name = changes.pop("name", None)
+    chip = base.with_overrides(changes, str(path)) if changes else base
+    if name is None and not changes:
+        name = f"{base.name}+{path.stem}"
+    return chip.with_overrides({}, str(path), name=name) if name is not None else chip
+
+
 def load_chip(spec: "str | os.PathLike | ChipConfig") -> ChipConfig:
     """A :class:`ChipConfig` from a preset name, a ``.yaml``/``.yml``/``.json`` path, or a config."""
     if isinstance(spec, ChipConfig):
@@ -570,7 +625,10 @@ def describe(chip: ChipConfig) -> str:
     """Readable multi-line text: every field with its unit, the derived totals, sources and
     assumptions. Fields named in an assumption are marked ``*``."""
     assumed = chip.assumed_fields()
+    changed = {o.split("=", 1)[0] for o in chip.overrides}
     lines = [f"{chip.name}: {chip.description}".rstrip(": ")]
+    if changed:
+        lines.append(f"overridden (marked !): {', '.join(chip.overrides)}")
     rows = []  # (section header or None, mark, name, value with unit, description)
     for section, cls in _SECTIONS.items():
         rows.append((f"{section}:", "", "", "", ""))
@@ -587,7 +645,8 @@ def describe(chip: ChipConfig) -> str:
                 shown, unit = value, ""
             else:
                 shown = _fmt(value)
-            mark = "*" if f"{section}.{fname}" in assumed else " "
+            field_path = f"{section}.{fname}"
+            mark = "!" if field_path in changed else "*" if field_path in assumed else " "
             rows.append((None, mark, fname, shown + (f" {unit}" if unit else ""), finfo.description or ""))
     wv = max(len(r[3]) for r in rows) + 2
     for head, mark, fname, shown, desc in rows:

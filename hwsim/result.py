@@ -4,14 +4,13 @@ counters and timing; saved as ``result.json`` + ``result.npz`` (atomic writes)."
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from models.errors import SnnchipError
+from models.fileio import atomic_write
 
 
 class ResultFileError(SnnchipError):
@@ -127,8 +126,8 @@ class RunResult:
         doc = {"format_version": FORMAT_VERSION, "counter_names": list(self.counter_names),
                "core_population": list(self.core_population), "timing": tim, "meta": self.meta,
                "spikes": list(self.spikes), "membrane": list(self.membrane)}
-        _atomic(folder / "result.npz", lambda f: np.savez_compressed(f, **arrays), binary=True)
-        _atomic(folder / "result.json", lambda f: f.write(json.dumps(doc, indent=1, default=_jsonable)))
+        atomic_write(folder / "result.npz", lambda f: np.savez_compressed(f, **arrays), binary=True)
+        atomic_write(folder / "result.json", lambda f: f.write(json.dumps(doc, indent=1, default=_jsonable)))
         return folder
 
     @classmethod
@@ -161,15 +160,39 @@ def _jsonable(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def _atomic(path: Path, write, binary: bool = False) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def merge_results(parts: list) -> RunResult:
+    """One :class:`RunResult` from the results of consecutive sample batches of one run.
+
+    Outputs and recordings are joined along the sample axis, counters summed, and
+    the timing of the timed samples joined (per-sample arrays concatenated, integer
+    totals such as the packet-latency histogram and overruns summed)."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    tims = [r.timing for r in parts if r.timing is not None]
+    timing = None
+    if tims:
+        timing = {}
+        for k in tims[0]:
+            vals = [t[k] for t in tims]
+            if k == "packet_latency_hist":
+                n = max(v.size for v in vals)
+                timing[k] = sum(np.pad(v, (0, n - v.size)) for v in vals).astype(np.int64)
+            elif k == "link_flits":
+                timing[k] = sum(vals).astype(np.int64)
+            elif isinstance(vals[0], np.ndarray):
+                timing[k] = np.concatenate(vals, axis=0)
+            elif isinstance(vals[0], (int, np.integer)) and not isinstance(vals[0], bool):
+                timing[k] = int(sum(vals))
+            else:
+                timing[k] = vals[0]
+    counters = sum(r.counters for r in parts) if first.counters is not None else None
+    meta = dict(first.meta)
+    if "samples" in meta:
+        meta["samples"] = int(sum(int(r.meta.get("samples", r.output.shape[1])) for r in parts))
+    return RunResult(
+        output=np.concatenate([r.output for r in parts], axis=1),
+        spikes={k: np.concatenate([r.spikes[k] for r in parts], axis=1) for k in first.spikes},
+        membrane={k: np.concatenate([r.membrane[k] for r in parts], axis=1) for k in first.membrane},
+        counters=counters, counter_names=list(first.counter_names),
+        core_population=list(first.core_population), timing=timing, meta=meta)

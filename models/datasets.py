@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from .defaults import HELD_OUT_SLICE, STEPS
 from .errors import DatasetError
+from .limits import check_bytes
 
 NMNIST_SHAPE = (2, 34, 34)  # (polarity, y, x)
 _NMNIST_DTYPE = np.dtype([("x", "u1"), ("y", "u1"), ("p", "u1"), ("t", "i8")])
@@ -62,6 +64,8 @@ def read_nmnist_events(path: str | os.PathLike) -> np.ndarray:
         raw = np.fromfile(path, dtype=np.uint8)
     except OSError as err:
         raise DatasetError(f"{path}: cannot read N-MNIST file ({err.strerror})") from None
+    if raw.size == 0:
+        raise DatasetError(f"{path}: empty N-MNIST file (no events)")
     if raw.size % 5 != 0:
         raise DatasetError(
             f"{path}: corrupt N-MNIST file: {raw.size} bytes is not a multiple of "
@@ -73,6 +77,11 @@ def read_nmnist_events(path: str | os.PathLike) -> np.ndarray:
     out["y"] = ev[:, 1]
     out["p"] = ev[:, 2] >> 7
     out["t"] = ((ev[:, 2] & 0x7F) << 16) | (ev[:, 3] << 8) | ev[:, 4]
+    back = np.flatnonzero(np.diff(out["t"]) < 0)
+    if back.size:
+        k = int(back[0]) + 1
+        raise DatasetError(f"{path}: corrupt N-MNIST file: event {k} at {int(out['t'][k])} us comes before "
+                           f"event {k - 1} at {int(out['t'][k - 1])} us (timestamps must not decrease)")
     if ev.shape[0] and (ev[:, 0].max() >= 34 or ev[:, 1].max() >= 34):
         bad = int(np.argmax((ev[:, 0] >= 34) | (ev[:, 1] >= 34)))
         raise DatasetError(
@@ -122,6 +131,7 @@ def events_to_frames(
         n = int(n_bins)
         idx = np.floor(t * (n / span)).astype(np.int64)
     keep = idx < n
+    check_bytes(n * int(np.prod(shape)) * 4, f"events_to_frames: {n} frames of {tuple(shape)}")
     frames = np.zeros((n,) + tuple(shape), dtype=np.float32)
     np.add.at(frames, (idx[keep], events["p"][keep], events["y"][keep], events["x"][keep]), 1.0)
     return frames
@@ -189,6 +199,8 @@ def load_nmnist(
     frames = [events_to_frames(read_nmnist_events(folder / f"{n}.bs2"), bin_us=bin_us, n_bins=n_bins)
               for n in names]
     T = steps if steps is not None else max((f.shape[0] for f in frames), default=1)
+    check_bytes(T * len(frames) * int(np.prod(NMNIST_SHAPE)) * 4,
+                f"{folder}: {len(frames)} N-MNIST samples x {T} frames")
     x = np.zeros((T, len(frames)) + NMNIST_SHAPE, dtype=np.float32)
     for b, f in enumerate(frames):
         k = min(T, f.shape[0])
@@ -206,32 +218,37 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (the MNIST format), gzip-compressed or not.
 
     Header: two zero bytes, a type code (0x08 = uint8), the number of dimensions,
-    then one big-endian uint32 per dimension.
+    then one big-endian uint32 per dimension. The declared size is checked against
+    the memory budget (:mod:`models.limits`) before the data is read, and the file
+    must hold exactly that much data, so a gzip bomb is never inflated past it.
     """
     path = Path(path)
+    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     try:
         with _open_maybe_gzip(path) as fh:
-            data = fh.read()
-    except (OSError, EOFError) as err:
+            head = fh.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0:
+                raise DatasetError(f"{path}: not an IDX file (bad magic number)")
+            if head[2] not in dtypes:
+                raise DatasetError(f"{path}: unknown IDX type code 0x{head[2]:02x}")
+            ndim = head[3]
+            raw_dims = fh.read(4 * ndim)
+            if len(raw_dims) < 4 * ndim:
+                raise DatasetError(f"{path}: truncated IDX header")
+            dims = tuple(int.from_bytes(raw_dims[4 * i: 4 * i + 4], "big") for i in range(ndim))
+            dt = np.dtype(dtypes[head[2]])
+            need = int(np.prod(dims, dtype=np.float64)) * dt.itemsize
+            check_bytes(need, f"{path}: IDX data of shape {dims}")
+            data = fh.read(need)
+            extra = len(fh.read(1))
+    except (OSError, EOFError, zlib.error) as err:
         raise DatasetError(f"{path}: cannot read IDX file ({err})") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise DatasetError(f"{path}: not an IDX file (bad magic number)")
-    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-    if data[2] not in dtypes:
-        raise DatasetError(f"{path}: unknown IDX type code 0x{data[2]:02x}")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DatasetError(f"{path}: truncated IDX header")
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    dt = np.dtype(dtypes[data[2]])
-    need = int(np.prod(dims)) * dt.itemsize
-    if len(data) - header != need:
+    if len(data) != need or extra:
         raise DatasetError(
             f"{path}: truncated or corrupt IDX file: header says {need} data bytes, "
-            f"file has {len(data) - header}"
+            f"file has {len(data) if not extra else 'more'}"
         )
-    return np.frombuffer(data, dtype=dt, offset=header).reshape(dims).astype(dt.newbyteorder("="))
+    return np.frombuffer(data, dtype=dt).reshape(dims).astype(dt.newbyteorder("="))
 
 
 def load_mnist(
@@ -244,25 +261,45 @@ def load_mnist(
     """MNIST images as float32 in [0, 1], shape (N, 1, 28, 28), and int64 labels.
 
     Only the test set ships in ``shared/data/mnist``; ``split="test"`` reads
-    ``t10k-images-idx3-ubyte.gz``/``t10k-labels-idx1-ubyte.gz``. ``start:stop``
+    ``t10k-images-idx3-ubyte.gz``/``t10k-labels-idx1-ubyte.gz``. With no ``folder``
+    and no IDX files in the shared data, a slice inside the package's own subset
+    (:mod:`models.shipped_data`, test 8000:8500) is read from there. ``start:stop``
     selects a slice (the zoo trains on :data:`models.defaults.TRAIN_SLICE` and scores on
     :data:`models.defaults.HELD_OUT_SLICE`).
     """
+    default_folder = folder is None
     folder = Path(folder) if folder is not None else shared_data_dir() / "mnist"
     prefix = {"test": "t10k", "train": "train"}.get(split)
     if prefix is None:
         raise DatasetError(f"load_mnist: split must be 'test' or 'train', got {split!r}")
 
-    def find(kind: str) -> Path:
+    def find(kind: str) -> Path | None:
         for name in (f"{prefix}-{kind}-ubyte.gz", f"{prefix}-{kind}-ubyte", f"{prefix}-{kind}.idx.gz"):
             if (folder / name).exists():
                 return folder / name
-        raise DatasetError(f"{folder}: no MNIST file {prefix}-{kind}-ubyte[.gz]")
+        return None
 
-    images = read_idx(find("images-idx3"))
-    labels = read_idx(find("labels-idx1"))
-    if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+    files = find("images-idx3"), find("labels-idx1")
+    if None in files:
+        from . import shipped_data
+
+        if default_folder and split == "test" and shipped_data.covers(start, stop):
+            images, labels = shipped_data.load_shipped_mnist(start, stop)
+            return (images.astype(np.float32) / 255.0)[:, None, :, :], labels
+        kind = "images-idx3" if files[0] is None else "labels-idx1"
+        hint = (f"; the package ships only test[{shipped_data.SHIPPED_START}:{shipped_data.SHIPPED_STOP}]"
+                if default_folder else "")
+        raise DatasetError(f"{folder}: no MNIST file {prefix}-{kind}-ubyte[.gz]{hint}")
+    images = read_idx(files[0])
+    labels = read_idx(files[1])
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+        raise DatasetError(f"{files[0]}: MNIST images must be uint8 of shape (N, 28, 28), "
+                           f"the header says {images.dtype} {images.shape}")
+    if labels.ndim != 1 or images.shape[0] != labels.shape[0]:
         raise DatasetError(f"{folder}: MNIST images {images.shape} and labels {labels.shape} disagree")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        bad = int(np.flatnonzero((labels < 0) | (labels > 9))[0])
+        raise DatasetError(f"{files[1]}: label {int(labels[bad])} of image {bad} is not a digit 0..9")
     sl = slice(start, stop)
     x = (images[sl].astype(np.float32) / 255.0)[:, None, :, :]
     return x, labels[sl].astype(np.int64)

@@ -38,3 +38,7 @@ class DatasetError(SnnchipError):
 
 class SimulationError(SnnchipError):
     """Bad simulation request: wrong input shape, steps <= 0, unknown option."""
+
+
+class SizeLimitError(SnnchipError):
+    """An input declares more data than the memory budget allows (see :mod:`models.limits`)."""

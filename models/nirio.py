@@ -1,7 +1,11 @@
 """Read and write NIR files (HDF5) as :class:`models.Graph`.
 
-Reading never unpickles anything: it walks the HDF5 groups with h5py, checks every
-node's type and fields, and builds NIR node objects. Errors name the file and node.
+Reading never unpickles anything and never leaves the named file: it walks the HDF5
+groups with h5py, refuses external, soft and hard-to-see links, external storage and
+virtual datasets by name, checks every dataset's declared size against the memory
+budget (:mod:`models.limits`) and its dtype (numbers, or text for names and types;
+complex numbers are refused) before reading it, checks every node's type and
+fields, and builds NIR node objects. Errors name the file and the HDF5 path or node.
 Nested ``NIRGraph`` nodes are flattened into ``outer.inner`` names. Writing is
 atomic (temporary file in the same folder, then rename). The graph's ``dt`` and
 metadata travel in the NIR graph metadata.
@@ -15,9 +19,9 @@ from pathlib import Path
 import h5py
 import nir
 import numpy as np
-from nir.serialization import hdf2dict
 
 from .errors import NIRFormatError, SnnchipError, UnsupportedNodeError
+from .limits import check_bytes
 from .fileio import atomic_write
 from .graph import SUPPORTED_TYPES, Graph
 
@@ -61,9 +65,16 @@ def _flatten(d: dict, where: str, prefix: str = ""):
             # The subgraph's Input/Output become pass-through points: drop them and
             # reconnect their neighbours to the outer edges.
             inner_io[full] = (ins, outs, sub_nodes, sub_edges)
+            clash = sorted(set(sub_nodes) & set(nodes))
+            if clash:
+                raise NIRFormatError(f"{where}: node name '{clash[0]}' occurs twice once nested graphs are "
+                                     f"flattened ('outer.inner' names); rename one")
             nodes.update(sub_nodes)
             edges.extend(sub_edges)
         else:
+            if full in nodes:
+                raise NIRFormatError(f"{where}: node name '{full}' occurs twice once nested graphs are "
+                                     f"flattened ('outer.inner' names); rename one")
             nodes[full] = _node_from_dict(nd, f"{where}: node '{full}'")
     try:
         pairs = [(prefix + _s(a), prefix + _s(b)) for a, b in np.asarray(raw_edges).reshape(-1, 2)]
@@ -83,6 +94,66 @@ def _flatten(d: dict, where: str, prefix: str = ""):
         edges = [(a, b) for a, b in edges if a not in ins + outs and b not in ins + outs]
     meta = d.get("metadata", {}) or {}
     return nodes, edges, meta
+
+
+def _read_group(group, path: Path, budget: list) -> dict:
+    """The HDF5 group as nested dicts of numpy values, reading only what stays inside the file."""
+    out = {}
+    for key in group:
+        where = f"{path}: {group.name.rstrip('/')}/{key}"
+        link = group.get(key, getlink=True)
+        if not isinstance(link, h5py.HardLink):
+            kind = "external link" if isinstance(link, h5py.ExternalLink) else "soft link"
+            raise NIRFormatError(f"{where}: is an HDF5 {kind}; links to other objects or files are refused")
+        item = group[key]
+        if isinstance(item, h5py.Group):
+            out[_s(key)] = _read_group(item, path, budget)
+            continue
+        if not isinstance(item, h5py.Dataset):
+            raise NIRFormatError(f"{where}: unsupported HDF5 object {type(item).__name__}")
+        if item.is_virtual:
+            raise NIRFormatError(f"{where}: is a virtual dataset (data in other files); refused")
+        if item.external:
+            raise NIRFormatError(f"{where}: stores its data in an external file; refused")
+        kind = item.dtype.kind
+        if kind == "c":
+            raise NIRFormatError(f"{where}: complex values ({item.dtype}) are not a weight or parameter")
+        if kind not in "biufSOU" or item.dtype.names is not None:
+            raise NIRFormatError(f"{where}: unsupported dtype {item.dtype}")
+        size = int(np.prod(item.shape, dtype=np.float64)) * max(item.dtype.itemsize, 1) if item.shape else 0
+        budget[0] += size
+        check_bytes(budget[0], f"{where} (declared shape {item.shape}, {item.dtype}; all datasets so far)")
+        value = item[()]
+        if isinstance(value, bytes):
+            value = value.decode("utf8", errors="replace")
+        elif isinstance(value, np.ndarray) and value.dtype.kind in "SO":
+            value = np.array([_s(v) for v in value.ravel()], dtype=object).reshape(value.shape)
+        out[_s(key)] = value
+    return out
+
+
+def _check_metadata(meta: dict, path: Path) -> dict:
+    """Type-check the graph metadata snnchip reads (``dt``, ``steps``, modes); errors name the field."""
+    out = {}
+    for k, v in meta.items():
+        v = _s(v) if isinstance(v, bytes) else (v.item() if isinstance(v, np.generic) else v)
+        if isinstance(v, np.ndarray) and v.dtype == object:
+            v = v.tolist()
+        out[k] = v
+    if "dt" in out:
+        dt = out["dt"]
+        if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not np.isfinite(dt) or dt <= 0:
+            raise NIRFormatError(f"{path}: metadata dt must be a positive finite number (seconds), got {dt!r}")
+    if "steps" in out:
+        st = out["steps"]
+        if isinstance(st, bool) or not isinstance(st, (int, np.integer)) or st < 1:
+            raise NIRFormatError(f"{path}: metadata steps must be a positive integer, got {st!r}")
+    allowed = {"reset": ("zero", "subtract"), "spikes": ("binary", "multi"),
+               "encoding": ("direct", "rate", "poisson")}
+    for k, options in allowed.items():
+        if k in out and out[k] not in options:
+            raise NIRFormatError(f"{path}: metadata {k} must be one of {', '.join(options)}, got {out[k]!r}")
+    return out
 
 
 def _s(x) -> str:
@@ -107,9 +178,11 @@ def read_nir(path: str | os.PathLike, *, dt: float | None = None) -> Graph:
         raise NIRFormatError(f"{path}: no such file")
     try:
         with h5py.File(path, "r") as f:
-            if "node" not in f:
+            if "node" not in f or not isinstance(f.get("node", getlink=True), h5py.HardLink):
                 raise NIRFormatError(f"{path}: not a NIR file (no 'node' group)")
-            d = hdf2dict(f["node"])
+            if not isinstance(f["node"], h5py.Group):
+                raise NIRFormatError(f"{path}: not a NIR file ('node' is not a group)")
+            d = _read_group(f["node"], path, [0])
     except SnnchipError:
         raise
     except Exception as err:  # h5py raises OSError/KeyError/RuntimeError on damage
@@ -117,7 +190,9 @@ def read_nir(path: str | os.PathLike, *, dt: float | None = None) -> Graph:
     if d.get("type") != _NESTED:
         raise NIRFormatError(f"{path}: top-level node is '{d.get('type')}', expected a NIRGraph")
     nodes, edges, meta = _flatten(d, str(path))
-    meta = {k: (_s(v) if isinstance(v, bytes) else (v.item() if isinstance(v, np.generic) else v)) for k, v in meta.items()}
+    if not isinstance(meta, dict):
+        raise NIRFormatError(f"{path}: graph metadata must be a group of fields")
+    meta = _check_metadata(meta, path)
     file_dt = float(meta.pop("dt", 1.0))
     return Graph(nodes, edges, dt=float(dt) if dt is not None else file_dt, metadata=meta, source=str(path))
 

@@ -34,9 +34,8 @@ def evaluate(graph, chip, seq, reset: str, spikes: str, *, batch: int = 250, des
 
     from energy.estimate import estimate
     from hwsim.engine import simulate
+    from hwsim.result import merge_results
     from mapper.mapping import map_model
-
-    from .cli import _merge_results
 
     m = map_model(graph, chip)
     B = seq.inputs.shape[1]
@@ -46,7 +45,7 @@ def evaluate(graph, chip, seq, reset: str, spikes: str, *, batch: int = 250, des
             hi = min(B, lo + batch)
             parts.append(simulate(m, seq.inputs[:, lo:hi], reset=reset, spikes=spikes, timing=False))
             bar.update(hi - lo)
-    r = _merge_results(parts)
+    r = merge_results(parts)
     correct = int((r.predict() == seq.labels).sum())
     e = estimate(r, ENERGY_TABLE, "paper", mapping=m)
     return {"crossbars": int(m.tiling.n_crossbars), "cores": len(m.tiling.cores), "accuracy": correct / B,

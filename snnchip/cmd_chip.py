@@ -1,0 +1,262 @@
+"""Commands about the chip: ``chip list|show``, ``map``, ``run`` (the chip simulator) and ``report``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from models.errors import SnnchipError
+
+from .cmd_model import data_options, load_model
+from .inputs import load_data, modes
+
+
+def chip_from_args(args):
+    """The chip of ``--chip`` with every ``--set FIELD=VALUE`` applied (its name says so)."""
+    from hwsim.chip import load_chip, parse_overrides
+
+    chip = load_chip(args.chip)
+    if getattr(args, "set", None):
+        chip = chip.with_overrides(parse_overrides(args.set))
+    return chip
+
+
+def cmd_chip(args):
+    from hwsim.chip import describe, list_presets, load_chip
+
+    if args.chip_command == "list":
+        for name in list_presets():
+            chip = load_chip(name)
+            print(f"{name:<10} {chip.total_cores:>6,} cores  {chip.core.axons}x{chip.core.neurons} crossbars  "
+                  f"{chip.core.weight_bits}-bit weights  {chip.description.splitlines()[0] if chip.description else ''}")
+        return 0
+    args.chip = args.name
+    print(describe(chip_from_args(args)))
+    return 0
+
+
+def cmd_map(args):
+    from mapper.mapping import map_model
+    from models import lower
+
+    g = load_model(args.model)
+    chip = chip_from_args(args)
+    rates = None
+    net = lower(g)
+    if args.profile:
+        reset, spikes = modes(g, args)
+        kind, seq = load_data(g, None, args.profile, None, None)
+        net = lower(g, input_spiking=seq.spiking)
+        from models import simulate
+
+        r = simulate(net, seq.inputs, reset=reset, spikes=spikes)
+        rates = r.firing_rates()
+        if seq.spiking:
+            rates[net.input.name] = float(seq.inputs.mean())
+        print(f"profiled firing rates on {seq.inputs.shape[1]} {kind} samples: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in rates.items()))
+    if args.fold_sweep:
+        return _fold_sweep(args, net, chip)
+    t0 = time.perf_counter()
+    m = map_model(net, chip, placement=args.placement, rates=rates, max_fold=args.max_fold,
+                  seed=args.seed, model=args.model)
+    dt = time.perf_counter() - t0
+    print(m.report())
+    if args.output:
+        m.save(args.output)
+        print(f"\nmapping written to {args.output}/mapping.json + mapping.npz ({dt:.1f} s to map)")
+    return 0
+
+
+def _fold_sweep(args, net, chip):
+    from mapper.mapping import fold_sweep
+
+    try:
+        folds = [int(f) for f in args.fold_sweep.split(",")]
+    except ValueError:
+        raise SnnchipError(f"--fold-sweep must be comma-separated integers, got {args.fold_sweep!r}") from None
+    print(f"{args.model} on {chip.name}: space/time trade-off by fold")
+    print("| fold | tiles | cores | chips | cycles x | max state B/core | max memory B/core |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for r in fold_sweep(net, chip, folds):
+        if not r["allowed"]:
+            print(f"| {r['fold']} | - | - | - | - | above core.max_fold={chip.core.max_fold} | - |")
+            continue
+        chips = f"{r['chips']}" + ("" if r["fits"] else f" (> max {chip.mesh.max_chips})")
+        print(f"| {r['fold']} | {r['tiles']:,} | {r['cores']:,} | {chips} | {r['cycles_factor']} | "
+              f"{r['state_bytes']:,} | {r['memory_bytes']:,} |")
+    return 0
+
+
+def _check_run_args(args) -> None:
+    for name, value, low in (("--samples", args.samples, 1), ("--steps", args.steps, 1), ("--batch", args.batch, 1),
+                             ("--timing-samples", args.timing_samples, 0), ("--check", args.check, 0)):
+        if value is not None and value < low:
+            raise SnnchipError(f"{name} must be >= {low}, got {value}")
+
+
+def cmd_run(args):
+    """Run a saved mapping on the chip simulator (hwsim): accuracy, latency, counters.
+
+    The data kind follows the mapping's input population ((2,34,34) -> nmnist,
+    (1,28,28) -> mnist) unless ``--data`` names one or an ``.npz``; reset/spike modes,
+    MNIST encoding and steps default to the net's metadata (the graph's), else
+    subtract / binary. The engine runs in batches of ``--batch`` samples whose
+    results are merged; cycle timing covers the first ``--timing-samples`` samples
+    (counters always cover every sample). The first ``--check`` samples are also run
+    on the integer reference and compared spike for spike.
+    """
+    from types import SimpleNamespace
+
+    from tqdm import tqdm
+
+    from hwsim.engine import simulate as hw_simulate
+    from hwsim.result import merge_results
+    from mapper.mapping import Mapping
+
+    from .tracing import trace_request
+
+    folder = Path(args.mapping)
+    if not folder.is_dir():
+        raise SnnchipError(f"{folder}: no such mapping folder (write one with `snnchip map MODEL -o {folder}`)")
+    _check_run_args(args)
+    m = Mapping.load(folder)
+    net = m.net
+    meta = dict(net.metadata or {})
+    model = SimpleNamespace(input_shape=tuple(net.input.shape), metadata=meta)
+    reset, spikes = modes(model, args)
+    encoding = args.encoding
+    if encoding is None:
+        if not net.input_spiking:
+            encoding = "direct"  # the first projections were mapped in MAC mode: real-valued input
+        elif meta.get("encoding") in (None, "direct"):
+            encoding = "rate"
+    kind, seq = load_data(model, args.data, args.samples, args.steps, encoding, args.start, args.seed,
+                          **data_options(args))
+    if seq.spiking is False and net.input_spiking:
+        raise SnnchipError(f"{kind}: real-valued inputs, but {folder} was mapped for spiking input "
+                           f"(its first layer has no MAC mode); give spike counts or --encoding rate|poisson")
+    T, B = seq.inputs.shape[:2]
+    K = min(args.timing_samples, B)
+    traces = trace_request(args, m, B, T)
+    K = max(K, traces.timed_samples)
+    print(f"mapping {folder} ({m.model or 'model'} on {m.chip.name}, {len(m.tiling.cores)} cores) | data {kind} | "
+          f"{B} samples x {T} steps | reset={reset} spikes={spikes} | cycle timing on {K} sample(s)")
+    parts = []
+    t0 = time.perf_counter()
+    with tqdm(total=B, desc="chip simulation", unit="sample", file=sys.stderr,
+              disable=B <= args.batch and T < 50) as bar:
+        for lo, hi in traces.batches(B, args.batch):
+            nt = max(0, min(K - lo, hi - lo))
+            parts.append(hw_simulate(m, seq.inputs[:, lo:hi], reset=reset, spikes=spikes, timing=nt > 0,
+                                     timing_samples=max(nt, 1), record=traces.record,
+                                     trace=traces.config_for(lo, hi)))
+            bar.update(hi - lo)
+    dt = time.perf_counter() - t0
+    r = merge_results(parts)
+    r.meta["traces"] = traces.written(parts)
+    preds = r.predict()
+    correct = int((preds == seq.labels).sum())
+    print(f"accuracy: {correct}/{B} = {100.0 * correct / B:.2f} %   ({dt:.1f} s, {B / dt:.1f} samples/s)")
+    _print_agreement(m, seq, r, reset, spikes, min(args.check, B))
+    _print_latency(m, r)
+    _print_counters(r, B)
+    r.meta.update({"mapping": str(folder), "model": m.model, "data": kind, "accuracy": correct / B,
+                   "labels": [int(v) for v in seq.labels]})
+    out = Path(args.output) if args.output else folder / "run"
+    r.save(out)
+    print(f"result written to {out}/ (result.json + result.npz)")
+    for kind_, path in r.meta["traces"].items():
+        print(f"{kind_} trace written to {path}")
+    return 0
+
+
+def _print_agreement(m, seq, r, reset, spikes, n: int) -> None:
+    """Run the first ``n`` samples on the integer reference; print whether the chip's output spikes equal it."""
+    if n == 0:
+        print("integer reference check: skipped (--check 0)")
+        return
+    from models.intref import simulate_int
+
+    ref = simulate_int(m.net, seq.inputs[:, :n], reset=reset, spikes=spikes)
+    got = r.output[:, :n]
+    same = bool(np.array_equal(got.reshape(ref.output.shape), ref.output))
+    bad = 0 if same else int(np.any((got.reshape(ref.output.shape) != ref.output).reshape(
+        ref.output.shape[0], n, -1), axis=(0, 2)).sum())
+    print(f"output spikes identical to the integer reference: {'yes' if same else 'NO'} "
+          f"({n} of {seq.inputs.shape[1]} samples checked" + ("" if same else f"; {bad} differ") + ")")
+
+
+def _print_latency(m, r) -> None:
+    if r.timing is None:
+        print("latency: not timed (--timing-samples 0)")
+        return
+    tim = r.timing
+    sc = np.asarray(tim["step_cycles"], dtype=np.float64)
+    lat = np.asarray(tim["latency_cycles"], dtype=np.float64)
+    us = np.asarray(tim["latency_us"], dtype=np.float64)
+    clock = float(m.chip.timing.clock_hz)
+    print(f"latency ({tim.get('mode', 'sync')} mode, {sc.shape[0]} timed sample(s), {clock / 1e6:g} MHz): "
+          f"{sc.mean():,.1f} cycles/step (min {sc.min():,.0f}, max {sc.max():,.0f}); "
+          f"{lat.mean():,.0f} cycles = {us.mean():,.2f} us per inference"
+          + (f"; {tim['overruns']} step overrun(s)" if tim.get("overruns") else ""))
+
+
+def _print_counters(r, B: int) -> None:
+    tot = r.totals()
+    rows = [("input events", "events"), ("ACs", "acs"), ("MACs", "macs"), ("neuron updates", "neuron_updates"),
+            ("spikes", "spikes"), ("packets", "packets"), ("flits", "flits"), ("flit-hops", "flit_hops"),
+            ("busy cycles", "busy_cycles")]
+    print(f"counters (all {B} samples; total and per inference):")
+    for label, key in rows:
+        if key in tot:
+            print(f"  {label:<15} {tot[key]:>18,}  {tot[key] / B:>16,.1f}")
+
+
+def cmd_report(args):
+    """Energy and activity report of a saved run: tables (Markdown, LaTeX, CSV, JSON) and figures.
+
+    The mapping is ``--mapping``, else the ``mapping`` folder recorded in the run's
+    result.json, else the RUN folder itself or its parent when it holds mapping.json.
+    """
+    from energy import report
+    from hwsim.result import RunResult
+    from mapper.mapping import Mapping
+    from models import defaults
+
+    run = Path(args.run)
+    if not run.is_dir():
+        raise SnnchipError(f"{run}: no such run folder (write one with `snnchip run MAPPING -o {run}`)")
+    r = RunResult.load(run)
+    cands = [Path(args.mapping)] if args.mapping else []
+    if not cands:
+        ref = r.meta.get("mapping")
+        if ref:
+            cands += [Path(ref), run / ref]
+        cands += [run, run.parent]
+    folder = next((c for c in cands if (c / "mapping.json").exists()), None)
+    if folder is None:
+        raise SnnchipError(f"{run}: cannot find the run's mapping (looked in {', '.join(map(str, cands))}); "
+                           f"give --mapping FOLDER")
+    m = Mapping.load(folder)
+    raster = None
+    if args.raster:
+        raster = {}
+        for item in args.raster:
+            pop, _, idx = item.partition(":")
+            try:
+                raster[pop] = [int(i) for i in idx.split(",")] if idx else None
+            except ValueError:
+                raise SnnchipError(f"--raster {item!r}: expected POP or POP:i,j,... with integer indices") from None
+    tables = args.table or list(defaults.ENERGY_TABLES)
+    files = report(r, m, args.output, tables=tables, raster=raster, figure_table=tables[0])
+    skipped = files.pop("skipped", {})
+    print(f"report of {run} (mapping {folder}) written to {args.output}/:")
+    for k, p in files.items():
+        print(f"  {p.name}")
+    for k, why in skipped.items():
+        print(f"  not drawn: {k} ({why})")
+    return 0
