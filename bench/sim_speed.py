@@ -59,6 +59,7 @@ from hwsim.program import compile as compile_program  # noqa: E402
 from mapper.mapping import map_model  # noqa: E402
 from models import lower, simulate as float_simulate  # noqa: E402
 from models.datasets import load_nmnist, mnist_sequences, shared_data_dir  # noqa: E402
+from models.defaults import HELD_OUT_START, STEPS  # noqa: E402
 from models.intref import simulate_int  # noqa: E402
 from models.zoo.catalog import load as load_model  # noqa: E402
 
@@ -513,7 +514,8 @@ def main() -> None:
     rows = []
     if args.only in (None, "mlp"):
         g = load_model(str(MLP))
-        seq = mnist_sequences("direct", int(g.metadata.get("steps", 32)), start=8000, samples=args.mlp_samples)
+        seq = mnist_sequences("direct", int(g.metadata.get("steps", STEPS)), start=HELD_OUT_START,
+                              samples=args.mlp_samples)
         rows.append(bench_model("mnist_mlp", g, seq, str(g.metadata.get("reset", "subtract")),
                                 str(g.metadata.get("spikes", "binary")), args.timed_mlp, torch_ok,
                                 args.torch_batch, args.profile, log))

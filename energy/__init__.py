@@ -3,7 +3,8 @@ estimates from firing rates, NeuroBench counts and reports (DESIGN.md section 7)
 
 from .counts import dense_ops, flops, layer_counters, neurobench, neurobench_from_run
 from .errors import EnergyError, TechTableError, UnknownTableError
-from .estimate import VIEWS, Estimate, analytic, ann_baseline, estimate, run_rates, runtime_s
+from .estimate import VIEWS, Estimate, analytic, ann_baseline, estimate, estimate_counters, run_rates
+from .runstats import RunCounters, run_counters, runtime_s
 from .tables import TechTable, list_tables, load_table
 
 
@@ -15,5 +16,6 @@ def report(*args, **kwargs):
 
 
 __all__ = ["EnergyError", "TechTableError", "UnknownTableError", "TechTable", "list_tables", "load_table",
-           "Estimate", "estimate", "analytic", "ann_baseline", "run_rates", "runtime_s", "VIEWS",
+           "Estimate", "estimate", "estimate_counters", "RunCounters", "run_counters", "analytic", "ann_baseline",
+           "run_rates", "runtime_s", "VIEWS",
            "flops", "dense_ops", "layer_counters", "neurobench", "neurobench_from_run", "report"]

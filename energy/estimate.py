@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .counts import flops, is_mac_source, layer_counters
+from .counts import flops, is_mac_source
 from .errors import EnergyError
+from .runstats import RunCounters, run_counters, runtime_s  # noqa: F401 (runtime_s re-exported)
 from .tables import TechTable, load_table
 
 VIEWS = ("paper", "hardware")
@@ -67,6 +68,23 @@ class Estimate:
     notes: list = field(default_factory=list)
     source: str = "counters"
 
+    def __repr__(self) -> str:
+        where = f"{len(self.per_layer)} layers" + ("" if self.per_core is None else f", {len(self.per_core)} cores")
+        return (f"Estimate({self.view} view, table {self.table}: {self.total_pj:,.6g} pJ per inference, "
+                f"SNN/ANN {self.snn_ann_ratio:.4g}; {where}, from {self.source})")
+
+    def per_layer_groups(self) -> dict:
+        """Per-layer energies (pJ) in display groups: {layer: {group: pJ}}, the groups being
+        MAC, AC (paper view) or Compute, Memory, NoC, Static (hardware view, :data:`HW_GROUPS`)."""
+        out = {}
+        for layer, comp in self.per_layer.items():
+            if self.view == "paper":
+                out[layer] = {"MAC": comp["mac"], "AC": comp["ac"]}
+            else:
+                out[layer] = {g.capitalize() if g != "noc" else "NoC": sum(comp[k] for k in ks)
+                              for g, ks in HW_GROUPS.items()}
+        return out
+
     def to_dict(self) -> dict:
         return {"view": self.view, "table": self.table, "source": self.source, "unit": "pJ per inference",
                 "total_pj": self.total_pj, "totals_pj": dict(self.totals),
@@ -77,41 +95,9 @@ class Estimate:
                 "counts": dict(self.counts), "exact_layers": self.exact_layers, "notes": list(self.notes)}
 
 
-def _samples(result) -> int:
-    return int(result.meta.get("samples") or result.output.shape[1])
-
-
 def _check_view(view):
     if view not in VIEWS:
         raise EnergyError(f"unknown energy view {view!r}; known: {', '.join(VIEWS)}")
-
-
-def runtime_s(result, chip) -> tuple[float, str]:
-    """Runtime of one inference in seconds and how it was obtained.
-
-    The mean ``total_cycles`` of the timed samples when the run was timed; otherwise
-    T x (step_cycles + barrier_cycles) for a fixed step; otherwise the sum over steps of
-    the busiest core's cycles (a lower bound). Divided by ``clock_hz``.
-    """
-    clock = float(chip.timing.clock_hz)
-    tim = result.timing
-    if tim and "total_cycles" in tim and np.size(tim["total_cycles"]):
-        return float(np.mean(tim["total_cycles"])) / clock, "timed samples (mean total_cycles)"
-    T = int(result.counters.shape[0])
-    sc = chip.timing.step_cycles
-    if sc != "dynamic":
-        return T * (int(sc) + int(chip.timing.barrier_cycles)) / clock, "fixed step_cycles x T"
-    busy = result.counter("busy_cycles") / _samples(result)
-    return float(busy.max(axis=1).sum()) / clock, "busiest core per step (lower bound; run untimed)"
-
-
-def _interchip_fraction(mapping) -> float:
-    """Share of flit-hops that cross a chip boundary, from the mapper's traffic estimate."""
-    if mapping.placement.n_chips <= 1:
-        return 0.0
-    st = mapping.placement.stats
-    hops = float(st.get("flit_hops", 0.0))
-    return float(st.get("interchip_flits", 0.0)) / hops if hops > 0 else 0.0
 
 
 def _component_energy(view: str, tech: TechTable, c: dict, weight_bits: int, membrane_bits: int,
@@ -142,11 +128,14 @@ def _component_energy(view: str, tech: TechTable, c: dict, weight_bits: int, mem
 def ann_baseline(net, tech: TechTable, view: str, weight_bits: int = 8, membrane_bits: int = 16) -> float:
     """Dense-ANN energy of the same network, one pass (pJ; see the module docstring)."""
     _check_view(view)
-    tech = load_table(tech)
-    F = sum(flops(q) for q in net.projections)
+    return _ann_energy(load_table(tech), view, sum(flops(q) for q in net.projections),
+                       sum(p.size for p in net.populations[1:]), weight_bits, membrane_bits)
+
+
+def _ann_energy(tech: TechTable, view: str, F: int, neurons: int, weight_bits: int, membrane_bits: int) -> float:
+    """:func:`ann_baseline` of a net with ``F`` dense FLOPs and ``neurons`` non-input neurons."""
     if view == "paper":
         return tech.v("e_mac_pj") * F
-    neurons = sum(p.size for p in net.populations[1:])
     return (F * (tech.v("e_mac_pj") + weight_bits * tech.v("e_sram_read_bit_pj"))
             + neurons * (tech.v("e_neuron_update_pj")
                          + membrane_bits * (tech.v("e_sram_read_bit_pj") + tech.v("e_sram_write_bit_pj"))))
@@ -157,66 +146,47 @@ def estimate(result, tech, view: str = "paper", *, mapping=None) -> Estimate:
 
     ``mapping`` (the :class:`~mapper.mapping.Mapping` the run simulated) is needed for the
     per-layer split, the ANN baseline, runtime and inter-chip traffic. Counts are summed
-    over the run's samples and divided by their number (per inference).
+    over the run's samples and divided by their number (per inference). Several tables or
+    views of one run: :func:`energy.runstats.run_counters` once, then
+    :func:`estimate_counters` for each.
     """
     _check_view(view)
     tech = load_table(tech)
-    if mapping is None:
-        raise EnergyError("estimate: pass mapping= (the Mapping the run simulated)")
-    if result.counters is None:
-        raise EnergyError("estimate: the run has no counters")
-    missing = [n for n in ("acs", "macs", "neuron_updates", "spikes", "state_words", "psum_ops", "flits",
-                           "flit_hops", "busy_cycles") if n not in result.counter_names]
-    if missing:
-        raise EnergyError(f"estimate: the run lacks counter(s) {missing}")
-    chip = mapping.chip
-    B = _samples(result)
-    wb = int(result.meta.get("weight_bits", chip.core.weight_bits))
-    mb = int(result.meta.get("membrane_bits", chip.core.membrane_bits))
-    fb = int(chip.noc.flit_bits)
-    frac = _interchip_fraction(mapping)
+    return estimate_counters(run_counters(result, mapping), tech, view)
+
+
+def estimate_counters(counters: RunCounters, tech, view: str = "paper") -> Estimate:
+    """:func:`estimate` of a run whose counters were read by :func:`energy.runstats.run_counters`."""
+    _check_view(view)
+    tech = load_table(tech)
+    rc = counters
+    B, wb, mb, fb, frac = rc.samples, rc.weight_bits, rc.membrane_bits, rc.flit_bits, rc.interchip_frac
     notes = [f"per inference: counters summed over {B} sample(s) / {B}"]
     if view == "hardware":
-        rt, how = runtime_s(result, chip)
-        static_core = tech.v("static_power_per_core_w") * rt * 1e12
-        notes.append(f"runtime {rt * 1e6:.3f} us per inference ({how})")
-        if "interchip_flits" in result.counter_names:
+        static_core = tech.v("static_power_per_core_w") * rc.runtime_s * 1e12
+        notes.append(f"runtime {rc.runtime_s * 1e6:.3f} us per inference ({rc.runtime_how})")
+        if "interchip_flits" in rc.counter_names:
             notes.append("inter-chip bits = the run's interchip_flits counter x flit_bits")
         elif frac:
             notes.append(f"inter-chip bits = flit-hops x {frac:.4f} (mapper's inter-chip share) x {fb} bits")
     else:
         static_core = 0.0
     comps = PAPER_COMPONENTS if view == "paper" else HW_COMPONENTS
-    pc = result.per_core()
-    n_cores = len(pc[result.counter_names[0]])
-    used = np.zeros(n_cores, bool)
-    for c, tids in enumerate(mapping.tiling.cores):
-        used[c] = len(tids) > 0
-    per_core = np.zeros((n_cores, len(comps)))
-    for c in range(n_cores):
-        cc = {n: float(pc[n][c]) / B for n in result.counter_names}
-        e = _component_energy(view, tech, cc, wb, mb, fb, frac, static_core, float(used[c]))
+    per_core = np.zeros((len(rc.per_core), len(comps)))
+    for c, cc in enumerate(rc.per_core):
+        e = _component_energy(view, tech, cc, wb, mb, fb, frac, static_core, float(rc.core_used[c]))
         per_core[c] = [e[k] for k in comps]
-    layers, exact, shared = layer_counters(result, mapping)
-    cores_of: dict = {}
-    from .counts import core_populations
-    for c, d in enumerate(core_populations(mapping)):
-        for pop in d:
-            cores_of[pop] = cores_of.get(pop, 0.0) + 1.0 / len(d)
-    per_layer = {}
-    for pop, cnt in layers.items():
-        cc = {n: v / B for n, v in cnt.items()}
-        per_layer[pop] = _component_energy(view, tech, cc, wb, mb, fb, frac, static_core, cores_of.get(pop, 0.0))
-    if not exact:
-        notes.append(f"per-layer split is approximate: core(s) {shared} hold several populations "
+    per_layer = {pop: _component_energy(view, tech, cc, wb, mb, fb, frac, static_core, rc.layer_cores.get(pop, 0.0))
+                 for pop, cc in rc.per_layer.items()}
+    if not rc.exact_layers:
+        notes.append(f"per-layer split is approximate: core(s) {rc.shared_cores} hold several populations "
                      f"(synapse / neuron shares); per-core and totals are exact")
     totals = {k: float(per_core[:, i].sum()) for i, k in enumerate(comps)}
     total = float(sum(totals.values()))
-    ann = ann_baseline(mapping.net, tech, view, wb, mb)
+    ann = _ann_energy(tech, view, rc.dense_flops, rc.neurons, wb, mb)
     snn_cmp = total if view == "paper" else sum(totals[k] for k in HW_GROUPS["compute"] + HW_GROUPS["memory"])
-    counts = {n: v / B for n, v in result.totals().items()}
     return Estimate(view, tech.name, comps, per_layer, per_core, totals, total, ann,
-                    snn_cmp / ann if ann > 0 else math.nan, counts, exact, notes, "counters")
+                    snn_cmp / ann if ann > 0 else math.nan, dict(rc.totals), rc.exact_layers, notes, "counters")
 
 
 # ------------------------------------------------------------------ analytic

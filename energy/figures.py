@@ -17,12 +17,10 @@ def _plt():
 
 def energy_breakdown(paper, hardware):
     """Stacked bars per layer: paper view (MAC, AC) beside hardware view (compute, memory, NoC, static)."""
-    from .reporting import _groups
-
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, est in zip(axes, (paper, hardware)):
-        g = _groups(est)
+        g = est.per_layer_groups()
         layers = list(g)
         cols = list(next(iter(g.values())).keys())
         x = np.arange(len(layers))
@@ -64,7 +62,7 @@ def _chip_lines(ax, mapping):
 
 def core_utilisation(result, mapping):
     """Busy cycles / runtime cycles per core, drawn at the core's mesh position."""
-    from .estimate import runtime_s
+    from .runstats import runtime_s
 
     plt = _plt()
     g, gw, gh = _grid(mapping)

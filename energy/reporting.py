@@ -15,26 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
+from models.defaults import ENERGY_TABLES
 from models.fileio import atomic_write
 
 from .counts import layer_counters, neurobench_from_run
 from .errors import EnergyError
-from .estimate import HW_GROUPS, VIEWS, estimate, runtime_s
+from .estimate import VIEWS, estimate_counters
+from .runstats import RunCounters, run_counters, runtime_s  # noqa: F401 (runtime_s re-exported)
 from .tables import list_tables, load_table
 
-DEFAULT_TABLES = ("horowitz45-fp32", "horowitz45-int8", "tianjic28", "loihi")
-
-
-def _groups(est) -> dict:
-    """Per-layer energies in display groups: paper (MAC, AC), hardware (compute, memory, NoC, static)."""
-    out = {}
-    for layer, comp in est.per_layer.items():
-        if est.view == "paper":
-            out[layer] = {"MAC": comp["mac"], "AC": comp["ac"]}
-        else:
-            out[layer] = {g.capitalize() if g != "noc" else "NoC": sum(comp[k] for k in ks)
-                          for g, ks in HW_GROUPS.items()}
-    return out
+#: the tables a report shows (:data:`models.defaults.ENERGY_TABLES`; the name stays for callers)
+DEFAULT_TABLES = ENERGY_TABLES
 
 
 def _fmt(x: float) -> str:
@@ -62,13 +53,18 @@ def _write_csv(path: Path, header: list, rows) -> Path:
     return atomic_write(path, write)
 
 
-def firing_rates(result, mapping) -> tuple[dict, str]:
-    """Spikes per neuron per step of every spiking population, and the data used."""
+def firing_rates(result, mapping, counters: RunCounters | None = None) -> tuple[dict, str]:
+    """Spikes per neuron per step of every spiking population, and the data used.
+
+    ``counters``: the run's :func:`~energy.runstats.run_counters`, when already read."""
     net = mapping.net
     B = int(result.meta.get("samples") or result.output.shape[1])
     T = int(result.counters.shape[0])
     rates, exact_all = {}, True
-    layers, exact, _ = layer_counters(result, mapping)
+    if counters is None:
+        layers, exact, _ = layer_counters(result, mapping)
+    else:
+        layers, exact = counters.layer_totals, counters.exact_layers
     for p in net.populations[1:]:
         if not p.spiking:
             continue
@@ -81,58 +77,32 @@ def firing_rates(result, mapping) -> tuple[dict, str]:
     return rates, how
 
 
-def write_report(result, mapping, out_dir, *, tables=DEFAULT_TABLES, raster: dict | None = None,
-                 figure_table: str | None = None) -> dict:
-    """Write every table and figure into ``out_dir``; returns {name: path} of the files written
-    and ``skipped`` (figures that could not be drawn, with the reason)."""
-    import matplotlib
+def _group_columns(groups: dict) -> list:
+    """The display groups of :meth:`Estimate.per_layer_groups` (the same for every layer)."""
+    return list(next(iter(groups.values())).keys()) if groups else []
 
-    matplotlib.use("Agg")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    techs = [load_table(t) for t in tables]
-    if not techs:
-        raise EnergyError(f"report: no technology tables given; known: {', '.join(list_tables())}")
-    ests = {(t.name, v): estimate(result, t, v, mapping=mapping) for t in techs for v in VIEWS}
-    nb = neurobench_from_run(result, mapping)
-    rates, rates_how = firing_rates(result, mapping)
-    B = int(result.meta.get("samples") or result.output.shape[1])
-    T = int(result.counters.shape[0])
-    files: dict = {}
-    skipped: dict = {}
 
-    # ---------------------------------------------------------------- JSON
-    doc = {"unit": "pJ per inference", "samples": B, "steps": T, "chip": mapping.chip.name,
-           "model": mapping.model, "tables": {t.name: t.model_dump() for t in techs},
+def _json(ests: dict, techs: list, counters: RunCounters, mapping, nb: dict, rates: dict, rates_how: str) -> str:
+    doc = {"unit": "pJ per inference", "samples": counters.samples, "steps": counters.steps,
+           "chip": mapping.chip.name, "model": mapping.model, "tables": {t.name: t.model_dump() for t in techs},
            "estimates": [e.to_dict() for e in ests.values()], "neurobench": nb,
            "firing_rates": {"values": rates, "unit": "spikes per neuron per step", "source": rates_how}}
-    p = out / "energy.json"
-    text = json.dumps(doc, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
-    atomic_write(p, lambda fh: fh.write(text))
-    files["json"] = p
+    return json.dumps(doc, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
 
-    # ---------------------------------------------------------------- CSV
-    files["csv_layers"] = _write_csv(
-        out / "energy_per_layer.csv", ["table", "view", "layer", "component", "energy_pj_per_inference"],
-        ([tn, v, layer, k, repr(float(val))] for (tn, v), e in ests.items()
-         for layer, comp in e.per_layer.items() for k, val in comp.items()))
-    files["csv_cores"] = _write_csv(
-        out / "energy_per_core.csv", ["table", "view", "core", "component", "energy_pj_per_inference"],
-        ([tn, v, c, k, repr(float(val))] for (tn, v), e in ests.items()
-         for c, row in enumerate(e.per_core) for k, val in zip(e.components, row)))
 
-    # ---------------------------------------------------------------- Markdown
+def _markdown(ests: dict, groups: dict, techs: list, counters: RunCounters, mapping, nb: dict, rates: dict,
+              rates_how: str) -> str:
     md = [f"# Energy report: {mapping.model or 'model'} on {mapping.chip.name}", "",
-          f"{B} sample(s) x {T} steps. All energies in pJ **per inference** (one sample); each row names "
-          f"the view and the technology table that produced it.", "", "## Totals", "",
+          f"{counters.samples} sample(s) x {counters.steps} steps. All energies in pJ **per inference** (one "
+          f"sample); each row names the view and the technology table that produced it.", "", "## Totals", "",
           "| table | view | energy (pJ) | dense-ANN baseline (pJ) | SNN/ANN |", "|---|---|---:|---:|---:|"]
     for (tn, v), e in ests.items():
         md.append(f"| {tn} | {v} | {_fmt(e.total_pj)} | {_fmt(e.ann_baseline_pj)} | {e.snn_ann_ratio:.4f} |")
     md += ["", "SNN/ANN: paper view = total / (E_MAC x FLOPs); hardware view = (compute + memory) / "
            "the ANN's compute + memory (NoC and static left out of both).", ""]
     for (tn, v), e in ests.items():
-        g = _groups(e)
-        cols = list(next(iter(g.values())).keys()) if g else []
+        g = groups[(tn, v)]
+        cols = _group_columns(g)
         md += [f"## Per layer: {v} view, table {tn}", "",
                "| layer | " + " | ".join(f"{c} (pJ)" for c in cols) + " | total (pJ) |",
                "|---|" + "---:|" * (len(cols) + 1)]
@@ -152,11 +122,11 @@ def write_report(result, mapping, out_dir, *, tables=DEFAULT_TABLES, raster: dic
             if hasattr(fig, "basis"):
                 md.append(f"| {fld} | {fig.value:g} | {fig.basis} | {fig.note} |")
         md += [""] + [f"- [{k}] {s}" for k, s in t.sources.items()] + [""]
-    p = out / "energy.md"
-    atomic_write(p, lambda fh: fh.write("\n".join(md)))
-    files["markdown"] = p
+    return "\n".join(md)
 
-    # ---------------------------------------------------------------- LaTeX
+
+def _latex(ests: dict, groups: dict, counters: RunCounters, mapping) -> str:
+    B, T = counters.samples, counters.steps
     tex = [r"\documentclass{article}", r"\usepackage{booktabs}", r"\usepackage[margin=2cm]{geometry}",
            r"\begin{document}", r"\begin{table}[t]", r"\centering",
            rf"\caption{{Energy per inference of {_tex(mapping.model or 'the model')} on {_tex(mapping.chip.name)} "
@@ -167,9 +137,8 @@ def write_report(result, mapping, out_dir, *, tables=DEFAULT_TABLES, raster: dic
         tex.append(rf"{_tex(tn)} & {v} & {_tex(_fmt(e.total_pj))} & {_tex(_fmt(e.ann_baseline_pj))} & "
                    rf"{e.snn_ann_ratio:.4f} \\")
     tex += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    for (tn, v), e in ests.items():
-        g = _groups(e)
-        cols = list(next(iter(g.values())).keys()) if g else []
+    for (tn, v), g in groups.items():
+        cols = _group_columns(g)
         tex += [r"\begin{table}[t]", r"\centering",
                 rf"\caption{{Energy per layer (pJ per inference), {v} view, table {_tex(tn)}.}}",
                 r"\begin{tabular}{l" + "r" * (len(cols) + 1) + "}", r"\toprule",
@@ -179,18 +148,71 @@ def write_report(result, mapping, out_dir, *, tables=DEFAULT_TABLES, raster: dic
                        + rf" & {_tex(_fmt(sum(d.values())))} \\")
         tex += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     tex.append(r"\end{document}")
-    p = out / "energy.tex"
-    atomic_write(p, lambda fh: fh.write("\n".join(tex) + "\n"))
-    files["latex"] = p
+    return "\n".join(tex) + "\n"
 
-    # ---------------------------------------------------------------- figures
+
+def _write_text(path: Path, text: str) -> Path:
+    atomic_write(path, lambda fh: fh.write(text))
+    return path
+
+
+def write_report(result, mapping, out_dir, *, tables=DEFAULT_TABLES, raster: dict | None = None,
+                 figure_table: str | None = None) -> dict:
+    """Write every table and figure into ``out_dir``; returns {name: path} of the files written
+    and ``skipped`` (figures that could not be drawn, with the reason).
+
+    The run's counters are read once (:func:`~energy.runstats.run_counters`), then
+    estimated under every table and view (:func:`~energy.estimate.estimate_counters`),
+    then written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    techs = [load_table(t) for t in tables]
+    if not techs:
+        raise EnergyError(f"report: no technology tables given; known: {', '.join(list_tables())}")
+    counters = run_counters(result, mapping)
+    ests = {(t.name, v): estimate_counters(counters, t, v) for t in techs for v in VIEWS}
+    groups = {key: e.per_layer_groups() for key, e in ests.items()}
+    nb = neurobench_from_run(result, mapping)
+    rates, rates_how = firing_rates(result, mapping, counters)
+
+    files: dict = {"json": _write_text(out / "energy.json", _json(ests, techs, counters, mapping, nb, rates,
+                                                                    rates_how))}
+    files["csv_layers"] = _write_csv(
+        out / "energy_per_layer.csv", ["table", "view", "layer", "component", "energy_pj_per_inference"],
+        ([tn, v, layer, k, repr(float(val))] for (tn, v), e in ests.items()
+         for layer, comp in e.per_layer.items() for k, val in comp.items()))
+    files["csv_cores"] = _write_csv(
+        out / "energy_per_core.csv", ["table", "view", "core", "component", "energy_pj_per_inference"],
+        ([tn, v, c, k, repr(float(val))] for (tn, v), e in ests.items()
+         for c, row in enumerate(e.per_core) for k, val in zip(e.components, row)))
+    files["markdown"] = _write_text(out / "energy.md", _markdown(ests, groups, techs, counters, mapping, nb, rates,
+                                                                 rates_how))
+    files["latex"] = _write_text(out / "energy.tex", _latex(ests, groups, counters, mapping))
+
     ftab = figure_table or techs[0].name
     if ftab not in {t.name for t in techs}:
         raise EnergyError(f"report: figure_table {ftab!r} is not among the tables {[t.name for t in techs]}")
+    skipped = _write_figures(out, files, ests[(ftab, "paper")], ests[(ftab, "hardware")], result, mapping,
+                             raster, rates, rates_how)
+    if skipped:
+        with (out / "energy.md").open("a") as f:
+            f.write("\n## Figures not drawn\n\n" + "\n".join(f"- {k}: {v}" for k, v in skipped.items()) + "\n")
+    files["skipped"] = skipped
+    return files
+
+
+def _write_figures(out: Path, files: dict, paper, hardware, result, mapping, raster, rates, rates_how) -> dict:
+    """Draw every figure as PNG and PDF into ``out`` (paths added to ``files``); returns the
+    figures not drawn, with the reason."""
+    import matplotlib.pyplot as plt
+
     from . import figures
 
-    for name, draw in (("energy_breakdown", lambda: figures.energy_breakdown(ests[(ftab, "paper")],
-                                                                           ests[(ftab, "hardware")])),
+    skipped = {}
+    for name, draw in (("energy_breakdown", lambda: figures.energy_breakdown(paper, hardware)),
                        ("core_utilisation", lambda: figures.core_utilisation(result, mapping)),
                        ("noc_link_load", lambda: figures.noc_link_load(result, mapping)),
                        ("spike_raster", lambda: figures.spike_raster(result, raster)),
@@ -203,14 +225,8 @@ def write_report(result, mapping, out_dir, *, tables=DEFAULT_TABLES, raster: dic
             p = out / f"{name}.{ext}"
             fig.savefig(p, dpi=150, bbox_inches="tight")
             files[f"{name}_{ext}"] = p
-        import matplotlib.pyplot as plt
-
         plt.close(fig)
-    if skipped:
-        with (out / "energy.md").open("a") as f:
-            f.write("\n## Figures not drawn\n\n" + "\n".join(f"- {k}: {v}" for k, v in skipped.items()) + "\n")
-    files["skipped"] = skipped
-    return files
+    return skipped
 
 
 __all__ = ["write_report", "firing_rates", "DEFAULT_TABLES", "runtime_s"]

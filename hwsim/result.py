@@ -46,6 +46,24 @@ class RunResult:
     timing: dict | None = None
     meta: dict = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """One line: samples x steps, chip, cores, accuracy and latency when known; no arrays."""
+        T, B = (self.output.shape[0], self.output.shape[1]) if np.ndim(self.output) >= 2 else (0, 0)
+        head = f"{int(self.meta.get('samples') or B)} sample(s) x {T} steps"
+        if self.meta.get("chip"):
+            head += f" on {self.meta['chip']}"
+        parts = [head]
+        if self.counters is not None:
+            parts.append(f"{self.counters.shape[1]} cores")
+        if self.meta.get("accuracy") is not None:
+            parts.append(f"accuracy {float(self.meta['accuracy']):.4f}")
+        if self.timing and np.size(self.timing.get("latency_us", ())):
+            lat = np.asarray(self.timing["latency_us"], dtype=np.float64)
+            parts.append(f"latency {lat.mean():,.4g} us (mean of {lat.size} timed)")
+        if self.spikes:
+            parts.append(f"recorded {', '.join(self.spikes)}")
+        return f"RunResult({', '.join(parts)})"
+
     # ---------------------------------------------------------------- outputs
     @property
     def counts(self) -> np.ndarray:

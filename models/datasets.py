@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .defaults import HELD_OUT_SLICE, STEPS
 from .errors import DatasetError
 from .limits import check_bytes
 
@@ -263,7 +264,8 @@ def load_mnist(
     ``t10k-images-idx3-ubyte.gz``/``t10k-labels-idx1-ubyte.gz``. With no ``folder``
     and no IDX files in the shared data, a slice inside the package's own subset
     (:mod:`models.shipped_data`, test 8000:8500) is read from there. ``start:stop``
-    selects a slice (the zoo trains on ``0:8000`` and scores on ``8000:10000``).
+    selects a slice (the zoo trains on :data:`models.defaults.TRAIN_SLICE` and scores on
+    :data:`models.defaults.HELD_OUT_SLICE`).
     """
     default_folder = folder is None
     folder = Path(folder) if folder is not None else shared_data_dir() / "mnist"
@@ -353,17 +355,18 @@ ENCODERS = {"poisson": encode_poisson, "rate": encode_rate, "direct": encode_dir
 
 def mnist_sequences(
     encoder: str = "direct",
-    steps: int = 32,
+    steps: int = STEPS,
     *,
-    start: int = 8000,
-    stop: int | None = 10000,
+    start: int = HELD_OUT_SLICE[0],
+    stop: int | None = HELD_OUT_SLICE[1],
     samples: int | None = None,
     seed: int = 0,
     folder: str | os.PathLike | None = None,
 ) -> Sequences:
     """MNIST test images ``start:stop`` encoded for ``steps`` steps as ``(T, B, 1, 28, 28)``.
 
-    The default slice 8000:10000 is the zoo models' held-out set.
+    The defaults are the zoo models' held-out set (:data:`models.defaults.HELD_OUT_SLICE`)
+    and time steps (:data:`models.defaults.STEPS`).
     """
     if encoder not in ENCODERS:
         raise DatasetError(f"unknown encoder {encoder!r}; choose one of {sorted(ENCODERS)}")

@@ -137,7 +137,7 @@ import scipy.sparse as sp
 from .errors import SimulationError
 from .net import ConvProjection, DenseProjection, Net, SparseProjection
 from .ops import ConvGeometry
-from .reference import SimResult, _check_inputs, _check_options, _want
+from .reference import SimResult, check_inputs, check_options, recorded
 
 #: exact-integer limits of the BLAS carriers (every integer of magnitude <= 2^p is exact)
 _CARRIER_LIMITS = ((np.float32, 2 ** 24), (np.float64, 2 ** 53))
@@ -394,7 +394,7 @@ class _InputEncoder:
 
     def __init__(self, qnet: Net, inputs: np.ndarray, input_scale: float | None):
         meta = _quant_meta(qnet)
-        self.x = _check_inputs(inputs, qnet.input.shape, qnet.input.name)
+        self.x = check_inputs(inputs, qnet.input.shape, qnet.input.name)
         self.spiking = bool(qnet.input_spiking)
         if self.spiking:
             self.bound = 0
@@ -457,7 +457,7 @@ def simulate_int(qnet: Net, inputs: np.ndarray, *, reset: str = "subtract", spik
     SimResult
         as :func:`models.reference.simulate_net`, with int64 arrays.
     """
-    _check_options(reset, spikes)
+    check_options(reset, spikes)
     if carrier not in CARRIERS:
         raise SimulationError(f"carrier must be one of {CARRIERS}, got {carrier!r}")
     meta = _quant_meta(qnet)
@@ -488,7 +488,7 @@ def simulate_int(qnet: Net, inputs: np.ndarray, *, reset: str = "subtract", spik
     for q in qnet.projections:
         max_delay[q.src] = max(max_delay[q.src], q.delay_steps)
     hist = {k: np.zeros((d + 1, B, qnet.pop[k].size), dtype=np.int64) for k, d in max_delay.items() if d > 0}
-    want = _want(record, states)
+    want = recorded(record, states)
     rec_s = {k: np.zeros((T, B, qnet.pop[k].size), dtype=np.int64) for k in want}
     rec_v = {k: np.zeros((T, B, qnet.pop[k].size), dtype=np.int64) for k in want}
     out_pop = qnet.pop[qnet.output]

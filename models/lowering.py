@@ -34,7 +34,7 @@ from .graph import LINEAR_TYPES, NEURON_TYPES, Graph, conv_geometry, node_type
 from .net import DEFAULT_MAX_NNZ, ConvProjection, DenseProjection, Net, Population, SparseProjection
 from .ops import ConvGeometry, conv2d, pool_kernel
 
-_NEURON_PARAMS = {
+NEURON_PARAMS = {
     "IF": ("r", "v_threshold", "v_reset"),
     "LIF": ("tau", "r", "v_leak", "v_threshold", "v_reset"),
     "LI": ("tau", "r", "v_leak"),
@@ -282,7 +282,7 @@ def lower(graph: Graph, *, input_spiking: bool | None = None, max_nnz: int = DEF
         if t in NEURON_TYPES:
             sinks.append(name)
             n = int(np.prod(graph.shapes[name][1]))
-            params = {f: compact_param(getattr(graph.nodes[name], f), n) for f in _NEURON_PARAMS[t]}
+            params = {f: compact_param(getattr(graph.nodes[name], f), n) for f in NEURON_PARAMS[t]}
             pops.append(Population(name, t, graph.shapes[name][1], params))
         elif t == "Output":
             (pred,) = graph.preds[name][:1] or [None]

@@ -92,14 +92,16 @@ class SimResult:
         return float(np.mean(self.predict() == np.asarray(labels)))
 
 
-def _check_options(reset: str, spikes: str):
+def check_options(reset: str, spikes: str):
+    """Raise :class:`SimulationError` unless ``reset`` and ``spikes`` name known modes."""
     if reset not in RESET_MODES:
         raise SimulationError(f"reset must be one of {RESET_MODES}, got {reset!r}")
     if spikes not in SPIKE_MODES:
         raise SimulationError(f"spikes must be one of {SPIKE_MODES}, got {spikes!r}")
 
 
-def _check_inputs(x: np.ndarray, shape: tuple, name: str) -> np.ndarray:
+def check_inputs(x: np.ndarray, shape: tuple, name: str) -> np.ndarray:
+    """Inputs ``(T, B, *shape)`` of input ``name`` as ``(T, B, n)``; raises :class:`SimulationError`."""
     x = np.asarray(x)
     if x.ndim < 2:
         raise SimulationError(f"inputs must be (T, B, *{shape}), got shape {x.shape}")
@@ -113,6 +115,10 @@ def _check_inputs(x: np.ndarray, shape: tuple, name: str) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise SimulationError("inputs contain NaN or infinite values")
     return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+#: the former private name, still imported by :mod:`hwsim.engine`
+_check_options = check_options
 
 
 class NeuronState:
@@ -154,10 +160,10 @@ class NeuronState:
 
 
 def _params_of(graph: Graph, name: str) -> dict:
-    from .lowering import _NEURON_PARAMS
+    from .lowering import NEURON_PARAMS
 
     t = node_type(graph.nodes[name])
-    return {f: graph.param(name, f).ravel() for f in _NEURON_PARAMS[t]}
+    return {f: graph.param(name, f).ravel() for f in NEURON_PARAMS[t]}
 
 
 def _linear_graph_op(graph: Graph, name: str):
@@ -187,7 +193,8 @@ def _linear_graph_op(graph: Graph, name: str):
     raise SimulationError(f"{graph._where(name)}: no linear operator for {t}")
 
 
-def _want(record, names):
+def recorded(record, names) -> set:
+    """The names a ``record=`` argument selects: None -> none, ``"all"`` -> ``names``, else its items."""
     if record is None:
         return set()
     if record == "all":
@@ -202,8 +209,8 @@ def simulate_graph(graph: Graph, inputs: np.ndarray, *, reset: str = "subtract",
     ``record`` = ``"all"`` or a list of neuron node names whose spikes (output)
     and membrane are returned, each (T, B, n).
     """
-    _check_options(reset, spikes)
-    x = _check_inputs(inputs, graph.input_shape, graph.input_name)
+    check_options(reset, spikes)
+    x = check_inputs(inputs, graph.input_shape, graph.input_name)
     T, B = x.shape[:2]
     ops, neurons, delays = {}, {}, {}
     for name in graph.order:
@@ -217,7 +224,7 @@ def simulate_graph(graph: Graph, inputs: np.ndarray, *, reset: str = "subtract",
             delays[name] = (d, np.zeros((int(d.max(initial=0)) + 1, B, d.size)))
         elif t != "Input":
             ops[name] = _linear_graph_op(graph, name)
-    want = _want(record, neurons)
+    want = recorded(record, neurons)
     rec_s = {k: np.zeros((T, B, neurons[k].v.shape[1])) for k in want}
     rec_v = {k: np.zeros((T, B, neurons[k].v.shape[1])) for k in want}
     out_name = graph.output_name
@@ -262,8 +269,8 @@ def simulate_graph(graph: Graph, inputs: np.ndarray, *, reset: str = "subtract",
 def simulate_net(net: Net, inputs: np.ndarray, *, reset: str = "subtract", spikes: str = "binary",
                  record=None, progress: bool = False) -> SimResult:
     """Run a lowered :class:`Net` population by population (same semantics as the graph)."""
-    _check_options(reset, spikes)
-    x = _check_inputs(inputs, net.input.shape, net.input.name)
+    check_options(reset, spikes)
+    x = check_inputs(inputs, net.input.shape, net.input.name)
     T, B = x.shape[:2]
     states = {p.name: NeuronState(p.model, p.params, B, p.size, net.dt, reset, spikes)
               for p in net.populations[1:]}
@@ -272,7 +279,7 @@ def simulate_net(net: Net, inputs: np.ndarray, *, reset: str = "subtract", spike
     for q in net.projections:
         max_delay[q.src] = max(max_delay[q.src], q.delay_steps)
     hist = {k: np.zeros((d + 1, B, net.pop[k].size)) for k, d in max_delay.items() if d > 0}
-    want = _want(record, states)
+    want = recorded(record, states)
     rec_s = {k: np.zeros((T, B, net.pop[k].size)) for k in want}
     rec_v = {k: np.zeros((T, B, net.pop[k].size)) for k in want}
     out_pop = net.pop[net.output]

@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+from models.defaults import ENERGY_TABLE  # noqa: F401 (re-exported: the CLI reads it from here)
 from models.errors import SnnchipError
 from models.fileio import atomic_write
 
-ENERGY_TABLE = "horowitz45-fp32"
 SWEEP_FIELDS = ("model", "grain", "reorder", "finetune_epochs", "target", "crossbars", "crossbars_implied",
                 "crossbar_savings", "cores", "accuracy", "accuracy_drop_pts", "energy_paper_uj", "samples")
 

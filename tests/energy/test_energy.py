@@ -150,6 +150,46 @@ def test_bad_requests(toy_run):
         energy.analytic(m.net, {}, 2, "loihi")
 
 
+def test_counters_read_once_give_the_same_estimates(toy_run):
+    m, r = toy_run
+    rc = energy.run_counters(r, m)
+    assert rc.per_layer["h"]["acs"] == 4 and rc.per_layer["o"]["acs"] == 4  # hand count above
+    assert (rc.dense_flops, rc.neurons, rc.samples, rc.steps) == (8, 3, 1, 2)
+    for table in PAPER:
+        for view in energy.VIEWS:
+            assert energy.estimate_counters(rc, table, view).to_dict() == \
+                energy.estimate(r, table, view, mapping=m).to_dict()
+    assert repr(rc) == "RunCounters(1 sample(s) x 2 steps, 2 cores, 2 layers)"
+
+
+def test_estimate_repr_is_a_one_line_summary(toy_run):
+    m, r = toy_run
+    e = energy.estimate(r, "horowitz45-fp32", "paper", mapping=m)
+    # 7.2 pJ (8 ACs x 0.9), ANN 36.8 pJ: ratio 0.1957
+    assert repr(e) == ("Estimate(paper view, table horowitz45-fp32: 7.2 pJ per inference, SNN/ANN 0.1957; "
+                       "2 layers, 2 cores, from counters)")
+    # analytic, rates 0.5 over 2 steps: 0.5 x 2 x 8 FLOPs = 8 ACs x 23.6 pJ, as much as the ANN's 8 MACs
+    a = energy.analytic(m.net, {"in": 0.5, "h": 0.5}, 2, "loihi")
+    assert repr(a) == "Estimate(paper view, table loihi: 188.8 pJ per inference, SNN/ANN 1; 2 layers, from analytic)"
+
+
+def test_report_reads_the_counters_once(toy_run, tmp_path, monkeypatch):
+    import json
+
+    import energy.runstats as rc_module
+
+    m, r = toy_run
+    calls = []
+    real = rc_module.layer_counters
+    monkeypatch.setattr(rc_module, "layer_counters", lambda *a: calls.append(a) or real(*a))
+    files = energy.report(r, m, tmp_path)
+    assert len(calls) == 1
+    doc = json.loads(files["json"].read_text())
+    assert len(doc["estimates"]) == 4 * 2
+    fp = next(e for e in doc["estimates"] if e["table"] == "horowitz45-fp32" and e["view"] == "paper")
+    assert fp["total_pj"] == pytest.approx(PAPER["horowitz45-fp32"], abs=1e-9)
+
+
 # ---------------------------------------------------------------- analytic
 
 def test_analytic_small_vgg_equals_paper_formula_by_hand():
