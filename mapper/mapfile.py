@@ -79,7 +79,7 @@ class MappingRecord(BaseModel):
     npz_sha256: str = ""
 
 
-def _to_records(m: Mapping):
+def _to_records(m):
     arrays: dict = {}
     net_doc, net_arrays = net_to_dict(m.net)
     arrays.update(net_arrays)

@@ -27,6 +27,7 @@ import numpy as np
 from .defaults import HELD_OUT_START
 from .errors import DatasetError
 from .fileio import atomic_write
+from .idx import read_idx
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SHIPPED_START = HELD_OUT_START
@@ -70,8 +71,6 @@ def load_shipped_mnist(start: int = SHIPPED_START, stop: int | None = None) -> t
 
 def build(idx_folder: str | Path) -> Path:
     """Write the shipped subset (npz + json) from MNIST IDX files in ``idx_folder``."""
-    from .datasets import read_idx
-
     folder = Path(idx_folder)
     files = {k: folder / f"t10k-{k}-ubyte.gz" for k in ("images-idx3", "labels-idx1")}
     images = read_idx(files["images-idx3"])[SHIPPED_START:SHIPPED_STOP].astype(np.uint8)
