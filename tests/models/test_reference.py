@@ -98,6 +98,7 @@ def test_bad_requests(nir_cnn):
         models.simulate(nir_cnn, np.zeros((1, 1, 2, 34, 34)), reset="soft")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reset,spikes,correct", [
     ("subtract", "multi", 100),   # REFERENCES.md: 100/100 with multi-spike IF
     ("zero", "binary", 100),      # ... and with single-spike reset-to-zero

@@ -130,6 +130,7 @@ def held_out():
     return mnist_sequences("direct", 32, start=8000, stop=10000)
 
 
+@pytest.mark.slow
 @needs_mnist
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
 def test_shipped_model_reaches_target(kind, held_out):
@@ -163,6 +164,7 @@ def test_model_from_graph_inverts_the_conversion():
         model_from_graph(models.Graph(g.nodes, g.edges, metadata={}))
 
 
+@pytest.mark.slow
 @needs_mnist
 def test_finetune_keeps_the_crossbar_budget_and_recovers():
     import json

@@ -182,6 +182,7 @@ def test_seed_and_he_scaling(cifar):
     assert not np.any(cifar["vgg16"].nodes["fc1"].bias)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, steps, batch, active", [
     ("lenet5", 6, 2, ("if1", "if2", "if_fc1")),
     ("resnet18", 3, 1, ("if1", "layer1.0.if2", "layer2.0.if2")),  # residual adds, downsample skips
@@ -246,6 +247,7 @@ def _run(cache, name):
     return cache[name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mlp", "lenet5", "vgg8", "vgg11", "vgg16", "resnet18"])
 def test_imagenet_build_and_lower(imagenet_runs, name):
     r = _run(imagenet_runs, name)
