@@ -92,7 +92,9 @@ class SimResult:
         return float(np.mean(self.predict() == np.asarray(labels)))
 
 
-def _check_options(reset: str, spikes: str):
+def check_options(reset: str, spikes: str):
+    """Raise :class:`SimulationError` unless ``reset`` is one of ``RESET_MODES`` and
+    ``spikes`` one of ``SPIKE_MODES``."""
     if reset not in RESET_MODES:
         raise SimulationError(f"reset must be one of {RESET_MODES}, got {reset!r}")
     if spikes not in SPIKE_MODES:
@@ -202,7 +204,7 @@ def simulate_graph(graph: Graph, inputs: np.ndarray, *, reset: str = "subtract",
     ``record`` = ``"all"`` or a list of neuron node names whose spikes (output)
     and membrane are returned, each (T, B, n).
     """
-    _check_options(reset, spikes)
+    check_options(reset, spikes)
     x = _check_inputs(inputs, graph.input_shape, graph.input_name)
     T, B = x.shape[:2]
     ops, neurons, delays = {}, {}, {}
@@ -262,7 +264,7 @@ def simulate_graph(graph: Graph, inputs: np.ndarray, *, reset: str = "subtract",
 def simulate_net(net: Net, inputs: np.ndarray, *, reset: str = "subtract", spikes: str = "binary",
                  record=None, progress: bool = False) -> SimResult:
     """Run a lowered :class:`Net` population by population (same semantics as the graph)."""
-    _check_options(reset, spikes)
+    check_options(reset, spikes)
     x = _check_inputs(inputs, net.input.shape, net.input.name)
     T, B = x.shape[:2]
     states = {p.name: NeuronState(p.model, p.params, B, p.size, net.dt, reset, spikes)

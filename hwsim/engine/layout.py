@@ -1,0 +1,268 @@
+"""The kernels' data layout: the counter columns, and the packed tables every kernel reads
+(one int64 blob ``kb`` with offsets ``ko``, built by :mod:`hwsim.engine.build`) and every
+thread writes (``wb`` / ``wo``), with the named records the kernels open them as."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+__all__ = ["COUNTERS", "NREC", "KERNEL_FIELDS", "WORK_FIELDS", "Packed", "Inputs", "Outputs", "VcdProbe",
+           "TimingOut", "field", "kernel_field", "pack"]
+
+# Counter columns of ``RunResult.counters`` (T, cores, counters), the only home of their order.
+COUNTERS = ("events", "acs", "macs", "neuron_updates", "spikes", "state_words", "psum_ops",
+            "packets", "flits", "flit_hops", "busy_cycles", "interchip_flits", "io_in_flits",
+            "io_in_flit_hops", "io_out_flits")
+(CNT_EVENTS, CNT_ACS, CNT_MACS, CNT_NEURON_UPDATES, CNT_SPIKES, CNT_STATE_WORDS, CNT_PSUM_OPS, CNT_PACKETS,
+ CNT_FLITS, CNT_FLIT_HOPS, CNT_BUSY_CYCLES, CNT_INTERCHIP_FLITS, CNT_IO_IN_FLITS, CNT_IO_IN_FLIT_HOPS,
+ CNT_IO_OUT_FLITS) = range(len(COUNTERS))
+__all__ += ["CNT_" + n.upper() for n in COUNTERS]
+
+NREC = 8  # int64 fields per event record (:func:`hwsim.engine.build._slot_records`)
+
+# Everything the kernels read is packed into one int64 array ``kb`` (field ``f`` is
+# ``kb[ko[f]:ko[f + 1]]``; scalars are one-element fields; booleans are 0 / 1), and every
+# thread's scratch into one int64 array ``wb`` (offsets ``wo``). Two arrays per call
+# instead of a hundred keep the kernels' calls cheap and their compilation short. A
+# kernel opens the groups it needs as named records of views (``pops_of(tab).size``):
+# small functions that LLVM inlines, so a record costs no more than the views it holds.
+Packed = namedtuple("Packed", ["blob", "off"])
+Packed.__doc__ = "A packed table: ``blob`` (int64) and the field offsets ``off``."
+
+# What a kernel call reads and writes besides the tables, as records built by
+# :mod:`hwsim.engine.run`, so the kernels take a few named arguments.
+Inputs = namedtuple("Inputs", ["x", "held", "scale", "top"])
+Inputs.__doc__ = ("The graph input (T, B, n_in), its held frames (T, B) and encoding "
+                  "(:func:`hwsim.engine.build.input_array`).")
+Outputs = namedtuple("Outputs", ["out", "cnt", "rec_off", "rec_s", "rec_v", "n_rec", "tile_cyc", "all_out"])
+Outputs.__doc__ = ("Output population per step, counters per thread (G, T, cores, counters), recorded "
+                   "populations (offsets, spikes, membranes) and, for the first ``n_rec`` samples of the call, "
+                   "tile cycles and all outputs (traces, Python timing).")
+VcdProbe = namedtuple("VcdProbe", ["sample", "slot", "s", "v"])
+VcdProbe.__doc__ = "The VCD sample (-1: none), each neuron's column (-1: not probed), spikes and membranes (T, n)."
+TimingOut = namedtuple("TimingOut", ["n_timed", "step_cycles", "core_busy", "hist", "hstat", "lflits"])
+TimingOut.__doc__ = ("Compiled timing of the first ``n_timed`` samples: cycles per step, busy cycles per core, "
+                     "per thread the latency histogram, stats and flits per link.")
+
+
+# ------------------------------------------------------------------------ the records
+
+Pops = namedtuple("Pops", ["model", "size", "off", "ring", "proj_ptr", "tile_ptr", "bt_ptr", "skip", "reuse",
+                    "ring_off", "slot_off", "proj_order", "tile_order"])
+Pops.__doc__ = "Per population: model, size, neuron offset, output ring, and its projections, tiles and bias terms."
+Neurons = namedtuple("Neurons", ["core", "bias", "thr", "vreset", "alpha", "asyn", "vleak", "pk", "hops", "icx",
+                       "bt_start", "bt_off", "bt_vec"])
+Neurons.__doc__ = "Per neuron: core, parameters, traffic per spike; bias terms (bt_*)."
+Projs = namedtuple("Projs", ["shift", "acc_off", "npost", "fed_by_input", "perm", "acc_pos"])
+Projs.__doc__ = "Per projection: shift, accumulator block, input-fed flag, slot order."
+Tiles = namedtuple("Tiles", ["core", "kind", "soma", "ncols", "fire", "psum_flits", "psum_hops", "psum_icx"])
+Tiles.__doc__ = "Per tile: core, kind, soma, columns, fire cycles, partial-sum traffic."
+EventGroups = namedtuple("EventGroups", ["ptr", "src", "delay", "pre_off", "cr_off", "cr_a0", "cr_na", "cr_r",
+                           "cr_tptr", "cr_tiles", "rec_ptr", "rec", "cr"])
+EventGroups.__doc__ = "Crossbar rows grouped by (population, source, delay): records and short-row tables."
+InputIo = namedtuple("InputIo", ["dst_ptr", "dst_core", "pk", "hops", "icx"])
+InputIo.__doc__ = "Per graph-input neuron: destination cores and I/O traffic per event."
+Scalars = namedtuple("Scalars", ["M", "F", "payload", "reset_sub", "multi", "out_pop", "in_flits", "in_mult",
+                       "out_val_flits", "spiking", "n_acc", "R", "W", "extra", "fixed", "barrier", "pipelined",
+                       "max_packets", "max_edges", "n_cls", "cr_max"])
+Scalars.__doc__ = "Run options and constants (one int64 each)."
+TimingPlan = namedtuple("TimingPlan", ["dsrc_ptr", "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand",
+                          "used_cores", "fire_all", "psum_all"])
+TimingPlan.__doc__ = "Per population its delay-0 sources, cores, fire cycles, partial-sum tiles."
+Routes = namedtuple("Routes", ["nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count", "nrn_cls", "rt_ptr",
+                      "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at"])
+Routes.__doc__ = "Route templates of spike and partial-sum packets, destinations, link order."
+NeuronState = namedtuple("NeuronState", ["v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero",
+                           "same", "prev_i", "prev_v", "in_cnt", "cr_loc"])
+NeuronState.__doc__ = "Membranes, accumulators, output rings and their spike lists, input reuse."
+TileCounts = namedtuple("TileCounts", ["t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc"])
+TileCounts.__doc__ = "Per tile: this step's counts (t_*), cached input counts (c_*), cycles (tc)."
+CoreTimes = namedtuple("CoreTimes", ["done", "core_free", "integ", "end_int", "psum_ready", "fend", "m_ok", "m_t0",
+                         "m_dl"])
+CoreTimes.__doc__ = "Per population / core: step timing, partial-sum replay memory."
+PacketTables = namedtuple("PacketTables", ["pk_t0", "pk_fl", "pk_id", "pk_base", "pk_off", "pk_tr", "cls_tr", "tr_t0",
+                            "tr_len", "tr_rep", "tr_base"])
+PacketTables.__doc__ = "Packets and trains laid out for the NoC."
+EdgeTables = namedtuple("EdgeTables", ["e_link", "e_parent", "e_owner", "e_start", "e_valid", "e_order", "e_ready",
+                          "link_flits", "l_cnt", "l_used", "l_at"])
+EdgeTables.__doc__ = "Route edges of the laid-out packets and the NoC's per-link scratch."
+
+# the packed order: each record's fields are consecutive, from its first index below
+KERNEL_FIELDS = ("pop_model", "pop_size", "pop_off", "pop_ring", "pop_proj_ptr", "pop_tile_ptr", "pop_bt_ptr",
+    "pop_skip", "pop_reuse", "ring_off", "slot_off", "proj_order", "tile_order", "nrn_core", "nrn_bias", "nrn_thr",
+    "nrn_vreset", "nrn_alpha", "nrn_asyn", "nrn_vleak", "nrn_pk", "nrn_hops", "nrn_icx", "bt_start", "bt_off", "bt_vec",
+    "proj_shift", "proj_acc_off", "proj_npost", "proj_in", "proj_perm", "acc_pos", "tile_core", "tile_kind",
+    "tile_soma", "tile_ncols", "tile_fire", "tile_psum_flits", "tile_psum_hops", "tile_psum_icx", "grp_ptr", "grp_src",
+    "grp_delay", "grp_pre_off", "grp_cr_off", "grp_cr_a0", "grp_cr_na", "grp_cr_r", "grp_cr_tptr", "grp_cr_tiles",
+    "rec_ptr", "rec", "cr", "in_dst_ptr", "in_dst_core", "in_pk", "in_hops", "in_icx", "M", "F", "payload", "reset_sub",
+    "multi", "out_pop", "in_flits", "in_mult", "out_val_flits", "spiking", "n_acc", "R", "W", "extra", "fixed",
+    "barrier", "pipelined", "max_packets", "max_edges", "n_cls", "cr_max", "dsrc_ptr", "dsrc", "pcore_ptr", "pcores",
+    "pfire", "pcand_ptr", "pcand", "used_cores", "fire_all", "psum_all", "nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross",
+    "nrn_flit_count", "nrn_cls", "rt_ptr", "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross",
+    "link_pos", "link_at")
+WORK_FIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero", "same", "prev_i", "prev_v",
+    "in_cnt", "cr_loc", "t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc", "done", "core_free",
+    "integ", "end_int", "psum_ready", "fend", "m_ok", "m_t0", "m_dl", "pk_t0", "pk_fl", "pk_id", "pk_base", "pk_off",
+    "pk_tr", "cls_tr", "tr_t0", "tr_len", "tr_rep", "tr_base", "e_link", "e_parent", "e_owner", "e_start", "e_valid",
+    "e_order", "e_ready", "link_flits", "l_cnt", "l_used", "l_at")
+_POPS0 = KERNEL_FIELDS.index("pop_model")
+_NEURONS0 = KERNEL_FIELDS.index("nrn_core")
+_PROJS0 = KERNEL_FIELDS.index("proj_shift")
+_TILES0 = KERNEL_FIELDS.index("tile_core")
+_EVENTGROUPS0 = KERNEL_FIELDS.index("grp_ptr")
+_INPUTIO0 = KERNEL_FIELDS.index("in_dst_ptr")
+_SCALARS0 = KERNEL_FIELDS.index("M")
+_TIMINGPLAN0 = KERNEL_FIELDS.index("dsrc_ptr")
+_ROUTES0 = KERNEL_FIELDS.index("nrn_dst_ptr")
+_NEURONSTATE0 = WORK_FIELDS.index("v")
+_TILECOUNTS0 = WORK_FIELDS.index("t_nev")
+_CORETIMES0 = WORK_FIELDS.index("done")
+_PACKETTABLES0 = WORK_FIELDS.index("pk_t0")
+_EDGETABLES0 = WORK_FIELDS.index("e_link")
+
+
+@njit(cache=True)
+def field(blob, off, i):
+    """Field ``i`` of a packed blob."""
+    return blob[off[i]:off[i + 1]]
+
+
+def kernel_field(kb: np.ndarray, ko: np.ndarray, name: str) -> np.ndarray:
+    """Field ``name`` of :data:`KERNEL_FIELDS` in the packed tables ``kb`` / ``ko`` (Python side)."""
+    i = KERNEL_FIELDS.index(name)
+    return kb[ko[i]:ko[i + 1]]
+
+
+def pack(fields: dict, names: tuple) -> Packed:
+    """One int64 array holding ``fields[n]`` for ``n`` in ``names``, in order, and the
+    offsets (``len(names) + 1``)."""
+    parts = [np.asarray(fields[n]).astype(np.int64).reshape(-1) for n in names]
+    off = np.zeros(len(parts) + 1, np.int64)
+    np.cumsum([a.size for a in parts], out=off[1:])
+    return Packed(np.concatenate(parts) if parts else np.zeros(0, np.int64), off)
+
+# ------------------------------------------------------------------------ opening a record
+
+
+@njit(cache=True)
+def pops_of(tab):
+    """The :class:`Pops` record of ``tab``."""
+    (b, o), i = tab, _POPS0
+    return Pops(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
+                field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8), field(b, o, i + 9),
+                field(b, o, i + 10), field(b, o, i + 11), field(b, o, i + 12))
+
+
+@njit(cache=True)
+def neurons_of(tab):
+    """The :class:`Neurons` record of ``tab``."""
+    (b, o), i = tab, _NEURONS0
+    return Neurons(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
+                   field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8), field(b, o, i + 9),
+                   field(b, o, i + 10), field(b, o, i + 11), field(b, o, i + 12))
+
+
+@njit(cache=True)
+def projs_of(tab):
+    """The :class:`Projs` record of ``tab``."""
+    (b, o), i = tab, _PROJS0
+    return Projs(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
+                 field(b, o, i + 5))
+
+
+@njit(cache=True)
+def tiles_of(tab):
+    """The :class:`Tiles` record of ``tab``."""
+    (b, o), i = tab, _TILES0
+    return Tiles(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
+                 field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7))
+
+
+@njit(cache=True)
+def groups_of(tab):
+    """The :class:`EventGroups` record of ``tab``."""
+    (b, o), i = tab, _EVENTGROUPS0
+    return EventGroups(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
+                       field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8),
+                       field(b, o, i + 9), field(b, o, i + 10), field(b, o, i + 11), field(b, o, i + 12))
+
+
+@njit(cache=True)
+def input_io_of(tab):
+    """The :class:`InputIo` record of ``tab``."""
+    (b, o), i = tab, _INPUTIO0
+    return InputIo(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4))
+
+
+@njit(cache=True)
+def scalars_of(tab):
+    """The :class:`Scalars` record of ``tab``."""
+    (b, o), i = tab, _SCALARS0
+    return Scalars(b[o[i]], b[o[i + 1]], b[o[i + 2]], b[o[i + 3]], b[o[i + 4]], b[o[i + 5]], b[o[i + 6]], b[o[i + 7]],
+                   b[o[i + 8]], b[o[i + 9]], b[o[i + 10]], b[o[i + 11]], b[o[i + 12]], b[o[i + 13]], b[o[i + 14]],
+                   b[o[i + 15]], b[o[i + 16]], b[o[i + 17]], b[o[i + 18]], b[o[i + 19]], b[o[i + 20]])
+
+
+@njit(cache=True)
+def plan_of(tab):
+    """The :class:`TimingPlan` record of ``tab``."""
+    (b, o), i = tab, _TIMINGPLAN0
+    return TimingPlan(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
+                      field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8),
+                      field(b, o, i + 9))
+
+
+@njit(cache=True)
+def routes_of(tab):
+    """The :class:`Routes` record of ``tab``."""
+    (b, o), i = tab, _ROUTES0
+    return Routes(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
+                  field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8), field(b, o, i + 9),
+                  field(b, o, i + 10), field(b, o, i + 11), field(b, o, i + 12))
+
+
+@njit(cache=True)
+def state_of(work):
+    """The :class:`NeuronState` record of ``work``."""
+    (b, o), i = work, _NEURONSTATE0
+    return NeuronState(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
+                       field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8),
+                       field(b, o, i + 9), field(b, o, i + 10), field(b, o, i + 11), field(b, o, i + 12),
+                       field(b, o, i + 13), field(b, o, i + 14))
+
+
+@njit(cache=True)
+def tile_counts_of(work):
+    """The :class:`TileCounts` record of ``work``."""
+    (b, o), i = work, _TILECOUNTS0
+    return TileCounts(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
+                      field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8))
+
+
+@njit(cache=True)
+def core_times_of(work):
+    """The :class:`CoreTimes` record of ``work``."""
+    (b, o), i = work, _CORETIMES0
+    return CoreTimes(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
+                     field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8))
+
+
+@njit(cache=True)
+def packets_of(work):
+    """The :class:`PacketTables` record of ``work``."""
+    (b, o), i = work, _PACKETTABLES0
+    return PacketTables(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
+                        field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8),
+                        field(b, o, i + 9), field(b, o, i + 10))
+
+
+@njit(cache=True)
+def edges_of(work):
+    """The :class:`EdgeTables` record of ``work``."""
+    (b, o), i = work, _EDGETABLES0
+    return EdgeTables(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
+                      field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8),
+                      field(b, o, i + 9), field(b, o, i + 10))
