@@ -74,7 +74,7 @@ def _event_index(prog: Program):
 
 
 def _route_templates(src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool):
-    """Routes of packets laid out once by :func:`hwsim.noc._routes`: per packet ``p`` its
+    """Routes of packets laid out once by :func:`hwsim.noc.routes`: per packet ``p`` its
     edges ``ptr_out[p]:ptr_out[p+1]`` (link id, parent relative to the packet's first
     edge, -1 at the root) in the order the NoC model numbers them, and per destination
     its last edge relative to the packet (-1: at the source)."""
@@ -94,7 +94,7 @@ def _route_classes(ncore: np.ndarray, dst_ptr: np.ndarray, dst_core: np.ndarray,
     same destination cores in the same order (so the same route template, edge for
     edge, and the same destination edges). Returns the class of every neuron (-1: no
     destinations, or a graph-input neuron) and the number of classes. The spikes of
-    one class at one step leave their core together, a train (:func:`_send_trains`)."""
+    one class at one step leave their core together, a train (:func:`hwsim.engine.timing._send_trains`)."""
     N = ncore.size
     cls = np.full(N, -1, np.int64)
     seen: dict = {}
@@ -106,8 +106,8 @@ def _route_classes(ncore: np.ndarray, dst_ptr: np.ndarray, dst_core: np.ndarray,
 
 
 def _timing_plan(prog: Program) -> dict:
-    """Constant tables of the compiled timing model (:func:`hwsim.engine.timing.step_timing`): per
-    population its delay-0 sources, cores (with fire cycles) and partial-sum tiles;
+    """Constant tables of the compiled timing model (:func:`hwsim.engine.timing.step_timing`):
+    per population its delay-0 sources, cores (with fire cycles) and partial-sum tiles;
     route templates of every neuron's spike packet and every tile's partial-sum
     packet, and their inter-chip crossings per destination."""
     chip = prog.chip
@@ -542,7 +542,7 @@ def _scan_inputs(x, spiking):
 
 
 def input_array(net, x: np.ndarray, input_scale):
-    """``inputs`` as (T, B, n_in) float32 / float64 for :func:`_encode_step`, validated as
+    """``inputs`` as (T, B, n_in) float32 / float64 for :func:`hwsim.engine.kernel._encode_step`, validated as
     ``models.intref._InputEncoder`` does (same errors); returns (x, held, scale, top),
     ``held`` (T, B): the frame repeats the sample's previous one (:func:`_scan_inputs`)."""
     meta = quant_meta(net)

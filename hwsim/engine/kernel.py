@@ -20,10 +20,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .layout import (CNT_ACS, CNT_BUSY_CYCLES, CNT_EVENTS, CNT_FLIT_HOPS, CNT_FLITS, CNT_INTERCHIP_FLITS,
-                     CNT_IO_IN_FLIT_HOPS, CNT_IO_IN_FLITS, CNT_IO_OUT_FLITS, CNT_MACS, CNT_PACKETS, CNT_PSUM_OPS,
-                     CNT_SPIKES, NREC, Packed, edges_of, groups_of, input_io_of, neurons_of, pops_of, projs_of,
-                     scalars_of, state_of, tile_counts_of, tiles_of)
+from .layout import (CNT_ACS, CNT_BUSY_CYCLES, CNT_EVENTS, CNT_FLITS, CNT_FLIT_HOPS, CNT_INTERCHIP_FLITS,
+                     CNT_IO_IN_FLITS, CNT_IO_IN_FLIT_HOPS, CNT_IO_OUT_FLITS, CNT_MACS, CNT_PACKETS, CNT_PSUM_OPS,
+                     CNT_SPIKES, NREC, Packed, open_edges, open_groups, open_input_io, open_neurons, open_pops,
+                     open_projs, open_scalars, open_state, open_tile_counts, open_tiles)
 from .timing import step_timing
 
 __all__ = ["rshift_round_nb", "saturate_nb", "run_threads"]
@@ -82,11 +82,8 @@ def _neurons(tab, work, p, t, lo, hi, wbase):
     neurons): outputs go to ``o_all`` and the nonzero ones, listed, to ``nz`` / ``nzv``
     from ``wbase`` (returns their count); ``hot[p]`` says whether a neuron ended at or
     above threshold (it fires at the next step even without input)."""
-    pops = pops_of(tab)
-    nrns = neurons_of(tab)
-    projs = projs_of(tab)
-    opt = scalars_of(tab)
-    state = state_of(work)
+    pops, nrns, projs, opt = open_pops(tab), open_neurons(tab), open_projs(tab), open_scalars(tab)
+    state = open_state(work)
     model = pops.model[p]
     off = pops.off[p]
     npop = pops.size[p]
@@ -236,10 +233,8 @@ def _events(tab, ent, work, p, t, inputs):
     and adds the rows' per-tile counts (events, integrate cycles, AC, MAC) to the step's
     tile counts; a short-row group reads one fixed-length row per event instead
     (:func:`hwsim.engine.build._compact_rows`). Returns the number of rows read."""
-    pops = pops_of(tab)
-    grps = groups_of(tab)
-    state = state_of(work)
-    tcnt = tile_counts_of(work)
+    pops, grps = open_pops(tab), open_groups(tab)
+    state, tcnt = open_state(work), open_tile_counts(work)
     ent_acc, ent_w = ent  # crossbar entries: accumulator slot and weight
     n_rows = np.int64(0)
     k_run = -1  # the tile of the current run of rows, and its counts so far
@@ -346,15 +341,9 @@ def _sample(tab, ent, work, inp, outs, vcd, tim, bg, rb, g, timed):
     population with no input current, no bias and no neuron at threshold is not
     updated: nothing in it can change), then, when ``timed``,
     the step's cycle timing (:func:`hwsim.engine.timing.step_timing`)."""
-    pops = pops_of(tab)
-    nrns = neurons_of(tab)
-    projs = projs_of(tab)
-    tiles = tiles_of(tab)
-    grps = groups_of(tab)
-    io = input_io_of(tab)
-    opt = scalars_of(tab)
-    state = state_of(work)
-    tcnt = tile_counts_of(work)
+    pops, nrns, projs, tiles = open_pops(tab), open_neurons(tab), open_projs(tab), open_tiles(tab)
+    grps, io, opt = open_groups(tab), open_input_io(tab), open_scalars(tab)
+    state, tcnt = open_state(work), open_tile_counts(work)
     T = inp.x.shape[0]
     P = pops.size.shape[0]
     n_cores = outs.cnt.shape[2]
@@ -584,7 +573,7 @@ def _run(g, n_groups, tab, ent, wo, inp, b0, nb, outs, vcd, tim):
     ``tim.lflits[g]``. ``wo``: the scratch layout (:func:`hwsim.engine.build.work_layout`).
     Runs without the GIL (one Python thread per group)."""
     work = Packed(np.zeros(wo[-1], np.int64), wo)  # zero: the NoC's per-link counts (l_cnt) must start so
-    edges = edges_of(work)
+    edges = open_edges(work)
     edges.e_valid[:] = 1
     for b in range(g, nb, n_groups):
         bg = b0 + b

@@ -27,8 +27,8 @@ NREC = 8  # int64 fields per event record (:func:`hwsim.engine.build._slot_recor
 # ``kb[ko[f]:ko[f + 1]]``; scalars are one-element fields; booleans are 0 / 1), and every
 # thread's scratch into one int64 array ``wb`` (offsets ``wo``). Two arrays per call
 # instead of a hundred keep the kernels' calls cheap and their compilation short. A
-# kernel opens the groups it needs as named records of views (``pops_of(tab).size``):
-# small functions that LLVM inlines, so a record costs no more than the views it holds.
+# kernel opens the groups it needs as named records of views (``open_pops(tab).size``),
+# inlined: a record's unused fields cost nothing once compiled.
 Packed = namedtuple("Packed", ["blob", "off"])
 Packed.__doc__ = "A packed table: ``blob`` (int64) and the field offsets ``off``."
 
@@ -108,20 +108,6 @@ WORK_FIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in
     "integ", "end_int", "psum_ready", "fend", "m_ok", "m_t0", "m_dl", "pk_t0", "pk_fl", "pk_id", "pk_base", "pk_off",
     "pk_tr", "cls_tr", "tr_t0", "tr_len", "tr_rep", "tr_base", "e_link", "e_parent", "e_owner", "e_start", "e_valid",
     "e_order", "e_ready", "link_flits", "l_cnt", "l_used", "l_at")
-_POPS0 = KERNEL_FIELDS.index("pop_model")
-_NEURONS0 = KERNEL_FIELDS.index("nrn_core")
-_PROJS0 = KERNEL_FIELDS.index("proj_shift")
-_TILES0 = KERNEL_FIELDS.index("tile_core")
-_EVENTGROUPS0 = KERNEL_FIELDS.index("grp_ptr")
-_INPUTIO0 = KERNEL_FIELDS.index("in_dst_ptr")
-_SCALARS0 = KERNEL_FIELDS.index("M")
-_TIMINGPLAN0 = KERNEL_FIELDS.index("dsrc_ptr")
-_ROUTES0 = KERNEL_FIELDS.index("nrn_dst_ptr")
-_NEURONSTATE0 = WORK_FIELDS.index("v")
-_TILECOUNTS0 = WORK_FIELDS.index("t_nev")
-_CORETIMES0 = WORK_FIELDS.index("done")
-_PACKETTABLES0 = WORK_FIELDS.index("pk_t0")
-_EDGETABLES0 = WORK_FIELDS.index("e_link")
 
 
 @njit(cache=True)
@@ -144,125 +130,42 @@ def pack(fields: dict, names: tuple) -> Packed:
     np.cumsum([a.size for a in parts], out=off[1:])
     return Packed(np.concatenate(parts) if parts else np.zeros(0, np.int64), off)
 
+
 # ------------------------------------------------------------------------ opening a record
 
-
-@njit(cache=True)
-def pops_of(tab):
-    """The :class:`Pops` record of ``tab``."""
-    (b, o), i = tab, _POPS0
-    return Pops(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
-                field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8), field(b, o, i + 9),
-                field(b, o, i + 10), field(b, o, i + 11), field(b, o, i + 12))
+# the records of each packed table, in their order there
+_KERNEL_RECORDS = (Pops, Neurons, Projs, Tiles, EventGroups, InputIo, Scalars, TimingPlan, Routes)
+_WORK_RECORDS = (NeuronState, TileCounts, CoreTimes, PacketTables, EdgeTables)
+__all__ += [r.__name__ for r in _KERNEL_RECORDS + _WORK_RECORDS]
 
 
-@njit(cache=True)
-def neurons_of(tab):
-    """The :class:`Neurons` record of ``tab``."""
-    (b, o), i = tab, _NEURONS0
-    return Neurons(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
-                   field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8), field(b, o, i + 9),
-                   field(b, o, i + 10), field(b, o, i + 11), field(b, o, i + 12))
+def _first_field(cls) -> int:
+    """Index of record class ``cls``'s first field in its packed table: the records are
+    laid out in the order of :data:`_KERNEL_RECORDS` / :data:`_WORK_RECORDS` (a record's
+    attribute names drop their table prefix, ``pop_size`` -> ``size``)."""
+    for records in (_KERNEL_RECORDS, _WORK_RECORDS):
+        if cls in records:
+            return sum(len(r._fields) for r in records[:records.index(cls)])
+    raise TypeError(f"{cls.__name__} is not a record of the packed tables")
 
 
-@njit(cache=True)
-def projs_of(tab):
-    """The :class:`Projs` record of ``tab``."""
-    (b, o), i = tab, _PROJS0
-    return Projs(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
-                 field(b, o, i + 5))
+def _opener(cls):
+    """The compiled opener of record class ``cls``: one field read per attribute, written
+    out once here for every record and inlined where a kernel calls it."""
+    i = _first_field(cls)
+    get = "b[o[{}]]" if cls is Scalars else "field(b, o, {})"
+    args = ", ".join(get.format(i + k) for k in range(len(cls._fields)))
+    ns = {"rec": cls, "field": field}
+    exec(f"def open_{cls.__name__}(tab):\n    b, o = tab\n    return rec({args})\n", ns)
+    fn = ns[f"open_{cls.__name__}"]
+    fn.__doc__ = f"The :class:`{cls.__name__}` record of a packed table (views of its fields)."
+    return njit(inline="always")(fn)
 
 
-@njit(cache=True)
-def tiles_of(tab):
-    """The :class:`Tiles` record of ``tab``."""
-    (b, o), i = tab, _TILES0
-    return Tiles(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
-                 field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7))
-
-
-@njit(cache=True)
-def groups_of(tab):
-    """The :class:`EventGroups` record of ``tab``."""
-    (b, o), i = tab, _EVENTGROUPS0
-    return EventGroups(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
-                       field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8),
-                       field(b, o, i + 9), field(b, o, i + 10), field(b, o, i + 11), field(b, o, i + 12))
-
-
-@njit(cache=True)
-def input_io_of(tab):
-    """The :class:`InputIo` record of ``tab``."""
-    (b, o), i = tab, _INPUTIO0
-    return InputIo(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4))
-
-
-@njit(cache=True)
-def scalars_of(tab):
-    """The :class:`Scalars` record of ``tab``."""
-    (b, o), i = tab, _SCALARS0
-    return Scalars(b[o[i]], b[o[i + 1]], b[o[i + 2]], b[o[i + 3]], b[o[i + 4]], b[o[i + 5]], b[o[i + 6]], b[o[i + 7]],
-                   b[o[i + 8]], b[o[i + 9]], b[o[i + 10]], b[o[i + 11]], b[o[i + 12]], b[o[i + 13]], b[o[i + 14]],
-                   b[o[i + 15]], b[o[i + 16]], b[o[i + 17]], b[o[i + 18]], b[o[i + 19]], b[o[i + 20]])
-
-
-@njit(cache=True)
-def plan_of(tab):
-    """The :class:`TimingPlan` record of ``tab``."""
-    (b, o), i = tab, _TIMINGPLAN0
-    return TimingPlan(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
-                      field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8),
-                      field(b, o, i + 9))
-
-
-@njit(cache=True)
-def routes_of(tab):
-    """The :class:`Routes` record of ``tab``."""
-    (b, o), i = tab, _ROUTES0
-    return Routes(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
-                  field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8), field(b, o, i + 9),
-                  field(b, o, i + 10), field(b, o, i + 11), field(b, o, i + 12))
-
-
-@njit(cache=True)
-def state_of(work):
-    """The :class:`NeuronState` record of ``work``."""
-    (b, o), i = work, _NEURONSTATE0
-    return NeuronState(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
-                       field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8),
-                       field(b, o, i + 9), field(b, o, i + 10), field(b, o, i + 11), field(b, o, i + 12),
-                       field(b, o, i + 13), field(b, o, i + 14))
-
-
-@njit(cache=True)
-def tile_counts_of(work):
-    """The :class:`TileCounts` record of ``work``."""
-    (b, o), i = work, _TILECOUNTS0
-    return TileCounts(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
-                      field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8))
-
-
-@njit(cache=True)
-def core_times_of(work):
-    """The :class:`CoreTimes` record of ``work``."""
-    (b, o), i = work, _CORETIMES0
-    return CoreTimes(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
-                     field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8))
-
-
-@njit(cache=True)
-def packets_of(work):
-    """The :class:`PacketTables` record of ``work``."""
-    (b, o), i = work, _PACKETTABLES0
-    return PacketTables(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
-                        field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8),
-                        field(b, o, i + 9), field(b, o, i + 10))
-
-
-@njit(cache=True)
-def edges_of(work):
-    """The :class:`EdgeTables` record of ``work``."""
-    (b, o), i = work, _EDGETABLES0
-    return EdgeTables(field(b, o, i), field(b, o, i + 1), field(b, o, i + 2), field(b, o, i + 3), field(b, o, i + 4),
-                      field(b, o, i + 5), field(b, o, i + 6), field(b, o, i + 7), field(b, o, i + 8),
-                      field(b, o, i + 9), field(b, o, i + 10))
+# one opener per record (``pops = open_pops(tab)``), in the order of the tables
+(open_pops, open_neurons, open_projs, open_tiles, open_groups, open_input_io, open_scalars, open_plan,
+ open_routes, open_state, open_tile_counts, open_core_times, open_packets,
+ open_edges) = map(_opener, _KERNEL_RECORDS + _WORK_RECORDS)
+__all__ += ["open_pops", "open_neurons", "open_projs", "open_tiles", "open_groups", "open_input_io", "open_scalars",
+            "open_plan", "open_routes", "open_state", "open_tile_counts", "open_core_times", "open_packets",
+            "open_edges"]

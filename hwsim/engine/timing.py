@@ -32,8 +32,8 @@ from numba import njit
 
 from ..noc import run_into, run_trains_into
 
-from .layout import (core_times_of, edges_of, neurons_of, packets_of, plan_of, pops_of, routes_of, scalars_of, state_of,
-                     tile_counts_of, tiles_of)
+from .layout import (open_core_times, open_edges, open_neurons, open_packets, open_plan, open_pops, open_routes,
+                     open_scalars, open_state, open_tile_counts, open_tiles)
 
 __all__ = ["step_timing"]
 
@@ -42,10 +42,8 @@ __all__ = ["step_timing"]
 def _noc_send(tab, work, npk, E, hist, hstat):
     """Arbitrate the ``npk`` packets laid out in ``work`` (edges ``0 .. E-1``) with
     :func:`hwsim.noc.run_into`, the NoC model itself."""
-    opt = scalars_of(tab)
-    routes = routes_of(tab)
-    pkts = packets_of(work)
-    edges = edges_of(work)
+    opt, routes = open_scalars(tab), open_routes(tab)
+    pkts, edges = open_packets(work), open_edges(work)
     run_into(pkts.pk_t0[:npk], pkts.pk_fl[:npk], edges.e_valid[:E], edges.e_link[:E], edges.e_parent[:E],
              edges.e_owner[:E], opt.R, opt.W, routes.link_pos, routes.link_at, edges.e_start[:E], edges.link_flits,
              edges.l_cnt, edges.l_used, edges.l_at, edges.e_order, edges.e_ready)
@@ -110,13 +108,9 @@ def _send_psums(tab, work, cand, c0, c1, t0_core, key, hist, hstat):
     the same cycles as its last call (``m_t0``; a held input frame repeats its
     partial sums every step), the last call's deliveries (``m_dl``) are replayed,
     with their latencies and link flits, instead of simulated again."""
-    tiles = tiles_of(tab)
-    opt = scalars_of(tab)
-    routes = routes_of(tab)
-    tcnt = tile_counts_of(work)
-    cores = core_times_of(work)
-    pkts = packets_of(work)
-    edges = edges_of(work)
+    tiles, opt, routes = open_tiles(tab), open_scalars(tab), open_routes(tab)
+    tcnt, cores = open_tile_counts(work), open_core_times(work)
+    pkts, edges = open_packets(work), open_edges(work)
     same = cores.m_ok[key] != 0
     for i in range(c0, c1):
         kk = cand[i]
@@ -168,14 +162,9 @@ def _send_spikes_nb(tab, work, p0, p1, t, hist, hstat):
     injected when its core's fire phase ends (``fend``); returns the last delivery
     (0 without packets). Packets are listed, then simulated as trains when they form
     a few (:func:`_send_trains`), else one by one."""
-    pops = pops_of(tab)
-    nrns = neurons_of(tab)
-    opt = scalars_of(tab)
-    routes = routes_of(tab)
-    state = state_of(work)
-    cores = core_times_of(work)
-    pkts = packets_of(work)
-    edges = edges_of(work)
+    pops, nrns, opt, routes = open_pops(tab), open_neurons(tab), open_scalars(tab), open_routes(tab)
+    state, cores = open_state(work), open_core_times(work)
+    pkts, edges = open_packets(work), open_edges(work)
     # the packets, in neuron order, and their trains: a train = the packets of one
     # route class (same source core, so the same inject cycle), in packet order;
     # pk_off = flits of the train before the packet
@@ -283,10 +272,8 @@ def _send_trains(tab, work, ntr):
     (``tr_len`` flits, injected at ``tr_t0``, the route of its first neuron) and run
     :func:`hwsim.noc.run_trains_into`: True if no train waited (every packet then
     crosses its train's links ``pk_off`` cycles after the train's head)."""
-    opt = scalars_of(tab)
-    routes = routes_of(tab)
-    pkts = packets_of(work)
-    edges = edges_of(work)
+    opt, routes = open_scalars(tab), open_routes(tab)
+    pkts, edges = open_packets(work), open_edges(work)
     E = 0
     for tr in range(ntr):
         gi = pkts.tr_rep[tr]
@@ -305,12 +292,8 @@ def step_timing(tab, work, t, core_busy, hist, hstat):
     (the spike lists in ``nz``), before fixed-step padding and barrier: the model of
     :func:`hwsim.engine.timing_ref.timing_sync` or
     :func:`hwsim.engine.timing_ref.timing_pipelined`, same packets in the same order."""
-    pops = pops_of(tab)
-    tiles = tiles_of(tab)
-    opt = scalars_of(tab)
-    plan = plan_of(tab)
-    tcnt = tile_counts_of(work)
-    cores = core_times_of(work)
+    pops, tiles, opt, plan = open_pops(tab), open_tiles(tab), open_scalars(tab), open_plan(tab)
+    tcnt, cores = open_tile_counts(work), open_core_times(work)
     P = pops.size.shape[0]
     C = plan.fire_all.shape[0]
     if opt.pipelined:

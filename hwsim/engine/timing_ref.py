@@ -124,6 +124,24 @@ def _send_spikes(prog: Program, noc, tl, out_t: np.ndarray, lo: int, hi: int, fe
     return int(dl.max())
 
 
+def _trace_phases(tl, cores, t: int, start, end_int, fstart, fend) -> None:
+    """The integrate, partial-sum wait and fire phases of ``cores`` at step ``t`` on the timeline."""
+    for c in cores:
+        tl.phase(c, t, "integrate", start[c], end_int[c])
+        tl.phase(c, t, "psum wait", end_int[c], fstart[c])
+        tl.phase(c, t, "fire", fstart[c], fend[c])
+
+
+def _end_step(busy: int, fixed, barrier: int, tl, t: int) -> tuple:
+    """A step's cycles, ``max(busy, fixed) + barrier`` (``fixed`` None: dynamic steps), on
+    the timeline, and 1 if the step overran its fixed length, else 0."""
+    over = int(fixed is not None and busy > fixed)
+    cycles = (busy if fixed is None else max(busy, int(fixed))) + barrier
+    if tl is not None:
+        tl.step(t, cycles)
+    return cycles, over
+
+
 def _timing_setup(prog: Program, tile_cyc: np.ndarray):
     """What both timing modes start from: the fixed step (or None), barrier, PE width,
     sizes, zeroed step/busy arrays, the NoC model and fire cycles per tile."""
@@ -194,21 +212,13 @@ def timing_sync(prog: Program, tile_cyc: np.ndarray, all_out: np.ndarray, timeli
                 core_free = np.where(used, fend, core_free)
                 fin = int(fend[used_idx].max(initial=ready))
                 if tl is not None:
-                    for c in used_idx:
-                        tl.phase(c, t, "integrate", start[c], end_int[c])
-                        tl.phase(c, t, "psum wait", end_int[c], fstart[c])
-                        tl.phase(c, t, "fire", fstart[c], fend[c])
+                    _trace_phases(tl, used_idx, t, start, end_int, fstart, fend)
                 # spikes
                 fin = max(fin, _send_spikes(prog, noc, tl, all_out[b, t], int(prog.pop_off[p]),
                                             int(prog.pop_off[p + 1]), fend, t))
                 done[p] = fin
-            busy = int(done.max(initial=0))
-            if fixed is not None:
-                overruns += int(busy > fixed)
-                busy = max(busy, int(fixed))
-            step_cycles[b, t] = busy + barrier
-            if tl is not None:
-                tl.step(t, busy + barrier)
+            step_cycles[b, t], over = _end_step(int(done.max(initial=0)), fixed, barrier, tl, t)
+            overruns += over
     return timing_result(prog, "sync", step_cycles, core_busy, noc.hist(), overruns, 0, noc.link_flits, noc.spike_calls)
 
 
@@ -245,17 +255,10 @@ def timing_pipelined(prog: Program, tile_cyc: np.ndarray, all_out: np.ndarray, t
             core_busy[b] += integ + fire
             busy = int(fend[used].max(initial=0))
             if tl is not None:
-                for c in np.flatnonzero(used):
-                    tl.phase(c, t, "integrate", 0, integ[c])
-                    tl.phase(c, t, "psum wait", integ[c], fstart[c])
-                    tl.phase(c, t, "fire", fstart[c], fend[c])
+                _trace_phases(tl, np.flatnonzero(used), t, np.zeros(C, np.int64), integ, fstart, fend)
             busy = max(busy, _send_spikes(prog, noc, tl, all_out[b, t], g1, int(prog.pop_off[-1]), fend, t))
-            if fixed is not None:
-                overruns += int(busy > fixed)
-                busy = max(busy, int(fixed))
-            step_cycles[b, t] = busy + barrier
-            if tl is not None:
-                tl.step(t, busy + barrier)
+            step_cycles[b, t], over = _end_step(busy, fixed, barrier, tl, t)
+            overruns += over
     return timing_result(prog, "pipelined", step_cycles, core_busy, noc.hist(), overruns, depth, noc.link_flits,
-                   noc.spike_calls)
+                         noc.spike_calls)
 
