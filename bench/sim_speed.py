@@ -119,7 +119,7 @@ def _neuron_floor(cur, thr, steps, samples, sh, lo, hi, n_threads):
     ``z = v >= thr``, ``v -= z * thr`` with its input current ``I`` read from ``cur``
     (a few rows of currents, cycled per step; ``h = 2**(sh - 1)``, 0 when ``sh = 0``)
     and writes ``z``: the hwsim engine's update for IF neurons with subtractive reset
-    (``hwsim.engine._neurons``) without bias and without the spike listing. Parallel over samples, one
+    (``hwsim.engine.kernel._neurons``) without bias and without the spike listing. Parallel over samples, one
     state per thread. Returns the spike count (a checksum, so no work is dropped)."""
     n = thr.size
     A = cur.shape[0]

@@ -44,14 +44,14 @@ differently here: every link of the global grid costs ``W``.
 
 A link's service order depends only on the ready cycles of its requests, and those
 only on the links before it on their routes. XY routes visit links in a fixed
-topological order (:func:`link_order`), so :func:`_run_into` serves the links one
+topological order (:func:`link_order`), so :func:`run_into` serves the links one
 after another in that order, each in (ready, id) order, with no priority queue.
 The SimPy twin (``noc_ref``) runs the same model as processes queueing for links.
 
 Trains: packets with the same inject cycle and route, in id order, are a train.
 :func:`simulate_noc` takes runs of consecutive such packets (when there are at
 least four packets per run) and simulates each run as one packet of the run's
-total length (:func:`_run_trains_into`); if no run waited for a link, that is
+total length (:func:`run_trains_into`); if no run waited for a link, that is
 exactly the packet-by-packet schedule (packet ``j`` crosses every link ``off_j``
 cycles after the run's head, ``off_j`` = flits before it in the run); if one
 waited, the packets are simulated one by one. The chip simulator groups spikes by
@@ -69,7 +69,8 @@ from numba import njit
 
 from models.errors import SnnchipError
 
-__all__ = ["NocError", "Packets", "NocResult", "simulate_noc", "MULTICAST_MODES", "xy_hops", "link_order"]
+__all__ = ["NocError", "Packets", "NocResult", "simulate_noc", "MULTICAST_MODES", "xy_hops", "link_order", "routes",
+           "link_tables", "run_into", "run_trains_into", "deliver"]
 
 MULTICAST_MODES = ("unicast", "xy-tree")
 _E, _W, _N, _S = 0, 1, 2, 3
@@ -307,7 +308,7 @@ def link_order(grid_w: int, grid_h: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def _link_tables(grid_w: int, grid_h: int) -> tuple[np.ndarray, np.ndarray]:
+def link_tables(grid_w: int, grid_h: int) -> tuple[np.ndarray, np.ndarray]:
     """``(link_pos, link_at)``: :func:`link_order` and its inverse (the link at each
     position), built once per grid size; read-only."""
     pos = link_order(grid_w, grid_h)
@@ -323,18 +324,18 @@ def _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, lin
     """Serve every link's requests in (ready, edge) order; edge order = packet-id order.
 
     Fills ``edge_start[e]`` (cycle the head starts crossing edge e) and adds to
-    ``link_flits`` (:func:`_run_into` with fresh scratch arrays).
+    ``link_flits`` (:func:`run_into` with fresh scratch arrays).
     """
     E = edge_link.shape[0]
     nl = link_pos.shape[0]
-    _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, link_pos, link_at,
+    run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, link_pos, link_at,
               edge_start, link_flits, np.zeros(nl, np.int64), np.empty(nl, np.int64), np.empty(nl, np.int64),
               np.empty(E, np.int64), np.empty(E, np.int64))
 
 
 @njit(cache=True)
-def _run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, link_pos, link_at,
-              edge_start, link_flits, l_cnt, l_used, l_at, order, ready):
+def run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router, link, link_pos, link_at,
+             edge_start, link_flits, l_cnt, l_used, l_at, order, ready):
     """:func:`_run` with caller-owned scratch, so a simulator calling it every step
     allocates nothing: ``l_cnt`` (one per link) must be all zero on entry and is left
     so; ``l_used``, ``l_at`` (one per link), ``order``, ``ready`` (one per edge) may
@@ -433,7 +434,7 @@ def _sort_stable_by(g, key):
 def _mergesort_by(g, key):
     """:func:`_sort_stable_by`'s fallback, a function of its own: inlined, its
     allocations slowed every call of the insertion sort (a 10-edge call of
-    :func:`_run_into` in a microbenchmark: 650-690 ns with it inlined, 360-460 ns out
+    :func:`run_into` in a microbenchmark: 650-690 ns with it inlined, 360-460 ns out
     of line)."""
     g[:] = g[np.argsort(key[g], kind="mergesort")]
 
@@ -441,9 +442,9 @@ def _mergesort_by(g, key):
 # --------------------------------------------------------------------------- API
 
 @njit(cache=True)
-def _run_trains_into(t0, length, edge_valid, edge_link, edge_parent, edge_owner, router, link, link_pos, link_at,
-                     edge_start, link_flits, l_cnt, l_used, l_at, order, ready):
-    """Trains as single packets: :func:`_run_into` on one packet per train (inject
+def run_trains_into(t0, length, edge_valid, edge_link, edge_parent, edge_owner, router, link, link_pos, link_at,
+                    edge_start, link_flits, l_cnt, l_used, l_at, order, ready):
+    """Trains as single packets: :func:`run_into` on one packet per train (inject
     ``t0``, ``length`` = the train's total flits, the route its packets share), and
     whether no train waited anywhere (start = ready on every link). If one waited, the
     flits the call added per link are taken back and the trains must be simulated
@@ -460,7 +461,7 @@ def _run_trains_into(t0, length, edge_valid, edge_link, edge_parent, edge_owner,
     and no other train is on it then. That is the packet-level schedule of the spec;
     its delivery at a destination is ``head start on the last link + off_j + W + L_j - 1``.
     """
-    _run_into(t0, length, edge_valid, edge_link, edge_parent, edge_owner, router, link, link_pos, link_at,
+    run_into(t0, length, edge_valid, edge_link, edge_parent, edge_owner, router, link, link_pos, link_at,
               edge_start, link_flits, l_cnt, l_used, l_at, order, ready)
     E = edge_link.shape[0]
     for e in range(E):
@@ -554,12 +555,12 @@ def simulate_noc(packets: Packets, grid_w: int, grid_h: int, router_cycles: int,
     _validate(packets, grid_w, grid_h, router_cycles, link_cycles, multicast)
     pk = packets
     gw, gh, R, W = int(grid_w), int(grid_h), int(router_cycles), int(link_cycles)
-    delivery, link_flits = _deliver(pk.inject_cycle, pk.flits, pk.src_xy, pk.dst_indptr, pk.dst_xy, gw, gh,
+    delivery, link_flits = deliver(pk.inject_cycle, pk.flits, pk.src_xy, pk.dst_indptr, pk.dst_xy, gw, gh,
                                     multicast == "xy-tree", R, W)
     return NocResult(pk, delivery, link_flits.reshape(gw, gh, 4), gw, gh, R, W, multicast)
 
 
-def _routes(src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool):
+def routes(src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool):
     """Every packet's route laid out by :func:`_build_routes` (packet ``p`` owns edges
     ``edge_off[p]:edge_off[p+1]``, of which the first ``edge_count[p]`` are used):
     ``(edge_off, edge_link, edge_parent, edge_packet, edge_count, dst_edge, edge_valid)``."""
@@ -581,13 +582,13 @@ def _routes(src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool):
     return edge_off, edge_link, edge_parent, edge_packet, edge_count, dst_edge, edge_valid
 
 
-def _deliver(t0, flits, src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool, R: int, W: int, trains: bool = True):
+def deliver(t0, flits, src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool, R: int, W: int, trains: bool = True):
     """:func:`simulate_noc` without validation or result object: delivery cycle per
     (packet, destination) and flits per link (flat), for packets the caller built.
 
     With ``trains``, runs of consecutive packets with the same inject cycle, source
     and destinations (:func:`_trains`) are first simulated as one packet each
-    (:func:`_run_trains_into`) when there are at least four packets per run; if no
+    (:func:`run_trains_into`) when there are at least four packets per run; if no
     run waited, that is the result (the same as packet by packet), else the packets
     are simulated one by one."""
     t0 = np.ascontiguousarray(t0, np.int64)
@@ -605,10 +606,10 @@ def _deliver(t0, flits, src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool, R: in
             rptr = np.zeros(ntr + 1, np.int64)
             np.cumsum(np.diff(ptr)[first], out=rptr[1:])
             rdst = dst_xy[np.repeat(ptr[first] - rptr[:-1], np.diff(rptr)) + np.arange(rptr[-1])]
-            _, e_link, e_parent, e_owner, _, rdst_edge, e_valid = _routes(src_xy[first], rptr, rdst, gw, gh, tree)
+            _, e_link, e_parent, e_owner, _, rdst_edge, e_valid = routes(src_xy[first], rptr, rdst, gw, gh, tree)
             e_start = np.full(e_link.size, -1, dtype=np.int64)
             nl = gw * gh * 4
-            if _run_trains_into(t0[first], tlen, e_valid, e_link, e_parent, e_owner, R, W, *_link_tables(gw, gh),
+            if run_trains_into(t0[first], tlen, e_valid, e_link, e_parent, e_owner, R, W, *link_tables(gw, gh),
                                 e_start, link_flits, np.zeros(nl, np.int64), np.empty(nl, np.int64),
                                 np.empty(nl, np.int64), np.empty(e_link.size, np.int64),
                                 np.empty(e_link.size, np.int64)):
@@ -618,9 +619,9 @@ def _deliver(t0, flits, src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool, R: in
                 delivery = t0[owner] + L - 1
                 delivery[via] = e_start[de[via]] + off[owner[via]] + W + L[via] - 1
                 return delivery, link_flits
-    _, edge_link, edge_parent, edge_packet, _, dst_edge, edge_valid = _routes(src_xy, ptr, dst_xy, gw, gh, tree)
+    _, edge_link, edge_parent, edge_packet, _, dst_edge, edge_valid = routes(src_xy, ptr, dst_xy, gw, gh, tree)
     edge_start = np.full(edge_link.size, -1, dtype=np.int64)
-    _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, R, W, *_link_tables(gw, gh), edge_start,
+    _run(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, R, W, *link_tables(gw, gh), edge_start,
          link_flits)
     via = dst_edge >= 0
     delivery = t0[owner] + L - 1  # destinations at their own source

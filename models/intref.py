@@ -378,7 +378,9 @@ def _sat_inplace(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
 # the simulator
 # --------------------------------------------------------------------------------------
 
-def _quant_meta(qnet: Net) -> dict:
+def quant_meta(qnet: Net) -> dict:
+    """The quantisation metadata of ``qnet`` (``metadata["quant"]``), checked to be
+    complete; raises :class:`SimulationError` for a float Net or missing keys."""
     if not getattr(qnet, "quantized", False) or "quant" not in qnet.metadata:
         raise SimulationError("simulate_int needs a quantised Net (mapper.quantize(net)); got a float Net")
     meta = qnet.metadata["quant"]
@@ -393,7 +395,7 @@ class _InputEncoder:
     """Step-wise integer encoding of the input (see "Inputs" in the module docstring)."""
 
     def __init__(self, qnet: Net, inputs: np.ndarray, input_scale: float | None):
-        meta = _quant_meta(qnet)
+        meta = quant_meta(qnet)
         self.x = check_inputs(inputs, qnet.input.shape, qnet.input.name)
         self.spiking = bool(qnet.input_spiking)
         if self.spiking:
@@ -460,7 +462,7 @@ def simulate_int(qnet: Net, inputs: np.ndarray, *, reset: str = "subtract", spik
     check_options(reset, spikes)
     if carrier not in CARRIERS:
         raise SimulationError(f"carrier must be one of {CARRIERS}, got {carrier!r}")
-    meta = _quant_meta(qnet)
+    meta = quant_meta(qnet)
     M, F = int(meta["membrane_bits"]), int(meta["leak_frac_bits"])
     enc = _InputEncoder(qnet, inputs, input_scale)
     T, B = enc.x.shape[:2]

@@ -93,7 +93,8 @@ class SimResult:
 
 
 def check_options(reset: str, spikes: str):
-    """Raise :class:`SimulationError` unless ``reset`` and ``spikes`` name known modes."""
+    """Raise :class:`SimulationError` unless ``reset`` is one of ``RESET_MODES`` and
+    ``spikes`` one of ``SPIKE_MODES``."""
     if reset not in RESET_MODES:
         raise SimulationError(f"reset must be one of {RESET_MODES}, got {reset!r}")
     if spikes not in SPIKE_MODES:
@@ -118,7 +119,6 @@ def check_inputs(x: np.ndarray, shape: tuple, name: str) -> np.ndarray:
 
 
 #: the former private name, still imported by :mod:`hwsim.engine`
-_check_options = check_options
 
 
 class NeuronState:

@@ -416,9 +416,9 @@ def test_repeated_input_reuse_exact(seed):
 
 @pytest.mark.parametrize("multicast", ["xy-tree", "unicast"])
 def test_fast_noc_equals_simulate_noc(multicast):
-    """The unchecked NoC call the Python timing model uses (hwsim.noc._deliver) gives
+    """The unchecked NoC call the Python timing model uses (hwsim.noc.deliver) gives
     the SimPy twin's deliveries."""
-    from hwsim.noc import Packets, _deliver
+    from hwsim.noc import Packets, deliver
     from hwsim.noc_ref import simulate_noc_ref
 
     rng = np.random.default_rng(5)
@@ -432,7 +432,7 @@ def test_fast_noc_equals_simulate_noc(multicast):
         t0 = rng.integers(0, 20, n).astype(np.int64)
         fl = rng.integers(1, 5, n).astype(np.int64)
         res = simulate_noc_ref(Packets.from_arrays(t0, src, ptr, dst, fl), gw, gh, 2, 1, multicast=multicast)
-        dl, _ = _deliver(t0, fl, src, ptr, dst, gw, gh, multicast == "xy-tree", 2, 1)
+        dl, _ = deliver(t0, fl, src, ptr, dst, gw, gh, multicast == "xy-tree", 2, 1)
         lat = dl - t0[np.repeat(np.arange(n), nd)]
         np.testing.assert_array_equal(dl, res.delivery_cycle)
         np.testing.assert_array_equal(lat, res.latency_cycles)
@@ -488,7 +488,7 @@ def test_spike_trains_equal_python_timing(model, cnn_mapping, test100, tmp_path)
 
 def test_latency_histogram_grows(monkeypatch):
     """A packet latency beyond the kernel's histogram re-runs with room: same result."""
-    import hwsim.engine as eng
+    import hwsim.engine.run as eng
 
     net, x = _random_net(1)
     m = map_model(net, load_chip("tiny").with_overrides({**SMALL, "core.axons": 32, "core.neurons": 16}))
@@ -507,7 +507,7 @@ def test_conv_accumulators_channel_last_spans():
     permutation inside the projection's block, every row's entries are sorted and form
     fewer runs of consecutive accumulators than in (c, y, x) order, and adding the rows
     in either layout gives the same sums."""
-    from hwsim.engine import _acc_layout, _event_index, _row_spans
+    from hwsim.engine.build import _acc_layout, _event_index, _row_spans
 
     net, _ = _random_net(0)
     chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 24, "core.neurons": 16})
@@ -560,7 +560,7 @@ def test_row_spans_hand_worked():
     """Spans fill gaps of at most max_gap slots with zero weights, a row that is one
     span is widened to its tile's slot range when that adds at most a quarter of its
     length, and adding the spans gives the rows' sums."""
-    from hwsim.engine import _row_spans
+    from hwsim.engine.build import _row_spans
 
     row_ptr, ea, ew, row_tile = _span_case()
     sp, w = _row_spans(row_ptr, ea, ew, row_tile)
@@ -598,7 +598,8 @@ def test_row_spans_hand_worked():
 def test_slot_records_hand_worked():
     """An event's records: one per span, one per scattered row (n = -entries); the
     row's tile and counts (1 event, AC or MAC entries, cycles) on its first record."""
-    from hwsim.engine import _NREC, _row_spans, _slot_records
+    from hwsim.engine.build import _row_spans, _slot_records
+    from hwsim.engine.layout import NREC as _NREC
 
     row_ptr, ea, ew, row_tile = _span_case()
     sp, _ = _row_spans(row_ptr, ea, ew, row_tile)
@@ -620,7 +621,7 @@ def test_compact_rows_hand_worked():
     """A short-row group as one fixed-length row per source: the weight sums per window
     slot, then per tile (events, cycles, AC, MAC), padded to whole 4-lane vectors; a
     window over ``max_acc`` keeps the records."""
-    from hwsim.engine import _compact_rows
+    from hwsim.engine.build import _compact_rows
 
     args = dict(grp_src=np.array([1]), grp_pre_off=np.array([0]), pre_ptr=np.array([0, 2, 3, 3, 3]),
                 grp_rows=np.array([0, 1, 2]), row_ptr=np.array([0, 2, 3, 5]), ea=np.array([5, 7, 5, 6, 8]),
@@ -643,19 +644,19 @@ def test_compact_rows_equal_records(monkeypatch):
     cycles as the same groups read through their records."""
     import functools
 
-    import hwsim.engine as eng
+    import hwsim.engine.build as eng
 
     net, x = _random_net(3)
     chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 32, "core.neurons": 16})
     m = map_model(net, chip)
     prog = compile(m)
-    kb, ko, _, _ = eng._cached_kernel_inputs(prog, "subtract", "binary", 1, False, 1, True)
-    assert (eng._f(kb, ko, eng._K_GRP_CR_OFF) >= 0).any()  # the case has short-row groups
+    kb, ko, _, _ = eng.kernel_inputs(prog, "subtract", "binary", 1, False, 1, True)
+    assert (eng.kernel_field(kb, ko, "grp_cr_off") >= 0).any()  # the case has short-row groups
     r1 = simulate(prog, x, record="all", timing=True)
     monkeypatch.setattr(eng, "_compact_rows", functools.partial(eng._compact_rows, max_acc=0))
     prog2 = compile(m)
-    kb, ko, _, _ = eng._cached_kernel_inputs(prog2, "subtract", "binary", 1, False, 1, True)
-    assert not (eng._f(kb, ko, eng._K_GRP_CR_OFF) >= 0).any()
+    kb, ko, _, _ = eng.kernel_inputs(prog2, "subtract", "binary", 1, False, 1, True)
+    assert not (eng.kernel_field(kb, ko, "grp_cr_off") >= 0).any()
     r2 = simulate(prog2, x, record="all", timing=True)
     _same(r1, r2)
     np.testing.assert_array_equal(r1.counters, r2.counters)
@@ -666,7 +667,7 @@ def test_input_scan_flags_and_errors():
     """One pass over the inputs finds non-finite values, non-integer spike counts and
     held frames (equal to the sample's previous step; never at step 0 or for spiking
     inputs); simulate refuses the bad ones with typed errors naming the step."""
-    from hwsim.engine import _scan_inputs
+    from hwsim.engine.build import _scan_inputs
 
     x = np.zeros((4, 3, 5), np.float32)
     x[:, 0] = 0.5  # sample 0: one frame held for 4 steps
@@ -694,7 +695,7 @@ def test_input_scan_flags_and_errors():
 def test_kernel_tables_built_once_per_program(monkeypatch):
     """A second run on the same compiled program reuses its kernel tables (same
     results); a new program, or other options, builds them again."""
-    import hwsim.engine as eng
+    import hwsim.engine.build as eng
 
     net, x = _random_net(1)
     chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 32, "core.neurons": 16})

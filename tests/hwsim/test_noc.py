@@ -222,10 +222,10 @@ def test_malformed_packets_raise_noc_error():
 
 
 def _delivery(pk, gw, gh, router, link, mode="xy-tree"):
-    """Delivery cycles of ``hwsim.noc._deliver`` (the unchecked path the engine uses)."""
-    from hwsim.noc import _deliver
+    """Delivery cycles of ``hwsim.noc.deliver`` (the unchecked path the engine uses)."""
+    from hwsim.noc import deliver
 
-    return _deliver(pk.inject_cycle, pk.flits, pk.src_xy, pk.dst_indptr, pk.dst_xy, gw, gh, mode == "xy-tree",
+    return deliver(pk.inject_cycle, pk.flits, pk.src_xy, pk.dst_indptr, pk.dst_xy, gw, gh, mode == "xy-tree",
                     router, link)[0]
 
 
@@ -233,12 +233,12 @@ def _delivery(pk, gw, gh, router, link, mode="xy-tree"):
 def test_every_route_visits_links_in_topological_order(mode):
     """The kernel serves links in ``link_order``: on every route of random traffic each
     link comes strictly later in that order than the link before it."""
-    from hwsim.noc import _routes, link_order
+    from hwsim.noc import routes, link_order
 
     rng = np.random.default_rng(3)
     for gw, gh in ((1, 4), (5, 1), (4, 6), (7, 3)):
         pk = _random_packets(rng, gw, gh, 300, multicast=mode == "xy-tree")
-        _, link, parent, _, _, _, valid = _routes(pk.src_xy, pk.dst_indptr, pk.dst_xy, gw, gh, mode == "xy-tree")
+        _, link, parent, _, _, _, valid = routes(pk.src_xy, pk.dst_indptr, pk.dst_xy, gw, gh, mode == "xy-tree")
         pos = link_order(gw, gh)
         assert sorted(pos.tolist()) == list(range(gw * gh * 4))
         child = valid & (parent >= 0)
@@ -252,7 +252,7 @@ def test_few_or_many_links_used_equal_simpy(region):
     most 1/8 of the mesh's links) and by walking every link position when they are
     many; both give the SimPy twin's deliveries, with contention. Traffic on a 12 x 13
     mesh (the tianjic grid) confined to a 3 x 3 corner, or spread over all of it."""
-    from hwsim.noc import _routes
+    from hwsim.noc import routes
 
     rng = np.random.default_rng(21)
     n = 60 if region == 3 else 400
@@ -260,7 +260,7 @@ def test_few_or_many_links_used_equal_simpy(region):
     src = rng.integers(0, region, (n, 2))
     dst = rng.integers(0, region, (n, 2))
     pk = Packets.unicast(t0, src, dst, rng.integers(1, 4, n))
-    _, link, _, _, _, _, valid = _routes(pk.src_xy, pk.dst_indptr, pk.dst_xy, 12, 13, True)
+    _, link, _, _, _, _, valid = routes(pk.src_xy, pk.dst_indptr, pk.dst_xy, 12, 13, True)
     used = np.unique(link[valid]).size
     assert (used * 8 <= 12 * 13 * 4) == (region == 3)
     ref = simulate_noc_ref(pk, 12, 13, 2, 1)
@@ -317,18 +317,18 @@ def test_far_inject_cycles_give_the_same_deliveries_shifted(mode):
 # ---------------------------------------------------------------- packet trains
 
 def _train_outcomes(monkeypatch):
-    """Record what every train attempt of hwsim.noc._deliver returned."""
+    """Record what every train attempt of hwsim.noc.deliver returned."""
     import hwsim.noc as noc
 
     seen = []
-    real = noc._run_trains_into
+    real = noc.run_trains_into
 
     def spy(*a):
         ok = real(*a)
         seen.append(bool(ok))
         return ok
 
-    monkeypatch.setattr(noc, "_run_trains_into", spy)
+    monkeypatch.setattr(noc, "run_trains_into", spy)
     return seen
 
 
@@ -345,7 +345,7 @@ def test_trains_hand_worked(monkeypatch, t0_b, expected, accepted):
     (2, id 0), B0-B3 (2), A1 (3), A2 (4), A3 (5) -> starts 2..9, delivery = start
     (L = 1, W = 0). As blocks, B would wait behind A (and be delivered at 6..9): the
     train path must refuse. With B at 10 no train waits and the blocks are the answer."""
-    from hwsim.noc import _deliver
+    from hwsim.noc import deliver
 
     seen = _train_outcomes(monkeypatch)
     t0 = np.array([0] * 4 + [t0_b] * 4)
@@ -353,7 +353,7 @@ def test_trains_hand_worked(monkeypatch, t0_b, expected, accepted):
     dst = np.array([[2, 0]] * 8)
     ptr = np.arange(9)
     fl = np.ones(8, np.int64)
-    dl, lf = _deliver(t0, fl, src, ptr, dst, 3, 1, True, 1, 0)
+    dl, lf = deliver(t0, fl, src, ptr, dst, 3, 1, True, 1, 0)
     assert dl.tolist() == expected and seen == [accepted]
     ref = simulate_noc_ref(Packets.from_arrays(t0, src, ptr, dst, fl), 3, 1, 1, 0)
     assert ref.delivery_cycle.tolist() == expected
@@ -366,7 +366,7 @@ def test_trains_equal_packet_by_packet_and_simpy(monkeypatch, mode):
     and inject cycle; lengths 1-3 flits) on meshes up to 6x6: the train path, the
     packet-by-packet path and SimPy give the same delivery of every packet and the
     same flits per link, and the train path is both taken and refused."""
-    from hwsim.noc import _deliver
+    from hwsim.noc import deliver
 
     seen = _train_outcomes(monkeypatch)
     rng = np.random.default_rng(11)
@@ -387,7 +387,7 @@ def test_trains_equal_packet_by_packet_and_simpy(monkeypatch, mode):
         ptr = np.concatenate([[0], np.cumsum(nds)]).astype(np.int64)
         ref = simulate_noc_ref(Packets.from_arrays(t0, src, ptr, dst, fl), gw, gh, 2, 1, multicast=mode)
         for trains in (True, False):
-            dl, lf = _deliver(t0, fl, src, ptr, dst, gw, gh, mode == "xy-tree", 2, 1, trains=trains)
+            dl, lf = deliver(t0, fl, src, ptr, dst, gw, gh, mode == "xy-tree", 2, 1, trains=trains)
             np.testing.assert_array_equal(dl, ref.delivery_cycle)
             np.testing.assert_array_equal(lf.reshape(gw, gh, 4), ref.link_flits)
     assert 10 <= sum(seen) <= len(seen) - 10, (sum(seen), len(seen))

@@ -155,12 +155,12 @@ def test_chrome_needs_timing(toy, tmp_path):
 
 def test_failed_run_leaves_no_files(toy, tmp_path, monkeypatch):
     prog, x = toy
-    import hwsim.engine as eng
+    import hwsim.engine.run as eng
 
     def boom(*a, **k):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(eng, "_timing", boom)
+    monkeypatch.setattr(eng, "timing_sync", boom)
     with pytest.raises(RuntimeError, match="boom"):
         simulate(prog, x, aer=tmp_path / "a.npz", vcd=tmp_path / "w.vcd", chrome=tmp_path / "c.json")
     assert not list(tmp_path.iterdir())  # neither results nor temporaries

@@ -1,0 +1,569 @@
+"""Program -> kernel tables: a validated :class:`~hwsim.program.Program` flattened into the
+packed arrays the kernels read (:mod:`hwsim.engine.layout`): event records and spans,
+short-row tables, accumulator layout, timing plan and route templates; and the inputs
+validated and scanned for the kernel.
+
+The kernel is event-driven: per step it touches only the crossbar rows the nonzero
+sources drive (a CSR source neuron -> rows built by :func:`_event_index`); rows whose
+entries address runs of nearly consecutive accumulators are added as contiguous spans,
+gaps filled with zero weights (:func:`_row_spans`), and the accumulators of a projection
+onto a (C, H, W) population are stored (soma core, y, x, c) so that a convolution row
+is a few long runs (:func:`_acc_layout`). An event reads one flat table of records, one
+per span or scattered row, with the row's tile counts (:func:`_slot_records`).
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+from numba import njit, prange
+
+from models.errors import SimulationError
+from models.intref import quant_meta
+
+from ..noc import link_tables, routes
+from ..program import Program
+from .layout import KERNEL_FIELDS, NREC, WORK_FIELDS, kernel_field, pack
+
+__all__ = ["kernel_inputs", "work_layout", "input_array"]
+
+_RT_ROOT = -(1 << 40)  # a route template's root parent: base + _RT_ROOT < 0 for any edge base
+
+
+def _event_index(prog: Program):
+    """Rows of each population grouped by (source, delay) with a CSR over the source's
+    neurons: (slot_off, grp_ptr, grp_src, grp_delay, grp_pre_off, pre_ptr, grp_rows,
+    row_tile, proj_in, pop_reuse) for the kernel."""
+    P = prog.n_pops
+    R = prog.row_src.size
+    row_tile = np.zeros(R, np.int64)
+    row_pop = np.zeros(R, np.int64)
+    for k in range(prog.n_tiles):
+        lo_, hi_ = int(prog.tile_row_ptr[k, 0]), int(prog.tile_row_ptr[k, 1])
+        row_tile[lo_:hi_] = k
+        row_pop[lo_:hi_] = prog.tile_pop[k]
+    slot_off = np.concatenate([[0], np.cumsum(prog.pop_ring)]).astype(np.int64)
+    # group key (pop, src, delay)
+    D = int(prog.pop_ring.max(initial=1)) + 1
+    key = (row_pop * P + prog.row_src) * D + prog.row_delay
+    ukeys, ginv = np.unique(key, return_inverse=True)
+    g_pop = ukeys // (P * D)
+    g_src = (ukeys // D) % P
+    g_delay = ukeys % D
+    grp_ptr = np.searchsorted(g_pop, np.arange(P + 1)).astype(np.int64)
+    sizes = prog.pop_size[g_src]
+    grp_pre_off = np.concatenate([[0], np.cumsum(sizes + 1)])[:-1].astype(np.int64)
+    order = np.lexsort((np.arange(R), prog.row_pre, ginv))
+    pos = grp_pre_off[ginv] + prog.row_pre  # slot in the per-group CSR
+    counts = np.bincount(pos, minlength=int((sizes + 1).sum()))
+    pre_ptr = np.zeros(int((sizes + 1).sum()) + 1, np.int64)
+    # ptr over the concatenated per-group arrays: pre_ptr[grp_pre_off[g] + i] = start of (g, i)
+    pre_ptr[1:] = np.cumsum(counts)
+    grp_rows = order.astype(np.int64)
+    proj_in = (prog.proj_src == 0).astype(np.int64)
+    # reuse: only when every input projection of the population is fed by rows from the
+    # input only (always true: a projection has one source) and no partial aliasing
+    pop_reuse = np.zeros(P, np.int64)
+    for p in range(1, P):
+        gs = range(int(grp_ptr[p]), int(grp_ptr[p + 1]))
+        if any(g_src[g] == 0 for g in gs):
+            pop_reuse[p] = 1
+    return (slot_off, grp_ptr, g_src.astype(np.int64), g_delay.astype(np.int64), grp_pre_off, pre_ptr,
+            grp_rows, row_tile, proj_in, pop_reuse)
+
+
+def _route_templates(src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool):
+    """Routes of packets laid out once by :func:`hwsim.noc.routes`: per packet ``p`` its
+    edges ``ptr_out[p]:ptr_out[p+1]`` (link id, parent relative to the packet's first
+    edge, -1 at the root) in the order the NoC model numbers them, and per destination
+    its last edge relative to the packet (-1: at the source)."""
+    edge_off, edge_link, edge_parent, edge_packet, edge_count, dst_edge, valid = routes(
+        src_xy, ptr, dst_xy, gw, gh, tree)
+    owner = np.repeat(np.arange(src_xy.shape[0]), np.diff(ptr))
+    par = edge_parent[valid]
+    par_rel = np.where(par >= 0, par - edge_off[edge_packet[valid]], -1)
+    dst_rel = np.where(dst_edge >= 0, dst_edge - edge_off[owner], -1)
+    ptr_out = np.zeros(src_xy.shape[0] + 1, np.int64)
+    np.cumsum(edge_count, out=ptr_out[1:])
+    return ptr_out, edge_link[valid], par_rel.astype(np.int64), dst_rel.astype(np.int64)
+
+
+def _route_classes(ncore: np.ndarray, dst_ptr: np.ndarray, dst_core: np.ndarray, g1: int):
+    """Neurons whose spike packets take the same route: the same source core and the
+    same destination cores in the same order (so the same route template, edge for
+    edge, and the same destination edges). Returns the class of every neuron (-1: no
+    destinations, or a graph-input neuron) and the number of classes. The spikes of
+    one class at one step leave their core together, a train (:func:`hwsim.engine.timing._send_trains`)."""
+    N = ncore.size
+    cls = np.full(N, -1, np.int64)
+    seen: dict = {}
+    for gi in range(g1, N):
+        a, b = int(dst_ptr[gi]), int(dst_ptr[gi + 1])
+        if b > a:
+            cls[gi] = seen.setdefault((int(ncore[gi]), dst_core[a:b].tobytes()), len(seen))
+    return cls, len(seen)
+
+
+def _timing_plan(prog: Program) -> dict:
+    """Constant tables of the compiled timing model (:func:`hwsim.engine.timing.step_timing`):
+    per population its delay-0 sources, cores (with fire cycles) and partial-sum tiles;
+    route templates of every neuron's spike packet and every tile's partial-sum
+    packet, and their inter-chip crossings per destination."""
+    chip = prog.chip
+    P, C, K, N = prog.n_pops, prog.n_cores, prog.n_tiles, int(prog.pop_off[-1])
+    pe = prog.pe_width
+    fire_tile = (prog.tile_ncols + pe - 1) // pe
+    soma = prog.tile_kind == 0
+    dsrc = [sorted({int(prog.proj_src[j]) for j in range(prog.proj_src.size)
+                    if prog.proj_dst[j] == p and prog.proj_delay[j] == 0}) for p in range(P)]
+    pcores, pfire, pcand = [], [], []
+    for p in range(P):
+        tk = prog.tile_order[prog.pop_tile_ptr[p]:prog.pop_tile_ptr[p + 1]]
+        cores = np.unique(prog.tile_core[tk])
+        fire = np.zeros(max(C, 1), np.int64)
+        np.add.at(fire, prog.tile_core[tk[soma[tk]]], fire_tile[tk[soma[tk]]])
+        pcores.append(cores)
+        pfire.append(fire[cores])
+        pcand.append(tk[(prog.tile_kind[tk] == 1) & (prog.tile_psum_flits[tk] > 0)])
+
+    def csr(lists):
+        ptr = np.concatenate([[0], np.cumsum([len(x) for x in lists])]).astype(np.int64)
+        flat = np.concatenate([np.asarray(x, np.int64) for x in lists]) if lists else np.zeros(0, np.int64)
+        return ptr, flat.astype(np.int64)
+
+    fire_all = np.bincount(prog.tile_core[soma], weights=fire_tile[soma], minlength=C).astype(np.int64)
+    # route templates: spikes of every neuron (graph-input neurons send none), then partial sums
+    g1 = int(prog.pop_off[1])
+    tree = chip.noc.multicast == "xy-tree"
+    gw, gh = int(prog.grid_w), int(prog.grid_h)
+    ncore = np.where(np.arange(N) < g1, 0, prog.nrn_core).astype(np.int64)
+    dptr = prog.nrn_dst_ptr.copy()
+    dptr[:g1 + 1] = dptr[g1]  # graph-input neurons: no spike packets
+    dcore = prog.nrn_dst_core[dptr[0]:]
+    dptr = dptr - dptr[0]
+    n_ptr, n_link, n_par, n_dst = _route_templates(prog.core_xy[ncore], dptr, prog.core_xy[dcore], gw, gh, tree)
+    t_src = prog.tile_core
+    t_dst = prog.tile_core[prog.tile_soma]
+    t_ptr, t_link, t_par, t_dst_edge = _route_templates(prog.core_xy[t_src], np.arange(K + 1), prog.core_xy[t_dst],
+                                                        gw, gh, tree)
+    nrn_dst_edge = np.full(prog.nrn_dst_core.size, -1, np.int64)
+    nrn_dst_edge[prog.nrn_dst_ptr[g1]:] = n_dst
+    own = np.repeat(np.arange(N), np.diff(prog.nrn_dst_ptr))
+    nrn_cross = np.abs(prog.core_chip[prog.nrn_dst_core] - prog.core_chip[ncore[own]]).sum(axis=1)
+    tile_cross = np.abs(prog.core_chip[t_dst] - prog.core_chip[t_src]).sum(axis=1)
+    pm = prog.pop_model[np.searchsorted(prog.pop_off, np.arange(N), side="right") - 1]
+    nrn_cls, n_cls = _route_classes(ncore, prog.nrn_dst_ptr, prog.nrn_dst_core, g1)
+    R, W = int(chip.noc.router_cycles), int(chip.noc.link_cycles)
+    fixed = chip.timing.step_cycles
+    link_pos, link_at = link_tables(gw, gh)
+    d_ptr, d_flat = csr(dsrc)
+    pc_ptr, pc_flat = csr(pcores)
+    _, pf_flat = csr(pfire)
+    cd_ptr, cd_flat = csr(pcand)
+    rt_par = np.concatenate([n_par, t_par]).astype(np.int64)
+    return {
+        "dsrc_ptr": d_ptr, "dsrc": d_flat, "pcore_ptr": pc_ptr, "pcores": pc_flat, "pfire": pf_flat, "pcand_ptr": cd_ptr,
+        "pcand": cd_flat, "used_cores": np.unique(prog.tile_core).astype(np.int64), "fire_all": fire_all,
+        "psum_all": np.flatnonzero((prog.tile_kind == 1) & (prog.tile_psum_flits > 0)).astype(np.int64),
+        "nrn_dst_ptr": prog.nrn_dst_ptr, "nrn_dst_edge": nrn_dst_edge, "nrn_dst_cross": nrn_cross.astype(np.int64),
+        "nrn_flit_count": ((prog.payload_bits == 0) & ((pm == 0) | (pm == 2) | (pm == 4))),
+        "rt_ptr": n_ptr, "rt_link": np.concatenate([n_link, t_link]).astype(np.int64),
+        "rt_parent": np.where(rt_par < 0, _RT_ROOT, rt_par),
+        "tile_rt_ptr": t_ptr + n_ptr[-1],
+        "tile_dst_edge": t_dst_edge, "tile_cross": tile_cross.astype(np.int64), "R": R, "W": W,
+        "extra": max(0, int(chip.noc.interchip_cycles) - R - W),
+        "fixed": -1 if fixed == "dynamic" else int(fixed), "barrier": int(chip.timing.barrier_cycles),
+        "pipelined": bool(prog.pipelined), "link_pos": link_pos, "link_at": link_at,
+        "max_packets": max(N, K), "nrn_cls": nrn_cls, "n_cls": n_cls,
+        "max_edges": int(n_link.size + t_link.size),
+    }
+
+
+def _no_timing_plan(prog: Program) -> dict:
+    """Empty timing tables (same types as :func:`_timing_plan`) for runs without timing."""
+    z = np.zeros(0, np.int64)
+    one = np.zeros(1, np.int64)
+    return {"dsrc_ptr": one, "dsrc": z, "pcore_ptr": one, "pcores": z, "pfire": z, "pcand_ptr": one, "pcand": z, "used_cores": z,
+                "fire_all": np.zeros(prog.n_cores, np.int64), "psum_all": z, "nrn_dst_ptr": one, "nrn_dst_edge": z,
+                "nrn_dst_cross": z, "nrn_flit_count": np.zeros(0, np.bool_), "rt_ptr": one, "rt_link": z, "rt_parent": z,
+                "tile_rt_ptr": one, "tile_dst_edge": z, "tile_cross": z, "R": 1, "W": 0, "extra": 0, "fixed": -1, "barrier": 0,
+                "pipelined": False, "link_pos": z, "link_at": z, "max_packets": 0, "max_edges": 0,
+                "nrn_cls": z, "n_cls": 0}
+
+
+def _kernel_inputs(prog: Program, reset: str, spikes: str, in_flits: int, in_mult: bool, out_val_flits: int,
+                   timed: bool):
+    """The kernels' packed inputs of a validated program: ``(kb, ko, ent_acc, ent_w)``
+    (fields :data:`hwsim.engine.layout.KERNEL_FIELDS`; crossbar entries as the narrowest integers that hold them)."""
+    (slot_off, grp_ptr, grp_src, grp_delay, grp_pre_off, pre_ptr, grp_rows, row_tile, proj_in,
+     pop_reuse) = _event_index(prog)
+    acc_pos, proj_perm, ea, ew = _acc_layout(prog)
+    # crossbar entries as narrow ints (less memory traffic in the kernel; same values)
+    ent_acc = ea.astype(np.int32) if prog.n_acc < 2 ** 31 else ea
+    lo_w, hi_w = int(ew.min(initial=0)), int(ew.max(initial=0))
+    ent_w = ew.astype(next(d for d in (np.int8, np.int16, np.int32, np.int64)
+                           if np.iinfo(d).min <= lo_w and hi_w <= np.iinfo(d).max))
+    pe = prog.pe_width
+    M = int(prog.membrane_bits)
+    lo, hi = -(1 << (M - 1)), (1 << (M - 1)) - 1
+    # populations whose update is a no-op without input: IF, no bias (constant or
+    # terms), positive thresholds, reset values inside the membrane range
+    P = prog.n_pops
+    pop_skip = np.zeros(P, np.bool_)
+    for p in range(1, P):
+        sl = slice(int(prog.pop_off[p]), int(prog.pop_off[p + 1]))
+        pop_skip[p] = (prog.pop_model[p] == 0 and not prog.nrn_bias[sl].any()
+                       and prog.pop_bt_ptr[p + 1] == prog.pop_bt_ptr[p] and (prog.nrn_thr[sl] > 0).all()
+                       and (reset == "subtract" or ((prog.nrn_vreset[sl] >= lo) & (prog.nrn_vreset[sl] <= hi)).all()))
+    plan = _timing_plan(prog) if timed else _no_timing_plan(prog)
+    spans, ent_w = _row_spans(prog.row_ptr, ea, ent_w, row_tile)
+    row_cyc = (prog.row_ncols + pe - 1) // pe + prog.event_overhead
+    plan.update(_slot_records(pre_ptr, grp_rows, prog.row_ptr, row_tile, prog.row_mac, row_cyc, spans))
+    plan.update(_compact_rows(grp_src, grp_pre_off, pre_ptr, grp_rows, prog.row_ptr, ea, ew, row_tile,
+                              prog.row_mac, row_cyc, prog.pop_size))
+    fields = dict(
+        pop_model=prog.pop_model, pop_size=prog.pop_size, pop_off=prog.pop_off, pop_ring=prog.pop_ring,
+        ring_off=prog.ring_off, slot_off=slot_off, pop_proj_ptr=prog.pop_proj_ptr, proj_order=prog.proj_order,
+        pop_tile_ptr=prog.pop_tile_ptr, tile_order=prog.tile_order, pop_bt_ptr=prog.pop_bt_ptr,
+        bt_start=prog.bt_start, bt_off=prog.bt_off, bt_vec=prog.bt_vec, pop_skip=pop_skip,
+        nrn_core=prog.nrn_core, nrn_bias=prog.nrn_bias, nrn_thr=prog.nrn_thr, nrn_vreset=prog.nrn_vreset,
+        nrn_alpha=prog.nrn_alpha, nrn_asyn=prog.nrn_asyn, nrn_vleak=prog.nrn_vleak, nrn_pk=prog.nrn_pk,
+        nrn_hops=prog.nrn_hops, nrn_icx=prog.nrn_icx,
+        proj_shift=prog.proj_shift, proj_acc_off=prog.proj_acc_off, proj_npost=prog.proj_npost, proj_in=proj_in,
+        tile_core=prog.tile_core, tile_kind=prog.tile_kind, tile_soma=prog.tile_soma, tile_ncols=prog.tile_ncols,
+        tile_fire=((prog.tile_ncols + pe - 1) // pe).astype(np.int64), tile_psum_flits=prog.tile_psum_flits,
+        tile_psum_hops=prog.tile_psum_hops, tile_psum_icx=prog.tile_psum_icx,
+        grp_ptr=grp_ptr, grp_src=grp_src, grp_delay=grp_delay, grp_pre_off=grp_pre_off,
+        pop_reuse=pop_reuse.astype(np.bool_),
+        in_dst_ptr=prog.in_dst_ptr, in_dst_core=prog.in_dst_core, in_pk=prog.in_pk, in_hops=prog.in_hops,
+        in_icx=prog.in_icx,
+        M=M, F=int(prog.leak_frac_bits), payload=int(prog.payload_bits), reset_sub=reset == "subtract",
+        multi=spikes == "multi", out_pop=int(prog.output_pop), in_flits=int(in_flits), in_mult=bool(in_mult),
+        out_val_flits=int(out_val_flits), spiking=bool(prog.input_spiking), n_acc=int(prog.n_acc),
+        acc_pos=acc_pos, proj_perm=proj_perm, **plan)
+    kb, ko = pack(fields, KERNEL_FIELDS)
+    return kb, ko, ent_acc, ent_w
+
+
+def _acc_layout(prog: Program):
+    """Where each accumulator lives in the kernel's ``acc`` array, and the crossbar
+    entries addressed accordingly.
+
+    The accumulator block of a projection onto a (C, H, W) population is stored in the
+    order (soma core, y, x, c) instead of the population's (c, y, x): a convolution row
+    (one input pixel) then addresses runs of ``channels x window width`` consecutive
+    accumulators instead of runs of at most the window width, which the kernel adds as
+    contiguous slices (:func:`_row_spans`). A block is reordered only when that gives
+    fewer runs. Returns ``(acc_pos, proj_perm, ent_acc, ent_w)``: ``acc_pos[a]`` is the
+    slot of accumulator ``a`` (projection offset + post index); ``proj_perm[q]`` says
+    whether projection ``q``'s block is reordered (the neuron update then gathers its
+    sums through ``acc_pos``); the entries address slots and are sorted by slot within
+    each row (the order of an integer sum does not change it)."""
+    acc_pos = np.arange(int(prog.n_acc), dtype=np.int64)
+    proj_perm = np.zeros(prog.proj_src.size, np.bool_)
+    ea, ew = prog.ent_acc, prog.ent_w
+    row_of = np.repeat(np.arange(prog.row_ptr.size - 1), np.diff(prog.row_ptr))
+    shapes = [tuple(p.shape) for p in prog.net.populations]
+
+    def runs(a, r):
+        """Runs of consecutive slots ``a`` within rows ``r``, the entries sorted by slot."""
+        o = np.lexsort((a, r))
+        a, r = a[o], r[o]
+        return int(a.size > 0) + int(np.count_nonzero((a[1:] != a[:-1] + 1) | (r[1:] != r[:-1])))
+
+    for q in range(prog.proj_src.size):
+        d = int(prog.proj_dst[q])
+        shape = shapes[d]
+        if len(shape) != 3 or shape[0] < 2 or shape[1] * shape[2] < 2:
+            continue
+        a0, npost = int(prog.proj_acc_off[q]), int(prog.proj_npost[q])
+        sel = (ea >= a0) & (ea < a0 + npost)
+        if not sel.any():
+            continue
+        H, W = int(shape[1]), int(shape[2])
+        n = np.arange(npost)
+        core = prog.nrn_core[int(prog.pop_off[d]) + n]
+        order = np.lexsort((n // (H * W), n % W, (n // W) % H, core))  # by core, y, x, c
+        pos = np.arange(a0, a0 + npost)
+        pos[order] = a0 + n
+        a_sel, r_sel = ea[sel], row_of[sel]
+        if runs(pos[a_sel - a0], r_sel) < runs(a_sel, r_sel):
+            acc_pos[a0:a0 + npost] = pos
+            proj_perm[q] = True
+    if proj_perm.any():
+        ea = acc_pos[ea]
+        o = np.lexsort((ea, row_of))
+        ea, ew = ea[o], ew[o]
+    return acc_pos, proj_perm, ea, ew
+
+
+_KIN_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def kernel_inputs(prog: Program, *key):
+    """:func:`_kernel_inputs` built once per program and options (a compiled
+    :class:`Program` is not modified after :func:`hwsim.program.compile`), so batches
+    run through the same program do not rebuild the tables (0.2 s for the NIR CNN)."""
+    per_prog = _KIN_CACHE.setdefault(prog, {})
+    if key not in per_prog:
+        per_prog[key] = _kernel_inputs(prog, *key)
+    return per_prog[key]
+
+
+def _slot_records(pre_ptr: np.ndarray, grp_rows: np.ndarray, row_ptr: np.ndarray, row_tile: np.ndarray,
+                  row_mac: np.ndarray, row_cyc: np.ndarray, spans: dict) -> dict:
+    """What an event of each (group, source neuron) slot does, as records the kernel
+    reads in order: ``rec_ptr`` over the slots (slot ``s`` reads the rows
+    ``grp_rows[pre_ptr[s]:pre_ptr[s + 1]]``) and ``rec``, :data:`hwsim.engine.layout.NREC` int64 per record,
+    ``(acc, ent, n, tile, events, ac, mac, cycles)``:
+
+    - ``n >= 0``: a span (:func:`_row_spans`), ``acc[acc + u] += w[ent + u] * x`` for
+      ``u < n``;
+    - ``n < 0``: a scattered row, ``acc[ent_acc[e]] += w[e] * x`` for ``ent <= e < ent - n``;
+    - the row's tile, and its counts on its first record (zeros on the others): one
+      crossbar event, its entries as AC (SNN tile) or MAC (ANN tile) operations, and its
+      integrate cycles ``row_cyc``.
+
+    One flat table per event instead of a chain of lookups (slot, rows, spans, counts):
+    the shipped MLP's second-layer event costs 12 ns instead of 22 ns."""
+    r = np.asarray(grp_rows, np.int64)
+    n_e = np.diff(row_ptr)[r]
+    row_span, span_ptr = spans["row_span"], spans["span_ptr"]
+    is_span = row_span[r]
+    k = np.where(is_span, span_ptr[r + 1] - span_ptr[r], 1)  # records per row read
+    occ = np.repeat(np.arange(r.size), k)
+    k_off = np.zeros(r.size + 1, np.int64)
+    np.cumsum(k, out=k_off[1:])
+    within = np.arange(occ.size) - k_off[occ]
+    first = within == 0
+    rr, span = r[occ], is_span[occ]
+    sp = np.where(span, span_ptr[rr] + within, 0)
+    if spans["span_len"].size:
+        sp_acc, sp_ent, sp_len = spans["span_acc"][sp], spans["span_ent"][sp], spans["span_len"][sp]
+    else:
+        sp_acc = sp_ent = sp_len = np.zeros(occ.size, np.int64)
+    ne = n_e[occ]
+    mac = np.asarray(row_mac)[rr] != 0
+    rec = np.zeros((occ.size, NREC), np.int64)
+    rec[:, 0] = np.where(span, sp_acc, 0)
+    rec[:, 1] = np.where(span, sp_ent, np.asarray(row_ptr)[rr])
+    rec[:, 2] = np.where(span, sp_len, -ne)
+    rec[:, 3] = np.asarray(row_tile, np.int64)[rr]
+    rec[:, 4] = first
+    rec[:, 5] = np.where(first & ~mac, ne, 0)
+    rec[:, 6] = np.where(first & mac, ne, 0)
+    rec[:, 7] = np.where(first, np.asarray(row_cyc, np.int64)[rr], 0)
+    slot = np.repeat(np.arange(pre_ptr.size - 1), np.diff(pre_ptr))
+    per_slot = np.zeros(pre_ptr.size - 1, np.int64)
+    np.add.at(per_slot, slot, k)
+    rec_ptr = np.zeros(pre_ptr.size, np.int64)
+    np.cumsum(per_slot, out=rec_ptr[1:])
+    return {"rec_ptr": rec_ptr, "rec": rec}
+
+
+def _compact_rows(grp_src: np.ndarray, grp_pre_off: np.ndarray, pre_ptr: np.ndarray, grp_rows: np.ndarray,
+                  row_ptr: np.ndarray, ea: np.ndarray, ew: np.ndarray, row_tile: np.ndarray, row_mac: np.ndarray,
+                  row_cyc: np.ndarray, pop_size: np.ndarray, max_acc: int = 64, max_tiles: int = 4,
+                  max_entries: int = 1 << 17) -> dict:
+    """Short-row groups as one fixed-length row per source neuron.
+
+    A group (population, source, delay) whose rows all address a window of at most
+    ``max_acc`` accumulators ``a0 .. a0 + na - 1`` on at most ``max_tiles`` tiles
+    (a classifier layer: 10 outputs) gets a dense table ``cr``: source ``i``'s row is
+    ``R = na + 4 * nt`` int64, the sums of its rows' weights per window slot
+    (``cr[i, a - a0] = sum of w over the source's entries at slot a``), then per tile
+    ``k`` of the group its counts (events, integrate cycles, AC, MAC) of one event.
+    An event of value ``x`` adds ``x`` times the weight part and the count part once
+    into a local row; the group's sums and tile counts are added once per step. The
+    same integer sums and counts as the records (:func:`_slot_records`, still built),
+    without their per-event lookups: the shipped MLP's second layer (92 events of 10
+    entries per step) spends most of an event's time on them. Groups with a table
+    bigger than ``max_entries`` keep the records. Returns the kernel fields ``cr``,
+    ``grp_cr_off`` (-1: records), ``grp_cr_a0``, ``grp_cr_na``, ``grp_cr_r``,
+    ``grp_cr_tptr`` / ``grp_cr_tiles`` (the tiles of each group) and ``cr_max``."""
+    G = grp_src.size
+    off = np.full(G, -1, np.int64)
+    a0s, nas, rs = np.zeros(G, np.int64), np.zeros(G, np.int64), np.zeros(G, np.int64)
+    tptr = np.zeros(G + 1, np.int64)
+    tiles_all, blocks = [], []
+    pos = 0
+    for g in range(G):
+        tptr[g + 1] = tptr[g]
+        n_src = int(pop_size[grp_src[g]])
+        s0 = int(grp_pre_off[g])
+        r = np.asarray(grp_rows[pre_ptr[s0]:pre_ptr[s0 + n_src]], np.int64)
+        ln = row_ptr[r + 1] - row_ptr[r]
+        if r.size == 0 or ln.sum() == 0:
+            continue
+        ent = np.repeat(row_ptr[r] - np.concatenate([[0], np.cumsum(ln)[:-1]]), ln) + np.arange(int(ln.sum()))
+        a = np.asarray(ea, np.int64)[ent]
+        lo, hi = int(a.min()), int(a.max())
+        tiles, tk = np.unique(row_tile[r], return_inverse=True)
+        na, nt = hi - lo + 1, tiles.size
+        R = -(-(na + 4 * nt) // 4) * 4  # padded with zeros to whole 4-lane vectors
+        if na > max_acc or nt > max_tiles or n_src * R > max_entries:
+            continue
+        src = np.repeat(np.arange(n_src), np.diff(pre_ptr[s0:s0 + n_src + 1]))  # source of each row
+        tab = np.zeros((n_src, R), np.int64)
+        np.add.at(tab, (np.repeat(src, ln), a - lo), np.asarray(ew, np.int64)[ent])
+        mac = np.asarray(row_mac)[r] != 0
+        c = na + 4 * tk
+        np.add.at(tab, (src, c), 1)
+        np.add.at(tab, (src, c + 1), np.asarray(row_cyc, np.int64)[r])
+        np.add.at(tab, (src, c + 2), np.where(mac, 0, ln))
+        np.add.at(tab, (src, c + 3), np.where(mac, ln, 0))
+        off[g], a0s[g], nas[g], rs[g] = pos, lo, na, R
+        pos += tab.size
+        blocks.append(tab.reshape(-1))
+        tiles_all.append(tiles.astype(np.int64))
+        tptr[g + 1] = tptr[g] + nt
+    cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64))
+    return {"cr": cat(blocks), "grp_cr_off": off, "grp_cr_a0": a0s, "grp_cr_na": nas, "grp_cr_r": rs,
+            "grp_cr_tptr": tptr, "grp_cr_tiles": cat(tiles_all), "cr_max": int(rs.max(initial=0))}
+
+
+def _row_spans(row_ptr: np.ndarray, ea: np.ndarray, ew: np.ndarray, row_tile: np.ndarray,
+               min_mean_run: float = 4.0, max_gap: int = 8) -> tuple:
+    """Rows whose entries (accumulator slots ``ea``, weights ``ew``, rows ``row_ptr``)
+    address runs of nearly consecutive accumulators, as spans ``(first accumulator,
+    first weight, length)`` that the kernel adds as contiguous slices; other rows keep
+    the entry-by-entry scatter.
+
+    A span is a run of a row's entries (in slot order) whose slots step up by at most
+    ``max_gap + 1``; the skipped slots get zero weights (adding 0 changes no sum, and
+    the AC/MAC counters count the row's entries, not the span's length). A row is
+    spanned when its spans average ``>= min_mean_run`` entries. A row that is one
+    span is widened to the slot range of all of its tile's entries when that adds at
+    most a quarter of its length in zeros, so the rows of a dense tile (a pruned
+    fully-connected block) share one length and the loop's trip count is predictable.
+    The span weights are appended to ``ew``: returns the tables and the extended weights."""
+    ea = np.asarray(ea, np.int64)
+    R = row_ptr.size - 1
+    n_ent = np.diff(row_ptr)
+    row_of = np.repeat(np.arange(R), n_ent)
+    start = np.ones(ea.size, np.bool_)  # an entry that starts a span
+    if ea.size:
+        step = np.diff(ea)
+        start[1:] = (step <= 0) | (step > max_gap + 1)
+        start[row_ptr[:-1][n_ent > 0]] = True
+    n_runs = np.bincount(row_of[start], minlength=R)
+    row_span = (n_runs > 0) & (n_ent >= min_mean_run * np.maximum(n_runs, 1))
+    sel = start & row_span[row_of]
+    first = np.flatnonzero(sel)
+    starts = np.flatnonzero(start)
+    last = np.append(starts[1:], ea.size)[np.searchsorted(starts, first)] - 1
+    s_lo, s_hi = ea[first], ea[last]
+    if first.size:  # single-span rows: widen to the tile's slot range when nearly full
+        t_ent = np.asarray(row_tile, np.int64)[row_of]
+        n_t = int(t_ent.max()) + 1
+        t_lo = np.full(n_t, np.iinfo(np.int64).max)
+        t_hi = np.full(n_t, -1)
+        np.minimum.at(t_lo, t_ent, ea)
+        np.maximum.at(t_hi, t_ent, ea)
+        r_sp = row_of[first]
+        tt = t_ent[first]
+        length = s_hi - s_lo + 1
+        wide = (n_runs[r_sp] == 1) & ((t_hi[tt] - t_lo[tt] + 1) - length <= length // 4)
+        s_lo = np.where(wide, t_lo[tt], s_lo)
+        s_hi = np.where(wide, t_hi[tt], s_hi)
+    s_len = s_hi - s_lo + 1
+    s_off = np.zeros(first.size + 1, np.int64)
+    np.cumsum(s_len, out=s_off[1:])
+    span_w = np.zeros(int(s_off[-1]), ew.dtype)
+    in_span = row_span[row_of]
+    sid = (np.cumsum(sel) - 1)[in_span]
+    span_w[s_off[sid] + ea[in_span] - s_lo[sid]] = ew[in_span]
+    span_ptr = np.zeros(R + 1, np.int64)
+    np.cumsum(np.where(row_span, n_runs, 0), out=span_ptr[1:])
+    tables = {"row_span": row_span, "span_ptr": span_ptr, "span_acc": s_lo, "span_ent": ew.size + s_off[:-1],
+              "span_len": s_len}
+    return tables, np.concatenate([ew, span_w])
+
+
+def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.ndarray:
+    """Offsets of the per-thread scratch fields (:data:`hwsim.engine.layout.WORK_FIELDS`)
+    in one int64 array, for the kernel tables ``kb`` / ``ko`` of ``prog``."""
+    def size_of(name):
+        return kernel_field(kb, ko, name).size
+
+    N, P = int(prog.pop_off[-1]), prog.n_pops
+    K, C = max(prog.n_tiles, 1), max(prog.n_cores, 1)
+    ring = max(int((prog.pop_ring * prog.pop_size).sum()), 1)
+    n_in = max(int(prog.pop_size[0]), 1)
+    npk = max(int(kernel_field(kb, ko, "max_packets")[0]), 1)
+    ncand = max(size_of("pcand"), size_of("psum_all"), 1)
+    E = max(int(kernel_field(kb, ko, "max_edges")[0]), 1)
+    nl = max(size_of("link_pos"), 1)
+    size = {"v": N, "isyn": N, "acc": max(prog.n_acc, 1), "nz": ring, "nzv": ring, "nzc": int(prog.pop_ring.sum()),
+            "Ib": max(int(prog.pop_size.max()), 1), "o_all": N, "same": T, "prev_i": n_in, "prev_v": n_in, "in_zero": P,
+            "hot": P, "done": P, "pk_t0": npk, "pk_fl": npk, "pk_id": npk, "pk_base": npk, "link_flits": nl,
+            "l_cnt": nl, "l_used": nl, "l_at": nl, "pk_off": npk, "pk_tr": npk, "in_cnt": 3 * C,
+            "m_ok": P, "m_t0": ncand, "m_dl": ncand, "cr_loc": max(int(kernel_field(kb, ko, "cr_max")[0]), 1)}
+    ncls = max(int(kernel_field(kb, ko, "n_cls")[0]), 1)
+    for n in ("cls_tr", "tr_t0", "tr_len", "tr_rep", "tr_base"):
+        size[n] = ncls
+    for n in ("t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc"):
+        size[n] = K
+    for n in ("core_free", "integ", "end_int", "psum_ready", "fend"):
+        size[n] = C
+    for n in ("e_link", "e_parent", "e_owner", "e_start", "e_valid", "e_order", "e_ready"):
+        size[n] = E
+    off = np.zeros(len(WORK_FIELDS) + 1, np.int64)
+    np.cumsum([size[n] for n in WORK_FIELDS], out=off[1:])
+    return off
+
+
+@njit(cache=True, parallel=True)
+def _scan_inputs(x, spiking):
+    """One pass over ``x`` (T, B, n), parallel over samples: per step and sample, does it
+    hold a NaN / infinity, (``spiking``) a value that is not a non-negative integer, and
+    (not ``spiking``) is it a held frame, identical to the sample's previous step (the
+    kernel then reuses that step's events instead of reading and encoding the frame)?"""
+    T, B, n = x.shape
+    nonfinite = np.zeros((T, B), np.bool_)
+    notcount = np.zeros((T, B), np.bool_)
+    held = np.zeros((T, B), np.bool_)
+    for b in prange(B):
+        for t in range(T):
+            tp = t - 1 if t > 0 else 0
+            bad = False
+            frac = False
+            diff = False
+            for i in range(n):  # branch-free, so it vectorises
+                f = x[t, b, i]
+                bad |= (f - f) != 0  # inf - inf and NaN - NaN are NaN
+                frac |= (f < 0) | (f != np.floor(f))
+                diff |= f != x[tp, b, i]
+            nonfinite[t, b] = bad
+            notcount[t, b] = spiking and frac and not bad
+            held[t, b] = t > 0 and not spiking and not diff
+    return nonfinite, notcount, held
+
+
+def input_array(net, x: np.ndarray, input_scale):
+    """``inputs`` as (T, B, n_in) float32 / float64 for :func:`hwsim.engine.kernel._encode_step`, validated as
+    ``models.intref._InputEncoder`` does (same errors); returns (x, held, scale, top),
+    ``held`` (T, B): the frame repeats the sample's previous one (:func:`_scan_inputs`)."""
+    meta = quant_meta(net)
+    shape = tuple(net.input.shape)
+    if int(np.prod(x.shape[2:])) != int(np.prod(shape)):
+        raise SimulationError(
+            f"inputs of shape {x.shape} do not match input '{net.input.name}' of shape {shape} "
+            f"(expected (T, B, {', '.join(map(str, shape))}))")
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)  # exact for every value the encoder keeps exact (|x| < 2**53)
+    x = np.ascontiguousarray(x.reshape(x.shape[0], x.shape[1], -1))
+    nonfinite, notcount, held = _scan_inputs(x, bool(net.input_spiking))
+    if nonfinite.any():
+        raise SimulationError("inputs contain NaN or infinite values")
+    if net.input_spiking:
+        if notcount.any():
+            raise SimulationError(f"spiking inputs must be non-negative integers (spikes or event counts); "
+                                  f"step {int(np.flatnonzero(notcount.any(axis=1))[0])} is not")
+        return x, held, 1.0, 0
+    scale = float(meta["input_scale"] if input_scale is None else input_scale)
+    if not np.isfinite(scale) or scale <= 0:
+        raise SimulationError(f"input_scale must be a positive number, got {input_scale!r}")
+    return x, held, scale, (1 << int(meta["input_bits"])) - 1
+

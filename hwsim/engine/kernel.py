@@ -1,0 +1,594 @@
+"""The functional kernel (Numba): every step of a sample, event-driven, with the counters,
+and the step's cycle timing (:mod:`hwsim.engine.timing`) in the same call; :func:`run_threads`
+runs the samples on threads without the GIL.
+
+Per step the kernel lists each population's nonzero outputs once and touches only the
+crossbar rows those sources drive; an event reads one flat table of records, one per
+span or scattered row, with the row's tile counts, or one fixed-length row of a short-row
+group (the tables are built by :mod:`hwsim.engine.build`). The graph input is encoded
+inside the kernel, nonzero values only (``models.intref`` encoding, validated beforehand
+with the same errors). When the input frames an input-fed population reads are the same
+as at the previous step, the input projections' sums are kept and their per-tile event /
+AC / MAC / cycle counts re-added (the chip still performs, and the counters still count,
+every MAC each step). An IF population without bias whose neurons get no input and none
+of which sits at or above threshold is not updated (nothing in it can change). Neuron
+updates and state words are added arithmetically by the caller.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .layout import (CNT_ACS, CNT_BUSY_CYCLES, CNT_EVENTS, CNT_FLITS, CNT_FLIT_HOPS, CNT_INTERCHIP_FLITS,
+                     CNT_IO_IN_FLITS, CNT_IO_IN_FLIT_HOPS, CNT_IO_OUT_FLITS, CNT_MACS, CNT_PACKETS, CNT_PSUM_OPS,
+                     CNT_SPIKES, NREC, Packed, open_edges, open_groups, open_input_io, open_neurons, open_pops,
+                     open_projs, open_scalars, open_state, open_tile_counts, open_tiles)
+from .timing import step_timing
+
+__all__ = ["rshift_round_nb", "saturate_nb", "run_threads"]
+
+_I32_MIN, _I32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+# ------------------------------------------------------------------------ njit helpers
+
+@njit(cache=True, inline="always")
+def rshift_round_nb(x, k):
+    """``models.intref.rshift_round`` for one int64."""
+    if k == 0:
+        return x
+    return (x + (np.int64(1) << (k - 1))) >> k
+
+
+@njit(cache=True, inline="always")
+def saturate_nb(x, lo, hi):
+    """``models.intref.saturate`` for one int64 with precomputed bounds."""
+    if x < lo:
+        return lo
+    if x > hi:
+        return hi
+    return x
+
+@njit(cache=True)
+def _encode_step(x, t, b, spiking, scale, top, nz, nzv, base):
+    """``models.intref._InputEncoder`` for step ``t`` of sample ``b``, nonzero values
+    only: their indices go to ``nz[base:]``, values to ``nzv[base:]``; returns the
+    count. Spiking inputs were validated as non-negative integers; real-valued ones
+    encode as ``clip(floor(x * scale + 0.5), 0, top)``, branch-free (every value is
+    written, the count advances on nonzero ones: dense frames, no mispredictions)."""
+    n = x.shape[2]
+    c = 0
+    if spiking:  # sparse events: a well-predicted branch beats writing every value
+        for i in range(n):
+            xi = x[t, b, i]
+            if xi != 0:
+                nz[base + c] = i
+                nzv[base + c] = np.int64(xi)
+                c += 1
+    else:
+        ftop = np.float64(top)
+        for i in range(n):
+            e = min(max(np.floor(np.float64(x[t, b, i]) * scale + 0.5), 0.0), ftop)
+            nz[base + c] = i
+            nzv[base + c] = np.int64(e)
+            c += e >= 1.0
+    return c
+
+
+@njit(cache=True)
+def _neurons(tab, work, p, t, lo, hi, wbase):
+    """Input currents and the integer-contract update of population ``p`` (all its
+    neurons): outputs go to ``o_all`` and the nonzero ones, listed, to ``nz`` / ``nzv``
+    from ``wbase`` (returns their count); ``hot[p]`` says whether a neuron ended at or
+    above threshold (it fires at the next step even without input)."""
+    pops, nrns, projs, opt = open_pops(tab), open_neurons(tab), open_projs(tab), open_scalars(tab)
+    state = open_state(work)
+    model = pops.model[p]
+    off = pops.off[p]
+    npop = pops.size[p]
+    thr = nrns.thr
+    q0 = pops.proj_ptr[p]
+    if (model == 0 and opt.multi == 0 and opt.reset_sub != 0 and pops.proj_ptr[p + 1] - q0 == 1
+            and pops.bt_ptr[p + 1] == pops.bt_ptr[p]):
+        # IF, binary spikes, subtractive reset, one projection: the common case in
+        # branch-free passes (current and update; spike count; output list, which
+        # takes a branch instead when spikes are few and is skipped when none)
+        q = pops.proj_order[q0]
+        a0 = projs.acc_off[q]
+        sh = projs.shift[q]
+        hb = (np.int64(1) << (sh - 1)) if sh > 0 else np.int64(0)
+        # current (sums gathered through acc_pos when stored in another order;
+        # rshift_round by sh, hb = 0 when sh = 0) and update in one pass
+        pa = state.acc[a0:a0 + npop]
+        ap = projs.acc_pos[a0:a0 + npop]
+        pv = state.v[off:off + npop]
+        pb = nrns.bias[off:off + npop]
+        pt = thr[off:off + npop]
+        po = state.o_all[off:off + npop]
+        pz = state.nz[wbase:wbase + npop]
+        pzv = state.nzv[wbase:wbase + npop]
+        nhot = 0
+        nnw = 0
+        nsp = 0
+        ps = pa
+        if projs.perm[q] != 0:  # sums stored in another order: gather them first
+            ps = state.Ib[:npop]
+            for n in range(npop):
+                ps[n] = state.acc[ap[n]]
+        for n in range(npop):
+            vv = min(max(pv[n] + pb[n] + ((ps[n] + hb) >> sh), lo), hi)
+            th = pt[n]
+            z = np.int64(1) if vv >= th else np.int64(0)
+            vv -= z * th
+            pv[n] = vv
+            po[n] = z
+            nhot += vv >= th
+        for n in range(npop):  # counted apart: in the update loop the count made the MLP run 2 % slower
+            nsp += po[n]
+        if nsp * 8 >= npop:
+            for n in range(npop):  # many spikes: a branch-free listing
+                pz[nnw] = n
+                pzv[nnw] = 1
+                nnw += po[n]
+        elif nsp > 0:  # few: a branch taken rarely is cheaper (none: no listing at all)
+            for n in range(npop):
+                if po[n] != 0:
+                    pz[nnw] = n
+                    pzv[nnw] = 1
+                    nnw += 1
+        if projs.fed_by_input[q] == 0:
+            pa[:] = 0
+        state.hot[p] = nhot > 0
+        return nnw
+    for n in range(npop):
+        state.Ib[n] = nrns.bias[off + n]
+    for qi in range(pops.proj_ptr[p], pops.proj_ptr[p + 1]):
+        q = pops.proj_order[qi]
+        a0 = projs.acc_off[q]
+        sh = projs.shift[q]
+        if sh == 0:
+            for n in range(npop):
+                state.Ib[n] += state.acc[projs.acc_pos[a0 + n]]
+        else:
+            hb = np.int64(1) << (sh - 1)
+            for n in range(npop):
+                state.Ib[n] += (state.acc[projs.acc_pos[a0 + n]] + hb) >> sh
+        if not projs.fed_by_input[q]:
+            for n in range(npop):
+                state.acc[a0 + n] = 0
+    for bi in range(pops.bt_ptr[p], pops.bt_ptr[p + 1]):
+        if t >= nrns.bt_start[bi]:
+            bo = nrns.bt_off[bi]
+            for n in range(npop):
+                state.Ib[n] += nrns.bt_vec[bo + n]
+    nhot = 0
+    for n in range(npop):
+        gi = off + n
+        I = state.Ib[n]
+        z = np.int64(0)
+        o = np.int64(0)
+        if model == 5:  # Threshold
+            z = np.int64(1) if I >= thr[gi] else np.int64(0)
+            o = z
+        elif model == 6:  # Identity
+            state.v[gi] = saturate_nb(I, lo, hi)
+            o = state.v[gi]
+        else:
+            vv = state.v[gi]
+            if model == 0 or model == 1:
+                vv = vv + I
+            elif model == 2 or model == 3:
+                vv = vv + I + rshift_round_nb(nrns.alpha[gi] * (nrns.vleak[gi] - vv), opt.F)
+            else:  # CubaLIF
+                ii = state.isyn[gi]
+                ii = saturate_nb(ii + I + rshift_round_nb(-nrns.asyn[gi] * ii, opt.F), lo, hi)
+                state.isyn[gi] = ii
+                vv = vv + ii + rshift_round_nb(nrns.alpha[gi] * (nrns.vleak[gi] - vv), opt.F)
+            vv = saturate_nb(vv, lo, hi)
+            if model == 1 or model == 3:
+                o = vv
+            else:
+                th = thr[gi]
+                if vv >= th:
+                    if opt.multi:
+                        z = vv // th
+                    else:
+                        z = np.int64(1)
+                    if opt.reset_sub:
+                        vv = vv - z * th
+                    else:
+                        vv = nrns.vreset[gi]
+                o = z
+                if vv >= th:
+                    nhot += 1
+            state.v[gi] = vv
+        state.o_all[gi] = o
+    state.hot[p] = nhot > 0
+    nnw = 0
+    for n in range(npop):
+        o = state.o_all[off + n]
+        if o != 0:
+            state.nz[wbase + nnw] = n
+            state.nzv[wbase + nnw] = o
+            nnw += 1
+    return nnw
+
+
+@njit(cache=True, inline="always")
+def _add_tile_counts(tcnt, kk, nev, cyc, ac, mac):
+    """Add a run of ``nev`` events of tile ``kk`` to its step counts."""
+    tcnt.t_nev[kk] += nev
+    tcnt.t_cyc[kk] += cyc
+    tcnt.t_ac[kk] += ac
+    tcnt.t_mac[kk] += mac
+
+
+@njit(cache=True)
+def _events(tab, ent, work, p, t, inputs):
+    """Step ``t``'s crossbar events of population ``p`` from the graph input's groups
+    (``inputs``) or from the other groups: every nonzero source value ``x`` of a group's
+    source slot at ``t - delay`` reads the source's rows, ``acc[a] += w * x`` over each
+    row's entries (spans as contiguous slices; ``x == 1``, a binary spike, adds ``w``),
+    and adds the rows' per-tile counts (events, integrate cycles, AC, MAC) to the step's
+    tile counts; a short-row group reads one fixed-length row per event instead
+    (:func:`hwsim.engine.build._compact_rows`). Returns the number of rows read."""
+    pops, grps = open_pops(tab), open_groups(tab)
+    state, tcnt = open_state(work), open_tile_counts(work)
+    ent_acc, ent_w = ent  # crossbar entries: accumulator slot and weight
+    n_rows = np.int64(0)
+    k_run = -1  # the tile of the current run of rows, and its counts so far
+    s_nev = np.int64(0)
+    s_cyc = np.int64(0)
+    s_ac = np.int64(0)
+    s_mac = np.int64(0)
+    for gg in range(grps.ptr[p], grps.ptr[p + 1]):
+        s = grps.src[gg]
+        if (s == 0) != inputs:
+            continue
+        d = grps.delay[gg]
+        if t < d:
+            continue
+        sl = (t - d) % pops.ring[s]
+        base = pops.ring_off[s] + sl * pops.size[s]
+        nn = state.nzc[pops.slot_off[s] + sl]
+        pp = grps.pre_off[gg]
+        co = grps.cr_off[gg]
+        if co >= 0:  # a short-row group: one fixed-length row per event (_compact_rows)
+            if nn == 0:
+                continue
+            R = np.uint64(grps.cr_r[gg])
+            na = np.uint64(grps.cr_na[gg])
+            for j in range(nn):
+                xv = state.nzv[base + j]
+                b = np.uint64(co) + np.uint64(state.nz[base + j]) * R
+                if xv == 1:
+                    for u in range(R):
+                        state.cr_loc[u] += grps.cr[b + u]
+                else:
+                    for u in range(na):
+                        state.cr_loc[u] += grps.cr[b + u] * xv
+                    for u in range(na, R):
+                        state.cr_loc[u] += grps.cr[b + u]
+            a0 = grps.cr_a0[gg]
+            for u in range(na):
+                state.acc[a0 + u] += state.cr_loc[u]
+                state.cr_loc[u] = 0
+            t0 = grps.cr_tptr[gg]
+            for k in range(t0, grps.cr_tptr[gg + 1]):
+                c = na + np.uint64(4 * (k - t0))
+                _add_tile_counts(tcnt, grps.cr_tiles[k], state.cr_loc[c], state.cr_loc[c + 1], state.cr_loc[c + 2],
+                                 state.cr_loc[c + 3])
+                n_rows += state.cr_loc[c]
+                for u in range(4):
+                    state.cr_loc[c + u] = 0
+            continue
+        for j in range(nn):
+            i = state.nz[base + j]
+            xv = state.nzv[base + j]
+            x32 = _I32_MIN <= xv <= _I32_MAX
+            xs = np.int32(xv) if x32 else np.int32(0)
+            for k in range(grps.rec_ptr[pp + i], grps.rec_ptr[pp + i + 1]):
+                b = np.uint64(NREC * k)  # record: acc, ent, n, tile, events, AC, MAC, cycles
+                n = grps.rec[b + 2]
+                if n >= 0:  # a span: n consecutive accumulators
+                    # unsigned indices: no negative-index wraparound, so the loop vectorises
+                    ua = np.uint64(grps.rec[b])
+                    ue = np.uint64(grps.rec[b + 1])
+                    if xv == 1:  # a binary spike: add the weights (no 64-bit multiply)
+                        for u in range(np.uint64(n)):
+                            state.acc[ua + u] += ent_w[ue + u]
+                    elif x32:  # both factors sign-extended from 32 bits: a 32 x 32 -> 64-bit multiply
+                        for u in range(np.uint64(n)):
+                            state.acc[ua + u] += ent_w[ue + u] * xs
+                    else:
+                        for u in range(np.uint64(n)):
+                            state.acc[ua + u] += ent_w[ue + u] * xv
+                else:  # a scattered row: -n entries from ent
+                    e0 = grps.rec[b + 1]
+                    if xv == 1:
+                        for e in range(e0, e0 - n):
+                            state.acc[ent_acc[e]] += ent_w[e]
+                    else:
+                        for e in range(e0, e0 - n):
+                            state.acc[ent_acc[e]] += ent_w[e] * xv
+                # the tile's counts, in registers while the records stay on one tile
+                kk = grps.rec[b + 3]
+                if kk != k_run:
+                    if k_run >= 0:
+                        _add_tile_counts(tcnt, k_run, s_nev, s_cyc, s_ac, s_mac)
+                        n_rows += s_nev
+                    k_run = kk
+                    s_nev = 0
+                    s_cyc = 0
+                    s_ac = 0
+                    s_mac = 0
+                s_nev += grps.rec[b + 4]
+                s_ac += grps.rec[b + 5]
+                s_mac += grps.rec[b + 6]
+                s_cyc += grps.rec[b + 7]
+    if k_run >= 0:
+        _add_tile_counts(tcnt, k_run, s_nev, s_cyc, s_ac, s_mac)
+        n_rows += s_nev
+    return n_rows
+
+
+@njit(cache=True)
+def _sample(tab, ent, work, inp, outs, vcd, tim, bg, rb, g, timed):
+    """All steps of sample ``bg`` of ``inp.x`` (``rb``: its index in the recordings): event-driven per
+    population (only rows of nonzero sources are read; input-fed sums reused while the
+    input frames they read repeat, as are the I/O counters of the input events; a
+    population with no input current, no bias and no neuron at threshold is not
+    updated: nothing in it can change), then, when ``timed``,
+    the step's cycle timing (:func:`hwsim.engine.timing.step_timing`)."""
+    pops, nrns, projs, tiles = open_pops(tab), open_neurons(tab), open_projs(tab), open_tiles(tab)
+    grps, io, opt = open_groups(tab), open_input_io(tab), open_scalars(tab)
+    state, tcnt = open_state(work), open_tile_counts(work)
+    T = inp.x.shape[0]
+    P = pops.size.shape[0]
+    n_cores = outs.cnt.shape[2]
+    lo = -(np.int64(1) << (opt.M - 1))
+    hi = (np.int64(1) << (opt.M - 1)) - 1
+    n_in = pops.size[0]
+    state.v[:] = 0
+    state.isyn[:] = 0
+    state.acc[:] = 0
+    state.nzc[:] = 0
+    state.hot[:] = 0
+    state.in_zero[:] = 1
+    prev_n = -1
+    for t in range(T):
+        cnt_t = outs.cnt[g, t]
+        # ---- graph input: encoded nonzero values of the step
+        sl0 = t % pops.ring[0]
+        base0 = pops.ring_off[0] + sl0 * n_in
+        if inp.held[t, bg]:  # a held frame: the same events
+            nn0 = prev_n
+            if pops.ring[0] > 1:  # (with one slot, it still holds them)
+                for j in range(nn0):
+                    state.nz[base0 + j] = state.prev_i[j]
+                    state.nzv[base0 + j] = state.prev_v[j]
+            eq = True
+        else:
+            nn0 = _encode_step(inp.x, t, bg, opt.spiking, inp.scale, inp.top, state.nz, state.nzv, base0)
+            eq = t > 0 and nn0 == prev_n
+            if eq:
+                for j in range(nn0):
+                    if state.nz[base0 + j] != state.prev_i[j] or state.nzv[base0 + j] != state.prev_v[j]:
+                        eq = False
+                        break
+        state.nzc[pops.slot_off[0] + sl0] = nn0
+        if not eq:
+            for j in range(nn0):
+                state.prev_i[j] = state.nz[base0 + j]
+                state.prev_v[j] = state.nzv[base0 + j]
+            prev_n = nn0
+        state.same[t] = eq
+        if not eq:  # the I/O traffic of the step's events, per core (kept while they repeat)
+            state.in_cnt[:] = 0
+            for j in range(nn0):
+                i = state.nz[base0 + j]
+                if io.dst_ptr[i + 1] > io.dst_ptr[i]:
+                    ci = 3 * io.dst_core[io.dst_ptr[i]]
+                    fm = opt.in_flits * (state.nzv[base0 + j] if opt.in_mult != 0 else 1)
+                    state.in_cnt[ci] += io.pk[i] * fm
+                    state.in_cnt[ci + 1] += io.hops[i] * fm
+                    state.in_cnt[ci + 2] += io.icx[i] * fm
+        for c in range(n_cores):
+            cnt_t[c, CNT_IO_IN_FLITS] += state.in_cnt[3 * c]
+            cnt_t[c, CNT_IO_IN_FLIT_HOPS] += state.in_cnt[3 * c + 1]
+            cnt_t[c, CNT_INTERCHIP_FLITS] += state.in_cnt[3 * c + 2]
+        if rb < outs.n_rec:
+            for j in range(nn0):
+                outs.all_out[rb, t, state.nz[base0 + j]] = state.nzv[base0 + j]
+        # ---- populations in net order
+        for p in range(1, P):
+            k0 = pops.tile_ptr[p]
+            k1 = pops.tile_ptr[p + 1]
+            for ti in range(k0, k1):
+                kk = pops.tile_order[ti]
+                tcnt.t_nev[kk] = 0
+                tcnt.t_cyc[kk] = 0
+                tcnt.t_ac[kk] = 0
+                tcnt.t_mac[kk] = 0
+            # may the input-fed accumulators of the previous step be kept?
+            reuse = pops.reuse[p] != 0 and t > 0
+            if reuse:
+                for gg in range(grps.ptr[p], grps.ptr[p + 1]):
+                    if grps.src[gg] == 0:
+                        d = grps.delay[gg]
+                        if t >= d and not (t - 1 >= d and state.same[t - d] != 0):
+                            reuse = False
+            if reuse:
+                for ti in range(k0, k1):
+                    kk = pops.tile_order[ti]
+                    tcnt.t_nev[kk] += tcnt.c_nev[kk]
+                    tcnt.t_cyc[kk] += tcnt.c_cyc[kk]
+                    tcnt.t_ac[kk] += tcnt.c_ac[kk]
+                    tcnt.t_mac[kk] += tcnt.c_mac[kk]
+            else:
+                for qi in range(pops.proj_ptr[p], pops.proj_ptr[p + 1]):
+                    q = pops.proj_order[qi]
+                    if projs.fed_by_input[q]:
+                        a0 = projs.acc_off[q]
+                        for n in range(projs.npost[q]):
+                            state.acc[a0 + n] = 0
+            # events: input groups first (their counts are cached), then the rest
+            n_rows = 0
+            for phase in range(2):
+                if phase == 0 and reuse:
+                    continue
+                n_rows += _events(tab, ent, work, p, t, phase == 0)
+                if phase == 0:
+                    state.in_zero[p] = n_rows == 0
+                    if pops.reuse[p]:
+                        for ti in range(k0, k1):
+                            kk = pops.tile_order[ti]
+                            tcnt.c_nev[kk] = tcnt.t_nev[kk]
+                            tcnt.c_cyc[kk] = tcnt.t_cyc[kk]
+                            tcnt.c_ac[kk] = tcnt.t_ac[kk]
+                            tcnt.c_mac[kk] = tcnt.t_mac[kk]
+                    n_rows = 0
+            for ti in range(k0, k1):
+                kk = pops.tile_order[ti]
+                c = tiles.core[kk]
+                cyc = tcnt.t_cyc[kk]
+                nev = tcnt.t_nev[kk]
+                cnt_t[c, CNT_EVENTS] += nev
+                cnt_t[c, CNT_ACS] += tcnt.t_ac[kk]
+                cnt_t[c, CNT_MACS] += tcnt.t_mac[kk]
+                if tiles.kind[kk] == 0:
+                    cnt_t[c, CNT_BUSY_CYCLES] += cyc + tiles.fire[kk]
+                else:
+                    cnt_t[c, CNT_BUSY_CYCLES] += cyc
+                    if nev > 0:
+                        cs = tiles.core[tiles.soma[kk]]
+                        cnt_t[cs, CNT_PSUM_OPS] += tiles.ncols[kk]
+                        pf = tiles.psum_flits[kk]
+                        if pf > 0:
+                            cnt_t[c, CNT_PACKETS] += 1
+                            cnt_t[c, CNT_FLITS] += pf
+                            cnt_t[c, CNT_FLIT_HOPS] += pf * tiles.psum_hops[kk]
+                            cnt_t[c, CNT_INTERCHIP_FLITS] += pf * tiles.psum_icx[kk]
+                tcv = cyc if nev > 0 else -1
+                tcnt.tc[kk] = tcv
+                if rb < outs.n_rec:
+                    outs.tile_cyc[rb, t, kk] = tcv
+            # ---- neurons (neuron_updates / state_words are added by the caller)
+            off = pops.off[p]
+            npop = pops.size[p]
+            sl = t % pops.ring[p]
+            wbase = pops.ring_off[p] + sl * npop
+            ws = pops.slot_off[p] + sl
+            ro = outs.rec_off[p]
+            quiet = pops.skip[p] != 0 and n_rows == 0 and state.in_zero[p] != 0 and state.hot[p] == 0
+            if quiet:
+                # no current, no bias, nothing at threshold: v unchanged, no output
+                state.nzc[ws] = 0
+                if ro >= 0:
+                    for n in range(npop):
+                        outs.rec_v[t, bg, ro + n] = state.v[off + n]
+                if bg == vcd.sample:
+                    for n in range(npop):
+                        gi = off + n
+                        if vcd.slot[gi] >= 0:
+                            vcd.s[t, vcd.slot[gi]] = 0
+                            vcd.v[t, vcd.slot[gi]] = state.v[gi]
+                continue
+            nnw = _neurons(tab, work, p, t, lo, hi, wbase)
+            state.nzc[ws] = nnw
+            model = pops.model[p]
+            counts = model == 0 or model == 2 or model == 4 or model == 5
+            per_count = opt.payload == 0 and (model == 0 or model == 2 or model == 4)
+            value_out = model == 1 or model == 3 or model == 6
+            # spikes, packets, flit-hops: summed in registers over runs of spikes on one core
+            c_run = -1
+            s_spikes = np.int64(0)
+            s_packets = np.int64(0)
+            s_hops = np.int64(0)
+            s_icx = np.int64(0)
+            for j in range(nnw + 1):
+                c = nrns.core[off + state.nz[wbase + j]] if j < nnw else -2
+                if c != c_run:
+                    if c_run >= 0:
+                        cnt_t[c_run, CNT_SPIKES] += s_spikes
+                        cnt_t[c_run, CNT_PACKETS] += s_packets
+                        cnt_t[c_run, CNT_FLITS] += s_packets
+                        cnt_t[c_run, CNT_FLIT_HOPS] += s_hops
+                        cnt_t[c_run, CNT_INTERCHIP_FLITS] += s_icx
+                    if j == nnw:
+                        break
+                    c_run = c
+                    s_spikes = 0
+                    s_packets = 0
+                    s_hops = 0
+                    s_icx = 0
+                gi = off + state.nz[wbase + j]
+                o = state.nzv[wbase + j]
+                mult = o if per_count else 1
+                s_spikes += o if counts else 0
+                s_packets += nrns.pk[gi] * mult
+                s_hops += nrns.hops[gi] * mult
+                s_icx += nrns.icx[gi] * mult
+            if p == opt.out_pop or rb < outs.n_rec:
+                for j in range(nnw):
+                    gi = off + state.nz[wbase + j]
+                    o = state.nzv[wbase + j]
+                    if p == opt.out_pop:
+                        if value_out:
+                            cnt_t[nrns.core[gi], 14] += opt.out_val_flits
+                        else:
+                            cnt_t[nrns.core[gi], 14] += o if opt.payload == 0 else 1
+                    if rb < outs.n_rec:
+                        outs.all_out[rb, t, gi] = o
+            if p == opt.out_pop:
+                for n in range(npop):
+                    outs.out[t, bg, n] = state.o_all[off + n]
+            if ro >= 0:
+                for n in range(npop):
+                    outs.rec_s[t, bg, ro + n] = state.o_all[off + n]
+                    outs.rec_v[t, bg, ro + n] = state.v[off + n]
+            if bg == vcd.sample:
+                for n in range(npop):
+                    gi = off + n
+                    if vcd.slot[gi] >= 0:
+                        vcd.s[t, vcd.slot[gi]] = state.o_all[gi]
+                        vcd.v[t, vcd.slot[gi]] = state.v[gi]
+        if timed:
+            busy = step_timing(tab, work, t, tim.core_busy[bg], tim.hist[g], tim.hstat[g])
+            if opt.fixed >= 0:
+                if busy > opt.fixed:
+                    tim.hstat[g, 2] += 1
+                else:
+                    busy = opt.fixed
+            tim.step_cycles[bg, t] = busy + opt.barrier
+
+
+@njit(cache=True, nogil=True)
+def _run(g, n_groups, tab, ent, wo, inp, b0, nb, outs, vcd, tim):
+    """Thread ``g`` of ``n_groups``: samples ``b0 + g, b0 + g + n_groups, ...`` below
+    ``b0 + nb`` of ``inp.x`` (T, B, n_in); its counters go to ``outs.cnt[g]``. Samples below
+    ``outs.n_rec`` (index within the call) record their outputs and tile cycles (traces);
+    global samples below ``tim.n_timed`` get the cycle timing, their flits per link go to
+    ``tim.lflits[g]``. ``wo``: the scratch layout (:func:`hwsim.engine.build.work_layout`).
+    Runs without the GIL (one Python thread per group)."""
+    work = Packed(np.zeros(wo[-1], np.int64), wo)  # zero: the NoC's per-link counts (l_cnt) must start so
+    open_edges(work).e_valid[:] = 1
+    for b in range(g, nb, n_groups):
+        bg = b0 + b
+        _sample(tab, ent, work, inp, outs, vcd, tim, bg, b, g, bg < tim.n_timed)
+    lf = open_edges(work).link_flits  # (work, which owns the records' memory, is used up to here)
+    tim.lflits[g, :lf.shape[0]] = lf
+
+
+def run_threads(n_groups: int, *args) -> None:
+    """:func:`_run` on ``n_groups`` threads (the kernel releases the GIL)."""
+    if n_groups == 1:
+        _run(0, 1, *args)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(n_groups) as ex:
+        for f in [ex.submit(_run, g, n_groups, *args) for g in range(n_groups)]:
+            f.result()
+

@@ -1,0 +1,192 @@
+"""The kernels' data layout: the counter columns, and the packed tables every kernel reads
+(one int64 blob ``kb`` with offsets ``ko``, built by :mod:`hwsim.engine.build`) and every
+thread writes (``wb`` / ``wo``), with the named records the kernels open them as."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+from numba.np.arrayobj import make_array, populate_array
+
+__all__ = ["COUNTERS", "NREC", "KERNEL_FIELDS", "WORK_FIELDS", "Packed", "Inputs", "Outputs", "VcdProbe",
+           "TimingOut", "kernel_field", "pack"]
+
+# Counter columns of ``RunResult.counters`` (T, cores, counters), the only home of their order.
+COUNTERS = ("events", "acs", "macs", "neuron_updates", "spikes", "state_words", "psum_ops",
+            "packets", "flits", "flit_hops", "busy_cycles", "interchip_flits", "io_in_flits",
+            "io_in_flit_hops", "io_out_flits")
+(CNT_EVENTS, CNT_ACS, CNT_MACS, CNT_NEURON_UPDATES, CNT_SPIKES, CNT_STATE_WORDS, CNT_PSUM_OPS, CNT_PACKETS,
+ CNT_FLITS, CNT_FLIT_HOPS, CNT_BUSY_CYCLES, CNT_INTERCHIP_FLITS, CNT_IO_IN_FLITS, CNT_IO_IN_FLIT_HOPS,
+ CNT_IO_OUT_FLITS) = range(len(COUNTERS))
+__all__ += ["CNT_" + n.upper() for n in COUNTERS]
+
+NREC = 8  # int64 fields per event record (:func:`hwsim.engine.build._slot_records`)
+
+# Everything the kernels read is packed into one int64 array ``kb`` (field ``f`` is
+# ``kb[ko[f]:ko[f + 1]]``; scalars are one-element fields; booleans are 0 / 1), and every
+# thread's scratch into one int64 array ``wb`` (offsets ``wo``). Two arrays per call
+# instead of a hundred keep the kernels' calls cheap and their compilation short. A
+# kernel opens the groups it needs as named records (``open_pops(tab).size``) of views
+# that hold no reference (:func:`_view`): no reference counting, so opening a record
+# costs a few loads per field and its unused fields compile to nothing.
+Packed = namedtuple("Packed", ["blob", "off"])
+Packed.__doc__ = "A packed table: ``blob`` (int64) and the field offsets ``off``."
+
+# What a kernel call reads and writes besides the tables, as records built by
+# :mod:`hwsim.engine.run`, so the kernels take a few named arguments.
+Inputs = namedtuple("Inputs", ["x", "held", "scale", "top"])
+Inputs.__doc__ = ("The graph input (T, B, n_in), its held frames (T, B) and encoding "
+                  "(:func:`hwsim.engine.build.input_array`).")
+Outputs = namedtuple("Outputs", ["out", "cnt", "rec_off", "rec_s", "rec_v", "n_rec", "tile_cyc", "all_out"])
+Outputs.__doc__ = ("Output population per step, counters per thread (G, T, cores, counters), recorded "
+                   "populations (offsets, spikes, membranes) and, for the first ``n_rec`` samples of the call, "
+                   "tile cycles and all outputs (traces, Python timing).")
+VcdProbe = namedtuple("VcdProbe", ["sample", "slot", "s", "v"])
+VcdProbe.__doc__ = "The VCD sample (-1: none), each neuron's column (-1: not probed), spikes and membranes (T, n)."
+TimingOut = namedtuple("TimingOut", ["n_timed", "step_cycles", "core_busy", "hist", "hstat", "lflits"])
+TimingOut.__doc__ = ("Compiled timing of the first ``n_timed`` samples: cycles per step, busy cycles per core, "
+                     "per thread the latency histogram, stats and flits per link.")
+
+
+# ------------------------------------------------------------------------ the records
+
+Pops = namedtuple("Pops", ["model", "size", "off", "ring", "proj_ptr", "tile_ptr", "bt_ptr", "skip", "reuse",
+                    "ring_off", "slot_off", "proj_order", "tile_order"])
+Pops.__doc__ = "Per population: model, size, neuron offset, output ring, and its projections, tiles and bias terms."
+Neurons = namedtuple("Neurons", ["core", "bias", "thr", "vreset", "alpha", "asyn", "vleak", "pk", "hops", "icx",
+                       "bt_start", "bt_off", "bt_vec"])
+Neurons.__doc__ = "Per neuron: core, parameters, traffic per spike; bias terms (bt_*)."
+Projs = namedtuple("Projs", ["shift", "acc_off", "npost", "fed_by_input", "perm", "acc_pos"])
+Projs.__doc__ = "Per projection: shift, accumulator block, input-fed flag, slot order."
+Tiles = namedtuple("Tiles", ["core", "kind", "soma", "ncols", "fire", "psum_flits", "psum_hops", "psum_icx"])
+Tiles.__doc__ = "Per tile: core, kind, soma, columns, fire cycles, partial-sum traffic."
+EventGroups = namedtuple("EventGroups", ["ptr", "src", "delay", "pre_off", "cr_off", "cr_a0", "cr_na", "cr_r",
+                           "cr_tptr", "cr_tiles", "rec_ptr", "rec", "cr"])
+EventGroups.__doc__ = "Crossbar rows grouped by (population, source, delay): records and short-row tables."
+InputIo = namedtuple("InputIo", ["dst_ptr", "dst_core", "pk", "hops", "icx"])
+InputIo.__doc__ = "Per graph-input neuron: destination cores and I/O traffic per event."
+Scalars = namedtuple("Scalars", ["M", "F", "payload", "reset_sub", "multi", "out_pop", "in_flits", "in_mult",
+                       "out_val_flits", "spiking", "n_acc", "R", "W", "extra", "fixed", "barrier", "pipelined",
+                       "max_packets", "max_edges", "n_cls", "cr_max"])
+Scalars.__doc__ = "Run options and constants (one int64 each)."
+TimingPlan = namedtuple("TimingPlan", ["dsrc_ptr", "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand",
+                          "used_cores", "fire_all", "psum_all"])
+TimingPlan.__doc__ = "Per population its delay-0 sources, cores, fire cycles, partial-sum tiles."
+Routes = namedtuple("Routes", ["nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count", "nrn_cls", "rt_ptr",
+                      "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at"])
+Routes.__doc__ = "Route templates of spike and partial-sum packets, destinations, link order."
+NeuronState = namedtuple("NeuronState", ["v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero",
+                           "same", "prev_i", "prev_v", "in_cnt", "cr_loc"])
+NeuronState.__doc__ = "Membranes, accumulators, output rings and their spike lists, input reuse."
+TileCounts = namedtuple("TileCounts", ["t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc"])
+TileCounts.__doc__ = "Per tile: this step's counts (t_*), cached input counts (c_*), cycles (tc)."
+CoreTimes = namedtuple("CoreTimes", ["done", "core_free", "integ", "end_int", "psum_ready", "fend", "m_ok", "m_t0",
+                         "m_dl"])
+CoreTimes.__doc__ = "Per population / core: step timing, partial-sum replay memory."
+PacketTables = namedtuple("PacketTables", ["pk_t0", "pk_fl", "pk_id", "pk_base", "pk_off", "pk_tr", "cls_tr", "tr_t0",
+                            "tr_len", "tr_rep", "tr_base"])
+PacketTables.__doc__ = "Packets and trains laid out for the NoC."
+EdgeTables = namedtuple("EdgeTables", ["e_link", "e_parent", "e_owner", "e_start", "e_valid", "e_order", "e_ready",
+                          "link_flits", "l_cnt", "l_used", "l_at"])
+EdgeTables.__doc__ = "Route edges of the laid-out packets and the NoC's per-link scratch."
+
+# the packed order: record by record (:data:`_KERNEL_RECORDS`, :data:`_WORK_RECORDS`)
+KERNEL_FIELDS = ("pop_model", "pop_size", "pop_off", "pop_ring", "pop_proj_ptr", "pop_tile_ptr", "pop_bt_ptr",
+    "pop_skip", "pop_reuse", "ring_off", "slot_off", "proj_order", "tile_order", "nrn_core", "nrn_bias", "nrn_thr",
+    "nrn_vreset", "nrn_alpha", "nrn_asyn", "nrn_vleak", "nrn_pk", "nrn_hops", "nrn_icx", "bt_start", "bt_off", "bt_vec",
+    "proj_shift", "proj_acc_off", "proj_npost", "proj_in", "proj_perm", "acc_pos", "tile_core", "tile_kind",
+    "tile_soma", "tile_ncols", "tile_fire", "tile_psum_flits", "tile_psum_hops", "tile_psum_icx", "grp_ptr", "grp_src",
+    "grp_delay", "grp_pre_off", "grp_cr_off", "grp_cr_a0", "grp_cr_na", "grp_cr_r", "grp_cr_tptr", "grp_cr_tiles",
+    "rec_ptr", "rec", "cr", "in_dst_ptr", "in_dst_core", "in_pk", "in_hops", "in_icx", "M", "F", "payload", "reset_sub",
+    "multi", "out_pop", "in_flits", "in_mult", "out_val_flits", "spiking", "n_acc", "R", "W", "extra", "fixed",
+    "barrier", "pipelined", "max_packets", "max_edges", "n_cls", "cr_max", "dsrc_ptr", "dsrc", "pcore_ptr", "pcores",
+    "pfire", "pcand_ptr", "pcand", "used_cores", "fire_all", "psum_all", "nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross",
+    "nrn_flit_count", "nrn_cls", "rt_ptr", "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross",
+    "link_pos", "link_at")
+WORK_FIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero", "same", "prev_i", "prev_v",
+    "in_cnt", "cr_loc", "t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc", "done", "core_free",
+    "integ", "end_int", "psum_ready", "fend", "m_ok", "m_t0", "m_dl", "pk_t0", "pk_fl", "pk_id", "pk_base", "pk_off",
+    "pk_tr", "cls_tr", "tr_t0", "tr_len", "tr_rep", "tr_base", "e_link", "e_parent", "e_owner", "e_start", "e_valid",
+    "e_order", "e_ready", "link_flits", "l_cnt", "l_used", "l_at")
+
+
+@intrinsic
+def _view(typingctx, blob, start, stop):
+    """``blob[start:stop]`` of a 1-D contiguous array, as a view that holds no reference
+    to ``blob`` (no reference-count traffic, so a record's unused fields compile to
+    nothing): valid while ``blob`` lives, which the kernels guarantee by opening records
+    only of their ``tab`` / ``work`` arguments."""
+    view_type = blob.copy(layout="C", readonly=False)
+
+    def codegen(context, builder, sig, args):
+        src = make_array(sig.args[0])(context, builder, args[0])
+        out = make_array(sig.return_type)(context, builder)
+        lo = context.cast(builder, args[1], sig.args[1], types.intp)
+        hi = context.cast(builder, args[2], sig.args[2], types.intp)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(blob.dtype)))
+        populate_array(out, data=builder.gep(src.data, [lo]), shape=cgutils.pack_array(builder, [builder.sub(hi, lo)]),
+                       strides=cgutils.pack_array(builder, [itemsize]), itemsize=itemsize, meminfo=None)
+        return out._getvalue()
+
+    return view_type(blob, start, stop), codegen
+
+
+def kernel_field(kb: np.ndarray, ko: np.ndarray, name: str) -> np.ndarray:
+    """Field ``name`` of :data:`KERNEL_FIELDS` in the packed tables ``kb`` / ``ko`` (Python side)."""
+    i = KERNEL_FIELDS.index(name)
+    return kb[ko[i]:ko[i + 1]]
+
+
+def pack(fields: dict, names: tuple) -> Packed:
+    """One int64 array holding ``fields[n]`` for ``n`` in ``names``, in order, and the
+    offsets (``len(names) + 1``)."""
+    parts = [np.asarray(fields[n]).astype(np.int64).reshape(-1) for n in names]
+    off = np.zeros(len(parts) + 1, np.int64)
+    np.cumsum([a.size for a in parts], out=off[1:])
+    return Packed(np.concatenate(parts) if parts else np.zeros(0, np.int64), off)
+
+
+# ------------------------------------------------------------------------ opening a record
+
+# the records of each packed table, in their order there
+_KERNEL_RECORDS = (Pops, Neurons, Projs, Tiles, EventGroups, InputIo, Scalars, TimingPlan, Routes)
+_WORK_RECORDS = (NeuronState, TileCounts, CoreTimes, PacketTables, EdgeTables)
+__all__ += [r.__name__ for r in _KERNEL_RECORDS + _WORK_RECORDS]
+
+
+def _first_field(cls) -> int:
+    """Index of record class ``cls``'s first field in its packed table: the records are
+    laid out in the order of :data:`_KERNEL_RECORDS` / :data:`_WORK_RECORDS` (a record's
+    attribute names drop their table prefix, ``pop_size`` -> ``size``)."""
+    for records in (_KERNEL_RECORDS, _WORK_RECORDS):
+        if cls in records:
+            return sum(len(r._fields) for r in records[:records.index(cls)])
+    raise TypeError(f"{cls.__name__} is not a record of the packed tables")
+
+
+def _opener(cls):
+    """The compiled opener of record class ``cls``: one field read per attribute, the
+    source generated here once for every record. Not inlined by Numba: the kernels then
+    compile faster (MLP, first call from an empty cache: 40 s of CPU instead of 52 s
+    inlined, 47-49 s for the unsplit engine) and run as fast (MLP A/B, same machine)."""
+    i = _first_field(cls)
+    get = "b[o[{0}]]" if cls is Scalars else "_view(b, o[{0}], o[{0} + 1])"
+    args = ", ".join(get.format(i + k) for k in range(len(cls._fields)))
+    ns = {"rec": cls, "_view": _view}
+    exec(f"def open_{cls.__name__}(tab):\n    b, o = tab\n    return rec({args})\n", ns)
+    fn = ns[f"open_{cls.__name__}"]
+    fn.__doc__ = f"The :class:`{cls.__name__}` record of a packed table (views of its fields)."
+    return njit(fn)
+
+
+# one opener per record (``pops = open_pops(tab)``), in the order of the tables
+(open_pops, open_neurons, open_projs, open_tiles, open_groups, open_input_io, open_scalars, open_plan,
+ open_routes, open_state, open_tile_counts, open_core_times, open_packets,
+ open_edges) = map(_opener, _KERNEL_RECORDS + _WORK_RECORDS)
+__all__ += ["open_pops", "open_neurons", "open_projs", "open_tiles", "open_groups", "open_input_io", "open_scalars",
+            "open_plan", "open_routes", "open_state", "open_tile_counts", "open_core_times", "open_packets",
+            "open_edges"]

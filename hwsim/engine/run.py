@@ -1,0 +1,260 @@
+"""The entry point :func:`simulate`: options and inputs checked, kernel tables fetched,
+the kernel run in chunks of samples on threads, counters and timing gathered into a
+:class:`~hwsim.result.RunResult`; every call into the trace writers is made here.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from models.errors import SimulationError
+from models.reference import check_options
+
+from ..program import Program
+from ..program import compile as compile_program
+from ..result import RunResult
+from ..traces import AerWriter, ChromeWriter, TraceConfig, _Offset, vcd_selection, write_vcd
+from .build import input_array, kernel_inputs, work_layout
+from .kernel import run_threads
+from .layout import (COUNTERS, CNT_NEURON_UPDATES, CNT_STATE_WORDS, Inputs, Outputs, Packed, TimingOut,
+                     VcdProbe)
+from .timing_ref import pipeline_depth, timing_pipelined, timing_result, timing_sync
+
+__all__ = ["simulate"]
+
+_CHUNK = 64  # samples per kernel call with an AER trace (bounds the memory of its recordings)
+_HIST_CYCLES = 1 << 14  # packet-latency histogram bins per thread (grown and re-run when exceeded)
+
+
+def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str = "binary", record=None,
+             timing: bool = True, timing_samples: int = 1, input_scale: float | None = None,
+             mode: str | None = None, trace=None, aer=None, vcd=None, chrome=None) -> RunResult:
+    """Run the compiled chip on ``inputs`` (T, B, *input_shape).
+
+    ``record``: None, "all" or population names (spikes and membranes, (T, B, n) int64).
+    ``timing``: cycle timing of the first ``timing_samples`` samples (the NoC is
+    simulated per population and step, so timing costs far more than the functional
+    run); counters always cover every sample.
+    ``mode``: "sync" or "pipelined" (default: the chip's ``timing.mode``; ignored for
+    a compiled :class:`Program`, which fixes it); see :mod:`hwsim.engine`.
+    ``trace``: a :class:`hwsim.traces.TraceConfig` (or a dict of its fields); ``aer``,
+    ``vcd``, ``chrome``: shortcuts for its output paths. Off by default.
+    """
+    check_options(reset, spikes)
+    if mode is not None and mode not in ("sync", "pipelined"):
+        raise SimulationError(f"mode must be 'sync' or 'pipelined', got {mode!r}")
+    if isinstance(program_or_mapping, Program):
+        prog = program_or_mapping
+        if mode is not None and mode != prog.mode:
+            raise SimulationError(f"mode {mode!r}: the program was compiled for {prog.mode!r}; "
+                                  f"compile(mapping, mode={mode!r}) or pass the mapping")
+    else:
+        prog = compile_program(program_or_mapping, mode=mode)
+    net = prog.net
+    if isinstance(trace, dict):
+        trace = TraceConfig(**trace)
+    if trace is None:
+        trace = TraceConfig()
+    if not isinstance(trace, TraceConfig):
+        raise SimulationError(f"trace must be a TraceConfig, a dict or None, got {type(trace).__name__}")
+    if aer is not None or vcd is not None or chrome is not None:
+        from dataclasses import replace
+        trace = replace(trace, aer=aer if aer is not None else trace.aer, vcd=vcd if vcd is not None else trace.vcd,
+                        chrome=chrome if chrome is not None else trace.chrome)
+    x = np.asarray(inputs)
+    if x.ndim < 2 or x.shape[0] < 1:
+        raise SimulationError(f"inputs must be (T, B, *{tuple(net.input.shape)}) with T >= 1 steps, "
+                              f"got shape {x.shape}")
+    if x.shape[1] < 1:
+        raise SimulationError("inputs hold no samples (B = 0)")
+    T, B = int(x.shape[0]), int(x.shape[1])
+    names = prog.pop_names
+    if record is None:
+        want = []
+    elif record == "all":
+        want = list(names[1:])
+    else:
+        want = list(record)
+        bad = [r for r in want if r not in names[1:]]
+        if bad:
+            raise SimulationError(f"record: unknown population(s) {bad}; known: {names[1:]}")
+    rec_off = np.full(prog.n_pops, -1, np.int64)
+    o = 0
+    for nme in want:
+        i = names.index(nme)
+        rec_off[i] = o
+        o += int(prog.pop_size[i])
+    R = o
+    n_out = int(prog.pop_size[prog.output_pop])
+    n_timed = min(int(timing_samples), B) if timing else 0
+    N = int(prog.pop_off[-1])
+    # ---- traces: validate before running
+    if trace.chrome is not None and not 0 <= int(trace.timeline_sample) < n_timed:
+        raise SimulationError(f"trace chrome: needs timing=True and timeline_sample ({trace.timeline_sample}) < "
+                              f"timing_samples ({n_timed} timed)")
+    vcd_gids = np.zeros(0, np.int64)
+    vcd_b = -1
+    if trace.vcd is not None:
+        if not 0 <= int(trace.vcd_sample) < B:
+            raise SimulationError(f"trace vcd_sample {trace.vcd_sample} out of range 0..{B - 1}")
+        vcd_gids = vcd_selection(trace, prog)
+        vcd_b = int(trace.vcd_sample)
+    vcd_slot = np.full(N, -1, np.int64)
+    vcd_slot[vcd_gids] = np.arange(vcd_gids.size)
+    vcd_s = np.zeros((T, max(vcd_gids.size, 1)), np.int64)
+    vcd_v = np.zeros((T, max(vcd_gids.size, 1)), np.int64)
+    in_meta = net.metadata.get("quant", {})
+    in_flits = 1 if prog.input_spiking else -(-int(in_meta.get("input_bits", 8)) // max(prog.flit_bits, 1))
+    in_mult = bool(prog.input_spiking and prog.payload_bits == 0)
+    out_val_flits = -(-int(prog.membrane_bits) // max(prog.flit_bits, 1))
+    xk, held, scale, top = input_array(net, x, input_scale)
+    # the Chrome timeline needs the step-by-step Python timing model; otherwise the
+    # kernel times the samples itself
+    py_timing = bool(n_timed and trace.chrome is not None)
+    kin = kernel_inputs(prog, reset, spikes, in_flits, in_mult, out_val_flits, bool(n_timed and not py_timing))
+    # neuron updates and state words do not depend on the data: every neuron of every
+    # population updates once per step and sample
+    g1 = int(prog.pop_off[1])
+    nmod = prog.pop_model[np.searchsorted(prog.pop_off, np.arange(g1, N), side="right") - 1]
+    nu_core = np.bincount(prog.nrn_core[g1:], minlength=prog.n_cores).astype(np.int64)
+    sw_core = np.bincount(prog.nrn_core[g1:], weights=np.where(nmod == 4, 2, 1),
+                          minlength=prog.n_cores).astype(np.int64)
+    hist_cycles = _HIST_CYCLES
+    while True:
+        try:
+            res = _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_timed, py_timing, trace, names,
+                                vcd_gids, vcd_b, vcd_slot, vcd_s, vcd_v, hist_cycles)
+            break
+        except _LatencyOverflow as e:  # a packet latency beyond the histogram: run again with room
+            hist_cycles = e.needed
+    out, rec_s, rec_v, counters, tim, paths = res
+    counters[:, :, CNT_NEURON_UPDATES] += B * nu_core[:prog.n_cores]
+    counters[:, :, CNT_STATE_WORDS] += B * sw_core[:prog.n_cores]
+    spikes_d = {nme: rec_s[:, :, rec_off[names.index(nme)]:rec_off[names.index(nme)] + prog.pop_size[names.index(nme)]]
+                for nme in want}
+    memb_d = {nme: rec_v[:, :, rec_off[names.index(nme)]:rec_off[names.index(nme)] + prog.pop_size[names.index(nme)]]
+              for nme in want}
+    out_shape = tuple(net.pop[net.output].shape)
+    return RunResult(
+        output=out.reshape((T, B) + out_shape), spikes=spikes_d, membrane=memb_d,
+        counters=counters, counter_names=list(COUNTERS),
+        core_population=_core_population(prog),
+        timing=tim, meta={"reset": reset, "spikes": spikes, "chip": prog.chip.name if prog.chip else "",
+                          "weight_bits": prog.weight_bits, "membrane_bits": prog.membrane_bits,
+                          "clock_hz": float(prog.chip.timing.clock_hz) if prog.chip else 0.0,
+                          "steps": T, "samples": B, "mode": prog.mode, "traces": paths})
+
+
+class _LatencyOverflow(Exception):
+    """A packet latency did not fit the kernel's histogram (``needed`` bins)."""
+
+    def __init__(self, needed: int):
+        super().__init__(needed)
+        self.needed = needed
+
+
+def _core_population(prog: Program) -> list:
+    core_pop = np.full(prog.n_cores, -1, np.int64)
+    for k in range(prog.n_tiles):
+        core_pop[prog.tile_core[k]] = prog.tile_pop[k]
+    return [prog.pop_names[i] if i >= 0 else "" for i in core_pop]
+
+
+def _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_timed, py_timing, trace, names,
+                  vcd_gids, vcd_b, vcd_slot, vcd_s, vcd_v, hist_cycles):
+    """The kernel calls of :func:`simulate` and the traces: (output, spike and membrane
+    recordings, counters, timing dict or None, trace paths). Raises
+    :class:`_LatencyOverflow` (after removing every partial trace file) when a packet
+    latency exceeds ``hist_cycles``."""
+    N = int(prog.pop_off[-1])
+    K = max(prog.n_tiles, 1)
+    C = prog.n_cores
+    n_fused = 0 if py_timing else n_timed
+    kb, ko, ent_acc, ent_w = kin
+    wo = work_layout(prog, T, kb, ko)
+    out = np.zeros((T, B, n_out), np.int64)
+    rec_s = np.zeros((T, B, R), np.int64)
+    rec_v = np.zeros((T, B, R), np.int64)
+    counters = np.zeros((T, C, len(COUNTERS)), np.int64)
+    n_py = n_timed if py_timing else 0
+    tile_cyc = np.zeros((n_py, T, K), np.int64)
+    all_out = np.zeros((n_py, T, N), np.int64)
+    step_cycles = np.zeros((n_fused, T), np.int64)
+    core_busy = np.zeros((n_fused, C), np.int64)
+    hist = np.zeros(hist_cycles if n_fused else 0, np.int64)
+    lat_max, n_lat, overruns = -1, 0, 0
+    n_links = int(prog.grid_w) * int(prog.grid_h) * 4
+    link_flits = np.zeros(n_links, np.int64)
+    calls = np.zeros(2, np.int64)
+    chunk = B
+    if trace.aer is not None:  # bounded memory: the AER recordings of a chunk are T x N per sample
+        chunk = int(max(1, min(_CHUNK, int(trace.chunk_bytes) // max(T * N * 8, 1))))
+    writers = []
+    try:
+        aer_w = None
+        if trace.aer is not None:
+            aer_w = AerWriter(trace.aer, names, prog.pop_off, prog.nrn_core, trace.aer_include_input)
+            writers.append(aer_w)
+        for b0 in range(0, B, chunk):
+            b1 = min(B, b0 + chunk)
+            nb = b1 - b0
+            G = max(1, min(nb, numba.get_num_threads()))
+            cnt = np.zeros((G, T, C, len(COUNTERS)), np.int64)
+            hist_g = np.zeros((G, hist.size), np.int64)
+            # per thread: max latency, deliveries, overruns, spike NoC calls, of them as trains
+            hstat = np.zeros((G, 5), np.int64)
+            lflits = np.zeros((G, n_links), np.int64)
+            hstat[:, 0] = -1
+            nt = max(0, min(n_py - b0, nb))
+            nr = nb if aer_w is not None else nt
+            if aer_w is None:  # the Python timing's recordings written in place
+                tc, ao = tile_cyc[b0:b0 + nt], all_out[b0:b0 + nt]
+            else:
+                tc, ao = np.zeros((nr, T, K), np.int64), np.zeros((nr, T, N), np.int64)
+            run_threads(G, Packed(kb, ko), (ent_acc, ent_w), wo, Inputs(xk, held, scale, top), b0, nb,
+                        Outputs(out, cnt, rec_off, rec_s, rec_v, nr, tc, ao), VcdProbe(vcd_b, vcd_slot, vcd_s, vcd_v),
+                        TimingOut(n_fused, step_cycles, core_busy, hist_g, hstat, lflits))
+            counters += cnt.sum(axis=0)
+            hist += hist_g.sum(axis=0)
+            lat_max = max(lat_max, int(hstat[:, 0].max()))
+            n_lat += int(hstat[:, 1].sum())
+            overruns += int(hstat[:, 2].sum())
+            calls += hstat[:, 3:5].sum(axis=0)
+            link_flits += lflits.sum(axis=0)
+            if aer_w is not None:
+                if nt:
+                    tile_cyc[b0:b0 + nt] = tc[:nt]
+                    all_out[b0:b0 + nt] = ao[:nt]
+                aer_w.add(b0, ao)
+            del tc, ao
+        if lat_max >= hist.size and n_fused:
+            raise _LatencyOverflow(lat_max + 1)
+        tim = None
+        depth = pipeline_depth(prog) if prog.pipelined else 0
+        if n_fused:
+            tim = timing_result(prog, "pipelined" if prog.pipelined else "sync", step_cycles, core_busy,
+                          hist[:lat_max + 1] if n_lat else np.zeros(0, np.int64), overruns, depth, link_flits,
+                          calls)
+        elif n_timed:
+            tl = None
+            if trace.chrome is not None:
+                pl_grid_w = int(prog.core_chip[:, 0].max(initial=0)) + 1
+                cw = ChromeWriter(trace.chrome, prog.chip.timing.clock_hz, prog.core_chip, pl_grid_w,
+                                  _core_population(prog), prog.mode)
+                writers.append(cw)
+                tl = _Offset(cw)
+            fn = timing_pipelined if prog.pipelined else timing_sync
+            tim = fn(prog, tile_cyc, all_out, tl, int(trace.timeline_sample))
+        paths = {}
+        if trace.vcd is not None:
+            paths["vcd"] = str(write_vcd(trace.vcd, prog, vcd_gids, vcd_s[:, :vcd_gids.size],
+                                         vcd_v[:, :vcd_gids.size], vcd_b))
+        for w in writers:
+            paths["aer" if isinstance(w, AerWriter) else "chrome"] = str(w.close())
+        writers = []
+    except BaseException:
+        for w in writers:
+            w.abort()
+        raise
+    return out, rec_s, rec_v, counters, tim, paths
