@@ -10,4 +10,4 @@ from .noc_ref import simulate_noc_ref  # noqa: F401,E402
 from .program import Program, ProgramError, compile  # noqa: F401,E402
 from .engine import simulate  # noqa: F401,E402
 from .result import RunResult  # noqa: F401,E402
-from .traces import TraceConfig  # noqa: F401,E402
+from traces import TraceConfig  # noqa: F401,E402 - the trace options of simulate

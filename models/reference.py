@@ -118,9 +118,6 @@ def check_inputs(x: np.ndarray, shape: tuple, name: str) -> np.ndarray:
     return x.reshape(x.shape[0], x.shape[1], -1)
 
 
-#: the former private name, still imported by :mod:`hwsim.engine`
-
-
 class NeuronState:
     """State and update of one population/node of neurons, flat (B, n) float64."""
 

@@ -73,8 +73,9 @@ destination core; ``io_out_flits``: outputs of the output population leaving the
 ``ceil(membrane_bits / flit_bits)`` for a non-spiking output), on the neuron's core;
 the route to the port is not modelled. I/O traffic is not part of the NoC timing.
 
-Traces (:mod:`hwsim.traces`): AER ``.npz``, VCD and Chrome trace JSON, off by default;
-the Chrome timeline comes from the step-by-step Python model (:mod:`.timing_ref`).
+Traces (:mod:`traces`, through one :class:`traces.TraceSession`): AER ``.npz``, VCD and
+Chrome trace JSON, off by default; the Chrome timeline and the VCD's cycle timebase come
+from the step-by-step Python model (:mod:`.timing_ref`) of their sample.
 """
 
 from .build import input_array, kernel_inputs, work_layout  # noqa: F401

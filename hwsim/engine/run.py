@@ -1,6 +1,6 @@
 """The entry point :func:`simulate`: options and inputs checked, kernel tables fetched,
 the kernel run in chunks of samples on threads, counters and timing gathered into a
-:class:`~hwsim.result.RunResult`; every call into the trace writers is made here.
+:class:`~hwsim.result.RunResult`; traces go through one :class:`traces.TraceSession`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from models.reference import check_options
 from ..program import Program
 from ..program import compile as compile_program
 from ..result import RunResult
-from ..traces import AerWriter, ChromeWriter, TraceConfig, _Offset, vcd_selection, write_vcd
+from traces import TraceConfig, TraceSession
+
 from .build import input_array, kernel_inputs, work_layout
 from .kernel import run_threads
 from .layout import (COUNTERS, CNT_NEURON_UPDATES, CNT_STATE_WORDS, Inputs, Outputs, Packed, TimingOut,
@@ -38,7 +39,7 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
     run); counters always cover every sample.
     ``mode``: "sync" or "pipelined" (default: the chip's ``timing.mode``; ignored for
     a compiled :class:`Program`, which fixes it); see :mod:`hwsim.engine`.
-    ``trace``: a :class:`hwsim.traces.TraceConfig` (or a dict of its fields); ``aer``,
+    ``trace``: a :class:`traces.TraceConfig` (or a dict of its fields); ``aer``,
     ``vcd``, ``chrome``: shortcuts for its output paths. Off by default.
     """
     check_options(reset, spikes)
@@ -52,16 +53,14 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
     else:
         prog = compile_program(program_or_mapping, mode=mode)
     net = prog.net
-    if isinstance(trace, dict):
-        trace = TraceConfig(**trace)
-    if trace is None:
-        trace = TraceConfig()
-    if not isinstance(trace, TraceConfig):
-        raise SimulationError(f"trace must be a TraceConfig, a dict or None, got {type(trace).__name__}")
     if aer is not None or vcd is not None or chrome is not None:
         from dataclasses import replace
-        trace = replace(trace, aer=aer if aer is not None else trace.aer, vcd=vcd if vcd is not None else trace.vcd,
-                        chrome=chrome if chrome is not None else trace.chrome)
+
+        base = TraceConfig(**trace) if isinstance(trace, dict) else (trace or TraceConfig())
+        if not isinstance(base, TraceConfig):
+            raise SimulationError(f"trace must be a TraceConfig, a dict or None, got {type(base).__name__}")
+        trace = replace(base, aer=aer if aer is not None else base.aer, vcd=vcd if vcd is not None else base.vcd,
+                        chrome=chrome if chrome is not None else base.chrome)
     x = np.asarray(inputs)
     if x.ndim < 2 or x.shape[0] < 1:
         raise SimulationError(f"inputs must be (T, B, *{tuple(net.input.shape)}) with T >= 1 steps, "
@@ -89,29 +88,16 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
     n_out = int(prog.pop_size[prog.output_pop])
     n_timed = min(int(timing_samples), B) if timing else 0
     N = int(prog.pop_off[-1])
-    # ---- traces: validate before running
-    if trace.chrome is not None and not 0 <= int(trace.timeline_sample) < n_timed:
-        raise SimulationError(f"trace chrome: needs timing=True and timeline_sample ({trace.timeline_sample}) < "
-                              f"timing_samples ({n_timed} timed)")
-    vcd_gids = np.zeros(0, np.int64)
-    vcd_b = -1
-    if trace.vcd is not None:
-        if not 0 <= int(trace.vcd_sample) < B:
-            raise SimulationError(f"trace vcd_sample {trace.vcd_sample} out of range 0..{B - 1}")
-        vcd_gids = vcd_selection(trace, prog)
-        vcd_b = int(trace.vcd_sample)
-    vcd_slot = np.full(N, -1, np.int64)
-    vcd_slot[vcd_gids] = np.arange(vcd_gids.size)
-    vcd_s = np.zeros((T, max(vcd_gids.size, 1)), np.int64)
-    vcd_v = np.zeros((T, max(vcd_gids.size, 1)), np.int64)
+    # traces: checked before running (a bad request fails before any work or file)
+    session = TraceSession(trace, prog, T=T, B=B, n_timed=n_timed, core_population=_core_population(prog))
     in_meta = net.metadata.get("quant", {})
     in_flits = 1 if prog.input_spiking else -(-int(in_meta.get("input_bits", 8)) // max(prog.flit_bits, 1))
     in_mult = bool(prog.input_spiking and prog.payload_bits == 0)
     out_val_flits = -(-int(prog.membrane_bits) // max(prog.flit_bits, 1))
     xk, held, scale, top = input_array(net, x, input_scale)
-    # the Chrome timeline needs the step-by-step Python timing model; otherwise the
-    # kernel times the samples itself
-    py_timing = bool(n_timed and trace.chrome is not None)
+    # a Chrome timeline or a VCD needs the step-by-step Python timing model (its
+    # phases); otherwise the kernel times the samples itself
+    py_timing = bool(n_timed and session.needs_timeline)
     kin = kernel_inputs(prog, reset, spikes, in_flits, in_mult, out_val_flits, bool(n_timed and not py_timing))
     # neuron updates and state words do not depend on the data: every neuron of every
     # population updates once per step and sample
@@ -123,8 +109,8 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
     hist_cycles = _HIST_CYCLES
     while True:
         try:
-            res = _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_timed, py_timing, trace, names,
-                                vcd_gids, vcd_b, vcd_slot, vcd_s, vcd_v, hist_cycles)
+            res = _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_timed, py_timing,
+                                session, hist_cycles)
             break
         except _LatencyOverflow as e:  # a packet latency beyond the histogram: run again with room
             hist_cycles = e.needed
@@ -161,8 +147,8 @@ def _core_population(prog: Program) -> list:
     return [prog.pop_names[i] if i >= 0 else "" for i in core_pop]
 
 
-def _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_timed, py_timing, trace, names,
-                  vcd_gids, vcd_b, vcd_slot, vcd_s, vcd_v, hist_cycles):
+def _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_timed, py_timing, session,
+                  hist_cycles):
     """The kernel calls of :func:`simulate` and the traces: (output, spike and membrane
     recordings, counters, timing dict or None, trace paths). Raises
     :class:`_LatencyOverflow` (after removing every partial trace file) when a packet
@@ -187,15 +173,11 @@ def _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_ti
     n_links = int(prog.grid_w) * int(prog.grid_h) * 4
     link_flits = np.zeros(n_links, np.int64)
     calls = np.zeros(2, np.int64)
-    chunk = B
-    if trace.aer is not None:  # bounded memory: the AER recordings of a chunk are T x N per sample
-        chunk = int(max(1, min(_CHUNK, int(trace.chunk_bytes) // max(T * N * 8, 1))))
-    writers = []
+    chunk = session.chunk(B, _CHUNK)  # with AER: bounded memory, the recordings of a chunk are T x N per sample
+    vcd = VcdProbe(session.vcd_b, session.vcd_slot, session.vcd_spikes, session.vcd_membrane)
     try:
-        aer_w = None
-        if trace.aer is not None:
-            aer_w = AerWriter(trace.aer, names, prog.pop_off, prog.nrn_core, trace.aer_include_input)
-            writers.append(aer_w)
+        session.open()
+        aer_w = session.aer
         for b0 in range(0, B, chunk):
             b1 = min(B, b0 + chunk)
             nb = b1 - b0
@@ -213,7 +195,7 @@ def _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_ti
             else:
                 tc, ao = np.zeros((nr, T, K), np.int64), np.zeros((nr, T, N), np.int64)
             run_threads(G, Packed(kb, ko), (ent_acc, ent_w), wo, Inputs(xk, held, scale, top), b0, nb,
-                        Outputs(out, cnt, rec_off, rec_s, rec_v, nr, tc, ao), VcdProbe(vcd_b, vcd_slot, vcd_s, vcd_v),
+                        Outputs(out, cnt, rec_off, rec_s, rec_v, nr, tc, ao), vcd,
                         TimingOut(n_fused, step_cycles, core_busy, hist_g, hstat, lflits))
             counters += cnt.sum(axis=0)
             hist += hist_g.sum(axis=0)
@@ -226,7 +208,7 @@ def _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_ti
                 if nt:
                     tile_cyc[b0:b0 + nt] = tc[:nt]
                     all_out[b0:b0 + nt] = ao[:nt]
-                aer_w.add(b0, ao)
+                session.add_outputs(b0, ao)
             del tc, ao
         if lat_max >= hist.size and n_fused:
             raise _LatencyOverflow(lat_max + 1)
@@ -237,24 +219,10 @@ def _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_ti
                           hist[:lat_max + 1] if n_lat else np.zeros(0, np.int64), overruns, depth, link_flits,
                           calls)
         elif n_timed:
-            tl = None
-            if trace.chrome is not None:
-                pl_grid_w = int(prog.core_chip[:, 0].max(initial=0)) + 1
-                cw = ChromeWriter(trace.chrome, prog.chip.timing.clock_hz, prog.core_chip, pl_grid_w,
-                                  _core_population(prog), prog.mode)
-                writers.append(cw)
-                tl = _Offset(cw)
             fn = timing_pipelined if prog.pipelined else timing_sync
-            tim = fn(prog, tile_cyc, all_out, tl, int(trace.timeline_sample))
-        paths = {}
-        if trace.vcd is not None:
-            paths["vcd"] = str(write_vcd(trace.vcd, prog, vcd_gids, vcd_s[:, :vcd_gids.size],
-                                         vcd_v[:, :vcd_gids.size], vcd_b))
-        for w in writers:
-            paths["aer" if isinstance(w, AerWriter) else "chrome"] = str(w.close())
-        writers = []
+            tim = fn(prog, tile_cyc, all_out, session.timeline, session.sample)
+        paths = session.close()
     except BaseException:
-        for w in writers:
-            w.abort()
+        session.abort()
         raise
     return out, rec_s, rec_v, counters, tim, paths
