@@ -573,12 +573,12 @@ def _run(g, n_groups, tab, ent, wo, inp, b0, nb, outs, vcd, tim):
     ``tim.lflits[g]``. ``wo``: the scratch layout (:func:`hwsim.engine.build.work_layout`).
     Runs without the GIL (one Python thread per group)."""
     work = Packed(np.zeros(wo[-1], np.int64), wo)  # zero: the NoC's per-link counts (l_cnt) must start so
-    open_edges(work).e_valid[:] = 1
+    edges = open_edges(work)
+    edges.e_valid[:] = 1
     for b in range(g, nb, n_groups):
         bg = b0 + b
         _sample(tab, ent, work, inp, outs, vcd, tim, bg, b, g, bg < tim.n_timed)
-    lf = open_edges(work).link_flits  # (work, which owns the records' memory, is used up to here)
-    tim.lflits[g, :lf.shape[0]] = lf
+    tim.lflits[g, :edges.link_flits.shape[0]] = edges.link_flits
 
 
 def run_threads(n_groups: int, *args) -> None:

@@ -7,13 +7,10 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
-from numba.np.arrayobj import make_array, populate_array
+from numba import njit
 
 __all__ = ["COUNTERS", "NREC", "KERNEL_FIELDS", "WORK_FIELDS", "Packed", "Inputs", "Outputs", "VcdProbe",
-           "TimingOut", "kernel_field", "pack"]
+           "TimingOut", "field", "kernel_field", "pack"]
 
 # Counter columns of ``RunResult.counters`` (T, cores, counters), the only home of their order.
 COUNTERS = ("events", "acs", "macs", "neuron_updates", "spikes", "state_words", "psum_ops",
@@ -30,9 +27,8 @@ NREC = 8  # int64 fields per event record (:func:`hwsim.engine.build._slot_recor
 # ``kb[ko[f]:ko[f + 1]]``; scalars are one-element fields; booleans are 0 / 1), and every
 # thread's scratch into one int64 array ``wb`` (offsets ``wo``). Two arrays per call
 # instead of a hundred keep the kernels' calls cheap and their compilation short. A
-# kernel opens the groups it needs as named records (``open_pops(tab).size``) of views
-# that hold no reference (:func:`_view`): no reference counting, so opening a record
-# costs a few loads per field and its unused fields compile to nothing.
+# kernel opens the groups it needs as named records of views (``open_pops(tab).size``),
+# inlined: a record's unused fields cost nothing once compiled.
 Packed = namedtuple("Packed", ["blob", "off"])
 Packed.__doc__ = "A packed table: ``blob`` (int64) and the field offsets ``off``."
 
@@ -94,7 +90,7 @@ EdgeTables = namedtuple("EdgeTables", ["e_link", "e_parent", "e_owner", "e_start
                           "link_flits", "l_cnt", "l_used", "l_at"])
 EdgeTables.__doc__ = "Route edges of the laid-out packets and the NoC's per-link scratch."
 
-# the packed order: record by record (:data:`_KERNEL_RECORDS`, :data:`_WORK_RECORDS`)
+# the packed order: each record's fields are consecutive, from its first index below
 KERNEL_FIELDS = ("pop_model", "pop_size", "pop_off", "pop_ring", "pop_proj_ptr", "pop_tile_ptr", "pop_bt_ptr",
     "pop_skip", "pop_reuse", "ring_off", "slot_off", "proj_order", "tile_order", "nrn_core", "nrn_bias", "nrn_thr",
     "nrn_vreset", "nrn_alpha", "nrn_asyn", "nrn_vleak", "nrn_pk", "nrn_hops", "nrn_icx", "bt_start", "bt_off", "bt_vec",
@@ -114,25 +110,10 @@ WORK_FIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in
     "e_order", "e_ready", "link_flits", "l_cnt", "l_used", "l_at")
 
 
-@intrinsic
-def _view(typingctx, blob, start, stop):
-    """``blob[start:stop]`` of a 1-D contiguous array, as a view that holds no reference
-    to ``blob`` (no reference-count traffic, so a record's unused fields compile to
-    nothing): valid while ``blob`` lives, which the kernels guarantee by opening records
-    only of their ``tab`` / ``work`` arguments."""
-    view_type = blob.copy(layout="C", readonly=False)
-
-    def codegen(context, builder, sig, args):
-        src = make_array(sig.args[0])(context, builder, args[0])
-        out = make_array(sig.return_type)(context, builder)
-        lo = context.cast(builder, args[1], sig.args[1], types.intp)
-        hi = context.cast(builder, args[2], sig.args[2], types.intp)
-        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(blob.dtype)))
-        populate_array(out, data=builder.gep(src.data, [lo]), shape=cgutils.pack_array(builder, [builder.sub(hi, lo)]),
-                       strides=cgutils.pack_array(builder, [itemsize]), itemsize=itemsize, meminfo=None)
-        return out._getvalue()
-
-    return view_type(blob, start, stop), codegen
+@njit(cache=True)
+def field(blob, off, i):
+    """Field ``i`` of a packed blob."""
+    return blob[off[i]:off[i + 1]]
 
 
 def kernel_field(kb: np.ndarray, ko: np.ndarray, name: str) -> np.ndarray:
@@ -169,18 +150,16 @@ def _first_field(cls) -> int:
 
 
 def _opener(cls):
-    """The compiled opener of record class ``cls``: one field read per attribute, the
-    source generated here once for every record. Not inlined by Numba: the kernels then
-    compile faster (MLP, first call from an empty cache: 40 s of CPU instead of 52 s
-    inlined, 47-49 s for the unsplit engine) and run as fast (MLP A/B, same machine)."""
+    """The compiled opener of record class ``cls``: one field read per attribute, written
+    out once here for every record and inlined where a kernel calls it."""
     i = _first_field(cls)
-    get = "b[o[{0}]]" if cls is Scalars else "_view(b, o[{0}], o[{0} + 1])"
+    get = "b[o[{}]]" if cls is Scalars else "field(b, o, {})"
     args = ", ".join(get.format(i + k) for k in range(len(cls._fields)))
-    ns = {"rec": cls, "_view": _view}
+    ns = {"rec": cls, "field": field}
     exec(f"def open_{cls.__name__}(tab):\n    b, o = tab\n    return rec({args})\n", ns)
     fn = ns[f"open_{cls.__name__}"]
     fn.__doc__ = f"The :class:`{cls.__name__}` record of a packed table (views of its fields)."
-    return njit(fn)
+    return njit(inline="always")(fn)
 
 
 # one opener per record (``pops = open_pops(tab)``), in the order of the tables
