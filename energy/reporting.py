@@ -94,6 +94,10 @@ def _group_columns(groups: dict) -> list:
 def _json(ests: dict, techs: list, counters: RunCounters, mapping, nb: dict, rates: dict, rates_how: str) -> str:
     doc = {"unit": "pJ per inference", "samples": counters.samples, "steps": counters.steps,
            "chip": mapping.chip.name, "model": mapping.model, "tables": {t.name: t.model_dump() for t in techs},
+           "dense_ann": {"macs_per_step": counters.dense_flops,
+                         "macs_per_inference": counters.dense_flops * counters.steps,
+                         "counted_on": counters.baseline_how},
+           "view_conventions": VIEW_CONVENTIONS,
            "estimates": [e.to_dict() for e in ests.values()], "neurobench": nb,
            "firing_rates": {"values": rates, "unit": "spikes per neuron per step", "source": rates_how}}
     return json.dumps(doc, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
