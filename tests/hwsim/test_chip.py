@@ -10,7 +10,7 @@ from hwsim import ChipConfig, ChipConfigError, describe, list_presets, load_chip
 from hwsim.chip import _is_field_path
 from models.errors import SnnchipError
 
-PRESETS = ("loihi", "tianjic", "tiny", "truenorth")
+PRESETS = ("crossbar", "loihi", "tianjic", "tiny", "truenorth")
 
 
 def test_list_presets():
@@ -230,7 +230,7 @@ def test_missing_file_and_bad_extension(tmp_path):
 
 
 def test_unknown_preset():
-    with pytest.raises(ChipConfigError, match="unknown chip preset 'loihi3'; available: loihi, tianjic"):
+    with pytest.raises(ChipConfigError, match="unknown chip preset 'loihi3'; available: crossbar, loihi, tianjic"):
         ChipConfig.preset("loihi3")
     with pytest.raises(ChipConfigError, match="unknown chip 'loihi3': not a preset"):
         load_chip("loihi3")

@@ -1,0 +1,180 @@
+r"""TrueNorth's axon types: every input gets one of ``k`` types, every neuron one weight per type.
+
+This module owns the step ``Net -> Net`` that a chip with ``core.axon_types = k > 0``
+needs before quantisation: on such a chip the crossbar is binary and the weight of
+synapse (input ``a``, neuron ``n``) is ``c[a, n] * s[n, t(a)]`` with a connection bit
+``c[a, n]``, the input's type ``t(a)`` in ``0..k-1`` and the neuron's signed weight
+``s[n, t]`` per type (Merolla et al., Science 2014). A trained weight matrix ``W`` has
+no such structure, so the mapper approximates it.
+
+Algorithm (per projection; rows ``a`` = its inputs, columns ``n`` = its neurons)
+------------------------------------------------------------------------------
+Minimise the squared error over the synapses of ``W``::
+
+    E = sum_{a, n : W[a, n] != 0} (W[a, n] - c[a, n] s[n, t(a)])^2
+
+by alternating three exact steps (Lloyd's k-means with a connection bit), each of
+which never increases ``E``:
+
+1. **weights**: ``s[n, t]`` = mean of ``W[a, n]`` over the connected synapses of type
+   ``t`` into ``n`` (least squares; 0 when there are none);
+2. **connections**: ``c[a, n] = 1`` iff ``(W - s[n, t(a)])^2 < W^2`` (connecting a
+   synapse only when it lowers its error; a zero weight stays unconnected);
+3. **types**: each input takes the type with the smallest
+   ``sum_n min(W[a, n]^2, (W[a, n] - s[n, t])^2)``.
+
+Start: inputs ranked by the mean of their nonzero weights and cut into ``k`` equal
+groups (strongly negative ... strongly positive inputs); at most ``iters`` rounds, stop
+when no type changes. The result is deterministic.
+
+The error reported per projection is relative to ``max |W|``, as the quantiser's
+(``rms`` and ``max`` over the nonzero weights of ``W``), plus the fraction of synapses
+left unconnected. Integer rounding afterwards keeps the structure: ``mapper.quantize``
+scales a column by one factor, so equal floats round to equal integers.
+
+Storage: a dense projection without ``pre_map`` stays dense and a dense projection
+behind a pooling/flatten ``pre_map`` keeps it (all inputs that share a column of ``W``
+share a type); anything else (convolutions: their kernel is shared across positions,
+the types are not) becomes an explicit CSR :class:`~models.net.SparseProjection`.
+The types are recorded in ``net.metadata['axon_types']`` (per projection: ``k``,
+``rows`` (``"W"`` = the inputs of W after its pre_map, ``"pre"`` = the pre-neurons)
+and ``types``), which :func:`mapper.validate.rule_axon_types` checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from models.net import DenseProjection, Net, SparseProjection
+
+
+@dataclass
+class AxonTypeReport:
+    """Per projection: types used, relative rms / max error and unconnected fraction."""
+
+    rows: list
+
+    def table(self) -> str:
+        lines = [f"axon types (TrueNorth): each input one of k types, each neuron one weight per type",
+                 f"{'projection':<22}{'inputs':>8}{'types':>6}{'rms err':>9}{'max err':>9}{'unconn':>8}{'iters':>6}"]
+        for r in self.rows:
+            lines.append(f"{r['projection'][:21]:<22}{r['inputs']:>8,}{r['types_used']:>6}{r['rms_error']:>9.3f}"
+                         f"{r['max_error']:>9.3f}{100 * r['unconnected']:>7.1f}%{r['iters']:>6}")
+        lines.append("errors relative to max|w| of the projection, over its nonzero weights")
+        return "\n".join(lines)
+
+
+def fit_types(W: sp.csr_matrix, k: int, iters: int = 30):
+    """Types ``t`` (n_rows,), per-column weights ``s`` (n_cols, k) and the approximation
+    (CSR, same pattern or fewer entries) of the rows x columns matrix ``W`` (module
+    docstring), and the number of rounds run."""
+    W = sp.csr_matrix(W, dtype=np.float64)
+    W.eliminate_zeros()
+    n_rows, n_cols = W.shape
+    row = np.repeat(np.arange(n_rows), np.diff(W.indptr))
+    col, w = W.indices, W.data
+    cnt = np.bincount(row, minlength=n_rows)
+    mean = np.bincount(row, weights=w, minlength=n_rows) / np.maximum(cnt, 1)
+    t = np.zeros(n_rows, dtype=np.int64)
+    t[np.argsort(mean, kind="stable")] = (np.arange(n_rows) * k) // max(n_rows, 1)
+    conn = np.ones(w.size, dtype=bool)
+    s = np.zeros((n_cols, k))
+    rounds = 0
+    for rounds in range(1, iters + 1):
+        s = _weights(col, t[row], w, conn, n_cols, k)
+        err0 = w * w
+        cost = np.empty((n_rows, k))
+        for ty in range(k):
+            e = np.minimum(err0, (w - s[col, ty]) ** 2)
+            cost[:, ty] = np.bincount(row, weights=e, minlength=n_rows)
+        new = np.argmin(cost, axis=1)
+        new[cnt == 0] = t[cnt == 0]
+        sv = s[col, t[row]]
+        conn = (w - sv) ** 2 < err0
+        if np.array_equal(new, t):
+            break
+        t = new
+        sv = s[col, t[row]]
+        conn = (w - sv) ** 2 < err0
+    s = _weights(col, t[row], w, conn, n_cols, k)
+    sv = s[col, t[row]]
+    conn = (w - sv) ** 2 < w * w
+    approx = sp.csr_matrix((np.where(conn, sv, 0.0), W.indices.copy(), W.indptr.copy()), shape=W.shape)
+    approx.eliminate_zeros()
+    return t, s, approx, rounds
+
+
+def _weights(col, ty, w, conn, n_cols, k):
+    key = col * k + ty
+    num = np.bincount(key[conn], weights=w[conn], minlength=n_cols * k)
+    den = np.bincount(key[conn], minlength=n_cols * k)
+    return (num / np.maximum(den, 1)).reshape(n_cols, k)
+
+
+def assign_axon_types(net: Net, k: int, *, iters: int = 30):
+    """``(net', report)``: ``net`` with every projection's weights restricted to ``k`` axon
+    types (module docstring). ``net`` is the float net; it is not modified."""
+    projs, rows, meta = [], [], {}
+    for q in net.projections:
+        if isinstance(q, DenseProjection):
+            Wm = sp.csr_matrix(np.asarray(q.weight, dtype=np.float64).T)  # (K, n_post)
+            kind = "W"
+        else:
+            Wm = q.to_csr()  # (n_pre, n_post)
+            kind = "pre"
+        t, _s, approx, rounds = fit_types(Wm, k, iters)
+        ref = sp.csr_matrix(Wm, dtype=np.float64)
+        diff = (approx - ref).tocsr()
+        nz = ref.nnz
+        d = np.asarray(diff[ref.nonzero()]).ravel() if nz else np.zeros(0)
+        scale = float(np.abs(ref.data).max(initial=0.0)) or 1.0
+        kw = dict(delay_steps=q.delay_steps, mode=q.mode)
+        if kind == "W":
+            nq = DenseProjection(q.name, q.src, q.dst, approx.T.toarray().astype(np.float64), q.pre_map, **kw)
+        else:
+            nq = SparseProjection(q.name, q.src, q.dst, approx, **kw)
+        nq.bias_terms = list(q.bias_terms)
+        projs.append(nq)
+        meta[q.name] = {"k": int(k), "rows": kind, "types": t.tolist()}
+        rows.append({"projection": q.name, "inputs": int(Wm.shape[0]), "types_used": int(np.unique(t).size),
+                     "rms_error": float(np.sqrt(np.mean(d ** 2)) / scale) if d.size else 0.0,
+                     "max_error": float(np.abs(d).max(initial=0.0) / scale),
+                     "unconnected": float(1 - approx.nnz / nz) if nz else 0.0, "iters": int(rounds)})
+    md = dict(net.metadata)
+    md["axon_types"] = meta
+    out = Net(list(net.populations), projs, net.output, dt=net.dt, input_spiking=net.input_spiking, metadata=md)
+    return out, AxonTypeReport(rows)
+
+
+def type_violations(net: Net) -> list:
+    """``(projection, text)`` for every projection of a quantised ``net`` whose weights break
+    its recorded axon types: a column with two different nonzero weights on one type."""
+    info = net.metadata.get("axon_types") or {}
+    out = []
+    for q in net.projections:
+        rec = info.get(q.name)
+        if rec is None:
+            out.append((q.name, "no axon types assigned (core.axon_types > 0 needs mapper.axon_types)"))
+            continue
+        if rec["rows"] == "W":
+            M = sp.csr_matrix(np.asarray(q.weight).T)
+        else:
+            M = sp.csr_matrix(q.csr if isinstance(q, SparseProjection) else q.to_csr())
+        t = np.asarray(rec["types"], dtype=np.int64)
+        if t.size != M.shape[0] or (t.size and (t.min() < 0 or t.max() >= rec["k"])):
+            out.append((q.name, f"types recorded for {t.size} inputs, the weights have {M.shape[0]}"))
+            continue
+        M.eliminate_zeros()
+        row = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
+        key = M.indices.astype(np.int64) * rec["k"] + t[row]
+        order = np.argsort(key, kind="stable")
+        ks, vs = key[order], M.data[order]
+        same = ks[1:] == ks[:-1]
+        bad = same & (vs[1:] != vs[:-1])
+        if bad.any():
+            n = int(ks[1:][bad][0] // rec["k"])
+            out.append((q.name, f"neuron {n} has {int(bad.sum()) + 1}+ different weights on one axon type"))
+    return out
