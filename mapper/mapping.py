@@ -214,18 +214,19 @@ def _from_records(folder: Path) -> Mapping:
     from .tiling import Tile, Tiling
 
     jpath, npath = folder / "mapping.json", folder / "mapping.npz"
+    if jpath.exists() and not npath.exists():
+        try:
+            head = json.loads(jpath.read_text())
+        except ValueError:
+            head = None
+        if isinstance(head, dict) and head.get("conv_mapping") == "weight_stationary":
+            from .stationary import StationaryError
+
+            raise StationaryError(f"{folder}: a core.conv_mapping=weight_stationary mapping (resources only); "
+                                  f"the chip simulator runs unrolled mappings only")
     for pth in (jpath, npath):
         if not pth.exists():
             raise MappingFileError(f"{pth}: no such file (is {folder} a mapping folder written by `snnchip map`?)")
-    try:
-        head = json.loads(jpath.read_text())
-    except ValueError as err:
-        raise MappingFileError(f"{jpath}: not valid JSON ({err})") from None
-    if isinstance(head, dict) and head.get("conv_mapping") == "weight_stationary":
-        from .stationary import StationaryError
-
-        raise StationaryError(f"{folder}: a core.conv_mapping=weight_stationary mapping (resources only); the chip "
-                              f"simulator runs unrolled mappings only")
     try:
         doc = MappingRecord.model_validate_json(jpath.read_text())
     except ValidationError as err:

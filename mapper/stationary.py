@@ -223,6 +223,7 @@ class StationaryMapping:
         doc = {"conv_mapping": MODE, "model": self.model, "chip": self.chip.to_dict(),
                "resources": self.resources(), "layers": [lay.to_dict() for lay in self.layers]}
         atomic_write(folder / "mapping.json", lambda f: f.write(json.dumps(doc, indent=1)))
+        (folder / "mapping.npz").unlink(missing_ok=True)  # an earlier unrolled mapping's arrays
         return folder
 
 

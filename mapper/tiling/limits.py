@@ -73,7 +73,7 @@ class ChipLimits:
 def read_chip(chip) -> ChipLimits:
     """The :class:`ChipLimits` of ``chip``; a core that cannot hold one crossbar is an error."""
     hw = chip_limits(chip)
-    if hw.fold_memory_limit < 1:
+    if hw.fold_memory_limit < 1 and not hw.sparse:  # sparse: tiles are narrowed to fit (tiler)
         raise TilingError(
             f"core.memory_bytes={hw.memory_bytes:,} cannot hold one crossbar ({hw.crossbar_bytes:,} B of weights) "
             f"and its neurons' state ({hw.state_bytes(hw.neurons):,} B)")

@@ -107,16 +107,16 @@ def _fit_sparse(pop, projs, net, hw, lay, new_tiles, first_id, next_group):
     """Sparse synapse memory: narrow the population's blocks until every tile's nonzero
     synapses and neuron state fit ``core.memory_bytes``.
 
-    A block's columns are cut to ``floor(n * capacity / need)`` of the ``n`` it had (``need``
-    = the largest tile's bits), repeatedly, down to one column; the crossbar columns
+    The columns per block are cut to ``floor(n * capacity / need)`` (``n`` = the widest
+    tile's columns, ``need`` = the largest tile's bits), repeatedly, down to one column; the crossbar columns
     (``core.neurons``) then act only as the compartment limit.
     """
     cap_bits = 8 * hw.memory_bytes
-    n = hw.neurons
     while True:
         need = max((_tile_bits(t, hw) for t in new_tiles), default=0)
         if need <= cap_bits:
             return lay, new_tiles
+        n = max(t.n_neurons for t in new_tiles)
         if n <= 1:
             raise TilingError(f"population '{pop.name}': one neuron's synapses and state need {need:,} bits, "
                               f"core.memory_bytes holds {cap_bits:,} bits")
