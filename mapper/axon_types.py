@@ -114,9 +114,55 @@ def _weights(col, ty, w, conn, n_cols, k):
     return (num / np.maximum(den, 1)).reshape(n_cols, k)
 
 
-def assign_axon_types(net: Net, k: int, *, iters: int = 30):
+def fit_levels(W: sp.csr_matrix, k: int, iters: int = 30):
+    """Copies mode: every input on ``k`` axons, one per type, so each synapse picks the
+    nearest of its neuron's ``k`` weights or stays unconnected. Per column a 1-D k-means
+    (Lloyd) of the nonzero weights, started at their ``(t + 1/2) / k`` quantiles; a
+    synapse connects iff its nearest level is closer to ``W`` than 0 is.
+    Returns ``(levels (n_cols, k), approx CSR, rounds)``."""
+    W = sp.csr_matrix(W, dtype=np.float64)
+    W.eliminate_zeros()
+    C = W.tocsc()
+    n_cols = W.shape[1]
+    col = np.repeat(np.arange(n_cols), np.diff(C.indptr))
+    w = C.data
+    order = np.lexsort((w, col))
+    w_s, col_s = w[order], col[order]
+    start = C.indptr[:-1]
+    cnt = np.diff(C.indptr)
+    L = np.zeros((n_cols, k))
+    for t in range(k):
+        pos = start + np.minimum(((t + 0.5) / k * cnt).astype(np.int64), np.maximum(cnt - 1, 0))
+        L[:, t] = np.where(cnt > 0, w_s[np.minimum(pos, max(w.size - 1, 0))] if w.size else 0.0, 0.0)
+    rounds = 0
+    lab = np.zeros(w.size, dtype=np.int64)
+    for rounds in range(1, iters + 1):
+        new = np.argmin(np.abs(w[:, None] - L[col]), axis=1) if w.size else lab
+        key = col * k + new
+        num = np.bincount(key, weights=w, minlength=n_cols * k)
+        den = np.bincount(key, minlength=n_cols * k)
+        L = np.where(den > 0, num / np.maximum(den, 1), L.ravel()).reshape(n_cols, k)
+        if rounds > 1 and np.array_equal(new, lab):
+            break
+        lab = new
+    val = L[col, lab] if w.size else w
+    conn = (w - val) ** 2 < w * w
+    approx = sp.csc_matrix((np.where(conn, val, 0.0), C.indices.copy(), C.indptr.copy()), shape=W.shape).tocsr()
+    approx.eliminate_zeros()
+    return L, approx, rounds
+
+
+def assign_axon_types(net: Net, k: int, *, copies: int = 1, iters: int = 30):
     """``(net', report)``: ``net`` with every projection's weights restricted to ``k`` axon
-    types (module docstring). ``net`` is the float net; it is not modified."""
+    types (module docstring). ``net`` is the float net; it is not modified.
+
+    ``copies = 1``: each input one axon of one type (:func:`fit_types`). ``copies = k``:
+    each input copied onto ``k`` axons, one per type (Eedn-style), so each synapse takes
+    the nearest of its neuron's ``k`` weights (:func:`fit_levels`); a crossbar then holds
+    ``floor(core.axons / k)`` inputs (the tiler reads ``copies`` from the metadata).
+    """
+    if copies not in (1, k):
+        raise ValueError(f"copies must be 1 or k={k}, got {copies}")
     projs, rows, meta = [], [], {}
     for q in net.projections:
         if isinstance(q, DenseProjection):
@@ -125,7 +171,11 @@ def assign_axon_types(net: Net, k: int, *, iters: int = 30):
         else:
             Wm = q.to_csr()  # (n_pre, n_post)
             kind = "pre"
-        t, _s, approx, rounds = fit_types(Wm, k, iters)
+        if copies == 1:
+            t, _s, approx, rounds = fit_types(Wm, k, iters)
+        else:
+            _L, approx, rounds = fit_levels(Wm, k, iters)
+            t = np.arange(Wm.shape[0]) % k  # every type is on every input; stored for the record only
         ref = sp.csr_matrix(Wm, dtype=np.float64)
         diff = (approx - ref).tocsr()
         nz = ref.nnz
@@ -138,7 +188,8 @@ def assign_axon_types(net: Net, k: int, *, iters: int = 30):
             nq = SparseProjection(q.name, q.src, q.dst, approx, **kw)
         nq.bias_terms = list(q.bias_terms)
         projs.append(nq)
-        meta[q.name] = {"k": int(k), "rows": kind, "types": t.tolist()}
+        meta[q.name] = {"k": int(k), "rows": kind, "copies": int(copies),
+                        "types": t.tolist() if copies == 1 else []}
         rows.append({"projection": q.name, "inputs": int(Wm.shape[0]), "types_used": int(np.unique(t).size),
                      "rms_error": float(np.sqrt(np.mean(d ** 2)) / scale) if d.size else 0.0,
                      "max_error": float(np.abs(d).max(initial=0.0) / scale),
@@ -163,6 +214,18 @@ def type_violations(net: Net) -> list:
             M = sp.csr_matrix(np.asarray(q.weight).T)
         else:
             M = sp.csr_matrix(q.csr if isinstance(q, SparseProjection) else q.to_csr())
+        if rec.get("copies", 1) > 1:  # each synapse may use any of its neuron's k weights
+            M.eliminate_zeros()
+            C = M.tocsc()
+            if C.nnz:
+                colv = np.repeat(np.arange(C.shape[1]), np.diff(C.indptr))
+                pairs = np.unique(np.stack([colv.astype(np.float64), C.data.astype(np.float64)]), axis=1)
+                distinct = np.bincount(pairs[0].astype(np.int64), minlength=C.shape[1])
+                if distinct.max() > rec["k"]:
+                    n = int(np.argmax(distinct))
+                    out.append((q.name, f"neuron {n} has {int(distinct[n])} different weights, "
+                                        f"{rec['k']} axon types"))
+            continue
         t = np.asarray(rec["types"], dtype=np.int64)
         if t.size != M.shape[0] or (t.size and (t.min() < 0 or t.max() >= rec["k"])):
             out.append((q.name, f"types recorded for {t.size} inputs, the weights have {M.shape[0]}"))

@@ -135,10 +135,14 @@ class Context:
 # ---------------------------------------------------------------------------------------
 
 def rule_axons(ctx: Context) -> list:
+    from .tiling.tiler import input_copies
+
     c = ctx.chip.core
-    return [Violation("axons", t.population, lab, f"{lab}: needs {t.n_axons} axons, core has {c.axons}",
-                      "tile", f"{c.axons} axons")
-            for t, lab in zip(ctx.tiling.tiles, ctx.tile_where) if t.n_axons > c.axons]
+    k = input_copies(ctx.net) if ctx.net is not None else 1
+    copies = f" ({{}} inputs x {k} copies)" if k > 1 else ""
+    return [Violation("axons", t.population, lab, f"{lab}: needs {t.n_axons * k} axons{copies.format(t.n_axons)}, "
+                                                  f"core has {c.axons}", "tile", f"{c.axons} axons")
+            for t, lab in zip(ctx.tiling.tiles, ctx.tile_where) if t.n_axons * k > c.axons]
 
 
 def rule_neurons(ctx: Context) -> list:

@@ -34,6 +34,7 @@ class ChipLimits:
     synapse_memory: str = "dense"
     synapse_index_bits: int = 0
     axon_types: int = 0
+    axon_rows: int = 1  # physical crossbar rows per input (TrueNorth input copies); axons = rows // axon_rows
 
     @property
     def sparse(self) -> bool:
@@ -57,9 +58,10 @@ class ChipLimits:
         weights per neuron, ``axons * neurons + neurons * k * weight_bits``."""
         if self.sparse:
             return int(used_cells) * self.synapse_bits
+        rows = self.axons * self.axon_rows
         if self.axon_types:
-            return self.axons * self.neurons + self.neurons * self.axon_types * self.weight_bits
-        return self.axons * self.neurons * self.weight_bits
+            return rows * self.neurons + self.neurons * self.axon_types * self.weight_bits
+        return rows * self.neurons * self.weight_bits
 
     def state_bytes(self, neurons: int) -> int:
         return neurons * self.membrane_bits // 8

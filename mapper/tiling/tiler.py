@@ -58,6 +58,9 @@ def tile(net, chip, *, max_fold: int | None = None, fold: dict | int | None = No
     >>> print(t.summary())  # doctest: +SKIP
     """
     hw = read_chip(chip)
+    copies = input_copies(net)
+    if copies > 1:  # each input takes `copies` crossbar rows (mapper.axon_types)
+        hw = replace(hw, axons=hw.axons // copies, axon_rows=copies)
     if max_fold is not None:
         if int(max_fold) < 1 or int(max_fold) > hw.max_fold:
             raise TilingError(f"max_fold={max_fold} outside 1..core.max_fold={hw.max_fold}")
@@ -97,6 +100,12 @@ def tile(net, chip, *, max_fold: int | None = None, fold: dict | int | None = No
     forced = forced_folds(layouts, fold, hw) if fold is not None else {}
     folds, xbs, cores = fold_to_fit(layouts, tiles, hw, forced, max_fold)
     return Tiling(tiles, cores, folds, chip, crossbars=xbs, blocks=blocks, _unique_weights=uniq)
+
+
+def input_copies(net) -> int:
+    """Crossbar rows each input takes: the ``copies`` of ``net.metadata['axon_types']`` (1 without)."""
+    recs = (getattr(net, "metadata", None) or {}).get("axon_types") or {}
+    return max((int(r.get("copies", 1)) for r in recs.values()), default=1)
 
 
 def _tile_bits(t, hw) -> int:
