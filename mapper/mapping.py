@@ -355,7 +355,8 @@ def choose_input(net, chip, encoding: str | None):
 
 def map_model(graph_or_net, chip, *, placement: str = "rowmajor", rates: dict | None = None, max_fold=None,
               fold=None, seed: int = 0, model: str = "", multicast: str | None = None,
-              input_spiking: bool | None = None, encoding: str | None = None, axon_copies: int = 1) -> Mapping:
+              input_spiking: bool | None = None, encoding: str | None = None,
+              axon_copies: int | None = None) -> Mapping:
     """quantize -> tile -> place -> route -> validate; raises MappingError listing every broken limit.
 
     ``rates``: per-population firing rates (spikes per neuron per step) from a
@@ -364,8 +365,10 @@ def map_model(graph_or_net, chip, *, placement: str = "rowmajor", rates: dict | 
     (recorded in ``net.metadata['encoding']``, which ``snnchip run`` follows),
     ``'direct'`` keeps it real-valued (MAC mode); default: the net's own input, or
     ``'rate'`` on a chip without ANN mode (:func:`choose_input`).
-    ``axon_copies`` (chips with ``core.axon_types = k``): 1 = one axon type per input; k =
-    every input on k axons, one per type (:func:`mapper.axon_types.assign_axon_types`).
+    ``axon_copies`` (chips with ``core.axon_types = k``): k (default) = every input on k
+    axons, one per type, so each synapse takes the nearest of its neuron's k weights; 1 =
+    one axon of one type per input, k times fewer rows but a much coarser fit
+    (:func:`mapper.axon_types.assign_axon_types`).
     With ``core.conv_mapping: weight_stationary`` the conv layers are tiled as one kernel
     copy each (:mod:`mapper.stationary`); such a mapping has an exact resource report
     but ``hwsim.compile`` cannot run it (:func:`mapper.stationary.check_runnable`).
@@ -381,7 +384,8 @@ def map_model(graph_or_net, chip, *, placement: str = "rowmajor", rates: dict | 
     if int(getattr(chip.core, "axon_types", 0) or 0) > 0 and "axon_types" not in net.metadata:
         from .axon_types import assign_axon_types
 
-        net, types_report = assign_axon_types(net, int(chip.core.axon_types), copies=int(axon_copies))
+        k = int(chip.core.axon_types)
+        net, types_report = assign_axon_types(net, k, copies=k if axon_copies is None else int(axon_copies))
         types_table = types_report.table()
     if getattr(chip.core, "conv_mapping", "unrolled") == "weight_stationary":
         from .stationary import map_stationary

@@ -124,12 +124,12 @@ def test_fit_types_recovers_an_exact_type_structure():
     assert len({(a, b) for a, b in zip(t, types)}) == 4    # the same partition of the inputs
 
 
-def test_truenorth_weights_respect_the_axon_types():
+def test_truenorth_one_axon_per_input_respects_the_types():
     g = load("mnist_mlp")
     tn = load_chip("truenorth")
-    m = map_model(g, tn, model="mnist_mlp")
+    m = map_model(g, tn, model="mnist_mlp", axon_copies=1)
     assert m.net.metadata["axon_types"]["input->if1"]["k"] == 4 and type_violations(m.net) == []
-    assert "axon types (TrueNorth)" in m.report() and m.resources()["cores_used"] == 10
+    assert "each input one axon of one type" in m.report() and m.resources()["cores_used"] == 10
     # one weight of one neuron changed: that neuron has two weights on one type
     q = m.net.projections[1]
     types = np.asarray(m.net.metadata["axon_types"][q.name]["types"])
@@ -141,12 +141,37 @@ def test_truenorth_weights_respect_the_axon_types():
     assert len(v) == 1 and f"neuron {n} has" in v[0].message and "if1->if2" in v[0].message
 
 
+def test_truenorth_input_copies_take_k_rows():
+    g = load("mnist_mlp")
+    tn = load_chip("truenorth")
+    m = map_model(g, tn, model="mnist_mlp")  # default: every input on 4 axons, one per type
+    rec = m.net.metadata["axon_types"]["input->if1"]
+    assert (rec["k"], rec["copies"]) == (4, 4) and type_violations(m.net) == []
+    # each neuron uses at most 4 distinct weights
+    W = m.net.projections[0].weight
+    assert max(np.unique(r[r != 0]).size for r in W) <= 4
+    # 784 inputs x 4 rows = 3,136 rows -> ceil(784 / 64) = 13 chunks x 2 column blocks (256 + 144) = 26;
+    # 400 x 4 rows -> ceil(400 / 64) = 7 chunks x 1 block = 7: 33 crossbars, one per core
+    assert [t.n_axons for t in m.tiling.tiles[:13]] == [64] * 12 + [16]
+    assert m.resources()["cores_used"] == 26 + 7 == 33
+    # a fifth weight in one column breaks the rule; 65 inputs on a crossbar break the axons rule
+    q = m.net.projections[1]
+    q.weight[2, np.flatnonzero(q.weight[2])[0]] = 1 + np.abs(q.weight).max()
+    v = [x for x in check(m.tiling, tn, net=m.net) if x.rule == "axon_types"]
+    assert len(v) == 1 and "neuron 2 has 5 different weights, 4 axon types" in v[0].message
+    t0 = m.tiling.tiles[0]
+    t0.n_axons = 65
+    v = [x for x in check(m.tiling, tn, net=m.net) if x.rule == "axons"]
+    assert len(v) == 1 and "needs 260 axons (65 inputs x 4 copies), core has 256" in v[0].message
+
+
 def test_axon_type_error_is_reported_per_projection():
-    net, rep = assign_axon_types(models.lower(load("mnist_mlp")), 4)
-    assert [r["projection"] for r in rep.rows] == ["input->if1", "if1->if2"]
-    for r in rep.rows:  # a general matrix is not representable: the error is large and said so
-        assert 0 < r["rms_error"] < 1 and 0 < r["unconnected"] < 1 and r["types_used"] <= 4
-    assert "rms err" in rep.table()
+    for copies, worst in ((1, 1.0), (4, 0.1)):
+        net, rep = assign_axon_types(models.lower(load("mnist_mlp")), 4, copies=copies)
+        assert [r["projection"] for r in rep.rows] == ["input->if1", "if1->if2"]
+        for r in rep.rows:  # relative rms over the nonzero weights, fraction left unconnected
+            assert 0 < r["rms_error"] < worst and 0 < r["unconnected"] < 1 and r["types_used"] <= 4
+        assert "rms err" in rep.table()
 
 
 # ------------------------------------------------------------------ presets x models
@@ -155,15 +180,18 @@ def test_axon_type_error_is_reported_per_projection():
 # rules); the crossbar preset's are derived by hand in tests/mapper/test_stationary.py.
 EXPECTED_CORES = {
     ("tianjic", "mnist_mlp"): 10, ("tianjic", "mnist_cnn"): 131, ("tianjic", "nir_cnn"): 99,
-    ("loihi", "mnist_mlp"): 6,
+    ("loihi", "mnist_mlp"): 6, ("truenorth", "mnist_mlp"): 33,
     # crossbar: mlp fc 784x400 = 4 x 2 = 8 crossbars (1 core of 8) + fc 400x10 = 2 (1 core)
     ("crossbar", "mnist_mlp"): 2, ("crossbar", "mnist_cnn"): 3, ("crossbar", "nir_cnn"): 5,
 }
 EXPECTED_CROSSBARS = {("crossbar", "mnist_mlp"): 10, ("crossbar", "mnist_cnn"): 5, ("crossbar", "nir_cnn"): 5}
 
 
-@pytest.mark.parametrize("preset", [p for p in list_presets() if p != "tiny"])
-@pytest.mark.parametrize("model", ["mnist_mlp", "mnist_cnn", "nir_cnn"])
+PAIRS = [pytest.param(p, m, marks=[pytest.mark.slow] if (p, m) == ("truenorth", "mnist_cnn") else [])
+         for p in list_presets() if p != "tiny" for m in ("mnist_mlp", "mnist_cnn", "nir_cnn")]
+
+
+@pytest.mark.parametrize("preset,model", PAIRS)
 def test_every_preset_maps_every_model(preset, model):
     if model == "nir_cnn":
         need(NIR_CNN)
