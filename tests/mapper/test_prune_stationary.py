@@ -74,3 +74,10 @@ def test_paper_savings_on_both_denominators():
     # the unrolled mapping at fold 1: 19,204 tiles, one crossbar each
     assert {r["unrolled_before"] for r in rows} == {19_204}
     assert all(r["unrolled_after"] < 19_204 for r in rows)
+
+
+def test_unrolled_pruner_refuses_a_weight_stationary_chip():
+    from mapper.prune import PruneError, prune
+
+    with pytest.raises(PruneError, match="maps weight-stationary.*prune_stationary"):
+        prune(load("mnist_mlp"), XB, target=0.3)
