@@ -169,6 +169,12 @@ class StationaryMapping:
     def mode(self) -> str:
         return MODE
 
+    @property
+    def tiling(self):
+        """There is none: reading it (``hwsim.compile`` does) raises the one-line refusal of
+        :func:`check_runnable`, so the simulator refuses this mapping by name."""
+        check_runnable(self)
+
     def resources(self) -> dict:
         chip = self.chip
         c = chip.core

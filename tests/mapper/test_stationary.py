@@ -84,6 +84,10 @@ def test_weight_stationary_mappings_do_not_run(tmp_path):
                                               "unrolled mappings only"):
         check_runnable(m)
     check_runnable(map_model(load("mnist_mlp"), load_chip("tianjic")))  # an unrolled one is fine
+    from hwsim.engine import simulate
+
+    with pytest.raises(StationaryError, match="conv_mapping=weight_stationary"):  # compile reads .tiling
+        simulate(m, np.zeros((2, 1, 1, 28, 28), dtype=np.float32))
     m.save(tmp_path / "ws")
     with pytest.raises(StationaryError, match="weight_stationary mapping"):
         Mapping.load(tmp_path / "ws")
