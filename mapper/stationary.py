@@ -33,7 +33,9 @@ Counts, with crossbars of ``A = core.axons`` rows and ``N = core.neurons`` colum
     cycles per step  = sum over layers (sync: layer after layer), + barrier_cycles
 
 (every crossbar of a layer works on the same position at once; a position's columns are
-read out ``pe_width`` at a time). Weight memory: ``crossbars * A * N * weight_bits / 8``
+read out ``pe_width`` at a time). Work per step: ``positions * crossbars`` crossbar reads
+and ``positions * g * rows * columns`` cell multiply-accumulates per layer (dense: every
+input row is driven whether it spikes or not). Weight memory: ``crossbars * A * N * weight_bits / 8``
 bytes; the stored weights are the matrices' cells (one copy: duplication 1).
 
 Example (VGG-8 on CIFAR-10, 256 x 256 crossbars): conv 27/1152/1152/2304/2304/4608 rows
@@ -185,7 +187,10 @@ class StationaryMapping:
         cells = crossbars * c.axons * c.neurons
         stored = sum(lay.weights for lay in xb)
         cycles = sum(lay.cycles for lay in xb) + int(chip.timing.barrier_cycles)
+        reads = sum(lay.positions * lay.crossbars for lay in xb)
+        macs = sum(lay.positions * lay.groups * lay.rows * lay.columns for lay in xb)
         return {"conv_mapping": MODE, "crossbars": crossbars, "cores_used": cores, "cores_per_chip": cpc,
+                "crossbar_reads_per_step": reads, "cell_macs_per_step": macs,
                 "chips_used": -(-cores // cpc), "max_chips": chip.mesh.max_chips,
                 "crossbars_conv": sum(lay.crossbars for lay in xb if lay.kind == "conv"),
                 "crossbars_dense": sum(lay.crossbars for lay in xb if lay.kind == "dense"),
@@ -210,6 +215,9 @@ class StationaryMapping:
             f"  cycles per step  {r['cycles_per_step']:,} = sum over layers of positions x (ceil(columns / "
             f"pe_width {c.pe_width}) + {c.event_overhead_cycles}) + barrier "
             f"({r['step_us']:,.2f} us at {self.chip.timing.clock_hz / 1e6:g} MHz)",
+            f"  work per step    {r['crossbar_reads_per_step']:,} crossbar reads (positions x crossbars), "
+            f"{r['cell_macs_per_step']:,} cell MACs (positions x rows x columns): the counters an energy "
+            f"table would price; not simulated",
         ] + [f"  {n}" for n in self.notes] + [""]
         lines.append(f"{'projection':<26}{'kind':<8}{'rows':>7}{'cols':>6}{'groups':>7}{'kernel':>7}{'pool':>6}"
                      f"{'chunks':>7}{'blocks':>7}{'xbars':>7}{'cores':>6}{'positions':>10}{'cycles':>11}")

@@ -43,6 +43,10 @@ def test_vgg8_cifar_is_206_crossbars():
     # cycles: positions 32x32, 32x32, 16x16, 16x16, 8x8, 8x8, 1, 1, one crossbar read each (pe_width 256)
     assert r["cycles_per_step"] == 1024 + 1024 + 256 + 256 + 64 + 64 + 1 + 1 == 2690
     assert "206 of 256 x 256" in m.report()
+    # reads: 1024 x (1 + 5) + 256 x (5 + 9) + 64 x (18 + 36) + 128 + 4
+    assert r["crossbar_reads_per_step"] == 1024 * 6 + 256 * 14 + 64 * 54 + 132 == 13_316
+    assert r["cell_macs_per_step"] == (1024 * (27 * 128 + 1152 * 128) + 256 * (1152 * 256 + 2304 * 256)
+                                       + 64 * (2304 * 512 + 4608 * 512) + 8192 * 1024 + 1024 * 10)
 
 
 def test_vgg16_imagenet_counts():
