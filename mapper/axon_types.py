@@ -48,8 +48,9 @@ behind a pooling/flatten ``pre_map`` keeps it (all inputs that share a column of
 share a type); anything else (convolutions: their kernel is shared across positions,
 the types are not) becomes an explicit CSR :class:`~models.net.SparseProjection`.
 The types are recorded in ``net.metadata['axon_types']`` (per projection: ``k``,
-``rows`` (``"W"`` = the inputs of W after its pre_map, ``"pre"`` = the pre-neurons)
-and ``types``), which :func:`mapper.validate.rule_axon_types` checks.
+``copies``, ``rows`` (``"W"`` = the inputs of W after its pre_map, ``"pre"`` = the
+pre-neurons) and ``types`` (empty with copies)), which
+:func:`mapper.validate.rule_axon_types` checks and the tiler reads (``copies`` rows per input).
 """
 
 from __future__ import annotations
@@ -59,7 +60,12 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from models.errors import SnnchipError
 from models.net import DenseProjection, Net, SparseProjection
+
+
+class AxonTypeError(SnnchipError):
+    """An axon-type request the chip cannot take (names the value)."""
 
 
 @dataclass
@@ -175,7 +181,7 @@ def assign_axon_types(net: Net, k: int, *, copies: int = 1, iters: int = 30):
     ``floor(core.axons / k)`` inputs (the tiler reads ``copies`` from the metadata).
     """
     if copies not in (1, k):
-        raise ValueError(f"copies must be 1 or k={k}, got {copies}")
+        raise AxonTypeError(f"axon copies must be 1 or core.axon_types={k}, got {copies}")
     projs, rows, meta = [], [], {}
     for q in net.projections:
         if isinstance(q, DenseProjection):

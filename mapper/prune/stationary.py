@@ -43,6 +43,7 @@ import numpy as np
 from models.net import ConvProjection, DenseProjection, Net
 
 from ..stationary import layer_of, pool_factor
+from .layers import PruneError
 
 #: crossbar savings the paper reports (256 x 256 crossbars), by zoo model
 PAPER_SAVINGS = {"vgg8:cifar": 0.721, "vgg16:imagenet": 0.598, "resnet18:imagenet": 0.442}
@@ -101,7 +102,7 @@ def _select(W: np.ndarray, A: int, N: int, k: int, grain: str) -> np.ndarray:
         slot_kept = kg[:, np.arange(C) // N]  # (chunks, sorted slot)
         np.put_along_axis(keep_cc, order, slot_kept, axis=1)
     else:
-        raise ValueError(f"unknown grain {grain!r}; choose crossbar or column")
+        raise PruneError(f"unknown grain {grain!r}; choose crossbar or column")
     return keep_cc[np.arange(R) // A]
 
 
@@ -139,8 +140,10 @@ def prune_stationary(net: Net, chip, *, target: float, grain: str = "column") ->
     Layers without crossbars (digital pooling, skips) and grouped convolutions stay as they are
     (counted, unpruned).
     """
+    if grain not in ("crossbar", "column"):
+        raise PruneError(f"unknown grain {grain!r}; choose crossbar or column")
     if not 0 < float(target) < 1:
-        raise ValueError(f"target must be in (0, 1), got {target!r}")
+        raise PruneError(f"target must be a fraction in (0, 1) of the crossbars to remove, got {target!r}")
     A, N = int(chip.core.axons), int(chip.core.neurons)
     count = column_grain_count if grain == "column" else crossbar_grain_count
     mats, befores = {}, {}

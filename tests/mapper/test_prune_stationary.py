@@ -81,3 +81,13 @@ def test_unrolled_pruner_refuses_a_weight_stationary_chip():
 
     with pytest.raises(PruneError, match="maps weight-stationary.*prune_stationary"):
         prune(load("mnist_mlp"), XB, target=0.3)
+
+
+def test_bad_requests_are_named():
+    from mapper.prune import PruneError
+
+    net = models.lower(load("mnist_mlp"))
+    with pytest.raises(PruneError, match="target must be a fraction in \\(0, 1\\)"):
+        prune_stationary(net, XB, target=1.5)
+    with pytest.raises(PruneError, match="unknown grain 'row'"):
+        prune_stationary(net, XB, target=0.5, grain="row")
