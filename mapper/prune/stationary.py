@@ -177,7 +177,9 @@ def prune_stationary(net: Net, chip, *, target: float, grain: str = "column") ->
 def allocate(before: dict, room: dict, target: float) -> dict:
     """Crossbars to remove per layer: ``ceil(target * total)`` in all, each layer giving up
     ``floor(target * before)`` first, then one at a time to the layer with the smallest
-    fraction removed that still has room (``room``: removable crossbars per prunable layer)."""
+    fraction removed that still has room (``room``: removable crossbars per prunable layer).
+    When the layers cannot give that many (every layer keeps one), as many as they can:
+    :attr:`StationaryPrune.savings` then falls short of the target."""
     total = sum(before.values())
     need = math.ceil(target * total - 1e-9)
     rem = {k: min(room[k], math.floor(target * before[k])) for k in room}
