@@ -13,6 +13,8 @@ Modules, one job each
 ``select``      the selection solve: kept (block, chunk) pairs and the column / input orders
 ``permute``     graph rewriting: renumber a population without changing the function
 ``finetuning``  the L0 projection and fine-tuning under the crossbar budget
+``stationary``  pruning on the weight-stationary mapping with the paper's packing, and the
+                savings of VGG-8 / VGG-16 / ResNet-18 on both denominators (:func:`stationary.paper_savings`)
 """
 
 from .finetuning import finetune, project
