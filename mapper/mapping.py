@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.errors import SnnchipError
+
 from .mapfile import MappingFileError  # noqa: F401 - part of this module's API
 from .placement import Placement, place
 from .routing import Routes, flows_from_tiling, route

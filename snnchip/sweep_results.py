@@ -17,7 +17,7 @@ from models.fileio import atomic_write, save_figure
 #: the view the Pareto figure and the ``pareto`` column use: it counts NoC, memory and static energy,
 #: which multicast, placement and crossbar size change and the paper view leaves out.
 PARETO_VIEW = "hardware"
-VIEWS = ("paper", "hardware")
+VIEWS = ("paper", "chip-ops", "hardware")
 RESULT_FIELDS = ("chip", "cores", "chips", "crossbars", "fold", "accuracy", "cycles_per_step", "latency_cycles",
                  "latency_us") + tuple(f"energy_{v}_pj" for v in VIEWS) + ("samples", "steps", "wall_s", "status",
                                                                             "pareto", "key")
