@@ -1,6 +1,6 @@
 """Energy of mapped SNN runs: technology tables, the paper (the SNN papers' formula on the graph as
 written), chip-ops (the chip's op counters) and hardware views, analytic estimates from firing rates,
-NeuroBench counts on the graph as written and reports (DESIGN.md section 7)."""
+NeuroBench counts on the graph as written and reports (docs/design.md)."""
 
 from .counts import dense_ops, flops, layer_counters, neurobench, neurobench_from_run
 from .errors import EnergyError, TechTableError, UnknownTableError

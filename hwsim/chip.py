@@ -1,6 +1,6 @@
 """The chip model: :class:`ChipConfig`, its presets, loading, overrides and description.
 
-``ChipConfig`` is the only home of hardware numbers (DESIGN.md section 4). A chip is a
+``ChipConfig`` is the only home of hardware numbers (docs/design.md). A chip is a
 2-D mesh of cores; a system is a ``chips_x`` x ``chips_y`` grid of such chips joined by
 inter-chip links. Presets are YAML data files in ``hwsim/presets/``, never code branches;
 every number in a preset is either cited (``sources``) or listed in ``assumptions``.
@@ -32,7 +32,7 @@ Core semantics the mapper and simulator rely on
   copies kernels per patch (Tianjic); ``weight_stationary`` stores one copy of each
   kernel as a ``(C_in k k) x C_out`` matrix and streams the output positions through it
   one after another (ISAAC/PRIME-style crossbar accelerators; ``mapper.stationary``).
-* Timing (DESIGN.md section 6): integrate cycles = events x ceil(used columns /
+* Timing (docs/design.md): integrate cycles = events x ceil(used columns /
   ``pe_width``) + events x ``event_overhead_cycles``; fire cycles = ceil(neurons /
   ``pe_width``); a hop costs ``router_cycles + link_cycles``, a chip-to-chip hop
   ``interchip_cycles``; one step = max(busy, ``step_cycles`` if fixed) + ``barrier_cycles``.

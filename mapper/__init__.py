@@ -1,6 +1,6 @@
 """The mapper: a float network becomes an integer net placed and routed on a chip.
 
-The passes, each a plain function over plain data (DESIGN.md section 5)::
+The passes, each a plain function over plain data (docs/design.md)::
 
     qnet, report = quantize(net, chip)           # mapper.quantize
     tiling = tile(qnet, chip)                    # mapper.tiling

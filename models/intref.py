@@ -3,7 +3,7 @@ r"""Integer reference simulator: the golden model of the chip's integer behaviou
 :func:`simulate_int` runs a quantised :class:`~models.net.Net` (the output of
 ``mapper.quantize``) in exact integer arithmetic. **This docstring is the contract**
 between ``mapper.quantize``, this simulator and ``hwsim``: the chip simulator must
-reproduce every spike and every membrane value defined here (DESIGN.md section 3);
+reproduce every spike and every membrane value defined here (docs/design.md);
 every other module points here.
 
 Notation

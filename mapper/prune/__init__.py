@@ -1,7 +1,7 @@
 r"""Crossbar-aware pruning (Liang, Deng et al., IEEE Access 2018): remove whole crossbars.
 
 This package owns the step ``Graph -> pruned Graph`` that makes a network need fewer
-crossbars on a chip (DESIGN.md section 1, ``mapper.prune``). It works on the NIR weights
+crossbars on a chip (docs/design.md). It works on the NIR weights
 of a feed-forward chain ``Input -> (Conv2d | Affine | Linear) -> neurons -> [pool]
 [flatten] -> ... -> Output`` and on the crossbar structure :mod:`mapper.tiling` gives it.
 
