@@ -13,6 +13,8 @@ cluster and merges the shards exactly (:func:`hwsim.result.merge_results`).
 
 from __future__ import annotations
 
+from concurrent.futures import CancelledError
+
 import hashlib
 import itertools
 import json
@@ -392,11 +394,29 @@ def _run_on_client(client, shared, todo, done, evaluate, retries, bar, save) -> 
             for w in client.nthreads()]
     futs = {client.submit(evaluate, p, k, shared_f, key=f"snnchip-sweep-{k}", retries=retries, pure=False): (p, k)
             for _, p, k in todo}
+    resubmitted: dict = {}
     try:
-        for fut in as_completed(futs):
+        pending = as_completed(futs)
+        for fut in pending:
             p, k = futs[fut]
             try:
                 row = fut.result()
+            except CancelledError:
+                # the scheduler forgot the task (a lost worker took its inputs with it, or the client's
+                # heartbeat lapsed on a loaded machine): scatter the inputs again and resubmit, a bounded
+                # number of times, before the point is recorded as crashed
+                n = resubmitted.get(k, 0)
+                if n < retries:
+                    resubmitted[k] = n + 1
+                    shared_f = client.scatter(shared, broadcast=True)
+                    again = client.submit(evaluate, p, k, shared_f, key=f"snnchip-sweep-{k}-again{n + 1}",
+                                          retries=retries, pure=False)
+                    futs[again] = (p, k)
+                    pending.add(again)
+                    continue
+                row = dict(p)
+                row.update({f: None for f in RESULT_FIELDS})
+                row.update({"key": k, "pareto": False, "status": f"{CRASHED}cancelled by the scheduler {n} times"})
             except Exception as e:  # noqa: BLE001 - a lost worker (KilledWorker) or a bug: record, go on
                 row = dict(p)
                 row.update({f: None for f in RESULT_FIELDS})

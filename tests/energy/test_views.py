@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +22,7 @@ from models.datasets import mnist_sequences
 from models.zoo.catalog import trained_path
 from snnchip.cli import main
 
-NIR_CNN = Path("/work/shared/data/nir_paper/cnn_sinabs.nir")
+from tests.conftest import NIR_CNN  # noqa: E402 - the shared data, wherever it lies
 T = 8
 
 

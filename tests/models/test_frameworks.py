@@ -17,7 +17,7 @@ from models.frameworks import SOURCES, detect_source, source_options
 from models.graph import Graph
 from models.reference import simulate_graph, simulate_net
 
-NIR_CNN = Path("/work/shared/data/nir_paper/cnn_sinabs.nir")
+from tests.conftest import DATA, NIR_CNN, need  # noqa: E402 - the shared data, wherever it lies
 
 
 def _if_graph(threshold=1.0):
@@ -109,8 +109,8 @@ def test_read_nir_refuses_sub_unit_taus_without_dt(tmp_path):
 def test_sinabs_own_import_gives_identical_spike_counts():
     torch = pytest.importorskip("torch", reason="torch not installed (pip install -e '.[peers]')")
     sinabs = pytest.importorskip("sinabs", reason="sinabs not installed (pip install -e '.[peers]')")
-    if not NIR_CNN.exists():
-        pytest.skip(f"{NIR_CNN} not present")
+    need(NIR_CNN)
+    need(DATA / "nmnist_small" / "test100.txt")
     from models.datasets import load_nmnist
 
     seq = load_nmnist(samples=3)
