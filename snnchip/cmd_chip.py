@@ -261,7 +261,10 @@ def cmd_report(args):
             except ValueError:
                 raise SnnchipError(f"--raster {item!r}: expected POP or POP:i,j,... with integer indices") from None
     tables = args.table or list(defaults.ENERGY_TABLES)
-    files = report(r, m, args.output, tables=tables, raster=raster, figure_table=tables[0])
+    from models.fileio import AtomicFolder
+
+    with AtomicFolder(args.output) as out:  # the report's files appear together, or not at all
+        files = report(r, m, out.tmp, tables=tables, raster=raster, figure_table=tables[0])
     skipped = files.pop("skipped", {})
     print(f"report of {run} (mapping {folder}) written to {args.output}/:")
     for k, p in files.items():

@@ -94,3 +94,22 @@ def test_report_refuses_a_run_whose_mapping_changed(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "made with a different mapping" in err[0]
     assert not (tmp_path / "rep2").exists()
+
+
+@pytest.mark.slow
+def test_killed_report_leaves_old_or_new(tmp_path):
+    m = tmp_path / "m"
+    _cli("map", "mnist_mlp", "-o", m)
+    _cli("run", m, "--samples", "3", "--check", "0", "-o", tmp_path / "r")
+    rep = tmp_path / "rep"
+    _cli("report", tmp_path / "r", "-o", rep, "--table", "loihi")
+    before = sorted(p.name for p in rep.iterdir())
+    rng = random.Random(1)
+    for _ in range(4):
+        proc = _start("report", tmp_path / "r", "-o", rep)
+        _kill_at(proc, rng.uniform(1.0, 6.0))
+        names = sorted(p.name for p in rep.iterdir())
+        assert names == before or {"energy.md", "energy.json", "energy.tex"} <= set(names)
+        assert "horowitz45-fp32" in (rep / "energy.md").read_text() or names == before
+    _cli("report", tmp_path / "r", "-o", rep, "--table", "loihi")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
