@@ -76,11 +76,17 @@ from numba import njit
 
 from models.errors import SnnchipError
 
+from .chip import NocConfig
+
 __all__ = ["RouterError", "RouterParams", "RouterRun", "check_router_params", "simulate_router",
-           "router_params_from_chip", "PORTS"]
+           "router_params_from_chip", "source_queues", "PORTS", "LINK_CYCLES_DEFAULT"]
 
 PORTS = ("E", "W", "N", "S", "local")
 _LOCAL = 4
+# defaults live in ChipConfig.noc (one home per number); the link has none there (every
+# preset sets it), so a bare RouterParams takes BookSim2's channel latency of 1 cycle
+_NOC_DEFAULT = {name: f.default for name, f in NocConfig.model_fields.items()}
+LINK_CYCLES_DEFAULT = 1
 
 
 class RouterError(SnnchipError):
@@ -104,18 +110,18 @@ class RouterParams:
 
     width: int
     height: int
-    vcs: int = 1
-    buffer_flits: int = 4
-    routing_cycles: int = 0
-    vc_alloc_cycles: int = 1
-    sw_alloc_cycles: int = 1
-    switch_cycles: int = 1
-    link_cycles: int = 1
-    credit_cycles: int = 1
-    inject_cycles: int = 2
-    eject_cycles: int = 1
-    inject_flits_per_cycle: int = 1
-    eject_flits_per_cycle: int = 1
+    vcs: int = _NOC_DEFAULT["vcs"]
+    buffer_flits: int = _NOC_DEFAULT["buffer_flits"]
+    routing_cycles: int = _NOC_DEFAULT["routing_cycles"]
+    vc_alloc_cycles: int = _NOC_DEFAULT["vc_alloc_cycles"]
+    sw_alloc_cycles: int = _NOC_DEFAULT["sw_alloc_cycles"]
+    switch_cycles: int = _NOC_DEFAULT["switch_cycles"]
+    link_cycles: int = LINK_CYCLES_DEFAULT
+    credit_cycles: int = _NOC_DEFAULT["credit_cycles"]
+    inject_cycles: int = _NOC_DEFAULT["inject_cycles"]
+    eject_cycles: int = _NOC_DEFAULT["eject_cycles"]
+    inject_flits_per_cycle: int = _NOC_DEFAULT["inject_flits_per_cycle"]
+    eject_flits_per_cycle: int = _NOC_DEFAULT["eject_flits_per_cycle"]
 
     def zero_load_cycles(self, hops: int, flits: int) -> int:
         """Zero-load packet latency (creation to tail ejection) over ``hops`` hops."""
