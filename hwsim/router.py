@@ -151,9 +151,9 @@ def check_router_params(p: RouterParams) -> RouterParams:
         v = getattr(p, name)
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= int(v) <= hi:
             raise RouterError(f"router parameter {name}: expected an integer in [{lo}, {hi}], got {v!r}")
-    if p.width * p.height * 5 * p.vcs * p.buffer_flits > 50_000_000:
+    if p.width * p.height * 5 * p.vcs * p.buffer_flits > 10_000_000:
         raise RouterError(f"router buffers: {p.width}x{p.height} mesh x 5 ports x {p.vcs} VCs x "
-                          f"{p.buffer_flits} flits exceeds the 50,000,000-slot budget")
+                          f"{p.buffer_flits} flits exceeds the 10,000,000-slot budget")
     return p
 
 
@@ -204,8 +204,8 @@ def _check_packets(p: RouterParams, created, src, dst, flits, max_cycles):
             raise RouterError(f"packet {int(bad[0])}: {name} = {int(a[bad[0]])} outside [{lo}, {hi}]")
     if isinstance(max_cycles, bool) or not isinstance(max_cycles, (int, np.integer)) or not 1 <= max_cycles <= 1 << 31:
         raise RouterError(f"max_cycles: expected an integer in [1, 2**31], got {max_cycles!r}")
-    if max_cycles * 8 > 4_000_000_000:
-        raise RouterError("max_cycles: the per-cycle ejection record would exceed the memory budget")
+    if max_cycles > 50_000_000:
+        raise RouterError(f"max_cycles: {max_cycles:,} exceeds the 50,000,000-cycle budget of the per-cycle ejection record")
     return created, src, dst, flits
 
 
@@ -300,9 +300,15 @@ def _run(W, H, V, B, Dr, Dva, Dsa, Dst, Dl, Dc, Dinj, Dej, I, E, created, dst, f
     obusy = np.zeros((N, P + 1, V), np.bool_)
     ofree = np.zeros((N, P + 1, V), np.int64)
     ocred = np.full((N, P + 1, V), B, np.int64)
-    cdue = np.zeros((N, P + 1, V, B), np.int64)
-    chead = np.zeros((N, P + 1, V), np.int64)
-    ccnt = np.zeros((N, P + 1, V), np.int64)
+    # credits in flight: two FIFOs (link credits, source credits), each in due order since
+    # its delay is constant; entries (flat output VC, due cycle); never more than the slots
+    cap_c = N * (P + 1) * V * B + 1
+    cq_vc = np.zeros((2, cap_c), np.int64)
+    cq_due = np.zeros((2, cap_c), np.int64)
+    cq_head = np.zeros(2, np.int64)
+    cq_cnt = np.zeros(2, np.int64)
+    occ = np.zeros(N, np.int64)  # flits in each router's input buffers (idle routers are skipped)
+    ocred_flat = ocred.reshape(N * (P + 1) * V)
     va_in = np.zeros((N, P, V), np.int64)
     va_out = np.zeros((N, P, V), np.int64)
     sa_in = np.zeros((N, P), np.int64)
@@ -317,6 +323,11 @@ def _run(W, H, V, B, Dr, Dva, Dsa, Dst, Dl, Dc, Dinj, Dej, I, E, created, dst, f
     r_o = np.zeros(PV, np.int64)
     r_w = np.zeros(PV, np.int64)
     r_ok = np.zeros(PV, np.bool_)
+    r_p = np.zeros(PV, np.int64)
+    r_v = np.zeros(PV, np.int64)
+    best_b = np.zeros(P, np.int64)
+    best_k = np.zeros(P, np.int64)
+    last_v = np.zeros(P, np.int64)
     cap_in = np.ones(P, np.int64)
     cap_in[_LOCAL] = I
     t = 0
@@ -324,13 +335,11 @@ def _run(W, H, V, B, Dr, Dva, Dsa, Dst, Dl, Dc, Dinj, Dej, I, E, created, dst, f
         if stop_when_done and remaining == 0:
             break
         # 1. credits due
-        for n in range(N):
-            for o in range(P + 1):
-                for w in range(V):
-                    while ccnt[n, o, w] > 0 and cdue[n, o, w, chead[n, o, w]] <= t:
-                        chead[n, o, w] = (chead[n, o, w] + 1) % B
-                        ccnt[n, o, w] -= 1
-                        ocred[n, o, w] += 1
+        for q in range(2):
+            while cq_cnt[q] > 0 and cq_due[q, cq_head[q]] <= t:
+                ocred_flat[cq_vc[q, cq_head[q]]] += 1
+                cq_head[q] = cq_head[q] + 1 if cq_head[q] + 1 < cap_c else 0
+                cq_cnt[q] -= 1
         # 2. injection
         for n in range(N):
             k = 0
@@ -358,6 +367,7 @@ def _run(W, H, V, B, Dr, Dva, Dsa, Dst, Dl, Dc, Dinj, Dej, I, E, created, dst, f
                     head_inj[pk] = t
                 _push(n, _LOCAL, w, pk, sflit[n], t + Dinj, 0, bpkt, bfi, brdy, bhead, bcnt, B, ist, iout, ifrom,
                       dst, W, Dr)
+                occ[n] += 1
                 sflit[n] += 1
                 k += 1
                 if sflit[n] == flits[pk]:
@@ -368,105 +378,133 @@ def _run(W, H, V, B, Dr, Dva, Dsa, Dst, Dl, Dc, Dinj, Dej, I, E, created, dst, f
                     sq[n] += 1
         # 3. VC allocation
         for n in range(N):
+            if occ[n] == 0:
+                continue
             nr = 0
             for p in range(P):
                 for v in range(V):
                     if ist[n, p, v] == 1 and ifrom[n, p, v] <= t:
                         o = iout[n, p, v]
+                        w = va_in[n, p, v]
                         for j in range(V):
-                            w = (va_in[n, p, v] + j) % V
                             if (not obusy[n, o, w]) and ofree[n, o, w] <= t:
                                 r_idx[nr] = p * V + v
+                                r_p[nr] = p
+                                r_v[nr] = v
                                 r_o[nr] = o
                                 r_w[nr] = w
                                 nr += 1
                                 break
+                            w = w + 1 if w + 1 < V else 0
             for a in range(nr):
                 o, w = r_o[a], r_w[a]
                 best = -1
                 bestkey = PV
                 for b in range(nr):
                     if r_o[b] == o and r_w[b] == w:
-                        key = (r_idx[b] - va_out[n, o, w]) % PV
+                        key = r_idx[b] - va_out[n, o, w]
+                        if key < 0:
+                            key += PV
                         if key < bestkey:
                             bestkey = key
                             best = b
                 r_ok[a] = best == a
             for a in range(nr):
                 if r_ok[a]:
-                    o, w, idx = r_o[a], r_w[a], r_idx[a]
-                    p, v = idx // V, idx % V
+                    o, w, idx, p, v = r_o[a], r_w[a], r_idx[a], r_p[a], r_v[a]
                     obusy[n, o, w] = True
                     ist[n, p, v] = 2
                     iovc[n, p, v] = w
                     ifrom[n, p, v] = t + Dva
-                    va_out[n, o, w] = (idx + 1) % PV
-                    va_in[n, p, v] = (w + 1) % V
+                    va_out[n, o, w] = idx + 1 if idx + 1 < PV else 0
+                    va_in[n, p, v] = w + 1 if w + 1 < V else 0
         # 4. switch allocation and traversal
         for n in range(N):
+            if occ[n] == 0:
+                continue
             nr = 0
             for p in range(P):
                 got = 0
+                v = sa_in[n, p]
                 for j in range(V):
-                    v = (sa_in[n, p] + j) % V
                     if ist[n, p, v] == 2 and ifrom[n, p, v] <= t and bcnt[n, p, v] > 0 \
                             and brdy[n, p, v, bhead[n, p, v]] <= t:
                         o = iout[n, p, v]
                         if o == _LOCAL or ocred[n, o, iovc[n, p, v]] > 0:
                             r_idx[nr] = p * V + v
+                            r_p[nr] = p
+                            r_v[nr] = v
                             r_o[nr] = o
                             r_ok[nr] = False
                             nr += 1
                             got += 1
                             if got == cap_in[p]:
                                 break
+                    v = v + 1 if v + 1 < V else 0
             if nr == 0:
                 continue
-            for o in range(P):
-                cap = E if o == _LOCAL else 1
-                for g in range(cap):
-                    best = -1
-                    bestkey = PV
-                    for b in range(nr):
-                        if r_o[b] == o and not r_ok[b]:
-                            key = (r_idx[b] - sa_out[n, o]) % PV
-                            if key < bestkey:
-                                bestkey = key
-                                best = b
-                    if best < 0:
-                        break
-                    r_ok[best] = True
-                    sa_out[n, o] = (r_idx[best] + 1) % PV
-            # input pointers: one past the last granted VC in the port's round-robin order
-            for p in range(P):
-                far = -1
-                farkey = -1
+            # output arbiters: the first request in round-robin order from the pointer, per
+            # output; the ejection port repeats for up to E grants
+            rounds = 1
+            while True:
+                for o in range(P):
+                    best_b[o] = -1
+                    best_k[o] = PV
                 for b in range(nr):
-                    if r_ok[b] and r_idx[b] // V == p:
-                        key = (r_idx[b] % V - sa_in[n, p]) % V
-                        if key > farkey:
-                            farkey = key
-                            far = r_idx[b] % V
-                if far >= 0:
-                    sa_in[n, p] = (far + 1) % V
+                    if r_ok[b]:
+                        continue
+                    o = r_o[b]
+                    if rounds > 1 and o != _LOCAL:
+                        continue
+                    key = r_idx[b] - sa_out[n, o]
+                    if key < 0:
+                        key += PV
+                    if key < best_k[o]:
+                        best_k[o] = key
+                        best_b[o] = b
+                granted_local = False
+                for o in range(P):
+                    b = best_b[o]
+                    if b >= 0:
+                        r_ok[b] = True
+                        sa_out[n, o] = r_idx[b] + 1 if r_idx[b] + 1 < PV else 0
+                        if o == _LOCAL:
+                            granted_local = True
+                if rounds >= E or not granted_local:
+                    break
+                rounds += 1
+            # input pointers: one past the last granted VC in the port's round-robin order
+            # (requests were collected in that order)
+            for p in range(P):
+                last_v[p] = -1
+            for b in range(nr):
+                if r_ok[b]:
+                    last_v[r_p[b]] = r_v[b]
+            for p in range(P):
+                if last_v[p] >= 0:
+                    sa_in[n, p] = last_v[p] + 1 if last_v[p] + 1 < V else 0
             for b in range(nr):
                 if not r_ok[b]:
                     continue
-                p, v = r_idx[b] // V, r_idx[b] % V
+                p, v = r_p[b], r_v[b]
                 o = r_o[b]
                 w = iovc[n, p, v]
                 h = bhead[n, p, v]
                 pk = bpkt[n, p, v, h]
                 fi = bfi[n, p, v, h]
-                bhead[n, p, v] = (h + 1) % B
+                bhead[n, p, v] = h + 1 if h + 1 < B else 0
                 bcnt[n, p, v] -= 1
                 # the credit goes back to whoever feeds this input VC
                 if p == _LOCAL:
                     un, uo, due = n, P, t + Dc + Dinj
                 else:
                     un, uo, due = _neighbour(n, p ^ 1, W), p, t + Dc + Dl
-                cdue[un, uo, v, (chead[un, uo, v] + ccnt[un, uo, v]) % B] = due
-                ccnt[un, uo, v] += 1
+                q = 1 if p == _LOCAL else 0
+                tail_slot = (cq_head[q] + cq_cnt[q]) % cap_c
+                cq_vc[q, tail_slot] = (un * (P + 1) + uo) * V + v
+                cq_due[q, tail_slot] = due
+                cq_cnt[q] += 1
+                occ[n] -= 1
                 tail = fi == flits[pk] - 1
                 if o == _LOCAL:
                     te = t + Dsa + Dst + Dej
@@ -476,8 +514,10 @@ def _run(W, H, V, B, Dr, Dva, Dsa, Dst, Dl, Dc, Dinj, Dej, I, E, created, dst, f
                         remaining -= 1
                 else:
                     ocred[n, o, w] -= 1
-                    _push(_neighbour(n, o, W), o, w, pk, fi, t + Dsa + Dst + Dl, 0, bpkt, bfi, brdy, bhead, bcnt, B,
+                    nn = _neighbour(n, o, W)
+                    _push(nn, o, w, pk, fi, t + Dsa + Dst + Dl, 0, bpkt, bfi, brdy, bhead, bcnt, B,
                           ist, iout, ifrom, dst, W, Dr)
+                    occ[nn] += 1
                 if tail:
                     obusy[n, o, w] = False
                     ofree[n, o, w] = t + 1
