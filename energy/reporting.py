@@ -1,7 +1,8 @@
-"""Energy and activity reports of a run: tables (Markdown, LaTeX, CSV, JSON) and figures.
+r"""Energy and activity reports of a run: tables (Markdown, LaTeX, CSV, JSON) and figures.
 
 :func:`write_report` estimates the run under every requested table and view and writes
-``energy.md``, ``energy.tex`` (a standalone booktabs document), ``energy_per_layer.csv``,
+``energy.md``, ``energy.tex`` (a standalone booktabs document), ``energy_tables.tex`` (the
+same tables without a preamble, for ``\input`` in a paper), ``energy_per_layer.csv``,
 ``energy_per_core.csv``, ``energy.json`` and the figures ``energy_breakdown``,
 ``core_utilisation``, ``noc_link_load``, ``spike_raster`` and ``firing_rates`` as PNG and
 PDF. Every number carries the view and the table that produced it.
@@ -20,7 +21,8 @@ from models.fileio import atomic_write
 
 from .counts import layer_counters, neurobench_from_run
 from .errors import EnergyError
-from .estimate import VIEWS, estimate_counters
+from .estimate import VIEW_CONVENTIONS, VIEWS, estimate_counters
+from .graphcounts import NO_GRAPH_LAYERS, layer_labels
 from .runstats import RunCounters, run_counters, runtime_s  # noqa: F401 (runtime_s re-exported)
 from .tables import list_tables, load_table
 
@@ -37,6 +39,13 @@ def _fmt(x: float) -> str:
     if a >= 1:
         return f"{x:.2f}"
     return f"{x:.4g}"
+
+
+def _si(pj: float) -> str:
+    """An energy in uJ (>= 1 uJ) or nJ with 4 significant digits, for papers."""
+    if pj != pj:
+        return "n/a"
+    return f"{pj / 1e6:.4g} uJ" if abs(pj) >= 1e6 else f"{pj / 1e3:.4g} nJ"
 
 
 def _tex(s: str) -> str:
@@ -85,6 +94,10 @@ def _group_columns(groups: dict) -> list:
 def _json(ests: dict, techs: list, counters: RunCounters, mapping, nb: dict, rates: dict, rates_how: str) -> str:
     doc = {"unit": "pJ per inference", "samples": counters.samples, "steps": counters.steps,
            "chip": mapping.chip.name, "model": mapping.model, "tables": {t.name: t.model_dump() for t in techs},
+           "dense_ann": {"macs_per_step": counters.dense_flops,
+                         "macs_per_inference": counters.dense_flops * counters.steps,
+                         "counted_on": counters.baseline_how},
+           "view_conventions": VIEW_CONVENTIONS,
            "estimates": [e.to_dict() for e in ests.values()], "neurobench": nb,
            "firing_rates": {"values": rates, "unit": "spikes per neuron per step", "source": rates_how}}
     return json.dumps(doc, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
@@ -92,14 +105,21 @@ def _json(ests: dict, techs: list, counters: RunCounters, mapping, nb: dict, rat
 
 def _markdown(ests: dict, groups: dict, techs: list, counters: RunCounters, mapping, nb: dict, rates: dict,
               rates_how: str) -> str:
+    labels = layer_labels(mapping.net)
     md = [f"# Energy report: {mapping.model or 'model'} on {mapping.chip.name}", "",
           f"{counters.samples} sample(s) x {counters.steps} steps. All energies in pJ **per inference** (one "
-          f"sample); each row names the view and the technology table that produced it.", "", "## Totals", "",
+          f"sample); each row names the view and the technology table that produced it.", "",
+          "## The three views side by side", "", _side_by_side_md(ests, counters), "",
+          *[f"- **{v}**: {VIEW_CONVENTIONS[v]}." for v in VIEWS],
+          f"- **dense ANN**: the graph's layers as written run once with MACs, {counters.dense_flops:,} per step "
+          f"(x {counters.steps} steps = {counters.dense_flops * counters.steps:,} per inference); "
+          f"{counters.baseline_how}. Ratio = view / its ANN baseline (hardware: compute + memory against the "
+          f"ANN's compute + memory).", "", "## Totals", "",
           "| table | view | energy (pJ) | dense-ANN baseline (pJ) | SNN/ANN |", "|---|---|---:|---:|---:|"]
     for (tn, v), e in ests.items():
         md.append(f"| {tn} | {v} | {_fmt(e.total_pj)} | {_fmt(e.ann_baseline_pj)} | {e.snn_ann_ratio:.4f} |")
-    md += ["", "SNN/ANN: paper view = total / (E_MAC x FLOPs); hardware view = (compute + memory) / "
-           "the ANN's compute + memory (NoC and static left out of both).", ""]
+    md += ["", "SNN/ANN: paper and chip-ops views = total / (E_MAC x FLOPs of the graph as written, one pass); "
+           "hardware view = (compute + memory) / the ANN's compute + memory (NoC and static left out of both).", ""]
     for (tn, v), e in ests.items():
         g = groups[(tn, v)]
         cols = _group_columns(g)
@@ -107,11 +127,16 @@ def _markdown(ests: dict, groups: dict, techs: list, counters: RunCounters, mapp
                "| layer | " + " | ".join(f"{c} (pJ)" for c in cols) + " | total (pJ) |",
                "|---|" + "---:|" * (len(cols) + 1)]
         for layer, d in g.items():
-            md.append(f"| {layer} | " + " | ".join(_fmt(d[c]) for c in cols) + f" | {_fmt(sum(d.values()))} |")
+            name = layer if v == "paper" else f"{labels.get(layer, layer)} ({layer})"
+            md.append(f"| {name} | " + " | ".join(_fmt(d[c]) for c in cols) + f" | {_fmt(sum(d.values()))} |")
         md += [""] + [f"- {n}" for n in e.notes] + [""]
-    md += ["## NeuroBench counts (per sample, from the chip counters)", "", "| metric | value |", "|---|---:|"]
-    for k in ("Effective_ACs", "Effective_MACs", "Dense", "activation_sparsity", "connection_sparsity"):
-        md.append(f"| {k} | {_fmt(nb[k])} |")
+    md += ["## NeuroBench counts (per sample)", "", "| metric | value | counted on |", "|---|---:|---|"]
+    for k in ("Effective_ACs", "Effective_MACs", "Dense", "SynOps_per_event", "SynOps_per_value",
+              "activation_sparsity", "connection_sparsity"):
+        md.append(f"| {k} | {_fmt(nb.get(k, float('nan')))} | {nb.get('where', {}).get(k, nb.get('source', ''))} |")
+    md += ["", "Synaptic ops per event: one op per stored nonzero weight per nonzero input (NeuroBench, the chip); "
+           "per unit of event value: a k-count event is k ops per weight (Sinabs' SynOpCounter). They differ "
+           "for event counts above 1 (multi-spike neurons, binned event inputs).", ""]
     md += ["", "## Firing rates (spikes per neuron per step; " + rates_how + ")", "", "| layer | rate |",
            "|---|---:|"] + [f"| {k} | {v:.4f} |" for k, v in rates.items()] + [""]
     md += ["## Technology tables", ""]
@@ -119,36 +144,86 @@ def _markdown(ests: dict, groups: dict, techs: list, counters: RunCounters, mapp
         md += [f"### {t.name}", "", t.description, "", "| field | value | basis | note |", "|---|---:|---|---|"]
         for fld in type(t).model_fields:
             fig = getattr(t, fld)
-            if hasattr(fig, "basis"):
+            if hasattr(fig, "points"):
+                pts = ", ".join(f"{k:g}: {v:g}" for k, v in fig.points.items())
+                md.append(f"| {fld} | {pts} | {fig.basis} | {fig.note} |")
+            elif hasattr(fig, "basis"):
                 md.append(f"| {fld} | {fig.value:g} | {fig.basis} | {fig.note} |")
-        md += [""] + [f"- [{k}] {s}" for k, s in t.sources.items()] + [""]
+        md += [""] + ([f"Calibration: {t.calibration}", ""] if t.calibration else []) \
+            + [f"- [{k}] {s}" for k, s in t.sources.items()] + [""]
     return "\n".join(md)
 
 
-def _latex(ests: dict, groups: dict, counters: RunCounters, mapping) -> str:
+def _side_by_side_md(ests: dict, counters: RunCounters) -> str:
+    rows = ["| table | paper | chip-ops | hardware | dense ANN (E_MAC) | dense ANN (hardware) | paper / ANN | "
+            "chip-ops / ANN | hardware / ANN |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for tn in dict.fromkeys(t for t, _ in ests):
+        p, c, h = (ests.get((tn, v)) for v in VIEWS)
+        pt, pr = (_si(p.total_pj), f"{p.snn_ann_ratio:.4g}") if p else ("n/a", "n/a")
+        rows.append(f"| {tn} | {pt} | {_si(c.total_pj)} | {_si(h.total_pj)} | {_si(c.ann_baseline_pj)} | "
+                    f"{_si(h.ann_baseline_pj)} | {pr} | {c.snn_ann_ratio:.4g} | {h.snn_ann_ratio:.4g} |")
+    if not counters.graph_layers:
+        rows.append(f"\npaper view n/a: {NO_GRAPH_LAYERS}")
+    return "\n".join(rows)
+
+
+def _tex_num(pj: float, unit: str) -> str:
+    if pj != pj:
+        return "n/a"
+    v = pj / (1e6 if unit == "uJ" else 1e3)
+    return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.4g}"
+
+
+def latex_tables(ests: dict, groups: dict, counters: RunCounters, mapping, labels: dict) -> str:
+    r"""The report's tables as a LaTeX fragment (booktabs; no preamble) for ``\input`` in a paper:
+    the three views side by side with the dense-ANN baseline and the ratios, a sentence per
+    convention under it, then energy per layer (layers named as in the graph)."""
     B, T = counters.samples, counters.steps
-    tex = [r"\documentclass{article}", r"\usepackage{booktabs}", r"\usepackage[margin=2cm]{geometry}",
-           r"\begin{document}", r"\begin{table}[t]", r"\centering",
-           rf"\caption{{Energy per inference of {_tex(mapping.model or 'the model')} on {_tex(mapping.chip.name)} "
-           rf"({B} samples, {T} steps), by technology table and view; SNN/ANN against the dense-ANN baseline.}}",
-           r"\begin{tabular}{llrrr}", r"\toprule",
-           r"Table & View & Energy (pJ) & ANN baseline (pJ) & SNN/ANN \\", r"\midrule"]
-    for (tn, v), e in ests.items():
-        tex.append(rf"{_tex(tn)} & {v} & {_tex(_fmt(e.total_pj))} & {_tex(_fmt(e.ann_baseline_pj))} & "
-                   rf"{e.snn_ann_ratio:.4f} \\")
-    tex += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    big = max((e.total_pj for e in ests.values()), default=0.0)
+    unit = "uJ" if big >= 1e6 else "nJ"
+    uu = r"\textmu J" if unit == "uJ" else "nJ"
+    model = _tex(mapping.model or "the model")
+    tex = [r"% energy tables written by snnchip report; \input{energy_tables} (needs \usepackage{booktabs})",
+           r"\begin{table}[t]", r"\centering",
+           rf"\caption{{Energy per inference ({uu}) of {model} on {_tex(mapping.chip.name)} ({B} samples, {T} "
+           rf"steps): the three views and the dense-ANN baseline of the network as written.}}",
+           r"\label{tab:energy-views}", r"\begin{tabular}{lrrrrrrr}", r"\toprule",
+           r"Table & Paper & Chip-ops & Hardware & ANN (E$_\mathrm{MAC}$) & ANN (hw) & Paper/ANN & Hardware/ANN \\",
+           r"\midrule"]
+    for tn in dict.fromkeys(t for t, _ in ests):
+        p, c, h = (ests.get((tn, v)) for v in VIEWS)
+        if p is None:
+            p = type("NA", (), {"total_pj": float("nan"), "snn_ann_ratio": float("nan")})()
+        tex.append(rf"{_tex(tn)} & {_tex_num(p.total_pj, unit)} & {_tex_num(c.total_pj, unit)} & "
+                   rf"{_tex_num(h.total_pj, unit)} & {_tex_num(c.ann_baseline_pj, unit)} & "
+                   rf"{_tex_num(h.ann_baseline_pj, unit)} & {p.snn_ann_ratio:.3g} & {h.snn_ann_ratio:.3g} \\")
+    tex += [r"\bottomrule", r"\end{tabular}", "",
+            r"\smallskip\footnotesize " + " ".join(rf"\emph{{{v.capitalize()}}}: {_tex(VIEW_CONVENTIONS[v])}."
+                                                   for v in VIEWS)
+            + rf" \emph{{ANN}}: every layer of the graph once with MACs ({counters.dense_flops:,} per step)"
+              r"; hardware ratio: compute + memory against the ANN's.".replace(",", "{,}"),
+            r"\end{table}"]
     for (tn, v), g in groups.items():
         cols = _group_columns(g)
+        sub_big = max((sum(d.values()) for d in g.values()), default=0.0)
+        lu = "uJ" if sub_big >= 1e6 else "nJ"
+        luu = r"\textmu J" if lu == "uJ" else "nJ"
         tex += [r"\begin{table}[t]", r"\centering",
-                rf"\caption{{Energy per layer (pJ per inference), {v} view, table {_tex(tn)}.}}",
+                rf"\caption{{Energy per layer ({luu} per inference), {v} view, table {_tex(tn)}.}}",
                 r"\begin{tabular}{l" + "r" * (len(cols) + 1) + "}", r"\toprule",
                 "Layer & " + " & ".join(cols) + r" & Total \\", r"\midrule"]
         for layer, d in g.items():
-            tex.append(f"{_tex(layer)} & " + " & ".join(_tex(_fmt(d[c])) for c in cols)
-                       + rf" & {_tex(_fmt(sum(d.values())))} \\")
+            name = layer if v == "paper" else labels.get(layer, layer)
+            tex.append(f"{_tex(name)} & " + " & ".join(_tex_num(d[c], lu) for c in cols)
+                       + rf" & {_tex_num(sum(d.values()), lu)} \\")
         tex += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    tex.append(r"\end{document}")
     return "\n".join(tex) + "\n"
+
+
+def _latex(fragment: str) -> str:
+    return "\n".join([r"\documentclass{article}", r"\usepackage{booktabs}", r"\usepackage{textcomp}",
+                      r"\usepackage[margin=2cm]{geometry}", r"\begin{document}", fragment.rstrip("\n"),
+                      r"\end{document}"]) + "\n"
 
 
 def _write_text(path: Path, text: str) -> Path:
@@ -156,8 +231,47 @@ def _write_text(path: Path, text: str) -> Path:
     return path
 
 
+def _activations(result, mapping, inputs) -> dict | None:
+    """{source: (T, B, n)} of every graph layer's source when the run recorded them all (and
+    ``inputs``, the integer inputs the chip saw, are given or the input is real-valued), else None."""
+    layers = (mapping.net.metadata or {}).get("graph_layers") or []
+    srcs = {d["src"] for d in layers if d.get("src_kind") == "neuron"}
+    if not layers or not srcs <= set(result.spikes):
+        return None
+    acts = {k: np.asarray(result.spikes[k]) for k in srcs}
+    if inputs is not None:
+        acts[mapping.net.input.name] = np.asarray(inputs)
+    return acts
+
+
+def _neurobench(result, mapping, counters: RunCounters, acts) -> dict:
+    """NeuroBench metrics for the report: on the graph as written from recorded activations
+    (every source recorded and the input given), else Dense on the graph and the effective
+    counts from the chip counters, each labelled with what it was counted on."""
+    from .graphcounts import neurobench_graph
+
+    chip = neurobench_from_run(result, mapping)
+    layers = counters.graph_layers
+    if acts is not None and mapping.net.input.name in acts:
+        nb = neurobench_graph(layers, acts)
+        nb["where"] = {k: "graph as written, recorded activations" for k in nb}
+        return nb
+    nb = dict(chip)
+    if layers:
+        nb["Dense"] = float(counters.steps * sum(int(d["dense"]) for d in layers))
+    nb["SynOps_per_event"] = chip["Effective_ACs"] + chip["Effective_MACs"]
+    nb["SynOps_per_value"] = float("nan")
+    nb["where"] = {"Dense": "graph as written (all-ones count)" if layers else "lowered net (old mapping)",
+                   "Effective_ACs": "chip counters (lowered net; record every layer and pass the inputs for the "
+                                    "graph's count)",
+                   "Effective_MACs": "chip counters (lowered net)", "SynOps_per_event": "chip counters",
+                   "SynOps_per_value": "n/a: needs the recorded activations (run --record all)",
+                   "activation_sparsity": "chip spikes counter", "connection_sparsity": "lowered net's weights"}
+    return nb
+
+
 def write_report(result, mapping, out_dir, *, tables=DEFAULT_TABLES, raster: dict | None = None,
-                 figure_table: str | None = None) -> dict:
+                 figure_table: str | None = None, inputs=None) -> dict:
     """Write every table and figure into ``out_dir``; returns {name: path} of the files written
     and ``skipped`` (figures that could not be drawn, with the reason).
 
@@ -173,9 +287,12 @@ def write_report(result, mapping, out_dir, *, tables=DEFAULT_TABLES, raster: dic
     if not techs:
         raise EnergyError(f"report: no technology tables given; known: {', '.join(list_tables())}")
     counters = run_counters(result, mapping)
-    ests = {(t.name, v): estimate_counters(counters, t, v) for t in techs for v in VIEWS}
+    acts = _activations(result, mapping, inputs)
+    ests = {(t.name, v): estimate_counters(counters, t, v, activations=acts if v == "paper" else None)
+            for t in techs for v in (VIEWS if counters.graph_layers else VIEWS[1:])}
     groups = {key: e.per_layer_groups() for key, e in ests.items()}
-    nb = neurobench_from_run(result, mapping)
+    labels = layer_labels(mapping.net)
+    nb = _neurobench(result, mapping, counters, acts)
     rates, rates_how = firing_rates(result, mapping, counters)
 
     files: dict = {"json": _write_text(out / "energy.json", _json(ests, techs, counters, mapping, nb, rates,
@@ -187,15 +304,17 @@ def write_report(result, mapping, out_dir, *, tables=DEFAULT_TABLES, raster: dic
     files["csv_cores"] = _write_csv(
         out / "energy_per_core.csv", ["table", "view", "core", "component", "energy_pj_per_inference"],
         ([tn, v, c, k, repr(float(val))] for (tn, v), e in ests.items()
-         for c, row in enumerate(e.per_core) for k, val in zip(e.components, row)))
+         if e.per_core is not None for c, row in enumerate(e.per_core) for k, val in zip(e.components, row)))
     files["markdown"] = _write_text(out / "energy.md", _markdown(ests, groups, techs, counters, mapping, nb, rates,
                                                                  rates_how))
-    files["latex"] = _write_text(out / "energy.tex", _latex(ests, groups, counters, mapping))
+    fragment = latex_tables(ests, groups, counters, mapping, labels)
+    files["latex"] = _write_text(out / "energy.tex", _latex(fragment))
+    files["latex_tables"] = _write_text(out / "energy_tables.tex", fragment)
 
     ftab = figure_table or techs[0].name
     if ftab not in {t.name for t in techs}:
         raise EnergyError(f"report: figure_table {ftab!r} is not among the tables {[t.name for t in techs]}")
-    skipped = _write_figures(out, files, ests[(ftab, "paper")], ests[(ftab, "hardware")], result, mapping,
+    skipped = _write_figures(out, files, ests[(ftab, "chip-ops")], ests[(ftab, "hardware")], result, mapping,
                              raster, rates, rates_how)
     if skipped:
         with (out / "energy.md").open("a") as f:
@@ -229,4 +348,4 @@ def _write_figures(out: Path, files: dict, paper, hardware, result, mapping, ras
     return skipped
 
 
-__all__ = ["write_report", "firing_rates", "DEFAULT_TABLES", "runtime_s"]
+__all__ = ["write_report", "latex_tables", "firing_rates", "DEFAULT_TABLES", "runtime_s"]

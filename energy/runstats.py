@@ -13,6 +13,7 @@ import numpy as np
 
 from .counts import core_populations, flops, layer_counters
 from .errors import EnergyError
+from .graphcounts import NO_GRAPH_LAYERS, dense_flops, layers_of
 
 #: counters an estimate needs from the run
 REQUIRED_COUNTERS = ("acs", "macs", "neuron_updates", "spikes", "state_words", "psum_ops", "flits",
@@ -62,7 +63,12 @@ class RunCounters:
     chip. ``layer_totals`` are the per-layer counters over all samples, not divided.
     ``core_used[c]`` is 1.0 for a core holding tiles, else 0.0; ``layer_cores[pop]`` the
     cores a population occupies (a shared core counted as a share). ``dense_flops`` and
-    ``neurons`` size the dense-ANN baseline (:func:`energy.estimate.ann_baseline`).
+    ``neurons`` size the dense-ANN baseline (:func:`energy.estimate.ann_baseline`):
+    FLOPs of the graph's layers as written (``graph_layers``, stored at lowering time), or of
+    the lowered net for an older mapping (``baseline_how`` says which).
+    ``pop_rates[pop]`` = spikes per neuron per step of every spiking population (its
+    ``spikes`` counter); ``chip_cores`` = every core of the chips the mapping occupies
+    (all of them leak); ``memory_kib`` = one core's memory, the SRAM macro size.
     """
 
     samples: int
@@ -84,6 +90,15 @@ class RunCounters:
     runtime_how: str
     dense_flops: int
     neurons: int
+    graph_layers: list | None = None
+    baseline_how: str = ""
+    pop_rates: dict | None = None
+    input_spiking: bool = False
+    input_acs_rate: float | None = None
+    real_valued: tuple = ()
+    chip_cores: int = 0
+    memory_kib: float = 0.0
+    spike_mode: str = "binary"
 
     def __repr__(self) -> str:
         return (f"RunCounters({self.samples} sample(s) x {self.steps} steps, {len(self.per_core)} cores, "
@@ -115,6 +130,23 @@ def run_counters(result, mapping) -> RunCounters:
         for pop in d:
             layer_cores[pop] = layer_cores.get(pop, 0.0) + 1.0 / len(d)
     rt, how = runtime_s(result, chip)
+    net = mapping.net
+    T = int(result.counters.shape[0])
+    glayers = layers_of(net)
+    if glayers:
+        dflops, bhow = dense_flops(glayers), "FLOPs of the graph's conv/fc layers as written"
+    else:
+        dflops, bhow = sum(flops(q) for q in net.projections), NO_GRAPH_LAYERS
+    pop_rates = {p.name: layers[p.name]["spikes"] / (T * B * p.size) for p in net.populations[1:] if p.spiking}
+    # a spiking input's events per neuron per step, fan-out weighted, from the ACs of the layers it feeds
+    in_acs = in_syn = 0.0
+    for q in net.projections:
+        if q.src == net.input.name and net.input_spiking and len(net.incoming(q.dst)) == 1:
+            in_acs += layers[q.dst]["acs"]
+            in_syn += float(np.sum(q.fan_out()))
+    input_acs_rate = in_acs / (T * B * in_syn) * 1.0 if in_syn else None
+    mesh = chip.mesh
+    n_chips = max(1, int(getattr(mapping.placement, "n_chips", 1) or 1))
     return RunCounters(
         samples=B, steps=int(result.counters.shape[0]), counter_names=names, per_core=per_core,
         core_used=used.astype(np.float64), layer_totals=layers,
@@ -124,8 +156,12 @@ def run_counters(result, mapping) -> RunCounters:
         weight_bits=int(result.meta.get("weight_bits", chip.core.weight_bits)),
         membrane_bits=int(result.meta.get("membrane_bits", chip.core.membrane_bits)),
         flit_bits=int(chip.noc.flit_bits), interchip_frac=interchip_fraction(mapping),
-        runtime_s=rt, runtime_how=how, dense_flops=sum(flops(q) for q in mapping.net.projections),
-        neurons=sum(p.size for p in mapping.net.populations[1:]))
+        runtime_s=rt, runtime_how=how, dense_flops=int(dflops),
+        neurons=sum(p.size for p in net.populations[1:]), graph_layers=glayers, baseline_how=bhow,
+        pop_rates=pop_rates, input_spiking=bool(net.input_spiking), input_acs_rate=input_acs_rate,
+        real_valued=tuple(p.name for p in net.populations[1:] if not p.spiking),
+        chip_cores=int(mesh.width * mesh.height * n_chips), memory_kib=float(chip.core.memory_bytes) / 1024.0,
+        spike_mode=str(result.meta.get("spikes", "binary")))
 
 
 __all__ = ["RunCounters", "run_counters", "runtime_s", "interchip_fraction", "samples", "REQUIRED_COUNTERS"]

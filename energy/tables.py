@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import TechTableError, UnknownTableError
 
-__all__ = ["Figure", "TechTable", "load_table", "list_tables", "ENERGY_FIELDS"]
+__all__ = ["Figure", "Curve", "TechTable", "load_table", "list_tables", "ENERGY_FIELDS"]
 
 
 class Figure(BaseModel):
@@ -31,6 +31,40 @@ class Figure(BaseModel):
     value: float = Field(ge=0, allow_inf_nan=False)
     basis: Literal["source", "derived", "assumption"]
     note: str = Field(min_length=1)
+
+
+class Curve(BaseModel):
+    """A quantity that depends on a size (bits of an adder, KiB of an SRAM macro): ``points``
+    {size: value}, read by :meth:`at` with log-log interpolation between the two nearest sizes
+    (the end segments extended beyond them), with its basis and a note."""
+
+    model_config = ConfigDict(extra="forbid")
+    points: dict[float, float] = Field(min_length=1)
+    basis: Literal["source", "derived", "assumption"]
+    note: str = Field(min_length=1)
+
+    def at(self, size: float) -> tuple[float, str]:
+        """(value at ``size``, how: ``exact`` / ``interpolated`` / ``extrapolated``).
+
+        Between sizes a < s < b: v = v_a (s / a)^(ln(v_b / v_a) / ln(b / a))."""
+        import math
+
+        pts = sorted((float(k), float(v)) for k, v in self.points.items())
+        s = float(size)
+        for k, v in pts:
+            if k == s:
+                return v, "exact"
+        if len(pts) == 1:
+            return pts[0][1], "extrapolated"
+        if s < pts[0][0]:
+            (a, va), (b, vb), how = pts[0], pts[1], "extrapolated"
+        elif s > pts[-1][0]:
+            (a, va), (b, vb), how = pts[-2], pts[-1], "extrapolated"
+        else:
+            i = next(i for i in range(1, len(pts)) if pts[i][0] > s)
+            (a, va), (b, vb), how = pts[i - 1], pts[i], "interpolated"
+        slope = math.log(vb / va) / math.log(b / a) if va > 0 and vb > 0 else 0.0
+        return va * (s / a) ** slope, how
 
 
 class TechTable(BaseModel):
@@ -47,7 +81,20 @@ class TechTable(BaseModel):
     * ``e_flit_hop_pj`` -- one flit crossing one router + link,
     * ``e_flit_inject_pj`` -- per flit, once (local delivery / injection),
     * ``e_interchip_bit_pj`` -- one bit over a chip-to-chip link,
-    * ``static_power_per_core_w`` -- leakage of one used core.
+    * ``static_power_per_core_w`` -- leakage of one core, powered for the run's duration.
+
+    Optional, read by the hardware view when present (:class:`Curve`):
+
+    * ``e_add_pj_by_bits`` -- an integer add by width: the hardware view charges an AC
+      at the membrane width (accumulating into the membrane), a MAC as
+      ``e_mult_pj_by_bits`` at the weight width plus that add;
+    * ``e_sram_read_64b_pj_by_kib`` -- a 64-bit SRAM read by macro size (KiB): the
+      hardware view reads weights and state at the core memory's size (``memory_bytes``);
+    * ``noc_technology_nm`` -- the node the NoC energies were given for;
+    * ``noc_unit`` -- ``flit`` (energy per flit-hop) or ``packet`` (per message-hop, as
+      Loihi's figures: flit-hops x packets / flits);
+    * ``partial_sums`` -- False for a chip that has no partial-sum events (Loihi): the
+      hardware view charges no partial-sum adds.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -66,6 +113,13 @@ class TechTable(BaseModel):
     e_interchip_bit_pj: Figure
     static_power_per_core_w: Figure
     noc_breakdown_pj: dict[str, float] = Field(default_factory=dict)
+    e_add_pj_by_bits: Curve | None = None
+    e_mult_pj_by_bits: Curve | None = None
+    e_sram_read_64b_pj_by_kib: Curve | None = None
+    noc_technology_nm: Figure | None = None
+    noc_unit: Literal["flit", "packet"] = "flit"
+    partial_sums: bool = True
+    calibration: str = ""
 
     def v(self, field: str) -> float:
         """The value of a figure, e.g. ``table.v("e_ac_pj")``."""

@@ -1,6 +1,6 @@
 """The chip model: :class:`ChipConfig`, its presets, loading, overrides and description.
 
-``ChipConfig`` is the only home of hardware numbers (DESIGN.md section 4). A chip is a
+``ChipConfig`` is the only home of hardware numbers (docs/design.md). A chip is a
 2-D mesh of cores; a system is a ``chips_x`` x ``chips_y`` grid of such chips joined by
 inter-chip links. Presets are YAML data files in ``hwsim/presets/``, never code branches;
 every number in a preset is either cited (``sources``) or listed in ``assumptions``.
@@ -17,7 +17,22 @@ Core semantics the mapper and simulator rely on
   the membrane is a signed ``membrane_bits`` integer that saturates at
   ``membrane_range``; the leak is a fixed-point multiply with ``leak_frac_bits``
   fraction bits (exact rounding: ``models/reference.py``).
-* Timing (DESIGN.md section 6): integrate cycles = events x ceil(used columns /
+* Synapse memory (``synapse_memory``): ``dense`` stores every cell of a crossbar at
+  ``weight_bits`` (``axons * neurons * weight_bits / 8`` bytes per weight matrix);
+  ``sparse`` stores only the nonzero synapses of the tiles a core holds, each
+  ``weight_bits + synapse_index_bits`` bits (Loihi's synaptic memory), so a core's weight
+  bits = sum over its distinct weight matrices of nonzero synapses x (weight_bits +
+  synapse_index_bits); ``axons`` and ``neurons`` are then fan-in and compartment limits.
+* Axon types (``axon_types = k > 0``, TrueNorth): the crossbar is binary; every axon
+  (row) has one of ``k`` types and every neuron (column) one signed ``weight_bits``
+  weight per type, so synapse (row a, column n) weighs ``s[n, type(a)]`` when its bit is
+  set. The mapper assigns the types (``mapper.axon_types``). A crossbar then stores
+  ``axons * neurons`` bits plus ``neurons * axon_types * weight_bits``.
+* Conv mapping (``conv_mapping``): ``unrolled`` gives each output neuron a column and
+  copies kernels per patch (Tianjic); ``weight_stationary`` stores one copy of each
+  kernel as a ``(C_in k k) x C_out`` matrix and streams the output positions through it
+  one after another (ISAAC/PRIME-style crossbar accelerators; ``mapper.stationary``).
+* Timing (docs/design.md): integrate cycles = events x ceil(used columns /
   ``pe_width``) + events x ``event_overhead_cycles``; fire cycles = ceil(neurons /
   ``pe_width``); a hop costs ``router_cycles + link_cycles``, a chip-to-chip hop
   ``interchip_cycles``; one step = max(busy, ``step_cycles`` if fixed) + ``barrier_cycles``.
@@ -123,6 +138,17 @@ class CoreConfig(_Section):
     state_bits_per_neuron: int | None = _f(
         None, unit="bits", ge=2, le=256,
         description="stored state per neuron; None = membrane_bits (CubaLIF extra is the simulator's)")
+    synapse_memory: Literal["dense", "sparse"] = _f(
+        "dense", description="dense = every crossbar cell stored at weight_bits; sparse = only the "
+        "nonzero synapses a core holds, each weight_bits + synapse_index_bits (Loihi)")
+    synapse_index_bits: int = _f(0, unit="bits", ge=0, le=32,
+                                 description="sparse synapse memory: bits stored per synapse besides its weight")
+    axon_types: int = _f(0, unit="types", ge=0, le=16,
+                         description="0 = a weight per synapse; k = binary crossbar, each axon one of k types, "
+                         "each neuron one signed weight per type (TrueNorth: 4)")
+    conv_mapping: Literal["unrolled", "weight_stationary"] = _f(
+        "unrolled", description="unrolled = a column per output neuron, kernels copied per patch (Tianjic); "
+        "weight_stationary = one (C_in k k) x C_out kernel copy, output positions streamed in time (ISAAC)")
 
     @field_validator("neuron_models")
     @classmethod
@@ -140,6 +166,20 @@ class CoreConfig(_Section):
         mb = info.data.get("membrane_bits")
         if v is not None and mb is not None and v < mb:
             raise ValueError(f"must be at least membrane_bits ({mb}), got {v}")
+        return v
+
+    @field_validator("synapse_index_bits")
+    @classmethod
+    def _index_needs_sparse(cls, v, info):
+        if v and info.data.get("synapse_memory") == "dense":
+            raise ValueError(f"only meaningful with synapse_memory: sparse, got {v} with dense")
+        return v
+
+    @field_validator("axon_types")
+    @classmethod
+    def _types_fit_weights(cls, v, info):
+        if v and info.data.get("axons") is not None and v > info.data["axons"]:
+            raise ValueError(f"at most core.axons ({info.data['axons']}) axon types, got {v}")
         return v
 
     @property
@@ -716,6 +756,10 @@ def describe(chip: ChipConfig) -> str:
     vmin, vmax = chip.membrane_range
     state_kib = c.neurons_per_core * c.max_fold * c.state_bits / 8 / 1024
     weight_kib = c.crossbar_cells_per_core * c.weight_bits / 8 / 1024
+    if c.synapse_memory == "sparse":  # a full crossbar's worth of nonzero synapses
+        weight_kib = c.crossbar_cells_per_core * (c.weight_bits + c.synapse_index_bits) / 8 / 1024
+    elif c.axon_types:  # binary crossbar + one weight per neuron and type
+        weight_kib = (c.crossbar_cells_per_core + c.neurons_per_core * c.axon_types * c.weight_bits) / 8 / 1024
     lines += [
         "derived:",
         f"   cores per chip          {chip.cores_per_chip:,} ({chip.mesh.width} x {chip.mesh.height})",
@@ -727,7 +771,7 @@ def describe(chip: ChipConfig) -> str:
         f"   weight range            [{wmin}, {wmax}]",
         f"   membrane range          [{vmin}, {vmax}]",
         f"   state bits per neuron   {c.state_bits}",
-        f"   full-crossbar weights   {weight_kib:,.1f} KiB per core; state at max_fold "
+        f"   full-crossbar weights   {weight_kib:,.1f} KiB per core{' if every cell were a synapse' if c.synapse_memory == 'sparse' else ''}; state at max_fold "
         f"{state_kib:,.1f} KiB; memory {c.memory_bytes / 1024:,.1f} KiB",
         f"   clock period            {chip.cycle_ns:g} ns",
         f"   hop latency             {chip.noc.router_cycles + chip.noc.link_cycles} cycles "

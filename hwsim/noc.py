@@ -39,7 +39,7 @@ Timing: cut-through, infinite buffers, one flit per link per cycle. With
 * a destination equal to the source is delivered at ``t0 + L - 1`` and uses no link.
 
 Zero-load latency (no contention) of a destination ``h`` hops away is therefore
-``h * (R + W) + (L - 1)`` (REFERENCES.md). Chip-to-chip links are not modelled
+``h * (R + W) + (L - 1)`` (the standard zero-load latency). Chip-to-chip links are not modelled
 differently here: every link of the global grid costs ``W``.
 
 A link's service order depends only on the ready cycles of its requests, and those

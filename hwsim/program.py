@@ -2,8 +2,8 @@
 
 :func:`compile` turns the mapping's tiles, cores, placement and integer net into a
 :class:`Program`: contiguous typed numpy arrays only (no Python objects reach a
-kernel). Everything is range-checked here, before any kernel runs (DESIGN.md
-section 8: Numba does not bounds-check).
+kernel). Everything is range-checked here, before any kernel runs (docs/design.md,
+"Errors and files": Numba does not bounds-check).
 
 Layout (all int64 unless noted)
 -------------------------------
@@ -31,7 +31,7 @@ graph input), ``row_ncols`` (distinct columns used), entries
 
 Timing mode (``compile(mapping, mode=...)``, default ``chip.timing.mode``)
 -----------------------------------------------------------------------
-``mode="pipelined"`` (DESIGN.md section 4: every core works every step on the previous
+``mode="pipelined"`` (docs/design.md: every core works every step on the previous
 step's inputs) adds one step of delay to every projection whose source is not the
 graph input: the row delays ``row_delay``, the rings ``pop_ring`` and the bias-term
 start steps ``bt_start`` of such projections are those of delay ``d + 1``;
@@ -250,6 +250,10 @@ def compile(mapping, mode: str | None = None) -> Program:  # noqa: A001 - the do
 
     ``mode``: ``"sync"`` or ``"pipelined"`` (default: ``mapping.chip.timing.mode``); see
     the module docstring."""
+    if getattr(getattr(mapping, "chip", None), "core", None) is not None and \
+            getattr(mapping.chip.core, "conv_mapping", "unrolled") != "unrolled":
+        raise ProgramError(f"core.conv_mapping={mapping.chip.core.conv_mapping}: the chip simulator runs unrolled "
+                           f"mappings only (a weight-stationary mapping has a resource report, not a simulation)")
     net, tl, chip = mapping.net, mapping.tiling, mapping.chip
     if mode is None:
         mode = chip.timing.mode

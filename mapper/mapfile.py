@@ -247,6 +247,16 @@ def load_mapping(folder: str | os.PathLike):
 
     folder = Path(folder)
     jpath, npath = folder / "mapping.json", folder / "mapping.npz"
+    if jpath.is_file() and not npath.exists():
+        try:
+            head = json.loads(jpath.read_text())
+        except ValueError:
+            head = None
+        if isinstance(head, dict) and head.get("conv_mapping") == "weight_stationary":
+            from .stationary import StationaryError
+
+            raise StationaryError(f"{folder}: a core.conv_mapping=weight_stationary mapping (resources only); "
+                                  f"the chip simulator runs unrolled mappings only")
     for pth in (jpath, npath):
         if not pth.is_file():
             raise MappingFileError(f"{pth}: no such file (is {folder} a mapping folder written by `snnchip map`?)")

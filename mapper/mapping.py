@@ -12,10 +12,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.errors import SnnchipError
+
 from .mapfile import MappingFileError  # noqa: F401 - part of this module's API
 from .placement import Placement, place
 from .routing import Routes, flows_from_tiling, route
 from .validate import MappingError, check, core_bytes
+
+
+class EncodingError(SnnchipError):
+    """An input encoding the net or the chip cannot use (names the encoding)."""
 
 
 @dataclass
@@ -90,6 +96,8 @@ class Mapping:
         folds = {k: v for k, v in r["fold"].items() if v > 1}
         if folds:
             lines.append("  fold             " + ", ".join(f"{k} x{v}" for k, v in folds.items()))
+        if self.quant.get("input"):
+            lines.append(f"  {self.quant['input']}")
         lines.append("")
         lines.append(self.tiling.summary())
         if self.quant.get("table"):
@@ -114,13 +122,80 @@ class Mapping:
 
 # -------------------------------------------------------------------- the pipeline ----
 
+ENCODINGS = ("direct", "rate", "poisson")
+
+
+def spiking_input(net, encoding: str):
+    """``net`` with its graph input read as spikes made by ``encoding`` ('rate' | 'poisson').
+
+    The input projections switch from MAC to AC mode (exactly what ``models.lower(graph,
+    input_spiking=True)`` gives) and ``metadata['encoding']`` records the encoding, so that
+    ``snnchip run`` and the float and integer references encode the data the same way.
+    ``net`` itself is not changed (a shallow copy with new projection objects).
+    """
+    import copy
+
+    from models.net import Net
+
+    if encoding not in ("rate", "poisson"):
+        raise EncodingError(f"encoding must be 'rate' or 'poisson' for spiking input, got {encoding!r}")
+    if getattr(net, "quantized", False):
+        raise EncodingError("spiking_input needs the float net (before quantize)")
+    projs = []
+    for q in net.projections:
+        if q.src == net.input.name and q.mode == "MAC":
+            q = copy.copy(q)
+            q.mode = "AC"
+        projs.append(q)
+    meta = dict(net.metadata)
+    meta["encoding"] = encoding
+    return Net(list(net.populations), projs, net.output, dt=net.dt, input_spiking=True, metadata=meta)
+
+
+def choose_input(net, chip, encoding: str | None):
+    """The net as the chip will read its input, and the note the report prints about it.
+
+    ``encoding``: 'direct' keeps a real-valued input (MAC mode), 'rate' / 'poisson' make
+    it spikes (:func:`spiking_input`); ``None`` keeps the net's own input unless it is
+    real-valued on a chip without ``ANN`` in ``core.modes`` (TrueNorth, Loihi), which gets
+    'rate' (said in the report).
+    """
+    if encoding is not None and encoding not in ENCODINGS:
+        raise EncodingError(f"unknown encoding {encoding!r}; choose one of {', '.join(ENCODINGS)}")
+    real = not net.input_spiking
+    if encoding == "direct":
+        if not real:
+            raise EncodingError("encoding 'direct' needs a real-valued input; this net reads spikes "
+                                   "(lower the graph with input_spiking=False)")
+        return net, ""
+    if encoding in ("rate", "poisson"):
+        return (spiking_input(net, encoding), f"input: real values as {encoding}-coded spikes") if real \
+            else (net, "")
+    if real and "ANN" not in tuple(chip.core.modes):
+        return (spiking_input(net, "rate"),
+                f"input: real values as rate-coded spikes ({chip.name} has no ANN mode; encoding='rate' by default)")
+    return net, ""
+
+
 def map_model(graph_or_net, chip, *, placement: str = "rowmajor", rates: dict | None = None, max_fold=None,
               fold=None, seed: int = 0, model: str = "", multicast: str | None = None,
-              input_spiking: bool | None = None) -> Mapping:
+              input_spiking: bool | None = None, encoding: str | None = None,
+              axon_copies: int | None = None) -> Mapping:
     """quantize -> tile -> place -> route -> validate; raises MappingError listing every broken limit.
 
     ``rates``: per-population firing rates (spikes per neuron per step) from a
     profiling run, used as traffic weights; ``None`` = uniform (1 per neuron per step).
+    ``encoding``: ``'rate'`` / ``'poisson'`` map a real-valued graph input as spikes
+    (recorded in ``net.metadata['encoding']``, which ``snnchip run`` follows),
+    ``'direct'`` keeps it real-valued (MAC mode); default: the net's own input, or
+    ``'rate'`` on a chip without ANN mode (:func:`choose_input`).
+    ``axon_copies`` (chips with ``core.axon_types = k``): k (default) = every input on k
+    axons, one per type, so each synapse takes the nearest of its neuron's k weights; 1 =
+    one axon of one type per input, k times fewer rows but a much coarser fit
+    (:func:`mapper.axon_types.assign_axon_types`).
+    With ``core.conv_mapping: weight_stationary`` the conv layers are tiled as one kernel
+    copy each (:mod:`mapper.stationary`); such a mapping has an exact resource report
+    but ``hwsim.compile`` cannot run it (:func:`mapper.stationary.check_runnable`).
     """
     from models import Graph, lower
 
@@ -128,6 +203,18 @@ def map_model(graph_or_net, chip, *, placement: str = "rowmajor", rates: dict | 
     from .tiling import tile
 
     net = lower(graph_or_net, input_spiking=input_spiking) if isinstance(graph_or_net, Graph) else graph_or_net
+    net, input_note = choose_input(net, chip, encoding)
+    types_table = ""
+    if int(getattr(chip.core, "axon_types", 0) or 0) > 0 and "axon_types" not in net.metadata:
+        from .axon_types import assign_axon_types
+
+        k = int(chip.core.axon_types)
+        net, types_report = assign_axon_types(net, k, copies=k if axon_copies is None else int(axon_copies))
+        types_table = types_report.table()
+    if getattr(chip.core, "conv_mapping", "unrolled") == "weight_stationary":
+        from .stationary import map_stationary
+
+        return map_stationary(net, chip, model=model, input_note=input_note)
     qnet, qreport = quantize(net, chip)
     # The smallest fold that fits the cores may still overflow routing tables (a core
     # holding few neurons talks to many partial-sum tiles): raise the fold cap until
@@ -153,6 +240,10 @@ def map_model(graph_or_net, chip, *, placement: str = "rowmajor", rates: dict | 
         raise MappingError(problems, model)
     base = pl.stats if placement == "rowmajor" else place(len(tiling.cores), T, chip, "rowmajor").stats
     quant = {"table": qreport.table(), **(qreport.summary() if hasattr(qreport, "summary") else {})}
+    if input_note:
+        quant["input"] = input_note
+    if types_table:
+        quant["table"] = types_table + "\n\n" + quant["table"]
     return Mapping(chip, qnet, tiling, pl, routes, model, quant, dict(base))
 
 

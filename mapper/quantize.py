@@ -394,9 +394,11 @@ def quantize(net: Net, chip=None, *, weight_bits: int | None = None, membrane_bi
             elif e.kind == "dense":
                 nq = DenseProjection(q.name, q.src, q.dst, wi.astype(np.int32), e.pre_map, **kw)
             else:
-                nq = SparseProjection(q.name, q.src, q.dst, wi, **kw)
-                csr = sp.csr_matrix(wi, dtype=np.int32)
+                # the integer CSR first: SparseProjection's eliminate_zeros works in place on
+                # arrays that a same-dtype csr_matrix(wi) shares with wi
+                csr = sp.csr_matrix(wi, dtype=np.int32, copy=True)
                 csr.eliminate_zeros()
+                nq = SparseProjection(q.name, q.src, q.dst, csr.astype(np.float64), **kw)
                 nq.csr, nq._csc = csr, None
             for start, vec in q.bias_terms:
                 nq.bias_terms.append((int(start), _membrane_int(np.asarray(vec, dtype=np.float64) * f * unit,

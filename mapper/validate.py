@@ -14,11 +14,14 @@ Rules
 ``crossbars``            per core: distinct weight matrices <= ``core.crossbars_per_core``
 ``fold``                 per core: tiles time-multiplexed on one crossbar <= ``core.max_fold``
 ``memory``               per core: weight bytes + state bytes <= ``core.memory_bytes``, with
-                         weight bytes = crossbars x axons x neurons x weight_bits / 8 and
+                         weight bytes = crossbars x axons x neurons x weight_bits / 8
+                         (``synapse_memory: sparse``: ceil(nonzero synapses stored x
+                         (weight_bits + synapse_index_bits) / 8), Loihi) and
                          state bytes = sum over tiles of n_neurons x membrane_bits / 8
                          (partial tiles hold their partial sums at the same width)
 ``neuron_model``         every population's model is in ``core.neuron_models``
 ``weight_bits``          quantised weights lie in the signed ``weight_bits`` range
+``axon_types``           ``core.axon_types = k > 0``: per column, one weight per input type, <= k types
 ``cores``                cores used <= mesh.width x mesh.height x mesh.max_chips
 ``routing_entries``      per core: routing-table entries <= ``core.routing_entries``
 
@@ -86,8 +89,7 @@ def tile_label(t) -> str:
 def core_bytes(tiling, chip) -> np.ndarray:
     """(n_cores, 3) per core: crossbars, weight bytes, state bytes (from ``Tiling.core_memory``)."""
     mem = tiling.core_memory(chip)
-    per_xbar = chip.core.axons * chip.core.neurons * chip.core.weight_bits // 8
-    return np.column_stack([mem[:, 0] // per_xbar, mem[:, 0], mem[:, 1]])
+    return np.column_stack([tiling.core_crossbars(), mem[:, 0], mem[:, 1]])
 
 
 @dataclass
@@ -133,10 +135,14 @@ class Context:
 # ---------------------------------------------------------------------------------------
 
 def rule_axons(ctx: Context) -> list:
+    from .tiling.tiler import input_copies
+
     c = ctx.chip.core
-    return [Violation("axons", t.population, lab, f"{lab}: needs {t.n_axons} axons, core has {c.axons}",
-                      "tile", f"{c.axons} axons")
-            for t, lab in zip(ctx.tiling.tiles, ctx.tile_where) if t.n_axons > c.axons]
+    k = input_copies(ctx.net) if ctx.net is not None else 1
+    copies = f" ({{}} inputs x {k} copies)" if k > 1 else ""
+    return [Violation("axons", t.population, lab, f"{lab}: needs {t.n_axons * k} axons{copies.format(t.n_axons)}, "
+                                                  f"core has {c.axons}", "tile", f"{c.axons} axons")
+            for t, lab in zip(ctx.tiling.tiles, ctx.tile_where) if t.n_axons * k > c.axons]
 
 
 def rule_neurons(ctx: Context) -> list:
@@ -201,6 +207,27 @@ def rule_weight_bits(ctx: Context) -> list:
     return out
 
 
+def rule_axon_types(ctx: Context) -> list:
+    """``core.axon_types = k > 0`` (TrueNorth): in every column, the nonzero weights of the
+    inputs of one type are one value, and at most ``k`` types (:mod:`mapper.axon_types`)."""
+    k = int(getattr(ctx.chip.core, "axon_types", 0) or 0)
+    if not k or ctx.net is None or not getattr(ctx.net, "quantized", False):
+        return []
+    from .axon_types import type_violations
+
+    out = [Violation("axon_types", _dst(ctx.net, name), name, f"{name}: {text}")
+           for name, text in type_violations(ctx.net)]
+    for name, rec in (ctx.net.metadata.get("axon_types") or {}).items():
+        if rec.get("k", 0) > k:
+            out.append(Violation("axon_types", _dst(ctx.net, name), name,
+                                 f"{name}: uses {rec['k']} axon types, core has {k}"))
+    return out
+
+
+def _dst(net, proj_name: str) -> str:
+    return next((q.dst for q in net.projections if q.name == proj_name), proj_name)
+
+
 def rule_cores(ctx: Context) -> list:
     mesh = ctx.chip.mesh
     avail = mesh.width * mesh.height * mesh.max_chips
@@ -235,7 +262,7 @@ def rule_routing_entries(ctx: Context) -> list:
 
 #: every design rule, run in this order by :func:`check`
 RULES = [rule_axons, rule_neurons, rule_mode, rule_crossbars, rule_fold, rule_memory, rule_neuron_model,
-         rule_weight_bits, rule_cores, rule_routing_entries]
+         rule_weight_bits, rule_axon_types, rule_cores, rule_routing_entries]
 
 
 def check(tiling, chip, *, net=None, routes=None) -> list:

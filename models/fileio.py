@@ -22,7 +22,26 @@ def _umask() -> int:
     return mask
 
 
-class AtomicFile:
+class _Unit:
+    """Commits on a clean exit from ``with``, aborts on an exception."""
+
+    def commit(self):
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class AtomicFile(_Unit):
     """A temporary sibling of ``path`` (``.NAME.XXXX.tmp``) that becomes ``path`` on :meth:`commit`.
 
     ``tmp`` is its path; open it yourself, or use the handle :meth:`open` returns.
@@ -60,15 +79,6 @@ class AtomicFile:
             os.unlink(self.tmp)
         except FileNotFoundError:
             pass
-
-    def __enter__(self) -> "AtomicFile":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 def atomic_write(path: str | os.PathLike, write: Callable, *, binary: bool = False) -> Path:
@@ -124,7 +134,7 @@ class FolderBusyError(OSError):
     """Another process is writing the same output folder."""
 
 
-class AtomicFolder:
+class AtomicFolder(_Unit):
     """Write the files of a folder as a unit: a reader sees the old folder or the new one, never a mix.
 
     The files go into a hidden sibling ``.NAME.PID.new`` (:attr:`tmp`); :meth:`commit`
@@ -212,14 +222,19 @@ class AtomicFolder:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def __enter__(self) -> "AtomicFolder":
-        return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
+def save_figure(fig, stem: str | os.PathLike, formats=("png", "pdf"), **savefig_kw) -> dict:
+    """Write a matplotlib figure as ``stem.png``, ``stem.pdf`` ... atomically, then close it; {format: path}."""
+    import matplotlib.pyplot as plt
+
+    stem = Path(stem)
+    kw = {"dpi": 150, **savefig_kw}
+    try:
+        return {ext: atomic_write(stem.with_name(f"{stem.name}.{ext}"),
+                                  lambda name, ext=ext: fig.savefig(name, format=ext, **kw), binary=None)
+                for ext in formats}
+    finally:
+        plt.close(fig)
 
 
 def _rmtree(p: Path) -> None:

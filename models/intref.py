@@ -3,7 +3,7 @@ r"""Integer reference simulator: the golden model of the chip's integer behaviou
 :func:`simulate_int` runs a quantised :class:`~models.net.Net` (the output of
 ``mapper.quantize``) in exact integer arithmetic. **This docstring is the contract**
 between ``mapper.quantize``, this simulator and ``hwsim``: the chip simulator must
-reproduce every spike and every membrane value defined here (DESIGN.md section 3);
+reproduce every spike and every membrane value defined here (docs/design.md);
 every other module points here.
 
 Notation
@@ -81,6 +81,12 @@ The leak products are formed exactly (``alpha_q * (v_leak - v)`` needs
   ``reset="zero"``: ``v <- v_reset`` where ``z > 0``.
 
 Neither reset leaves the membrane range, so no second saturation is needed.
+
+Membrane floor (``v_min``, :mod:`models.reference`): after the spike and the reset,
+``v <- max(v, v_min_q)`` for every neuron with a state (after the update for LI / I),
+with ``v_min_q = -theta`` per neuron for ``v_min="-threshold"``, else
+``v_min_q = max(round_half_away(v_min * U_p), -2^(M-1))`` (the population's membrane
+unit ``U_p``, ``metadata["quant"]["populations"][p]["unit"]``). No floor: ``v_min=None``.
 Evaluation order, delays, ``bias_terms`` and recording are those of the float
 reference (:func:`models.reference.simulate_net`).
 
@@ -137,7 +143,7 @@ import scipy.sparse as sp
 from .errors import SimulationError
 from .net import ConvProjection, DenseProjection, Net, SparseProjection
 from .ops import ConvGeometry
-from .reference import SimResult, check_inputs, check_options, recorded
+from .reference import V_MIN_THRESHOLD, SimResult, check_inputs, check_options, check_v_min, recorded
 
 #: exact-integer limits of the BLAS carriers (every integer of magnitude <= 2^p is exact)
 _CARRIER_LIMITS = ((np.float32, 2 ** 24), (np.float64, 2 ** 53))
@@ -322,8 +328,9 @@ class IntNeuronState:
     """State and integer update of one population, flat (B, n) int64 (see the module docstring)."""
 
     def __init__(self, model: str, params: dict, batch: int, n: int, membrane_bits: int,
-                 leak_frac_bits: int, reset: str, spikes: str):
+                 leak_frac_bits: int, reset: str, spikes: str, v_min_q=None):
         self.model, self.p = model, {k: np.asarray(v, dtype=np.int64) for k, v in params.items()}
+        self.v_min_q = v_min_q
         self.M, self.F = membrane_bits, leak_frac_bits
         self.reset, self.spike_mode = reset, spikes
         self.v = np.zeros((batch, n), dtype=np.int64)
@@ -352,6 +359,8 @@ class IntNeuronState:
             raise SimulationError(f"integer simulation: unknown neuron model {m!r}")
         v = _sat_inplace(self.v, lo, hi)
         if m in ("LI", "I"):
+            if self.v_min_q is not None:
+                np.maximum(v, self.v_min_q, out=v)
             return v.copy()
         th = p["v_threshold"]
         fired = v >= th
@@ -365,7 +374,22 @@ class IntNeuronState:
                 v -= z * th
         if self.reset == "zero":
             np.copyto(v, np.broadcast_to(p["v_reset"], v.shape), where=fired)
+        if self.v_min_q is not None:
+            np.maximum(v, self.v_min_q, out=v)
         return z
+
+
+def int_v_min(qnet: Net, pop, v_min):
+    """The integer floor ``v_min_q`` of population ``pop`` (module docstring), or None."""
+    if v_min is None or pop.model in ("Threshold", "Identity"):
+        return None
+    lo = -(1 << (int(qnet.metadata["quant"]["membrane_bits"]) - 1))
+    if v_min == V_MIN_THRESHOLD:
+        if "v_threshold" not in pop.params:
+            return None
+        return np.maximum(-np.asarray(pop.params["v_threshold"], dtype=np.int64), lo)
+    unit = float(qnet.metadata["quant"].get("populations", {}).get(pop.name, {}).get("unit", 1.0))
+    return np.maximum(round_half_away(float(v_min) * unit), lo)
 
 
 def _sat_inplace(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -434,7 +458,7 @@ def encode_input(qnet: Net, inputs: np.ndarray, input_scale: float | None = None
 
 def simulate_int(qnet: Net, inputs: np.ndarray, *, reset: str = "subtract", spikes: str = "binary",
                  record=None, input_scale: float | None = None, carrier: str = "auto",
-                 progress: bool = False) -> SimResult:
+                 progress: bool = False, v_min=None) -> SimResult:
     """Run a quantised Net in exact integer arithmetic (the module docstring is the spec).
 
     Parameters
@@ -453,6 +477,8 @@ def simulate_int(qnet: Net, inputs: np.ndarray, *, reset: str = "subtract", spik
         already integers); the weights are not changed.
     carrier : "auto" or "int64"
         how integer dot products are evaluated (identical results; see the module docstring).
+    v_min : None, number <= 0 or "-threshold"
+        the membrane floor (module docstring), in float units of ``v``.
 
     Returns
     -------
@@ -466,7 +492,9 @@ def simulate_int(qnet: Net, inputs: np.ndarray, *, reset: str = "subtract", spik
     M, F = int(meta["membrane_bits"]), int(meta["leak_frac_bits"])
     enc = _InputEncoder(qnet, inputs, input_scale)
     T, B = enc.x.shape[:2]
-    states = {p.name: IntNeuronState(p.model, p.params, B, p.size, M, F, reset, spikes)
+    v_min = check_v_min(v_min)
+    states = {p.name: IntNeuronState(p.model, p.params, B, p.size, M, F, reset, spikes,
+                                     int_v_min(qnet, p, v_min))
               for p in qnet.populations[1:]}
     # largest |output| of every population, for the exactness bound of the carriers
     vmax = 1 << (M - 1)

@@ -347,4 +347,117 @@ def lower(graph: Graph, *, input_spiking: bool | None = None, max_nnz: int = DEF
                     proj.bias_terms.append((d, vec))
             projections.append(proj)
     meta = dict(graph.metadata)
+    meta["graph_layers"] = graph_layers(graph)
     return Net(pops, projections, output, dt=graph.dt, input_spiking=bool(input_spiking), metadata=meta)
+
+
+# ------------------------------------------------------------------ the graph's layers, as written
+
+#: node types that are a layer of their own in the SNN papers' and NeuroBench's counts
+WEIGHT_LAYER_TYPES = ("Conv1d", "Conv2d", "Affine", "Linear")
+#: weightless nodes a layer's input may pass through on its way from a neuron (or the input)
+_PASS_TYPES = ("SumPool2d", "AvgPool2d", "Flatten", "Delay")
+
+
+def _geom_dict(g: ConvGeometry) -> dict:
+    return {"in_shape": [int(v) for v in g.in_shape], "out_shape": [int(v) for v in g.out_shape],
+            "kernel": [int(v) for v in g.kernel], "stride": [int(v) for v in g.stride],
+            "padding": [int(v) for v in g.padding], "dilation": [int(v) for v in g.dilation],
+            "groups": int(g.groups)}
+
+
+def geometry_of(d: dict) -> ConvGeometry:
+    """The :class:`~models.ops.ConvGeometry` of a ``graph_layers`` entry's ``geom`` (or a pre-op's)."""
+    return ConvGeometry(int(d["in_shape"][0]), int(d["out_shape"][0]), tuple(d["in_shape"][1:]),
+                        tuple(d["kernel"]), tuple(d["stride"]), tuple(d["padding"]), tuple(d["dilation"]),
+                        int(d["groups"]))
+
+
+def graph_layers(graph: Graph) -> list[dict]:
+    """The weight layers of ``graph`` as written (before lowering composes anything).
+
+    One JSON-able dict per Conv1d / Conv2d / Affine / Linear node, in evaluation order:
+
+    * ``name``, ``type``, ``kind`` (``conv`` / ``fc``), ``in_shape``, ``out_shape``,
+    * ``flops`` -- the SNN papers' count: FLOPs(conv) = k_h k_w H_out W_out (C_in / groups)
+      C_out, FLOPs(fc) = in x out;
+    * ``dense`` -- NeuroBench's "Dense": the same layer run on all-ones inputs with all-ones
+      weights, summed over its outputs; conv taps on zero padding add nothing, so
+      dense <= flops;
+    * ``params``, ``nonzero`` -- weights and nonzero weights;
+    * ``nz_fanout`` -- what an effective count needs of the weights: fc, per input the
+      nonzero weights it drives (``(in,)``); conv, per input channel and tap the output
+      channels with a nonzero weight there (``(C_in, k_h, k_w)``);
+    * ``geom`` (conv) -- the layer's geometry;
+    * ``src`` -- the neuron node or graph input whose output reaches this layer, ``pre`` the
+      weightless nodes on the way (pooling with its geometry, Flatten, Delay), or ``src`` =
+      the preceding weight layer when two weight layers follow each other (``src_kind``
+      ``linear``); ``dst`` -- the neuron node (population) its output feeds.
+
+    Stored by :func:`lower` in ``Net.metadata["graph_layers"]`` so that a mapping, saved and
+    loaded, still knows the graph's layer structure (energy and NeuroBench counts on the
+    network as written).
+    """
+    out = []
+    for name in graph.order:
+        node = graph.nodes[name]
+        t = node_type(node)
+        if t not in WEIGHT_LAYER_TYPES:
+            continue
+        s_in, s_out = graph.shapes[name]
+        w = np.asarray(node.weight)
+        nz = w != 0
+        d = {"name": name, "type": t, "kind": "fc" if t in ("Affine", "Linear") else "conv",
+             "in_shape": [int(v) for v in s_in], "out_shape": [int(v) for v in s_out],
+             "params": int(w.size), "nonzero": int(nz.sum())}
+        if d["kind"] == "fc":
+            d["flops"] = d["dense"] = int(w.shape[0] * w.shape[1])
+            d["nz_fanout"] = [int(v) for v in nz.sum(axis=0)]
+        else:
+            geom = conv_geometry(node, s_in, graph._where(name))
+            if t == "Conv1d":
+                w, nz = w[:, :, None, :], nz[:, :, None, :]
+            kh, kw = geom.kernel
+            oh, ow = geom.out_hw
+            cin_g, cout_g = geom.in_channels // geom.groups, geom.out_channels // geom.groups
+            d["flops"] = int(kh * kw * oh * ow * cin_g * geom.out_channels)
+            ones = ConvProjection("tmp", "", "", np.ones((geom.out_channels, cin_g, kh, kw)), geom)
+            d["dense"] = int(ones.fan_in().sum())
+            fan = np.zeros((geom.in_channels, kh, kw), dtype=np.int64)
+            for gi in range(geom.groups):
+                fan[gi * cin_g:(gi + 1) * cin_g] = nz[gi * cout_g:(gi + 1) * cout_g].sum(axis=0)
+            d["nz_fanout"] = fan.tolist()
+            d["geom"] = _geom_dict(geom)
+        pre, p = [], name
+        while True:
+            (q,) = graph.preds[p][:1] or [None]
+            if q is None or len(graph.preds[p]) != 1:
+                d["src"], d["src_kind"] = None, "several"
+                break
+            tq = node_type(graph.nodes[q])
+            if tq in _PASS_TYPES:
+                op = {"name": q, "type": tq, "in_shape": [int(v) for v in graph.shapes[q][0]],
+                      "out_shape": [int(v) for v in graph.shapes[q][1]]}
+                if tq in ("SumPool2d", "AvgPool2d"):
+                    op["geom"] = _geom_dict(conv_geometry(graph.nodes[q], graph.shapes[q][0], graph._where(q)))
+                pre.insert(0, op)
+                p = q
+                continue
+            d["src"] = q
+            d["src_kind"] = ("input" if tq == "Input" else "neuron" if tq in NEURON_TYPES
+                             else "linear" if tq in WEIGHT_LAYER_TYPES else tq)
+            break
+        d["pre"] = pre
+        dst, p = None, name
+        for _ in range(len(graph.nodes)):
+            nxt = [s for s in graph.succs[p] if (p, s) not in graph.back_edges]
+            if len(nxt) != 1:
+                break
+            p = nxt[0]
+            tp = node_type(graph.nodes[p])
+            if tp in NEURON_TYPES or tp == "Output":
+                dst = p
+                break
+        d["dst"] = dst
+        out.append(d)
+    return out

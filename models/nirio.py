@@ -20,7 +20,7 @@ import h5py
 import nir
 import numpy as np
 
-from .errors import NIRFormatError, SnnchipError, UnsupportedNodeError
+from .errors import NIRFormatError, ParameterError, SnnchipError, UnsupportedNodeError
 from .limits import check_bytes
 from .fileio import atomic_write
 from .graph import SUPPORTED_TYPES, Graph
@@ -168,11 +168,36 @@ def _s(x) -> str:
     return x.decode("utf8") if isinstance(x, bytes) else str(x)
 
 
+#: the time-constant fields a missing dt is checked against
+_TAU_FIELDS = ("tau", "tau_mem", "tau_syn")
+
+
+def _refuse_unit_dt(nodes: dict, path) -> None:
+    """Raise :class:`ParameterError` when a node has a time constant below 1 (see :func:`read_nir`)."""
+    for name, node in nodes.items():
+        for f in _TAU_FIELDS:
+            v = node.get(f) if isinstance(node, dict) else getattr(node, f, None)
+            if v is None:
+                continue
+            try:
+                tmin = float(np.min(np.asarray(v, dtype=np.float64)))
+            except (TypeError, ValueError):
+                continue
+            if np.isfinite(tmin) and 0 < tmin < 1:
+                raise ParameterError(f"{path}: node '{name}': {f} = {tmin:g} is below 1 and the file has no dt; "
+                                     f"dt = 1 would diverge (dt / {f} > 1): give the time step with --dt SECONDS "
+                                     f"(read_nir(path, dt=...)), e.g. --dt 1e-4 for snnTorch exports")
+
+
 def read_nir(path: str | os.PathLike, *, dt: float | None = None) -> Graph:
     """Read a ``.nir`` file into a validated :class:`Graph`.
 
     ``dt`` overrides the time step stored in the file's metadata (default 1.0 when
-    the file has none, the convention of unit-step exporters such as Sinabs).
+    the file has none, the convention of unit-step exporters such as Sinabs). A file
+    without ``dt`` whose time constants (``tau``, ``tau_mem``, ``tau_syn``) are below 1
+    is refused: its exporter worked in seconds (snnTorch, Norse), and dt = 1 would make
+    the forward-Euler factor dt / tau above 1 and the membranes diverge; give ``dt``
+    (``--dt`` on the command line).
 
     Raises
     ------
@@ -201,6 +226,8 @@ def read_nir(path: str | os.PathLike, *, dt: float | None = None) -> Graph:
     if not isinstance(meta, dict):
         raise NIRFormatError(f"{path}: graph metadata must be a group of fields")
     meta = _check_metadata(meta, path)
+    if dt is None and "dt" not in meta:
+        _refuse_unit_dt(nodes, path)
     file_dt = float(meta.pop("dt", 1.0))
     return Graph(nodes, edges, dt=float(dt) if dt is not None else file_dt, metadata=meta, source=str(path))
 

@@ -27,6 +27,13 @@ Spikes and reset (NIR leaves both open; they are options here and everywhere):
 Firing uses ``>=`` so that binary and multi agree on when a neuron fires
 (:math:`\lfloor v/\theta\rfloor \ge 1 \iff v \ge \theta`).
 
+Membrane floor (NIR does not carry it; Sinabs' ``min_v_mem``, Speck's -1 x threshold):
+after the spike and the reset, :math:`v \leftarrow \max(v, v_{min})` for every neuron
+with a state (IF, LIF, CubaLIF, LI, I), as Sinabs' ``lif_forward_single`` clips after
+its reset. ``v_min=None`` (the default): no floor; a number: the same floor for every
+neuron; ``"-threshold"``: :math:`v_{min} = -\theta` per neuron (what Sinabs' NIR import
+sets for an IF node). The framework defaults are :data:`models.frameworks.SOURCES`.
+
 Order within a step: nodes in the graph's topological order with recurrent
 (back) edges removed; a back edge carries its source's value of the previous step
 (zero at step 0); a ``Delay`` node of ``d`` time units outputs its input of
@@ -55,6 +62,8 @@ from .net import Net
 from .ops import conv2d, pool_kernel
 
 RESET_MODES = ("zero", "subtract")
+#: the symbolic membrane floor: minus each neuron's threshold
+V_MIN_THRESHOLD = "-threshold"
 SPIKE_MODES = ("binary", "multi")
 
 
@@ -101,6 +110,16 @@ def check_options(reset: str, spikes: str):
         raise SimulationError(f"spikes must be one of {SPIKE_MODES}, got {spikes!r}")
 
 
+def check_v_min(v_min):
+    """Raise :class:`SimulationError` unless ``v_min`` is None, a finite number <= 0 or ``"-threshold"``."""
+    if v_min is None or (isinstance(v_min, str) and v_min == V_MIN_THRESHOLD):
+        return v_min
+    if isinstance(v_min, bool) or not isinstance(v_min, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(v_min) or v_min > 0:
+        raise SimulationError(f"v_min must be None, a finite number <= 0 or {V_MIN_THRESHOLD!r}, got {v_min!r}")
+    return float(v_min)
+
+
 def check_inputs(x: np.ndarray, shape: tuple, name: str) -> np.ndarray:
     """Inputs ``(T, B, *shape)`` of input ``name`` as ``(T, B, n)``; raises :class:`SimulationError`."""
     x = np.asarray(x)
@@ -121,8 +140,12 @@ def check_inputs(x: np.ndarray, shape: tuple, name: str) -> np.ndarray:
 class NeuronState:
     """State and update of one population/node of neurons, flat (B, n) float64."""
 
-    def __init__(self, model: str, params: dict, batch: int, n: int, dt: float, reset: str, spikes: str):
+    def __init__(self, model: str, params: dict, batch: int, n: int, dt: float, reset: str, spikes: str,
+                 v_min=None):
         self.model, self.p, self.dt = model, params, dt
+        if v_min == V_MIN_THRESHOLD:
+            v_min = -np.asarray(params["v_threshold"], dtype=np.float64) if "v_threshold" in params else None
+        self.v_min = v_min
         self.reset, self.spike_mode = reset, spikes
         self.v = np.zeros((batch, n))
         self.spiking = model in ("IF", "LIF", "CubaLIF", "Threshold")
@@ -143,6 +166,8 @@ class NeuronState:
             self.i_syn = self.i_syn + (dt / p["tau_syn"]) * (-self.i_syn + p["w_in"] * I)
             self.v = self.v + (dt / p["tau_mem"]) * (p["v_leak"] - self.v + p["r"] * self.i_syn)
         if m in ("LI", "I"):
+            if self.v_min is not None:
+                self.v = np.maximum(self.v, self.v_min)
             return self.v.copy()
         th = p["v_threshold"]
         if self.spike_mode == "binary":
@@ -153,6 +178,8 @@ class NeuronState:
             self.v = self.v - z * th
         else:
             self.v = np.where(z > 0, p["v_reset"], self.v)
+        if self.v_min is not None:
+            self.v = np.maximum(self.v, self.v_min)
         return z
 
 
@@ -200,13 +227,15 @@ def recorded(record, names) -> set:
 
 
 def simulate_graph(graph: Graph, inputs: np.ndarray, *, reset: str = "subtract", spikes: str = "binary",
-                   record=None, progress: bool = False) -> SimResult:
+                   record=None, progress: bool = False, v_min=None) -> SimResult:
     """Run a :class:`Graph` node by node. ``inputs`` is (T, B, *input_shape).
 
     ``record`` = ``"all"`` or a list of neuron node names whose spikes (output)
-    and membrane are returned, each (T, B, n).
+    and membrane are returned, each (T, B, n). ``v_min``: the membrane floor (module
+    docstring).
     """
     check_options(reset, spikes)
+    v_min = check_v_min(v_min)
     x = check_inputs(inputs, graph.input_shape, graph.input_name)
     T, B = x.shape[:2]
     ops, neurons, delays = {}, {}, {}
@@ -214,7 +243,7 @@ def simulate_graph(graph: Graph, inputs: np.ndarray, *, reset: str = "subtract",
         t = node_type(graph.nodes[name])
         if t in ("IF", "LIF", "LI", "I", "CubaLIF", "Threshold"):
             n = int(np.prod(graph.shapes[name][1]))
-            neurons[name] = NeuronState(t, _params_of(graph, name), B, n, graph.dt, reset, spikes)
+            neurons[name] = NeuronState(t, _params_of(graph, name), B, n, graph.dt, reset, spikes, v_min)
         elif t == "Delay":
             d = np.rint(np.broadcast_to(np.asarray(graph.nodes[name].delay, dtype=np.float64),
                                         graph.shapes[name][1]).ravel() / graph.dt).astype(np.int64)
@@ -264,12 +293,13 @@ def simulate_graph(graph: Graph, inputs: np.ndarray, *, reset: str = "subtract",
 
 
 def simulate_net(net: Net, inputs: np.ndarray, *, reset: str = "subtract", spikes: str = "binary",
-                 record=None, progress: bool = False) -> SimResult:
+                 record=None, progress: bool = False, v_min=None) -> SimResult:
     """Run a lowered :class:`Net` population by population (same semantics as the graph)."""
     check_options(reset, spikes)
+    v_min = check_v_min(v_min)
     x = check_inputs(inputs, net.input.shape, net.input.name)
     T, B = x.shape[:2]
-    states = {p.name: NeuronState(p.model, p.params, B, p.size, net.dt, reset, spikes)
+    states = {p.name: NeuronState(p.model, p.params, B, p.size, net.dt, reset, spikes, v_min)
               for p in net.populations[1:]}
     incoming = {p.name: net.incoming(p.name) for p in net.populations}
     max_delay = {p.name: 0 for p in net.populations}

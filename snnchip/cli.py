@@ -48,6 +48,21 @@ def _modes(s) -> None:
                    "(default: the model's metadata, else binary)")
 
 
+def _framework(s) -> None:
+    from models.frameworks import SOURCES
+
+    s.add_argument("--source", choices=list(SOURCES), help="framework that trained the model: its spike mode, "
+                   "reset and membrane floor (models/frameworks.py; default: detected from the file's metadata or "
+                   "node names, else none)")
+    s.add_argument("--v-min", metavar="V|-threshold", help="membrane floor after spike and reset: a number <= 0 "
+                   "or -threshold (default: the source's, else none)")
+
+
+def _dt(s) -> None:
+    s.add_argument("--dt", type=float, metavar="SECONDS", help="time step of the graph (default: the file's "
+                   "metadata dt, else 1; needed when a time constant is below 1)")
+
+
 def _data(s, samples: int, *, start: bool = True) -> None:
     s.add_argument("--data", metavar="nmnist|mnist|FILE.npz",
                    help="dataset, or your own .npz with arrays x (B, *input) or (T, B, *input) and y "
@@ -103,12 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("info", help="print a model's per-node summary table")
     s.add_argument("model", help=MODEL_HELP)
     s.add_argument("--lowered", action="store_true", help="also print populations and projections (default off)")
+    _dt(s)
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("simulate", help="run the float reference simulator and print accuracy")
     s.add_argument("model", help=MODEL_HELP)
     _data(s, 100)
     _modes(s)
+    _framework(s)
+    _dt(s)
     s.add_argument("--level", choices=["graph", "net"], default="net",
                    help="simulate the graph or the lowered net (default net)")
     s.add_argument("--batch", type=int, default=100, help="samples per call (default 100)")
@@ -142,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", type=int, metavar="N", help="weight traffic by firing rates of N reference "
                    "samples (default off: uniform traffic)")
     _modes(s)
+    s.add_argument("--encoding", choices=["direct", "rate", "poisson"], help="a real-valued input as MACs (direct) "
+                   "or as spikes (default: direct on chips with ANN mode, else rate)")
+    s.add_argument("--axon-copies", type=int, metavar="K", help="chips with axon types (TrueNorth): axons per "
+                   "input, 1 or core.axon_types (default core.axon_types)")
+    _dt(s)
     s.add_argument("--seed", type=int, default=0, help="seed of the annealing placement (default 0)")
     s.add_argument("-o", "--output", help="folder for mapping.json + mapping.npz (default: not written)")
     s.add_argument("--fold-sweep", metavar="F1,F2,...", help="print cores/chips per fold (e.g. 1,2,4,8,16) "

@@ -42,7 +42,7 @@ def cmd_map(args):
     from mapper.mapping import map_model
     from models import lower
 
-    g = load_model(args.model)
+    g = load_model(args.model, args)
     chip = chip_from_args(args)
     rates = None
     net = lower(g)
@@ -62,12 +62,13 @@ def cmd_map(args):
         return _fold_sweep(args, net, chip)
     t0 = time.perf_counter()
     m = map_model(net, chip, placement=args.placement, rates=rates, max_fold=args.max_fold,
-                  seed=args.seed, model=args.model)
+                  seed=args.seed, model=args.model, encoding=args.encoding, axon_copies=args.axon_copies)
     dt = time.perf_counter() - t0
     print(m.report())
     if args.output:
         m.save(args.output)
-        print(f"\nmapping written to {args.output}/mapping.json + mapping.npz ({dt:.1f} s to map)")
+        files = " + ".join(p.name for p in sorted(Path(args.output).glob("mapping.*")))
+        print(f"\nmapping written to {args.output}/: {files} ({dt:.1f} s to map)")
     return 0
 
 

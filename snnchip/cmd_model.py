@@ -12,10 +12,14 @@ from models.errors import SnnchipError
 from .inputs import load_data, modes, run_reference
 
 
-def load_model(spec: str):
+def load_model(spec: str, args=None):
+    """The model of a command (``--dt`` overrides the file's time step)."""
     from models.zoo.catalog import load
 
-    return load(spec)
+    dt = getattr(args, "dt", None)
+    if dt is not None and not (dt > 0 and dt < float("inf")):
+        raise SnnchipError(f"--dt must be a positive number of seconds, got {dt}")
+    return load(spec, dt=dt)
 
 
 def data_options(args) -> dict:
@@ -24,7 +28,7 @@ def data_options(args) -> dict:
 
 
 def cmd_info(args):
-    g = load_model(args.model)
+    g = load_model(args.model, args)
     print(f"model: {args.model}")
     print(g.summary())
     if args.lowered:
@@ -46,15 +50,18 @@ def cmd_models(args):
 def cmd_simulate(args):
     from models import lower
 
-    g = load_model(args.model)
-    reset, spikes = modes(g, args)
+    from .inputs import source_modes
+
+    g = load_model(args.model, args)
+    reset, spikes, v_min, source = source_modes(g, args)
     kind, seq = load_data(g, args.data, args.samples, args.steps, args.encoding, args.start, args.seed,
                           **data_options(args))
     model = lower(g, input_spiking=seq.spiking) if args.level == "net" else g
     T, B = seq.inputs.shape[:2]
-    print(f"model {args.model} | data {kind} | {B} samples x {T} steps | reset={reset} spikes={spikes} | {args.level}")
+    print(f"model {args.model} | data {kind} | {B} samples x {T} steps | reset={reset} spikes={spikes}"
+          + (f" v_min={v_min}" if v_min is not None else "") + f" | {args.level}" + (f" | {source}" if source else ""))
     t0 = time.perf_counter()
-    preds, totals, sizes = run_reference(model, seq, reset, spikes, args.batch)
+    preds, totals, sizes = run_reference(model, seq, reset, spikes, args.batch, v_min=v_min)
     dt = time.perf_counter() - t0
     correct = int((preds == seq.labels).sum())
     print(f"accuracy: {correct}/{B} = {100.0 * correct / B:.2f} %   ({dt:.1f} s, {B / dt:.1f} samples/s)")

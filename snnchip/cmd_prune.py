@@ -12,7 +12,7 @@ from .inputs import load_data, modes
 def _prune_setup(args):
     if args.finetune is not None and args.finetune < 1:
         raise SnnchipError(f"--finetune must be >= 1 epochs, got {args.finetune}")
-    g = load_model(args.model)
+    g = load_model(args.model, args)
     if args.finetune:
         from models.train import model_from_graph
 

@@ -35,6 +35,30 @@ def modes(graph, args) -> tuple[str, str]:
     return reset, spikes
 
 
+def source_modes(graph, args) -> tuple:
+    """(reset, spike mode, membrane floor, note) for the float reference: the command's options,
+    else the framework's defaults (``--source``, or detected from the file: :mod:`models.frameworks`),
+    else the model's metadata, else subtract / binary / no floor."""
+    from models.frameworks import detect_source, source_options
+
+    source, how = getattr(args, "source", None), "given"
+    if source is None:
+        source, how = detect_source(graph)
+    opts = source_options(source) if source else {}
+    reset = getattr(args, "reset", None) or opts.get("reset") or str(graph.metadata.get("reset", "subtract"))
+    spikes = getattr(args, "spikes", None) or opts.get("spikes") or str(graph.metadata.get("spikes", "binary"))
+    v_min = getattr(args, "v_min", None)
+    if v_min is not None and v_min != "-threshold":
+        try:
+            v_min = float(v_min)
+        except ValueError:
+            raise SnnchipError(f"--v-min must be a number <= 0 or -threshold, got {v_min!r}") from None
+    elif v_min is None:
+        v_min = opts.get("v_min")
+    note = f"source {source} ({how})" if source else ""
+    return reset, spikes, v_min, note
+
+
 def _data_kind(graph, requested: str | None) -> str:
     if requested:
         return requested
@@ -179,7 +203,7 @@ def _meta_steps(graph) -> int | None:
     return int(steps) if steps is not None else None
 
 
-def run_reference(model, seq, reset: str, spikes: str, batch: int = 100, desc: str = "reference"):
+def run_reference(model, seq, reset: str, spikes: str, batch: int = 100, desc: str = "reference", v_min=None):
     """Simulate in batches with a progress bar; returns (predictions, spike totals, sizes)."""
     from tqdm import tqdm
 
@@ -190,7 +214,7 @@ def run_reference(model, seq, reset: str, spikes: str, batch: int = 100, desc: s
     with tqdm(total=B, desc=desc, unit="sample", disable=B <= batch and seq.inputs.shape[0] < 50,
               file=sys.stderr) as bar:
         for lo in range(0, B, batch):
-            r = simulate(model, seq.inputs[:, lo:lo + batch], reset=reset, spikes=spikes)
+            r = simulate(model, seq.inputs[:, lo:lo + batch], reset=reset, spikes=spikes, v_min=v_min)
             preds.append(r.predict())
             for k, v in r.spike_totals.items():
                 totals[k] = totals.get(k, 0.0) + v

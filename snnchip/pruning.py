@@ -18,7 +18,7 @@ from pathlib import Path
 
 from models.defaults import ENERGY_TABLE  # noqa: F401 (re-exported: the CLI reads it from here)
 from models.errors import SnnchipError
-from models.fileio import atomic_write
+from models.fileio import atomic_write, save_figure
 
 SWEEP_FIELDS = ("model", "grain", "reorder", "finetune_epochs", "target", "crossbars", "crossbars_implied",
                 "crossbar_savings", "cores", "accuracy", "accuracy_drop_pts", "energy_paper_uj", "samples")
@@ -47,7 +47,7 @@ def evaluate(graph, chip, seq, reset: str, spikes: str, *, batch: int = 250, des
             bar.update(hi - lo)
     r = merge_results(parts)
     correct = int((r.predict() == seq.labels).sum())
-    e = estimate(r, ENERGY_TABLE, "paper", mapping=m)
+    e = estimate(r, ENERGY_TABLE, "chip-ops", mapping=m)  # the paper view counts the graph's FLOPs, which pruning keeps
     return {"crossbars": int(m.tiling.n_crossbars), "cores": len(m.tiling.cores), "accuracy": correct / B,
             "correct": correct, "samples": int(B), "energy_paper_uj": float(e.total_pj) / 1e6, "mapping": m}
 
@@ -149,12 +149,7 @@ def _figure(rows, out: Path) -> dict:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    files = {}
-    for ext in ("png", "pdf"):
-        files[ext] = atomic_write(out / f"sweep.{ext}", lambda name, ext=ext: fig.savefig(name, format=ext, dpi=150),
-                                  binary=None)
-    plt.close(fig)
-    return files
+    return save_figure(fig, out / "sweep")
 
 
 def check_out_path(path) -> Path:

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from models.errors import SnnchipError
-from models.fileio import atomic_write
+from models.fileio import atomic_write, save_figure
 
 #: the view the Pareto figure and the ``pareto`` column use: it counts NoC, memory and static energy,
 #: which multicast, placement and crossbar size change and the paper view leaves out.
 PARETO_VIEW = "hardware"
-VIEWS = ("paper", "hardware")
+VIEWS = ("paper", "chip-ops", "hardware")
 RESULT_FIELDS = ("chip", "cores", "chips", "crossbars", "fold", "accuracy", "cycles_per_step", "latency_cycles",
                  "latency_us") + tuple(f"energy_{v}_pj" for v in VIEWS) + ("samples", "steps", "wall_s", "status",
                                                                             "pareto", "key")
@@ -156,12 +156,7 @@ def pareto_figure(df, out_dir) -> dict:
     ax.set_title(f"{model}: {len(ok)} points" + (f" ({failed} failed)" if failed else ""), fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    files = {}
-    for ext in ("png", "pdf"):
-        files[ext] = atomic_write(out / f"pareto.{ext}", lambda name, ext=ext: fig.savefig(name, format=ext, dpi=150),
-                                  binary=None)
-    plt.close(fig)
-    return files
+    return save_figure(fig, out / "pareto")
 
 
 def format_table(df, fields) -> str:

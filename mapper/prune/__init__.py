@@ -1,7 +1,7 @@
 r"""Crossbar-aware pruning (Liang, Deng et al., IEEE Access 2018): remove whole crossbars.
 
 This package owns the step ``Graph -> pruned Graph`` that makes a network need fewer
-crossbars on a chip (DESIGN.md section 1, ``mapper.prune``). It works on the NIR weights
+crossbars on a chip (docs/design.md). It works on the NIR weights
 of a feed-forward chain ``Input -> (Conv2d | Affine | Linear) -> neurons -> [pool]
 [flatten] -> ... -> Output`` and on the crossbar structure :mod:`mapper.tiling` gives it.
 
@@ -13,6 +13,8 @@ Modules, one job each
 ``select``      the selection solve: kept (block, chunk) pairs and the column / input orders
 ``permute``     graph rewriting: renumber a population without changing the function
 ``finetuning``  the L0 projection and fine-tuning under the crossbar budget
+``stationary``  pruning on the weight-stationary mapping with the paper's packing, and the
+                savings of VGG-8 / VGG-16 / ResNet-18 on both denominators (:func:`stationary.paper_savings`)
 """
 
 from .finetuning import finetune, project

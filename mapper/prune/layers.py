@@ -121,6 +121,9 @@ def analyse(graph: Graph, chip, mapping=None) -> list[Layer]:
     from ..tiling import conv_block_options
 
     order = chain(graph)
+    if getattr(chip.core, "conv_mapping", "unrolled") == "weight_stationary":
+        raise PruneError(f"chip {chip.name} maps weight-stationary (core.conv_mapping); prune it with "
+                         "mapper.prune.stationary.prune_stationary, which counts the paper's packing")
     if mapping is None:
         mapping = map_model(graph, chip)
     A = int(chip.core.axons)

@@ -1,6 +1,6 @@
 """Tiling: cut every population's incoming synapses into crossbar tiles and fold them onto cores.
 
-This package owns the step ``Net -> Tiling`` of the flow (DESIGN.md section 5): which
+This package owns the step ``Net -> Tiling`` of the flow (docs/design.md): which
 post-neurons and which axons share a crossbar, which tiles send partial sums to which,
 which tiles may be time-multiplexed on one crossbar (folding) and how crossbars are
 packed into cores. Placement and routing consume the result.

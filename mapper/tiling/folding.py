@@ -25,8 +25,9 @@ is then False). ``max_fold=F`` forces the cap; ``fold={pop: f}``
 conv population patch-group major: for each group of patches, each channel block, each
 chunk, so a soma and its partial-sum tiles, and blocks that read the same inputs, are
 neighbours) and a core takes up to ``core.crossbars_per_core`` crossbars of distinct
-weight groups while ``distinct groups * axons*neurons*weight_bits/8 + sum(n_neurons) *
-membrane_bits/8 <= memory_bytes`` (the rule of ``mapper.validate``). Two crossbars of one
+weight groups while their weight bytes (``axons*neurons*weight_bits/8`` each; with sparse
+synapse memory, nonzero synapses x (weight_bits + synapse_index_bits) / 8) + sum(n_neurons)
+* membrane_bits/8 <= memory_bytes`` (the rule of ``mapper.validate``). Two crossbars of one
 weight group never share a core: tiles of one group on one core ARE folding, which the
 fold decides (so a single-group layer at fold 1 gains nothing from crossbars_per_core > 1).
 """
@@ -43,17 +44,19 @@ def pack_cores(crossbars: list, tiles: list, hw: ChipLimits) -> list:
     cores: list = []
     cur: list = []
     groups: set = set()
-    state = 0
+    state = weights = 0
     for xb in crossbars:
         g = tiles[xb[0]].weight_group
         s = sum(tiles[t].n_neurons for t in xb) * hw.membrane_bits
-        need_bits = (len(groups) + 1) * hw.axons * hw.neurons * hw.weight_bits + state + s
+        w = hw.weight_bits_of(max(tiles[t].used_cells for t in xb))
+        need_bits = weights + w + state + s
         if cur and (len(groups) >= hw.crossbars_per_core or g in groups or need_bits > 8 * hw.memory_bytes):
             cores.append(cur)
-            cur, groups, state = [], set(), 0
+            cur, groups, state, weights = [], set(), 0, 0
         cur.extend(xb)
         groups.add(g)
         state += s
+        weights += w
     if cur:
         cores.append(cur)
     return cores

@@ -31,10 +31,37 @@ class ChipLimits:
     memory_bytes: int
     max_fold: int
     cores_available: int
+    synapse_memory: str = "dense"
+    synapse_index_bits: int = 0
+    axon_types: int = 0
+    axon_rows: int = 1  # physical crossbar rows per input (TrueNorth input copies); axons = rows // axon_rows
+
+    @property
+    def sparse(self) -> bool:
+        return self.synapse_memory == "sparse"
+
+    @property
+    def synapse_bits(self) -> int:
+        """Bits stored per synapse in sparse synapse memory (weight + index)."""
+        return self.weight_bits + self.synapse_index_bits
 
     @property
     def crossbar_bytes(self) -> int:
-        return self.axons * self.neurons * self.weight_bits // 8
+        """Weight bytes of one crossbar: dense, every cell; sparse, 0 (counted per tile,
+        :meth:`weight_bits_of`)."""
+        return 0 if self.sparse else -(-self.weight_bits_of(0) // 8)
+
+    def weight_bits_of(self, used_cells: int) -> int:
+        """Stored weight bits of one weight matrix with ``used_cells`` nonzero synapses:
+        dense ``axons * neurons * weight_bits``; sparse ``used_cells * (weight_bits +
+        synapse_index_bits)``; with ``axon_types = k > 0`` a binary crossbar plus k
+        weights per neuron, ``axons * neurons + neurons * k * weight_bits``."""
+        if self.sparse:
+            return int(used_cells) * self.synapse_bits
+        rows = self.axons * self.axon_rows
+        if self.axon_types:
+            return rows * self.neurons + self.neurons * self.axon_types * self.weight_bits
+        return rows * self.neurons * self.weight_bits
 
     def state_bytes(self, neurons: int) -> int:
         return neurons * self.membrane_bits // 8
@@ -46,6 +73,17 @@ class ChipLimits:
 
 
 def read_chip(chip) -> ChipLimits:
+    """The :class:`ChipLimits` of ``chip``; a core that cannot hold one crossbar is an error."""
+    hw = chip_limits(chip)
+    if hw.fold_memory_limit < 1 and not hw.sparse:  # sparse: tiles are narrowed to fit (tiler)
+        raise TilingError(
+            f"core.memory_bytes={hw.memory_bytes:,} cannot hold one crossbar ({hw.crossbar_bytes:,} B of weights) "
+            f"and its neurons' state ({hw.state_bytes(hw.neurons):,} B)")
+    return hw
+
+
+def chip_limits(chip) -> ChipLimits:
+    """The :class:`ChipLimits` of ``chip`` (fields checked, memory not)."""
     vals = {}
     for sec, name in (("core", "axons"), ("core", "neurons"), ("core", "crossbars_per_core"),
                       ("core", "weight_bits"), ("core", "membrane_bits"), ("core", "memory_bytes"),
@@ -57,13 +95,14 @@ def read_chip(chip) -> ChipLimits:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise TilingError(f"chip {sec}.{name} must be a positive integer, got {v!r}")
         vals[f"{sec}.{name}"] = int(v)
+    core = chip.core
+    sm = getattr(core, "synapse_memory", "dense")
+    if sm not in ("dense", "sparse"):
+        raise TilingError(f"chip core.synapse_memory must be 'dense' or 'sparse', got {sm!r}")
     hw = ChipLimits(vals["core.axons"], vals["core.neurons"], vals["core.crossbars_per_core"], vals["core.weight_bits"],
-             vals["core.membrane_bits"], vals["core.memory_bytes"], vals["core.max_fold"],
-             vals["mesh.width"] * vals["mesh.height"] * vals["mesh.max_chips"])
-    if hw.fold_memory_limit < 1:
-        raise TilingError(
-            f"core.memory_bytes={hw.memory_bytes:,} cannot hold one crossbar ({hw.crossbar_bytes:,} B of weights) "
-            f"and its neurons' state ({hw.state_bytes(hw.neurons):,} B)")
+                    vals["core.membrane_bits"], vals["core.memory_bytes"], vals["core.max_fold"],
+                    vals["mesh.width"] * vals["mesh.height"] * vals["mesh.max_chips"],
+                    sm, int(getattr(core, "synapse_index_bits", 0) or 0), int(getattr(core, "axon_types", 0) or 0))
     return hw
 
 

@@ -8,6 +8,8 @@ the crossbars into cores. Every population at fault is reported at once.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .conv import conv_layout
@@ -56,6 +58,9 @@ def tile(net, chip, *, max_fold: int | None = None, fold: dict | int | None = No
     >>> print(t.summary())  # doctest: +SKIP
     """
     hw = read_chip(chip)
+    copies = input_copies(net)
+    if copies > 1:  # each input takes `copies` crossbar rows (mapper.axon_types)
+        hw = replace(hw, axons=hw.axons // copies, axon_rows=copies)
     if max_fold is not None:
         if int(max_fold) < 1 or int(max_fold) > hw.max_fold:
             raise TilingError(f"max_fold={max_fold} outside 1..core.max_fold={hw.max_fold}")
@@ -80,6 +85,8 @@ def tile(net, chip, *, max_fold: int | None = None, fold: dict | int | None = No
                 tiles_of[pop.name] = lay.count_tiles()
                 continue
             new_tiles = lay.make_tiles(len(tiles), next_group)
+            if hw.sparse:
+                lay, new_tiles = _fit_sparse(pop, projs, net, hw, lay, new_tiles, len(tiles), next_group)
         except TilingError as err:  # keep going: report every layer at fault at once
             failed.append(str(err))
             continue
@@ -93,6 +100,39 @@ def tile(net, chip, *, max_fold: int | None = None, fold: dict | int | None = No
     forced = forced_folds(layouts, fold, hw) if fold is not None else {}
     folds, xbs, cores = fold_to_fit(layouts, tiles, hw, forced, max_fold)
     return Tiling(tiles, cores, folds, chip, crossbars=xbs, blocks=blocks, _unique_weights=uniq)
+
+
+def input_copies(net) -> int:
+    """Crossbar rows each input takes: the ``copies`` of ``net.metadata['axon_types']`` (1 without)."""
+    recs = (getattr(net, "metadata", None) or {}).get("axon_types") or {}
+    return max((int(r.get("copies", 1)) for r in recs.values()), default=1)
+
+
+def _tile_bits(t, hw) -> int:
+    return hw.weight_bits_of(t.used_cells) + t.n_neurons * hw.membrane_bits
+
+
+def _fit_sparse(pop, projs, net, hw, lay, new_tiles, first_id, next_group):
+    """Sparse synapse memory: narrow the population's blocks until every tile's nonzero
+    synapses and neuron state fit ``core.memory_bytes``.
+
+    The columns per block are cut to ``floor(n * capacity / need)`` (``n`` = the widest
+    tile's columns, ``need`` = the largest tile's bits), repeatedly, down to one column; the crossbar columns
+    (``core.neurons``) then act only as the compartment limit.
+    """
+    cap_bits = 8 * hw.memory_bytes
+    while True:
+        need = max((_tile_bits(t, hw) for t in new_tiles), default=0)
+        if need <= cap_bits:
+            return lay, new_tiles
+        n = max(t.n_neurons for t in new_tiles)
+        if n <= 1:
+            raise TilingError(f"population '{pop.name}': one neuron's synapses and state need {need:,} bits, "
+                              f"core.memory_bytes holds {cap_bits:,} bits")
+        n = max(1, min(n - 1, n * cap_bits // need))
+        h = replace(hw, neurons=int(n))
+        lay = conv_layout(pop, projs, net, h) or DenseLayout(pop, projs, h)
+        new_tiles = lay.make_tiles(first_id, next_group)
 
 
 def _failure_text(failed: list, tiles_of: dict, hw) -> str:

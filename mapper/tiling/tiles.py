@@ -111,19 +111,29 @@ class Tiling:
     def core_memory(self, chip=None) -> np.ndarray:
         """(n_cores, 2) bytes per core: [weights, state].
 
-        weights = distinct weight groups x axons x neurons x weight_bits / 8;
+        weights = distinct weight groups x axons x neurons x weight_bits / 8 (dense synapse
+        memory), or ceil(sum over distinct groups of nonzero synapses x (weight_bits +
+        synapse_index_bits) / 8) (sparse: the largest tile of each group);
         state = sum of the tiles' n_neurons x membrane_bits / 8 (a partial tile holds its
         partial sums at the same width), as ``mapper.validate`` counts them. ``chip``
         (default: the tiling's own) gives the crossbar size and bit widths.
         """
-        c = (chip or self.chip).core
-        wb = int(c.axons) * int(c.neurons) * int(c.weight_bits)
+        from .limits import chip_limits
+
+        hw = chip_limits(chip or self.chip)
         out = np.zeros((len(self.cores), 2), dtype=np.int64)
         for k, tids in enumerate(self.cores):
-            groups = {self.tiles[t].weight_group for t in tids}
-            out[k, 0] = len(groups) * wb // 8
-            out[k, 1] = sum(self.tiles[t].n_neurons for t in tids) * int(c.membrane_bits) // 8
+            groups: dict = {}  # weight group -> its largest tile's nonzero synapses
+            for t in tids:
+                tl = self.tiles[t]
+                groups[tl.weight_group] = max(groups.get(tl.weight_group, 0), tl.used_cells)
+            out[k, 0] = -(-sum(hw.weight_bits_of(u) for u in groups.values()) // 8)
+            out[k, 1] = sum(self.tiles[t].n_neurons for t in tids) * hw.membrane_bits // 8
         return out
+
+    def core_crossbars(self) -> np.ndarray:
+        """(n_cores,) distinct weight matrices (crossbars) per core."""
+        return np.array([len({self.tiles[t].weight_group for t in tids}) for tids in self.cores], dtype=np.int64)
 
     # -- reports -------------------------------------------------------------------------
     def per_population(self) -> list[dict]:

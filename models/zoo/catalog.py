@@ -39,12 +39,12 @@ def available() -> dict:
     return out
 
 
-def load(spec: str, *, seed: int = 0) -> Graph:
-    """A :class:`Graph` for ``spec`` (see the module docstring)."""
+def load(spec: str, *, seed: int = 0, dt: float | None = None) -> Graph:
+    """A :class:`Graph` for ``spec`` (see the module docstring); ``dt`` overrides a file's time step."""
     if spec in TRAINED:
-        return read_nir(trained_path(spec))
+        return read_nir(trained_path(spec), dt=dt)
     if spec in SHARED:
-        return read_nir(shared_data_dir() / SHARED[spec][0])
+        return read_nir(shared_data_dir() / SHARED[spec][0], dt=dt)
     name, _, shape = spec.partition(":")
     try:
         from .builders import BUILDERS, build
@@ -54,5 +54,5 @@ def load(spec: str, *, seed: int = 0) -> Graph:
         return build(name, shape=shape or "cifar", seed=seed)
     path = Path(spec)
     if path.suffix == ".nir" or path.exists():
-        return read_nir(path)
+        return read_nir(path, dt=dt)
     raise NIRFormatError(f"{spec}: not a file, shipped model or zoo builder (known: {', '.join(available())})")

@@ -51,8 +51,9 @@ def test_shipped_tables_and_values():
     i8 = energy.load_table("horowitz45-int8")
     assert (i8.v("e_mac_pj"), i8.v("e_ac_pj")) == (0.23, 0.03)
     tj = energy.load_table("tianjic28")
-    assert tj.v("e_ac_pj") == pytest.approx(1e12 / 650e9) and tj.e_ac_pj.basis == "derived"
-    assert tj.v("e_mac_pj") == pytest.approx(1e12 / 1.28e12)
+    # issue 19: calibrated at 400 mW, 25 % static (assumption): dynamic 0.3 W per published op rate
+    assert tj.v("e_ac_pj") == pytest.approx(0.3e12 / 260e9) and tj.e_ac_pj.basis == "derived"
+    assert tj.v("e_mac_pj") == pytest.approx(0.3e12 / 256e9)
     lo = energy.load_table("loihi")
     assert lo.v("e_ac_pj") == 23.6 and lo.v("e_neuron_update_pj") + lo.v("e_spike_pj") == 81.0
     assert lo.v("e_flit_inject_pj") == 1.7 and lo.v("e_flit_hop_pj") == 3.5
@@ -87,13 +88,14 @@ def test_bad_tables_raise_typed_errors(tmp_path):
 # neuron updates 6, spikes 6, state words 6, partial sums 0; h and o sit on neighbouring
 # cores: 4 spike packets of 1 flit x 1 hop; 3 input events enter from the I/O port 1 hop
 # away (io_in_flit_hops 3). weight_bits 8, membrane_bits 16. FLOPs = 3 x 2 + 2 x 1 = 8.
-PAPER = {"horowitz45-fp32": 0.9 * 8, "horowitz45-int8": 0.03 * 8, "tianjic28": 8 / 0.65, "loihi": 23.6 * 8}
-ANN_PAPER = {"horowitz45-fp32": 36.8, "horowitz45-int8": 1.84, "tianjic28": 8 / 1.28, "loihi": 188.8}
+PAPER = {"horowitz45-fp32": 0.9 * 8, "horowitz45-int8": 0.03 * 8, "tianjic28": 8 * 0.3 / 0.26, "loihi": 23.6 * 8}
+ANN_PAPER = {"horowitz45-fp32": 36.8, "horowitz45-int8": 1.84, "tianjic28": 8 * 0.3 / 0.256, "loihi": 188.8}
 HARDWARE = {
     # compute (ACs + 6 updates) + memory (8 x 8 weight bits x 0.15625 = 10; 6 x 16 x 0.3125 = 30) + NoC 7 hops x 3.13
     "horowitz45-fp32": (7.2 + 5.4) + (10.0 + 30.0) + 21.91,
     "horowitz45-int8": (0.24 + 0.30) + (10.0 + 30.0) + 21.91,
-    "tianjic28": 8 / 0.65 + 21.91,
+    # calibrated: NoC, memory and neurons are inside the per-op energy (issue 19)
+    "tianjic28": 8 * 0.3 / 0.26,
     # 8 x 23.6 + 6 x 52 + 6 spikes x 29 + 7 hops x 3.5 + 4 flits x 1.7
     "loihi": 188.8 + 312.0 + 174.0 + 24.5 + 6.8,
 }
@@ -108,17 +110,27 @@ def test_toy_counts(toy_run):
     assert int(np.abs(p.core_xy[0] - p.core_xy[1]).sum()) == 1
 
 
+def flat(table):
+    """The table with its flat figures only: no static power, no width / macro-size curves (the
+    hand computations above; the curves and static power have tests of their own)."""
+    d = energy.load_table(table).model_dump()
+    d["static_power_per_core_w"] = {"value": 0.0, "basis": "assumption", "note": "test"}
+    for k in ("e_add_pj_by_bits", "e_mult_pj_by_bits", "e_sram_read_64b_pj_by_kib"):
+        d[k] = None
+    return energy.load_table(d)
+
+
 @pytest.mark.parametrize("table", sorted(PAPER))
 def test_hand_computed_energies(toy_run, table):
     m, r = toy_run
-    e = energy.estimate(r, table, "paper", mapping=m)
+    e = energy.estimate(r, table, "chip-ops", mapping=m)
     assert e.total_pj == pytest.approx(PAPER[table], abs=1e-9)
     assert e.ann_baseline_pj == pytest.approx(ANN_PAPER[table], abs=1e-9)
     assert e.snn_ann_ratio == pytest.approx(PAPER[table] / ANN_PAPER[table])
     # per layer: h receives the input's 3 + 1 ACs... (ACs 4 on h's core, 4 on o's core)
     assert e.per_layer["h"]["ac"] == pytest.approx(PAPER[table] / 2)
     assert e.per_layer["o"]["ac"] == pytest.approx(PAPER[table] / 2)
-    h = energy.estimate(r, table, "hardware", mapping=m)
+    h = energy.estimate(r, flat(table), "hardware", mapping=m)
     io = 0.0 if "io_in_flit_hops" in r.counter_names else -3 * energy.load_table(table).v("e_flit_hop_pj")
     assert h.total_pj == pytest.approx(HARDWARE[table] + io, abs=1e-9)
     assert h.totals["static"] == 0.0
@@ -128,7 +140,7 @@ def test_hand_computed_energies(toy_run, table):
 
 def test_hardware_ann_baseline_and_static(toy_run, tmp_path):
     m, r = toy_run
-    h = energy.estimate(r, "horowitz45-fp32", "hardware", mapping=m)
+    h = energy.estimate(r, flat("horowitz45-fp32"), "hardware", mapping=m)
     # 8 FLOPs x (4.6 + 8 x 0.15625) + 3 neurons x (0.9 + 16 x 0.3125)
     assert h.ann_baseline_pj == pytest.approx(64.5)
     assert h.snn_ann_ratio == pytest.approx((12.6 + 40.0) / 64.5)
@@ -145,7 +157,7 @@ def test_bad_requests(toy_run):
     with pytest.raises(EnergyError, match="unknown energy view 'chip'"):
         energy.estimate(r, "loihi", "chip", mapping=m)
     with pytest.raises(UnknownTableError):
-        energy.estimate(r, "horowitz28", "paper", mapping=m)
+        energy.estimate(r, "horowitz28", "chip-ops", mapping=m)
     with pytest.raises(EnergyError, match=r"firing rate of 'in' \(source of 'in->h'\) missing"):
         energy.analytic(m.net, {}, 2, "loihi")
 
@@ -156,7 +168,7 @@ def test_counters_read_once_give_the_same_estimates(toy_run):
     assert rc.per_layer["h"]["acs"] == 4 and rc.per_layer["o"]["acs"] == 4  # hand count above
     assert (rc.dense_flops, rc.neurons, rc.samples, rc.steps) == (8, 3, 1, 2)
     for table in PAPER:
-        for view in energy.VIEWS:
+        for view in energy.VIEWS[1:]:  # the toy net is built as a Net: no graph layers, no paper view
             assert energy.estimate_counters(rc, table, view).to_dict() == \
                 energy.estimate(r, table, view, mapping=m).to_dict()
     assert repr(rc) == "RunCounters(1 sample(s) x 2 steps, 2 cores, 2 layers)"
@@ -164,9 +176,9 @@ def test_counters_read_once_give_the_same_estimates(toy_run):
 
 def test_estimate_repr_is_a_one_line_summary(toy_run):
     m, r = toy_run
-    e = energy.estimate(r, "horowitz45-fp32", "paper", mapping=m)
+    e = energy.estimate(r, "horowitz45-fp32", "chip-ops", mapping=m)
     # 7.2 pJ (8 ACs x 0.9), ANN 36.8 pJ: ratio 0.1957
-    assert repr(e) == ("Estimate(paper view, table horowitz45-fp32: 7.2 pJ per inference, SNN/ANN 0.1957; "
+    assert repr(e) == ("Estimate(chip-ops view, table horowitz45-fp32: 7.2 pJ per inference, SNN/ANN 0.1957; "
                        "2 layers, 2 cores, from counters)")
     # analytic, rates 0.5 over 2 steps: 0.5 x 2 x 8 FLOPs = 8 ACs x 23.6 pJ, as much as the ANN's 8 MACs
     a = energy.analytic(m.net, {"in": 0.5, "h": 0.5}, 2, "loihi")
@@ -185,8 +197,8 @@ def test_report_reads_the_counters_once(toy_run, tmp_path, monkeypatch):
     files = energy.report(r, m, tmp_path)
     assert len(calls) == 1
     doc = json.loads(files["json"].read_text())
-    assert len(doc["estimates"]) == 4 * 2
-    fp = next(e for e in doc["estimates"] if e["table"] == "horowitz45-fp32" and e["view"] == "paper")
+    assert len(doc["estimates"]) == 4 * 2  # chip-ops and hardware: a Net without graph layers has no paper view
+    fp = next(e for e in doc["estimates"] if e["table"] == "horowitz45-fp32" and e["view"] == "chip-ops")
     assert fp["total_pj"] == pytest.approx(PAPER["horowitz45-fp32"], abs=1e-9)
 
 
@@ -244,7 +256,7 @@ def test_analytic_vs_counters_both_sides(zero_some):
     x = (rng.random((T, B, 8)) < 0.4).astype(np.float32)
     r = simulate(m, x, record="all", timing=False)
     tab = "horowitz45-fp32"
-    chip_e = energy.estimate(r, tab, "paper", mapping=m)
+    chip_e = energy.estimate(r, tab, "chip-ops", mapping=m)
     layer_rates = energy.run_rates(r, m.net, x, per_neuron=False)
     paper = energy.analytic(m.net, layer_rates, T, tab)
     exact = energy.analytic(m.net, energy.run_rates(r, m.net, x), T, tab, ops="synapses", input_steps=T)

@@ -48,17 +48,17 @@ def test_report_command_end_to_end(run_folder, capsys):
     views = {(e["table"], e["view"]) for e in doc["estimates"]}
     from energy.reporting import DEFAULT_TABLES
 
-    assert views == {(t, v) for t in DEFAULT_TABLES for v in ("paper", "hardware")}
+    assert views == {(t, v) for t in DEFAULT_TABLES for v in ("paper", "chip-ops", "hardware")}
     # the JSON numbers equal a direct estimate
-    fp = next(e for e in doc["estimates"] if e["table"] == "horowitz45-fp32" and e["view"] == "paper")
-    direct = energy.estimate(r, "horowitz45-fp32", "paper", mapping=m)
+    fp = next(e for e in doc["estimates"] if e["table"] == "horowitz45-fp32" and e["view"] == "chip-ops")
+    direct = energy.estimate(r, "horowitz45-fp32", "chip-ops", mapping=m)
     assert fp["total_pj"] == pytest.approx(direct.total_pj)
     t = r.totals()
     assert direct.total_pj == pytest.approx((4.6 * t["macs"] + 0.9 * t["acs"]) / 20)
     rows = list(csv.DictReader((out / "energy_per_layer.csv").open()))
     assert {"table", "view", "layer", "component", "energy_pj_per_inference"} <= set(rows[0])
     s = sum(float(x["energy_pj_per_inference"]) for x in rows
-            if x["table"] == "horowitz45-fp32" and x["view"] == "paper")
+            if x["table"] == "horowitz45-fp32" and x["view"] == "chip-ops")
     assert s == pytest.approx(direct.total_pj)
     from energy.estimate import HW_COMPONENTS, PAPER_COMPONENTS
 

@@ -10,7 +10,7 @@ from hwsim import ChipConfig, ChipConfigError, describe, list_presets, load_chip
 from hwsim.chip import _is_field_path
 from models.errors import SnnchipError
 
-PRESETS = ("loihi", "tianjic", "tiny", "truenorth")
+PRESETS = ("crossbar", "loihi", "tianjic", "tiny", "truenorth")
 
 
 def test_list_presets():
@@ -63,6 +63,23 @@ def test_other_preset_totals():
     assert tiny.total_cores == 4 and tiny.crossbar_cells == 4 * 16 * 16
     assert tiny.mesh.max_chips == 4 and tiny.cycle_ns == pytest.approx(10.0)
     assert len(tiny.core.neuron_models) == 7 and tiny.core.state_bits == 16
+
+
+def test_issue22_fields_of_the_presets():
+    """Sparse synapse memory (Loihi), axon types (TrueNorth), weight-stationary conv (crossbar)."""
+    lo, tn, xb, tj = (load_chip(n) for n in ("loihi", "truenorth", "crossbar", "tianjic"))
+    assert (lo.core.synapse_memory, lo.core.synapse_index_bits, lo.core.conv_mapping) == ("sparse", 8, "unrolled")
+    assert "core.synapse_index_bits" in lo.assumed_fields() and "core.synapse_memory" not in lo.assumed_fields()
+    assert lo.mesh.width * lo.mesh.height == 128 and lo.core.neurons == 1024   # published
+    assert tn.core.axon_types == 4 and "core.axon_types" not in tn.assumed_fields()      # published
+    # 256 x 256 binary crossbar + 4 x 9-bit weights per neuron + 256 x 20-bit state fit 256 x 410 bits
+    assert 256 * 256 // 8 + 256 * 4 * 9 // 8 + 256 * 20 // 8 == 9_984 <= tn.core.memory_bytes == 13_120
+    assert (xb.core.conv_mapping, xb.core.axons, xb.core.neurons, xb.core.crossbars_per_core) == \
+        ("weight_stationary", 256, 256, 8)
+    assert xb.core.memory_bytes == 8 * 256 * 256 + 64 * 1024
+    assert (tj.core.synapse_memory, tj.core.axon_types, tj.core.conv_mapping) == ("dense", 0, "unrolled")
+    text = describe(lo)
+    assert "synapse_memory" in text and "if every cell were a synapse" in text
 
 
 def test_multichip_totals_and_state_bits():
@@ -137,6 +154,11 @@ def test_override_unknown_field(key):
     ({"timing.clock_hz": 0}, "timing.clock_hz"),
     ({"noc.topology": "torus"}, "noc.topology"),
     ({"core.weight_bits": 17}, "core.weight_bits"),
+    ({"core.synapse_index_bits": 4}, "core.synapse_index_bits"),      # needs synapse_memory: sparse
+    ({"core.axon_types": 17}, "core.axon_types"),                     # above the 16 allowed
+    ({"core.axon_types": 20, "core.axons": 16}, "core.axon_types"),
+    ({"core.synapse_memory": "compressed"}, "core.synapse_memory"),
+    ({"core.conv_mapping": "im2col"}, "core.conv_mapping"),
 ])
 def test_cross_field_and_range_checks(overrides, field):
     with pytest.raises(ChipConfigError) as e:
@@ -230,7 +252,7 @@ def test_missing_file_and_bad_extension(tmp_path):
 
 
 def test_unknown_preset():
-    with pytest.raises(ChipConfigError, match="unknown chip preset 'loihi3'; available: loihi, tianjic"):
+    with pytest.raises(ChipConfigError, match="unknown chip preset 'loihi3'; available: crossbar, loihi, tianjic"):
         ChipConfig.preset("loihi3")
     with pytest.raises(ChipConfigError, match="unknown chip 'loihi3': not a preset"):
         load_chip("loihi3")

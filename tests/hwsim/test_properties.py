@@ -16,7 +16,6 @@ import os
 
 import nir
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +26,7 @@ from models import Graph, lower
 from models import simulate as simulate_float
 from models.errors import SnnchipError
 from models.intref import simulate_int
+from tests.hwsim.test_engine import _pipelined_ref_net
 
 settings.register_profile("dev", max_examples=25, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -125,22 +125,6 @@ def chips(draw):
         "core.memory_bytes": 1 << 16, "core.routing_entries": 4096,
         "core.neuron_models": ["IF", "LIF", "CubaLIF", "LI"],
         "timing.mode": draw(st.sampled_from(["sync", "pipelined"]))})
-
-
-def _pipelined_ref_net(qnet):
-    """Pipelined mode's reference: one more step of delay on every projection not from the input."""
-    import copy
-
-    n = copy.copy(qnet)
-    projs = []
-    for q in qnet.projections:
-        q2 = copy.copy(q)
-        if q.src != qnet.input.name:
-            q2.delay_steps = q.delay_steps + 1
-            q2.bias_terms = [(s + 1, v) for s, v in q.bias_terms]
-        projs.append(q2)
-    n.projections = projs
-    return n
 
 
 @given(case=graphs(), chip=chips(), reset=st.sampled_from(["zero", "subtract"]),

@@ -250,3 +250,17 @@ def test_defaults_come_from_models_defaults():
     p = inspect.signature(quantize).parameters
     got = (p["max_input"].default, p["headroom_bits"].default, p["max_acc_shift"].default)
     assert got == (QUANT_MAX_INPUT, QUANT_HEADROOM_BITS, QUANT_MAX_ACC_SHIFT) == (1.0, 2, 16)
+
+
+def test_sparse_weights_that_round_to_zero_leave_the_others_intact():
+    # 0.001 rounds to 0 at this scale; the CSR must drop it without shifting the other entries
+    # (a same-dtype csr_matrix shares arrays, and eliminate_zeros used to compact them under wi)
+    m = sp.csr_matrix(np.array([[1.0, 0.001, -0.5], [0.001, 0.25, 1.0]]))
+    ones = np.ones(3)
+    pops = [Population("in", "input", (2,)),
+            Population("out", "IF", (3,), {"r": ones, "v_threshold": ones, "v_reset": 0 * ones})]
+    qnet, _ = quantize(Net(pops, [SparseProjection("p", "in", "out", m)], "out"), weight_bits=8)
+    q = qnet.projections[0]
+    # scale 127 / max|w| = 127: 1 -> 127, -0.5 -> -64 (half away), 0.25 -> 32 (31.75), 0.001 -> 0
+    assert q.csr.toarray().tolist() == [[127, 0, -64], [0, 32, 127]] and q.csr.nnz == 4
+    np.testing.assert_array_equal(q.csr.toarray(), q.weights_for_posts(np.arange(3)).toarray())

@@ -100,7 +100,7 @@ def test_bad_requests(nir_cnn):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("reset,spikes,correct", [
-    ("subtract", "multi", 100),   # REFERENCES.md: 100/100 with multi-spike IF
+    ("subtract", "multi", 100),   # the NIR paper: 100/100 with multi-spike IF
     ("zero", "binary", 100),      # ... and with single-spike reset-to-zero
     ("subtract", "binary", 97),   # ... 97/100 with single-spike subtract reset
 ])

@@ -18,8 +18,17 @@ def test_readme_api_example_runs(capsys):
     m, r, e = scope["m"], scope["r"], scope["e"]
     assert m.chip.name == "tianjic+core.axons=128" and m.chip.core.axons == 128
     assert r.output.shape[1] == 20 and 0.9 <= r.meta["accuracy"] <= 1.0
+    # issue 19: the paper view is the papers' formula on the graph as written, from the run's firing rates:
+    # E_MAC x FLOPs(fc1) once + E_AC x r_src x T x FLOPs for every later layer
+    import energy
+
+    rc = energy.run_counters(r, m)
+    hand = sum(4.6 * d["flops"] if d["src_kind"] == "input" else 0.9 * rc.pop_rates[d["src"]] * rc.steps * d["flops"]
+               for d in m.net.metadata["graph_layers"])
+    assert np.isclose(e.total_pj, hand, rtol=1e-12)
     t = r.totals()
-    assert np.isclose(e.total_pj, (4.6 * t["macs"] + 0.9 * t["acs"]) / 20, rtol=1e-12)
+    chip_ops = scope["snnchip"].estimate(r, m, table="horowitz45-fp32", view="chip-ops")
+    assert np.isclose(chip_ops.total_pj, (4.6 * t["macs"] + 0.9 * t["acs"]) / 20, rtol=1e-12)
 
 
 def test_api_run_equals_integer_reference():

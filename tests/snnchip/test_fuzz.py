@@ -25,10 +25,14 @@ from models.zoo.catalog import trained_path
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNER = r'''
-import contextlib, io, json, sys
+import contextlib, io, json, os, sys
 from snnchip.cli import main
 out = []
 for case in json.load(open(sys.argv[1])):
+    if case.get("env_data"):
+        os.environ["SNNCHIP_DATA"] = case["env_data"]
+    else:
+        os.environ.pop("SNNCHIP_DATA", None)
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
@@ -178,8 +182,8 @@ def _run_cases(good_run: Path, folder: Path, rng: random.Random) -> list:
 
 
 def _event_cases(folder: Path, rng: random.Random) -> list:
-    d = folder / "nm"
-    d.mkdir()
+    d = folder / "data" / "nmnist_small"
+    d.mkdir(parents=True)
     names = []
     for k in range(6):
         n = f"{k + 1}"
@@ -188,7 +192,7 @@ def _event_cases(folder: Path, rng: random.Random) -> list:
         (d / f"{n}.bs2").write_bytes(bytes(raw))
         names.append(f"{n} {rng.choice([1, 11, -4])}")
     (d / "test100.txt").write_text("\n".join(names) + "\n")
-    return [d]
+    return [d.parent]
 
 
 @pytest.fixture(scope="module")
