@@ -250,10 +250,6 @@ def compile(mapping, mode: str | None = None) -> Program:  # noqa: A001 - the do
 
     ``mode``: ``"sync"`` or ``"pipelined"`` (default: ``mapping.chip.timing.mode``); see
     the module docstring."""
-    if getattr(getattr(mapping, "chip", None), "core", None) is not None and \
-            getattr(mapping.chip.core, "conv_mapping", "unrolled") != "unrolled":
-        raise ProgramError(f"core.conv_mapping={mapping.chip.core.conv_mapping}: the chip simulator runs unrolled "
-                           f"mappings only (a weight-stationary mapping has a resource report, not a simulation)")
     net, tl, chip = mapping.net, mapping.tiling, mapping.chip
     if mode is None:
         mode = chip.timing.mode
