@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from hwsim.router_booksim import TOLERANCES, calibrate, read_booksim
+from models.fileio import save_figure
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parents[1] / "shared" / "data" / "booksim"
@@ -43,10 +44,7 @@ def overlay(cal, cfg, out: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path = out / f"noc_booksim_{cfg.name}.png"
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / f"noc_booksim_{cfg.name}", formats=("png",), dpi=130)["png"]
 
 
 def main() -> None:

@@ -8,22 +8,13 @@ Usage: ``python bench/router_speed.py [--k 8] [--rate 0.1] [--flits 4] [--vcs 2]
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 from hwsim.router import RouterParams, simulate_router
 from hwsim.router_ref import simulate_router_ref
 from hwsim.router_traffic import bernoulli_packets
-
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+from noc_speed import best_of  # bench/ is the script's folder, on sys.path
 
 
 def main() -> None:

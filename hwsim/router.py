@@ -331,9 +331,23 @@ def _run(W, H, V, B, Dr, Dva, Dsa, Dst, Dl, Dc, Dinj, Dej, I, E, created, dst, f
     cap_in = np.ones(P, np.int64)
     cap_in[_LOCAL] = I
     t = 0
+    in_net = 0  # flits in all input buffers
     while t < max_cycles:
         if stop_when_done and remaining == 0:
             break
+        if in_net == 0 and cq_cnt[0] == 0 and cq_cnt[1] == 0:
+            # an empty network with no credit in flight: nothing happens until the next
+            # packet is created, so jump there (the schedule is the same cycle by cycle)
+            nxt = max_cycles
+            for n in range(N):
+                if sflit[n] > 0:
+                    nxt = t
+                    break
+                if sq[n] < indptr[n + 1] and created[order[sq[n]]] < nxt:
+                    nxt = created[order[sq[n]]]
+            if nxt > t:
+                t = nxt
+                continue
         # 1. credits due
         for q in range(2):
             while cq_cnt[q] > 0 and cq_due[q, cq_head[q]] <= t:
@@ -368,6 +382,7 @@ def _run(W, H, V, B, Dr, Dva, Dsa, Dst, Dl, Dc, Dinj, Dej, I, E, created, dst, f
                 _push(n, _LOCAL, w, pk, sflit[n], t + Dinj, 0, bpkt, bfi, brdy, bhead, bcnt, B, ist, iout, ifrom,
                       dst, W, Dr)
                 occ[n] += 1
+                in_net += 1
                 sflit[n] += 1
                 k += 1
                 if sflit[n] == flits[pk]:
@@ -505,6 +520,7 @@ def _run(W, H, V, B, Dr, Dva, Dsa, Dst, Dl, Dc, Dinj, Dej, I, E, created, dst, f
                 cq_due[q, tail_slot] = due
                 cq_cnt[q] += 1
                 occ[n] -= 1
+                in_net -= 1
                 tail = fi == flits[pk] - 1
                 if o == _LOCAL:
                     te = t + Dsa + Dst + Dej
@@ -518,6 +534,7 @@ def _run(W, H, V, B, Dr, Dva, Dsa, Dst, Dl, Dc, Dinj, Dej, I, E, created, dst, f
                     _push(nn, o, w, pk, fi, t + Dsa + Dst + Dl, 0, bpkt, bfi, brdy, bhead, bcnt, B,
                           ist, iout, ifrom, dst, W, Dr)
                     occ[nn] += 1
+                    in_net += 1
                 if tail:
                     obusy[n, o, w] = False
                     ofree[n, o, w] = t + 1

@@ -152,7 +152,7 @@ def noc_figure(curves: dict, stem, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from models.fileio import AtomicFile
+    from models.fileio import save_figure
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.0, 3.8))
     for label, pts in curves.items():
@@ -174,7 +174,4 @@ def noc_figure(curves: dict, stem, title: str) -> None:
         a.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    for ext in ("png", "pdf"):
-        with AtomicFile(f"{stem}.{ext}", suffix=f".{ext}") as f:
-            fig.savefig(f.tmp, format=ext, dpi=130)
-    plt.close(fig)
+    save_figure(fig, stem, dpi=130)
