@@ -243,10 +243,11 @@ class NocConfig(_Section):
                                description="latency of one chip-to-chip hop")
     interchip_bits: int = _f(unit="bits/cycle", ge=1, le=4096,
                              description="chip-to-chip link width")
-    # The router model (hwsim/router.py, issue 20). Defaults are BookSim2's iq_router as
-    # run for shared/data/booksim (README there): an assumption for every preset that does
-    # not set its own. The idealised packet model (hwsim/noc.py) ignores them; it is the
-    # limit of deep buffers, many VCs and light load.
+    # The router model (hwsim/router.py, issue 20). Defaults are the settings of BookSim2's
+    # iq_router (Jiang et al., ISPASS 2013) the model is calibrated against
+    # (hwsim/router_booksim.py): an assumption for every preset that does not set its own.
+    # The idealised packet model (hwsim/noc.py) ignores them; it is the limit of deep
+    # buffers, many VCs and light load.
     vcs: int = _f(1, unit="VCs", ge=1, le=16,
                   description="virtual channels per input port (assumption: BookSim2 num_vcs of configs A, B, D)")
     buffer_flits: int = _f(4, unit="flits", ge=1, le=4096,

@@ -1,8 +1,9 @@
 """Calibration of the router model against BookSim2 reference curves (issue 20).
 
-This module owns reading BookSim2's curves (``latency_<C>_*.csv``, ``throughput_<C>.csv``
-as in ``shared/data/booksim/README.md``), running the router model with the same
-settings and traffic, and the comparison the tolerances are stated on:
+This module owns reading BookSim2's curves (Jiang et al., ISPASS 2013; a folder of
+``latency_<C>_*.csv`` and ``throughput_<C>.csv`` with the columns BookSim reports, one
+configuration per letter), running the router model with the same settings and traffic,
+and the comparison the tolerances are stated on:
 
 * zero-load packet latency: both simulators at BookSim's lowest offered load;
 * saturation throughput: the highest accepted flits/node/cycle over the throughput
