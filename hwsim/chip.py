@@ -243,6 +243,35 @@ class NocConfig(_Section):
                                description="latency of one chip-to-chip hop")
     interchip_bits: int = _f(unit="bits/cycle", ge=1, le=4096,
                              description="chip-to-chip link width")
+    # The router model (hwsim/router.py, issue 20). Defaults are the settings of BookSim2's
+    # iq_router (Jiang et al., ISPASS 2013) the model is calibrated against
+    # (hwsim/router_booksim.py): an assumption for every preset that does not set its own.
+    # The idealised packet model (hwsim/noc.py) ignores them; it is the limit of deep
+    # buffers, many VCs and light load.
+    vcs: int = _f(1, unit="VCs", ge=1, le=16,
+                  description="virtual channels per input port (assumption: BookSim2 num_vcs of configs A, B, D)")
+    buffer_flits: int = _f(4, unit="flits", ge=1, le=4096,
+                           description="input buffer per port and VC (assumption: BookSim2 vc_buf_size of config B)")
+    routing_cycles: int = _f(0, unit="cycles", ge=0, le=1000,
+                             description="route computation per head (assumption: BookSim2 routing_delay 0)")
+    vc_alloc_cycles: int = _f(1, unit="cycles", ge=1, le=1000,
+                              description="VC allocation per head (assumption: BookSim2 vc_alloc_delay 1)")
+    sw_alloc_cycles: int = _f(1, unit="cycles", ge=1, le=1000,
+                              description="switch allocation per flit (assumption: BookSim2 sw_alloc_delay 1)")
+    switch_cycles: int = _f(1, unit="cycles", ge=0, le=1000,
+                            description="switch traversal per flit (assumption: BookSim2 st_final_delay 1)")
+    credit_cycles: int = _f(1, unit="cycles", ge=1, le=100_000,
+                            description="credit processing before the credit crosses the link back "
+                                        "(assumption: BookSim2 credit_delay 1)")
+    inject_cycles: int = _f(2, unit="cycles", ge=0, le=100_000,
+                            description="core -> router injection channel latency (calibrated: 2 reproduces "
+                                        "BookSim2's zero-load latency, derived)")
+    eject_cycles: int = _f(1, unit="cycles", ge=0, le=100_000,
+                           description="router -> core ejection channel latency (assumption: BookSim2 channel 1)")
+    inject_flits_per_cycle: int = _f(1, unit="flits/cycle", ge=1, le=16,
+                                     description="injection port bandwidth (assumption: one flit-wide channel)")
+    eject_flits_per_cycle: int = _f(1, unit="flits/cycle", ge=1, le=16,
+                                    description="ejection port bandwidth (assumption: one flit-wide channel)")
 
 
 class TimingConfig(_Section):
