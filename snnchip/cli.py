@@ -17,6 +17,7 @@ from models.errors import SnnchipError
 from .cmd_chip import cmd_chip, cmd_map, cmd_report, cmd_run
 from .cmd_model import cmd_demo, cmd_info, cmd_models, cmd_simulate
 from .cmd_prune import cmd_prune, cmd_prune_sweep
+from .cmd_noc import add_parser as add_noc_parser
 from .cmd_sweep import add_parser as add_sweep_parser, add_run_options
 
 EXIT_USAGE = 2
@@ -231,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_prune_sweep)
 
     add_sweep_parser(sub)
+    add_noc_parser(sub)
     s = sub.add_parser("models", help="list shipped models and zoo builders")
     s.set_defaults(func=cmd_models)
     return p
