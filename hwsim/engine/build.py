@@ -31,6 +31,12 @@ __all__ = ["kernel_inputs", "work_layout", "input_array"]
 _RT_ROOT = -(1 << 40)  # a route template's root parent: base + _RT_ROOT < 0 for any edge base
 
 
+def _index_type(n: int):
+    """The narrowest of int32 / int64 that indexes ``n`` items (per-entry scratch arrays
+    are the peak memory of building the tables: 4 bytes instead of 8 per synapse)."""
+    return np.int32 if n < 2 ** 31 - 1 else np.int64
+
+
 def _event_index(prog: Program):
     """Rows of each population grouped by (source, delay) with a CSR over the source's
     neurons: (slot_off, grp_ptr, grp_src, grp_delay, grp_pre_off, pre_ptr, grp_rows,
@@ -200,7 +206,7 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, in_flits: int, in_mul
      pop_reuse) = _event_index(prog)
     acc_pos, proj_perm, ea, ew = _acc_layout(prog)
     # crossbar entries as narrow ints (less memory traffic in the kernel; same values)
-    ent_acc = ea.astype(np.int32) if prog.n_acc < 2 ** 31 else ea
+    ent_acc = ea.astype(np.int32, copy=False) if prog.n_acc < 2 ** 31 else ea
     lo_w, hi_w = int(ew.min(initial=0)), int(ew.max(initial=0))
     ent_w = ew.astype(next(d for d in (np.int8, np.int16, np.int32, np.int64)
                            if np.iinfo(d).min <= lo_w and hi_w <= np.iinfo(d).max))
@@ -263,7 +269,7 @@ def _acc_layout(prog: Program):
     acc_pos = np.arange(int(prog.n_acc), dtype=np.int64)
     proj_perm = np.zeros(prog.proj_src.size, np.bool_)
     ea, ew = prog.ent_acc, prog.ent_w
-    row_of = np.repeat(np.arange(prog.row_ptr.size - 1), np.diff(prog.row_ptr))
+    row_of = np.repeat(np.arange(prog.row_ptr.size - 1, dtype=_index_type(ea.size)), np.diff(prog.row_ptr))
     shapes = [tuple(p.shape) for p in prog.net.populations]
 
     def runs(a, r):
@@ -292,7 +298,7 @@ def _acc_layout(prog: Program):
             acc_pos[a0:a0 + npost] = pos
             proj_perm[q] = True
     if proj_perm.any():
-        ea = acc_pos[ea]
+        ea = acc_pos.astype(ea.dtype)[ea]  # the entries' narrow type kept (slots < n_acc)
         o = np.lexsort((ea, row_of))
         ea, ew = ea[o], ew[o]
     return acc_pos, proj_perm, ea, ew
@@ -438,10 +444,13 @@ def _row_spans(row_ptr: np.ndarray, ea: np.ndarray, ew: np.ndarray, row_tile: np
     most a quarter of its length in zeros, so the rows of a dense tile (a pruned
     fully-connected block) share one length and the loop's trip count is predictable.
     The span weights are appended to ``ew``: returns the tables and the extended weights."""
-    ea = np.asarray(ea, np.int64)
+    ea = np.asarray(ea)
+    if ea.dtype not in (np.int32, np.int64):
+        ea = ea.astype(np.int64)
+    idx = _index_type(ea.size)
     R = row_ptr.size - 1
     n_ent = np.diff(row_ptr)
-    row_of = np.repeat(np.arange(R), n_ent)
+    row_of = np.repeat(np.arange(R, dtype=idx), n_ent)
     start = np.ones(ea.size, np.bool_)  # an entry that starts a span
     if ea.size:
         step = np.diff(ea)
@@ -455,7 +464,7 @@ def _row_spans(row_ptr: np.ndarray, ea: np.ndarray, ew: np.ndarray, row_tile: np
     last = np.append(starts[1:], ea.size)[np.searchsorted(starts, first)] - 1
     s_lo, s_hi = ea[first], ea[last]
     if first.size:  # single-span rows: widen to the tile's slot range when nearly full
-        t_ent = np.asarray(row_tile, np.int64)[row_of]
+        t_ent = np.asarray(row_tile).astype(idx)[row_of]
         n_t = int(t_ent.max()) + 1
         t_lo = np.full(n_t, np.iinfo(np.int64).max)
         t_hi = np.full(n_t, -1)
@@ -472,7 +481,7 @@ def _row_spans(row_ptr: np.ndarray, ea: np.ndarray, ew: np.ndarray, row_tile: np
     np.cumsum(s_len, out=s_off[1:])
     span_w = np.zeros(int(s_off[-1]), ew.dtype)
     in_span = row_span[row_of]
-    sid = (np.cumsum(sel) - 1)[in_span]
+    sid = (np.cumsum(sel, dtype=idx) - 1)[in_span]
     span_w[s_off[sid] + ea[in_span] - s_lo[sid]] = ew[in_span]
     span_ptr = np.zeros(R + 1, np.int64)
     np.cumsum(np.where(row_span, n_runs, 0), out=span_ptr[1:])
