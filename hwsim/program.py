@@ -480,7 +480,6 @@ def compile(mapping, mode: str | None = None) -> Program:  # noqa: A001 - the do
                                        f"are not {chip.core.weight_bits}-bit integers")
                 mats.append((j, w.tocoo()))
             R = idx.size
-            cnt = np.zeros(R, np.int64)
             ent_r, ent_c, ent_a, ent_v = [], [], [], []
             for j, w in mats:
                 ent_r.append(w.row.astype(np.int64))
@@ -493,9 +492,12 @@ def compile(mapping, mode: str | None = None) -> Program:  # noqa: A001 - the do
             er, ec = er[o], ec[o]
             ea = (np.concatenate(ent_a) if ent_a else np.zeros(0, np.int64))[o]
             ev = (np.concatenate(ent_v) if ent_v else np.zeros(0, np.int64))[o]
-            np.add.at(cnt, er, 1)
-            pairs = np.unique(er * max(post.size, 1) + ec)
-            ncols = np.bincount(pairs // max(post.size, 1), minlength=R).astype(np.int64)
+            cnt = np.bincount(er, minlength=R).astype(np.int64)
+            if len(mats) == 1:  # one projection: its (row, column) pairs are unique (sum_duplicates)
+                ncols = cnt.copy()
+            else:
+                pairs = np.unique(er * max(post.size, 1) + ec)
+                ncols = np.bincount(pairs // max(post.size, 1), minlength=R).astype(np.int64)
             rows_k["src"].append(np.full(R, s, np.int64))
             rows_k["delay"].append(np.full(R, int(d) + (1 if (pipe and s != 0) else 0), np.int64))
             rows_k["pre"].append(idx)

@@ -468,8 +468,10 @@ def _row_spans(row_ptr: np.ndarray, ea: np.ndarray, ew: np.ndarray, row_tile: np
         n_t = int(t_ent.max()) + 1
         t_lo = np.full(n_t, np.iinfo(np.int64).max)
         t_hi = np.full(n_t, -1)
-        np.minimum.at(t_lo, t_ent, ea)
-        np.maximum.at(t_hi, t_ent, ea)
+        # a tile's entries are runs of equal t_ent: reduce each run, then the runs per tile
+        seg = np.concatenate([[0], np.flatnonzero(t_ent[1:] != t_ent[:-1]) + 1])
+        np.minimum.at(t_lo, t_ent[seg], np.minimum.reduceat(ea, seg))
+        np.maximum.at(t_hi, t_ent[seg], np.maximum.reduceat(ea, seg))
         r_sp = row_of[first]
         tt = t_ent[first]
         length = s_hi - s_lo + 1
