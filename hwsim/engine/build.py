@@ -269,14 +269,10 @@ def _acc_layout(prog: Program):
     acc_pos = np.arange(int(prog.n_acc), dtype=np.int64)
     proj_perm = np.zeros(prog.proj_src.size, np.bool_)
     ea, ew = prog.ent_acc, prog.ent_w
-    row_of = np.repeat(np.arange(prog.row_ptr.size - 1, dtype=_index_type(ea.size)), np.diff(prog.row_ptr))
     shapes = [tuple(p.shape) for p in prog.net.populations]
-
-    def runs(a, r):
-        """Runs of consecutive slots ``a`` within rows ``r``, the entries sorted by slot."""
-        o = np.lexsort((a, r))
-        a, r = a[o], r[o]
-        return int(a.size > 0) + int(np.count_nonzero((a[1:] != a[:-1] + 1) | (r[1:] != r[:-1])))
+    row_ptr = np.asarray(prog.row_ptr, np.int64)
+    max_row = int(np.diff(row_ptr).max(initial=0))
+    no_map = np.zeros(0, np.int64)
 
     for q in range(prog.proj_src.size):
         d = int(prog.proj_dst[q])
@@ -293,15 +289,52 @@ def _acc_layout(prog: Program):
         order = np.lexsort((n // (H * W), n % W, (n // W) % H, core))  # by core, y, x, c
         pos = np.arange(a0, a0 + npost)
         pos[order] = a0 + n
-        a_sel, r_sel = ea[sel], row_of[sel]
-        if runs(pos[a_sel - a0], r_sel) < runs(a_sel, r_sel):
+        if _row_runs(row_ptr, ea, a0, a0 + npost, pos - a0, max_row) < _row_runs(row_ptr, ea, a0, a0 + npost,
+                                                                               no_map, max_row):
             acc_pos[a0:a0 + npost] = pos
             proj_perm[q] = True
     if proj_perm.any():
         ea = acc_pos.astype(ea.dtype)[ea]  # the entries' narrow type kept (slots < n_acc)
-        o = np.lexsort((ea, row_of))
-        ea, ew = ea[o], ew[o]
+        ew = ew.copy()
+        _sort_rows(row_ptr, ea, ew)
     return acc_pos, proj_perm, ea, ew
+
+
+@njit(cache=True)
+def _row_runs(row_ptr, ea, a0, a1, pos, max_row):
+    """Runs of consecutive slots among each row's entries with ``a0 <= ea < a1``, read
+    as ``a0 + pos[ea - a0]`` when ``pos`` is given (else as they are), sorted within the
+    row: the number of contiguous slices the kernel would add. Row by row, so the
+    scratch is one row (a whole-program sort of a VGG-11 took 2 GB per int64 array)."""
+    buf = np.empty(max(max_row, 1), np.int64)
+    total = 0
+    for r in range(row_ptr.size - 1):
+        m = 0
+        for e in range(row_ptr[r], row_ptr[r + 1]):
+            a = np.int64(ea[e])
+            if a0 <= a < a1:
+                buf[m] = a0 + pos[a - a0] if pos.size else a
+                m += 1
+        if m:
+            srt = np.sort(buf[:m])
+            total += 1
+            for i in range(1, m):
+                if srt[i] != srt[i - 1] + 1:
+                    total += 1
+    return total
+
+
+@njit(cache=True)
+def _sort_rows(row_ptr, ea, ew):
+    """Sort each row's entries by slot in place (``ew`` follows), stable."""
+    for r in range(row_ptr.size - 1):
+        lo, hi = row_ptr[r], row_ptr[r + 1]
+        if hi - lo > 1:
+            o = np.argsort(ea[lo:hi], kind="mergesort")
+            a = ea[lo:hi][o]
+            w = ew[lo:hi][o]
+            ea[lo:hi] = a
+            ew[lo:hi] = w
 
 
 _KIN_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -455,6 +488,7 @@ def _row_spans(row_ptr: np.ndarray, ea: np.ndarray, ew: np.ndarray, row_tile: np
     if ea.size:
         step = np.diff(ea)
         start[1:] = (step <= 0) | (step > max_gap + 1)
+        del step
         start[row_ptr[:-1][n_ent > 0]] = True
     n_runs = np.bincount(row_of[start], minlength=R)
     row_span = (n_runs > 0) & (n_ent >= min_mean_run * np.maximum(n_runs, 1))
