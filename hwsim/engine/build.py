@@ -435,6 +435,9 @@ def _compact_rows(grp_src: np.ndarray, grp_pre_off: np.ndarray, pre_ptr: np.ndar
         ln = row_ptr[r + 1] - row_ptr[r]
         if r.size == 0 or ln.sum() == 0:
             continue
+        n_tiles = np.unique(row_tile[r]).size
+        if n_tiles > max_tiles or n_src * 4 * n_tiles > max_entries or ln.max() > max_acc:
+            continue  # cannot qualify (checked before the group's entries are gathered)
         ent = np.repeat(row_ptr[r] - np.concatenate([[0], np.cumsum(ln)[:-1]]), ln) + np.arange(int(ln.sum()))
         a = np.asarray(ea, np.int64)[ent]
         lo, hi = int(a.min()), int(a.max())
@@ -512,18 +515,28 @@ def _row_spans(row_ptr: np.ndarray, ea: np.ndarray, ew: np.ndarray, row_tile: np
         wide = (n_runs[r_sp] == 1) & ((t_hi[tt] - t_lo[tt] + 1) - length <= length // 4)
         s_lo = np.where(wide, t_lo[tt], s_lo)
         s_hi = np.where(wide, t_hi[tt], s_hi)
+        del t_ent
     s_len = s_hi - s_lo + 1
     s_off = np.zeros(first.size + 1, np.int64)
     np.cumsum(s_len, out=s_off[1:])
     span_w = np.zeros(int(s_off[-1]), ew.dtype)
-    in_span = row_span[row_of]
-    sid = (np.cumsum(sel, dtype=idx) - 1)[in_span]
-    span_w[s_off[sid] + ea[in_span] - s_lo[sid]] = ew[in_span]
+    del row_of, sel, start
+    _fill_spans(first, last, s_off, s_lo, ea, ew, span_w)
     span_ptr = np.zeros(R + 1, np.int64)
     np.cumsum(np.where(row_span, n_runs, 0), out=span_ptr[1:])
     tables = {"row_span": row_span, "span_ptr": span_ptr, "span_acc": s_lo, "span_ent": ew.size + s_off[:-1],
               "span_len": s_len}
     return tables, np.concatenate([ew, span_w])
+
+
+@njit(cache=True)
+def _fill_spans(first, last, s_off, s_lo, ea, ew, span_w):
+    """Span ``i`` holds entries ``first[i]..last[i]``: ``span_w[s_off[i] + ea[e] - s_lo[i]] = ew[e]``
+    (its gaps stay zero)."""
+    for i in range(first.size):
+        base = s_off[i] - s_lo[i]
+        for e in range(first[i], last[i] + 1):
+            span_w[base + ea[e]] = ew[e]
 
 
 def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.ndarray:
