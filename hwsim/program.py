@@ -522,7 +522,11 @@ def compile(mapping, mode: str | None = None) -> Program:  # noqa: A001 - the do
     # rows and entries in tile_order
     def cat(key, dt):
         parts = [a for k in order for a in tile_rows[k][key]]
-        return np.ascontiguousarray(np.concatenate(parts).astype(dt, copy=False)) if parts else np.zeros(0, dt)
+        for k in order:  # each part freed once joined: the peak is the parts plus one joined array
+            tile_rows[k][key] = None
+        out = np.ascontiguousarray(np.concatenate(parts).astype(dt, copy=False)) if parts else np.zeros(0, dt)
+        parts.clear()
+        return out
 
     row_src, row_delay, row_pre, row_mac, row_ncols, cnt = (cat(key, np.int64) for key in row_keys)
     ent_acc, ent_w, ent_col = cat("acc", acc_dt), cat("w", w_dt), cat("col", np.int32)
