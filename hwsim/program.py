@@ -530,7 +530,7 @@ def compile(mapping, mode: str | None = None) -> Program:  # noqa: A001 - the do
 
     row_src, row_delay, row_pre, row_mac, row_ncols, cnt = (cat(key, np.int64) for key in row_keys)
     ent_acc, ent_w, ent_col = cat("acc", acc_dt), cat("w", w_dt), cat("col", np.int32)
-    del tile_rows
+    tile_rows.clear()
     row_ptr = _i64(np.concatenate([[0], np.cumsum(cnt)]))
     starts = np.concatenate([[0], np.cumsum(tile_nrows[order])])
     tile_row_lo = np.zeros(len(tiles), np.int64)
