@@ -12,8 +12,11 @@ images), ``--rate`` spikes per pixel and step at full intensity. The activity is
 that of the zoo's seeded random weights (no data-based threshold balancing yet); the
 per-layer firing rates are printed so the reader can judge it.
 
+The first ``--exact-samples`` samples are checked against the integer reference
+(:func:`models.intref.simulate_int`): every population's spikes and membranes.
+
 Usage: ``python bench/scale.py [--models lenet5,vgg11] [--steps 4] [--samples 4]
-[--before /work/main --before-models lenet5] [--limit-gb 15]``
+[--before /work/main --before-models lenet5] [--limit-gb 15] [--exact-samples 2]``
 """
 
 from __future__ import annotations
@@ -86,6 +89,18 @@ def _child(args) -> dict:
         for i, p in enumerate(prog.pop_names[1:], start=1):
             cores = [c for c, n in enumerate(r.core_population) if n == p]
             rates[p] = float(spikes[cores].sum()) / (int(prog.pop_size[i]) * args.steps * args.samples)
+        # exactness on the first samples: every population's spikes and membranes equal
+        # the integer reference (models.intref, convolutions never expanded)
+        from models.intref import simulate_int
+
+        nx = min(args.exact_samples, args.samples)
+        if nx:
+            chip_r = simulate(prog, x[:, :nx], timing=False, record="all")
+            ref = simulate_int(m.net, x[:, :nx], record="all")
+            out["exact"] = bool(np.array_equal(chip_r.output, ref.output) and all(
+                np.array_equal(chip_r.spikes[k], ref.spikes[k]) and np.array_equal(chip_r.membrane[k], ref.membrane[k])
+                for k in ref.spikes))
+            out["exact_samples"] = nx
         out.update(sim_s=dt, samples_s=args.samples / dt, rss_peak_mb=rss_mb(),
                    syn_events=int(cnt[:, names.index("acs")].sum() + cnt[:, names.index("macs")].sum()),
                    rates=rates, input_rate=float(x.mean()))
@@ -98,7 +113,7 @@ def _child(args) -> dict:
 def _run(repo, model, args) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", model, "--repo", str(repo),
            "--steps", str(args.steps), "--samples", str(args.samples), "--rate", str(args.rate),
-           "--limit-gb", str(args.limit_gb)]
+           "--limit-gb", str(args.limit_gb), "--exact-samples", str(args.exact_samples)]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=str(repo))
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
     if not lines:
@@ -112,15 +127,17 @@ def _fmt(r: dict, key: str, spec: str) -> str:
 
 def _table(rows) -> list:
     lines = ["| model | code | weights | synapses | crossbar entries | tiles | map s | compile s | tables s | "
-             "program MB | tables MB | peak RSS MB | functional samples/s | synaptic events/s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "program MB | tables MB | peak RSS MB | functional samples/s | synaptic events/s | = integer reference |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         ev = f"{r['syn_events'] / r['sim_s'] / 1e6:,.1f} M" if "sim_s" in r else "-"
+        exact = (("yes" if r["exact"] else "**no**") + f" ({r['exact_samples']} samples, all populations)"
+                 if "exact" in r else "-")
         lines.append(f"| {r['model']} | {r['label']} | {_fmt(r, 'weights', ',')} | {_fmt(r, 'synapses', ',')} | "
                      f"{_fmt(r, 'entries', ',')} | {_fmt(r, 'tiles', ',')} | {_fmt(r, 'map_s', '.1f')} | "
                      f"{_fmt(r, 'compile_s', '.1f')} | {_fmt(r, 'tables_s', '.1f')} | {_fmt(r, 'program_mb', ',.1f')} | "
                      f"{_fmt(r, 'tables_mb', ',.1f')} | {_fmt(r, 'rss_peak_mb', ',.0f')} | "
-                     f"{_fmt(r, 'samples_s', ',.2f')} | {ev} |")
+                     f"{_fmt(r, 'samples_s', ',.2f')} | {ev} | {exact} |")
         if "error" in r:
             lines.append(f"| | | {r['error']} |")
     return lines
@@ -133,6 +150,8 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--rate", type=float, default=0.2)
     ap.add_argument("--limit-gb", type=float, default=15.0)
+    ap.add_argument("--exact-samples", type=int, default=2,
+                    help="samples checked against the integer reference, every population (default 2)")
     ap.add_argument("--before", default=None, help="another checkout measured in the same run (default: none)")
     ap.add_argument("--before-models", default="lenet5")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "scale.md"))
