@@ -26,8 +26,9 @@ Tiles ``k`` (ordered by population, then tile id): ``tile_pop``, ``tile_core``,
 ``tile_row_ptr[k]:tile_row_ptr[k+1]``. Row ``r``: ``row_src`` (population),
 ``row_delay`` (effective delay, see below), ``row_pre`` (pre index), ``row_mac`` (1 if the source is a real-valued
 graph input), ``row_ncols`` (distinct columns used), entries
-``row_ptr[r]:row_ptr[r+1]`` with ``ent_acc`` (global accumulator index), ``ent_w``
-(integer weight) and ``ent_col`` (local column).
+``row_ptr[r]:row_ptr[r+1]`` with ``ent_acc`` (global accumulator index; int32 below
+2**31 accumulators), ``ent_w`` (integer weight, the narrowest signed type holding
+``weight_bits``) and ``ent_col`` (local column, int32).
 
 Timing mode (``compile(mapping, mode=...)``, default ``chip.timing.mode``)
 -----------------------------------------------------------------------
@@ -411,14 +412,23 @@ def compile(mapping, mode: str | None = None) -> Program:  # noqa: A001 - the do
     incoming = {}
     for j, q in enumerate(projs):
         incoming.setdefault((proj_dst[j], proj_src[j], proj_delay[j]), []).append(j)
-    row_lists = {k: [] for k in ("src", "delay", "pre", "mac", "ncols", "cnt")}
-    ent_acc_l, ent_w_l, ent_col_l = [], [], []
+    # per tile (by id) its row blocks; concatenated in tile_order below, so the entries
+    # are never permuted as a whole (the largest arrays of a program are its entries)
+    row_keys = ("src", "delay", "pre", "mac", "ncols", "cnt")
+    tile_rows = [{key: [] for key in row_keys + ("acc", "w", "col")} for _ in tiles]
     tile_nrows = np.zeros(len(tiles), np.int64)
     real_input = not net.input_spiking
     wmax = 1 << (int(chip.core.weight_bits) - 1)
+    # entries as the narrowest integers that hold them (program bytes per synapse: 24 -> 9 or less)
+    acc_dt = np.int32 if n_acc < 2 ** 31 else np.int64
+    w_dt = next(d for d in (np.int8, np.int16, np.int32, np.int64) if wmax <= np.iinfo(d).max)
     # pairs (source global neuron, core) for spike destinations
     dst_pairs = []
-    for t in tiles:
+    # a soma tile and its partial tiles hold the same posts: the posts' explicit weights
+    # (a convolution expanded for those posts) are built once per soma, not once per tile
+    post_w: dict = {}
+    post_w_soma = -1
+    for t in sorted(tiles, key=lambda t: (int(t.soma), t.id)):
         k = t.id
         p = pidx[t.population]
         post = np.asarray(t.post, dtype=np.int64).reshape(-1)
@@ -443,6 +453,9 @@ def compile(mapping, mode: str | None = None) -> Program:  # noqa: A001 - the do
                 tile_psum_flits[k] = post.size * -(-int(chip.core.membrane_bits) // int(chip.noc.flit_bits))
                 tile_psum_hops[k] = int(np.abs(core_xy[core_of[k]] - core_xy[core_of[s.id]]).sum())
                 tile_psum_icx[k] = int(np.abs(core_chip[core_of[k]] - core_chip[core_of[s.id]]).sum())
+        if int(t.soma) != post_w_soma:
+            post_w, post_w_soma = {}, int(t.soma)
+        rows_k = tile_rows[k]
         nrows = 0
         for src, d, idx in t.axons:
             if src not in pidx:
@@ -457,17 +470,16 @@ def compile(mapping, mode: str | None = None) -> Program:  # noqa: A001 - the do
                                    f"projection")
             mats = []
             for j in js:
-                w = sp.csr_matrix(projs[j].weights_for_posts(post))[idx]
+                if j not in post_w:
+                    post_w[j] = sp.csr_matrix(projs[j].weights_for_posts(post))
+                w = post_w[j][idx]
                 w.sum_duplicates()
                 w.eliminate_zeros()
                 if w.nnz and (np.abs(w.data).max() > wmax or not np.array_equal(w.data, np.round(w.data))):
                     raise ProgramError(f"tile {k} ({t.population}): projection '{projs[j].name}' has weights that "
                                        f"are not {chip.core.weight_bits}-bit integers")
                 mats.append((j, w.tocoo()))
-            base = len(row_lists["src"])
             R = idx.size
-            cnt = np.zeros(R, np.int64)
-            cols_used = [set() for _ in range(0)]  # noqa: F841
             ent_r, ent_c, ent_a, ent_v = [], [], [], []
             for j, w in mats:
                 ent_r.append(w.row.astype(np.int64))
@@ -480,52 +492,51 @@ def compile(mapping, mode: str | None = None) -> Program:  # noqa: A001 - the do
             er, ec = er[o], ec[o]
             ea = (np.concatenate(ent_a) if ent_a else np.zeros(0, np.int64))[o]
             ev = (np.concatenate(ent_v) if ent_v else np.zeros(0, np.int64))[o]
-            np.add.at(cnt, er, 1)
-            pairs = np.unique(er * max(post.size, 1) + ec)
-            ncols = np.bincount(pairs // max(post.size, 1), minlength=R).astype(np.int64)
-            row_lists["src"].append(np.full(R, s, np.int64))
-            row_lists["delay"].append(np.full(R, int(d) + (1 if (pipe and s != 0) else 0), np.int64))
-            row_lists["pre"].append(idx)
-            row_lists["mac"].append(np.full(R, 1 if (s == 0 and real_input) else 0, np.int64))
-            row_lists["ncols"].append(ncols)
-            row_lists["cnt"].append(cnt)
-            ent_acc_l.append(ea)
-            ent_w_l.append(ev)
-            ent_col_l.append(ec)
+            cnt = np.bincount(er, minlength=R).astype(np.int64)
+            if len(mats) == 1:  # one projection: its (row, column) pairs are unique (sum_duplicates)
+                ncols = cnt.copy()
+            else:
+                pairs = np.unique(er * max(post.size, 1) + ec)
+                ncols = np.bincount(pairs // max(post.size, 1), minlength=R).astype(np.int64)
+            rows_k["src"].append(np.full(R, s, np.int64))
+            rows_k["delay"].append(np.full(R, int(d) + (1 if (pipe and s != 0) else 0), np.int64))
+            rows_k["pre"].append(idx)
+            rows_k["mac"].append(np.full(R, 1 if (s == 0 and real_input) else 0, np.int64))
+            rows_k["ncols"].append(ncols)
+            rows_k["cnt"].append(cnt)
+            rows_k["acc"].append(ea.astype(acc_dt))
+            rows_k["w"].append(ev.astype(w_dt))
+            rows_k["col"].append(ec.astype(np.int32))
             nrows += R
             if s > 0:
                 dst_pairs.append(np.stack([pop_off[s] + idx, np.full(R, core_of[k])], axis=1))
             else:
                 in_pairs.append(np.stack([idx, np.full(R, core_of[k])], axis=1))
-            del base
         tile_nrows[k] = nrows
+    post_w = {}
     for p in range(1, P):
         miss = np.flatnonzero(nrn_core[pop_off[p]:pop_off[p + 1]] < 0)
         if miss.size:
             raise ProgramError(f"population '{pops[p].name}': neuron {int(miss[0])} is held by no soma tile")
-    # rows in tile_order
-    tile_row_start = np.concatenate([[0], np.cumsum(tile_nrows)])[:-1]
-    row_perm = np.concatenate([np.arange(tile_row_start[k], tile_row_start[k] + tile_nrows[k]) for k in order]) \
-        if len(tiles) else np.zeros(0, np.int64)
-    row_perm = row_perm.astype(np.int64)
-    cat = lambda lst: np.concatenate(lst).astype(np.int64) if lst else np.zeros(0, np.int64)  # noqa: E731
-    rs = {key: cat(v) for key, v in row_lists.items()}
-    ent_acc, ent_w, ent_col = cat(ent_acc_l), cat(ent_w_l), cat(ent_col_l)
-    row_ent_start = np.concatenate([[0], np.cumsum(rs["cnt"])])
-    ent_perm = np.concatenate([np.arange(row_ent_start[r], row_ent_start[r + 1]) for r in row_perm]) \
-        if row_perm.size else np.zeros(0, np.int64)
-    ent_perm = ent_perm.astype(np.int64)
-    row_src, row_delay, row_pre = rs["src"][row_perm], rs["delay"][row_perm], rs["pre"][row_perm]
-    row_mac, row_ncols, cnt = rs["mac"][row_perm], rs["ncols"][row_perm], rs["cnt"][row_perm]
+
+    # rows and entries in tile_order
+    def cat(key, dt):
+        parts = [a for k in order for a in tile_rows[k][key]]
+        for k in order:  # each part freed once joined: the peak is the parts plus one joined array
+            tile_rows[k][key] = None
+        out = np.ascontiguousarray(np.concatenate(parts).astype(dt, copy=False)) if parts else np.zeros(0, dt)
+        parts.clear()
+        return out
+
+    row_src, row_delay, row_pre, row_mac, row_ncols, cnt = (cat(key, np.int64) for key in row_keys)
+    ent_acc, ent_w, ent_col = cat("acc", acc_dt), cat("w", w_dt), cat("col", np.int32)
+    tile_rows.clear()
     row_ptr = _i64(np.concatenate([[0], np.cumsum(cnt)]))
-    ent_acc, ent_w, ent_col = _i64(ent_acc[ent_perm]), _i64(ent_w[ent_perm]), _i64(ent_col[ent_perm])
-    tile_row_ptr = np.zeros(len(tiles) + 1, np.int64)  # indexed by tile id: start of its rows
     starts = np.concatenate([[0], np.cumsum(tile_nrows[order])])
     tile_row_lo = np.zeros(len(tiles), np.int64)
     tile_row_hi = np.zeros(len(tiles), np.int64)
     for pos, k in enumerate(order):
         tile_row_lo[k], tile_row_hi[k] = starts[pos], starts[pos + 1]
-    del tile_row_ptr
 
     # spike destinations per neuron (remote cores only)
     multicast = chip.noc.multicast

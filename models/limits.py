@@ -53,6 +53,11 @@ def set_max_bytes(n: int | None) -> None:
     _override = None if n is None else int(n)
 
 
+def format_bytes(n: int) -> str:
+    """``n`` bytes for a message: ``1.5 GiB``, ``12.0 MiB``, ``300 B``."""
+    return _fmt(n)
+
+
 def _fmt(n: int) -> str:
     for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= size:

@@ -31,6 +31,12 @@ __all__ = ["kernel_inputs", "work_layout", "input_array"]
 _RT_ROOT = -(1 << 40)  # a route template's root parent: base + _RT_ROOT < 0 for any edge base
 
 
+def _index_type(n: int):
+    """The narrowest of int32 / int64 that indexes ``n`` items (per-entry scratch arrays
+    are the peak memory of building the tables: 4 bytes instead of 8 per synapse)."""
+    return np.int32 if n < 2 ** 31 - 1 else np.int64
+
+
 def _event_index(prog: Program):
     """Rows of each population grouped by (source, delay) with a CSR over the source's
     neurons: (slot_off, grp_ptr, grp_src, grp_delay, grp_pre_off, pre_ptr, grp_rows,
@@ -200,7 +206,7 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, in_flits: int, in_mul
      pop_reuse) = _event_index(prog)
     acc_pos, proj_perm, ea, ew = _acc_layout(prog)
     # crossbar entries as narrow ints (less memory traffic in the kernel; same values)
-    ent_acc = ea.astype(np.int32) if prog.n_acc < 2 ** 31 else ea
+    ent_acc = ea.astype(np.int32, copy=False) if prog.n_acc < 2 ** 31 else ea
     lo_w, hi_w = int(ew.min(initial=0)), int(ew.max(initial=0))
     ent_w = ew.astype(next(d for d in (np.int8, np.int16, np.int32, np.int64)
                            if np.iinfo(d).min <= lo_w and hi_w <= np.iinfo(d).max))
@@ -263,14 +269,10 @@ def _acc_layout(prog: Program):
     acc_pos = np.arange(int(prog.n_acc), dtype=np.int64)
     proj_perm = np.zeros(prog.proj_src.size, np.bool_)
     ea, ew = prog.ent_acc, prog.ent_w
-    row_of = np.repeat(np.arange(prog.row_ptr.size - 1), np.diff(prog.row_ptr))
     shapes = [tuple(p.shape) for p in prog.net.populations]
-
-    def runs(a, r):
-        """Runs of consecutive slots ``a`` within rows ``r``, the entries sorted by slot."""
-        o = np.lexsort((a, r))
-        a, r = a[o], r[o]
-        return int(a.size > 0) + int(np.count_nonzero((a[1:] != a[:-1] + 1) | (r[1:] != r[:-1])))
+    row_ptr = np.asarray(prog.row_ptr, np.int64)
+    max_row = int(np.diff(row_ptr).max(initial=0))
+    no_map = np.zeros(0, np.int64)
 
     for q in range(prog.proj_src.size):
         d = int(prog.proj_dst[q])
@@ -287,15 +289,52 @@ def _acc_layout(prog: Program):
         order = np.lexsort((n // (H * W), n % W, (n // W) % H, core))  # by core, y, x, c
         pos = np.arange(a0, a0 + npost)
         pos[order] = a0 + n
-        a_sel, r_sel = ea[sel], row_of[sel]
-        if runs(pos[a_sel - a0], r_sel) < runs(a_sel, r_sel):
+        if _row_runs(row_ptr, ea, a0, a0 + npost, pos - a0, max_row) < _row_runs(row_ptr, ea, a0, a0 + npost,
+                                                                               no_map, max_row):
             acc_pos[a0:a0 + npost] = pos
             proj_perm[q] = True
     if proj_perm.any():
-        ea = acc_pos[ea]
-        o = np.lexsort((ea, row_of))
-        ea, ew = ea[o], ew[o]
+        ea = acc_pos.astype(ea.dtype)[ea]  # the entries' narrow type kept (slots < n_acc)
+        ew = ew.copy()
+        _sort_rows(row_ptr, ea, ew)
     return acc_pos, proj_perm, ea, ew
+
+
+@njit(cache=True)
+def _row_runs(row_ptr, ea, a0, a1, pos, max_row):
+    """Runs of consecutive slots among each row's entries with ``a0 <= ea < a1``, read
+    as ``a0 + pos[ea - a0]`` when ``pos`` is given (else as they are), sorted within the
+    row: the number of contiguous slices the kernel would add. Row by row, so the
+    scratch is one row (a whole-program sort of a VGG-11 took 2 GB per int64 array)."""
+    buf = np.empty(max(max_row, 1), np.int64)
+    total = 0
+    for r in range(row_ptr.size - 1):
+        m = 0
+        for e in range(row_ptr[r], row_ptr[r + 1]):
+            a = np.int64(ea[e])
+            if a0 <= a < a1:
+                buf[m] = a0 + pos[a - a0] if pos.size else a
+                m += 1
+        if m:
+            srt = np.sort(buf[:m])
+            total += 1
+            for i in range(1, m):
+                if srt[i] != srt[i - 1] + 1:
+                    total += 1
+    return total
+
+
+@njit(cache=True)
+def _sort_rows(row_ptr, ea, ew):
+    """Sort each row's entries by slot in place (``ew`` follows), stable."""
+    for r in range(row_ptr.size - 1):
+        lo, hi = row_ptr[r], row_ptr[r + 1]
+        if hi - lo > 1:
+            o = np.argsort(ea[lo:hi], kind="mergesort")
+            a = ea[lo:hi][o]
+            w = ew[lo:hi][o]
+            ea[lo:hi] = a
+            ew[lo:hi] = w
 
 
 _KIN_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -396,6 +435,9 @@ def _compact_rows(grp_src: np.ndarray, grp_pre_off: np.ndarray, pre_ptr: np.ndar
         ln = row_ptr[r + 1] - row_ptr[r]
         if r.size == 0 or ln.sum() == 0:
             continue
+        n_tiles = np.unique(row_tile[r]).size
+        if n_tiles > max_tiles or n_src * 4 * n_tiles > max_entries or ln.max() > max_acc:
+            continue  # cannot qualify (checked before the group's entries are gathered)
         ent = np.repeat(row_ptr[r] - np.concatenate([[0], np.cumsum(ln)[:-1]]), ln) + np.arange(int(ln.sum()))
         a = np.asarray(ea, np.int64)[ent]
         lo, hi = int(a.min()), int(a.max())
@@ -438,14 +480,18 @@ def _row_spans(row_ptr: np.ndarray, ea: np.ndarray, ew: np.ndarray, row_tile: np
     most a quarter of its length in zeros, so the rows of a dense tile (a pruned
     fully-connected block) share one length and the loop's trip count is predictable.
     The span weights are appended to ``ew``: returns the tables and the extended weights."""
-    ea = np.asarray(ea, np.int64)
+    ea = np.asarray(ea)
+    if ea.dtype not in (np.int32, np.int64):
+        ea = ea.astype(np.int64)
+    idx = _index_type(ea.size)
     R = row_ptr.size - 1
     n_ent = np.diff(row_ptr)
-    row_of = np.repeat(np.arange(R), n_ent)
+    row_of = np.repeat(np.arange(R, dtype=idx), n_ent)
     start = np.ones(ea.size, np.bool_)  # an entry that starts a span
     if ea.size:
         step = np.diff(ea)
         start[1:] = (step <= 0) | (step > max_gap + 1)
+        del step
         start[row_ptr[:-1][n_ent > 0]] = True
     n_runs = np.bincount(row_of[start], minlength=R)
     row_span = (n_runs > 0) & (n_ent >= min_mean_run * np.maximum(n_runs, 1))
@@ -455,30 +501,42 @@ def _row_spans(row_ptr: np.ndarray, ea: np.ndarray, ew: np.ndarray, row_tile: np
     last = np.append(starts[1:], ea.size)[np.searchsorted(starts, first)] - 1
     s_lo, s_hi = ea[first], ea[last]
     if first.size:  # single-span rows: widen to the tile's slot range when nearly full
-        t_ent = np.asarray(row_tile, np.int64)[row_of]
+        t_ent = np.asarray(row_tile).astype(idx)[row_of]
         n_t = int(t_ent.max()) + 1
         t_lo = np.full(n_t, np.iinfo(np.int64).max)
         t_hi = np.full(n_t, -1)
-        np.minimum.at(t_lo, t_ent, ea)
-        np.maximum.at(t_hi, t_ent, ea)
+        # a tile's entries are runs of equal t_ent: reduce each run, then the runs per tile
+        seg = np.concatenate([[0], np.flatnonzero(t_ent[1:] != t_ent[:-1]) + 1])
+        np.minimum.at(t_lo, t_ent[seg], np.minimum.reduceat(ea, seg))
+        np.maximum.at(t_hi, t_ent[seg], np.maximum.reduceat(ea, seg))
         r_sp = row_of[first]
         tt = t_ent[first]
         length = s_hi - s_lo + 1
         wide = (n_runs[r_sp] == 1) & ((t_hi[tt] - t_lo[tt] + 1) - length <= length // 4)
         s_lo = np.where(wide, t_lo[tt], s_lo)
         s_hi = np.where(wide, t_hi[tt], s_hi)
+        del t_ent
     s_len = s_hi - s_lo + 1
     s_off = np.zeros(first.size + 1, np.int64)
     np.cumsum(s_len, out=s_off[1:])
     span_w = np.zeros(int(s_off[-1]), ew.dtype)
-    in_span = row_span[row_of]
-    sid = (np.cumsum(sel) - 1)[in_span]
-    span_w[s_off[sid] + ea[in_span] - s_lo[sid]] = ew[in_span]
+    del row_of, sel, start
+    _fill_spans(first, last, s_off, s_lo, ea, ew, span_w)
     span_ptr = np.zeros(R + 1, np.int64)
     np.cumsum(np.where(row_span, n_runs, 0), out=span_ptr[1:])
     tables = {"row_span": row_span, "span_ptr": span_ptr, "span_acc": s_lo, "span_ent": ew.size + s_off[:-1],
               "span_len": s_len}
     return tables, np.concatenate([ew, span_w])
+
+
+@njit(cache=True)
+def _fill_spans(first, last, s_off, s_lo, ea, ew, span_w):
+    """Span ``i`` holds entries ``first[i]..last[i]``: ``span_w[s_off[i] + ea[e] - s_lo[i]] = ew[e]``
+    (its gaps stay zero)."""
+    for i in range(first.size):
+        base = s_off[i] - s_lo[i]
+        for e in range(first[i], last[i] + 1):
+            span_w[base + ea[e]] = ew[e]
 
 
 def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.ndarray:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from models.errors import SimulationError
+from models import limits
+from models.errors import SimulationError, SizeLimitError
 from models.reference import check_options
 
 from ..program import Program
@@ -30,7 +31,8 @@ _HIST_CYCLES = 1 << 14  # packet-latency histogram bins per thread (grown and re
 
 def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str = "binary", record=None,
              timing: bool = True, timing_samples: int = 1, input_scale: float | None = None,
-             mode: str | None = None, trace=None, aer=None, vcd=None, chrome=None) -> RunResult:
+             mode: str | None = None, trace=None, aer=None, vcd=None, chrome=None,
+             max_bytes: int | None = None) -> RunResult:
     """Run the compiled chip on ``inputs`` (T, B, *input_shape).
 
     ``record``: None, "all" or population names (spikes and membranes, (T, B, n) int64).
@@ -41,6 +43,12 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
     a compiled :class:`Program`, which fixes it); see :mod:`hwsim.engine`.
     ``trace``: a :class:`traces.TraceConfig` (or a dict of its fields); ``aer``,
     ``vcd``, ``chrome``: shortcuts for its output paths. Off by default.
+    ``max_bytes``: memory budget of the run (default :func:`models.limits.max_bytes`, a
+    quarter of the machine's memory): the kernel tables, each thread's scratch, the
+    results (outputs, recordings) and the per-chunk scratch stay under it. Threads are
+    dropped until their scratch fits and samples run in chunks sized to what is left
+    (:func:`_run_plan`); a run whose tables and results alone exceed the budget raises
+    :class:`models.errors.SizeLimitError` before any work.
     """
     check_options(reset, spikes)
     if mode is not None and mode not in ("sync", "pipelined"):
@@ -110,7 +118,7 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
     while True:
         try:
             res = _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_timed, py_timing,
-                                session, hist_cycles)
+                                session, hist_cycles, max_bytes)
             break
         except _LatencyOverflow as e:  # a packet latency beyond the histogram: run again with room
             hist_cycles = e.needed
@@ -147,8 +155,40 @@ def _core_population(prog: Program) -> list:
     return [prog.pop_names[i] if i >= 0 else "" for i in core_pop]
 
 
+def _run_plan(prog, kin, wo, T: int, B: int, R: int, n_out: int, n_py: int, aer: bool, max_bytes, chunk_max: int):
+    """Threads and samples per kernel call that keep the run under the budget:
+
+    ``fixed = tables + n_out, R recordings, Python-timing recordings of all B samples``
+    (the results), ``per_thread = scratch + counters`` (one copy per thread),
+    ``per_sample = 2 T N`` int64 with an AER trace (the chunk's recordings), else 0;
+    ``threads = min(numba threads, (budget - fixed) // per_thread)`` (at least 1) and
+    ``chunk = min(chunk_max, (budget - fixed - threads * per_thread) // per_sample)``.
+    Raises :class:`SizeLimitError` when ``fixed + per_thread + per_sample`` (one thread,
+    one sample) exceeds the budget."""
+    budget = limits.max_bytes() if max_bytes is None else int(max_bytes)
+    N, K, C = int(prog.pop_off[-1]), max(prog.n_tiles, 1), max(prog.n_cores, 1)
+    tables = sum(int(a.nbytes) for a in kin)
+    results = 8 * T * B * (n_out + 2 * R) + 8 * n_py * T * (K + N)
+    fixed = tables + results
+    per_thread = 8 * (int(wo[-1]) + T * C * len(COUNTERS) + int(prog.grid_w) * int(prog.grid_h) * 4 + _HIST_CYCLES)
+    per_sample = 16 * T * N if aer else 0
+    need = fixed + per_thread + per_sample
+    if need > budget:
+        raise SizeLimitError(
+            f"simulate: the run needs at least {limits.format_bytes(need)} (kernel tables "
+            f"{limits.format_bytes(tables)}, outputs and recordings of {B} samples {limits.format_bytes(results)}, "
+            f"one thread's scratch {limits.format_bytes(per_thread + per_sample)}), more than the memory budget of "
+            f"{limits.format_bytes(budget)}; record fewer populations, run fewer samples per call or raise the "
+            f"budget (max_bytes=, SNNCHIP_MAX_BYTES)")
+    threads = int(max(1, min(numba.get_num_threads(), (budget - fixed - per_sample) // per_thread)))
+    chunk = int(chunk_max)
+    if per_sample:
+        chunk = int(max(1, min(chunk, (budget - fixed - threads * per_thread) // per_sample)))
+    return threads, chunk
+
+
 def _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_timed, py_timing, session,
-                  hist_cycles):
+                  hist_cycles, max_bytes=None):
     """The kernel calls of :func:`simulate` and the traces: (output, spike and membrane
     recordings, counters, timing dict or None, trace paths). Raises
     :class:`_LatencyOverflow` (after removing every partial trace file) when a packet
@@ -173,7 +213,9 @@ def _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_ti
     n_links = int(prog.grid_w) * int(prog.grid_h) * 4
     link_flits = np.zeros(n_links, np.int64)
     calls = np.zeros(2, np.int64)
-    chunk = session.chunk(B, _CHUNK)  # with AER: bounded memory, the recordings of a chunk are T x N per sample
+    # with AER: bounded memory, the recordings of a chunk are T x N per sample
+    threads, chunk = _run_plan(prog, kin, wo, T, B, R, n_out, n_py, session.cfg.aer is not None, max_bytes,
+                               session.chunk(B, _CHUNK))
     vcd = VcdProbe(session.vcd_b, session.vcd_slot, session.vcd_spikes, session.vcd_membrane)
     try:
         session.open()
@@ -181,7 +223,7 @@ def _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_ti
         for b0 in range(0, B, chunk):
             b1 = min(B, b0 + chunk)
             nb = b1 - b0
-            G = max(1, min(nb, numba.get_num_threads()))
+            G = max(1, min(nb, threads))
             cnt = np.zeros((G, T, C, len(COUNTERS)), np.int64)
             hist_g = np.zeros((G, hist.size), np.int64)
             # per thread: max latency, deliveries, overruns, spike NoC calls, of them as trains
