@@ -76,6 +76,7 @@ def cmd_demo(args):
     reference accuracy -> mapping on Tianjic -> chip simulation -> energy report."""
     from energy import report
     from hwsim.chip import load_chip
+    from hwsim.engine import reference_net
     from hwsim.engine import simulate as chip_simulate
     from mapper.mapping import map_model
     from mapper.quantize import quantize
@@ -110,7 +111,7 @@ def cmd_demo(args):
         print(f"  firing rate {k:<10} {rates[k]:.4f} spikes/neuron/step")
     chip = load_chip(args.chip)
     qnet, _ = quantize(net, chip)
-    r = simulate_int(qnet, seq.inputs, reset=reset, spikes=spikes)
+    r = simulate_int(reference_net(qnet, chip.timing.mode), seq.inputs, reset=reset, spikes=spikes)
     ci = int((r.predict() == seq.labels).sum())
     print(f"\n== integer reference ({chip.core.weight_bits}-bit weights, {chip.core.membrane_bits}-bit membrane): "
           f"accuracy {ci}/{B} = {100.0 * ci / B:.2f} %")

@@ -28,10 +28,12 @@ from models.errors import SnnchipError
 DATASETS = ("nmnist", "mnist")
 
 
-def modes(graph, args) -> tuple[str, str]:
-    """(reset, spike mode): the command's options, else the model's metadata, else subtract / binary."""
-    reset = getattr(args, "reset", None) or str(graph.metadata.get("reset", "subtract"))
-    spikes = getattr(args, "spikes", None) or str(graph.metadata.get("spikes", "binary"))
+def modes(graph, args, defaults: dict | None = None) -> tuple[str, str]:
+    """(reset, spike mode): the command's options, else ``defaults`` (a framework's), else the
+    model's metadata, else subtract / binary."""
+    d = defaults or {}
+    reset = getattr(args, "reset", None) or d.get("reset") or str(graph.metadata.get("reset", "subtract"))
+    spikes = getattr(args, "spikes", None) or d.get("spikes") or str(graph.metadata.get("spikes", "binary"))
     return reset, spikes
 
 
@@ -45,8 +47,7 @@ def source_modes(graph, args) -> tuple:
     if source is None:
         source, how = detect_source(graph)
     opts = source_options(source) if source else {}
-    reset = getattr(args, "reset", None) or opts.get("reset") or str(graph.metadata.get("reset", "subtract"))
-    spikes = getattr(args, "spikes", None) or opts.get("spikes") or str(graph.metadata.get("spikes", "binary"))
+    reset, spikes = modes(graph, args, opts)
     v_min = getattr(args, "v_min", None)
     if v_min is not None and v_min != "-threshold":
         try:

@@ -10,6 +10,7 @@ any error, which removes every temporary file and leaves earlier files untouched
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,13 +65,13 @@ class TraceSession:
             cfg = TraceConfig()
         if not isinstance(cfg, TraceConfig):
             raise SimulationError(f"trace must be a TraceConfig, a dict or None, got {type(cfg).__name__}")
-        self.cfg, self.prog, self.T = cfg, prog, T
-        self.core_population = core_population
         if cfg.steps is not None:
             lo, hi = (int(v) for v in cfg.steps)
             if not 0 <= lo < hi <= T:
                 raise SimulationError(f"trace steps ({lo}, {hi}): need 0 <= lo < hi <= {T} steps")
-            cfg.steps = (lo, hi)
+            cfg = replace(cfg, steps=(lo, hi))  # the caller's config is left as it was
+        self.cfg, self.prog, self.T = cfg, prog, T
+        self.core_population = core_population
         if cfg.vcd is not None and cfg.chrome is not None and int(cfg.vcd_sample) != int(cfg.timeline_sample):
             raise SimulationError(f"trace: the VCD (vcd_sample {cfg.vcd_sample}) and the Chrome timeline "
                                   f"(timeline_sample {cfg.timeline_sample}) must follow the same sample")

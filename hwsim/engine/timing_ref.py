@@ -68,6 +68,29 @@ def _spike_packets(prog: Program, out_bt: np.ndarray, g0: int, g1: int):
     return gids, prog.nrn_core[gids], dptr, dc, fl
 
 
+def reference_net(qnet, mode: str):
+    """The net whose integer reference (:func:`models.intref.simulate_int`) the chip equals in ``mode``.
+
+    ``sync``: ``qnet`` itself. ``pipelined``: every core works every step on the previous
+    step's spikes, so every projection not from the graph input gets one more step of
+    delay and its bias terms start one step later (a shallow copy; ``qnet`` is unchanged).
+    """
+    import copy
+
+    if mode != "pipelined":
+        return qnet
+    n = copy.copy(qnet)
+    projs = []
+    for q in qnet.projections:
+        q2 = copy.copy(q)
+        if q.src != qnet.input.name:
+            q2.delay_steps = q.delay_steps + 1
+            q2.bias_terms = [(s + 1, v) for s, v in q.bias_terms]
+        projs.append(q2)
+    n.projections = projs
+    return n
+
+
 def pipeline_depth(prog: Program) -> int:
     """Pipeline stages between the graph input and the output population: the longest
     chain of (declared) delay-0 projections ending at the output, not counting

@@ -257,19 +257,10 @@ def test_loaded_mapping_runs_exactly(tmp_path):
 # ---------------------------------------------------------------- pipelined mode
 
 def _pipelined_ref_net(qnet):
-    """The integer reference of pipelined mode: every projection not from the graph input
-    gets one more step of delay (its bias terms start one step later)."""
-    import copy
-    n = copy.copy(qnet)
-    projs = []
-    for q in qnet.projections:
-        q2 = copy.copy(q)
-        if q.src != qnet.input.name:
-            q2.delay_steps = q.delay_steps + 1
-            q2.bias_terms = [(s + 1, v) for s, v in q.bias_terms]
-        projs.append(q2)
-    n.projections = projs
-    return n
+    """The integer reference of pipelined mode (:func:`hwsim.engine.reference_net`)."""
+    from hwsim.engine import reference_net
+
+    return reference_net(qnet, "pipelined")
 
 
 def test_pipelined_nir_cnn_exact(cnn_mapping, test100):

@@ -20,13 +20,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from hwsim.chip import load_chip
-from hwsim.engine import simulate
+from hwsim.engine import reference_net, simulate
 from mapper.mapping import map_model
 from models import Graph, lower
 from models import simulate as simulate_float
 from models.errors import SnnchipError
 from models.intref import simulate_int
-from tests.hwsim.test_engine import _pipelined_ref_net
 
 settings.register_profile("dev", max_examples=25, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -140,7 +139,7 @@ def test_chip_equals_integer_reference(case, chip, reset, spikes):
     event(f"{chip.timing.mode}, {kind} input, {len(m.tiling.cores)} cores, "
           f"{'partial sums' if any(t.kind == 'partial' for t in m.tiling.tiles) else 'no partial sums'}")
     r = simulate(m, x, reset=reset, spikes=spikes, record="all", timing=True)
-    qnet = _pipelined_ref_net(m.net) if chip.timing.mode == "pipelined" else m.net
+    qnet = reference_net(m.net, chip.timing.mode)
     ref = simulate_int(qnet, x, reset=reset, spikes=spikes, record="all")
     assert set(ref.spikes) == set(r.spikes)
     for k in ref.spikes:

@@ -166,3 +166,11 @@ def test_written_files_are_readable_by_colleagues(tmp_path):
             "spike_raster.png"} <= set(modes)
     assert {k: v for k, v in modes.items() if v != 0o644} == {}
     assert not [p for p in tmp_path.rglob(".*")]  # no temporaries left
+
+
+def test_run_checks_a_pipelined_mapping_against_its_own_reference(tmp_path, capsys):
+    """Pipelined mode delays every layer by a step: the agreement check must compare with that reference."""
+    assert main(["map", "mnist_mlp", "--set", "timing.mode=pipelined", "-o", str(tmp_path / "m")]) == 0
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "m"), "--samples", "4", "--check", "4", "-o", str(tmp_path / "r")]) == 0
+    assert "identical to the integer reference: yes (4 of 4 samples checked)" in capsys.readouterr().out

@@ -3,7 +3,6 @@ new complete one, never a mix; the next writer removes a killed writer's leftove
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -46,16 +45,14 @@ def test_killed_map_leaves_old_or_new(tmp_path):
     _cli("map", "mnist_mlp", "-o", tmp_path / "timing")
     total = time.perf_counter() - t0
     rng = random.Random(0)
-    seen = set()
     for k in range(8):
         proc = _start("map", "mnist_mlp", "--placement", "rowmajor" if k % 2 else "hilbert", "-o", out)
         _kill_at(proc, rng.uniform(0.3 * total, 1.1 * total))
         m = Mapping.load(out)  # always loads: the old or the new mapping, complete
-        seen.add(m.placement.strategy)
+        assert m.placement.strategy in ("rowmajor", "hilbert")
     _cli("map", "mnist_mlp", "-o", out)  # the next writer cleans what killed ones left
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
     assert Mapping.load(out).placement.strategy == "rowmajor"
-    assert seen  # at least one state observed; both appear when a kill lands before and one after the swap
 
 
 @pytest.mark.slow
