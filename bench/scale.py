@@ -70,7 +70,7 @@ def _child(args) -> dict:
                    program_mb=sum(a.nbytes for a in prog.arrays().values()) / 1e6)
         t = time.perf_counter()
         # the key simulate() uses for a spiking input without timing (hwsim/engine/run.py)
-        kin = kernel_inputs(prog, "subtract", "binary", 1, bool(prog.input_spiking and prog.payload_bits == 0),
+        kin = kernel_inputs(prog, "subtract", "binary", None, 1, bool(prog.input_spiking and prog.payload_bits == 0),
                             -(-int(prog.membrane_bits) // max(prog.flit_bits, 1)), False)
         out.update(tables_s=time.perf_counter() - t, rss_tables_mb=rss_mb(),
                    tables_mb=sum(a.nbytes for a in kin) / 1e6)

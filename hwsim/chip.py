@@ -60,6 +60,7 @@ from typing import Any, Literal, Mapping, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from models import neurons
 from models.errors import SnnchipError
 
 __all__ = [
@@ -67,9 +68,9 @@ __all__ = [
     "NEURON_MODELS", "MODES", "load_chip", "list_presets", "describe", "parse_overrides",
 ]
 
-NEURON_MODELS = ("IF", "LIF", "LI", "I", "CubaLIF", "Threshold", "Identity")
+NEURON_MODELS = neurons.NEURON_MODELS  # the table models.neurons
 MODES = ("ANN", "SNN")
-NeuronModel = Literal["IF", "LIF", "LI", "I", "CubaLIF", "Threshold", "Identity"]
+NeuronModel = Literal[NEURON_MODELS]
 Mode = Literal["ANN", "SNN"]
 
 _FILE_SUFFIXES = (".yaml", ".yml", ".json")

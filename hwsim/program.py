@@ -58,10 +58,12 @@ from dataclasses import dataclass, fields
 import numpy as np
 import scipy.sparse as sp
 
+from models import neurons
 from models.errors import SnnchipError
 from models.net import ConvProjection, DenseProjection, SparseProjection
 
-MODEL_CODES = {"input": -1, "IF": 0, "I": 1, "LIF": 2, "LI": 3, "CubaLIF": 4, "Threshold": 5, "Identity": 6}
+#: ``pop_model`` codes: each model's ``code`` in the table :mod:`models.neurons` (-1: the graph input)
+MODEL_CODES = {"input": neurons.INPUT_CODE, **{m.name: m.code for m in neurons.MODELS}}
 
 
 class ProgramError(SnnchipError):
@@ -346,21 +348,13 @@ def compile(mapping, mode: str | None = None) -> Program:  # noqa: A001 - the do
             if b.size != p.size:
                 raise ProgramError(f"population '{p.name}': bias has {b.size} values, expected {p.size}")
             nrn_bias[sl] = b.astype(np.int64)
-        m = p.model
-        if m in ("IF", "LIF", "CubaLIF"):
-            nrn_thr[sl] = get("v_threshold")
-            nrn_vreset[sl] = get("v_reset")
-            if (nrn_thr[sl] < 1).any():
-                raise ProgramError(f"population '{p.name}': v_threshold must be >= 1")
-        if m in ("LIF", "LI"):
-            nrn_alpha[sl] = get("alpha_q")
-            nrn_vleak[sl] = get("v_leak")
-        if m == "CubaLIF":
-            nrn_alpha[sl] = get("alpha_mem_q")
-            nrn_asyn[sl] = get("alpha_syn_q")
-            nrn_vleak[sl] = get("v_leak")
-        if m == "Threshold":
-            nrn_thr[sl] = get("threshold")
+        nm = neurons.model(p.model)
+        chip_fields = {"thr": nrn_thr, "vreset": nrn_vreset, "alpha": nrn_alpha, "asyn": nrn_asyn,
+                       "vleak": nrn_vleak}
+        for fld, key in nm.chip_params.items():
+            chip_fields[fld][sl] = get(key)
+        if nm.state and nm.spikes and (nrn_thr[sl] < 1).any():
+            raise ProgramError(f"population '{p.name}': {nm.threshold} must be >= 1")
     pop_model = _i64([MODEL_CODES[p.model] for p in pops])
 
     # ---- tiles

@@ -13,10 +13,11 @@ With ``Wmax = 2^(weight_bits-1) - 1`` and ``Mmax = 2^(membrane_bits-1) - 1``:
   of ``v``); all its incoming projections land in that unit;
 * the *effective* float weight of a synapse into neuron ``n`` includes the neuron's
   forward-Euler factor ``f[n]``: ``dt R`` (IF, I), ``(dt/tau) R`` (LIF, LI),
-  ``(dt/tau_syn) w_in (dt/tau_mem) R`` (CubaLIF), 1 (Threshold, Identity);
+  ``(dt/tau_syn) w_in (dt/tau_mem) R`` (CubaLIF, CubaLI), 1 (Threshold, Identity)
+  (each model's ``gain`` in :mod:`models.neurons`);
 * projection ``j`` reads a source whose output unit is ``s_j``: ``s_x = (2^input_bits
   - 1) / max_input`` for a real-valued graph input (MAC mode), 1 for spikes and
-  event counts, ``U_src`` for an LI / I / Identity source;
+  event counts, ``U_src`` for an LI / I / CubaLI / Identity source;
 * ``U_wj = Wmax s_j / max|w_eff_j|`` is the largest unit at which projection ``j``'s
   weights fit; ``U_w = min_j U_wj`` (for a single projection this is the
   ``s_p s_x`` of the brief: ``s_p = Wmax / max|w_eff|``);
@@ -57,18 +58,13 @@ import scipy.sparse as sp
 
 from models.defaults import QUANT_HEADROOM_BITS, QUANT_MAX_ACC_SHIFT, QUANT_MAX_INPUT
 from models.errors import SnnchipError
-from models.intref import round_half_away
+from models import neurons
+from models.intarith import round_half_away
 from models.net import ConvProjection, DenseProjection, Net, Population, SparseProjection
 
 DEFAULTS = dict(weight_bits=8, membrane_bits=16, leak_frac_bits=12, input_bits=8)
-SPIKING_SOURCES = ("input", "IF", "LIF", "CubaLIF", "Threshold")
-_PARAMS_INT = {  # float params -> integer params kept on the quantised population
-    "IF": ("v_threshold", "v_reset"),
-    "LIF": ("v_leak", "v_threshold", "v_reset"),
-    "LI": ("v_leak",),
-    "CubaLIF": ("v_leak", "v_threshold", "v_reset"),
-    "Threshold": ("threshold",),
-}
+#: sources whose outputs are spikes / event counts (unit 1): the graph input and the spiking models
+SPIKING_SOURCES = ("input",) + neurons.SPIKING
 
 
 class QuantizationError(SnnchipError):
@@ -163,8 +159,12 @@ def _check_range(name: str, v: int, lo: int, hi: int):
 
 
 def _gain(pop: Population, dt: float) -> np.ndarray:
-    """The forward-Euler factor f[n] that the weights into ``pop`` carry (module docstring)."""
+    """The forward-Euler factor f[n] that the weights into ``pop`` carry (module docstring;
+    each model's ``gain`` in :mod:`models.neurons`)."""
     p, m, n = pop.params, pop.model, pop.size
+    nm = neurons.BY_NAME.get(m)
+    if nm is None:
+        raise QuantizationError(f"population '{pop.name}': cannot quantise neuron model {m!r}")
 
     def arr(k):
         if k not in p:
@@ -172,23 +172,12 @@ def _gain(pop: Population, dt: float) -> np.ndarray:
         a = np.broadcast_to(np.asarray(p[k], dtype=np.float64).ravel(), (n,))
         if not np.all(np.isfinite(a)):
             raise QuantizationError(f"population '{pop.name}': parameter '{k}' has NaN or infinite values")
+        if k.startswith("tau") and np.any(a <= 0):
+            raise QuantizationError(f"population '{pop.name}': {k} must be > 0")
         return a
 
-    def alpha(k):
-        tau = arr(k)
-        if np.any(tau <= 0):
-            raise QuantizationError(f"population '{pop.name}': {k} must be > 0")
-        return dt / tau
-
-    if m in ("IF", "I"):
-        return dt * arr("r")
-    if m in ("LIF", "LI"):
-        return alpha("tau") * arr("r")
-    if m == "CubaLIF":
-        return alpha("tau_syn") * arr("w_in") * alpha("tau_mem") * arr("r")
-    if m in ("Threshold", "Identity"):
-        return np.ones(n)
-    raise QuantizationError(f"population '{pop.name}': cannot quantise neuron model {m!r}")
+    f = nm.gain(arr, dt)
+    return np.ones(n) if f is None else f
 
 
 class _Eff:
@@ -361,7 +350,8 @@ def quantize(net: Net, chip=None, *, weight_bits: int | None = None, membrane_bi
             s_src.append(s)
         u_wj = [wmax * s / e.max_abs if e.max_abs > 0 else math.inf for e, s in zip(effs, s_src)]
         u_w = min(u_wj, default=math.inf)
-        th_key = "threshold" if pop.model == "Threshold" else "v_threshold"
+        nm = neurons.model(pop.model)
+        th_key = nm.threshold
         theta = None
         if pop.spiking:
             theta = np.broadcast_to(np.asarray(pop.params[th_key], dtype=np.float64).ravel(), (pop.size,))
@@ -415,7 +405,7 @@ def quantize(net: Net, chip=None, *, weight_bits: int | None = None, membrane_bi
 
         # integer parameters
         params = {}
-        for key in _PARAMS_INT.get(pop.model, ()):
+        for key in nm.membrane_params:
             val = np.broadcast_to(np.asarray(pop.params[key], dtype=np.float64).ravel(), (pop.size,))
             params[key] = _membrane_int(val * unit, mmax, f"population '{pop.name}' {key}")
         theta_int = None
@@ -426,11 +416,8 @@ def quantize(net: Net, chip=None, *, weight_bits: int | None = None, membrane_bi
                     f"population '{pop.name}': {th_key}={theta.min():.6g} rounds to {ti.min()} at unit "
                     f"{unit:.6g}; it must be >= 1 (raise weight_bits)")
             theta_int = int(ti.max())
-        if pop.model in ("LIF", "LI"):
-            params["alpha_q"] = _alpha_q(pop, "tau", net.dt, fb)
-        elif pop.model == "CubaLIF":
-            params["alpha_syn_q"] = _alpha_q(pop, "tau_syn", net.dt, fb)
-            params["alpha_mem_q"] = _alpha_q(pop, "tau_mem", net.dt, fb)
+        for key, tau in nm.leak_params.items():
+            params[key] = _alpha_q(pop, tau, net.dt, fb)
         bias = None
         if pop.bias is not None:
             bias = _membrane_int(np.asarray(pop.bias, dtype=np.float64).ravel() * f * unit, mmax,

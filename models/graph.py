@@ -7,7 +7,8 @@ primitives; this module adds what NIR leaves to the user: typed validation that
 survives ``python -O``, shape inference, an evaluation order, and a summary.
 
 Supported primitives: Input, Output, Affine, Linear, Conv1d, Conv2d, SumPool2d,
-AvgPool2d, Flatten, Scale, Threshold, Delay, IF, LIF, LI, CubaLIF, I (Integrator).
+AvgPool2d, Flatten, Scale, Delay and the neuron models of :mod:`models.neurons`
+(IF, LIF, LI, CubaLIF, CubaLI, I (Integrator), Threshold).
 Their float semantics are defined in :mod:`models.reference`.
 """
 
@@ -20,12 +21,13 @@ import networkx as nx
 import nir
 import numpy as np
 
+from . import neurons
 from .errors import GraphError, ParameterError, ShapeError, UnsupportedNodeError
 from .ops import ConvGeometry, conv_fan_in_max, conv_fan_out_max, conv_synapses
 
-#: Node types that hold state and (except LI/I) emit spikes.
-NEURON_TYPES = ("IF", "LIF", "LI", "CubaLIF", "I", "Threshold")
-SPIKING_TYPES = ("IF", "LIF", "CubaLIF", "Threshold")
+#: NIR node types that are neuron models (the table :mod:`models.neurons`), and those that spike.
+NEURON_TYPES = neurons.NIR_NEURON_TYPES
+SPIKING_TYPES = tuple(t for t in NEURON_TYPES if neurons.model(t).spikes)
 #: Stateless linear nodes that lowering folds into projections.
 LINEAR_TYPES = ("Affine", "Linear", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten", "Scale")
 SUPPORTED_TYPES = ("Input", "Output", "Delay") + LINEAR_TYPES + NEURON_TYPES
@@ -36,12 +38,8 @@ PARAM_FIELDS = {
     "Affine": ("weight", "bias"), "Linear": ("weight",),
     "Conv1d": ("weight", "bias"), "Conv2d": ("weight", "bias"),
     "SumPool2d": (), "AvgPool2d": (),
-    "Scale": ("scale",), "Threshold": ("threshold",), "Delay": ("delay",),
-    "IF": ("r", "v_threshold", "v_reset"),
-    "LIF": ("tau", "r", "v_leak", "v_threshold", "v_reset"),
-    "LI": ("tau", "r", "v_leak"),
-    "CubaLIF": ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"),
-    "I": ("r",),
+    "Scale": ("scale",), "Delay": ("delay",),
+    **{t: neurons.model(t).float_params for t in NEURON_TYPES},
 }
 
 
@@ -190,12 +188,13 @@ class Graph:
                 if not np.all(np.isfinite(arr)):
                     bad = int(np.size(arr) - np.isfinite(arr).sum())
                     raise ParameterError(f"{self._where(name)}: field '{f}' has {bad} NaN or infinite values")
-            if t in ("IF", "LIF", "CubaLIF") and np.any(np.asarray(node.v_threshold) <= 0):
-                raise ParameterError(f"{self._where(name)}: field 'v_threshold' must be > 0")
-            if t in ("LIF", "LI") and np.any(np.asarray(node.tau) <= 0):
-                raise ParameterError(f"{self._where(name)}: field 'tau' must be > 0")
-            if t == "CubaLIF" and (np.any(np.asarray(node.tau_syn) <= 0) or np.any(np.asarray(node.tau_mem) <= 0)):
-                raise ParameterError(f"{self._where(name)}: fields 'tau_syn'/'tau_mem' must be > 0")
+            nm = neurons.BY_NAME.get(t)
+            if nm is not None and nm.state and nm.spikes and np.any(np.asarray(getattr(node, nm.threshold)) <= 0):
+                raise ParameterError(f"{self._where(name)}: field '{nm.threshold}' must be > 0")
+            taus = [f for f in (nm.float_params if nm else ()) if f.startswith("tau")]
+            if any(np.any(np.asarray(getattr(node, f)) <= 0) for f in taus):
+                names = "'/'".join(taus)
+                raise ParameterError(f"{self._where(name)}: field{'s' if len(taus) > 1 else ''} '{names}' must be > 0")
             if t == "Delay" and np.any(np.asarray(node.delay) < 0):
                 raise ParameterError(f"{self._where(name)}: field 'delay' must be >= 0")
 

@@ -21,6 +21,8 @@ All quantities are integers. ``M`` = ``membrane_bits``, ``F`` = ``leak_frac_bits
 * ``round_half_away(y) = sign(y) * floor(|y| + 1/2)``: the only float-to-int
   rounding, used by the quantiser and to encode real-valued inputs.
 
+These three live in :mod:`models.intarith` (numpy and Numba versions side by side).
+
 Inputs
 ------
 * Real-valued input (``qnet.input_spiking`` is False; the first projections run in
@@ -39,7 +41,7 @@ delay ``d_j`` steps) contributes at step ``t``::
 
 where ``x_j`` is the source's output: ``x_int`` for the graph input, the spike
 count ``z`` of a spiking population (IF, LIF, CubaLIF, Threshold), the state ``v``
-of an LI / I / Identity population. ``acc_j`` is the exact sum over all of the
+of an LI / I / CubaLI / Identity population. ``acc_j`` is the exact sum over all of the
 projection's synapses (on the chip: every partial-sum tile of the projection added
 up) *before* the shift; each projection is shifted on its own. A DenseProjection
 with a (0/1) ``pre_map`` P computes ``acc = W (P x)``, the same sum.
@@ -66,9 +68,13 @@ LI          as LIF; output ``v``, never spikes
 CubaLIF     ``i <- sat(i + I + rshift_round(-alpha_syn_q * i, F))``, then
             ``v <- sat(v + i + rshift_round(alpha_mem_q * (v_leak - v), F))``
             (with the new ``i``)
+CubaLI      as CubaLIF; output ``v``, never spikes
 Threshold   ``z = [I >= threshold]`` (stateless; ``v`` stays 0)
 Identity    ``v <- sat(I)``; output ``v``
 ==========  =======================================================================
+
+Each line is one model's ``int_update`` in the table :mod:`models.neurons` (its numpy
+and Numba versions side by side); this simulator and the chip engine both call it.
 
 The leak products are formed exactly (``alpha_q * (v_leak - v)`` needs
 ``M + F + 2`` bits), then shifted. Spikes and reset (IF, LIF, CubaLIF), with
@@ -99,7 +105,7 @@ the weights so that the integer update needs no multiplier on the synaptic path:
 * IF, I: weights and biases carry ``dt R``;
 * LIF, LI: they carry ``alpha R`` with ``alpha = dt / tau``;
   ``alpha_q = round_half_away(alpha 2^F)``;
-* CubaLIF: the integer state ``i`` is ``alpha_mem R i_syn`` (the current's
+* CubaLIF, CubaLI: the integer state ``i`` is ``alpha_mem R i_syn`` (the current's
   contribution to ``v`` per step, in units of ``v``), so weights carry
   ``alpha_syn w_in alpha_mem R``; from the float
   ``i_syn <- i_syn + alpha_syn (-i_syn + w_in I)`` and
@@ -120,8 +126,9 @@ Layout of a quantised Net
 ``SparseProjection.csr`` (int32). ``Population.params`` (int64 arrays of the
 population's size): IF ``v_threshold, v_reset``; LIF ``alpha_q, v_leak,
 v_threshold, v_reset``; LI ``alpha_q, v_leak``; CubaLIF ``alpha_syn_q,
-alpha_mem_q, v_leak, v_threshold, v_reset``; Threshold ``threshold``; I and
-Identity none. ``qnet.metadata["quant"]``: ``weight_bits``, ``membrane_bits``,
+alpha_mem_q, v_leak, v_threshold, v_reset``; CubaLI ``alpha_syn_q, alpha_mem_q,
+v_leak``; Threshold ``threshold``; I and Identity none (each model's
+``int_params`` in :mod:`models.neurons`). ``qnet.metadata["quant"]``: ``weight_bits``, ``membrane_bits``,
 ``leak_frac_bits``, ``input_bits``, ``input_scale``, ``max_input``, ``populations``
 (name -> ``unit``, ``unit_shift``) and ``projections`` (name -> ``acc_shift``,
 ``weight_scale``, ``input_scale``); only ``acc_shift`` and the bit widths and input
@@ -140,7 +147,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from . import neurons
 from .errors import SimulationError
+from .intarith import round_half_away, rshift_round, saturate  # noqa: F401 (public here too)
 from .net import ConvProjection, DenseProjection, Net, SparseProjection
 from .ops import ConvGeometry
 from .reference import V_MIN_THRESHOLD, SimResult, check_inputs, check_options, check_v_min, recorded
@@ -150,24 +159,6 @@ _CARRIER_LIMITS = ((np.float32, 2 ** 24), (np.float64, 2 ** 53))
 CARRIERS = ("auto", "int64")
 #: im2col buffers are cut into batch chunks of at most this many elements
 _COLS_BUDGET = 1 << 23
-
-
-def round_half_away(y) -> np.ndarray:
-    """``sign(y) * floor(|y| + 1/2)`` as int64 (float-to-int rounding of the quantiser)."""
-    y = np.asarray(y, dtype=np.float64)
-    return (np.sign(y) * np.floor(np.abs(y) + 0.5)).astype(np.int64)
-
-
-def rshift_round(x, k: int):
-    """``floor((x + 2^(k-1)) / 2^k)`` for ``k >= 1`` (arithmetic shift), ``x`` for ``k == 0``."""
-    if k == 0:
-        return x
-    return (x + (1 << (k - 1))) >> k
-
-
-def saturate(x, bits: int):
-    """Clip to the signed range of ``bits`` bits: ``[-2^(bits-1), 2^(bits-1) - 1]``."""
-    return np.clip(x, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
 
 
 # --------------------------------------------------------------------------------------
@@ -325,77 +316,54 @@ def _int_op(q, x_bound: int, carrier: str):
 # --------------------------------------------------------------------------------------
 
 class IntNeuronState:
-    """State and integer update of one population, flat (B, n) int64 (see the module docstring)."""
+    """State and integer update of one population, flat (B, n) int64: the model's
+    ``int_update`` (:mod:`models.neurons`), then spikes, reset and floor (module docstring)."""
 
     def __init__(self, model: str, params: dict, batch: int, n: int, membrane_bits: int,
                  leak_frac_bits: int, reset: str, spikes: str, v_min_q=None):
         self.model, self.p = model, {k: np.asarray(v, dtype=np.int64) for k, v in params.items()}
+        try:
+            self.m = neurons.model(model)
+        except KeyError as e:
+            raise SimulationError(f"integer simulation: {e.args[0]}") from None
         self.v_min_q = v_min_q
         self.M, self.F = membrane_bits, leak_frac_bits
         self.reset, self.spike_mode = reset, spikes
         self.v = np.zeros((batch, n), dtype=np.int64)
-        self.spiking = model in ("IF", "LIF", "CubaLIF", "Threshold")
-        self.i_syn = np.zeros((batch, n), dtype=np.int64) if model == "CubaLIF" else None
+        self.spiking = self.m.spikes
+        self.i_syn = np.zeros((batch, n), dtype=np.int64) if self.m.current else None
 
     def step(self, I: np.ndarray) -> np.ndarray:
         """Advance one step with input ``I`` (B, n) int64; returns the output: bool spikes
-        (binary), int64 spike counts (multi) or the int64 state (LI, I, Identity)."""
-        p, m, M, F = self.p, self.model, self.M, self.F
-        lo, hi = -(1 << (M - 1)), (1 << (M - 1)) - 1
-        if m == "Threshold":
-            return I >= p["threshold"]
-        if m == "Identity":
-            self.v = _sat_inplace(I.copy(), lo, hi)
-            return self.v.copy()
-        if m in ("IF", "I"):
-            self.v += I
-        elif m in ("LIF", "LI"):
-            self.v += I + rshift_round(p["alpha_q"] * (p["v_leak"] - self.v), F)
-        elif m == "CubaLIF":
-            self.i_syn += I + rshift_round(-p["alpha_syn_q"] * self.i_syn, F)
-            _sat_inplace(self.i_syn, lo, hi)
-            self.v += self.i_syn + rshift_round(p["alpha_mem_q"] * (p["v_leak"] - self.v), F)
-        else:
-            raise SimulationError(f"integer simulation: unknown neuron model {m!r}")
-        v = _sat_inplace(self.v, lo, hi)
-        if m in ("LI", "I"):
-            if self.v_min_q is not None:
-                np.maximum(v, self.v_min_q, out=v)
-            return v.copy()
-        th = p["v_threshold"]
-        fired = v >= th
-        if self.spike_mode == "binary":
-            z = fired
-            if self.reset == "subtract":
-                np.subtract(v, th, out=v, where=fired)
-        else:
-            z = np.where(fired, v // th, 0)
-            if self.reset == "subtract":
-                v -= z * th
-        if self.reset == "zero":
-            np.copyto(v, np.broadcast_to(p["v_reset"], v.shape), where=fired)
+        (binary), int64 spike counts (multi) or the int64 state (LI, I, CubaLI, Identity)."""
+        p, m = self.p, self.m
+        if not m.state and m.spikes:  # Threshold: z = [I >= threshold], v stays 0
+            return I >= p[m.threshold]
+        lo, hi = -(1 << (self.M - 1)), (1 << (self.M - 1)) - 1
+        self.v, self.i_syn = m.int_update(p, self.F, lo, hi, self.v, self.i_syn, I)
+        v = self.v
+        z = None
+        if m.spikes:
+            z, v = neurons.fire_int(v, p[m.threshold], p.get("v_reset"), self.reset, self.spike_mode)
         if self.v_min_q is not None:
             np.maximum(v, self.v_min_q, out=v)
-        return z
+        return z if m.spikes else v.copy()
 
 
 def int_v_min(qnet: Net, pop, v_min):
-    """The integer floor ``v_min_q`` of population ``pop`` (module docstring), or None."""
-    if v_min is None or pop.model in ("Threshold", "Identity"):
+    """The integer floor ``v_min_q`` of population ``pop`` (module docstring), or None. A
+    numeric floor below the membrane range is clipped to it before the float-to-int
+    conversion (so any finite ``v_min`` gives an int64 in range)."""
+    m = neurons.BY_NAME.get(pop.model)
+    if v_min is None or m is None or not m.state:
         return None
     lo = -(1 << (int(qnet.metadata["quant"]["membrane_bits"]) - 1))
     if v_min == V_MIN_THRESHOLD:
-        if "v_threshold" not in pop.params:
+        if not m.spikes:
             return None
-        return np.maximum(-np.asarray(pop.params["v_threshold"], dtype=np.int64), lo)
+        return np.maximum(-np.asarray(pop.params[m.threshold], dtype=np.int64), lo)
     unit = float(qnet.metadata["quant"].get("populations", {}).get(pop.name, {}).get("unit", 1.0))
-    return np.maximum(round_half_away(float(v_min) * unit), lo)
-
-
-def _sat_inplace(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    np.minimum(x, hi, out=x)
-    np.maximum(x, lo, out=x)
-    return x
+    return np.maximum(round_half_away(max(float(v_min) * unit, float(lo))), lo)
 
 
 # --------------------------------------------------------------------------------------
@@ -500,7 +468,7 @@ def simulate_int(qnet: Net, inputs: np.ndarray, *, reset: str = "subtract", spik
     vmax = 1 << (M - 1)
     x_bound = {qnet.input.name: enc.bound}
     for p in qnet.populations[1:]:
-        if p.model in ("IF", "LIF", "CubaLIF") and spikes == "multi":
+        if neurons.model(p.model).multi and spikes == "multi":
             x_bound[p.name] = vmax // max(int(np.min(p.params["v_threshold"], initial=1)), 1)
         elif p.spiking:
             x_bound[p.name] = 1

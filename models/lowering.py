@@ -29,19 +29,14 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from . import neurons
 from .errors import GraphError, ParameterError, ShapeError
 from .graph import LINEAR_TYPES, NEURON_TYPES, Graph, conv_geometry, node_type
 from .net import DEFAULT_MAX_NNZ, ConvProjection, DenseProjection, Net, Population, SparseProjection
 from .ops import ConvGeometry, conv2d, pool_kernel
 
-NEURON_PARAMS = {
-    "IF": ("r", "v_threshold", "v_reset"),
-    "LIF": ("tau", "r", "v_leak", "v_threshold", "v_reset"),
-    "LI": ("tau", "r", "v_leak"),
-    "I": ("r",),
-    "CubaLIF": ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"),
-    "Threshold": ("threshold",),
-}
+#: the float parameters each neuron model keeps on its population (:mod:`models.neurons`)
+NEURON_PARAMS = {m.name: m.float_params for m in neurons.MODELS if m.nir}
 
 
 class _Lin:
@@ -325,7 +320,7 @@ def lower(graph: Graph, *, input_spiking: bool | None = None, max_nnz: int = DEF
                 if nb is not None:
                     terms.append([nb, 0])
             name = f"{src}->{dst}" + (f"#{k}" if k else "")
-            mode = "AC" if (src != graph.input_name or input_spiking) and pop_of[src].model not in ("LI", "I", "Identity") else "MAC"
+            mode = "AC" if (pop_of[src].spiking if src != graph.input_name else input_spiking) else "MAC"
             kw = dict(delay_steps=delay, mode=mode)
             if lin.kind == "conv":
                 proj = ConvProjection(name, src, dst, lin.conv[0], lin.conv[1], **kw)

@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import ShapeError, SnnchipError
+from .neurons import SPIKING
 from .ops import ConvGeometry, conv2d, conv_fan_in_max, conv_synapses
 
 #: to_csr() refuses to build larger matrices (an ImageNet conv would need billions).
@@ -43,9 +44,9 @@ DEFAULT_MAX_NNZ = 50_000_000
 class Population:
     """A group of neurons of one model.
 
-    ``model`` is one of ``input`` (the graph input, no dynamics), ``IF``, ``LIF``,
-    ``LI``, ``I``, ``CubaLIF``, ``Threshold`` or ``Identity`` (a linear readout:
-    output = input current). ``params`` holds flat float64 arrays of length
+    ``model`` is ``input`` (the graph input, no dynamics) or a model of the table
+    :mod:`models.neurons`: ``IF``, ``LIF``, ``LI``, ``I``, ``CubaLIF``, ``CubaLI``,
+    ``Threshold`` or ``Identity`` (a linear readout: output = input current). ``params`` holds flat float64 arrays of length
     ``size`` (``r``, ``v_threshold``, ``v_reset``, ``tau``, ``v_leak``,
     ``tau_syn``, ``tau_mem``, ``w_in``, ``threshold`` as the model needs).
     ``bias`` is a constant input current added at every step.
@@ -63,7 +64,7 @@ class Population:
 
     @property
     def spiking(self) -> bool:
-        return self.model in ("IF", "LIF", "CubaLIF", "Threshold")
+        return self.model in SPIKING
 
 
 class Projection:

@@ -13,8 +13,11 @@ LI          as LIF, never spikes; output = v
 I           :math:`v \leftarrow v + dt\,R\,I`, never spikes; output = v
 CubaLIF     :math:`I_s \leftarrow I_s + \frac{dt}{\tau_{syn}}(-I_s + w_{in} I)`, then
             :math:`v \leftarrow v + \frac{dt}{\tau_{mem}}(v_{leak} - v + R\,I_s)`
+CubaLI      as CubaLIF, never spikes; output = v
 Threshold   :math:`z = [I \ge \theta]` (stateless)
 ==========  ==================================================================
+
+Each line is one model's ``float_update`` in the table :mod:`models.neurons`.
 
 Spikes and reset (NIR leaves both open; they are options here and everywhere):
 
@@ -29,7 +32,7 @@ Firing uses ``>=`` so that binary and multi agree on when a neuron fires
 
 Membrane floor (NIR does not carry it; Sinabs' ``min_v_mem``, Speck's -1 x threshold):
 after the spike and the reset, :math:`v \leftarrow \max(v, v_{min})` for every neuron
-with a state (IF, LIF, CubaLIF, LI, I), as Sinabs' ``lif_forward_single`` clips after
+with a state (IF, LIF, CubaLIF, LI, CubaLI, I), as Sinabs' ``lif_forward_single`` clips after
 its reset. ``v_min=None`` (the default): no floor; a number: the same floor for every
 neuron; ``"-threshold"``: :math:`v_{min} = -\theta` per neuron (what Sinabs' NIR import
 sets for an IF node). The framework defaults are :data:`models.frameworks.SOURCES`.
@@ -56,6 +59,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .neurons import NIR_NEURON_TYPES, fire_float, model as neuron_model
 from .errors import SimulationError
 from .graph import Graph, conv_geometry, node_type
 from .net import Net
@@ -138,56 +142,40 @@ def check_inputs(x: np.ndarray, shape: tuple, name: str) -> np.ndarray:
 
 
 class NeuronState:
-    """State and update of one population/node of neurons, flat (B, n) float64."""
+    """State and update of one population/node of neurons, flat (B, n) float64: the
+    model's ``float_update`` (:mod:`models.neurons`), then spikes, reset and floor."""
 
     def __init__(self, model: str, params: dict, batch: int, n: int, dt: float, reset: str, spikes: str,
                  v_min=None):
         self.model, self.p, self.dt = model, params, dt
-        if v_min == V_MIN_THRESHOLD:
-            v_min = -np.asarray(params["v_threshold"], dtype=np.float64) if "v_threshold" in params else None
+        self.m = m = neuron_model(model)
+        if not m.state:
+            v_min = None
+        elif v_min == V_MIN_THRESHOLD:
+            v_min = -np.asarray(params[m.threshold], dtype=np.float64) if m.spikes else None
         self.v_min = v_min
         self.reset, self.spike_mode = reset, spikes
         self.v = np.zeros((batch, n))
-        self.spiking = model in ("IF", "LIF", "CubaLIF", "Threshold")
-        self.i_syn = np.zeros((batch, n)) if model == "CubaLIF" else None
+        self.spiking = m.spikes
+        self.i_syn = np.zeros((batch, n)) if m.current else None
 
     def step(self, I: np.ndarray) -> np.ndarray:
-        p, dt, m = self.p, self.dt, self.model
-        if m == "Threshold":
-            return (I >= p["threshold"]).astype(np.float64)
-        if m == "Identity":
-            self.v = I
-            return I
-        if m in ("IF", "I"):
-            self.v = self.v + dt * p["r"] * I
-        elif m in ("LIF", "LI"):
-            self.v = self.v + (dt / p["tau"]) * (p["v_leak"] - self.v + p["r"] * I)
-        elif m == "CubaLIF":
-            self.i_syn = self.i_syn + (dt / p["tau_syn"]) * (-self.i_syn + p["w_in"] * I)
-            self.v = self.v + (dt / p["tau_mem"]) * (p["v_leak"] - self.v + p["r"] * self.i_syn)
-        if m in ("LI", "I"):
-            if self.v_min is not None:
-                self.v = np.maximum(self.v, self.v_min)
-            return self.v.copy()
-        th = p["v_threshold"]
-        if self.spike_mode == "binary":
-            z = (self.v >= th).astype(np.float64)
-        else:
-            z = np.where(self.v >= th, np.floor(self.v / th), 0.0)
-        if self.reset == "subtract":
-            self.v = self.v - z * th
-        else:
-            self.v = np.where(z > 0, p["v_reset"], self.v)
+        m = self.m
+        self.v, self.i_syn = m.float_update(self.p, self.dt, self.v, self.i_syn, I)
+        if not m.state:  # Threshold: z = [I >= theta]; Identity: v = I
+            return (I >= self.p[m.threshold]).astype(np.float64) if m.spikes else self.v
+        z = None
+        if m.spikes:
+            z, self.v = fire_float(self.v, self.p[m.threshold], self.p.get("v_reset"), self.reset,
+                                           self.spike_mode)
         if self.v_min is not None:
             self.v = np.maximum(self.v, self.v_min)
-        return z
+        return z if m.spikes else self.v.copy()
 
 
 def _params_of(graph: Graph, name: str) -> dict:
-    from .lowering import NEURON_PARAMS
-
     t = node_type(graph.nodes[name])
-    return {f: graph.param(name, f).ravel() for f in NEURON_PARAMS[t]}
+    return {f: graph.param(name, f).ravel() for f in neuron_model(t).float_params}
 
 
 def _linear_graph_op(graph: Graph, name: str):
@@ -241,7 +229,7 @@ def simulate_graph(graph: Graph, inputs: np.ndarray, *, reset: str = "subtract",
     ops, neurons, delays = {}, {}, {}
     for name in graph.order:
         t = node_type(graph.nodes[name])
-        if t in ("IF", "LIF", "LI", "I", "CubaLIF", "Threshold"):
+        if t in NIR_NEURON_TYPES:
             n = int(np.prod(graph.shapes[name][1]))
             neurons[name] = NeuronState(t, _params_of(graph, name), B, n, graph.dt, reset, spikes, v_min)
         elif t == "Delay":

@@ -78,8 +78,9 @@ Chrome trace JSON, off by default; the Chrome timeline and the VCD's cycle timeb
 from the step-by-step Python model (:mod:`.timing_ref`) of their sample.
 """
 
+from models.intarith import rshift_round_nb, saturate_nb  # noqa: F401 (the kernels' integer helpers)
+
 from .build import input_array, kernel_inputs, work_layout  # noqa: F401
-from .kernel import rshift_round_nb, saturate_nb  # noqa: F401
 from .layout import COUNTERS  # noqa: F401
 from .run import simulate  # noqa: F401
 from .timing_ref import pipeline_depth, reference_net  # noqa: F401

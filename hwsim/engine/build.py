@@ -20,13 +20,14 @@ import numpy as np
 from numba import njit, prange
 
 from models.errors import SimulationError
-from models.intref import quant_meta
+from models import neurons
+from models.intref import int_v_min, quant_meta
 
 from ..noc import link_tables, routes
 from ..program import Program
 from .layout import KERNEL_FIELDS, NREC, WORK_FIELDS, kernel_field, pack
 
-__all__ = ["kernel_inputs", "work_layout", "input_array"]
+__all__ = ["kernel_inputs", "work_layout", "input_array", "membrane_floor"]
 
 _RT_ROOT = -(1 << 40)  # a route template's root parent: base + _RT_ROOT < 0 for any edge base
 
@@ -173,7 +174,7 @@ def _timing_plan(prog: Program) -> dict:
         "pcand": cd_flat, "used_cores": np.unique(prog.tile_core).astype(np.int64), "fire_all": fire_all,
         "psum_all": np.flatnonzero((prog.tile_kind == 1) & (prog.tile_psum_flits > 0)).astype(np.int64),
         "nrn_dst_ptr": prog.nrn_dst_ptr, "nrn_dst_edge": nrn_dst_edge, "nrn_dst_cross": nrn_cross.astype(np.int64),
-        "nrn_flit_count": ((prog.payload_bits == 0) & ((pm == 0) | (pm == 2) | (pm == 4))),
+        "nrn_flit_count": (prog.payload_bits == 0) & (pm >= 0) & (neurons.per_code("multi")[pm.clip(0)] != 0),
         "rt_ptr": n_ptr, "rt_link": np.concatenate([n_link, t_link]).astype(np.int64),
         "rt_parent": np.where(rt_par < 0, _RT_ROOT, rt_par),
         "tile_rt_ptr": t_ptr + n_ptr[-1],
@@ -198,8 +199,37 @@ def _no_timing_plan(prog: Program) -> dict:
                 "nrn_cls": z, "n_cls": 0}
 
 
-def _kernel_inputs(prog: Program, reset: str, spikes: str, in_flits: int, in_mult: bool, out_val_flits: int,
-                   timed: bool):
+def _model_flag(prog: Program, attr: str) -> np.ndarray:
+    """Flag ``attr`` of every population's model (:mod:`models.neurons`); 0 for the graph input."""
+    return np.where(prog.pop_model >= 0, neurons.per_code(attr)[prog.pop_model.clip(0)], 0)
+
+
+def membrane_floor(prog: Program, v_min):
+    """The membrane floor of every neuron and whether it applies, per population:
+    ``(pop_floor (P,) bool, nrn_vmin (N,) int64)``, from :func:`models.intref.int_v_min`
+    (``v_min`` checked by :func:`models.reference.check_v_min`): every value is in
+    ``[-2^(M-1), 0]``, the membrane range, before any kernel sees it."""
+    P, N = prog.n_pops, int(prog.pop_off[-1])
+    pop_floor = np.zeros(P, np.bool_)
+    nrn_vmin = np.zeros(N, np.int64)
+    if v_min is None:
+        return pop_floor, nrn_vmin
+    lo = -(1 << (int(prog.membrane_bits) - 1))
+    for p in range(1, P):
+        q = int_v_min(prog.net, prog.net.pop[prog.pop_names[p]], v_min)
+        if q is None:
+            continue
+        q = np.broadcast_to(np.asarray(q, np.int64).reshape(-1), (int(prog.pop_size[p]),))
+        if q.size and (q.min() < lo or q.max() > 0):
+            raise SimulationError(f"population '{prog.pop_names[p]}': membrane floor {int(q.min())} outside "
+                                  f"[{lo}, 0] (membrane_bits {prog.membrane_bits})")
+        pop_floor[p] = True
+        nrn_vmin[int(prog.pop_off[p]):int(prog.pop_off[p + 1])] = q
+    return pop_floor, nrn_vmin
+
+
+def _kernel_inputs(prog: Program, reset: str, spikes: str, v_min, in_flits: int, in_mult: bool,
+                   out_val_flits: int, timed: bool):
     """The kernels' packed inputs of a validated program: ``(kb, ko, ent_acc, ent_w)``
     (fields :data:`hwsim.engine.layout.KERNEL_FIELDS`; crossbar entries as the narrowest integers that hold them)."""
     (slot_off, grp_ptr, grp_src, grp_delay, grp_pre_off, pre_ptr, grp_rows, row_tile, proj_in,
@@ -219,7 +249,7 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, in_flits: int, in_mul
     pop_skip = np.zeros(P, np.bool_)
     for p in range(1, P):
         sl = slice(int(prog.pop_off[p]), int(prog.pop_off[p + 1]))
-        pop_skip[p] = (prog.pop_model[p] == 0 and not prog.nrn_bias[sl].any()
+        pop_skip[p] = (prog.pop_model[p] == neurons.CODE_IF and not prog.nrn_bias[sl].any()
                        and prog.pop_bt_ptr[p + 1] == prog.pop_bt_ptr[p] and (prog.nrn_thr[sl] > 0).all()
                        and (reset == "subtract" or ((prog.nrn_vreset[sl] >= lo) & (prog.nrn_vreset[sl] <= hi)).all()))
     plan = _timing_plan(prog) if timed else _no_timing_plan(prog)
@@ -228,13 +258,15 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, in_flits: int, in_mul
     plan.update(_slot_records(pre_ptr, grp_rows, prog.row_ptr, row_tile, prog.row_mac, row_cyc, spans))
     plan.update(_compact_rows(grp_src, grp_pre_off, pre_ptr, grp_rows, prog.row_ptr, ea, ew, row_tile,
                               prog.row_mac, row_cyc, prog.pop_size))
+    pop_floor, nrn_vmin = membrane_floor(prog, v_min)
     fields = dict(
-        pop_model=prog.pop_model, pop_size=prog.pop_size, pop_off=prog.pop_off, pop_ring=prog.pop_ring,
+        pop_model=prog.pop_model, pop_spikes=_model_flag(prog, "spikes"), pop_state=_model_flag(prog, "state"),
+        pop_floor=pop_floor, pop_size=prog.pop_size, pop_off=prog.pop_off, pop_ring=prog.pop_ring,
         ring_off=prog.ring_off, slot_off=slot_off, pop_proj_ptr=prog.pop_proj_ptr, proj_order=prog.proj_order,
         pop_tile_ptr=prog.pop_tile_ptr, tile_order=prog.tile_order, pop_bt_ptr=prog.pop_bt_ptr,
         bt_start=prog.bt_start, bt_off=prog.bt_off, bt_vec=prog.bt_vec, pop_skip=pop_skip,
         nrn_core=prog.nrn_core, nrn_bias=prog.nrn_bias, nrn_thr=prog.nrn_thr, nrn_vreset=prog.nrn_vreset,
-        nrn_alpha=prog.nrn_alpha, nrn_asyn=prog.nrn_asyn, nrn_vleak=prog.nrn_vleak, nrn_pk=prog.nrn_pk,
+        nrn_alpha=prog.nrn_alpha, nrn_asyn=prog.nrn_asyn, nrn_vleak=prog.nrn_vleak, nrn_vmin=nrn_vmin, nrn_pk=prog.nrn_pk,
         nrn_hops=prog.nrn_hops, nrn_icx=prog.nrn_icx,
         proj_shift=prog.proj_shift, proj_acc_off=prog.proj_acc_off, proj_npost=prog.proj_npost, proj_in=proj_in,
         tile_core=prog.tile_core, tile_kind=prog.tile_kind, tile_soma=prog.tile_soma, tile_ncols=prog.tile_ncols,

@@ -20,35 +20,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from models.neurons import CODE_IF, int_update_nb
+
 from .layout import (CNT_ACS, CNT_BUSY_CYCLES, CNT_EVENTS, CNT_FLITS, CNT_FLIT_HOPS, CNT_INTERCHIP_FLITS,
                      CNT_IO_IN_FLITS, CNT_IO_IN_FLIT_HOPS, CNT_IO_OUT_FLITS, CNT_MACS, CNT_PACKETS, CNT_PSUM_OPS,
-                     CNT_SPIKES, NREC, Packed, open_edges, open_groups, open_input_io, open_neurons, open_pops,
-                     open_projs, open_scalars, open_state, open_tile_counts, open_tiles)
+                     CNT_SPIKES, HSTAT_OVERRUNS, NREC, Packed, open_edges, open_groups, open_input_io, open_neurons,
+                     open_pops, open_projs, open_scalars, open_state, open_tile_counts, open_tiles)
 from .timing import step_timing
 
-__all__ = ["rshift_round_nb", "saturate_nb", "run_threads"]
+__all__ = ["run_threads"]
 
 _I32_MIN, _I32_MAX = -(1 << 31), (1 << 31) - 1
 
-
-# ------------------------------------------------------------------------ njit helpers
-
-@njit(cache=True, inline="always")
-def rshift_round_nb(x, k):
-    """``models.intref.rshift_round`` for one int64."""
-    if k == 0:
-        return x
-    return (x + (np.int64(1) << (k - 1))) >> k
-
-
-@njit(cache=True, inline="always")
-def saturate_nb(x, lo, hi):
-    """``models.intref.saturate`` for one int64 with precomputed bounds."""
-    if x < lo:
-        return lo
-    if x > hi:
-        return hi
-    return x
 
 @njit(cache=True)
 def _encode_step(x, t, b, spiking, scale, top, nz, nzv, base):
@@ -79,9 +62,12 @@ def _encode_step(x, t, b, spiking, scale, top, nz, nzv, base):
 @njit(cache=True)
 def _neurons(tab, work, p, t, lo, hi, wbase):
     """Input currents and the integer-contract update of population ``p`` (all its
-    neurons): outputs go to ``o_all`` and the nonzero ones, listed, to ``nz`` / ``nzv``
-    from ``wbase`` (returns their count); ``hot[p]`` says whether a neuron ended at or
-    above threshold (it fires at the next step even without input)."""
+    neurons): the model's Numba step (:func:`models.neurons.int_update_nb`), then spikes,
+    reset and the membrane floor (``v <- max(v, vmin)`` where ``pops.floor[p]``) as
+    :mod:`models.intref` writes them; outputs go to ``o_all`` and the nonzero ones,
+    listed, to ``nz`` / ``nzv`` from ``wbase`` (returns their count); ``hot[p]`` says
+    whether a neuron ended at or above threshold (it fires at the next step even
+    without input)."""
     pops, nrns, projs, opt = open_pops(tab), open_neurons(tab), open_projs(tab), open_scalars(tab)
     state = open_state(work)
     model = pops.model[p]
@@ -89,9 +75,9 @@ def _neurons(tab, work, p, t, lo, hi, wbase):
     npop = pops.size[p]
     thr = nrns.thr
     q0 = pops.proj_ptr[p]
-    if (model == 0 and opt.multi == 0 and opt.reset_sub != 0 and pops.proj_ptr[p + 1] - q0 == 1
-            and pops.bt_ptr[p + 1] == pops.bt_ptr[p]):
-        # IF, binary spikes, subtractive reset, one projection: the common case in
+    if (model == CODE_IF and opt.multi == 0 and opt.reset_sub != 0 and pops.proj_ptr[p + 1] - q0 == 1
+            and pops.bt_ptr[p + 1] == pops.bt_ptr[p] and pops.floor[p] == 0):
+        # IF, binary spikes, subtractive reset, one projection, no floor: the common case in
         # branch-free passes (current and update; spike count; output list, which
         # takes a branch instead when spikes are few and is skipped when none)
         q = pops.proj_order[q0]
@@ -163,45 +149,38 @@ def _neurons(tab, work, p, t, lo, hi, wbase):
             for n in range(npop):
                 state.Ib[n] += nrns.bt_vec[bo + n]
     nhot = 0
+    spk = pops.spikes[p] != 0
+    stateless_spike = spk and pops.state[p] == 0  # Threshold: z = [I >= theta], v stays 0
+    flo = pops.floor[p] != 0
     for n in range(npop):
         gi = off + n
         I = state.Ib[n]
-        z = np.int64(0)
-        o = np.int64(0)
-        if model == 5:  # Threshold
-            z = np.int64(1) if I >= thr[gi] else np.int64(0)
-            o = z
-        elif model == 6:  # Identity
-            state.v[gi] = saturate_nb(I, lo, hi)
-            o = state.v[gi]
+        if stateless_spike:
+            o = np.int64(1) if I >= thr[gi] else np.int64(0)
         else:
-            vv = state.v[gi]
-            if model == 0 or model == 1:
-                vv = vv + I
-            elif model == 2 or model == 3:
-                vv = vv + I + rshift_round_nb(nrns.alpha[gi] * (nrns.vleak[gi] - vv), opt.F)
-            else:  # CubaLIF
-                ii = state.isyn[gi]
-                ii = saturate_nb(ii + I + rshift_round_nb(-nrns.asyn[gi] * ii, opt.F), lo, hi)
-                state.isyn[gi] = ii
-                vv = vv + ii + rshift_round_nb(nrns.alpha[gi] * (nrns.vleak[gi] - vv), opt.F)
-            vv = saturate_nb(vv, lo, hi)
-            if model == 1 or model == 3:
-                o = vv
-            else:
+            vv, ii = int_update_nb(model, state.v[gi], state.isyn[gi], I, nrns.alpha[gi], nrns.asyn[gi], nrns.vleak[gi],
+                                   opt.F, lo, hi)
+            state.isyn[gi] = ii
+            o = np.int64(0)
+            if spk:
                 th = thr[gi]
                 if vv >= th:
                     if opt.multi:
-                        z = vv // th
+                        o = vv // th
                     else:
-                        z = np.int64(1)
+                        o = np.int64(1)
                     if opt.reset_sub:
-                        vv = vv - z * th
+                        vv = vv - o * th
                     else:
                         vv = nrns.vreset[gi]
-                o = z
+                if flo:
+                    vv = max(vv, nrns.vmin[gi])
                 if vv >= th:
                     nhot += 1
+            else:
+                if flo:
+                    vv = max(vv, nrns.vmin[gi])
+                o = vv
             state.v[gi] = vv
         state.o_all[gi] = o
     state.hot[p] = nhot > 0
@@ -497,10 +476,9 @@ def _sample(tab, ent, work, inp, outs, vcd, tim, bg, rb, g, timed):
                 continue
             nnw = _neurons(tab, work, p, t, lo, hi, wbase)
             state.nzc[ws] = nnw
-            model = pops.model[p]
-            counts = model == 0 or model == 2 or model == 4 or model == 5
-            per_count = opt.payload == 0 and (model == 0 or model == 2 or model == 4)
-            value_out = model == 1 or model == 3 or model == 6
+            counts = pops.spikes[p] != 0  # spikes (counts) out; else values (models.neurons)
+            per_count = opt.payload == 0 and counts and pops.state[p] != 0
+            value_out = not counts
             # spikes, packets, flit-hops: summed in registers over runs of spikes on one core
             c_run = -1
             s_spikes = np.int64(0)
@@ -536,9 +514,9 @@ def _sample(tab, ent, work, inp, outs, vcd, tim, bg, rb, g, timed):
                     o = state.nzv[wbase + j]
                     if p == opt.out_pop:
                         if value_out:
-                            cnt_t[nrns.core[gi], 14] += opt.out_val_flits
+                            cnt_t[nrns.core[gi], CNT_IO_OUT_FLITS] += opt.out_val_flits
                         else:
-                            cnt_t[nrns.core[gi], 14] += o if opt.payload == 0 else 1
+                            cnt_t[nrns.core[gi], CNT_IO_OUT_FLITS] += o if opt.payload == 0 else 1
                     if rb < outs.n_rec:
                         outs.all_out[rb, t, gi] = o
             if p == opt.out_pop:
@@ -558,7 +536,7 @@ def _sample(tab, ent, work, inp, outs, vcd, tim, bg, rb, g, timed):
             busy = step_timing(tab, work, t, tim.core_busy[bg], tim.hist[g], tim.hstat[g])
             if opt.fixed >= 0:
                 if busy > opt.fixed:
-                    tim.hstat[g, 2] += 1
+                    tim.hstat[g, HSTAT_OVERRUNS] += 1
                 else:
                     busy = opt.fixed
             tim.step_cycles[bg, t] = busy + opt.barrier

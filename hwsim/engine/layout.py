@@ -21,6 +21,13 @@ COUNTERS = ("events", "acs", "macs", "neuron_updates", "spikes", "state_words", 
  CNT_IO_OUT_FLITS) = range(len(COUNTERS))
 __all__ += ["CNT_" + n.upper() for n in COUNTERS]
 
+# Columns of the compiled timing's per-thread stats ``TimingOut.hstat`` (G, HSTAT): the
+# largest packet latency (-1: none), deliveries, fixed-step overruns, spike NoC calls,
+# and of them the calls sent as trains.
+HSTAT = ("lat_max", "deliveries", "overruns", "noc_calls", "train_calls")
+HSTAT_LAT_MAX, HSTAT_DELIVERIES, HSTAT_OVERRUNS, HSTAT_NOC_CALLS, HSTAT_TRAIN_CALLS = range(len(HSTAT))
+__all__ += ["HSTAT"] + ["HSTAT_" + n.upper() for n in HSTAT]
+
 NREC = 8  # int64 fields per event record (:func:`hwsim.engine.build._slot_records`)
 
 # Everything the kernels read is packed into one int64 array ``kb`` (field ``f`` is
@@ -50,12 +57,13 @@ TimingOut.__doc__ = ("Compiled timing of the first ``n_timed`` samples: cycles p
 
 # ------------------------------------------------------------------------ the records
 
-Pops = namedtuple("Pops", ["model", "size", "off", "ring", "proj_ptr", "tile_ptr", "bt_ptr", "skip", "reuse",
-                    "ring_off", "slot_off", "proj_order", "tile_order"])
-Pops.__doc__ = "Per population: model, size, neuron offset, output ring, and its projections, tiles and bias terms."
-Neurons = namedtuple("Neurons", ["core", "bias", "thr", "vreset", "alpha", "asyn", "vleak", "pk", "hops", "icx",
-                       "bt_start", "bt_off", "bt_vec"])
-Neurons.__doc__ = "Per neuron: core, parameters, traffic per spike; bias terms (bt_*)."
+Pops = namedtuple("Pops", ["model", "spikes", "state", "floor", "size", "off", "ring", "proj_ptr", "tile_ptr",
+                           "bt_ptr", "skip", "reuse", "ring_off", "slot_off", "proj_order", "tile_order"])
+Pops.__doc__ = ("Per population: model code and its table flags (spikes, state; models.neurons), whether the "
+                "membrane floor applies, size, neuron offset, output ring, and its projections, tiles and bias terms.")
+Neurons = namedtuple("Neurons", ["core", "bias", "thr", "vreset", "alpha", "asyn", "vleak", "vmin", "pk", "hops",
+                                 "icx", "bt_start", "bt_off", "bt_vec"])
+Neurons.__doc__ = "Per neuron: core, parameters, membrane floor, traffic per spike; bias terms (bt_*)."
 Projs = namedtuple("Projs", ["shift", "acc_off", "npost", "fed_by_input", "perm", "acc_pos"])
 Projs.__doc__ = "Per projection: shift, accumulator block, input-fed flag, slot order."
 Tiles = namedtuple("Tiles", ["core", "kind", "soma", "ncols", "fire", "psum_flits", "psum_hops", "psum_icx"])
@@ -91,18 +99,18 @@ EdgeTables = namedtuple("EdgeTables", ["e_link", "e_parent", "e_owner", "e_start
 EdgeTables.__doc__ = "Route edges of the laid-out packets and the NoC's per-link scratch."
 
 # the packed order: each record's fields are consecutive, from its first index below
-KERNEL_FIELDS = ("pop_model", "pop_size", "pop_off", "pop_ring", "pop_proj_ptr", "pop_tile_ptr", "pop_bt_ptr",
-    "pop_skip", "pop_reuse", "ring_off", "slot_off", "proj_order", "tile_order", "nrn_core", "nrn_bias", "nrn_thr",
-    "nrn_vreset", "nrn_alpha", "nrn_asyn", "nrn_vleak", "nrn_pk", "nrn_hops", "nrn_icx", "bt_start", "bt_off", "bt_vec",
-    "proj_shift", "proj_acc_off", "proj_npost", "proj_in", "proj_perm", "acc_pos", "tile_core", "tile_kind",
-    "tile_soma", "tile_ncols", "tile_fire", "tile_psum_flits", "tile_psum_hops", "tile_psum_icx", "grp_ptr", "grp_src",
-    "grp_delay", "grp_pre_off", "grp_cr_off", "grp_cr_a0", "grp_cr_na", "grp_cr_r", "grp_cr_tptr", "grp_cr_tiles",
-    "rec_ptr", "rec", "cr", "in_dst_ptr", "in_dst_core", "in_pk", "in_hops", "in_icx", "M", "F", "payload", "reset_sub",
-    "multi", "out_pop", "in_flits", "in_mult", "out_val_flits", "spiking", "n_acc", "R", "W", "extra", "fixed",
-    "barrier", "pipelined", "max_packets", "max_edges", "n_cls", "cr_max", "dsrc_ptr", "dsrc", "pcore_ptr", "pcores",
-    "pfire", "pcand_ptr", "pcand", "used_cores", "fire_all", "psum_all", "nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross",
-    "nrn_flit_count", "nrn_cls", "rt_ptr", "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross",
-    "link_pos", "link_at")
+KERNEL_FIELDS = ("pop_model", "pop_spikes", "pop_state", "pop_floor", "pop_size", "pop_off", "pop_ring", "pop_proj_ptr",
+    "pop_tile_ptr", "pop_bt_ptr", "pop_skip", "pop_reuse", "ring_off", "slot_off", "proj_order", "tile_order",
+    "nrn_core", "nrn_bias", "nrn_thr", "nrn_vreset", "nrn_alpha", "nrn_asyn", "nrn_vleak", "nrn_vmin", "nrn_pk",
+    "nrn_hops", "nrn_icx", "bt_start", "bt_off", "bt_vec", "proj_shift", "proj_acc_off", "proj_npost", "proj_in",
+    "proj_perm", "acc_pos", "tile_core", "tile_kind", "tile_soma", "tile_ncols", "tile_fire", "tile_psum_flits",
+    "tile_psum_hops", "tile_psum_icx", "grp_ptr", "grp_src", "grp_delay", "grp_pre_off", "grp_cr_off", "grp_cr_a0",
+    "grp_cr_na", "grp_cr_r", "grp_cr_tptr", "grp_cr_tiles", "rec_ptr", "rec", "cr", "in_dst_ptr", "in_dst_core",
+    "in_pk", "in_hops", "in_icx", "M", "F", "payload", "reset_sub", "multi", "out_pop", "in_flits", "in_mult",
+    "out_val_flits", "spiking", "n_acc", "R", "W", "extra", "fixed", "barrier", "pipelined", "max_packets",
+    "max_edges", "n_cls", "cr_max", "dsrc_ptr", "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand",
+    "used_cores", "fire_all", "psum_all", "nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count",
+    "nrn_cls", "rt_ptr", "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at")
 WORK_FIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero", "same", "prev_i", "prev_v",
     "in_cnt", "cr_loc", "t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc", "done", "core_free",
     "integ", "end_int", "psum_ready", "fend", "m_ok", "m_t0", "m_dl", "pk_t0", "pk_fl", "pk_id", "pk_base", "pk_off",

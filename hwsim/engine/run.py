@@ -10,7 +10,8 @@ import numpy as np
 
 from models import limits
 from models.errors import SimulationError, SizeLimitError
-from models.reference import check_options
+from models import neurons
+from models.reference import check_options, check_v_min
 
 from ..program import Program
 from ..program import compile as compile_program
@@ -19,7 +20,8 @@ from traces import TraceConfig, TraceSession
 
 from .build import input_array, kernel_inputs, work_layout
 from .kernel import run_threads
-from .layout import (COUNTERS, CNT_NEURON_UPDATES, CNT_STATE_WORDS, Inputs, Outputs, Packed, TimingOut,
+from .layout import (COUNTERS, CNT_NEURON_UPDATES, CNT_STATE_WORDS, HSTAT, HSTAT_DELIVERIES, HSTAT_LAT_MAX,
+                     HSTAT_NOC_CALLS, HSTAT_OVERRUNS, HSTAT_TRAIN_CALLS, Inputs, Outputs, Packed, TimingOut,
                      VcdProbe)
 from .timing_ref import pipeline_depth, timing_pipelined, timing_result, timing_sync
 
@@ -29,12 +31,16 @@ _CHUNK = 64  # samples per kernel call with an AER trace (bounds the memory of i
 _HIST_CYCLES = 1 << 14  # packet-latency histogram bins per thread (grown and re-run when exceeded)
 
 
-def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str = "binary", record=None,
-             timing: bool = True, timing_samples: int = 1, input_scale: float | None = None,
+def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str = "binary", v_min=None,
+             record=None, timing: bool = True, timing_samples: int = 1, input_scale: float | None = None,
              mode: str | None = None, trace=None, aer=None, vcd=None, chrome=None,
              max_bytes: int | None = None) -> RunResult:
     """Run the compiled chip on ``inputs`` (T, B, *input_shape).
 
+    ``reset``, ``spikes``, ``v_min``: the simulation options of :mod:`models.reference`
+    (``v_min``: the membrane floor after spike and reset, None, a number <= 0 in float
+    units of ``v`` or ``"-threshold"``; its integers are those of
+    :func:`models.intref.int_v_min`).
     ``record``: None, "all" or population names (spikes and membranes, (T, B, n) int64).
     ``timing``: cycle timing of the first ``timing_samples`` samples (the NoC is
     simulated per population and step, so timing costs far more than the functional
@@ -51,6 +57,7 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
     :class:`models.errors.SizeLimitError` before any work.
     """
     check_options(reset, spikes)
+    v_min = check_v_min(v_min)
     if mode is not None and mode not in ("sync", "pipelined"):
         raise SimulationError(f"mode must be 'sync' or 'pipelined', got {mode!r}")
     if isinstance(program_or_mapping, Program):
@@ -106,13 +113,13 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
     # a Chrome timeline or a VCD needs the step-by-step Python timing model (its
     # phases); otherwise the kernel times the samples itself
     py_timing = bool(n_timed and session.needs_timeline)
-    kin = kernel_inputs(prog, reset, spikes, in_flits, in_mult, out_val_flits, bool(n_timed and not py_timing))
+    kin = kernel_inputs(prog, reset, spikes, v_min, in_flits, in_mult, out_val_flits, bool(n_timed and not py_timing))
     # neuron updates and state words do not depend on the data: every neuron of every
     # population updates once per step and sample
     g1 = int(prog.pop_off[1])
     nmod = prog.pop_model[np.searchsorted(prog.pop_off, np.arange(g1, N), side="right") - 1]
     nu_core = np.bincount(prog.nrn_core[g1:], minlength=prog.n_cores).astype(np.int64)
-    sw_core = np.bincount(prog.nrn_core[g1:], weights=np.where(nmod == 4, 2, 1),
+    sw_core = np.bincount(prog.nrn_core[g1:], weights=neurons.per_code("state_words")[nmod],
                           minlength=prog.n_cores).astype(np.int64)
     hist_cycles = _HIST_CYCLES
     while True:
@@ -134,7 +141,7 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
         output=out.reshape((T, B) + out_shape), spikes=spikes_d, membrane=memb_d,
         counters=counters, counter_names=list(COUNTERS),
         core_population=_core_population(prog),
-        timing=tim, meta={"reset": reset, "spikes": spikes, "chip": prog.chip.name if prog.chip else "",
+        timing=tim, meta={"reset": reset, "spikes": spikes, "v_min": v_min, "chip": prog.chip.name if prog.chip else "",
                           "weight_bits": prog.weight_bits, "membrane_bits": prog.membrane_bits,
                           "clock_hz": float(prog.chip.timing.clock_hz) if prog.chip else 0.0,
                           "steps": T, "samples": B, "mode": prog.mode, "traces": paths})
@@ -227,9 +234,9 @@ def _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_ti
             cnt = np.zeros((G, T, C, len(COUNTERS)), np.int64)
             hist_g = np.zeros((G, hist.size), np.int64)
             # per thread: max latency, deliveries, overruns, spike NoC calls, of them as trains
-            hstat = np.zeros((G, 5), np.int64)
+            hstat = np.zeros((G, len(HSTAT)), np.int64)
             lflits = np.zeros((G, n_links), np.int64)
-            hstat[:, 0] = -1
+            hstat[:, HSTAT_LAT_MAX] = -1
             nt = max(0, min(n_py - b0, nb))
             nr = nb if aer_w is not None else nt
             if aer_w is None:  # the Python timing's recordings written in place
@@ -241,10 +248,10 @@ def _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_ti
                         TimingOut(n_fused, step_cycles, core_busy, hist_g, hstat, lflits))
             counters += cnt.sum(axis=0)
             hist += hist_g.sum(axis=0)
-            lat_max = max(lat_max, int(hstat[:, 0].max()))
-            n_lat += int(hstat[:, 1].sum())
-            overruns += int(hstat[:, 2].sum())
-            calls += hstat[:, 3:5].sum(axis=0)
+            lat_max = max(lat_max, int(hstat[:, HSTAT_LAT_MAX].max()))
+            n_lat += int(hstat[:, HSTAT_DELIVERIES].sum())
+            overruns += int(hstat[:, HSTAT_OVERRUNS].sum())
+            calls += hstat[:, [HSTAT_NOC_CALLS, HSTAT_TRAIN_CALLS]].sum(axis=0)
             link_flits += lflits.sum(axis=0)
             if aer_w is not None:
                 if nt:

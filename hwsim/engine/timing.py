@@ -32,8 +32,9 @@ from numba import njit
 
 from ..noc import run_into, run_trains_into
 
-from .layout import (open_core_times, open_edges, open_neurons, open_packets, open_plan, open_pops, open_routes,
-                     open_scalars, open_state, open_tile_counts, open_tiles)
+from .layout import (HSTAT_DELIVERIES, HSTAT_LAT_MAX, HSTAT_NOC_CALLS, HSTAT_TRAIN_CALLS, open_core_times,
+                     open_edges, open_neurons, open_packets, open_plan, open_pops, open_routes, open_scalars,
+                     open_state, open_tile_counts, open_tiles)
 
 __all__ = ["step_timing"]
 
@@ -83,8 +84,8 @@ def _record_latency(lat, hist, hstat):
     """A delivery ``lat`` cycles after injection, in the latency histogram and stats."""
     if lat < hist.shape[0]:
         hist[lat] += 1
-    hstat[0] = max(hstat[0], lat)
-    hstat[1] += 1
+    hstat[HSTAT_LAT_MAX] = max(hstat[HSTAT_LAT_MAX], lat)
+    hstat[HSTAT_DELIVERIES] += 1
 
 
 @njit(cache=True, inline="always")
@@ -204,8 +205,8 @@ def _send_spikes_nb(tab, work, p0, p1, t, hist, hstat):
     if npk == 0:
         return 0
     trains = npk >= 4 * ntr and _send_trains(tab, work, ntr)
-    hstat[3] += 1
-    hstat[4] += trains
+    hstat[HSTAT_NOC_CALLS] += 1
+    hstat[HSTAT_TRAIN_CALLS] += trains
     if not trains:
         E = 0
         for i in range(npk):
@@ -215,7 +216,7 @@ def _send_spikes_nb(tab, work, p0, p1, t, hist, hstat):
         _noc_send(tab, work, npk, E, hist, hstat)
     last = np.int64(0)
     H = hist.shape[0]
-    mx = hstat[0]  # the latency stats in registers (hist's stores could alias them)
+    mx = hstat[HSTAT_LAT_MAX]  # the latency stats in registers (hist's stores could alias them)
     cnt = np.int64(0)
     if trains and one_flit:
         # one-flit packets: at each destination of the class (its first neuron's), a
@@ -261,8 +262,8 @@ def _send_spikes_nb(tab, work, p0, p1, t, hist, hstat):
                 mx = max(mx, lat)
                 cnt += 1
                 last = max(last, dl)
-    hstat[0] = mx
-    hstat[1] += cnt
+    hstat[HSTAT_LAT_MAX] = mx
+    hstat[HSTAT_DELIVERIES] += cnt
     return last
 
 

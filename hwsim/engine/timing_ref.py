@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from models import neurons
+
 from ..noc import deliver
 from ..program import Program
 
@@ -63,7 +65,7 @@ def _spike_packets(prog: Program, out_bt: np.ndarray, g0: int, g1: int):
     fl = np.ones(gids.size, np.int64)
     if prog.payload_bits == 0:
         pm = prog.pop_model[np.searchsorted(prog.pop_off, gids, side="right") - 1]
-        multi = (pm == 0) | (pm == 2) | (pm == 4)
+        multi = neurons.per_code("multi")[pm] != 0  # spike counts (models.neurons)
         fl = np.where(multi, np.maximum(np.abs(out_bt[gids]), 1), 1)
     return gids, prog.nrn_core[gids], dptr, dc, fl
 

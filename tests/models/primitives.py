@@ -79,3 +79,22 @@ def recurrent_cuba_graph(n_in: int = 20, n: int = 16, seed: int = 2, dt: float =
     }
     edges = [("input", "fc_in"), ("fc_in", "cuba"), ("cuba", "fc_rec"), ("fc_rec", "cuba"), ("cuba", "output")]
     return Graph(nodes, edges, dt=dt)
+
+
+def cubali_graph(n_in: int = 12, n_hidden: int = 16, n_out: int = 5, seed: int = 3) -> Graph:
+    """Affine -> LIF -> Affine -> CubaLI: NIR's current-based leaky integrator as a readout
+    (CubaLIF without threshold; its output is the membrane)."""
+    rng = np.random.default_rng(seed)
+    ones = lambda *s: np.ones(s, dtype=np.float32)  # noqa: E731
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([n_in])}),
+        "fc1": nir.Affine(weight=_f(rng, n_hidden, n_in, scale=0.9), bias=_f(rng, n_hidden, scale=0.05)),
+        "lif": nir.LIF(tau=ones(n_hidden) * 5.0, r=ones(n_hidden), v_leak=np.zeros(n_hidden, np.float32),
+                       v_threshold=ones(n_hidden), v_reset=np.zeros(n_hidden, np.float32)),
+        "fc2": nir.Affine(weight=_f(rng, n_out, n_hidden, scale=0.8), bias=_f(rng, n_out, scale=0.05)),
+        "readout": nir.CubaLI(tau_syn=ones(n_out) * 3.0, tau_mem=ones(n_out) * 6.0, r=ones(n_out) * 2.0,
+                              v_leak=np.zeros(n_out, np.float32), w_in=ones(n_out) * 1.5),
+        "output": nir.Output(output_type={"output": np.array([n_out])}),
+    }
+    names = list(nodes)
+    return Graph(nodes, list(zip(names[:-1], names[1:])), dt=1.0)

@@ -12,7 +12,7 @@ import models
 from models import GraphError, NIRFormatError, ParameterError, ShapeError, UnsupportedNodeError
 from models.graph import SUPPORTED_TYPES, PARAM_FIELDS, node_type
 
-from .primitives import all_primitives_graph, conv1d_graph, recurrent_cuba_graph
+from .primitives import all_primitives_graph, conv1d_graph, cubali_graph, recurrent_cuba_graph
 from ..conftest import DATA
 
 
@@ -33,11 +33,11 @@ def assert_same_graph(a: models.Graph, b: models.Graph):
 
 
 def test_every_primitive_is_covered():
-    used = {node_type(n) for g in (all_primitives_graph(), conv1d_graph()) for n in g.nodes.values()}
+    used = {node_type(n) for g in (all_primitives_graph(), conv1d_graph(), cubali_graph()) for n in g.nodes.values()}
     assert used == set(SUPPORTED_TYPES)
 
 
-@pytest.mark.parametrize("build", [all_primitives_graph, conv1d_graph, recurrent_cuba_graph])
+@pytest.mark.parametrize("build", [all_primitives_graph, conv1d_graph, recurrent_cuba_graph, cubali_graph])
 def test_round_trip_primitives(tmp_path, build):
     g = build()
     p = models.write_nir(g, tmp_path / "g.nir")
@@ -140,12 +140,18 @@ def test_nan_weights(tmp_path):
 
 
 def test_unsupported_node_type(tmp_path):
+    """A node type the project does not know (a CubaLI renamed in the file: NIR itself knows no such type)."""
+    import h5py
+
     o = np.ones(3, np.float32)
     nodes = {"input": nir.Input(input_type={"input": np.array([3])}),
-             "cli": nir.CubaLI(tau_syn=o, tau_mem=o, r=o, v_leak=0 * o),
+             "izh": nir.CubaLI(tau_syn=o, tau_mem=o, r=o, v_leak=0 * o),
              "output": nir.Output(output_type={"output": np.array([3])})}
-    p = _write_raw(tmp_path / "u.nir", nodes, [("input", "cli"), ("cli", "output")])
-    with pytest.raises(UnsupportedNodeError, match="node 'cli': unsupported node type 'CubaLI'"):
+    p = _write_raw(tmp_path / "u.nir", nodes, [("input", "izh"), ("izh", "output")])
+    with h5py.File(p, "r+") as f:
+        del f["node/nodes/izh/type"]
+        f["node/nodes/izh/type"] = b"Izhikevich"
+    with pytest.raises(UnsupportedNodeError, match="node 'izh': unsupported node type 'Izhikevich'"):
         models.read_nir(p)
 
 
