@@ -39,14 +39,24 @@ def load_chip(chip="tianjic", overrides: dict | None = None):
 
 
 def map(model, chip="tianjic", *, placement: str = "rowmajor", max_fold: int | None = None, rates=None,
-        seed: int = 0, input_spiking: bool | None = None):
-    """:func:`mapper.mapping.map_model` of a model spec or graph on a chip spec or config."""
+        seed: int = 0, input_spiking: bool | None = None, source: str | None = None, reset: str | None = None,
+        spikes: str | None = None, v_min=None):
+    """:func:`mapper.mapping.map_model` of a model spec or graph on a chip spec or config.
+
+    The simulation semantics (``source``, ``reset``, ``spikes``, membrane floor ``v_min``;
+    defaults from the graph, :func:`snnchip.inputs.source_modes`) are recorded in the
+    mapping's net metadata, where :func:`run` reads them, as ``snnchip map`` does.
+    """
     from mapper.mapping import map_model
     from models import lower
 
+    from .inputs import source_modes
+
     g = load(model)
     name = model if isinstance(model, str) else str(g.metadata.get("model", ""))
+    sem = source_modes(g, SimpleNamespace(source=source, reset=reset, spikes=spikes, v_min=v_min))
     net = lower(g, input_spiking=input_spiking)
+    net.metadata.update(sem.record())
     return map_model(net, load_chip(chip), placement=placement, rates=rates, max_fold=max_fold, seed=seed,
                      model=name)
 
@@ -57,9 +67,13 @@ def _mapping_model(mapping):
 
 
 def run(mapping, inputs=None, *, data: str | None = None, samples: int = 100, steps: int | None = None,
-        reset: str | None = None, spikes: str | None = None, timing: bool = True, timing_samples: int = 1,
-        batch: int = 128, record=None, trace=None):
+        reset: str | None = None, spikes: str | None = None, v_min=None, timing: bool = True,
+        timing_samples: int = 1, batch: int = 128, record=None, trace=None):
     """Run ``mapping`` on the chip simulator; returns a :class:`hwsim.result.RunResult`.
+
+    ``reset``, ``spikes`` and the membrane floor ``v_min`` (a number <= 0, ``"-threshold"``,
+    ``"none"``) default to what the mapping records (``snnchip map --source/--v-min``), as
+    ``snnchip run`` does (:func:`snnchip.inputs.source_modes`).
 
     ``inputs``: an array (T, B, *input_shape); else ``data`` (default: by the input
     shape) with ``samples`` and ``steps``. Batches of ``batch`` samples are merged
@@ -68,10 +82,10 @@ def run(mapping, inputs=None, *, data: str | None = None, samples: int = 100, st
     from hwsim.engine import simulate
     from hwsim.result import merge_results
 
-    from .inputs import load_data, modes
+    from .inputs import load_data, source_modes
 
     model = _mapping_model(mapping)
-    reset_, spikes_ = modes(model, SimpleNamespace(reset=reset, spikes=spikes))
+    sem = source_modes(model, SimpleNamespace(reset=reset, spikes=spikes, v_min=v_min))
     labels = None
     if inputs is None:
         enc = None if mapping.net.input_spiking else "direct"
@@ -88,8 +102,8 @@ def run(mapping, inputs=None, *, data: str | None = None, samples: int = 100, st
     for lo in range(0, B, batch):
         hi = min(B, lo + batch)
         nt = max(0, min(timing_samples, hi) - lo) if timing else 0
-        parts.append(simulate(mapping, x[:, lo:hi], reset=reset_, spikes=spikes_, timing=nt > 0,
-                              timing_samples=max(nt, 1), record=record, trace=trace))
+        parts.append(simulate(mapping, x[:, lo:hi], reset=sem.reset, spikes=sem.spikes, v_min=sem.v_min,
+                              timing=nt > 0, timing_samples=max(nt, 1), record=record, trace=trace))
     r = merge_results(parts)
     r.meta["model"] = mapping.model
     if labels is not None:

@@ -55,8 +55,8 @@ def _framework(s) -> None:
     s.add_argument("--source", choices=list(SOURCES), help="framework that trained the model: its spike mode, "
                    "reset and membrane floor (models/frameworks.py; default: detected from the file's metadata or "
                    "node names, else none)")
-    s.add_argument("--v-min", metavar="V|-threshold", help="membrane floor after spike and reset: a number <= 0 "
-                   "or -threshold (default: the source's, else none)")
+    s.add_argument("--v-min", metavar="V|-threshold|none", help="membrane floor after spike and reset: a number "
+                   "<= 0, -threshold or none (default: the model's metadata, else the source's, else none)")
 
 
 def _dt(s) -> None:
@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", type=int, metavar="N", help="weight traffic by firing rates of N reference "
                    "samples (default off: uniform traffic)")
     _modes(s)
+    _framework(s)
     s.add_argument("--encoding", choices=["direct", "rate", "poisson"], help="a real-valued input as MACs (direct) "
                    "or as spikes (default: direct on chips with ANN mode, else rate)")
     s.add_argument("--axon-copies", type=int, metavar="K", help="chips with axon types (TrueNorth): axons per "
@@ -177,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("mapping", help="mapping folder written by `snnchip map -o`")
     _data(s, 100)
     _modes(s)
+    _framework(s)
     s.add_argument("--timing-samples", type=int, default=1, metavar="K",
                    help="samples timed cycle by cycle (default 1; 0 = functional only)")
     s.add_argument("--check", type=int, default=100, metavar="N",
@@ -213,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="importance of a crossbar: weight L1 / L2 norm, or L1 x input activity (default l1)")
     _data(s, 2000, start=False)
     _modes(s)
+    _framework(s)
+    _dt(s)
     s.add_argument("-o", "--output", help="write the pruned model here (.nir; default: not written)")
     s.set_defaults(func=cmd_prune)
 
@@ -227,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--finetune", type=int, metavar="EPOCHS", help="fine-tuning epochs per point (default off)")
     _data(s, 2000, start=False)
     _modes(s)
+    _framework(s)
+    _dt(s)
     s.add_argument("-o", "--output", default="prune_sweep", help="folder for sweep.csv/.json/.png/.pdf "
                    "(default prune_sweep)")
     s.set_defaults(func=cmd_prune_sweep)

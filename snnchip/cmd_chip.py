@@ -11,7 +11,7 @@ import numpy as np
 from models.errors import SnnchipError
 
 from .cmd_model import data_options, load_model
-from .inputs import load_data, modes
+from .inputs import load_data, source_modes
 
 
 def chip_from_args(args):
@@ -45,14 +45,14 @@ def cmd_map(args):
     g = load_model(args.model, args)
     chip = chip_from_args(args)
     rates = None
+    sem = source_modes(g, args)
     net = lower(g)
     if args.profile:
-        reset, spikes = modes(g, args)
         kind, seq = load_data(g, None, args.profile, None, None)
         net = lower(g, input_spiking=seq.spiking)
         from models import simulate
 
-        r = simulate(net, seq.inputs, reset=reset, spikes=spikes)
+        r = simulate(net, seq.inputs, reset=sem.reset, spikes=sem.spikes, v_min=sem.v_min)
         rates = r.firing_rates()
         if seq.spiking:
             rates[net.input.name] = float(seq.inputs.mean())
@@ -60,6 +60,8 @@ def cmd_map(args):
               + ", ".join(f"{k} {v:.3f}" for k, v in rates.items()))
     if args.fold_sweep:
         return _fold_sweep(args, net, chip)
+    net.metadata.update(sem.record())  # the run inherits the semantics the mapping was made for
+    print(f"simulation semantics recorded in the mapping: {sem.header()}")
     t0 = time.perf_counter()
     m = map_model(net, chip, placement=args.placement, rates=rates, max_fold=args.max_fold,
                   seed=args.seed, model=args.model, encoding=args.encoding, axon_copies=args.axon_copies)
@@ -129,7 +131,8 @@ def cmd_run(args):
     net = m.net
     meta = dict(net.metadata or {})
     model = SimpleNamespace(input_shape=tuple(net.input.shape), metadata=meta)
-    reset, spikes = modes(model, args)
+    sem = source_modes(model, args)
+    reset, spikes = sem.reset, sem.spikes
     encoding = args.encoding
     if encoding is None:
         if not net.input_spiking:
@@ -146,18 +149,18 @@ def cmd_run(args):
     traces = trace_request(args, m, B, T)
     K = max(K, traces.timed_samples)
     print(f"mapping {folder} ({m.model or 'model'} on {m.chip.name}, {len(m.tiling.cores)} cores) | data {kind} | "
-          f"{B} samples x {T} steps | reset={reset} spikes={spikes} | cycle timing on {K} sample(s)")
+          f"{B} samples x {T} steps | {sem.header()} | cycle timing on {K} sample(s)")
     t0 = time.perf_counter()
-    r = run_on_cluster(args, m, seq.inputs, reset=reset, spikes=spikes, timing_samples=K, record=traces.record,
-                       traces=traces)
+    r = run_on_cluster(args, m, seq.inputs, reset=reset, spikes=spikes, v_min=sem.v_min, timing_samples=K,
+                       record=traces.record, traces=traces)
     parts = [] if r is None else [r]
     if r is None:
         with tqdm(total=B, desc="chip simulation", unit="sample", file=sys.stderr,
                   disable=B <= args.batch and T < 50) as bar:
             for lo, hi in traces.batches(B, args.batch):
                 nt = max(0, min(K - lo, hi - lo))
-                parts.append(hw_simulate(m, seq.inputs[:, lo:hi], reset=reset, spikes=spikes, timing=nt > 0,
-                                         timing_samples=max(nt, 1), record=traces.record,
+                parts.append(hw_simulate(m, seq.inputs[:, lo:hi], reset=reset, spikes=spikes, v_min=sem.v_min,
+                                         timing=nt > 0, timing_samples=max(nt, 1), record=traces.record,
                                          trace=traces.config_for(lo, hi)))
                 bar.update(hi - lo)
         r = merge_results(parts)
@@ -166,11 +169,12 @@ def cmd_run(args):
     preds = r.predict()
     correct = int((preds == seq.labels).sum())
     print(f"accuracy: {correct}/{B} = {100.0 * correct / B:.2f} %   ({dt:.1f} s, {B / dt:.1f} samples/s)")
-    _print_agreement(m, seq, r, reset, spikes, min(args.check, B))
+    _print_agreement(m, seq, r, sem, min(args.check, B))
     _print_latency(m, r)
     _print_counters(r, B)
     r.meta.update({"mapping": str(folder), "mapping_sha256": m.file_sha256, "model": m.model, "data": kind,
-                   "accuracy": correct / B, "labels": [int(v) for v in seq.labels]})
+                   "accuracy": correct / B, "labels": [int(v) for v in seq.labels],
+                   "semantics": sem.record()})
     out = Path(args.output) if args.output else folder / "run"
     r.save(out)
     print(f"result written to {out}/ (result.json + result.npz)")
@@ -179,7 +183,7 @@ def cmd_run(args):
     return 0
 
 
-def _print_agreement(m, seq, r, reset, spikes, n: int) -> None:
+def _print_agreement(m, seq, r, sem, n: int) -> None:
     """Run the first ``n`` samples on the integer reference; print whether the chip's output spikes equal it."""
     if n == 0:
         print("integer reference check: skipped (--check 0)")
@@ -187,7 +191,8 @@ def _print_agreement(m, seq, r, reset, spikes, n: int) -> None:
     from hwsim.engine import reference_net
     from models.intref import simulate_int
 
-    ref = simulate_int(reference_net(m.net, m.chip.timing.mode), seq.inputs[:, :n], reset=reset, spikes=spikes)
+    ref = simulate_int(reference_net(m.net, m.chip.timing.mode), seq.inputs[:, :n], reset=sem.reset,
+                       spikes=sem.spikes, v_min=sem.v_min)
     T = ref.output.shape[0]
     differ = (r.output[:, :n].reshape(T, n, -1) != ref.output.reshape(T, n, -1)).any(axis=(0, 2))
     bad = int(differ.sum())

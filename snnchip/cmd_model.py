@@ -9,7 +9,7 @@ import numpy as np
 
 from models.errors import SnnchipError
 
-from .inputs import load_data, modes, run_reference
+from .inputs import load_data, run_reference, source_modes
 
 
 def load_model(spec: str, args=None):
@@ -50,16 +50,14 @@ def cmd_models(args):
 def cmd_simulate(args):
     from models import lower
 
-    from .inputs import source_modes
-
     g = load_model(args.model, args)
-    reset, spikes, v_min, source = source_modes(g, args)
+    sem = source_modes(g, args)
+    reset, spikes, v_min = sem.reset, sem.spikes, sem.v_min
     kind, seq = load_data(g, args.data, args.samples, args.steps, args.encoding, args.start, args.seed,
                           **data_options(args))
     model = lower(g, input_spiking=seq.spiking) if args.level == "net" else g
     T, B = seq.inputs.shape[:2]
-    print(f"model {args.model} | data {kind} | {B} samples x {T} steps | reset={reset} spikes={spikes}"
-          + (f" v_min={v_min}" if v_min is not None else "") + f" | {args.level}" + (f" | {source}" if source else ""))
+    print(f"model {args.model} | data {kind} | {B} samples x {T} steps | {sem.header()} | {args.level}")
     t0 = time.perf_counter()
     preds, totals, sizes = run_reference(model, seq, reset, spikes, args.batch, v_min=v_min)
     dt = time.perf_counter() - t0
@@ -94,15 +92,16 @@ def cmd_demo(args):
     net = lower(g)
     print(f"\n== lowered to {len(net.populations) - 1} populations and {len(net.projections)} projections")
     print(net.summary())
-    reset, spikes = modes(g, args)
+    sem = source_modes(g, args)
+    reset, spikes = sem.reset, sem.spikes
     kind, seq = load_data(g, args.data, args.samples, None, None)
     if seq.spiking != net.input_spiking:
         net = lower(g, input_spiking=seq.spiking)
     T, B = seq.inputs.shape[:2]
     where = (f"MNIST test[{defaults.HELD_OUT_START}:{defaults.HELD_OUT_START + B}] (held out)" if kind == "mnist"
              else kind)
-    print(f"\n== float reference on {where}, {T} steps, reset={reset}, spikes={spikes}")
-    preds, totals, sizes = run_reference(net, seq, reset, spikes)
+    print(f"\n== float reference on {where}, {T} steps, {sem.header()}")
+    preds, totals, sizes = run_reference(net, seq, reset, spikes, v_min=sem.v_min)
     correct = int((preds == seq.labels).sum())
     print(f"accuracy: {correct}/{B} = {100.0 * correct / B:.2f} %")
     rates = {}
@@ -111,7 +110,8 @@ def cmd_demo(args):
         print(f"  firing rate {k:<10} {rates[k]:.4f} spikes/neuron/step")
     chip = load_chip(args.chip)
     qnet, _ = quantize(net, chip)
-    r = simulate_int(reference_net(qnet, chip.timing.mode), seq.inputs, reset=reset, spikes=spikes)
+    r = simulate_int(reference_net(qnet, chip.timing.mode), seq.inputs, reset=reset, spikes=spikes,
+                     v_min=sem.v_min)
     ci = int((r.predict() == seq.labels).sum())
     print(f"\n== integer reference ({chip.core.weight_bits}-bit weights, {chip.core.membrane_bits}-bit membrane): "
           f"accuracy {ci}/{B} = {100.0 * ci / B:.2f} %")
@@ -122,7 +122,7 @@ def cmd_demo(args):
     m.save(out / "mapping")
     print(f"\nmapping written to {out / 'mapping'}/ (mapping.json + mapping.npz)")
     print(f"\n== chip simulation (Numba engine, {chip.timing.mode} timing on the first sample)")
-    run = chip_simulate(m, seq.inputs, reset=reset, spikes=spikes, timing=True,
+    run = chip_simulate(m, seq.inputs, reset=reset, spikes=spikes, v_min=sem.v_min, timing=True,
                         record=[m.net.output])  # a small raster: the output layer only
     cc = int((run.predict() == seq.labels).sum())
     same = bool(np.array_equal(run.output, r.output))

@@ -6,7 +6,7 @@ from models.errors import SnnchipError
 
 from .cmd_chip import chip_from_args
 from .cmd_model import data_options, load_model
-from .inputs import load_data, modes
+from .inputs import load_data, source_modes
 
 
 def _prune_setup(args):
@@ -22,10 +22,10 @@ def _prune_setup(args):
             raise SnnchipError(f"--finetune: {args.model}: {e}; prune it without --finetune, or fine-tune "
                                "through mapper.prune.finetune(..., callback=...)") from None
     chip = chip_from_args(args)
-    reset, spikes = modes(g, args)
+    sem = source_modes(g, args)
     encoding = None if g.metadata.get("encoding") else "direct"
     kind, seq = load_data(g, args.data, args.samples, args.steps, encoding, **data_options(args))
-    return g, chip, reset, spikes, kind, seq
+    return g, chip, sem, kind, seq
 
 
 def cmd_prune(args):
@@ -36,23 +36,23 @@ def cmd_prune(args):
 
     check_request(args.target, args.grain, args.score)
     out = check_out_path(args.output) if args.output else None
-    g, chip, reset, spikes, kind, seq = _prune_setup(args)
+    g, chip, sem, kind, seq = _prune_setup(args)
     T, B = seq.inputs.shape[:2]
     print(f"pruning {args.model} for {chip.name}: grain {args.grain}, target {args.target:g} of the crossbars, "
           f"reorder {'on' if args.reorder else 'off'}, score {args.score}, "
           + (f"fine-tuning {args.finetune} epoch(s)" if args.finetune else "no fine-tuning")
-          + f" | evaluation: {kind} {B} samples x {T} steps on the chip simulator")
-    before = evaluate(g, chip, seq, reset, spikes, desc="unpruned")
+          + f" | evaluation: {kind} {B} samples x {T} steps on the chip simulator | {sem.header()}")
+    before = evaluate(g, chip, seq, sem, desc="unpruned")
     rates = None
     if args.score == "activation":
         from mapper.prune import unit_rates
 
         n = min(B, 200)
-        rates = unit_rates(g, seq.inputs[:, :n], reset=reset, spikes=spikes)
+        rates = unit_rates(g, seq.inputs[:, :n], reset=sem.reset, spikes=sem.spikes, v_min=sem.v_min)
         print(f"activation score: mean input activity per unit from {n} samples of the float reference")
     res = prune_model(g, chip, target=args.target, grain=args.grain, reorder=args.reorder,
                       finetune=args.finetune or 0, score=args.score, mapping=before["mapping"], unit_rates=rates)
-    after = evaluate(res.graph, chip, seq, reset, spikes, desc="pruned")
+    after = evaluate(res.graph, chip, seq, sem, desc="pruned")
     print(f"{'layer':<10} {'pop':<8} {'block':>5} {'pairs kept':>11} {'xbar/pair':>9} {'crossbars':>13} {'kept':>8}")
     for node, r in res.layers.items():
         print(f"{node:<10} {r['population']:<8} {r['channel_block']:>5} {r['pairs_kept']:>5} of {r['pairs']:<3} "
@@ -92,8 +92,8 @@ def cmd_prune_sweep(args):
         for gr in grains:
             check_request(t, gr, "l1")
     reorders = {"no": [False], "yes": [True], "both": [False, True]}[args.reorder]
-    g, chip, reset, spikes, kind, seq = _prune_setup(args)
-    rows = sweep(args.model, g, chip, seq, reset, spikes, targets=targets, grains=grains, reorders=reorders,
+    g, chip, sem, kind, seq = _prune_setup(args)
+    rows = sweep(args.model, g, chip, seq, sem, targets=targets, grains=grains, reorders=reorders,
                  finetune=args.finetune or 0, log=lambda s: print(s, flush=True),
                  on_row=lambda rows: write_sweep(rows, args.output))
     files = write_sweep(rows, args.output)

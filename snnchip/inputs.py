@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,36 +30,85 @@ from models.errors import SnnchipError
 DATASETS = ("nmnist", "mnist")
 
 
-def modes(graph, args, defaults: dict | None = None) -> tuple[str, str]:
-    """(reset, spike mode): the command's options, else ``defaults`` (a framework's), else the
-    model's metadata, else subtract / binary."""
-    d = defaults or {}
-    reset = getattr(args, "reset", None) or d.get("reset") or str(graph.metadata.get("reset", "subtract"))
-    spikes = getattr(args, "spikes", None) or d.get("spikes") or str(graph.metadata.get("spikes", "binary"))
-    return reset, spikes
+class Semantics(NamedTuple):
+    """How a model's neurons behave in simulation: the framework's semantics NIR does not carry."""
+
+    reset: str
+    spikes: str
+    v_min: object  # None (no floor), a float <= 0, or "-threshold"
+    source: str | None
+    note: str  # where the source came from, for the command's header line ("" without a source)
+
+    def record(self) -> dict:
+        """The metadata keys :func:`source_modes` reads back (a mapping stores them; ``v_min``
+        ``"none"`` for no floor, which JSON metadata can hold where None would be dropped)."""
+        d = {"reset": self.reset, "spikes": self.spikes, "v_min": "none" if self.v_min is None else self.v_min}
+        if self.source:
+            d["source"] = self.source
+        return d
+
+    def header(self) -> str:
+        """``reset=.. spikes=.. [v_min=..] [| source ..]`` for a command's first line."""
+        return (f"reset={self.reset} spikes={self.spikes}" + (f" v_min={self.v_min}" if self.v_min is not None else "")
+                + (f" | {self.note}" if self.note else ""))
 
 
-def source_modes(graph, args) -> tuple:
-    """(reset, spike mode, membrane floor, note) for the float reference: the command's options,
-    else the framework's defaults (``--source``, or detected from the file: :mod:`models.frameworks`),
-    else the model's metadata, else subtract / binary / no floor."""
+def _v_min_value(v, where: str):
+    """``None``, ``"-threshold"`` or a float from an option or a metadata value."""
+    if v is None or (isinstance(v, str) and v.lower() == "none"):
+        return None
+    if v == "-threshold":
+        return v
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise SnnchipError(f"{where} must be a number <= 0, -threshold or none, got {v!r}") from None
+    if not np.isfinite(f) or f > 0:
+        raise SnnchipError(f"{where} must be a number <= 0, -threshold or none, got {v!r}")
+    return f
+
+
+def source_modes(graph, args) -> Semantics:
+    """The simulation semantics of ``graph`` (anything with ``metadata``, and ``nodes`` for
+    detection by node names) for a command with options ``args``.
+
+    Per field (reset, spike mode, membrane floor), the first that is set of:
+
+    1. the command's option (``--reset``, ``--spikes``, ``--v-min``);
+    2. with ``--source NAME``: that framework's default (:data:`models.frameworks.SOURCES`);
+    3. the graph's metadata (``reset``, ``spikes``, ``v_min``: a file's own statement, and what
+       ``snnchip map`` records in a mapping, so a run inherits the map's choice);
+    4. the framework detected from the file (:func:`models.frameworks.detect_source`);
+    5. subtract / binary / no floor.
+
+    A source given on the command line overrides the file's metadata (the user says what the
+    file is); a detected one does not (the file's explicit fields are more specific).
+    """
     from models.frameworks import detect_source, source_options
 
+    meta = dict(getattr(graph, "metadata", None) or {})
     source, how = getattr(args, "source", None), "given"
-    if source is None:
+    if source is None and "nodes" in dir(graph):
         source, how = detect_source(graph)
+    elif source is None:
+        source, how = detect_source(SimpleNamespace(metadata=meta, nodes={}))
     opts = source_options(source) if source else {}
-    reset, spikes = modes(graph, args, opts)
-    v_min = getattr(args, "v_min", None)
-    if v_min is not None and v_min != "-threshold":
-        try:
-            v_min = float(v_min)
-        except ValueError:
-            raise SnnchipError(f"--v-min must be a number <= 0 or -threshold, got {v_min!r}") from None
-    elif v_min is None:
-        v_min = opts.get("v_min")
+    given = how == "given"
+    layers = [{k: getattr(args, k, None) for k in ("reset", "spikes", "v_min")}]
+    layers += [opts, meta] if given else [meta, opts]
+    layers.append({"reset": "subtract", "spikes": "binary", "v_min": None})
+
+    def pick(key):
+        for d in layers:
+            if d.get(key) is not None:
+                return d[key], d is layers[0]
+        return None, False
+
+    reset, spikes = str(pick("reset")[0]), str(pick("spikes")[0])
+    v, from_option = pick("v_min")
+    v_min = _v_min_value(v, "--v-min" if from_option else "metadata v_min")
     note = f"source {source} ({how})" if source else ""
-    return reset, spikes, v_min, note
+    return Semantics(reset, spikes, v_min, source, note)
 
 
 def _data_kind(graph, requested: str | None) -> str:

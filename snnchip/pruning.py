@@ -24,8 +24,9 @@ SWEEP_FIELDS = ("model", "grain", "reorder", "finetune_epochs", "target", "cross
                 "crossbar_savings", "cores", "accuracy", "accuracy_drop_pts", "energy_paper_uj", "samples")
 
 
-def evaluate(graph, chip, seq, reset: str, spikes: str, *, batch: int = 250, desc: str = "chip") -> dict:
-    """Map ``graph`` on ``chip`` and run ``seq`` on the chip simulator (functional).
+def evaluate(graph, chip, seq, sem, *, batch: int = 250, desc: str = "chip") -> dict:
+    """Map ``graph`` on ``chip`` and run ``seq`` on the chip simulator (functional) with the
+    simulation semantics ``sem`` (:class:`snnchip.inputs.Semantics`).
 
     Returns ``crossbars``, ``cores``, ``accuracy`` (fraction), ``correct``, ``samples``,
     ``energy_paper_uj`` (per inference, table :data:`ENERGY_TABLE`) and ``mapping``.
@@ -43,7 +44,8 @@ def evaluate(graph, chip, seq, reset: str, spikes: str, *, batch: int = 250, des
     with tqdm(total=B, desc=desc, unit="sample", file=sys.stderr, disable=B <= batch, leave=False) as bar:
         for lo in range(0, B, batch):
             hi = min(B, lo + batch)
-            parts.append(simulate(m, seq.inputs[:, lo:hi], reset=reset, spikes=spikes, timing=False))
+            parts.append(simulate(m, seq.inputs[:, lo:hi], reset=sem.reset, spikes=sem.spikes, v_min=sem.v_min,
+                                  timing=False))
             bar.update(hi - lo)
     r = merge_results(parts)
     correct = int((r.predict() == seq.labels).sum())
@@ -64,13 +66,13 @@ def prune_model(graph, chip, *, target: float, grain: str, reorder: bool, finetu
     return res
 
 
-def sweep(model: str, graph, chip, seq, reset: str, spikes: str, *, targets, grains, reorders, finetune: int,
+def sweep(model: str, graph, chip, seq, sem, *, targets, grains, reorders, finetune: int,
           log=print, on_row=None) -> list[dict]:
     """Rows of :data:`SWEEP_FIELDS`: the unpruned model, then every (grain, reorder, target).
 
     ``on_row(rows)`` is called after every row (the CLI rewrites its files, so an
     interrupted sweep keeps what it measured)."""
-    base = evaluate(graph, chip, seq, reset, spikes, desc="unpruned")
+    base = evaluate(graph, chip, seq, sem, desc="unpruned")
     m0 = base["mapping"]
     rows = [_row(model, "none", False, 0, 0.0, base, base["crossbars"], base)]
     log(_line(rows[-1]))
@@ -82,7 +84,7 @@ def sweep(model: str, graph, chip, seq, reset: str, spikes: str, *, targets, gra
                 t0 = time.perf_counter()
                 res = prune_model(graph, chip, target=t, grain=grain, reorder=reorder, finetune=finetune,
                                   mapping=m0)
-                ev = evaluate(res.graph, chip, seq, reset, spikes, desc=f"{grain} {t:g}")
+                ev = evaluate(res.graph, chip, seq, sem, desc=f"{grain} {t:g}")
                 rows.append(_row(model, grain, reorder, finetune, t, ev, res.crossbars_implied, base))
                 log(_line(rows[-1]) + f"  ({time.perf_counter() - t0:.0f} s)")
                 if on_row:

@@ -30,12 +30,14 @@ def importance(weight: np.ndarray, score: str = "l1", unit_rate: np.ndarray | No
     return imp
 
 
-def unit_rates(graph: Graph, inputs: np.ndarray, *, reset: str = "subtract", spikes: str = "binary") -> dict:
+def unit_rates(graph: Graph, inputs: np.ndarray, *, reset: str = "subtract", spikes: str = "binary",
+               v_min=None) -> dict:
     """Mean activity of every input unit of every linear node, for ``score="activation"``.
 
     Runs the float reference (:func:`models.reference.simulate_graph`) on ``inputs``
     (T, B, *input_shape) and averages over steps and samples the values that reach each
-    linear node: spikes of the neuron node (or the input values) feeding it, through its
+    linear node (with the membrane floor ``v_min`` of :mod:`models.reference`): spikes of the
+    neuron node (or the input values) feeding it, through its
     pooling (window mean) and flatten nodes; a conv layer's unit is an input channel
     (mean over its pixels), a dense layer's an input feature.
     """
@@ -43,7 +45,7 @@ def unit_rates(graph: Graph, inputs: np.ndarray, *, reset: str = "subtract", spi
 
     order = chain(graph)
     types = {n: node_type(graph.nodes[n]) for n in order}
-    res = simulate_graph(graph, inputs, reset=reset, spikes=spikes, record="all")
+    res = simulate_graph(graph, inputs, reset=reset, spikes=spikes, record="all", v_min=v_min)
     x = np.asarray(inputs, dtype=np.float64)
     means = {graph.input_name: x.reshape(x.shape[0] * x.shape[1], -1).mean(axis=0)}
     for k, s in res.spikes.items():

@@ -60,7 +60,8 @@ def cnn_mapping(nir_cnn):
     return map_model(nir_cnn, load_chip("tianjic"))
 
 
-@pytest.mark.parametrize("spikes,n", [("binary", 20), ("multi", 10)])
+@pytest.mark.parametrize("spikes,n", [("binary", 4), ("multi", 3), pytest.param("binary", 20, marks=pytest.mark.slow),
+                                      pytest.param("multi", 10, marks=pytest.mark.slow)])
 def test_nir_cnn_exact(cnn_mapping, test100, spikes, n):
     x = test100.inputs[:, :n]
     r = simulate(cnn_mapping, x, record="all", spikes=spikes, timing=False)
@@ -78,11 +79,11 @@ def test_nir_cnn_accuracy_test100(cnn_mapping, test100):
     assert correct >= 97
 
 
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
-def test_shipped_mnist_models_exact(kind):
+@pytest.mark.parametrize("kind,n", [("mlp", 200), ("cnn", 40), pytest.param("cnn", 200, marks=pytest.mark.slow)])
+def test_shipped_mnist_models_exact(kind, n):
     if not (shared_data_dir() / "mnist").exists():
         pytest.skip("shared MNIST data not found")
-    seq = mnist_sequences("direct", 32, start=8000, stop=8200)
+    seq = mnist_sequences("direct", 32, start=8000, stop=8000 + n)
     g = models.read_nir(models.__path__[0] + f"/zoo/trained/mnist_{kind}.nir")
     m = map_model(g, load_chip("tianjic"))
     r = simulate(m, seq.inputs, record="all", timing=False)

@@ -42,8 +42,9 @@ def test_nir_cnn_lowered_structure(nir_cnn):
     assert all(p.bias is None for p in net.populations[1:])
 
 
-def test_nir_cnn_graph_and_net_agree(nir_cnn, test100):
-    x = test100.inputs[:, :12]
+@pytest.mark.parametrize("n", [3, pytest.param(12, marks=pytest.mark.slow)])
+def test_nir_cnn_graph_and_net_agree(nir_cnn, test100, n):
+    x = test100.inputs[:, :n]
     for reset, spikes in (("subtract", "binary"), ("subtract", "multi")):
         _same_run(nir_cnn, x, reset=reset, spikes=spikes)
 
