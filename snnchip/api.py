@@ -57,13 +57,15 @@ def _mapping_model(mapping):
 
 
 def run(mapping, inputs=None, *, data: str | None = None, samples: int = 100, steps: int | None = None,
-        reset: str | None = None, spikes: str | None = None, timing: bool = True, timing_samples: int = 1,
-        batch: int = 128, record=None, trace=None):
+        reset: str | None = None, spikes: str | None = None, v_min=None, timing: bool = True,
+        timing_samples: int = 1, batch: int = 128, record=None, trace=None):
     """Run ``mapping`` on the chip simulator; returns a :class:`hwsim.result.RunResult`.
 
     ``inputs``: an array (T, B, *input_shape); else ``data`` (default: by the input
     shape) with ``samples`` and ``steps``. Batches of ``batch`` samples are merged
     exactly (:func:`hwsim.result.merge_results`). With labels, ``meta["accuracy"]``.
+    ``v_min``: the membrane floor (None, a number <= 0 or ``"-threshold"``; default the
+    net's metadata ``v_min``, else none), as :func:`hwsim.engine.simulate`.
     """
     from hwsim.engine import simulate
     from hwsim.result import merge_results
@@ -72,6 +74,7 @@ def run(mapping, inputs=None, *, data: str | None = None, samples: int = 100, st
 
     model = _mapping_model(mapping)
     reset_, spikes_ = modes(model, SimpleNamespace(reset=reset, spikes=spikes))
+    v_min = model.metadata.get("v_min") if v_min is None else v_min
     labels = None
     if inputs is None:
         enc = None if mapping.net.input_spiking else "direct"
@@ -88,7 +91,7 @@ def run(mapping, inputs=None, *, data: str | None = None, samples: int = 100, st
     for lo in range(0, B, batch):
         hi = min(B, lo + batch)
         nt = max(0, min(timing_samples, hi) - lo) if timing else 0
-        parts.append(simulate(mapping, x[:, lo:hi], reset=reset_, spikes=spikes_, timing=nt > 0,
+        parts.append(simulate(mapping, x[:, lo:hi], reset=reset_, spikes=spikes_, v_min=v_min, timing=nt > 0,
                               timing_samples=max(nt, 1), record=record, trace=trace))
     r = merge_results(parts)
     r.meta["model"] = mapping.model

@@ -177,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("mapping", help="mapping folder written by `snnchip map -o`")
     _data(s, 100)
     _modes(s)
+    s.add_argument("--v-min", metavar="V|-threshold", help="membrane floor after spike and reset: a number <= 0 "
+                   "(float units of v) or -threshold (default: the net's metadata, else none)")
     s.add_argument("--timing-samples", type=int, default=1, metavar="K",
                    help="samples timed cycle by cycle (default 1; 0 = functional only)")
     s.add_argument("--check", type=int, default=100, metavar="N",

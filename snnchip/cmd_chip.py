@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from models.errors import SnnchipError
+from models.reference import check_v_min
 
 from .cmd_model import data_options, load_model
-from .inputs import load_data, modes
+from .inputs import load_data, modes, parse_v_min
 
 
 def chip_from_args(args):
@@ -130,6 +131,10 @@ def cmd_run(args):
     meta = dict(net.metadata or {})
     model = SimpleNamespace(input_shape=tuple(net.input.shape), metadata=meta)
     reset, spikes = modes(model, args)
+    v_min = parse_v_min(getattr(args, "v_min", None))
+    if v_min is None:
+        v_min = meta.get("v_min")
+    check_v_min(v_min)  # a bad floor fails before any data is loaded
     encoding = args.encoding
     if encoding is None:
         if not net.input_spiking:
@@ -146,17 +151,19 @@ def cmd_run(args):
     traces = trace_request(args, m, B, T)
     K = max(K, traces.timed_samples)
     print(f"mapping {folder} ({m.model or 'model'} on {m.chip.name}, {len(m.tiling.cores)} cores) | data {kind} | "
-          f"{B} samples x {T} steps | reset={reset} spikes={spikes} | cycle timing on {K} sample(s)")
+          f"{B} samples x {T} steps | reset={reset} spikes={spikes}" + (f" v_min={v_min}" if v_min is not None else "")
+          + f" | cycle timing on {K} sample(s)")
     t0 = time.perf_counter()
     r = run_on_cluster(args, m, seq.inputs, reset=reset, spikes=spikes, timing_samples=K, record=traces.record,
-                       traces=traces)
+                       traces=traces, v_min=v_min)
     parts = [] if r is None else [r]
     if r is None:
         with tqdm(total=B, desc="chip simulation", unit="sample", file=sys.stderr,
                   disable=B <= args.batch and T < 50) as bar:
             for lo, hi in traces.batches(B, args.batch):
                 nt = max(0, min(K - lo, hi - lo))
-                parts.append(hw_simulate(m, seq.inputs[:, lo:hi], reset=reset, spikes=spikes, timing=nt > 0,
+                parts.append(hw_simulate(m, seq.inputs[:, lo:hi], reset=reset, spikes=spikes, v_min=v_min,
+                                         timing=nt > 0,
                                          timing_samples=max(nt, 1), record=traces.record,
                                          trace=traces.config_for(lo, hi)))
                 bar.update(hi - lo)
@@ -166,7 +173,7 @@ def cmd_run(args):
     preds = r.predict()
     correct = int((preds == seq.labels).sum())
     print(f"accuracy: {correct}/{B} = {100.0 * correct / B:.2f} %   ({dt:.1f} s, {B / dt:.1f} samples/s)")
-    _print_agreement(m, seq, r, reset, spikes, min(args.check, B))
+    _print_agreement(m, seq, r, reset, spikes, min(args.check, B), v_min)
     _print_latency(m, r)
     _print_counters(r, B)
     r.meta.update({"mapping": str(folder), "mapping_sha256": m.file_sha256, "model": m.model, "data": kind,
@@ -179,7 +186,7 @@ def cmd_run(args):
     return 0
 
 
-def _print_agreement(m, seq, r, reset, spikes, n: int) -> None:
+def _print_agreement(m, seq, r, reset, spikes, n: int, v_min=None) -> None:
     """Run the first ``n`` samples on the integer reference; print whether the chip's output spikes equal it."""
     if n == 0:
         print("integer reference check: skipped (--check 0)")
@@ -187,7 +194,8 @@ def _print_agreement(m, seq, r, reset, spikes, n: int) -> None:
     from hwsim.engine import reference_net
     from models.intref import simulate_int
 
-    ref = simulate_int(reference_net(m.net, m.chip.timing.mode), seq.inputs[:, :n], reset=reset, spikes=spikes)
+    ref = simulate_int(reference_net(m.net, m.chip.timing.mode), seq.inputs[:, :n], reset=reset, spikes=spikes,
+                       v_min=v_min)
     T = ref.output.shape[0]
     differ = (r.output[:, :n].reshape(T, n, -1) != ref.output.reshape(T, n, -1)).any(axis=(0, 2))
     bad = int(differ.sum())

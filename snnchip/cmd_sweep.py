@@ -132,7 +132,7 @@ def cmd_sweep(args):
 
 
 def run_on_cluster(args, mapping, inputs, *, reset: str, spikes: str, timing_samples: int, record=None,
-                   traces=None):
+                   traces=None, v_min=None):
     """``snnchip run``'s samples sharded over Dask (:func:`snnchip.sweep.run_sharded`), or None.
 
     None when neither ``--workers N`` (N > 0) nor a scheduler (``--scheduler`` or
@@ -152,7 +152,7 @@ def run_on_cluster(args, mapping, inputs, *, reset: str, spikes: str, timing_sam
                            f"(and unset ${SCHEDULER_ENV}) to trace")
     client = connect(workers=workers, scheduler=scheduler)
     try:
-        return run_sharded(mapping, inputs, client=client, reset=reset, spikes=spikes,
+        return run_sharded(mapping, inputs, client=client, reset=reset, spikes=spikes, v_min=v_min,
                              timing_samples=timing_samples, batch=args.batch, record=record, progress=True)
     finally:
         close(client)

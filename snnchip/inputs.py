@@ -37,6 +37,16 @@ def modes(graph, args, defaults: dict | None = None) -> tuple[str, str]:
     return reset, spikes
 
 
+def parse_v_min(text):
+    """``--v-min``: None, ``"-threshold"`` or a number (range-checked by the simulators)."""
+    if text is None or text == "-threshold":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise SnnchipError(f"--v-min must be a number <= 0 or -threshold, got {text!r}") from None
+
+
 def source_modes(graph, args) -> tuple:
     """(reset, spike mode, membrane floor, note) for the float reference: the command's options,
     else the framework's defaults (``--source``, or detected from the file: :mod:`models.frameworks`),
@@ -48,13 +58,8 @@ def source_modes(graph, args) -> tuple:
         source, how = detect_source(graph)
     opts = source_options(source) if source else {}
     reset, spikes = modes(graph, args, opts)
-    v_min = getattr(args, "v_min", None)
-    if v_min is not None and v_min != "-threshold":
-        try:
-            v_min = float(v_min)
-        except ValueError:
-            raise SnnchipError(f"--v-min must be a number <= 0 or -threshold, got {v_min!r}") from None
-    elif v_min is None:
+    v_min = parse_v_min(getattr(args, "v_min", None))
+    if v_min is None:
         v_min = opts.get("v_min")
     note = f"source {source} ({how})" if source else ""
     return reset, spikes, v_min, note

@@ -478,7 +478,7 @@ def sweep(model, grid, *, chip="tianjic", samples: int = 100, client=None, out_d
 
 # ----------------------------------------------------------------- sharded runs -----------
 
-def _shard(mapping, x, reset, spikes, timing_samples: int, batch: int, record=None) -> list:
+def _shard(mapping, x, reset, spikes, timing_samples: int, batch: int, record=None, v_min=None) -> list:
     """Run samples ``x`` (T, b, ...) in batches, the first ``timing_samples`` timed; the batch results."""
     from hwsim.engine import simulate
 
@@ -487,7 +487,7 @@ def _shard(mapping, x, reset, spikes, timing_samples: int, batch: int, record=No
     for lo in range(0, B, batch):
         hi = min(B, lo + batch)
         nt = max(0, min(timing_samples - lo, hi - lo))
-        parts.append(simulate(mapping, x[:, lo:hi], reset=reset, spikes=spikes, timing=nt > 0,
+        parts.append(simulate(mapping, x[:, lo:hi], reset=reset, spikes=spikes, v_min=v_min, timing=nt > 0,
                               timing_samples=max(nt, 1), record=record))
     return parts
 
@@ -500,7 +500,8 @@ def shard_bounds(B: int, shards: int) -> list[tuple[int, int]]:
 
 
 def run_sharded(mapping, inputs, *, shards: int | None = None, client=None, reset: str | None = None,
-                spikes: str | None = None, timing_samples: int = 1, batch: int = 128, record=None, progress=False):
+                spikes: str | None = None, timing_samples: int = 1, batch: int = 128, record=None, progress=False,
+                v_min=None):
     """Run ``inputs`` (T, B, *input_shape) on ``mapping``, the samples split into shards over a cluster.
 
     Each shard runs on a worker in batches of ``batch`` samples; the first
@@ -509,7 +510,8 @@ def run_sharded(mapping, inputs, *, shards: int | None = None, client=None, rese
     outputs, recordings and per-sample timing concatenated, counters summed, so the
     result equals the one-process run (``snnchip run``'s loop) counter for counter.
     ``shards`` defaults to max(workers' threads, ceil(B / batch)); ``client`` None runs the
-    shards here one after another. Reset and spike mode default to the mapping's net metadata.
+    shards here one after another. Reset and spike mode default to the mapping's net metadata;
+    ``v_min`` is the membrane floor (:func:`hwsim.engine.simulate`).
     """
     from tqdm import tqdm
 
@@ -531,7 +533,7 @@ def run_sharded(mapping, inputs, *, shards: int | None = None, client=None, rese
             threads = sum(client.nthreads().values()) or 1
         shards = max(threads, -(-B // batch))
     bounds = shard_bounds(B, shards)
-    kw = {"reset": reset, "spikes": spikes, "batch": batch, "record": record}
+    kw = {"reset": reset, "spikes": spikes, "batch": batch, "record": record, "v_min": v_min}
     parts_by_shard: list = [None] * len(bounds)
     with tqdm(total=B, desc="chip simulation", unit="sample", file=sys.stderr, disable=not progress) as bar:
         if client is None:
