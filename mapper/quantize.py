@@ -13,7 +13,7 @@ With ``Wmax = 2^(weight_bits-1) - 1`` and ``Mmax = 2^(membrane_bits-1) - 1``:
   of ``v``); all its incoming projections land in that unit;
 * the *effective* float weight of a synapse into neuron ``n`` includes the neuron's
   forward-Euler factor ``f[n]``: ``dt R`` (IF, I), ``(dt/tau) R`` (LIF, LI),
-  ``(dt/tau_syn) w_in (dt/tau_mem) R`` (CubaLIF, CubaLI), 1 (Threshold, Identity)
+  ``(dt/tau_syn) w_in (dt/tau_mem) R`` (CubaLIF, CubaLI), 1 (Threshold, Identity, ANN)
   (each model's ``gain`` in :mod:`models.neurons`);
 * projection ``j`` reads a source whose output unit is ``s_j``: ``s_x = (2^input_bits
   - 1) / max_input`` for a real-valued graph input (MAC mode), 1 for spikes and
@@ -22,7 +22,7 @@ With ``Wmax = 2^(weight_bits-1) - 1`` and ``Mmax = 2^(membrane_bits-1) - 1``:
   weights fit; ``U_w = min_j U_wj`` (for a single projection this is the
   ``s_p s_x`` of the brief: ``s_p = Wmax / max|w_eff|``);
 * ``U_p = U_w / 2^K`` with the smallest ``K >= 0`` (at most ``max_acc_shift``) that
-  keeps the largest threshold below the headroom limit,
+  keeps the largest threshold (an ANN unit's ``a_max``) below the headroom limit,
   ``theta_max U_p <= Mmax / 2^headroom_bits`` (default: the membrane holds +-4
   thresholds). ``K = 0`` whenever the threshold already fits;
 * projection ``j`` gets the accumulator shift ``k_j = K + floor(log2(U_wj / U_w))``
@@ -351,9 +351,9 @@ def quantize(net: Net, chip=None, *, weight_bits: int | None = None, membrane_bi
         u_wj = [wmax * s / e.max_abs if e.max_abs > 0 else math.inf for e, s in zip(effs, s_src)]
         u_w = min(u_wj, default=math.inf)
         nm = neurons.model(pop.model)
-        th_key = nm.threshold
+        th_key = nm.ceiling  # the threshold, or an ANN unit's a_max: the headroom is left above it
         theta = None
-        if pop.spiking:
+        if th_key is not None:
             theta = np.broadcast_to(np.asarray(pop.params[th_key], dtype=np.float64).ravel(), (pop.size,))
             if not np.all(np.isfinite(theta)) or np.any(theta <= 0):
                 raise QuantizationError(f"population '{pop.name}': {th_key} must be finite and > 0")

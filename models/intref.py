@@ -71,6 +71,7 @@ CubaLIF     ``i <- sat(i + I + rshift_round(-alpha_syn_q * i, F))``, then
 CubaLI      as CubaLIF; output ``v``, never spikes
 Threshold   ``z = [I >= threshold]`` (stateless; ``v`` stays 0)
 Identity    ``v <- sat(I)``; output ``v``
+ANN         ``v <- min(max(I, 0), a_max)``; output ``v`` (a multi-bit value event)
 ==========  =======================================================================
 
 Each line is one model's ``int_update`` in the table :mod:`models.neurons` (its numpy

@@ -38,12 +38,12 @@ from .intarith import rshift_round, rshift_round_nb, saturate_nb
 
 __all__ = ["NeuronModel", "MODELS", "BY_NAME", "BY_CODE", "NEURON_MODELS", "NIR_NEURON_TYPES", "SPIKING",
            "INPUT_CODE", "CODE_IF", "CODE_I", "CODE_LIF", "CODE_LI", "CODE_CUBALIF", "CODE_THRESHOLD",
-           "CODE_IDENTITY", "CODE_CUBALI", "model",
+           "CODE_IDENTITY", "CODE_CUBALI", "CODE_ANN", "model",
            "fire_float", "fire_int", "int_update_nb", "floor_applies", "per_code"]
 
 # the chip's integer codes (``hwsim.program``'s ``pop_model``); the graph input is -1
 INPUT_CODE = -1
-CODE_IF, CODE_I, CODE_LIF, CODE_LI, CODE_CUBALIF, CODE_THRESHOLD, CODE_IDENTITY, CODE_CUBALI = range(8)
+CODE_IF, CODE_I, CODE_LIF, CODE_LI, CODE_CUBALIF, CODE_THRESHOLD, CODE_IDENTITY, CODE_CUBALI, CODE_ANN = range(9)
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ class NeuronModel:
     it comes from, ``round_half_away((dt / tau) 2^F)``; ``chip_params``: the engine's
     per-neuron field (``thr``, ``vreset``, ``alpha``, ``asyn``, ``vleak``) -> integer
     parameter; ``threshold``: the parameter a spike compares against (None: never
-    spikes); ``gain(arr, dt)``: the forward-Euler factor ``f`` the quantiser folds into
+    spikes); ``ceiling``: the parameter that bounds the membrane the quantiser leaves
+    headroom for (the threshold, or an ANN unit's ``a_max``); ``gain(arr, dt)``: the forward-Euler factor ``f`` the quantiser folds into
     the weights and biases (``arr(name)`` gives a checked float parameter array)."""
 
     name: str
@@ -68,6 +69,7 @@ class NeuronModel:
     leak_params: dict
     chip_params: dict
     threshold: str | None
+    ceiling: str | None
     gain: Callable
     float_update: Callable
     int_update: Callable
@@ -93,7 +95,8 @@ class NeuronModel:
 
 # ------------------------------------------------------------------------ the updates
 # float: (p, dt, v, i, I) -> (v, i); integer: (p, F, lo, hi, v, i, I) -> (v, i) with
-# lo, hi = -2^(M-1), 2^(M-1) - 1; Numba: (v, i, I, alpha, asyn, vleak, F, lo, hi) -> (v, i)
+# lo, hi = -2^(M-1), 2^(M-1) - 1; Numba: (v, i, I, thr, alpha, asyn, vleak, F, lo, hi) -> (v, i), one
+# neuron, with its engine fields (thr, alpha, asyn, vleak: ``chip_params``)
 
 def if_float(p, dt, v, i, I):
     r"""IF, I: :math:`v \leftarrow v + dt\,R\,I`."""
@@ -106,7 +109,7 @@ def if_int(p, F, lo, hi, v, i, I):
 
 
 @njit(cache=True, inline="always")
-def if_nb(v, i, I, alpha, asyn, vleak, F, lo, hi):
+def if_nb(v, i, I, thr, alpha, asyn, vleak, F, lo, hi):
     """IF, I: ``v <- sat(v + I)``."""
     return saturate_nb(v + I, lo, hi), i
 
@@ -122,7 +125,7 @@ def lif_int(p, F, lo, hi, v, i, I):
 
 
 @njit(cache=True, inline="always")
-def lif_nb(v, i, I, alpha, asyn, vleak, F, lo, hi):
+def lif_nb(v, i, I, thr, alpha, asyn, vleak, F, lo, hi):
     """LIF, LI: ``v <- sat(v + I + rshift_round(alpha_q * (v_leak - v), F))``."""
     return saturate_nb(v + I + rshift_round_nb(alpha * (vleak - v), F), lo, hi), i
 
@@ -143,7 +146,7 @@ def cuba_int(p, F, lo, hi, v, i, I):
 
 
 @njit(cache=True, inline="always")
-def cuba_nb(v, i, I, alpha, asyn, vleak, F, lo, hi):
+def cuba_nb(v, i, I, thr, alpha, asyn, vleak, F, lo, hi):
     """CubaLIF, CubaLI: ``i <- sat(i + I + rshift_round(-alpha_syn_q * i, F))``, then
     ``v <- sat(v + i + rshift_round(alpha_mem_q * (v_leak - v), F))`` (``alpha`` = alpha_mem_q,
     ``asyn`` = alpha_syn_q)."""
@@ -162,7 +165,7 @@ def threshold_int(p, F, lo, hi, v, i, I):
 
 
 @njit(cache=True, inline="always")
-def threshold_nb(v, i, I, alpha, asyn, vleak, F, lo, hi):
+def threshold_nb(v, i, I, thr, alpha, asyn, vleak, F, lo, hi):
     """Threshold: ``v`` unchanged (0); the kernel compares ``I`` with the threshold."""
     return v, i
 
@@ -178,9 +181,28 @@ def identity_int(p, F, lo, hi, v, i, I):
 
 
 @njit(cache=True, inline="always")
-def identity_nb(v, i, I, alpha, asyn, vleak, F, lo, hi):
+def identity_nb(v, i, I, thr, alpha, asyn, vleak, F, lo, hi):
     """Identity: ``v <- sat(I)``."""
     return saturate_nb(I, lo, hi), i
+
+
+def ann_float(p, dt, v, i, I):
+    r"""ANN (a quantised ReLU unit of a hybrid network): stateless,
+    :math:`a = \min(\max(I, 0), a_{max})`, output :math:`a` (kept as ``v``)."""
+    return np.clip(I, 0.0, p["a_max"]), i
+
+
+def ann_int(p, F, lo, hi, v, i, I):
+    """ANN: ``a = min(max(I, 0), a_max_q)`` with ``a_max_q = round_half_away(a_max U_p)``
+    (``1 <= a_max_q <= 2^(M-1) - 1``, checked by the quantiser): ``a`` is the value the
+    neuron sends, a multi-bit event of at most ``a_max_q``; output ``a``."""
+    return np.minimum(np.maximum(I, 0), p["a_max"]), i
+
+
+@njit(cache=True, inline="always")
+def ann_nb(v, i, I, thr, alpha, asyn, vleak, F, lo, hi):
+    """ANN: ``a = min(max(I, 0), a_max_q)`` (``thr`` holds ``a_max_q``)."""
+    return min(max(I, np.int64(0)), thr), i
 
 
 # ------------------------------------------------------------------------ the gains
@@ -211,45 +233,53 @@ _CUBA_LEAKS = {"alpha_syn_q": "tau_syn", "alpha_mem_q": "tau_mem"}
 MODELS = (
     NeuronModel("IF", CODE_IF, spikes=True, state=True, current=False,
                 float_params=("r", "v_threshold", "v_reset"), membrane_params=("v_threshold", "v_reset"),
-                leak_params={}, chip_params=_SPIKE_CHIP, threshold="v_threshold", gain=_gain_if,
+                leak_params={}, chip_params=_SPIKE_CHIP, threshold="v_threshold", ceiling="v_threshold",
+                gain=_gain_if,
                 float_update=if_float, int_update=if_int, nb_update=if_nb,
                 doc="integrate and fire"),
     NeuronModel("LIF", CODE_LIF, spikes=True, state=True, current=False,
                 float_params=("tau", "r", "v_leak", "v_threshold", "v_reset"),
                 membrane_params=("v_leak", "v_threshold", "v_reset"), leak_params={"alpha_q": "tau"},
-                chip_params={**_SPIKE_CHIP, **_LIF_CHIP}, threshold="v_threshold", gain=_gain_lif,
+                chip_params={**_SPIKE_CHIP, **_LIF_CHIP}, threshold="v_threshold", ceiling="v_threshold",
+                gain=_gain_lif,
                 float_update=lif_float, int_update=lif_int, nb_update=lif_nb,
                 doc="leaky integrate and fire"),
     NeuronModel("LI", CODE_LI, spikes=False, state=True, current=False,
                 float_params=("tau", "r", "v_leak"), membrane_params=("v_leak",), leak_params={"alpha_q": "tau"},
-                chip_params=_LIF_CHIP, threshold=None, gain=_gain_lif,
+                chip_params=_LIF_CHIP, threshold=None, ceiling=None, gain=_gain_lif,
                 float_update=lif_float, int_update=lif_int, nb_update=lif_nb,
                 doc="leaky integrator (readout: outputs v)"),
     NeuronModel("CubaLIF", CODE_CUBALIF, spikes=True, state=True, current=True,
                 float_params=("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"),
                 membrane_params=("v_leak", "v_threshold", "v_reset"), leak_params=_CUBA_LEAKS,
-                chip_params={**_SPIKE_CHIP, **_CUBA_CHIP}, threshold="v_threshold", gain=_gain_cuba,
+                chip_params={**_SPIKE_CHIP, **_CUBA_CHIP}, threshold="v_threshold", ceiling="v_threshold",
+                gain=_gain_cuba,
                 float_update=cuba_float, int_update=cuba_int, nb_update=cuba_nb,
                 doc="current-based leaky integrate and fire"),
     NeuronModel("CubaLI", CODE_CUBALI, spikes=False, state=True, current=True,
                 float_params=("tau_syn", "tau_mem", "r", "v_leak", "w_in"),
                 membrane_params=("v_leak",), leak_params=_CUBA_LEAKS,
-                chip_params=_CUBA_CHIP, threshold=None, gain=_gain_cuba,
+                chip_params=_CUBA_CHIP, threshold=None, ceiling=None, gain=_gain_cuba,
                 float_update=cuba_float, int_update=cuba_int, nb_update=cuba_nb,
                 doc="current-based leaky integrator (readout: CubaLIF without threshold, outputs v)"),
     NeuronModel("I", CODE_I, spikes=False, state=True, current=False,
                 float_params=("r",), membrane_params=(), leak_params={}, chip_params={}, threshold=None,
-                gain=_gain_if, float_update=if_float, int_update=if_int, nb_update=if_nb,
+                ceiling=None, gain=_gain_if, float_update=if_float, int_update=if_int, nb_update=if_nb,
                 doc="integrator (readout: outputs v)"),
     NeuronModel("Threshold", CODE_THRESHOLD, spikes=True, state=False, current=False,
                 float_params=("threshold",), membrane_params=("threshold",), leak_params={},
-                chip_params={"thr": "threshold"}, threshold="threshold", gain=_gain_one,
+                chip_params={"thr": "threshold"}, threshold="threshold", ceiling="threshold", gain=_gain_one,
                 float_update=threshold_float, int_update=threshold_int, nb_update=threshold_nb,
                 doc="stateless threshold z = [I >= theta]"),
     NeuronModel("Identity", CODE_IDENTITY, spikes=False, state=False, current=False,
                 float_params=(), membrane_params=(), leak_params={}, chip_params={}, threshold=None,
-                gain=_gain_one, float_update=identity_float, int_update=identity_int, nb_update=identity_nb,
-                nir=False, doc="the value of a linear Output node (lowering's readout)"),
+                ceiling=None, gain=_gain_one, float_update=identity_float, int_update=identity_int,
+                nb_update=identity_nb, nir=False, doc="the value of a linear Output node (lowering's readout)"),
+    NeuronModel("ANN", CODE_ANN, spikes=False, state=False, current=False,
+                float_params=("a_max",), membrane_params=("a_max",), leak_params={}, chip_params={"thr": "a_max"},
+                threshold=None, ceiling="a_max", gain=_gain_one, float_update=ann_float, int_update=ann_int,
+                nb_update=ann_nb, nir=False,
+                doc="quantised ReLU unit of a hybrid ANN/SNN network (no NIR node: built as a Net population)"),
 )
 BY_NAME = {m.name: m for m in MODELS}
 BY_CODE = {m.code: m for m in MODELS}
@@ -312,18 +342,20 @@ def fire_int(v, th, v_reset, reset: str, spikes: str):
 
 
 @njit(cache=True, inline="always")
-def int_update_nb(code, v, i, I, alpha, asyn, vleak, F, lo, hi):
+def int_update_nb(code, v, i, I, thr, alpha, asyn, vleak, F, lo, hi):
     """The Numba step of the model with ``code``: the table's ``nb_update`` of that model,
     chosen by the module-level codes (compiled in). Returns ``(v, i)``."""
     if code == CODE_IF or code == CODE_I:
-        return if_nb(v, i, I, alpha, asyn, vleak, F, lo, hi)
+        return if_nb(v, i, I, thr, alpha, asyn, vleak, F, lo, hi)
     if code == CODE_LIF or code == CODE_LI:
-        return lif_nb(v, i, I, alpha, asyn, vleak, F, lo, hi)
+        return lif_nb(v, i, I, thr, alpha, asyn, vleak, F, lo, hi)
     if code == CODE_CUBALIF or code == CODE_CUBALI:
-        return cuba_nb(v, i, I, alpha, asyn, vleak, F, lo, hi)
+        return cuba_nb(v, i, I, thr, alpha, asyn, vleak, F, lo, hi)
     if code == CODE_IDENTITY:
-        return identity_nb(v, i, I, alpha, asyn, vleak, F, lo, hi)
-    return threshold_nb(v, i, I, alpha, asyn, vleak, F, lo, hi)
+        return identity_nb(v, i, I, thr, alpha, asyn, vleak, F, lo, hi)
+    if code == CODE_ANN:
+        return ann_nb(v, i, I, thr, alpha, asyn, vleak, F, lo, hi)
+    return threshold_nb(v, i, I, thr, alpha, asyn, vleak, F, lo, hi)
 
 
 def _check_table() -> None:
@@ -332,7 +364,7 @@ def _check_table() -> None:
     if len(BY_NAME) != len(MODELS) or len(BY_CODE) != len(MODELS):
         raise RuntimeError("models.neurons: two entries share a name or a code")
     routes = {CODE_IF: if_nb, CODE_I: if_nb, CODE_LIF: lif_nb, CODE_LI: lif_nb, CODE_CUBALIF: cuba_nb,
-              CODE_CUBALI: cuba_nb, CODE_IDENTITY: identity_nb, CODE_THRESHOLD: threshold_nb}
+              CODE_CUBALI: cuba_nb, CODE_IDENTITY: identity_nb, CODE_THRESHOLD: threshold_nb, CODE_ANN: ann_nb}
     for m in MODELS:
         if routes.get(m.code) is not m.nb_update:
             raise RuntimeError(f"models.neurons: {m.name}'s nb_update is not what int_update_nb dispatches to")

@@ -15,6 +15,8 @@ CubaLIF     :math:`I_s \leftarrow I_s + \frac{dt}{\tau_{syn}}(-I_s + w_{in} I)`,
             :math:`v \leftarrow v + \frac{dt}{\tau_{mem}}(v_{leak} - v + R\,I_s)`
 CubaLI      as CubaLIF, never spikes; output = v
 Threshold   :math:`z = [I \ge \theta]` (stateless)
+ANN         :math:`a = \min(\max(I, 0), a_{max})` (stateless; output = a; a
+            quantised ReLU unit of a hybrid network, built as a Net population)
 ==========  ==================================================================
 
 Each line is one model's ``float_update`` in the table :mod:`models.neurons`.

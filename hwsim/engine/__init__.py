@@ -10,10 +10,13 @@ events (an event = a nonzero source value on an axon row: the row's stored weigh
 read and multiplied into per-(projection, post) accumulators, one AC per weight for a
 spike source, one MAC for a real-valued graph input), every partial-sum tile of a
 projection adds into the same accumulator, each projection's sum is shifted by its
-``acc_shift`` (``rshift_round``) and the neurons update per the integer contract.
+``acc_shift`` (``rshift_round``) and the neurons update per the integer contract (each
+model's Numba step from the table :mod:`models.neurons`; spikes, reset and the membrane
+floor ``v_min`` after them, as :mod:`models.intref` writes them).
 
 Counters (per core and step, summed over samples; :data:`COUNTERS`): input events,
-ACs, MACs, neuron updates, spikes out, state words (neuron updates, x2 for CubaLIF),
+ACs, MACs, neuron updates, spikes out, state words (neuron updates, x2 for CubaLIF and
+CubaLI: each model's ``state_words``),
 partial-sum ops (a partial tile that received at least one event adds its ``n_cols``
 partial sums into its soma; counted on the soma's core), packets, flits and flit-hops
 (spike packets: one per spiking neuron with remote destinations, per destination core

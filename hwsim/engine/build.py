@@ -25,7 +25,9 @@ from models.intref import int_v_min, quant_meta
 
 from ..noc import link_tables, routes
 from ..program import Program
-from .layout import KERNEL_FIELDS, NREC, WORK_FIELDS, kernel_field, pack
+from .layout import (KERNEL_FIELDS, NIO, NREC, NTC, REC_ACC, REC_ACS, REC_CYCLES, REC_ENT, REC_EVENTS,
+                     REC_MACS, REC_N, REC_TILE, TC_ACS, TC_CYCLES, TC_EVENTS, TC_MACS, WORK_FIELDS, kernel_field,
+                     pack)
 
 __all__ = ["kernel_inputs", "work_layout", "input_array", "membrane_floor"]
 
@@ -417,14 +419,14 @@ def _slot_records(pre_ptr: np.ndarray, grp_rows: np.ndarray, row_ptr: np.ndarray
     ne = n_e[occ]
     mac = np.asarray(row_mac)[rr] != 0
     rec = np.zeros((occ.size, NREC), np.int64)
-    rec[:, 0] = np.where(span, sp_acc, 0)
-    rec[:, 1] = np.where(span, sp_ent, np.asarray(row_ptr)[rr])
-    rec[:, 2] = np.where(span, sp_len, -ne)
-    rec[:, 3] = np.asarray(row_tile, np.int64)[rr]
-    rec[:, 4] = first
-    rec[:, 5] = np.where(first & ~mac, ne, 0)
-    rec[:, 6] = np.where(first & mac, ne, 0)
-    rec[:, 7] = np.where(first, np.asarray(row_cyc, np.int64)[rr], 0)
+    rec[:, REC_ACC] = np.where(span, sp_acc, 0)
+    rec[:, REC_ENT] = np.where(span, sp_ent, np.asarray(row_ptr)[rr])
+    rec[:, REC_N] = np.where(span, sp_len, -ne)
+    rec[:, REC_TILE] = np.asarray(row_tile, np.int64)[rr]
+    rec[:, REC_EVENTS] = first
+    rec[:, REC_ACS] = np.where(first & ~mac, ne, 0)
+    rec[:, REC_MACS] = np.where(first & mac, ne, 0)
+    rec[:, REC_CYCLES] = np.where(first, np.asarray(row_cyc, np.int64)[rr], 0)
     slot = np.repeat(np.arange(pre_ptr.size - 1), np.diff(pre_ptr))
     per_slot = np.zeros(pre_ptr.size - 1, np.int64)
     np.add.at(per_slot, slot, k)
@@ -442,9 +444,10 @@ def _compact_rows(grp_src: np.ndarray, grp_pre_off: np.ndarray, pre_ptr: np.ndar
     A group (population, source, delay) whose rows all address a window of at most
     ``max_acc`` accumulators ``a0 .. a0 + na - 1`` on at most ``max_tiles`` tiles
     (a classifier layer: 10 outputs) gets a dense table ``cr``: source ``i``'s row is
-    ``R = na + 4 * nt`` int64, the sums of its rows' weights per window slot
+    ``R = na + NTC * nt`` int64, the sums of its rows' weights per window slot
     (``cr[i, a - a0] = sum of w over the source's entries at slot a``), then per tile
-    ``k`` of the group its counts (events, integrate cycles, AC, MAC) of one event.
+    ``k`` of the group its NTC = 4 counts of one event (events, integrate cycles, AC,
+    MAC: :data:`hwsim.engine.layout.TILE_COUNTS`).
     An event of value ``x`` adds ``x`` times the weight part and the count part once
     into a local row; the group's sums and tile counts are added once per step. The
     same integer sums and counts as the records (:func:`_slot_records`, still built),
@@ -468,25 +471,25 @@ def _compact_rows(grp_src: np.ndarray, grp_pre_off: np.ndarray, pre_ptr: np.ndar
         if r.size == 0 or ln.sum() == 0:
             continue
         n_tiles = np.unique(row_tile[r]).size
-        if n_tiles > max_tiles or n_src * 4 * n_tiles > max_entries or ln.max() > max_acc:
+        if n_tiles > max_tiles or n_src * NTC * n_tiles > max_entries or ln.max() > max_acc:
             continue  # cannot qualify (checked before the group's entries are gathered)
         ent = np.repeat(row_ptr[r] - np.concatenate([[0], np.cumsum(ln)[:-1]]), ln) + np.arange(int(ln.sum()))
         a = np.asarray(ea, np.int64)[ent]
         lo, hi = int(a.min()), int(a.max())
         tiles, tk = np.unique(row_tile[r], return_inverse=True)
         na, nt = hi - lo + 1, tiles.size
-        R = -(-(na + 4 * nt) // 4) * 4  # padded with zeros to whole 4-lane vectors
+        R = -(-(na + NTC * nt) // 4) * 4  # padded with zeros to whole 4-lane vectors
         if na > max_acc or nt > max_tiles or n_src * R > max_entries:
             continue
         src = np.repeat(np.arange(n_src), np.diff(pre_ptr[s0:s0 + n_src + 1]))  # source of each row
         tab = np.zeros((n_src, R), np.int64)
         np.add.at(tab, (np.repeat(src, ln), a - lo), np.asarray(ew, np.int64)[ent])
         mac = np.asarray(row_mac)[r] != 0
-        c = na + 4 * tk
-        np.add.at(tab, (src, c), 1)
-        np.add.at(tab, (src, c + 1), np.asarray(row_cyc, np.int64)[r])
-        np.add.at(tab, (src, c + 2), np.where(mac, 0, ln))
-        np.add.at(tab, (src, c + 3), np.where(mac, ln, 0))
+        c = na + NTC * tk
+        np.add.at(tab, (src, c + TC_EVENTS), 1)
+        np.add.at(tab, (src, c + TC_CYCLES), np.asarray(row_cyc, np.int64)[r])
+        np.add.at(tab, (src, c + TC_ACS), np.where(mac, 0, ln))
+        np.add.at(tab, (src, c + TC_MACS), np.where(mac, ln, 0))
         off[g], a0s[g], nas[g], rs[g] = pos, lo, na, R
         pos += tab.size
         blocks.append(tab.reshape(-1))
@@ -588,7 +591,7 @@ def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nda
     size = {"v": N, "isyn": N, "acc": max(prog.n_acc, 1), "nz": ring, "nzv": ring, "nzc": int(prog.pop_ring.sum()),
             "Ib": max(int(prog.pop_size.max()), 1), "o_all": N, "same": T, "prev_i": n_in, "prev_v": n_in, "in_zero": P,
             "hot": P, "done": P, "pk_t0": npk, "pk_fl": npk, "pk_id": npk, "pk_base": npk, "link_flits": nl,
-            "l_cnt": nl, "l_used": nl, "l_at": nl, "pk_off": npk, "pk_tr": npk, "in_cnt": 3 * C,
+            "l_cnt": nl, "l_used": nl, "l_at": nl, "pk_off": npk, "pk_tr": npk, "in_cnt": NIO * C,
             "m_ok": P, "m_t0": ncand, "m_dl": ncand, "cr_loc": max(int(kernel_field(kb, ko, "cr_max")[0]), 1)}
     ncls = max(int(kernel_field(kb, ko, "n_cls")[0]), 1)
     for n in ("cls_tr", "tr_t0", "tr_len", "tr_rep", "tr_base"):

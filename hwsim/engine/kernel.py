@@ -24,7 +24,9 @@ from models.neurons import CODE_IF, int_update_nb
 
 from .layout import (CNT_ACS, CNT_BUSY_CYCLES, CNT_EVENTS, CNT_FLITS, CNT_FLIT_HOPS, CNT_INTERCHIP_FLITS,
                      CNT_IO_IN_FLITS, CNT_IO_IN_FLIT_HOPS, CNT_IO_OUT_FLITS, CNT_MACS, CNT_PACKETS, CNT_PSUM_OPS,
-                     CNT_SPIKES, HSTAT_OVERRUNS, NREC, Packed, open_edges, open_groups, open_input_io, open_neurons,
+                     CNT_SPIKES, HSTAT_OVERRUNS, IO_FLIT_HOPS, IO_FLITS, IO_INTERCHIP_FLITS, NIO, NREC, NTC,
+                     REC_ACC, REC_ACS, REC_CYCLES, REC_ENT, REC_EVENTS, REC_MACS, REC_N, REC_TILE, TC_ACS, TC_CYCLES,
+                     TC_EVENTS, TC_MACS, Packed, open_edges, open_groups, open_input_io, open_neurons,
                      open_pops, open_projs, open_scalars, open_state, open_tile_counts, open_tiles)
 from .timing import step_timing
 
@@ -158,8 +160,8 @@ def _neurons(tab, work, p, t, lo, hi, wbase):
         if stateless_spike:
             o = np.int64(1) if I >= thr[gi] else np.int64(0)
         else:
-            vv, ii = int_update_nb(model, state.v[gi], state.isyn[gi], I, nrns.alpha[gi], nrns.asyn[gi], nrns.vleak[gi],
-                                   opt.F, lo, hi)
+            vv, ii = int_update_nb(model, state.v[gi], state.isyn[gi], I, thr[gi], nrns.alpha[gi], nrns.asyn[gi],
+                                   nrns.vleak[gi], opt.F, lo, hi)
             state.isyn[gi] = ii
             o = np.int64(0)
             if spk:
@@ -255,11 +257,11 @@ def _events(tab, ent, work, p, t, inputs):
                 state.cr_loc[u] = 0
             t0 = grps.cr_tptr[gg]
             for k in range(t0, grps.cr_tptr[gg + 1]):
-                c = na + np.uint64(4 * (k - t0))
-                _add_tile_counts(tcnt, grps.cr_tiles[k], state.cr_loc[c], state.cr_loc[c + 1], state.cr_loc[c + 2],
-                                 state.cr_loc[c + 3])
-                n_rows += state.cr_loc[c]
-                for u in range(4):
+                c = na + np.uint64(NTC * (k - t0))
+                _add_tile_counts(tcnt, grps.cr_tiles[k], state.cr_loc[c + TC_EVENTS], state.cr_loc[c + TC_CYCLES],
+                                 state.cr_loc[c + TC_ACS], state.cr_loc[c + TC_MACS])
+                n_rows += state.cr_loc[c + TC_EVENTS]
+                for u in range(NTC):
                     state.cr_loc[c + u] = 0
             continue
         for j in range(nn):
@@ -268,12 +270,12 @@ def _events(tab, ent, work, p, t, inputs):
             x32 = _I32_MIN <= xv <= _I32_MAX
             xs = np.int32(xv) if x32 else np.int32(0)
             for k in range(grps.rec_ptr[pp + i], grps.rec_ptr[pp + i + 1]):
-                b = np.uint64(NREC * k)  # record: acc, ent, n, tile, events, AC, MAC, cycles
-                n = grps.rec[b + 2]
+                b = np.uint64(NREC * k)  # record: layout.REC_FIELDS
+                n = grps.rec[b + REC_N]
                 if n >= 0:  # a span: n consecutive accumulators
                     # unsigned indices: no negative-index wraparound, so the loop vectorises
-                    ua = np.uint64(grps.rec[b])
-                    ue = np.uint64(grps.rec[b + 1])
+                    ua = np.uint64(grps.rec[b + REC_ACC])
+                    ue = np.uint64(grps.rec[b + REC_ENT])
                     if xv == 1:  # a binary spike: add the weights (no 64-bit multiply)
                         for u in range(np.uint64(n)):
                             state.acc[ua + u] += ent_w[ue + u]
@@ -284,7 +286,7 @@ def _events(tab, ent, work, p, t, inputs):
                         for u in range(np.uint64(n)):
                             state.acc[ua + u] += ent_w[ue + u] * xv
                 else:  # a scattered row: -n entries from ent
-                    e0 = grps.rec[b + 1]
+                    e0 = grps.rec[b + REC_ENT]
                     if xv == 1:
                         for e in range(e0, e0 - n):
                             state.acc[ent_acc[e]] += ent_w[e]
@@ -292,7 +294,7 @@ def _events(tab, ent, work, p, t, inputs):
                         for e in range(e0, e0 - n):
                             state.acc[ent_acc[e]] += ent_w[e] * xv
                 # the tile's counts, in registers while the records stay on one tile
-                kk = grps.rec[b + 3]
+                kk = grps.rec[b + REC_TILE]
                 if kk != k_run:
                     if k_run >= 0:
                         _add_tile_counts(tcnt, k_run, s_nev, s_cyc, s_ac, s_mac)
@@ -302,10 +304,10 @@ def _events(tab, ent, work, p, t, inputs):
                     s_cyc = 0
                     s_ac = 0
                     s_mac = 0
-                s_nev += grps.rec[b + 4]
-                s_ac += grps.rec[b + 5]
-                s_mac += grps.rec[b + 6]
-                s_cyc += grps.rec[b + 7]
+                s_nev += grps.rec[b + REC_EVENTS]
+                s_ac += grps.rec[b + REC_ACS]
+                s_mac += grps.rec[b + REC_MACS]
+                s_cyc += grps.rec[b + REC_CYCLES]
     if k_run >= 0:
         _add_tile_counts(tcnt, k_run, s_nev, s_cyc, s_ac, s_mac)
         n_rows += s_nev
@@ -368,15 +370,15 @@ def _sample(tab, ent, work, inp, outs, vcd, tim, bg, rb, g, timed):
             for j in range(nn0):
                 i = state.nz[base0 + j]
                 if io.dst_ptr[i + 1] > io.dst_ptr[i]:
-                    ci = 3 * io.dst_core[io.dst_ptr[i]]
+                    ci = NIO * io.dst_core[io.dst_ptr[i]]
                     fm = opt.in_flits * (state.nzv[base0 + j] if opt.in_mult != 0 else 1)
-                    state.in_cnt[ci] += io.pk[i] * fm
-                    state.in_cnt[ci + 1] += io.hops[i] * fm
-                    state.in_cnt[ci + 2] += io.icx[i] * fm
+                    state.in_cnt[ci + IO_FLITS] += io.pk[i] * fm
+                    state.in_cnt[ci + IO_FLIT_HOPS] += io.hops[i] * fm
+                    state.in_cnt[ci + IO_INTERCHIP_FLITS] += io.icx[i] * fm
         for c in range(n_cores):
-            cnt_t[c, CNT_IO_IN_FLITS] += state.in_cnt[3 * c]
-            cnt_t[c, CNT_IO_IN_FLIT_HOPS] += state.in_cnt[3 * c + 1]
-            cnt_t[c, CNT_INTERCHIP_FLITS] += state.in_cnt[3 * c + 2]
+            cnt_t[c, CNT_IO_IN_FLITS] += state.in_cnt[NIO * c + IO_FLITS]
+            cnt_t[c, CNT_IO_IN_FLIT_HOPS] += state.in_cnt[NIO * c + IO_FLIT_HOPS]
+            cnt_t[c, CNT_INTERCHIP_FLITS] += state.in_cnt[NIO * c + IO_INTERCHIP_FLITS]
         if rb < outs.n_rec:
             for j in range(nn0):
                 outs.all_out[rb, t, state.nz[base0 + j]] = state.nzv[base0 + j]

@@ -28,7 +28,23 @@ HSTAT = ("lat_max", "deliveries", "overruns", "noc_calls", "train_calls")
 HSTAT_LAT_MAX, HSTAT_DELIVERIES, HSTAT_OVERRUNS, HSTAT_NOC_CALLS, HSTAT_TRAIN_CALLS = range(len(HSTAT))
 __all__ += ["HSTAT"] + ["HSTAT_" + n.upper() for n in HSTAT]
 
-NREC = 8  # int64 fields per event record (:func:`hwsim.engine.build._slot_records`)
+# Fields of an event record (int64 each, :func:`hwsim.engine.build._slot_records`): the first
+# accumulator and crossbar entry, n (>= 0: a span of n consecutive accumulators; < 0: -n
+# scattered entries), the tile, and the row's events, ACs, MACs and integrate cycles
+# (on the row's first record only).
+REC_FIELDS = ("acc", "ent", "n", "tile", "events", "acs", "macs", "cycles")
+REC_ACC, REC_ENT, REC_N, REC_TILE, REC_EVENTS, REC_ACS, REC_MACS, REC_CYCLES = range(len(REC_FIELDS))
+NREC = len(REC_FIELDS)
+# Columns of a tile's counts in a short-row group's row, after its accumulator sums
+# (:func:`hwsim.engine.build._compact_rows`), and of the input I/O counts per core (``in_cnt``).
+TILE_COUNTS = ("events", "cycles", "acs", "macs")
+TC_EVENTS, TC_CYCLES, TC_ACS, TC_MACS = range(len(TILE_COUNTS))
+NTC = len(TILE_COUNTS)
+IO_COUNTS = ("flits", "flit_hops", "interchip_flits")
+IO_FLITS, IO_FLIT_HOPS, IO_INTERCHIP_FLITS = range(len(IO_COUNTS))
+NIO = len(IO_COUNTS)
+__all__ += ["REC_FIELDS", "TILE_COUNTS", "IO_COUNTS", "NTC", "NIO"] + ["REC_" + n.upper() for n in REC_FIELDS] + \
+    ["TC_" + n.upper() for n in TILE_COUNTS] + ["IO_" + n.upper() for n in IO_COUNTS]
 
 # Everything the kernels read is packed into one int64 array ``kb`` (field ``f`` is
 # ``kb[ko[f]:ko[f + 1]]``; scalars are one-element fields; booleans are 0 / 1), and every

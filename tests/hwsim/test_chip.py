@@ -62,7 +62,7 @@ def test_other_preset_totals():
     tiny = load_chip("tiny")
     assert tiny.total_cores == 4 and tiny.crossbar_cells == 4 * 16 * 16
     assert tiny.mesh.max_chips == 4 and tiny.cycle_ns == pytest.approx(10.0)
-    assert len(tiny.core.neuron_models) == 8 and tiny.core.state_bits == 16
+    assert len(tiny.core.neuron_models) == 9 and tiny.core.state_bits == 16
 
 
 def test_issue22_fields_of_the_presets():

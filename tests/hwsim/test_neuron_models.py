@@ -131,3 +131,38 @@ def test_cubali_readout_end_to_end(tmp_path, mode):
         assert np.abs(out / unit - fl).max() < 0.03 * np.abs(fl).max()  # 1.2 %: 8 leak fraction bits
     with pytest.raises(Exception, match="CubaLI"):
         map_model(g, load_chip("tianjic"))  # Tianjic lists no CubaLI
+
+
+def _ann_net(seed: int = 4):
+    """Real-valued input -> ANN (quantised ReLU, bias, per-neuron a_max) -> IF: a hybrid layer."""
+    from models.net import DenseProjection, Net, Population
+
+    rng = np.random.default_rng(seed)
+    inp = Population("in", "input", (10,))
+    h = Population("h", "ANN", (14,), {"a_max": rng.uniform(0.6, 1.2, 14)}, bias=rng.normal(0, 0.2, 14))
+    o = Population("o", "IF", (5,), {k: np.full(5, v) for k, v in dict(r=1.0, v_threshold=1.0, v_reset=0.0).items()})
+    projs = [DenseProjection("d1", "in", "h", rng.normal(0.15, 0.6, (14, 10)), mode="MAC"),
+             DenseProjection("d2", "h", "o", rng.normal(0.1, 0.5, (5, 14)), mode="MAC")]
+    return Net([inp, h, o], projs, "o", input_spiking=False), rng.random((12, 5, 10))
+
+
+@pytest.mark.parametrize("mode", ["sync", "pipelined"])
+def test_ann_unit_chip_equals_intref(mode):
+    """ANN: a = min(max(I, 0), a_max) in float, min(max(I, 0), a_max_q) in integers; its values
+    travel as multi-bit events (MACs downstream); chip == integer reference."""
+    from models.reference import simulate_net
+
+    net, x = _ann_net()
+    m = map_model(net, load_chip("tiny").with_overrides({**SMALL, "timing.mode": mode}))
+    qh = m.net.pop["h"]
+    assert qh.model == "ANN" and sorted(qh.params) == ["a_max"] and (qh.params["a_max"] >= 1).all()
+    r = simulate(m, x, record="all", timing_samples=1)
+    ref = simulate_int(reference_net(m.net, mode), x, record="all")
+    _same(ref, r)
+    a = ref.spikes["h"]
+    assert np.array_equal(a, ref.membrane["h"]) and (a == 0).any() and (a == qh.params["a_max"]).any()
+    assert (a > 1).any() and r.totals()["macs"] > 0 and r.totals()["spikes"] == int(ref.spikes["o"].sum())
+    if mode == "sync":  # in its unit the integer activation follows the float one (8-bit input)
+        unit = m.net.metadata["quant"]["populations"]["h"]["unit"]
+        fl = simulate_net(net, x, record=["h"]).spikes["h"]
+        assert np.abs(a / unit - fl).max() < 0.02 * fl.max()

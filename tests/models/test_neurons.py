@@ -20,16 +20,16 @@ def test_every_layer_reads_the_table():
     assert NEURON_MODELS == names
     assert MODEL_CODES == {"input": -1, **{m.name: m.code for m in neurons.MODELS}}
     # the codes of the models the project had before the table are unchanged (programs, tests)
-    assert [MODEL_CODES[k] for k in ("IF", "I", "LIF", "LI", "CubaLIF", "Threshold", "Identity", "CubaLI")] == \
-        list(range(8))
-    assert set(NEURON_TYPES) == set(names) - {"Identity"}
+    assert [MODEL_CODES[k] for k in ("IF", "I", "LIF", "LI", "CubaLIF", "Threshold", "Identity", "CubaLI", "ANN")] == \
+        list(range(9))
+    assert set(NEURON_TYPES) == set(names) - {"Identity", "ANN"}
     assert set(SPIKING_TYPES) == {"IF", "LIF", "CubaLIF", "Threshold"}
     assert SPIKING_SOURCES == ("input", "IF", "LIF", "CubaLIF", "Threshold")
     for t in NEURON_TYPES:
         assert PARAM_FIELDS[t] == NEURON_PARAMS[t] == neurons.model(t).float_params
     assert [Population("p", m, (1,)).spiking for m in names] == [neurons.model(m).spikes for m in names]
     assert neurons.model("CubaLI").int_params == ("v_leak", "alpha_syn_q", "alpha_mem_q")
-    assert neurons.per_code("state_words").tolist() == [1, 1, 1, 1, 2, 1, 1, 2]
+    assert neurons.per_code("state_words").tolist() == [1, 1, 1, 1, 2, 1, 1, 2, 1]
     with pytest.raises(KeyError, match="Izhikevich.*known: IF"):
         neurons.model("Izhikevich")
 
@@ -65,7 +65,7 @@ def test_cubali_steps_by_hand():
     assert (i.tolist(), v.tolist()) == ([1000], [1000])
     v, i = m.int_update(q, 12, lo, hi, v, i, np.array([0]))
     assert (i.tolist(), v.tolist()) == ([500], [1250])
-    assert neurons.int_update_nb(m.code, 1000, 1000, 0, 1024, 2048, 0, 12, lo, hi) == (1250, 500)
+    assert neurons.int_update_nb(m.code, 1000, 1000, 0, 0, 1024, 2048, 0, 12, lo, hi) == (1250, 500)
 
 
 @pytest.mark.parametrize("name", [m.name for m in neurons.MODELS if m.state or not m.spikes])
@@ -79,11 +79,14 @@ def test_numba_step_equals_numpy_step(name):
          "alpha_syn_q": rng.integers(1, 256, n), "v_leak": rng.integers(-50, 50, n)}
     v, i = rng.integers(lo, hi + 1, n), rng.integers(lo, hi + 1, n)
     I = rng.integers(-3 * hi, 3 * hi, n)
-    ev, ei = m.int_update(p, F, lo, hi, v.copy(), i.copy(), I)
     alpha = p["alpha_mem_q"] if m.current else p["alpha_q"]
-    got = [neurons.int_update_nb(m.code, v[k], i[k], I[k], alpha[k], p["alpha_syn_q"][k], p["v_leak"][k], F, lo, hi)
-           for k in range(n)]
+    p["a_max"] = rng.integers(1, hi, n)
+    ev, ei = m.int_update(p, F, lo, hi, v.copy(), i.copy(), I)
+    got = [neurons.int_update_nb(m.code, v[k], i[k], I[k], p["a_max"][k], alpha[k], p["alpha_syn_q"][k],
+                                 p["v_leak"][k], F, lo, hi) for k in range(n)]
     assert [g[0] for g in got] == np.asarray(ev).tolist()
     if m.current:
         assert [g[1] for g in got] == np.asarray(ei).tolist()
-    assert ((np.asarray(ev) == lo) | (np.asarray(ev) == hi)).any()  # saturation was exercised
+    top = p["a_max"] if name == "ANN" else hi
+    bottom = 0 if name == "ANN" else lo
+    assert ((np.asarray(ev) == bottom) | (np.asarray(ev) == top)).any()  # saturation / clipping was exercised

@@ -84,3 +84,25 @@ def test_run_missing_mapping(tmp_path):
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "no_such_mapping" in lines[0] and "Traceback" not in p.stderr
+
+
+def test_run_membrane_floor(mlp_mapping, tmp_path):
+    """``--v-min`` reaches the chip and the integer-reference check; a bad floor is one line."""
+    from hwsim.result import RunResult
+    from mapper.mapping import Mapping
+    from models.datasets import mnist_sequences
+    from models.intref import simulate_int
+
+    p = cli("run", mlp_mapping, "--samples", 12, "--steps", 16, "--v-min=-threshold", "--check", 12,
+            "-o", tmp_path / "res")
+    assert p.returncode == 0, p.stderr
+    assert "v_min=-threshold" in p.stdout and "identical to the integer reference: yes" in p.stdout
+    m = Mapping.load(mlp_mapping)
+    seq = mnist_sequences("direct", 16, start=8000, samples=12)
+    meta = m.net.metadata
+    ref = simulate_int(m.net, seq.inputs, reset=meta["reset"], spikes=meta["spikes"], v_min="-threshold")
+    r = RunResult.load(tmp_path / "res")
+    np.testing.assert_array_equal(r.output, ref.output)
+    assert r.meta["semantics"]["v_min"] == "-threshold"
+    p = cli("run", mlp_mapping, "--samples", 2, "--v-min", "0.5")
+    assert p.returncode == 2 and "--v-min must be" in p.stderr and len(p.stderr.strip().splitlines()) == 1
