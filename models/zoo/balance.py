@@ -27,9 +27,11 @@ the ReLU the IF layer stands for) over all samples and neurons of the layer, the
 same for every neuron of the layer. An IF neuron with subtractive reset then fires
 at about ``a / theta`` spikes per step (at most one), so the layer's rate is about
 ``mean(max(a, 0)) / P_p``: for a Gaussian-like ``a`` about 13 %, whatever the
-weight scale. Measured (T = 4, rate-coded smooth images, 16 samples): LeNet-5 CIFAR
-goes from 7.4, 2.9, 0.2, 0, 0 % to 7.5, 8.3, 8.5, 6.8, 7.5 % per layer; VGG-11 CIFAR
-from 5.6, 0.9, then 0 % to 3.5-9.2 % in every layer.
+weight scale; fewer over a few steps, since a neuron fires about
+``floor(T a / theta)`` times in T steps (``count theta + v[T] = T a`` exactly). Measured at T = 4 (rate-coded smooth images, 10 % input spikes):
+LeNet-5 CIFAR goes from 7.6, 3.2, 0.3, 0, 0 % to 7.2, 7.7, 7.1, 6.4, 6.3 % per layer
+on its 16 calibration samples; VGG-11 CIFAR from 6.0, 1.1 %, then 0 %, to 3.8-10 %
+in every layer on other inputs (``bench/results/scale.md``).
 
 **Thresholds, not weights.** Rueckauer et al. scale the weights,
 ``W_l <- W_l lambda_{l-1} / lambda_l`` with threshold 1; here each IF node's
@@ -38,7 +40,7 @@ For IF neurons with ``v_reset = 0`` both give the same spikes (the membrane is
 scaled by ``1/theta_l``), and on the chip the same integers
 (:mod:`mapper.quantize` takes the membrane unit from ``max|w|``, so ``W / theta``
 with threshold 1 and ``W`` with threshold ``theta`` round to the same integer
-weights and threshold). Thresholds also balance a residual sum (ResNet's
+weights and threshold, up to a float rounding tie). Thresholds also balance a residual sum (ResNet's
 ``if2`` adds a weighted branch and an identity skip that has no weight to scale)
 and keep the graph's weights comparable across balancing runs.
 
