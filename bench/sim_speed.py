@@ -9,8 +9,9 @@ in ONE run against yardsticks on this machine:
   the extra cost of timing is measured per timed sample and scaled to all samples,
   and the table says so;
 * (a) snnTorch on the CPU with the same float weights and steps (the float network,
-  built by hand from the NIR graph: torch Conv2d / Linear / sum-pooling + ``snn.Leaky(
-  beta=1, threshold, reset_mechanism="subtract", reset_delay=False)``); its accuracy and
+  built from the NIR graph by ``bench/snntorch_port.py``: torch Conv2d / Linear /
+  pooling + ``snn.Leaky(beta=1, threshold, reset_mechanism="subtract",
+  reset_delay=True)``, equations in its docstring); its accuracy and
   predictions are checked against ``models.simulate`` (our float reference) to
   sanity-check the port. Skipped, with a message, when torch / snntorch are absent
   (``pip install -e '.[bench]'``);
@@ -58,6 +59,7 @@ from hwsim.engine import simulate as hw_simulate  # noqa: E402
 from hwsim.program import compile as compile_program  # noqa: E402
 from mapper.mapping import map_model  # noqa: E402
 from models import lower, simulate as float_simulate  # noqa: E402
+from snntorch_port import build_snntorch, run_snntorch  # noqa: E402 (bench/, this script's folder)
 from models.datasets import load_nmnist, mnist_sequences, shared_data_dir  # noqa: E402
 from models.defaults import HELD_OUT_START, STEPS  # noqa: E402
 from models.intref import simulate_int  # noqa: E402
@@ -165,102 +167,6 @@ def neuron_floor(prog, steps: int, samples: int, seed: int = 0) -> dict:
         _neuron_floor(cur, thr, steps, samples, sh, lo, hi, nt)
         best = min(best, time.perf_counter() - t0)
     return {"neurons": int(thr.size), "seconds": best, "updates_per_s": thr.size * steps * samples / best}
-
-
-# ----------------------------------------------------------------------------- snnTorch
-
-def build_snntorch(graph):
-    """The float network of a feed-forward NIR graph as torch ops + snn.Leaky(beta=1)
-    (IF with subtractive reset, spike when v >= threshold is approximated by snnTorch's
-    v > threshold; equality is measure-zero with float weights)."""
-    import snntorch as snn
-    import torch
-    import torch.nn.functional as F
-
-    class SumPool(torch.nn.Module):
-        def __init__(self, k, s, p):
-            super().__init__()
-            self.k, self.s, self.p = k, s, p
-
-        def forward(self, x):
-            return F.avg_pool2d(x, self.k, self.s, self.p, count_include_pad=True) * (self.k[0] * self.k[1])
-
-    def pair(v):
-        v = np.atleast_1d(np.asarray(v)).astype(int)
-        return (int(v[0]), int(v[-1]))
-
-    order = [n for n in graph.order if n not in (graph.input_name, graph.output_name)]
-    ops = []
-    for n in order:
-        if len(graph.preds[n]) != 1:
-            raise SystemExit(f"snnTorch port: node {n} has {len(graph.preds[n])} inputs (feed-forward only)")
-        nd = graph.nodes[n]
-        kind = type(nd).__name__
-        if kind == "Conv2d":
-            w = torch.tensor(np.asarray(nd.weight, np.float32))
-            conv = torch.nn.Conv2d(w.shape[1] * int(nd.groups), w.shape[0], tuple(w.shape[2:]),
-                                   stride=pair(nd.stride), padding=pair(nd.padding), dilation=pair(nd.dilation),
-                                   groups=int(nd.groups), bias=True)
-            conv.weight.data[:] = w
-            conv.bias.data[:] = torch.tensor(np.broadcast_to(np.asarray(nd.bias, np.float32), (w.shape[0],)).copy())
-            ops.append(("op", conv))
-        elif kind in ("Affine", "Linear"):
-            w = torch.tensor(np.asarray(nd.weight, np.float32))
-            lin = torch.nn.Linear(w.shape[1], w.shape[0], bias=kind == "Affine")
-            lin.weight.data[:] = w
-            if kind == "Affine":
-                lin.bias.data[:] = torch.tensor(np.asarray(nd.bias, np.float32))
-            ops.append(("op", lin))
-        elif kind == "SumPool2d":
-            ops.append(("op", SumPool(pair(nd.kernel_size), pair(nd.stride), pair(nd.padding))))
-        elif kind == "Flatten":
-            ops.append(("op", torch.nn.Flatten(start_dim=1)))
-        elif kind == "IF":
-            r = np.unique(np.asarray(nd.r))
-            thr = np.unique(np.asarray(nd.v_threshold))
-            if r.size != 1 or thr.size != 1 or float(np.max(np.abs(np.asarray(nd.v_reset)))) != 0.0:
-                raise SystemExit(f"snnTorch port: IF {n} needs uniform r and threshold and v_reset = 0")
-            scale = float(r[0]) * float(graph.dt)
-            if scale != 1.0:
-                ops.append(("op", _Scale(scale)))
-            ops.append(("leaky", snn.Leaky(beta=1.0, threshold=float(thr[0]), reset_mechanism="subtract",
-                                           reset_delay=False)))
-        else:
-            raise SystemExit(f"snnTorch port: node {n} of type {kind} not supported")
-    return ops
-
-
-def _Scale(s):
-    import torch
-
-    class Scale(torch.nn.Module):
-        def forward(self, x):
-            return x * s
-
-    return Scale()
-
-
-def run_snntorch(ops, inputs: np.ndarray, batch: int) -> np.ndarray:
-    """Output spike counts (B, n_out) of the snnTorch network over inputs (T, B, ...)."""
-    import torch
-
-    T, B = inputs.shape[:2]
-    counts = []
-    with torch.no_grad():
-        for lo in range(0, B, batch):
-            x = torch.from_numpy(np.ascontiguousarray(inputs[:, lo:lo + batch], dtype=np.float32))
-            mems = {i: op.init_leaky() for i, (k, op) in enumerate(ops) if k == "leaky"}
-            cnt = None
-            for t in range(T):
-                h = x[t]
-                for i, (k, op) in enumerate(ops):
-                    if k == "leaky":
-                        h, mems[i] = op(h, mems[i])
-                    else:
-                        h = op(h)
-                cnt = h.clone() if cnt is None else cnt + h
-            counts.append(cnt.reshape(cnt.shape[0], -1).numpy())
-    return np.concatenate(counts)
 
 
 # ----------------------------------------------------------------------------- one model
