@@ -54,8 +54,10 @@ def weight_count(q) -> tuple[int, int]:
 
 
 def is_mac_source(net, q) -> bool:
-    """A projection whose source is the real-valued graph input runs MACs; all others ACs."""
-    return q.src == net.input.name and not net.input_spiking
+    """A projection runs MACs when its source sends values, not spikes: the real-valued
+    graph input, or a non-spiking population (an ANN unit of a hybrid network, an LI / I /
+    Identity readout): :meth:`models.net.Net.is_mac`; all others ACs."""
+    return net.is_mac(q)
 
 
 def core_populations(mapping) -> list[dict]:

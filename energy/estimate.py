@@ -367,6 +367,8 @@ def analytic(net, firing_rates: dict, steps: int, tech, *, ops: str = "flops", i
     For every projection q from population s into layer d (per inference):
 
     * s is the real-valued graph input: MACs_q = input_rate x input_steps x ops_q,
+    * s sends values (an ANN unit, a readout: ``q.mode == "MAC"``): MACs_q = r_s x steps
+      x ops_q, r_s its nonzero outputs per neuron per step,
     * otherwise: ACs_q = r_s x steps x ops_q,
 
     and E = E_MAC x sum MACs + E_AC x sum ACs. ``firing_rates[s]`` = events (nonzero
@@ -413,7 +415,7 @@ def analytic(net, firing_rates: dict, steps: int, tech, *, ops: str = "flops", i
             f = np.asarray(q.fan_out(), dtype=np.float64)
             n_ops = float(r @ f) if r.ndim else float(r) * float(f.sum())
         if mac:
-            n = n_ops * input_steps
+            n = n_ops * (input_steps if q.src == net.input.name else steps)
             counts["macs"] += n
             per_layer[q.dst]["mac"] += tech.v("e_mac_pj") * n
         else:

@@ -24,8 +24,8 @@ share an axon key (same source and delay) therefore keep separate crossbar entri
 Tiles ``k`` (ordered by population, then tile id): ``tile_pop``, ``tile_core``,
 ``tile_kind`` (0 soma, 1 partial), ``tile_soma``, ``tile_ncols``, rows
 ``tile_row_ptr[k]:tile_row_ptr[k+1]``. Row ``r``: ``row_src`` (population),
-``row_delay`` (effective delay, see below), ``row_pre`` (pre index), ``row_mac`` (1 if the source is a real-valued
-graph input), ``row_ncols`` (distinct columns used), entries
+``row_delay`` (effective delay, see below), ``row_pre`` (pre index), ``row_mac`` (1 if the projection runs in MAC
+mode: its source sends values -- a real-valued graph input, an ANN unit, a readout), ``row_ncols`` (distinct columns used), entries
 ``row_ptr[r]:row_ptr[r+1]`` with ``ent_acc`` (global accumulator index; int32 below
 2**31 accumulators), ``ent_w`` (integer weight, the narrowest signed type holding
 ``weight_bits``) and ``ent_col`` (local column, int32).
@@ -411,7 +411,6 @@ def compile(mapping, mode: str | None = None) -> Program:  # noqa: A001 - the do
     row_keys = ("src", "delay", "pre", "mac", "ncols", "cnt")
     tile_rows = [{key: [] for key in row_keys + ("acc", "w", "col")} for _ in tiles]
     tile_nrows = np.zeros(len(tiles), np.int64)
-    real_input = not net.input_spiking
     wmax = 1 << (int(chip.core.weight_bits) - 1)
     # entries as the narrowest integers that hold them (program bytes per synapse: 24 -> 9 or less)
     acc_dt = np.int32 if n_acc < 2 ** 31 else np.int64
@@ -495,7 +494,9 @@ def compile(mapping, mode: str | None = None) -> Program:  # noqa: A001 - the do
             rows_k["src"].append(np.full(R, s, np.int64))
             rows_k["delay"].append(np.full(R, int(d) + (1 if (pipe and s != 0) else 0), np.int64))
             rows_k["pre"].append(idx)
-            rows_k["mac"].append(np.full(R, 1 if (s == 0 and real_input) else 0, np.int64))
+            # MAC: the source sends values, not spikes (a real-valued graph input, or a non-spiking
+            # population: an ANN unit's activation, an LI/I/Identity readout) -- the projection's mode
+            rows_k["mac"].append(np.full(R, 1 if any(net.is_mac(projs[j]) for j in js) else 0, np.int64))
             rows_k["ncols"].append(ncols)
             rows_k["cnt"].append(cnt)
             rows_k["acc"].append(ea.astype(acc_dt))

@@ -22,7 +22,10 @@ With ``Wmax = 2^(weight_bits-1) - 1`` and ``Mmax = 2^(membrane_bits-1) - 1``:
   weights fit; ``U_w = min_j U_wj`` (for a single projection this is the
   ``s_p s_x`` of the brief: ``s_p = Wmax / max|w_eff|``);
 * ``U_p = U_w / 2^K`` with the smallest ``K >= 0`` (at most ``max_acc_shift``) that
-  keeps the largest threshold (an ANN unit's ``a_max``) below the headroom limit,
+  keeps an activation unit's (ANN) ``a_max U_p <= 2^input_bits - 1`` (its output is the
+  MAC operand of the next layer, as wide as a real-valued input; an error if no shift
+  up to ``max_acc_shift`` does), else that keeps the largest threshold below the
+  headroom limit,
   ``theta_max U_p <= Mmax / 2^headroom_bits`` (default: the membrane holds +-4
   thresholds). ``K = 0`` whenever the threshold already fits;
 * projection ``j`` gets the accumulator shift ``k_j = K + floor(log2(U_wj / U_w))``
@@ -358,14 +361,21 @@ def quantize(net: Net, chip=None, *, weight_bits: int | None = None, membrane_bi
             if not np.all(np.isfinite(theta)) or np.any(theta <= 0):
                 raise QuantizationError(f"population '{pop.name}': {th_key} must be finite and > 0")
         theta_max = None if theta is None else float(theta.max(initial=0.0))
+        # an activation (ANN unit) is sent as an input_bits-wide operand: a_max_q <= 2^input_bits - 1
+        lim = float(2 ** ib - 1) if nm.activation else limit
         K = 0
         if math.isinf(u_w):
-            unit = limit / theta_max if theta_max else 1.0
+            unit = lim / theta_max if theta_max else 1.0
         else:
             if theta_max:
-                while K < max_acc_shift and theta_max * u_w / 2 ** K > limit:
+                while K < max_acc_shift and theta_max * u_w / 2 ** K > lim:
                     K += 1
             unit = u_w / 2 ** K
+        if nm.activation and theta_max and theta_max * unit > lim * (1 + 1e-12):
+            raise QuantizationError(
+                f"population '{pop.name}' ({pop.model}): a_max {theta_max:g} needs {theta_max * unit:.0f} levels at "
+                f"the unit its weights allow, above the {ib}-bit activation (2^{ib} - 1); raise core.input_bits "
+                f"or max_acc_shift ({max_acc_shift})")
         units[pop.name] = unit
 
         # projections into this population

@@ -191,6 +191,25 @@ def rule_neuron_model(ctx: Context) -> list:
             for p in ctx.net.populations[1:] if p.model not in c.neuron_models]
 
 
+def rule_activation_payload(ctx: Context) -> list:
+    """An ANN unit's activation (a value up to ``a_max_q``) travels as the event payload:
+    ``core.spike_payload_bits`` must hold its largest value (0 = binary events only)."""
+    if ctx.net is None or not getattr(ctx.net, "quantized", False):
+        return []
+    from models import neurons
+
+    bits = int(ctx.chip.core.spike_payload_bits)
+    out = []
+    for p in ctx.net.populations[1:]:
+        if p.model in neurons.NEURON_MODELS and neurons.model(p.model).activation and ctx.net.outgoing(p.name):
+            top = int(np.max(p.params["a_max"], initial=0))
+            if top > (2 ** bits - 1 if bits else 1):
+                out.append(Violation("payload", p.name, p.name,
+                                     f"{p.name}: ANN activations up to {top} need {top.bit_length()} payload bits "
+                                     f"per event, core.spike_payload_bits is {bits}", "", f"{bits} bits"))
+    return out
+
+
 def rule_weight_bits(ctx: Context) -> list:
     if ctx.net is None or not getattr(ctx.net, "quantized", False):
         return []
@@ -262,7 +281,7 @@ def rule_routing_entries(ctx: Context) -> list:
 
 #: every design rule, run in this order by :func:`check`
 RULES = [rule_axons, rule_neurons, rule_mode, rule_crossbars, rule_fold, rule_memory, rule_neuron_model,
-         rule_weight_bits, rule_axon_types, rule_cores, rule_routing_entries]
+         rule_activation_payload, rule_weight_bits, rule_axon_types, rule_cores, rule_routing_entries]
 
 
 def check(tiling, chip, *, net=None, routes=None) -> list:

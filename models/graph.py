@@ -43,6 +43,26 @@ PARAM_FIELDS = {
 }
 
 
+def ann_layer_names(graph) -> tuple:
+    """The nodes ``metadata["ann_layers"]`` (comma-separated names) runs as ANN layers;
+    :class:`GraphError` unless each is an IF node of the graph with ``r dt = 1``."""
+    text = (graph.metadata or {}).get("ann_layers", "") or ""
+    if not isinstance(text, str):
+        raise GraphError(f"{graph._where()}: metadata ann_layers must be a comma-separated string of node "
+                         f"names, got {type(text).__name__}")
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    for n in names:
+        if n not in graph.nodes or node_type(graph.nodes[n]) != "IF":
+            raise GraphError(f"{graph._where(n)}: listed in metadata ann_layers but "
+                             + ("not in the graph" if n not in graph.nodes else
+                                f"a {node_type(graph.nodes[n])} node (only IF nodes run as ANN layers)"))
+        r = np.asarray(graph.nodes[n].r, dtype=np.float64) * graph.dt
+        if not np.allclose(r, 1.0, rtol=1e-6):
+            raise GraphError(f"{graph._where(n)}: an ANN layer reads its input current unscaled; r * dt must be 1, "
+                             f"got {float(r.ravel()[0]):g}")
+    return names
+
+
 def node_type(node) -> str:
     """The NIR type name of a node object (``"IF"``, ``"Conv2d"``, ...)."""
     return type(node).__name__
@@ -152,11 +172,26 @@ class Graph:
         self._validate_edges()
         self.order, self.back_edges = self._evaluation_order()
         self.shapes = self._infer_shapes()
+        self.ann_layers = ann_layer_names(self)
         # Record the inferred types on the nodes, so a written file type-checks in NIR.
         for name, (s_in, s_out) in self.shapes.items():
             node = self.nodes[name]
             node.input_type = {"input": np.array(s_in, dtype=np.int64)}
             node.output_type = {"output": np.array(s_out, dtype=np.int64)}
+
+    def neuron_model(self, name: str) -> tuple[str, dict]:
+        """(model name of :mod:`models.neurons`, float parameters) of neuron node ``name``.
+
+        A node listed in ``metadata["ann_layers"]`` is an IF node run as an ANN layer of a
+        hybrid network (Tianjic's paradigm): model ``ANN``, ``a = clip(I, 0, a_max)`` with
+        ``a_max`` = the node's ``v_threshold`` (its spikes' ceiling: an IF neuron with
+        subtractive reset fires at most once per threshold of input, so ``clip(I, 0, theta)``
+        is the rate it would approach, times ``theta``); its ``r dt`` is 1 (checked when the
+        graph is built)."""
+        t = node_type(self.nodes[name])
+        if name in self.ann_layers:
+            return "ANN", {"a_max": self.param(name, "v_threshold").ravel()}
+        return t, {f: self.param(name, f).ravel() for f in neurons.model(t).float_params}
 
     # ----- construction helpers -------------------------------------------------
     def _where(self, name: str | None = None) -> str:

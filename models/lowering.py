@@ -277,8 +277,9 @@ def lower(graph: Graph, *, input_spiking: bool | None = None, max_nnz: int = DEF
         if t in NEURON_TYPES:
             sinks.append(name)
             n = int(np.prod(graph.shapes[name][1]))
-            params = {f: compact_param(getattr(graph.nodes[name], f), n) for f in NEURON_PARAMS[t]}
-            pops.append(Population(name, t, graph.shapes[name][1], params))
+            model, fparams = graph.neuron_model(name)
+            params = {f: compact_param(v, n) for f, v in fparams.items()}
+            pops.append(Population(name, model, graph.shapes[name][1], params))
         elif t == "Output":
             (pred,) = graph.preds[name][:1] or [None]
             if len(graph.preds[name]) != 1 or node_type(graph.nodes[pred]) not in NEURON_TYPES + ("Input",):

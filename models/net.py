@@ -297,6 +297,15 @@ class Net:
     def input(self) -> Population:
         return self.populations[0]
 
+    def is_mac(self, q) -> bool:
+        """Projection ``q`` runs MACs: its source sends values, not spikes -- the real-valued
+        graph input (``input_spiking`` False) or a non-spiking population (an ANN unit of a
+        hybrid network, an LI / I / Identity readout). Lowering records this as ``q.mode``;
+        a hand-built projection's default mode is "AC", so the source decides as well."""
+        if q.src == self.input.name:
+            return q.mode == "MAC" or not self.input_spiking
+        return q.mode == "MAC" or not self.pop[q.src].spiking
+
     def incoming(self, name: str) -> list:
         return [p for p in self.projections if p.dst == name]
 

@@ -57,7 +57,11 @@ class NeuronModel:
     parameter; ``threshold``: the parameter a spike compares against (None: never
     spikes); ``ceiling``: the parameter that bounds the membrane the quantiser leaves
     headroom for (the threshold, or an ANN unit's ``a_max``); ``gain(arr, dt)``: the forward-Euler factor ``f`` the quantiser folds into
-    the weights and biases (``arr(name)`` gives a checked float parameter array)."""
+    the weights and biases (``arr(name)`` gives a checked float parameter array);
+    ``activation``: the output is an unsigned activation the next layer reads in MAC
+    mode, at most ``2^input_bits - 1`` (the MAC datapath's operand width, that of a
+    real-valued graph input; Tianjic's 8-bit ANN activations), which the quantiser's
+    choice of unit guarantees."""
 
     name: str
     code: int
@@ -75,6 +79,7 @@ class NeuronModel:
     int_update: Callable
     nb_update: Callable
     nir: bool = True
+    activation: bool = False
     doc: str = field(default="", compare=False)
 
     @property
@@ -278,7 +283,7 @@ MODELS = (
     NeuronModel("ANN", CODE_ANN, spikes=False, state=False, current=False,
                 float_params=("a_max",), membrane_params=("a_max",), leak_params={}, chip_params={"thr": "a_max"},
                 threshold=None, ceiling="a_max", gain=_gain_one, float_update=ann_float, int_update=ann_int,
-                nb_update=ann_nb, nir=False,
+                nb_update=ann_nb, nir=False, activation=True,
                 doc="quantised ReLU unit of a hybrid ANN/SNN network (no NIR node: built as a Net population)"),
 )
 BY_NAME = {m.name: m for m in MODELS}

@@ -175,11 +175,6 @@ class NeuronState:
         return z if m.spikes else self.v.copy()
 
 
-def _params_of(graph: Graph, name: str) -> dict:
-    t = node_type(graph.nodes[name])
-    return {f: graph.param(name, f).ravel() for f in neuron_model(t).float_params}
-
-
 def _linear_graph_op(graph: Graph, name: str):
     """A function (B, n_in) -> (B, n_out) for a stateless node of the graph, bias included."""
     node = graph.nodes[name]
@@ -233,7 +228,7 @@ def simulate_graph(graph: Graph, inputs: np.ndarray, *, reset: str = "subtract",
         t = node_type(graph.nodes[name])
         if t in NIR_NEURON_TYPES:
             n = int(np.prod(graph.shapes[name][1]))
-            neurons[name] = NeuronState(t, _params_of(graph, name), B, n, graph.dt, reset, spikes, v_min)
+            neurons[name] = NeuronState(*graph.neuron_model(name), B, n, graph.dt, reset, spikes, v_min)
         elif t == "Delay":
             d = np.rint(np.broadcast_to(np.asarray(graph.nodes[name].delay, dtype=np.float64),
                                         graph.shapes[name][1]).ravel() / graph.dt).astype(np.int64)

@@ -23,13 +23,13 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 from ..defaults import DEV_SLICES, HELD_OUT_SLICE, TRAIN_SLICE  # noqa: E402
 from ..defaults import STEPS as DEFAULT_STEPS  # noqa: E402
 from .cli import DEFAULTS, TARGETS, ZOO_DIR, main  # noqa: E402
-from .conversion import convert, model_from_graph, snn_accuracy  # noqa: E402
+from .conversion import convert, hybridize, model_from_graph, snn_accuracy  # noqa: E402
 from .layers import (  # noqa: E402
     ARCHITECTURES, QCFS, AvgPool, Conv, Dense, Dropout, Flatten, Layer, Model, build_model,
 )
 from .loop import TrainConfig, augment, finetune, mean_loss, softmax_cross_entropy, train  # noqa: E402
 
 __all__ = ["TRAIN_SLICE", "HELD_OUT_SLICE", "DEV_SLICES", "DEFAULT_STEPS", "DEFAULTS", "TARGETS", "ZOO_DIR",
-           "main", "convert", "model_from_graph", "snn_accuracy", "ARCHITECTURES", "Layer", "Dense", "Conv",
+           "main", "convert", "hybridize", "model_from_graph", "snn_accuracy", "ARCHITECTURES", "Layer", "Dense", "Conv",
            "AvgPool", "Flatten", "QCFS", "Dropout", "Model", "build_model", "TrainConfig", "augment",
            "softmax_cross_entropy", "train", "finetune", "mean_loss"]

@@ -6,6 +6,7 @@ Usage::
     python -m models.train mlp            # -> models/zoo/trained/mnist_mlp.nir
     python -m models.train cnn            # -> models/zoo/trained/mnist_cnn.nir
     python -m models.train cnn --dev      # hyper-parameter work: train 0:7000, score 7000:8000
+    python -m models.train hybrid         # mnist_cnn.nir -> mnist_hybrid.nir + mnist_ann.nir (no training)
 
 Data: only the MNIST *test* set ships (``shared/data/mnist``). The models are trained
 on :data:`models.defaults.TRAIN_SLICE` (test images ``0:8000``) and scored on
@@ -26,7 +27,7 @@ from ..datasets import load_mnist
 from ..defaults import DEV_SLICES, HELD_OUT_SLICE, STEPS, TRAIN_SLICE
 from ..nirio import read_nir, write_nir
 from ..zoo.catalog import TRAINED_DIR as ZOO_DIR
-from .conversion import convert, snn_accuracy
+from .conversion import convert, hybridize, snn_accuracy
 from .layers import ARCHITECTURES, QCFS
 from .loop import TrainConfig, train
 
@@ -48,9 +49,50 @@ DEFAULTS = {
 }
 
 
+#: the hybrid variants of the shipped CNN (:func:`write_hybrids`): name -> (ANN layers, output ANN, T)
+HYBRIDS = {"mnist_hybrid": ((0,), False, None), "mnist_ann": ((0, 1), True, 1)}
+
+
+def write_hybrids(src: Path | None = None, out_dir: Path | None = None) -> dict:
+    """Write the hybrid and all-ANN versions of the shipped CNN (:func:`hybridize`; no
+    training: the same trained QCFS network) and score them on the held-out images with
+    the float reference; returns ``{name: accuracy}``.
+
+    * ``mnist_hybrid``: conv1 an ANN layer (8-bit activations on the chip, MACs into
+      conv2), conv2 and fc1 IF layers, T = the CNN's steps (Tianjic's hybrid paradigm);
+    * ``mnist_ann``: every layer an ANN layer, T = 1.
+    """
+    src = src or ZOO_DIR / "mnist_cnn.nir"
+    out_dir = out_dir or ZOO_DIR
+    g = read_nir(src)
+    x_te, y_te = load_mnist(start=HELD_OUT_SLICE[0], stop=HELD_OUT_SLICE[1])
+    scores = {}
+    for name, (ann, ann_out, steps) in HYBRIDS.items():
+        h = hybridize(g, ann, ann_output=ann_out, steps=steps)
+        T = int(h.metadata["steps"])
+        acc = snn_accuracy(h, x_te, y_te, T)
+        h.metadata.update({"snn_accuracy": acc, "scored_on": f"MNIST test[{_span(HELD_OUT_SLICE)}]",
+                           "derived_from": "mnist_cnn.nir (python -m models.train hybrid)",
+                           "command": "python -m models.train hybrid"})
+        path = out_dir / f"{name}.nir"
+        write_nir(h, path)
+        read_nir(path)
+        scores[name] = acc
+        print(f"{name}: ANN layers {h.metadata['ann_layers']}, T = {T}: held-out accuracy {acc:.4f} -> {path}")
+    return scores
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        import sys
+
+        argv = sys.argv[1:]
+    if argv[:1] == ["hybrid"]:
+        write_hybrids()
+        return 0
     ap = argparse.ArgumentParser(prog="python -m models.train", description=DESCRIPTION)
-    ap.add_argument("model", choices=sorted(DEFAULTS), help="which zoo model to train")
+    ap.add_argument("model", choices=sorted(DEFAULTS), help="which zoo model to train (or 'hybrid': write the "
+                    "hybrid and all-ANN versions of the shipped CNN)")
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default per model)")
     ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     ap.add_argument("--steps", type=int, default=STEPS,

@@ -43,28 +43,47 @@ import numpy as np
 
 from ..datasets import encode_direct
 from ..defaults import HELD_OUT_SLICE, STEPS, TRAIN_SLICE
-from ..graph import Graph
+from ..graph import Graph, ann_layer_names
 from ..lowering import lower
 from ..reference import simulate
 from .layers import ARCHITECTURES, QCFS, AvgPool, Conv, Dense, Dropout, Flatten, Model, build_model
 
 
-def convert(model: Model, x_calib: np.ndarray, steps: int = STEPS,
-            percentile: float = 99.9, metadata: dict | None = None) -> Graph:
+def convert(model: Model, x_calib: np.ndarray | None, steps: int = STEPS,
+            percentile: float = 99.9, metadata: dict | None = None, *, ann: tuple = (),
+            ann_output: bool = False, theta_out: float | None = None) -> Graph:
     """Convert a trained QCFS model into an IF-neuron :class:`models.Graph` (dt = 1;
     see the module docstring), ready for :func:`models.write_nir`.
 
     ``x_calib`` (training images) sets the output threshold ``theta_out`` as the
-    ``percentile`` of the per-image largest logit. All hidden thresholds are 1.
+    ``percentile`` of the per-image largest logit, unless ``theta_out`` is given. All
+    hidden thresholds are 1.
+
+    ``ann``: indices (0-based, in order) of the hidden QCFS activations that run as ANN
+    layers (Tianjic's hybrid paradigm; the population model ``ANN`` of
+    :mod:`models.neurons`, a clipped ReLU ``a = clip(I, 0, a_max)`` whose value is the
+    next layer's MAC operand): layer ``l``'s node stays an IF node in the NIR file (so
+    any NIR reader still sees the converted SNN), listed in ``metadata["ann_layers"]``,
+    which :func:`models.lower` reads; it keeps ``b'_l = b_l / lambda_l`` without the
+    ``1/(2T)`` shift, and its output ``clip(a'_l, 0, 1)`` (``a_max`` = its threshold 1)
+    stands for ``h(a_l) / lambda_l``, as the spike rate of an SNN layer does, so the next
+    layer's weights are the same. ``ann_output=True``: the output layer is an ANN layer
+    too (``clip(logit / theta_out, 0, 1)`` every step; an all-ANN network needs T = 1).
     """
     acts = [i for i, layer in enumerate(model.layers) if isinstance(layer, QCFS)]
-    logits = np.concatenate([model.forward(x_calib[i:i + 500]) for i in range(0, len(x_calib), 500)])
-    theta_out = float(max(np.percentile(logits.max(1), percentile), 1e-3))
+    ann = tuple(sorted(set(int(a) for a in ann)))
+    if any(not 0 <= a < len(acts) for a in ann):
+        raise ValueError(f"ann layers {ann} out of range: the model has {len(acts)} hidden activations")
+    if theta_out is None:
+        logits = np.concatenate([model.forward(x_calib[i:i + 500]) for i in range(0, len(x_calib), 500)])
+        theta_out = float(max(np.percentile(logits.max(1), percentile), 1e-3))
 
     nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type={"input": np.array([1, 28, 28])})}
     edges: list[tuple[str, str]] = []
     prev, shape = "input", (1, 28, 28)  # current NIR tensor shape (C, H, W) or (n,)
     lam_prev = 1.0
+    hidden = -1  # index of the current hidden activation
+    ann_layers = []
     counts = {"fc": 0, "conv": 0, "pool": 0, "if": 0, "flatten": 0}
     layers = [layer for layer in model.layers if not isinstance(layer, Dropout)]
 
@@ -83,8 +102,14 @@ def convert(model: Model, x_calib: np.ndarray, steps: int = STEPS,
             lam = theta_out if out_layer else float(nxt.params["lam"][0])
             w = layer.params["weight"].astype(np.float64) * lam_prev / lam
             b = layer.params["bias"].astype(np.float64) / lam
+            is_ann = False
             if not out_layer:
-                b = b + 1.0 / (2 * steps)
+                hidden += 1
+                is_ann = hidden in ann
+                if not is_ann:
+                    b = b + 1.0 / (2 * steps)
+            elif ann_output:
+                is_ann = True
             if isinstance(layer, Dense):
                 add("fc", nir.Affine(weight=w.astype(np.float32), bias=b.astype(np.float32)))
                 shape = (w.shape[0],)
@@ -97,6 +122,8 @@ def convert(model: Model, x_calib: np.ndarray, steps: int = STEPS,
             add("if", nir.IF(r=np.ones(shape, np.float32), v_threshold=np.ones(shape, np.float32),
                              v_reset=np.zeros(shape, np.float32)))
             lam_prev = lam
+            if is_ann:
+                ann_layers.append(prev)
         elif isinstance(layer, AvgPool):
             p = layer.p
             add("pool", nir.AvgPool2d(kernel_size=np.array([p, p]), stride=np.array([p, p]),
@@ -124,6 +151,9 @@ def convert(model: Model, x_calib: np.ndarray, steps: int = STEPS,
         "lambdas": ",".join(f"{float(model.layers[i].params['lam'][0]):.6g}" for i in acts),
         "theta_out": theta_out,
     }
+    if ann_layers:
+        meta["ann_layers"] = ",".join(ann_layers)
+        meta["conversion"] += "; ANN layers (clip(a', 0, 1), no 1/(2T) shift): b'=b/lambda"
     meta.update(metadata or {})
     return Graph(nodes, edges, dt=1.0, metadata=meta)
 
@@ -152,6 +182,8 @@ def model_from_graph(graph: Graph) -> Model:
         raise ValueError(f"graph has {len(nodes)} linear nodes and {len(lams)} ceilings; the '{kind}' "
                          f"architecture has {len(lin)} and {len(acts)}")
     theta = float(meta["theta_out"])
+    ann = set(ann_layer_names(graph))
+    if_nodes = [n for n in graph.order if type(graph.nodes[n]).__name__ == "IF"]
     for i, (layer, node) in enumerate(zip(lin, nodes)):
         lam_prev = 1.0 if i == 0 else lams[i - 1]
         out = i == len(lin) - 1
@@ -160,11 +192,25 @@ def model_from_graph(graph: Graph) -> Model:
         b = np.asarray(node.bias, dtype=np.float64)
         if w.shape != layer.params["weight"].shape:
             raise ValueError(f"linear node {i}: weight {w.shape}, architecture {layer.params['weight'].shape}")
+        shift = 0.0 if out or if_nodes[i] in ann else 1.0 / (2 * steps)
         layer.params["weight"] = (w * lam / lam_prev).astype(np.float32)
-        layer.params["bias"] = ((b if out else b - 1.0 / (2 * steps)) * lam).astype(np.float32)
+        layer.params["bias"] = ((b - shift) * lam).astype(np.float32)
     for act, lam in zip(acts, lams):
         act.params["lam"] = np.array([lam], np.float32)
     return model
+
+
+def hybridize(graph: Graph, ann: tuple = (0,), *, ann_output: bool = False,
+              steps: int | None = None) -> Graph:
+    """The same trained network with hidden activations ``ann`` (and with ``ann_output``
+    the output) run as ANN layers: :func:`model_from_graph` then :func:`convert` with the
+    graph's own ``theta_out``, so the SNN layers keep their weights exactly (to float32
+    rounding). ``steps`` (default the graph's) sets the SNN layers' ``1/(2T)`` shift."""
+    meta = dict(graph.metadata or {})
+    T = int(steps if steps is not None else meta.get("steps", STEPS))
+    keep = {k: v for k, v in meta.items() if k not in ("ann_layers", "conversion", "steps")}
+    return convert(model_from_graph(graph), None, T, ann=ann, ann_output=ann_output,
+                   theta_out=float(meta["theta_out"]), metadata=keep)
 
 
 def snn_accuracy(graph: Graph, x: np.ndarray, y: np.ndarray,

@@ -18,6 +18,8 @@ TRAINED_DIR = Path(__file__).resolve().parent / "trained"
 TRAINED = {
     "mnist_mlp": "MNIST MLP, ANN-to-SNN converted IF network (shipped)",
     "mnist_cnn": "MNIST conv net, ANN-to-SNN converted IF network (shipped)",
+    "mnist_hybrid": "MNIST conv net, hybrid: conv1 an ANN layer (8-bit activations), conv2/fc IF (shipped)",
+    "mnist_ann": "MNIST conv net, every layer an ANN layer, T = 1 (shipped)",
 }
 SHARED = {"nir_cnn": ("nir_paper/cnn_sinabs.nir", "NIR paper N-MNIST CNN (Sinabs export, shared data)")}
 

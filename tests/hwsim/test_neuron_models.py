@@ -153,7 +153,7 @@ def test_ann_unit_chip_equals_intref(mode):
     from models.reference import simulate_net
 
     net, x = _ann_net()
-    m = map_model(net, load_chip("tiny").with_overrides({**SMALL, "timing.mode": mode}))
+    m = map_model(net, load_chip("tiny").with_overrides({**SMALL, "timing.mode": mode, "core.spike_payload_bits": 8}))
     qh = m.net.pop["h"]
     assert qh.model == "ANN" and sorted(qh.params) == ["a_max"] and (qh.params["a_max"] >= 1).all()
     r = simulate(m, x, record="all", timing_samples=1)

@@ -23,7 +23,7 @@ def _wide_net(n_post=600):
 def test_rules_are_a_list_of_named_functions():
     assert [r.__name__ for r in RULES] == [
         "rule_axons", "rule_neurons", "rule_mode", "rule_crossbars", "rule_fold", "rule_memory",
-        "rule_neuron_model", "rule_weight_bits", "rule_axon_types", "rule_cores", "rule_routing_entries"]
+        "rule_neuron_model", "rule_activation_payload", "rule_weight_bits", "rule_axon_types", "rule_cores", "rule_routing_entries"]
 
 
 def test_repeated_violations_of_one_layer_read_as_one():
