@@ -150,7 +150,7 @@ import scipy.sparse as sp
 
 from . import neurons
 from .errors import SimulationError
-from .intarith import round_half_away, rshift_round, saturate  # noqa: F401 (public here too)
+from .intarith import round_half_away, rshift_round
 from .net import ConvProjection, DenseProjection, Net, SparseProjection
 from .ops import ConvGeometry
 from .reference import V_MIN_THRESHOLD, SimResult, check_inputs, check_options, check_v_min, recorded

@@ -19,8 +19,8 @@ import weakref
 import numpy as np
 from numba import njit, prange
 
-from models.errors import SimulationError
 from models import neurons
+from models.errors import SimulationError
 from models.intref import int_v_min, quant_meta
 
 from ..noc import link_tables, routes
@@ -268,8 +268,8 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, v_min, in_flits: int,
         pop_tile_ptr=prog.pop_tile_ptr, tile_order=prog.tile_order, pop_bt_ptr=prog.pop_bt_ptr,
         bt_start=prog.bt_start, bt_off=prog.bt_off, bt_vec=prog.bt_vec, pop_skip=pop_skip,
         nrn_core=prog.nrn_core, nrn_bias=prog.nrn_bias, nrn_thr=prog.nrn_thr, nrn_vreset=prog.nrn_vreset,
-        nrn_alpha=prog.nrn_alpha, nrn_asyn=prog.nrn_asyn, nrn_vleak=prog.nrn_vleak, nrn_vmin=nrn_vmin, nrn_pk=prog.nrn_pk,
-        nrn_hops=prog.nrn_hops, nrn_icx=prog.nrn_icx,
+        nrn_alpha=prog.nrn_alpha, nrn_asyn=prog.nrn_asyn, nrn_vleak=prog.nrn_vleak, nrn_vmin=nrn_vmin,
+        nrn_pk=prog.nrn_pk, nrn_hops=prog.nrn_hops, nrn_icx=prog.nrn_icx,
         proj_shift=prog.proj_shift, proj_acc_off=prog.proj_acc_off, proj_npost=prog.proj_npost, proj_in=proj_in,
         tile_core=prog.tile_core, tile_kind=prog.tile_kind, tile_soma=prog.tile_soma, tile_ncols=prog.tile_ncols,
         tile_fire=((prog.tile_ncols + pe - 1) // pe).astype(np.int64), tile_psum_flits=prog.tile_psum_flits,

@@ -15,7 +15,8 @@ from hwsim.result import RunResult
 from mapper.mapping import map_model
 from models.datasets import mnist_sequences, shared_data_dir
 from models.errors import SimulationError, SnnchipError
-from models.intref import rshift_round, saturate, simulate_int
+from models.intarith import rshift_round, saturate
+from models.intref import simulate_int
 from models.net import ConvProjection, DenseProjection, Net, Population
 from models.ops import ConvGeometry
 from tests.mapper.test_intref import _exact_net

@@ -22,7 +22,8 @@ import models
 from mapper.quantize import quantize
 from models.datasets import mnist_sequences, shared_data_dir
 from models.errors import SimulationError
-from models.intref import _IntConv, encode_input, round_half_away, rshift_round, saturate, simulate_int
+from models.intarith import round_half_away, rshift_round, saturate
+from models.intref import _IntConv, encode_input, simulate_int
 from models.net import ConvProjection, DenseProjection, Net, Population, SparseProjection
 from models.ops import ConvGeometry, conv2d
 from tests.models.primitives import all_primitives_graph, conv1d_graph

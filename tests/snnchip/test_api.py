@@ -43,3 +43,10 @@ def test_api_run_equals_integer_reference():
     ref = simulate_int(m.net, seq.inputs, reset=meta["reset"], spikes=meta["spikes"])
     np.testing.assert_array_equal(r.output, ref.output)
     assert r.meta["labels"] == seq.labels.tolist()
+    # the membrane floor reaches the chip through the API (Sinabs-style, minus the threshold)
+    rf = snnchip.run(m, seq.inputs, v_min="-threshold", record="all", timing=False)
+    reff = simulate_int(m.net, seq.inputs, reset=meta["reset"], spikes=meta["spikes"], v_min="-threshold",
+                        record="all")
+    for k in reff.membrane:
+        np.testing.assert_array_equal(rf.membrane[k], reff.membrane[k])
+    assert rf.meta["v_min"] == "-threshold"
