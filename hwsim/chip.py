@@ -239,6 +239,9 @@ class NocConfig(_Section):
     flit_bits: int = _f(unit="bits", ge=1, le=4096, description="flit (and link) width")
     multicast: Literal["unicast", "xy-tree"] = _f(
         "unicast", description="unicast = one copy per destination; xy-tree = fork along the XY tree")
+    router_model: Literal["ideal", "wormhole"] = _f(
+        "ideal", description="the step timing's NoC: ideal = hwsim/noc.py (unlimited buffers, no ejection limit; "
+        "default, an idealisation); wormhole = hwsim/router.py (the router fields below; one network per step)")
     interchip_cycles: int = _f(unit="cycles", ge=1, le=1_000_000,
                                description="latency of one chip-to-chip hop")
     interchip_bits: int = _f(unit="bits/cycle", ge=1, le=4096,

@@ -53,6 +53,7 @@ class Router:
         self.va_out = [[0] * V for _ in range(5)]  # per output VC: next input VC index to favour
         self.sa_in = [0] * 5                        # per input port: next VC to favour
         self.sa_out = [0] * 5                       # per output port: next input VC index to favour
+        self.occ = 0                                # flits in its input buffers (an empty router does nothing)
 
 
 class Mesh:
@@ -73,6 +74,7 @@ class Mesh:
     def arrive(self, r: Router, port: int, vc: int, pkt: int, fi: int, ready: int):
         ivc = r.inputs[port][vc]
         ivc.flits.append((pkt, fi, ready))
+        r.occ += 1
         if ivc.state == "idle":
             ivc.state = "wait_va"
             ivc.out_port = self.route(r, pkt)
@@ -164,8 +166,9 @@ class RouterSim:
                     vcs[w].free_from = t + 1
                     self.inj_cur[n] = None
                     queue.pop(0)
+        busy = [r for r in mesh.routers.values() if r.occ]
         # VC allocation: every waiting input VC picks one free output VC, every output VC grants one
-        for r in mesh.routers.values():
+        for r in busy:
             picks = {}  # (out port, out vc) -> [input index]
             for port in range(5):
                 for v, ivc in enumerate(r.inputs[port]):
@@ -185,7 +188,7 @@ class RouterSim:
                 r.va_out[o][w] = (idx + 1) % (5 * V)
                 r.va_in[port][v] = (w + 1) % V
         # switch allocation, then traversal
-        for r in mesh.routers.values():
+        for r in busy:
             picked = []  # (input index, out port)
             for port in range(5):
                 cap = p.inject_flits_per_cycle if port == LOCAL else 1
@@ -213,6 +216,7 @@ class RouterSim:
                 ivc = r.inputs[port][v]
                 w = ivc.out_vc
                 pkt, fi, _ready = ivc.flits.popleft()
+                r.occ -= 1
                 self.in_net -= 1
                 if port == LOCAL:
                     self._credit_back(t + p.credit_cycles + p.inject_cycles, self.inj_vcs[r.y * W + r.x][v])
