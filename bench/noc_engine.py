@@ -5,7 +5,8 @@ ONE run on this machine:
 * the shipped MNIST MLP and CNN (``models/zoo/trained/mnist_{mlp,cnn}.nir``, MNIST
   test[8000:], direct encoding, T = 32) and the NIR paper CNN
   (``shared/data/nir_paper/cnn_sinabs.nir``, N-MNIST test100, 1 ms frames, T = 314),
-  mapped on ``tianjic`` (dynamic steps, sync mode) with ``map_model``;
+  mapped on ``tianjic`` with dynamic steps (``timing.step_cycles = dynamic``; the preset's
+  fixed 5,050-cycle phase would hide the network), sync mode, with ``map_model``;
 * per model and NoC model: mean cycles per step and latency (us) of the timed samples,
   the ratio wormhole / ideal;
 * wall time of ``simulate(timing=False)`` (functional) and ``simulate(timing=True)``
@@ -54,7 +55,7 @@ def _best(fn, repeat):
 def _measure(name, graph, x, repeat):
     rows = []
     for rm in ("ideal", "wormhole"):
-        chip = load_chip("tianjic").with_overrides({"noc.router_model": rm})
+        chip = load_chip("tianjic").with_overrides({"noc.router_model": rm, "timing.step_cycles": "dynamic"})
         prog = compile_program(map_model(graph, chip))
         B = x.shape[1]
         simulate(prog, x[:, :1], timing=True)  # load the caches
@@ -92,7 +93,7 @@ def main(argv=None):
     L = ["# Shipped models' latency: ideal NoC vs wormhole router model (bench/noc_engine.py)", "",
          f"Machine: {platform.processor() or platform.machine()}; numba threads {numba.get_num_threads()}; "
          f"python {platform.python_version()}; shared with other sessions (wall times are noisy). "
-         "Chip `tianjic` (dynamic steps, sync), `noc.router_model` ideal / wormhole (router defaults: 1 VC x 4 "
+         "Chip `tianjic+timing.step_cycles=dynamic` (sync), `noc.router_model` ideal / wormhole (router defaults: 1 VC x 4 "
          "flits, BookSim2's delays, one flit per cycle in and out of each core; xy-tree multicast sent as "
          "unicast copies in the wormhole model).", "",
          "| model | samples x steps | NoC | cycles/step | latency (us) | wormhole / ideal | functional (s) | "

@@ -253,13 +253,15 @@ RouterState = namedtuple("RouterState", [
     "bpkt", "bfi", "brdy", "bhead", "bcnt", "ist", "iout", "iovc", "ifrom", "obusy", "ofree", "ocred",
     "cq_vc", "cq_due", "cq_head", "cq_cnt", "occ", "va_in", "va_out", "sa_in", "sa_out", "inj_ptr", "sflit",
     "svc", "eject", "link_flits", "dl_list", "r_idx", "r_o", "r_w", "r_ok", "r_p", "r_v", "best_b", "best_k",
-    "last_v", "cap_in"])
+    "last_v", "cap_in", "act", "act_on", "srcs", "src_on"])
 RouterState.__doc__ = ("The router kernel's state: ``prm`` = :meth:`RouterParams.kernel_args`; ``sc`` = (packets "
                        "added, packets not yet delivered, flits in the input buffers, deliveries of the last "
-                       "cycle); per packet creation, destination, length, head injection, delivery and the next "
+                       "cycle, active routers, active sources); per packet creation, destination, length, head injection, delivery and the next "
                        "packet of its source queue; the buffers, VCs, credits and allocator pointers; "
                        "``link_flits[n * 4 + port]`` = flits that left router ``n`` through mesh port ``port``; "
-                       "``dl_list`` = packets delivered (tail switched) in the last cycle.")
+                       "``dl_list`` = packets delivered (tail switched) in the last cycle; ``act`` / ``srcs`` "
+                       "list the routers holding flits and the sources with queued packets (``sc[4]``, "
+                       "``sc[5]`` long; ``act_on`` / ``src_on`` flag them), the only ones a cycle visits.")
 NO_CYCLE = 1 << 62  # router_next's answer when no packet is waiting
 
 
@@ -276,7 +278,7 @@ def router_state(prm, cap_packets, eject_len):
     cap_in = np.ones(P, np.int64)
     cap_in[_LOCAL] = prm[12]
     return RouterState(
-        prm.copy(), np.zeros(4, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64),
+        prm.copy(), np.zeros(6, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64),
         np.full(cap, -1, np.int64), np.full(cap, -1, np.int64), np.full(cap, -1, np.int64),
         np.full(N, -1, np.int64), np.full(N, -1, np.int64),
         np.zeros((N, P, V, B), np.int64), np.zeros((N, P, V, B), np.int64), np.zeros((N, P, V, B), np.int64),
@@ -289,7 +291,8 @@ def router_state(prm, cap_packets, eject_len):
         np.full(N, -1, np.int64), np.zeros(max(eject_len, 0), np.int64), np.zeros(N * 4, np.int64),
         np.zeros(cap, np.int64), np.zeros(PV, np.int64), np.zeros(PV, np.int64), np.zeros(PV, np.int64),
         np.zeros(PV, np.bool_), np.zeros(PV, np.int64), np.zeros(PV, np.int64), np.zeros(P, np.int64),
-        np.zeros(P, np.int64), np.zeros(P, np.int64), cap_in)
+        np.zeros(P, np.int64), np.zeros(P, np.int64), cap_in, np.zeros(N, np.int64), np.zeros(N, np.bool_),
+        np.zeros(N, np.int64), np.zeros(N, np.bool_))
 
 
 @njit(cache=True)
@@ -303,6 +306,10 @@ def router_add(st, created, src, dst, flits):
     st.created[k] = created
     st.dst[k] = dst
     st.flits[k] = flits
+    if not st.src_on[src]:
+        st.src_on[src] = True
+        st.srcs[st.sc[5]] = src
+        st.sc[5] += 1
     tl = st.qtail[src]
     if tl < 0:
         st.qhead[src] = k
@@ -333,7 +340,8 @@ def router_next(st, t):
     if st.sc[2] != 0 or st.cq_cnt[0] != 0 or st.cq_cnt[1] != 0:
         return t
     nxt = NO_CYCLE
-    for n in range(st.qhead.shape[0]):
+    for i in range(st.sc[5]):
+        n = st.srcs[i]
         if st.sflit[n] > 0:
             return t
         h = st.qhead[n]
@@ -378,6 +386,10 @@ def _push(st, n, p, v, pkt, fi, ready, W, B, Dr):
     st.bfi[n, p, v, slot] = fi
     st.brdy[n, p, v, slot] = ready
     st.bcnt[n, p, v] += 1
+    if not st.act_on[n]:
+        st.act_on[n] = True
+        st.act[st.sc[4]] = n
+        st.sc[4] += 1
     st.occ[n] += 1
     st.sc[2] += 1
     if st.ist[n, p, v] == 0:
@@ -392,7 +404,8 @@ def _inject(st, t):
     W, V, B, Dr, Dinj, I = st.prm[0], st.prm[2], st.prm[3], st.prm[4], st.prm[10], st.prm[12]
     P = 5
     ocred, obusy, ofree = st.ocred, st.obusy, st.ofree
-    for n in range(st.qhead.shape[0]):
+    for i in range(st.sc[5]):
+        n = st.srcs[i]
         k = 0
         while k < I and st.qhead[n] >= 0:
             pk = st.qhead[n]
@@ -612,13 +625,31 @@ def router_cycle(st, t):
             st.cq_head[q] = st.cq_head[q] + 1 if st.cq_head[q] + 1 < cap_c else 0
             st.cq_cnt[q] -= 1
     _inject(st, t)
-    N = st.occ.shape[0]
-    for n in range(N):
+    # only routers holding flits act (an empty one has nothing to allocate); routers are
+    # order free within a stage, so the list's order is as good as the mesh's
+    m = st.sc[4]
+    for i in range(m):
+        _vc_alloc(st, st.act[i], t)
+    for i in range(m):
+        _switch(st, st.act[i], t)
+    j = 0
+    for i in range(st.sc[4]):
+        n = st.act[i]
         if st.occ[n] != 0:
-            _vc_alloc(st, n, t)
-    for n in range(N):
-        if st.occ[n] != 0:
-            _switch(st, n, t)
+            st.act[j] = n
+            j += 1
+        else:
+            st.act_on[n] = False
+    st.sc[4] = j
+    j = 0
+    for i in range(st.sc[5]):
+        n = st.srcs[i]
+        if st.qhead[n] >= 0:
+            st.srcs[j] = n
+            j += 1
+        else:
+            st.src_on[n] = False
+    st.sc[5] = j
     return st.sc[3]
 
 
@@ -643,6 +674,10 @@ def _run(prm, created, dst, flits, indptr, order, max_cycles, stop_when_done):
                 st.qnext[prev] = k
             prev = k
         st.qtail[n] = prev
+        if prev >= 0:
+            st.src_on[n] = True
+            st.srcs[st.sc[5]] = n
+            st.sc[5] += 1
     t = 0
     while t < max_cycles:
         if stop_when_done and st.sc[1] == 0:
