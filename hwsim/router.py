@@ -295,7 +295,7 @@ def router_state(prm, cap_packets, eject_len):
         np.zeros(N, np.int64), np.zeros(N, np.bool_))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def router_add(st, created, src, dst, flits):
     """Add a packet (ids count from 0 in the order added) to ``src``'s queue, after every
     queued packet created no later (so the queue stays in (created, id) order); returns
@@ -331,7 +331,7 @@ def router_add(st, created, src, dst, flits):
     return k
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def router_next(st, t):
     """The next cycle worth simulating from ``t``: ``t`` while flits or credits are in
     flight or a packet is half written, else the first queued creation cycle (at least
@@ -350,7 +350,7 @@ def router_next(st, t):
     return max(t, nxt)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _route(n, d, W):
     """XY output port at router ``n`` for destination ``d``."""
     x, y = n % W, n // W
@@ -366,7 +366,7 @@ def _route(n, d, W):
     return 4
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _neighbour(n, port, W):
     """The router output ``port`` of router ``n`` leads to."""
     if port == 0:
@@ -378,7 +378,7 @@ def _neighbour(n, port, W):
     return n - W
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _push(st, n, p, v, pkt, fi, ready, W, B, Dr):
     """Append a flit to input VC (n, p, v); a head reaching an idle VC starts waiting for VC allocation."""
     slot = (st.bhead[n, p, v] + st.bcnt[n, p, v]) % B
@@ -398,7 +398,7 @@ def _push(st, n, p, v, pkt, fi, ready, W, B, Dr):
         st.ifrom[n, p, v] = ready + Dr
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _inject(st, t):
     """Step 2 of a cycle: every source writes up to ``I`` flits of its queue's front packets."""
     W, V, B, Dr, Dinj, I = st.prm[0], st.prm[2], st.prm[3], st.prm[4], st.prm[10], st.prm[12]
@@ -442,7 +442,7 @@ def _inject(st, t):
                     st.qtail[n] = -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _vc_alloc(st, n, t):
     """Step 3 at router ``n``: separable input-first VC allocation."""
     V = st.prm[2]
@@ -490,7 +490,7 @@ def _vc_alloc(st, n, t):
             st.va_in[n, p, v] = w + 1 if w + 1 < V else 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _switch(st, n, t):
     """Step 4 at router ``n``: separable input-first switch allocation, then traversal."""
     W, V, B, Dr, Dsa, Dst, Dl, Dc, Dinj, Dej, E = (st.prm[0], st.prm[2], st.prm[3], st.prm[4], st.prm[6],
@@ -611,7 +611,7 @@ def _switch(st, n, t):
                 ifrom[n, p, v] = max(brdy[n, p, v, nh], t + 1) + Dr
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def router_cycle(st, t):
     """Simulate cycle ``t`` (the module docstring's cycle order: credits due, injection,
     VC allocation, switch allocation and traversal); returns the packets whose tail was

@@ -26,8 +26,9 @@ Rules (same phase rules as the ideal model; only the network differs):
   partial sums are created at ``integ`` of their tile's core; a core fires at
   ``max(integ, last psum arrival to it)`` for ``fire`` cycles, and its spikes (every
   population) are created at ``fend``. Step = ``max(last fend, last delivery)``.
-* Packets enter the mesh in a fixed order (their ids): after every cycle that
-  delivered a packet the pairs (sync: populations in net order, each one's cores in
+* Packets enter the mesh in a fixed order (their ids): after every cycle in which a
+  delivery completed a pair's partial sums or a population's spikes (nothing else can
+  let a phase proceed), the pairs (sync: populations in net order, each one's cores in
   plan order; pipelined: cores in order) are swept until nothing changes, and a pair
   that starts adds its partial sums in tile order, a pair that fires adds its spikes in
   neuron order (destinations in table order). Every time so computed is at least the
@@ -123,8 +124,10 @@ def _add_spikes(tab, st, pk, sg, sf, i0, i1, fe, src_node, tgt):
 @njit(cache=True)
 def _deliver(tab, st, pk, k, hist, hstat, prdy, pexp, last, spk_out):
     """The ``k`` deliveries of the last cycle: latency recorded, partial sums counted
-    down per pair (``pexp``, last arrival ``prdy``), spikes per population."""
+    down per pair (``pexp``, last arrival ``prdy``), spikes per population. True if a
+    count reached 0 (only then can a sweep change anything)."""
     opt = open_scalars(tab)
+    zero = False
     for j in range(k):
         q = st.dl_list[j]
         dl = st.delivery[q] + pk[2][q] * opt.extra
@@ -133,9 +136,12 @@ def _deliver(tab, st, pk, k, hist, hstat, prdy, pexp, last, spk_out):
         if pk[0][q] == 0:
             pexp[g] -= 1
             prdy[g] = max(prdy[g], dl)
+            zero |= pexp[g] == 0
         else:
             spk_out[g] -= 1
             last[g] = max(last[g], dl)
+            zero |= spk_out[g] == 0
+    return zero
 
 
 @njit(cache=True)
@@ -349,8 +355,7 @@ def _run_mesh_s(tab, st, pk, hist, hstat, prdy, pexp, last, spk_out, args):
         if t == NO_CYCLE:
             break
         k = router_cycle(st, t)
-        if k:
-            _deliver(tab, st, pk, k, hist, hstat, prdy, pexp, last, spk_out)
+        if k and _deliver(tab, st, pk, k, hist, hstat, prdy, pexp, last, spk_out):
             _sweep_sync(*args)
         t += 1
 
@@ -364,7 +369,6 @@ def _run_mesh_p(tab, st, pk, hist, hstat, prdy, pexp, last, spk_out, args):
         if t == NO_CYCLE:
             break
         k = router_cycle(st, t)
-        if k:
-            _deliver(tab, st, pk, k, hist, hstat, prdy, pexp, last, spk_out)
+        if k and _deliver(tab, st, pk, k, hist, hstat, prdy, pexp, last, spk_out):
             _sweep_pipelined(*args)
         t += 1
