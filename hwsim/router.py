@@ -401,61 +401,64 @@ def _push(st, n, p, v, pkt, fi, ready, W, B, Dr):
 @njit(cache=True, inline="always")
 def _inject(st, t):
     """Step 2 of a cycle: every source writes up to ``I`` flits of its queue's front packets."""
+    created, flits, head_inj, inj_ptr, obusy, ocred = st.created, st.flits, st.head_inj, st.inj_ptr, st.obusy, st.ocred
+    ofree, qhead, qnext, qtail, sc, sflit = st.ofree, st.qhead, st.qnext, st.qtail, st.sc, st.sflit
+    srcs, svc = st.srcs, st.svc
     W, V, B, Dr, Dinj, I = st.prm[0], st.prm[2], st.prm[3], st.prm[4], st.prm[10], st.prm[12]
     P = 5
-    ocred, obusy, ofree = st.ocred, st.obusy, st.ofree
-    for i in range(st.sc[5]):
-        n = st.srcs[i]
+    for i in range(sc[5]):
+        n = srcs[i]
         k = 0
-        while k < I and st.qhead[n] >= 0:
-            pk = st.qhead[n]
-            if st.created[pk] > t:
+        while k < I and qhead[n] >= 0:
+            pk = qhead[n]
+            if created[pk] > t:
                 break
-            if st.svc[n] < 0:
+            if svc[n] < 0:
                 pick = -1
                 for j in range(V):
-                    w = (st.inj_ptr[n] + j) % V
+                    w = (inj_ptr[n] + j) % V
                     if (not obusy[n, P, w]) and ofree[n, P, w] <= t and ocred[n, P, w] > 0:
                         pick = w
                         break
                 if pick < 0:
                     break
-                st.svc[n] = pick
+                svc[n] = pick
                 obusy[n, P, pick] = True
-                st.inj_ptr[n] = (pick + 1) % V
-            w = st.svc[n]
+                inj_ptr[n] = (pick + 1) % V
+            w = svc[n]
             if ocred[n, P, w] == 0:
                 break
             ocred[n, P, w] -= 1
-            if st.sflit[n] == 0:
-                st.head_inj[pk] = t
-            _push(st, n, _LOCAL, w, pk, st.sflit[n], t + Dinj, W, B, Dr)
-            st.sflit[n] += 1
+            if sflit[n] == 0:
+                head_inj[pk] = t
+            _push(st, n, _LOCAL, w, pk, sflit[n], t + Dinj, W, B, Dr)
+            sflit[n] += 1
             k += 1
-            if st.sflit[n] == st.flits[pk]:
+            if sflit[n] == flits[pk]:
                 obusy[n, P, w] = False
                 ofree[n, P, w] = t + 1
-                st.svc[n] = -1
-                st.sflit[n] = 0
-                st.qhead[n] = st.qnext[pk]
-                if st.qhead[n] < 0:
-                    st.qtail[n] = -1
+                svc[n] = -1
+                sflit[n] = 0
+                qhead[n] = qnext[pk]
+                if qhead[n] < 0:
+                    qtail[n] = -1
 
 
 @njit(cache=True, inline="always")
 def _vc_alloc(st, n, t):
     """Step 3 at router ``n``: separable input-first VC allocation."""
+    ifrom, iout, iovc, ist, obusy, ofree = st.ifrom, st.iout, st.iovc, st.ist, st.obusy, st.ofree
+    r_idx, r_o, r_ok, r_p, r_v, r_w = st.r_idx, st.r_o, st.r_ok, st.r_p, st.r_v, st.r_w
+    va_in, va_out = st.va_in, st.va_out
     V = st.prm[2]
     Dva = st.prm[5]
     PV = 5 * V
-    obusy, ofree, ist, ifrom, iout = st.obusy, st.ofree, st.ist, st.ifrom, st.iout
-    r_idx, r_p, r_v, r_o, r_w, r_ok = st.r_idx, st.r_p, st.r_v, st.r_o, st.r_w, st.r_ok
     nr = 0
     for p in range(5):
         for v in range(V):
             if ist[n, p, v] == 1 and ifrom[n, p, v] <= t:
                 o = iout[n, p, v]
-                w = st.va_in[n, p, v]
+                w = va_in[n, p, v]
                 for j in range(V):
                     if (not obusy[n, o, w]) and ofree[n, o, w] <= t:
                         r_idx[nr] = p * V + v
@@ -472,7 +475,7 @@ def _vc_alloc(st, n, t):
         bestkey = PV
         for b in range(nr):
             if r_o[b] == o and r_w[b] == w:
-                key = r_idx[b] - st.va_out[n, o, w]
+                key = r_idx[b] - va_out[n, o, w]
                 if key < 0:
                     key += PV
                 if key < bestkey:
@@ -484,32 +487,35 @@ def _vc_alloc(st, n, t):
             o, w, idx, p, v = r_o[a], r_w[a], r_idx[a], r_p[a], r_v[a]
             obusy[n, o, w] = True
             ist[n, p, v] = 2
-            st.iovc[n, p, v] = w
+            iovc[n, p, v] = w
             ifrom[n, p, v] = t + Dva
-            st.va_out[n, o, w] = idx + 1 if idx + 1 < PV else 0
-            st.va_in[n, p, v] = w + 1 if w + 1 < V else 0
+            va_out[n, o, w] = idx + 1 if idx + 1 < PV else 0
+            va_in[n, p, v] = w + 1 if w + 1 < V else 0
 
 
 @njit(cache=True, inline="always")
 def _switch(st, n, t):
     """Step 4 at router ``n``: separable input-first switch allocation, then traversal."""
+    bcnt, best_b, best_k, bfi, bhead, bpkt = st.bcnt, st.best_b, st.best_k, st.bfi, st.bhead, st.bpkt
+    brdy, cap_in, cq_cnt, cq_due, cq_head, cq_vc = st.brdy, st.cap_in, st.cq_cnt, st.cq_due, st.cq_head, st.cq_vc
+    delivery, dl_list, dst, eject, flits, ifrom = st.delivery, st.dl_list, st.dst, st.eject, st.flits, st.ifrom
+    iout, iovc, ist, last_v, link_flits, obusy = st.iout, st.iovc, st.ist, st.last_v, st.link_flits, st.obusy
+    occ, ocred, ofree, r_idx, r_o, r_ok = st.occ, st.ocred, st.ofree, st.r_idx, st.r_o, st.r_ok
+    r_p, r_v, sa_in, sa_out, sc = st.r_p, st.r_v, st.sa_in, st.sa_out, st.sc
     W, V, B, Dr, Dsa, Dst, Dl, Dc, Dinj, Dej, E = (st.prm[0], st.prm[2], st.prm[3], st.prm[4], st.prm[6],
                                                    st.prm[7], st.prm[8], st.prm[9], st.prm[10], st.prm[11],
                                                    st.prm[13])
     P = 5
     PV = P * V
-    ist, ifrom, iout, iovc, bcnt, bhead, brdy = st.ist, st.ifrom, st.iout, st.iovc, st.bcnt, st.bhead, st.brdy
-    r_idx, r_p, r_v, r_o, r_ok = st.r_idx, st.r_p, st.r_v, st.r_o, st.r_ok
-    best_b, best_k, last_v, sa_out = st.best_b, st.best_k, st.last_v, st.sa_out
     nr = 0
     for p in range(P):
         got = 0
-        v = st.sa_in[n, p]
+        v = sa_in[n, p]
         for j in range(V):
             if ist[n, p, v] == 2 and ifrom[n, p, v] <= t and bcnt[n, p, v] > 0 \
                     and brdy[n, p, v, bhead[n, p, v]] <= t:
                 o = iout[n, p, v]
-                if o == _LOCAL or st.ocred[n, o, iovc[n, p, v]] > 0:
+                if o == _LOCAL or ocred[n, o, iovc[n, p, v]] > 0:
                     r_idx[nr] = p * V + v
                     r_p[nr] = p
                     r_v[nr] = v
@@ -517,7 +523,7 @@ def _switch(st, n, t):
                     r_ok[nr] = False
                     nr += 1
                     got += 1
-                    if got == st.cap_in[p]:
+                    if got == cap_in[p]:
                         break
             v = v + 1 if v + 1 < V else 0
     if nr == 0:
@@ -561,8 +567,8 @@ def _switch(st, n, t):
             last_v[r_p[b]] = r_v[b]
     for p in range(P):
         if last_v[p] >= 0:
-            st.sa_in[n, p] = last_v[p] + 1 if last_v[p] + 1 < V else 0
-    cap_c = st.cq_vc.shape[1]
+            sa_in[n, p] = last_v[p] + 1 if last_v[p] + 1 < V else 0
+    cap_c = cq_vc.shape[1]
     for b in range(nr):
         if not r_ok[b]:
             continue
@@ -570,8 +576,8 @@ def _switch(st, n, t):
         o = r_o[b]
         w = iovc[n, p, v]
         h = bhead[n, p, v]
-        pk = st.bpkt[n, p, v, h]
-        fi = st.bfi[n, p, v, h]
+        pk = bpkt[n, p, v, h]
+        fi = bfi[n, p, v, h]
         bhead[n, p, v] = h + 1 if h + 1 < B else 0
         bcnt[n, p, v] -= 1
         # the credit goes back to whoever feeds this input VC
@@ -580,34 +586,34 @@ def _switch(st, n, t):
         else:
             un, uo, due = _neighbour(n, p ^ 1, W), p, t + Dc + Dl
         q = 1 if p == _LOCAL else 0
-        tail_slot = (st.cq_head[q] + st.cq_cnt[q]) % cap_c
-        st.cq_vc[q, tail_slot] = (un * (P + 1) + uo) * V + v
-        st.cq_due[q, tail_slot] = due
-        st.cq_cnt[q] += 1
-        st.occ[n] -= 1
-        st.sc[2] -= 1
-        tail = fi == st.flits[pk] - 1
+        tail_slot = (cq_head[q] + cq_cnt[q]) % cap_c
+        cq_vc[q, tail_slot] = (un * (P + 1) + uo) * V + v
+        cq_due[q, tail_slot] = due
+        cq_cnt[q] += 1
+        occ[n] -= 1
+        sc[2] -= 1
+        tail = fi == flits[pk] - 1
         if o == _LOCAL:
             te = t + Dsa + Dst + Dej
-            if te < st.eject.shape[0]:
-                st.eject[te] += 1
+            if te < eject.shape[0]:
+                eject[te] += 1
             if tail:
-                st.delivery[pk] = te
-                st.sc[1] -= 1
-                st.dl_list[st.sc[3]] = pk
-                st.sc[3] += 1
+                delivery[pk] = te
+                sc[1] -= 1
+                dl_list[sc[3]] = pk
+                sc[3] += 1
         else:
-            st.ocred[n, o, w] -= 1
-            st.link_flits[n * 4 + o] += 1
+            ocred[n, o, w] -= 1
+            link_flits[n * 4 + o] += 1
             _push(st, _neighbour(n, o, W), o, w, pk, fi, t + Dsa + Dst + Dl, W, B, Dr)
         if tail:
-            st.obusy[n, o, w] = False
-            st.ofree[n, o, w] = t + 1
+            obusy[n, o, w] = False
+            ofree[n, o, w] = t + 1
             ist[n, p, v] = 0
             if bcnt[n, p, v] > 0:
                 nh = bhead[n, p, v]
                 ist[n, p, v] = 1
-                iout[n, p, v] = _route(n, st.dst[st.bpkt[n, p, v, nh]], W)
+                iout[n, p, v] = _route(n, dst[bpkt[n, p, v, nh]], W)
                 ifrom[n, p, v] = max(brdy[n, p, v, nh], t + 1) + Dr
 
 
