@@ -445,57 +445,60 @@ def _inject(st, t):
 
 
 @njit(cache=True, inline="always")
-def _vc_alloc(st, n, t):
-    """Step 3 at router ``n``: separable input-first VC allocation."""
+def _vc_alloc_all(st, m, t):
+    """Step 3 at the routers ``act[:m]``: separable input-first VC allocation."""
     ifrom, iout, iovc, ist, obusy, ofree = st.ifrom, st.iout, st.iovc, st.ist, st.obusy, st.ofree
     r_idx, r_o, r_ok, r_p, r_v, r_w = st.r_idx, st.r_o, st.r_ok, st.r_p, st.r_v, st.r_w
     va_in, va_out = st.va_in, st.va_out
     V = st.prm[2]
     Dva = st.prm[5]
     PV = 5 * V
-    nr = 0
-    for p in range(5):
-        for v in range(V):
-            if ist[n, p, v] == 1 and ifrom[n, p, v] <= t:
-                o = iout[n, p, v]
-                w = va_in[n, p, v]
-                for j in range(V):
-                    if (not obusy[n, o, w]) and ofree[n, o, w] <= t:
-                        r_idx[nr] = p * V + v
-                        r_p[nr] = p
-                        r_v[nr] = v
-                        r_o[nr] = o
-                        r_w[nr] = w
-                        nr += 1
-                        break
-                    w = w + 1 if w + 1 < V else 0
-    for a in range(nr):
-        o, w = r_o[a], r_w[a]
-        best = -1
-        bestkey = PV
-        for b in range(nr):
-            if r_o[b] == o and r_w[b] == w:
-                key = r_idx[b] - va_out[n, o, w]
-                if key < 0:
-                    key += PV
-                if key < bestkey:
-                    bestkey = key
-                    best = b
-        r_ok[a] = best == a
-    for a in range(nr):
-        if r_ok[a]:
-            o, w, idx, p, v = r_o[a], r_w[a], r_idx[a], r_p[a], r_v[a]
-            obusy[n, o, w] = True
-            ist[n, p, v] = 2
-            iovc[n, p, v] = w
-            ifrom[n, p, v] = t + Dva
-            va_out[n, o, w] = idx + 1 if idx + 1 < PV else 0
-            va_in[n, p, v] = w + 1 if w + 1 < V else 0
+    act = st.act
+    for i_act in range(m):
+        n = act[i_act]
+        nr = 0
+        for p in range(5):
+            for v in range(V):
+                if ist[n, p, v] == 1 and ifrom[n, p, v] <= t:
+                    o = iout[n, p, v]
+                    w = va_in[n, p, v]
+                    for j in range(V):
+                        if (not obusy[n, o, w]) and ofree[n, o, w] <= t:
+                            r_idx[nr] = p * V + v
+                            r_p[nr] = p
+                            r_v[nr] = v
+                            r_o[nr] = o
+                            r_w[nr] = w
+                            nr += 1
+                            break
+                        w = w + 1 if w + 1 < V else 0
+        for a in range(nr):
+            o, w = r_o[a], r_w[a]
+            best = -1
+            bestkey = PV
+            for b in range(nr):
+                if r_o[b] == o and r_w[b] == w:
+                    key = r_idx[b] - va_out[n, o, w]
+                    if key < 0:
+                        key += PV
+                    if key < bestkey:
+                        bestkey = key
+                        best = b
+            r_ok[a] = best == a
+        for a in range(nr):
+            if r_ok[a]:
+                o, w, idx, p, v = r_o[a], r_w[a], r_idx[a], r_p[a], r_v[a]
+                obusy[n, o, w] = True
+                ist[n, p, v] = 2
+                iovc[n, p, v] = w
+                ifrom[n, p, v] = t + Dva
+                va_out[n, o, w] = idx + 1 if idx + 1 < PV else 0
+                va_in[n, p, v] = w + 1 if w + 1 < V else 0
 
 
 @njit(cache=True, inline="always")
-def _switch(st, n, t):
-    """Step 4 at router ``n``: separable input-first switch allocation, then traversal."""
+def _switch_all(st, m, t):
+    """Step 4 at the routers ``act[:m]``: separable input-first switch allocation, then traversal."""
     bcnt, best_b, best_k, bfi, bhead, bpkt = st.bcnt, st.best_b, st.best_k, st.bfi, st.bhead, st.bpkt
     brdy, cap_in, cq_cnt, cq_due, cq_head, cq_vc = st.brdy, st.cap_in, st.cq_cnt, st.cq_due, st.cq_head, st.cq_vc
     delivery, dl_list, dst, eject, flits, ifrom = st.delivery, st.dl_list, st.dst, st.eject, st.flits, st.ifrom
@@ -507,114 +510,117 @@ def _switch(st, n, t):
                                                    st.prm[13])
     P = 5
     PV = P * V
-    nr = 0
-    for p in range(P):
-        got = 0
-        v = sa_in[n, p]
-        for j in range(V):
-            if ist[n, p, v] == 2 and ifrom[n, p, v] <= t and bcnt[n, p, v] > 0 \
-                    and brdy[n, p, v, bhead[n, p, v]] <= t:
-                o = iout[n, p, v]
-                if o == _LOCAL or ocred[n, o, iovc[n, p, v]] > 0:
-                    r_idx[nr] = p * V + v
-                    r_p[nr] = p
-                    r_v[nr] = v
-                    r_o[nr] = o
-                    r_ok[nr] = False
-                    nr += 1
-                    got += 1
-                    if got == cap_in[p]:
-                        break
-            v = v + 1 if v + 1 < V else 0
-    if nr == 0:
-        return
-    # output arbiters: the first request in round-robin order from the pointer, per
-    # output; the ejection port repeats for up to E grants
-    rounds = 1
-    while True:
-        for o in range(P):
-            best_b[o] = -1
-            best_k[o] = PV
+    act = st.act
+    for i_act in range(m):
+        n = act[i_act]
+        nr = 0
+        for p in range(P):
+            got = 0
+            v = sa_in[n, p]
+            for j in range(V):
+                if ist[n, p, v] == 2 and ifrom[n, p, v] <= t and bcnt[n, p, v] > 0 \
+                        and brdy[n, p, v, bhead[n, p, v]] <= t:
+                    o = iout[n, p, v]
+                    if o == _LOCAL or ocred[n, o, iovc[n, p, v]] > 0:
+                        r_idx[nr] = p * V + v
+                        r_p[nr] = p
+                        r_v[nr] = v
+                        r_o[nr] = o
+                        r_ok[nr] = False
+                        nr += 1
+                        got += 1
+                        if got == cap_in[p]:
+                            break
+                v = v + 1 if v + 1 < V else 0
+        if nr == 0:
+            continue
+        # output arbiters: the first request in round-robin order from the pointer, per
+        # output; the ejection port repeats for up to E grants
+        rounds = 1
+        while True:
+            for o in range(P):
+                best_b[o] = -1
+                best_k[o] = PV
+            for b in range(nr):
+                if r_ok[b]:
+                    continue
+                o = r_o[b]
+                if rounds > 1 and o != _LOCAL:
+                    continue
+                key = r_idx[b] - sa_out[n, o]
+                if key < 0:
+                    key += PV
+                if key < best_k[o]:
+                    best_k[o] = key
+                    best_b[o] = b
+            granted_local = False
+            for o in range(P):
+                b = best_b[o]
+                if b >= 0:
+                    r_ok[b] = True
+                    sa_out[n, o] = r_idx[b] + 1 if r_idx[b] + 1 < PV else 0
+                    if o == _LOCAL:
+                        granted_local = True
+            if rounds >= E or not granted_local:
+                break
+            rounds += 1
+        # input pointers: one past the last granted VC in the port's round-robin order
+        # (requests were collected in that order)
+        for p in range(P):
+            last_v[p] = -1
         for b in range(nr):
             if r_ok[b]:
+                last_v[r_p[b]] = r_v[b]
+        for p in range(P):
+            if last_v[p] >= 0:
+                sa_in[n, p] = last_v[p] + 1 if last_v[p] + 1 < V else 0
+        cap_c = cq_vc.shape[1]
+        for b in range(nr):
+            if not r_ok[b]:
                 continue
+            p, v = r_p[b], r_v[b]
             o = r_o[b]
-            if rounds > 1 and o != _LOCAL:
-                continue
-            key = r_idx[b] - sa_out[n, o]
-            if key < 0:
-                key += PV
-            if key < best_k[o]:
-                best_k[o] = key
-                best_b[o] = b
-        granted_local = False
-        for o in range(P):
-            b = best_b[o]
-            if b >= 0:
-                r_ok[b] = True
-                sa_out[n, o] = r_idx[b] + 1 if r_idx[b] + 1 < PV else 0
-                if o == _LOCAL:
-                    granted_local = True
-        if rounds >= E or not granted_local:
-            break
-        rounds += 1
-    # input pointers: one past the last granted VC in the port's round-robin order
-    # (requests were collected in that order)
-    for p in range(P):
-        last_v[p] = -1
-    for b in range(nr):
-        if r_ok[b]:
-            last_v[r_p[b]] = r_v[b]
-    for p in range(P):
-        if last_v[p] >= 0:
-            sa_in[n, p] = last_v[p] + 1 if last_v[p] + 1 < V else 0
-    cap_c = cq_vc.shape[1]
-    for b in range(nr):
-        if not r_ok[b]:
-            continue
-        p, v = r_p[b], r_v[b]
-        o = r_o[b]
-        w = iovc[n, p, v]
-        h = bhead[n, p, v]
-        pk = bpkt[n, p, v, h]
-        fi = bfi[n, p, v, h]
-        bhead[n, p, v] = h + 1 if h + 1 < B else 0
-        bcnt[n, p, v] -= 1
-        # the credit goes back to whoever feeds this input VC
-        if p == _LOCAL:
-            un, uo, due = n, P, t + Dc + Dinj
-        else:
-            un, uo, due = _neighbour(n, p ^ 1, W), p, t + Dc + Dl
-        q = 1 if p == _LOCAL else 0
-        tail_slot = (cq_head[q] + cq_cnt[q]) % cap_c
-        cq_vc[q, tail_slot] = (un * (P + 1) + uo) * V + v
-        cq_due[q, tail_slot] = due
-        cq_cnt[q] += 1
-        occ[n] -= 1
-        sc[2] -= 1
-        tail = fi == flits[pk] - 1
-        if o == _LOCAL:
-            te = t + Dsa + Dst + Dej
-            if te < eject.shape[0]:
-                eject[te] += 1
+            w = iovc[n, p, v]
+            h = bhead[n, p, v]
+            pk = bpkt[n, p, v, h]
+            fi = bfi[n, p, v, h]
+            bhead[n, p, v] = h + 1 if h + 1 < B else 0
+            bcnt[n, p, v] -= 1
+            # the credit goes back to whoever feeds this input VC
+            if p == _LOCAL:
+                un, uo, due = n, P, t + Dc + Dinj
+            else:
+                un, uo, due = _neighbour(n, p ^ 1, W), p, t + Dc + Dl
+            q = 1 if p == _LOCAL else 0
+            tail_slot = (cq_head[q] + cq_cnt[q]) % cap_c
+            cq_vc[q, tail_slot] = (un * (P + 1) + uo) * V + v
+            cq_due[q, tail_slot] = due
+            cq_cnt[q] += 1
+            occ[n] -= 1
+            sc[2] -= 1
+            tail = fi == flits[pk] - 1
+            if o == _LOCAL:
+                te = t + Dsa + Dst + Dej
+                if te < eject.shape[0]:
+                    eject[te] += 1
+                if tail:
+                    delivery[pk] = te
+                    sc[1] -= 1
+                    dl_list[sc[3]] = pk
+                    sc[3] += 1
+            else:
+                ocred[n, o, w] -= 1
+                link_flits[n * 4 + o] += 1
+                _push(st, _neighbour(n, o, W), o, w, pk, fi, t + Dsa + Dst + Dl, W, B, Dr)
             if tail:
-                delivery[pk] = te
-                sc[1] -= 1
-                dl_list[sc[3]] = pk
-                sc[3] += 1
-        else:
-            ocred[n, o, w] -= 1
-            link_flits[n * 4 + o] += 1
-            _push(st, _neighbour(n, o, W), o, w, pk, fi, t + Dsa + Dst + Dl, W, B, Dr)
-        if tail:
-            obusy[n, o, w] = False
-            ofree[n, o, w] = t + 1
-            ist[n, p, v] = 0
-            if bcnt[n, p, v] > 0:
-                nh = bhead[n, p, v]
-                ist[n, p, v] = 1
-                iout[n, p, v] = _route(n, dst[bpkt[n, p, v, nh]], W)
-                ifrom[n, p, v] = max(brdy[n, p, v, nh], t + 1) + Dr
+                obusy[n, o, w] = False
+                ofree[n, o, w] = t + 1
+                ist[n, p, v] = 0
+                if bcnt[n, p, v] > 0:
+                    nh = bhead[n, p, v]
+                    ist[n, p, v] = 1
+                    iout[n, p, v] = _route(n, dst[bpkt[n, p, v, nh]], W)
+                    ifrom[n, p, v] = max(brdy[n, p, v, nh], t + 1) + Dr
 
 
 @njit(cache=True, inline="always")
@@ -634,10 +640,8 @@ def router_cycle(st, t):
     # only routers holding flits act (an empty one has nothing to allocate); routers are
     # order free within a stage, so the list's order is as good as the mesh's
     m = st.sc[4]
-    for i in range(m):
-        _vc_alloc(st, st.act[i], t)
-    for i in range(m):
-        _switch(st, st.act[i], t)
+    _vc_alloc_all(st, m, t)
+    _switch_all(st, m, t)
     j = 0
     for i in range(st.sc[4]):
         n = st.act[i]
