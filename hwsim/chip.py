@@ -234,7 +234,7 @@ class NocConfig(_Section):
 
     topology: Literal["mesh2d"] = _f("mesh2d", description="network topology")
     routing: Literal["xy"] = _f("xy", description="dimension-order routing, x first")
-    router_cycles: int = _f(unit="cycles", ge=1, le=10000, description="router latency per hop")
+    router_cycles: int = _f(unit="cycles", ge=1, le=10000, description="router latency per hop (ideal model)")
     link_cycles: int = _f(unit="cycles", ge=0, le=10000, description="link latency per hop")
     flit_bits: int = _f(unit="bits", ge=1, le=4096, description="flit (and link) width")
     multicast: Literal["unicast", "xy-tree"] = _f(
