@@ -235,11 +235,14 @@ class NocConfig(_Section):
 
     topology: Literal["mesh2d"] = _f("mesh2d", description="network topology")
     routing: Literal["xy"] = _f("xy", description="dimension-order routing, x first")
-    router_cycles: int = _f(unit="cycles", ge=1, le=10000, description="router latency per hop")
+    router_cycles: int = _f(unit="cycles", ge=1, le=10000, description="router latency per hop (ideal model)")
     link_cycles: int = _f(unit="cycles", ge=0, le=10000, description="link latency per hop")
     flit_bits: int = _f(unit="bits", ge=1, le=4096, description="flit (and link) width")
     multicast: Literal["unicast", "xy-tree"] = _f(
         "unicast", description="unicast = one copy per destination; xy-tree = fork along the XY tree")
+    router_model: Literal["ideal", "wormhole"] = _f(
+        "ideal", description="the step timing's NoC: ideal = hwsim/noc.py (unlimited buffers, no ejection limit; "
+        "default, an idealisation); wormhole = hwsim/router.py (the router fields below; one network per step)")
     interchip_cycles: int = _f(unit="cycles", ge=1, le=1_000_000,
                                description="latency of one chip-to-chip hop")
     interchip_bits: int = _f(unit="bits/cycle", ge=1, le=4096,

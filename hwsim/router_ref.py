@@ -8,13 +8,16 @@ every cycle's ejected flits). The semantics are the docstring of ``hwsim/router.
 
 from __future__ import annotations
 
+import bisect
+import heapq
+import itertools
 from collections import deque
 
 import numpy as np
 
-from .router import RouterParams, RouterRun, _check_packets, check_router_params, source_queues
+from .router import NO_CYCLE, RouterParams, RouterRun, _check_packets, check_router_params
 
-__all__ = ["simulate_router_ref"]
+__all__ = ["simulate_router_ref", "RouterSim"]
 
 LOCAL = 4
 STEP = {0: (1, 0), 1: (-1, 0), 2: (0, 1), 3: (0, -1)}  # port -> (dx, dy)
@@ -50,6 +53,7 @@ class Router:
         self.va_out = [[0] * V for _ in range(5)]  # per output VC: next input VC index to favour
         self.sa_in = [0] * 5                        # per input port: next VC to favour
         self.sa_out = [0] * 5                       # per output port: next input VC index to favour
+        self.occ = 0                                # flits in its input buffers (an empty router does nothing)
 
 
 class Mesh:
@@ -70,71 +74,101 @@ class Mesh:
     def arrive(self, r: Router, port: int, vc: int, pkt: int, fi: int, ready: int):
         ivc = r.inputs[port][vc]
         ivc.flits.append((pkt, fi, ready))
+        r.occ += 1
         if ivc.state == "idle":
             ivc.state = "wait_va"
             ivc.out_port = self.route(r, pkt)
             ivc.from_cycle = ready + self.p.routing_cycles
 
 
-def simulate_router_ref(params: RouterParams, created, src, dst, flits, *, max_cycles: int,
-                        stop_when_done: bool = True) -> RouterRun:
-    """Same contract as :func:`hwsim.router.simulate_router`, one object per router and VC."""
-    p = check_router_params(params)
-    created, src, dst, flits = _check_packets(p, created, src, dst, flits, max_cycles)
-    V, W = p.vcs, p.width
-    n_nodes = p.width * p.height
-    indptr, order = source_queues(created, src, n_nodes)
-    mesh = Mesh(p, dst, flits)
-    queues = [deque(int(k) for k in order[indptr[n]:indptr[n + 1]]) for n in range(n_nodes)]
-    inj_vcs = [[OutputVC(p.buffer_flits) for _ in range(V)] for _ in range(n_nodes)]
-    inj_next = [0] * n_nodes
-    inj_cur = [None] * n_nodes  # (vc, flits written) of the packet being written
-    head_inj = np.full(created.size, -1, dtype=np.int64)
-    delivery = np.full(created.size, -1, dtype=np.int64)
-    eject = np.zeros(max_cycles + p.sw_alloc_cycles + p.switch_cycles + p.eject_cycles + 1, dtype=np.int64)
-    remaining = created.size
-    t = 0
-    while t < max_cycles:
-        if stop_when_done and remaining == 0:
-            break
+class RouterSim:
+    """The mesh with its sources, driven from outside: :meth:`add` a packet (created no
+    earlier than the next cycle to simulate), :meth:`cycle` one cycle, :meth:`next_cycle`
+    skips idle ones. Same contract as the kernel's ``router_add`` / ``router_cycle`` /
+    ``router_next`` (:mod:`hwsim.router`); packet ids count from 0 in the order added."""
+
+    def __init__(self, params: RouterParams, eject_len: int = 0):
+        p = check_router_params(params)
+        self.p = p
+        self.n_nodes = p.width * p.height
+        self.created, self.dst, self.flits = [], [], []
+        self.head_inj, self.delivery = [], []
+        self.mesh = Mesh(p, self.dst, self.flits)
+        self.queues = [[] for _ in range(self.n_nodes)]  # (created, id), kept sorted
+        self.inj_vcs = [[OutputVC(p.buffer_flits) for _ in range(p.vcs)] for _ in range(self.n_nodes)]
+        self.inj_next = [0] * self.n_nodes
+        self.inj_cur = [None] * self.n_nodes  # (vc, flits written) of the packet being written
+        self.eject = np.zeros(eject_len, dtype=np.int64)
+        self.link_flits = np.zeros(self.n_nodes * 4, dtype=np.int64)
+        self.credits = []  # heap of (due cycle, order, output VC)
+        self.in_net = 0
+        self.remaining = 0
+
+    def add(self, created: int, src: int, dst: int, flits: int) -> int:
+        k = len(self.created)
+        self.created.append(int(created))
+        self.dst.append(int(dst))
+        self.flits.append(int(flits))
+        self.head_inj.append(-1)
+        self.delivery.append(-1)
+        bisect.insort(self.queues[int(src)], (int(created), k))
+        self.remaining += 1
+        return k
+
+    def next_cycle(self, t: int) -> int:
+        """``t`` while anything is in flight or half written, else the first queued creation (>= t)."""
+        if self.in_net or self.credits or any(c is not None for c in self.inj_cur):
+            return t
+        heads = [q[0][0] for q in self.queues if q]
+        return max(t, min(heads)) if heads else NO_CYCLE
+
+    def _credit_back(self, due: int, ovc: OutputVC):
+        heapq.heappush(self.credits, (due, next(self._seq), ovc))
+
+    _seq = itertools.count()
+
+    def cycle(self, t: int) -> list:
+        """Simulate cycle ``t``; returns the packets delivered (tail switched to ejection) in it."""
+        p, mesh, V, W = self.p, self.mesh, self.p.vcs, self.p.width
+        done_now = []
         # credits due
-        for ovc in [o for r in mesh.routers.values() for port in r.outputs for o in port] + \
-                   [o for node in inj_vcs for o in node]:
-            while ovc.returns and ovc.returns[0] <= t:
-                ovc.returns.popleft()
-                ovc.credits += 1
+        while self.credits and self.credits[0][0] <= t:
+            heapq.heappop(self.credits)[2].credits += 1
         # sources
-        for n in range(n_nodes):
+        for n in range(self.n_nodes):
             router = mesh.routers[(n % W, n // W)]
+            queue, vcs = self.queues[n], self.inj_vcs[n]
             for _ in range(p.inject_flits_per_cycle):
-                if not queues[n] or created[queues[n][0]] > t:
+                if not queue or queue[0][0] > t:
                     break
-                pkt = queues[n][0]
-                if inj_cur[n] is None:
-                    free = [(inj_next[n] + j) % V for j in range(V)]
-                    free = [w for w in free if inj_vcs[n][w].free_at(t) and inj_vcs[n][w].credits > 0]
+                pkt = queue[0][1]
+                if self.inj_cur[n] is None:
+                    free = [(self.inj_next[n] + j) % V for j in range(V)]
+                    free = [w for w in free if vcs[w].free_at(t) and vcs[w].credits > 0]
                     if not free:
                         break
                     w = free[0]
-                    inj_vcs[n][w].busy = True
-                    inj_next[n] = (w + 1) % V
-                    inj_cur[n] = (w, 0)
-                w, done = inj_cur[n]
-                if inj_vcs[n][w].credits == 0:
+                    vcs[w].busy = True
+                    self.inj_next[n] = (w + 1) % V
+                    self.inj_cur[n] = (w, 0)
+                w, done = self.inj_cur[n]
+                if vcs[w].credits == 0:
                     break
-                inj_vcs[n][w].credits -= 1
+                vcs[w].credits -= 1
                 if done == 0:
-                    head_inj[pkt] = t
+                    self.head_inj[pkt] = t
                 mesh.arrive(router, LOCAL, w, pkt, done, t + p.inject_cycles)
+                self.in_net += 1
                 done += 1
-                inj_cur[n] = (w, done)
-                if done == flits[pkt]:
-                    inj_vcs[n][w].busy = False
-                    inj_vcs[n][w].free_from = t + 1
-                    inj_cur[n] = None
-                    queues[n].popleft()
+                self.inj_cur[n] = (w, done)
+                if done == self.flits[pkt]:
+                    vcs[w].busy = False
+                    vcs[w].free_from = t + 1
+                    self.inj_cur[n] = None
+                    queue.pop(0)
+        busy = [r for r in mesh.routers.values() if r.occ]
         # VC allocation: every waiting input VC picks one free output VC, every output VC grants one
-        for r in mesh.routers.values():
+        for r in busy:
             picks = {}  # (out port, out vc) -> [input index]
             for port in range(5):
                 for v, ivc in enumerate(r.inputs[port]):
@@ -154,7 +188,7 @@ def simulate_router_ref(params: RouterParams, created, src, dst, flits, *, max_c
                 r.va_out[o][w] = (idx + 1) % (5 * V)
                 r.va_in[port][v] = (w + 1) % V
         # switch allocation, then traversal
-        for r in mesh.routers.values():
+        for r in busy:
             picked = []  # (input index, out port)
             for port in range(5):
                 cap = p.inject_flits_per_cycle if port == LOCAL else 1
@@ -182,24 +216,30 @@ def simulate_router_ref(params: RouterParams, created, src, dst, flits, *, max_c
                 ivc = r.inputs[port][v]
                 w = ivc.out_vc
                 pkt, fi, _ready = ivc.flits.popleft()
+                r.occ -= 1
+                self.in_net -= 1
                 if port == LOCAL:
-                    inj_vcs[r.y * W + r.x][v].returns.append(t + p.credit_cycles + p.inject_cycles)
+                    self._credit_back(t + p.credit_cycles + p.inject_cycles, self.inj_vcs[r.y * W + r.x][v])
                 else:
                     dx, dy = STEP[OPPOSITE[port]]
-                    mesh.routers[(r.x + dx, r.y + dy)].outputs[port][v].returns.append(
-                        t + p.credit_cycles + p.link_cycles)
-                tail = fi == flits[pkt] - 1
+                    self._credit_back(t + p.credit_cycles + p.link_cycles,
+                                      mesh.routers[(r.x + dx, r.y + dy)].outputs[port][v])
+                tail = fi == self.flits[pkt] - 1
                 if o == LOCAL:
                     te = t + p.sw_alloc_cycles + p.switch_cycles + p.eject_cycles
-                    eject[te] += 1
+                    if te < self.eject.size:
+                        self.eject[te] += 1
                     if tail:
-                        delivery[pkt] = te
-                        remaining -= 1
+                        self.delivery[pkt] = te
+                        self.remaining -= 1
+                        done_now.append(pkt)
                 else:
                     r.outputs[o][w].credits -= 1
+                    self.link_flits[(r.y * W + r.x) * 4 + o] += 1
                     dx, dy = STEP[o]
                     mesh.arrive(mesh.routers[(r.x + dx, r.y + dy)], o, w, pkt, fi,
                                 t + p.sw_alloc_cycles + p.switch_cycles + p.link_cycles)
+                    self.in_net += 1
                 if tail:
                     r.outputs[o][w].busy = False
                     r.outputs[o][w].free_from = t + 1
@@ -209,5 +249,22 @@ def simulate_router_ref(params: RouterParams, created, src, dst, flits, *, max_c
                         ivc.state = "wait_va"
                         ivc.out_port = mesh.route(r, nxt)
                         ivc.from_cycle = max(ready, t + 1) + p.routing_cycles
+        return done_now
+
+
+def simulate_router_ref(params: RouterParams, created, src, dst, flits, *, max_cycles: int,
+                        stop_when_done: bool = True) -> RouterRun:
+    """Same contract as :func:`hwsim.router.simulate_router`, one object per router and VC."""
+    p = check_router_params(params)
+    created, src, dst, flits = _check_packets(p, created, src, dst, flits, max_cycles)
+    sim = RouterSim(p, max_cycles + p.sw_alloc_cycles + p.switch_cycles + p.eject_cycles + 1)
+    for k in range(created.size):
+        sim.add(created[k], src[k], dst[k], flits[k])
+    t = 0
+    while t < max_cycles:
+        if stop_when_done and sim.remaining == 0:
+            break
+        sim.cycle(t)
         t += 1
-    return RouterRun(created, head_inj, delivery, eject, t)
+    return RouterRun(created, np.array(sim.head_inj, dtype=np.int64).reshape(-1),
+                     np.array(sim.delivery, dtype=np.int64).reshape(-1), sim.eject, t)

@@ -1,7 +1,8 @@
 """The event-driven chip simulator (Numba): :func:`simulate`, split by job into
 :mod:`.layout` (counter columns, packed tables and their records), :mod:`.build`
 (Program -> kernel tables), :mod:`.kernel` (the functional kernel), :mod:`.timing` (the
-compiled cycle timing), :mod:`.timing_ref` (its plain-Python twin) and :mod:`.run`
+compiled cycle timing), :mod:`.timing_ref` (its plain-Python twin), :mod:`.timing_router`
+and :mod:`.timing_router_ref` (the timing on the router model) and :mod:`.run`
 (:func:`simulate`, the only caller of the trace writers).
 
 Semantics (sync mode) are those of :mod:`models.intref` exactly: within a step the
@@ -63,6 +64,12 @@ delayed by ``crossings * max(0, noc.interchip_cycles - router_cycles - link_cycl
 (``crossings`` = chip boundaries on its XY path). This is applied after the
 contention simulation, so it does not change the link order downstream
 (an approximation; :mod:`hwsim.noc` itself treats every link alike).
+
+Router model (``noc.router_model = "wormhole"``, default ``"ideal"``): the same phases,
+but every packet of a step (partial sums and spikes) goes through one simulation of
+the wormhole/VC router mesh (:mod:`hwsim.router`), packets added as the phases that
+create them resolve, per (population, core) pair: :mod:`.timing_router` (compiled),
+:mod:`.timing_router_ref` (its twin, also the Chrome timeline's source then).
 
 New counters: ``interchip_flits`` (flits x chip-boundary crossings of spike and
 partial-sum packets, and of input events from the I/O port, which belongs to chip

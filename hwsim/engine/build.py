@@ -25,6 +25,7 @@ from models.intref import int_v_min, quant_meta
 
 from ..noc import link_tables, routes
 from ..program import Program
+from ..router import router_params_from_chip
 from .layout import (KERNEL_FIELDS, NIO, NREC, NTC, REC_ACC, REC_ACS, REC_CYCLES, REC_ENT, REC_EVENTS,
                      REC_MACS, REC_N, REC_TILE, TC_ACS, TC_CYCLES, TC_EVENTS, TC_MACS, WORK_FIELDS, kernel_field,
                      pack)
@@ -171,7 +172,12 @@ def _timing_plan(prog: Program) -> dict:
     _, pf_flat = csr(pfire)
     cd_ptr, cd_flat = csr(pcand)
     rt_par = np.concatenate([n_par, t_par]).astype(np.int64)
+    core_node = (prog.core_xy[:, 1] * gw + prog.core_xy[:, 0]).astype(np.int64)
+    wormhole = chip.noc.router_model == "wormhole"
+    rp = router_params_from_chip(chip, gw, gh).kernel_args() if wormhole else ()
     return {
+        "noc_router": np.array([int(wormhole), *rp], np.int64), "core_node": core_node,
+        "nrn_dst_node": core_node[prog.nrn_dst_core],
         "dsrc_ptr": d_ptr, "dsrc": d_flat, "pcore_ptr": pc_ptr, "pcores": pc_flat, "pfire": pf_flat, "pcand_ptr": cd_ptr,
         "pcand": cd_flat, "used_cores": np.unique(prog.tile_core).astype(np.int64), "fire_all": fire_all,
         "psum_all": np.flatnonzero((prog.tile_kind == 1) & (prog.tile_psum_flits > 0)).astype(np.int64),
@@ -193,7 +199,7 @@ def _no_timing_plan(prog: Program) -> dict:
     """Empty timing tables (same types as :func:`_timing_plan`) for runs without timing."""
     z = np.zeros(0, np.int64)
     one = np.zeros(1, np.int64)
-    return {"dsrc_ptr": one, "dsrc": z, "pcore_ptr": one, "pcores": z, "pfire": z, "pcand_ptr": one, "pcand": z, "used_cores": z,
+    return {"noc_router": np.zeros(1, np.int64), "core_node": z, "nrn_dst_node": z, "dsrc_ptr": one, "dsrc": z, "pcore_ptr": one, "pcores": z, "pfire": z, "pcand_ptr": one, "pcand": z, "used_cores": z,
                 "fire_all": np.zeros(prog.n_cores, np.int64), "psum_all": z, "nrn_dst_ptr": one, "nrn_dst_edge": z,
                 "nrn_dst_cross": z, "nrn_flit_count": np.zeros(0, np.bool_), "rt_ptr": one, "rt_link": z, "rt_parent": z,
                 "tile_rt_ptr": one, "tile_dst_edge": z, "tile_cross": z, "R": 1, "W": 0, "extra": 0, "fixed": -1, "barrier": 0,

@@ -94,8 +94,10 @@ Scalars = namedtuple("Scalars", ["M", "F", "payload", "reset_sub", "multi", "out
                        "max_packets", "max_edges", "n_cls", "cr_max"])
 Scalars.__doc__ = "Run options and constants (one int64 each)."
 TimingPlan = namedtuple("TimingPlan", ["dsrc_ptr", "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand",
-                          "used_cores", "fire_all", "psum_all"])
-TimingPlan.__doc__ = "Per population its delay-0 sources, cores, fire cycles, partial-sum tiles."
+                          "used_cores", "fire_all", "psum_all", "noc_router", "core_node", "nrn_dst_node"])
+TimingPlan.__doc__ = ("Per population its delay-0 sources, cores, fire cycles, partial-sum tiles; the router model "
+                      "(``noc_router`` = [1 if wormhole, router kernel parameters]), each core's and spike "
+                      "destination's router node.")
 Routes = namedtuple("Routes", ["nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count", "nrn_cls", "rt_ptr",
                       "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at"])
 Routes.__doc__ = "Route templates of spike and partial-sum packets, destinations, link order."
@@ -125,7 +127,8 @@ KERNEL_FIELDS = ("pop_model", "pop_spikes", "pop_state", "pop_floor", "pop_size"
     "in_pk", "in_hops", "in_icx", "M", "F", "payload", "reset_sub", "multi", "out_pop", "in_flits", "in_mult",
     "out_val_flits", "spiking", "n_acc", "R", "W", "extra", "fixed", "barrier", "pipelined", "max_packets",
     "max_edges", "n_cls", "cr_max", "dsrc_ptr", "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand",
-    "used_cores", "fire_all", "psum_all", "nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count",
+    "used_cores", "fire_all", "psum_all", "noc_router", "core_node", "nrn_dst_node",
+    "nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count",
     "nrn_cls", "rt_ptr", "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at")
 WORK_FIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero", "same", "prev_i", "prev_v",
     "in_cnt", "cr_loc", "t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc", "done", "core_free",

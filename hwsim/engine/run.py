@@ -24,6 +24,7 @@ from .layout import (COUNTERS, CNT_NEURON_UPDATES, CNT_STATE_WORDS, HSTAT, HSTAT
                      HSTAT_NOC_CALLS, HSTAT_OVERRUNS, HSTAT_TRAIN_CALLS, Inputs, Outputs, Packed, TimingOut,
                      VcdProbe)
 from .timing_ref import pipeline_depth, timing_pipelined, timing_result, timing_sync
+from .timing_router_ref import timing_wormhole
 
 __all__ = ["simulate"]
 
@@ -269,6 +270,8 @@ def _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_ti
                           calls)
         elif n_timed:
             fn = timing_pipelined if prog.pipelined else timing_sync
+            if prog.chip.noc.router_model == "wormhole":
+                fn = timing_wormhole
             tim = fn(prog, tile_cyc, all_out, session.timeline, session.sample)
         paths = session.close()
     except BaseException:

@@ -14,7 +14,8 @@ Pipelined mode: every core starts at cycle 0 and integrates the events of the st
 integration ends; a core fires at ``max(end of integration, last psum arrival)``; every
 spike of the step is injected when its core's fire phase ends. Partial sums and spikes
 are separate NoC simulations (they do not contend with each other). Fixed-step padding
-and the barrier are added by the caller (:mod:`hwsim.engine.kernel`).
+and the barrier are added by the caller (:mod:`hwsim.engine.kernel`). This is the
+``noc.router_model = "ideal"`` timing; ``"wormhole"`` is :mod:`hwsim.engine.timing_router`.
 
 The packets go through the NoC model's own arbitration (:func:`hwsim.noc.run_into`)
 in the same order as the Python twin, with routes laid out once per program
@@ -32,6 +33,7 @@ from numba import njit
 
 from ..noc import run_into, run_trains_into
 
+from .timing_router import record_latency, wormhole_step
 from .layout import (HSTAT_DELIVERIES, HSTAT_LAT_MAX, HSTAT_NOC_CALLS, HSTAT_TRAIN_CALLS, open_core_times,
                      open_edges, open_neurons, open_packets, open_plan, open_pops, open_routes, open_scalars,
                      open_state, open_tile_counts, open_tiles)
@@ -80,15 +82,6 @@ def _lay_out(routes, pkts, edges, npk, E, t0, fl, pid, r0, r1):
 
 
 @njit(cache=True, inline="always")
-def _record_latency(lat, hist, hstat):
-    """A delivery ``lat`` cycles after injection, in the latency histogram and stats."""
-    if lat < hist.shape[0]:
-        hist[lat] += 1
-    hstat[HSTAT_LAT_MAX] = max(hstat[HSTAT_LAT_MAX], lat)
-    hstat[HSTAT_DELIVERIES] += 1
-
-
-@njit(cache=True, inline="always")
 def _arrival(e_start, base, de, W, L, t0, cross, extra):
     """Delivery cycle of a packet's tail at one destination: the head enters the
     destination's ejection edge ``de`` at ``e_start[base + de]`` and needs ``W`` more
@@ -125,7 +118,7 @@ def _send_psums(tab, work, cand, c0, c1, t0_core, key, hist, hstat):
             if t0 >= 0:
                 kk = cand[i]
                 dl = cores.m_dl[i]
-                _record_latency(dl - t0, hist, hstat)
+                record_latency(dl - t0, hist, hstat)
                 dc = tiles.core[tiles.soma[kk]]
                 cores.psum_ready[dc] = max(cores.psum_ready[dc], dl)
                 L = tiles.psum_flits[kk]
@@ -151,7 +144,7 @@ def _send_psums(tab, work, cand, c0, c1, t0_core, key, hist, hstat):
         t0 = pkts.pk_t0[n]
         dl = _arrival(edges.e_start, pkts.pk_base[n], routes.tile_dst_edge[kk], opt.W, L, t0, routes.tile_cross[kk],
                       opt.extra)
-        _record_latency(dl - t0, hist, hstat)
+        record_latency(dl - t0, hist, hstat)
         cores.m_dl[i] = dl
         dc = tiles.core[tiles.soma[kk]]
         cores.psum_ready[dc] = max(cores.psum_ready[dc], dl)
@@ -292,9 +285,12 @@ def step_timing(tab, work, t, core_busy, hist, hstat):
     """Cycles of step ``t`` of one sample from its tile cycles ``tc`` and its outputs
     (the spike lists in ``nz``), before fixed-step padding and barrier: the model of
     :func:`hwsim.engine.timing_ref.timing_sync` or
-    :func:`hwsim.engine.timing_ref.timing_pipelined`, same packets in the same order."""
+    :func:`hwsim.engine.timing_ref.timing_pipelined`, same packets in the same order;
+    with ``noc.router_model = "wormhole"``, :func:`hwsim.engine.timing_router.wormhole_step`."""
     pops, tiles, opt, plan = open_pops(tab), open_tiles(tab), open_scalars(tab), open_plan(tab)
     tcnt, cores = open_tile_counts(work), open_core_times(work)
+    if plan.noc_router[0] != 0:
+        return wormhole_step(tab, work, t, core_busy, hist, hstat)
     P = pops.size.shape[0]
     C = plan.fire_all.shape[0]
     if opt.pipelined:

@@ -1,0 +1,374 @@
+"""The compiled step timing with the wormhole router model (``chip.noc.router_model ==
+"wormhole"``): the phases of :mod:`hwsim.engine.timing`, with every packet of a step
+(partial sums and spikes) in ONE simulation of :mod:`hwsim.router`'s mesh, packets
+added while it runs. :mod:`hwsim.engine.timing_router_ref` is its plain-Python twin.
+
+Rules (same phase rules as the ideal model; only the network differs):
+
+* The mesh is the program's global grid (``grid_w x grid_h``, node ``gy * grid_w + gx``)
+  with the router parameters of ``chip.noc``; ``router_cycles`` is not used (the
+  pipeline delays replace it). Every packet is unicast: a spike goes as one packet per
+  destination core (``multicast: xy-tree`` is not forked in the routers: left), a
+  partial sum as one packet to its soma's core, ``L`` flits as in the ideal model. A
+  packet to its own core goes through its router (local in, local out).
+* Delivery = the router's tail ejection cycle + ``crossings * extra`` (inter-chip
+  latency added after, as in the ideal model). A packet's latency = delivery - creation.
+* Sync mode, per population ``p`` (net order) and core ``c`` of ``p`` (a pair): it starts
+  when every delay-0 source population is done and every earlier population on ``c``
+  has fired there: ``start = max(ready_p, core_free_c)``, ``end_int = start + integ``;
+  each partial tile of ``p`` on ``c`` that had events sends its partial sum, created at
+  ``end_int``. The pair fires when its own integration is done and every partial sum
+  to ``c`` of ``p`` has arrived: ``fend = max(end_int, last psum arrival) + fire``;
+  then ``core_free_c = fend`` and each spike of ``p``'s neurons on ``c`` is created at
+  ``fend``. ``done_p = max(ready_p, every fend of p, every spike delivery of p)``;
+  the step = ``max_p done_p``.
+* Pipelined mode: every core starts at 0, ``integ`` = its cycles over all tiles;
+  partial sums are created at ``integ`` of their tile's core; a core fires at
+  ``max(integ, last psum arrival to it)`` for ``fire`` cycles, and its spikes (every
+  population) are created at ``fend``. Step = ``max(last fend, last delivery)``.
+* Packets enter the mesh in a fixed order (their ids): after every cycle in which a
+  delivery completed a pair's partial sums or a population's spikes (nothing else can
+  let a phase proceed), the pairs (sync: populations in net order, each one's cores in
+  plan order; pipelined: cores in order) are swept until nothing changes, and a pair
+  that starts adds its partial sums in tile order, a pair that fires adds its spikes in
+  neuron order (destinations in table order). Every time so computed is at least the
+  cycle in which it became known (a delivery is known when its tail crosses the
+  switch, before it is ejected), so no packet is created in the simulated past.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..router import NO_CYCLE, router_add, router_cycle, router_next, router_state
+from .layout import (HSTAT_DELIVERIES, HSTAT_LAT_MAX, HSTAT_NOC_CALLS, open_core_times, open_edges, open_neurons,
+                     open_plan, open_pops, open_routes, open_scalars, open_state, open_tile_counts, open_tiles)
+
+__all__ = ["wormhole_step", "record_latency"]
+
+
+@njit(cache=True, inline="always")
+def record_latency(lat, hist, hstat):
+    """A delivery ``lat`` cycles after injection, in the latency histogram and stats."""
+    if lat < hist.shape[0]:
+        hist[lat] += 1
+    hstat[HSTAT_LAT_MAX] = max(hstat[HSTAT_LAT_MAX], lat)
+    hstat[HSTAT_DELIVERIES] += 1
+
+
+@njit(cache=True)
+def _step_spikes(tab, work, t, p0, p1, C):
+    """The step's spikes of populations ``p0 .. p1-1`` with destinations, bucketed by
+    core in neuron order: (ptr per core, neuron ids, flits, destinations in all)."""
+    pops, nrns, routes = open_pops(tab), open_neurons(tab), open_routes(tab)
+    state = open_state(work)
+    n = 0
+    for p in range(p0, p1):
+        n += state.nzc[pops.slot_off[p] + t % pops.ring[p]]
+    gid = np.empty(n, np.int64)
+    fl = np.empty(n, np.int64)
+    cnt = np.zeros(C + 1, np.int64)
+    k = 0
+    n_dst = 0
+    for p in range(p0, p1):
+        sl = t % pops.ring[p]
+        base = pops.ring_off[p] + sl * pops.size[p]
+        for j in range(state.nzc[pops.slot_off[p] + sl]):
+            gi = pops.off[p] + state.nz[base + j]
+            nd = routes.nrn_dst_ptr[gi + 1] - routes.nrn_dst_ptr[gi]
+            if nd == 0:
+                continue
+            o = state.nzv[base + j]
+            gid[k] = gi
+            fl[k] = max(abs(o), 1) if routes.nrn_flit_count[gi] else 1
+            cnt[nrns.core[gi] + 1] += 1
+            n_dst += nd
+            k += 1
+    ptr = np.cumsum(cnt)
+    pos = ptr[:C].copy()
+    sg = np.empty(k, np.int64)
+    sf = np.empty(k, np.int64)
+    for i in range(k):
+        c = nrns.core[gid[i]]
+        sg[pos[c]] = gid[i]
+        sf[pos[c]] = fl[i]
+        pos[c] += 1
+    return ptr, sg, sf, n_dst
+
+
+@njit(cache=True)
+def _add(st, pk_kind, pk_tgt, pk_cross, created, src, dst, fl, kind, tgt, cross):
+    """One packet into the mesh, with what its delivery updates (kind 0: partial sum to
+    pair ``tgt``; 1: spike of population ``tgt``) and its chip crossings."""
+    k = router_add(st, created, src, dst, fl)
+    pk_kind[k] = kind
+    pk_tgt[k] = tgt
+    pk_cross[k] = cross
+
+
+@njit(cache=True)
+def _add_spikes(tab, st, pk, sg, sf, i0, i1, fe, src_node, tgt):
+    """The spikes ``sg[i0:i1]`` (flits ``sf``) created at ``fe``, one packet per
+    destination; returns the number of packets."""
+    routes, plan = open_routes(tab), open_plan(tab)
+    n = 0
+    for i in range(i0, i1):
+        gi = sg[i]
+        for d in range(routes.nrn_dst_ptr[gi], routes.nrn_dst_ptr[gi + 1]):
+            _add(st, pk[0], pk[1], pk[2], fe, src_node, plan.nrn_dst_node[d], sf[i], 1, tgt, routes.nrn_dst_cross[d])
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def _deliver(tab, st, pk, k, hist, hstat, prdy, pexp, last, spk_out):
+    """The ``k`` deliveries of the last cycle: latency recorded, partial sums counted
+    down per pair (``pexp``, last arrival ``prdy``), spikes per population. True if a
+    count reached 0 (only then can a sweep change anything)."""
+    opt = open_scalars(tab)
+    zero = False
+    for j in range(k):
+        q = st.dl_list[j]
+        dl = st.delivery[q] + pk[2][q] * opt.extra
+        record_latency(dl - st.created[q], hist, hstat)
+        g = pk[1][q]
+        if pk[0][q] == 0:
+            pexp[g] -= 1
+            prdy[g] = max(prdy[g], dl)
+            zero |= pexp[g] == 0
+        else:
+            spk_out[g] -= 1
+            last[g] = max(last[g], dl)
+            zero |= spk_out[g] == 0
+    return zero
+
+
+@njit(cache=True)
+def _next_turn(tab, c, p):
+    """The first population after ``p`` with a pair on core ``c`` (``P`` if none)."""
+    plan = open_plan(tab)
+    P = plan.pcore_ptr.shape[0] - 1
+    for q in range(p + 1, P):
+        for i in range(plan.pcore_ptr[q], plan.pcore_ptr[q + 1]):
+            if plan.pcores[i] == c:
+                return q
+    return P
+
+
+@njit(cache=True)
+def _sweep_sync(tab, work, st, pk, sp, pv, core_busy):
+    """Start, fire and finish every pair and population that can (module rules), in
+    order, until nothing changes."""
+    pops, tiles, plan = open_pops(tab), open_tiles(tab), open_plan(tab)
+    tcnt, cores = open_tile_counts(work), open_core_times(work)
+    sptr, sg, sf = sp
+    pst, pend, pexp, prdy, pinteg, pstate, ready, fin, last, spk_out, turn, cur = pv
+    P = pops.size.shape[0]
+    changed = True
+    while changed:
+        changed = False
+        for p in range(1, P):
+            if pstate[p] == 3:
+                continue
+            if pstate[p] == 0:
+                ok = True
+                r = np.int64(0)
+                for i in range(plan.dsrc_ptr[p], plan.dsrc_ptr[p + 1]):
+                    s = plan.dsrc[i]
+                    ok &= pstate[s] == 3
+                    r = max(r, cores.done[s])
+                if not ok:
+                    continue
+                ready[p] = r
+                fin[p] = r
+                pstate[p] = 1
+                changed = True
+            if pstate[p] == 1:
+                fired = True
+                for i in range(plan.pcore_ptr[p], plan.pcore_ptr[p + 1]):
+                    c = plan.pcores[i]
+                    if pst[i] == 0:
+                        if turn[c] != p:
+                            fired = False
+                            continue
+                        pend[i] = max(ready[p], cores.core_free[c]) + pinteg[i]
+                        for j in range(plan.pcand_ptr[p], plan.pcand_ptr[p + 1]):
+                            kk = plan.pcand[j]
+                            if tcnt.tc[kk] >= 0 and tiles.core[kk] == c:
+                                dc = tiles.core[tiles.soma[kk]]
+                                tgt = plan.pcore_ptr[p]
+                                while plan.pcores[tgt] != dc:
+                                    tgt += 1
+                                _add(st, pk[0], pk[1], pk[2], pend[i], plan.core_node[c], plan.core_node[dc],
+                                     tiles.psum_flits[kk], 0, tgt, open_routes(tab).tile_cross[kk])
+                        pst[i] = 1
+                        changed = True
+                    if pst[i] == 1:
+                        if pexp[i] > 0:
+                            fired = False
+                            continue
+                        fe = max(pend[i], prdy[i]) + plan.pfire[i]
+                        core_busy[c] += pinteg[i] + plan.pfire[i]
+                        cores.core_free[c] = fe
+                        fin[p] = max(fin[p], fe)
+                        turn[c] = _next_turn(tab, c, p)
+                        i0 = cur[c]
+                        while cur[c] < sptr[c + 1] and sg[cur[c]] < pops.off[p + 1]:
+                            cur[c] += 1
+                        spk_out[p] += _add_spikes(tab, st, pk, sg, sf, i0, cur[c], fe, plan.core_node[c], p)
+                        pst[i] = 2
+                        changed = True
+                if fired:
+                    pstate[p] = 2
+            if pstate[p] == 2 and spk_out[p] == 0:
+                cores.done[p] = max(fin[p], last[p])
+                pstate[p] = 3
+                changed = True
+
+
+@njit(cache=True)
+def _sweep_pipelined(tab, work, st, pk, sp, pv, core_busy):
+    """Fire every core whose partial sums have all arrived, in core order, adding its spikes."""
+    plan = open_plan(tab)
+    cores = open_core_times(work)
+    sptr, sg, sf = sp
+    fired, pexp, prdy, busy = pv
+    for c in plan.used_cores:
+        if fired[c] or pexp[c] > 0:
+            continue
+        fe = max(cores.integ[c], prdy[c]) + plan.fire_all[c]
+        cores.fend[c] = fe
+        busy[0] = max(busy[0], fe)
+        fired[c] = 1
+        busy[1] += _add_spikes(tab, st, pk, sg, sf, sptr[c], sptr[c + 1], fe, plan.core_node[c], 0)
+
+
+@njit(cache=True)
+def _link_flits_out(st, edges, gw, gh):
+    """The mesh's flits per link into the engine's (gx, gy, port) order."""
+    for n in range(gw * gh):
+        gx, gy = n % gw, n // gw
+        for o in range(4):
+            edges.link_flits[(gx * gh + gy) * 4 + o] += st.link_flits[n * 4 + o]
+
+
+@njit(cache=True)
+def wormhole_step(tab, work, t, core_busy, hist, hstat):
+    """Cycles of step ``t`` of one sample with the router model (module rules), before
+    fixed-step padding and barrier: the model of :mod:`hwsim.engine.timing_router_ref`."""
+    pops, tiles, opt, plan = open_pops(tab), open_tiles(tab), open_scalars(tab), open_plan(tab)
+    tcnt, cores, edges = open_tile_counts(work), open_core_times(work), open_edges(work)
+    P = pops.size.shape[0]
+    C = plan.fire_all.shape[0]
+    K = tiles.core.shape[0]
+    prm = plan.noc_router[1:]
+    sptr, sg, sf, n_dst = _step_spikes(tab, work, t, 1, P, C)
+    n_psum = 0
+    for kk in range(K):
+        if tiles.kind[kk] == 1 and tiles.psum_flits[kk] > 0 and tcnt.tc[kk] >= 0:
+            n_psum += 1
+    st = router_state(prm, n_psum + n_dst, 0)
+    cap = max(n_psum + n_dst, 1)
+    pk = (np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int64))
+    if n_dst:
+        hstat[HSTAT_NOC_CALLS] += 1
+    if opt.pipelined:
+        for c in range(C):
+            cores.integ[c] = 0
+        for kk in range(K):
+            if tcnt.tc[kk] > 0:
+                cores.integ[tiles.core[kk]] += tcnt.tc[kk]
+        pexp = np.zeros(C, np.int64)
+        prdy = np.zeros(C, np.int64)
+        for j in range(plan.psum_all.shape[0]):
+            kk = plan.psum_all[j]
+            if tcnt.tc[kk] >= 0:
+                c, dc = tiles.core[kk], tiles.core[tiles.soma[kk]]
+                pexp[dc] += 1
+                _add(st, pk[0], pk[1], pk[2], cores.integ[c], plan.core_node[c], plan.core_node[dc],
+                     tiles.psum_flits[kk], 0, dc, open_routes(tab).tile_cross[kk])
+        for c in range(C):
+            core_busy[c] += cores.integ[c] + plan.fire_all[c]
+        fired = np.zeros(C, np.int64)
+        busy = np.zeros(2, np.int64)  # last fire end, spike packets
+        last = np.zeros(1, np.int64)
+        spk_out = np.zeros(1, np.int64)
+        args = (tab, work, st, pk, (sptr, sg, sf), (fired, pexp, prdy, busy), core_busy)
+        _sweep_pipelined(*args)
+        _run_mesh_p(tab, st, pk, hist, hstat, prdy, pexp, last, spk_out, args)
+        _link_flits_out(st, edges, prm[0], prm[1])
+        return max(busy[0], last[0])
+    npairs = plan.pcores.shape[0]
+    pst = np.zeros(npairs, np.int64)
+    pend = np.zeros(npairs, np.int64)
+    pexp = np.zeros(npairs, np.int64)
+    prdy = np.zeros(npairs, np.int64)
+    pinteg = np.zeros(npairs, np.int64)
+    pstate = np.zeros(P, np.int64)
+    ready = np.zeros(P, np.int64)
+    fin = np.zeros(P, np.int64)
+    last = np.zeros(P, np.int64)
+    spk_out = np.zeros(P, np.int64)
+    turn = np.full(C, P, np.int64)
+    cur = sptr[:C].copy()
+    pair_at = np.full(C, -1, np.int64)
+    pstate[0] = 3
+    cores.done[0] = 0
+    for c in range(C):
+        cores.core_free[c] = 0
+    for p in range(P - 1, 0, -1):
+        for i in range(plan.pcore_ptr[p], plan.pcore_ptr[p + 1]):
+            turn[plan.pcores[i]] = p
+    for p in range(1, P):
+        cores.done[p] = 0
+        if pops.tile_ptr[p + 1] == pops.tile_ptr[p]:
+            pstate[p] = 3  # no tiles: done at 0, as in the ideal model
+            continue
+        for i in range(plan.pcore_ptr[p], plan.pcore_ptr[p + 1]):
+            pair_at[plan.pcores[i]] = i
+        for ti in range(pops.tile_ptr[p], pops.tile_ptr[p + 1]):
+            kk = pops.tile_order[ti]
+            if tcnt.tc[kk] > 0:
+                pinteg[pair_at[tiles.core[kk]]] += tcnt.tc[kk]
+        for j in range(plan.pcand_ptr[p], plan.pcand_ptr[p + 1]):
+            kk = plan.pcand[j]
+            if tcnt.tc[kk] >= 0:
+                pexp[pair_at[tiles.core[tiles.soma[kk]]]] += 1
+    pv = (pst, pend, pexp, prdy, pinteg, pstate, ready, fin, last, spk_out, turn, cur)
+    args = (tab, work, st, pk, (sptr, sg, sf), pv, core_busy)
+    _sweep_sync(*args)
+    _run_mesh_s(tab, st, pk, hist, hstat, prdy, pexp, last, spk_out, args)
+    _link_flits_out(st, edges, prm[0], prm[1])
+    busy = np.int64(0)
+    for p in range(P):
+        busy = max(busy, cores.done[p])
+    return busy
+
+
+@njit(cache=True)
+def _run_mesh_s(tab, st, pk, hist, hstat, prdy, pexp, last, spk_out, args):
+    """Cycle the mesh until every packet (those the sync sweeps add too) is delivered."""
+    t = np.int64(0)
+    while st.sc[1] > 0:
+        t = router_next(st, t)
+        if t == NO_CYCLE:
+            break
+        k = router_cycle(st, t)
+        if k and _deliver(tab, st, pk, k, hist, hstat, prdy, pexp, last, spk_out):
+            _sweep_sync(*args)
+        t += 1
+
+
+@njit(cache=True)
+def _run_mesh_p(tab, st, pk, hist, hstat, prdy, pexp, last, spk_out, args):
+    """Cycle the mesh until every packet (those the pipelined sweeps add too) is delivered."""
+    t = np.int64(0)
+    while st.sc[1] > 0:
+        t = router_next(st, t)
+        if t == NO_CYCLE:
+            break
+        k = router_cycle(st, t)
+        if k and _deliver(tab, st, pk, k, hist, hstat, prdy, pexp, last, spk_out):
+            _sweep_pipelined(*args)
+        t += 1
