@@ -52,7 +52,7 @@ def test_compiled_conv_entries_equal_explicit_derivation(conv_mapping):
     definition's weight of its (pre, post) pair, each pair stored once, every nonzero
     pair of the tiles' axons and posts present; entries are stored narrow."""
     m, _ = conv_mapping
-    prog = compile(m)
+    prog = compile(m, conv_path="rows")  # the explicit rows (the geometric path stores none)
     q = next(p for p in m.net.projections if p.name == "c")
     j = prog.proj_names.index("c")
     ref = _explicit_conv(q)
@@ -82,7 +82,7 @@ def test_program_bytes_per_entry(conv_mapping):
     """The program's entry arrays hold 10 bytes per crossbar entry (int32 slot, int16
     weight, int32 column; 24 before issue 17); rows and neurons are extra."""
     m, _ = conv_mapping
-    prog = compile(m)
+    prog = compile(m, conv_path="rows")
     E = prog.ent_acc.size
     assert prog.ent_acc.nbytes + prog.ent_w.nbytes + prog.ent_col.nbytes == 10 * E
 
