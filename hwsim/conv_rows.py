@@ -107,14 +107,16 @@ class ConvRows:
             raise ValueError(f"its tiles' rows hold {self.total} synapses, the convolution has {self.q.nnz}")
 
     def kernel(self, w_dt) -> np.ndarray:
-        """The kernel as ``geo_w`` stores it: index ``((c * kh + a) * kw + b) * cout_g + o_l``
+        """The kernel as ``geo_w`` stores it: index ``((c * kh + a) * kw + kw - 1 - b) * cout_g + o_l``
         for input channel ``c`` and output ``g(c) * cout_g + o_l`` (output channels innermost,
-        so a tap's outputs are one contiguous run); taps that no output uses are zero."""
+        so a tap's outputs are one contiguous run, and taps reversed along x, so a kernel
+        row's taps follow the outputs they reach, :func:`hwsim.engine.kernel._conv_event`);
+        taps that no output uses are zero."""
         g = self.g
         kh, kw = g.kernel
         w = np.asarray(self.q.weight, np.float64).reshape(g.groups, self.cout_g, self.cin_g, kh, kw)
         used = g.tap_valid(0).any(axis=0)[:, None] & g.tap_valid(1).any(axis=0)[None, :]
-        w = np.where(used, w, 0.0)
+        w = np.where(used, w, 0.0)[..., ::-1]
         return np.ascontiguousarray(w.transpose(0, 2, 3, 4, 1)).reshape(-1).astype(w_dt)
 
     def geometry(self) -> list:

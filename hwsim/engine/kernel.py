@@ -224,13 +224,28 @@ def _add_tile_counts(tcnt, kk, nev, cyc, ac, mac):
     tcnt.t_mac[kk] += mac
 
 
+@njit(cache=True, inline="always")
+def _add_run(acc, ua, ent_w, uw, n, xv):
+    """``acc[ua + u] += ent_w[uw + u] * xv`` for ``u < n`` (unsigned indices: no
+    wraparound checks, so the loop vectorises; a binary spike adds the weights)."""
+    if xv == 1:
+        for u in range(n):
+            acc[ua + u] += ent_w[uw + u]
+    else:
+        for u in range(n):
+            acc[ua + u] += ent_w[uw + u] * xv
+
+
 @njit(cache=True)
 def _conv_event(geo, gi, ent_w, acc, i, xv):
     """One event of value ``xv`` on pre ``i = (c, y, x)`` of geometric convolution ``gi``
     (:func:`hwsim.engine.build._geo_events`): for every tap ``(a, b)`` with
     ``y + p_h - d_h a = s_h i'`` and ``x + p_w - d_w b = s_w j'`` for an output ``(i', j')``
     inside ``H' x W'``, ``acc[a0 + (i' W' + j') C_out + o] += w[o, c, a, b] * xv`` over the
-    outputs ``o`` of ``c``'s group (weights at ``w0 + ((c kh + a) kw + b) cout_g``)."""
+    outputs ``o`` of ``c``'s group (weights at ``w0 + ((c kh + a) kw + kw - 1 - b) cout_g``,
+    taps reversed along x). With ``s_w = d_w = 1`` and one group, the valid taps of a
+    kernel row are outputs ``j'`` in a row of ``W'``, ``b`` falling as ``j'`` rises: one run
+    of ``(taps) x C_out`` accumulators and weights instead of one per tap."""
     b = GEO_N * gi
     H, W, C_out, OH, OW = geo[b + 1], geo[b + 2], geo[b + 3], geo[b + 4], geo[b + 5]
     kh, kw, sh, sw, ph, pw, dh, dw = (geo[b + 6], geo[b + 7], geo[b + 8], geo[b + 9], geo[b + 10], geo[b + 11],
@@ -241,12 +256,21 @@ def _conv_event(geo, gi, ent_w, acc, i, xv):
     x = i % W
     ab = a0 + (c // cin_g) * cout_g
     n = np.uint64(cout_g)
+    row_run = sw == 1 and dw == 1 and cout_g == C_out
+    b_lo = max(0, x + pw - OW + 1)
+    b_hi = min(kw - 1, x + pw)
     for a in range(kh):
         ty = y + ph - dh * a
         if ty < 0:
             break  # falls with a
         oi = ty // sh
         if ty - oi * sh != 0 or oi >= OH:
+            continue
+        wr = (c * kh + a) * kw + kw - 1  # weight index of tap b: w0 + (wr - b) * cout_g
+        if row_run:
+            if b_lo <= b_hi:
+                _add_run(acc, np.uint64(ab + (oi * OW + x + pw - b_hi) * C_out), ent_w,
+                         np.uint64(w0 + (wr - b_hi) * cout_g), np.uint64((b_hi - b_lo + 1) * C_out), xv)
             continue
         for bb in range(kw):
             tx = x + pw - dw * bb
@@ -255,15 +279,8 @@ def _conv_event(geo, gi, ent_w, acc, i, xv):
             oj = tx // sw
             if tx - oj * sw != 0 or oj >= OW:
                 continue
-            # unsigned indices: no wraparound checks, so the run vectorises
-            ua = np.uint64(ab + (oi * OW + oj) * C_out)
-            uw = np.uint64(w0 + ((c * kh + a) * kw + bb) * cout_g)
-            if xv == 1:
-                for u in range(n):
-                    acc[ua + u] += ent_w[uw + u]
-            else:
-                for u in range(n):
-                    acc[ua + u] += ent_w[uw + u] * xv
+            _add_run(acc, np.uint64(ab + (oi * OW + oj) * C_out), ent_w, np.uint64(w0 + (wr - bb) * cout_g), n,
+                     xv)
 
 
 @njit(cache=True)
