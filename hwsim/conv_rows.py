@@ -107,16 +107,19 @@ class ConvRows:
             raise ValueError(f"its tiles' rows hold {self.total} synapses, the convolution has {self.q.nnz}")
 
     def kernel(self, w_dt) -> np.ndarray:
-        """The kernel as ``geo_w`` stores it: index ``((c * kh + a) * kw + kw - 1 - b) * cout_g + o_l``
+        """The kernel as ``geo_w`` stores it: index ``((c * kh + a) * kw + pos(b)) * cout_g + o_l``
         for input channel ``c`` and output ``g(c) * cout_g + o_l`` (output channels innermost,
-        so a tap's outputs are one contiguous run, and taps reversed along x, so a kernel
-        row's taps follow the outputs they reach, :func:`hwsim.engine.kernel._conv_event`);
-        taps that no output uses are zero."""
+        so a tap's outputs are one contiguous run); ``pos`` orders a kernel row's taps by
+        ``b mod s_w`` and, within a residue, by descending ``b``: the taps one input
+        position reaches outputs through are then stored in the order of those outputs
+        (:func:`hwsim.engine.kernel._conv_event`). Taps that no output uses are zero."""
         g = self.g
         kh, kw = g.kernel
+        sw = g.stride[1]
         w = np.asarray(self.q.weight, np.float64).reshape(g.groups, self.cout_g, self.cin_g, kh, kw)
         used = g.tap_valid(0).any(axis=0)[:, None] & g.tap_valid(1).any(axis=0)[None, :]
-        w = np.where(used, w, 0.0)[..., ::-1]
+        order = [b for r in range(sw) for b in range(kw - 1, -1, -1) if b % sw == r]  # position -> tap
+        w = np.where(used, w, 0.0)[..., order]
         return np.ascontiguousarray(w.transpose(0, 2, 3, 4, 1)).reshape(-1).astype(w_dt)
 
     def geometry(self) -> list:

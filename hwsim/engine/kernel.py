@@ -236,16 +236,28 @@ def _add_run(acc, ua, ent_w, uw, n, xv):
             acc[ua + u] += ent_w[uw + u] * xv
 
 
+@njit(cache=True, inline="always")
+def _tap_pos(b, kw, sw):
+    """Position of tap ``b`` in a kernel row as stored (:meth:`hwsim.conv_rows.ConvRows.kernel`):
+    taps grouped by ``b mod s_w`` (residue 0 first), descending ``b`` within a group."""
+    r = b % sw
+    off = 0
+    for rr in range(r):
+        off += (kw - rr + sw - 1) // sw
+    return off + (kw - r + sw - 1) // sw - 1 - b // sw
+
+
 @njit(cache=True)
 def _conv_event(geo, gi, ent_w, acc, i, xv):
     """One event of value ``xv`` on pre ``i = (c, y, x)`` of geometric convolution ``gi``
     (:func:`hwsim.engine.build._geo_events`): for every tap ``(a, b)`` with
     ``y + p_h - d_h a = s_h i'`` and ``x + p_w - d_w b = s_w j'`` for an output ``(i', j')``
     inside ``H' x W'``, ``acc[a0 + (i' W' + j') C_out + o] += w[o, c, a, b] * xv`` over the
-    outputs ``o`` of ``c``'s group (weights at ``w0 + ((c kh + a) kw + kw - 1 - b) cout_g``,
-    taps reversed along x). With ``s_w = d_w = 1`` and one group, the valid taps of a
-    kernel row are outputs ``j'`` in a row of ``W'``, ``b`` falling as ``j'`` rises: one run
-    of ``(taps) x C_out`` accumulators and weights instead of one per tap."""
+    outputs ``o`` of ``c``'s group (weights at ``w0 + ((c kh + a) kw + pos(b)) cout_g``,
+    :func:`_tap_pos`). With ``d_w = 1`` and one group, the taps of a kernel row that reach
+    an output are ``b = r + s_w q`` (``r = (x + p_w) mod s_w``) for a range of ``q``, reaching
+    ``j' = (x + p_w - r) / s_w - q``: consecutive outputs whose weights are stored
+    consecutively, so one run of ``taps x C_out`` instead of one per tap."""
     b = GEO_N * gi
     H, W, C_out, OH, OW = geo[b + 1], geo[b + 2], geo[b + 3], geo[b + 4], geo[b + 5]
     kh, kw, sh, sw, ph, pw, dh, dw = (geo[b + 6], geo[b + 7], geo[b + 8], geo[b + 9], geo[b + 10], geo[b + 11],
@@ -256,9 +268,14 @@ def _conv_event(geo, gi, ent_w, acc, i, xv):
     x = i % W
     ab = a0 + (c // cin_g) * cout_g
     n = np.uint64(cout_g)
-    row_run = sw == 1 and dw == 1 and cout_g == C_out
-    b_lo = max(0, x + pw - OW + 1)
-    b_hi = min(kw - 1, x + pw)
+    row_run = dw == 1 and cout_g == C_out
+    # the run of a kernel row (row_run): taps q_lo..q_hi of residue r, outputs base - q
+    r = (x + pw) % sw
+    base = (x + pw - r) // sw
+    n_r = (kw - r + sw - 1) // sw
+    q_lo = max(0, base - OW + 1)
+    q_hi = min(n_r - 1, base)
+    p_hi = _tap_pos(r + sw * q_hi, kw, sw) if n_r > 0 else 0
     for a in range(kh):
         ty = y + ph - dh * a
         if ty < 0:
@@ -266,11 +283,11 @@ def _conv_event(geo, gi, ent_w, acc, i, xv):
         oi = ty // sh
         if ty - oi * sh != 0 or oi >= OH:
             continue
-        wr = (c * kh + a) * kw + kw - 1  # weight index of tap b: w0 + (wr - b) * cout_g
+        wr = w0 + (c * kh + a) * kw * cout_g  # the kernel row's first weight
         if row_run:
-            if b_lo <= b_hi:
-                _add_run(acc, np.uint64(ab + (oi * OW + x + pw - b_hi) * C_out), ent_w,
-                         np.uint64(w0 + (wr - b_hi) * cout_g), np.uint64((b_hi - b_lo + 1) * C_out), xv)
+            if q_lo <= q_hi:
+                _add_run(acc, np.uint64(ab + (oi * OW + base - q_hi) * C_out), ent_w,
+                         np.uint64(wr + p_hi * cout_g), np.uint64((q_hi - q_lo + 1) * C_out), xv)
             continue
         for bb in range(kw):
             tx = x + pw - dw * bb
@@ -279,8 +296,8 @@ def _conv_event(geo, gi, ent_w, acc, i, xv):
             oj = tx // sw
             if tx - oj * sw != 0 or oj >= OW:
                 continue
-            _add_run(acc, np.uint64(ab + (oi * OW + oj) * C_out), ent_w, np.uint64(w0 + (wr - bb) * cout_g), n,
-                     xv)
+            _add_run(acc, np.uint64(ab + (oi * OW + oj) * C_out), ent_w,
+                     np.uint64(wr + _tap_pos(bb, kw, sw) * cout_g), n, xv)
 
 
 @njit(cache=True)
