@@ -144,16 +144,17 @@ def small_chips(draw):
 
 @settings(settings.get_profile(_PROFILE))
 @given(case=conv_nets(), chip=small_chips(), reset=st.sampled_from(["zero", "subtract"]),
-       spikes=st.sampled_from(["binary", "multi"]))
-def test_geometric_equals_rows_random_conv_nets(case, chip, reset, spikes):
+       spikes=st.sampled_from(["binary", "multi"]), max_fold=st.sampled_from([None, 1, 4]))
+def test_geometric_equals_rows_random_conv_nets(case, chip, reset, spikes, max_fold):
     """Random conv nets (kernel 1-4, stride 1-3, padding 0-2, dilation 1-2, groups,
     sparse kernels, delays, merged convs and dense skips into a conv population) on
-    small multi-chip meshes with partial sums and folding, sync and pipelined: the
+    small multi-chip meshes with partial sums and folding (fold cap 1, 4 or the
+    mapper's choice), unicast and tree multicast, sync and pipelined: the
     geometric and the explicit-row program agree on spikes, membranes, every counter
     and every timing value, and both equal the integer reference."""
     net, x, extra = case
     try:
-        m = map_model(net, chip)
+        m = map_model(net, chip, max_fold=max_fold)
     except SnnchipError as err:
         assert str(err)
         event("refused by the mapper")
@@ -162,7 +163,8 @@ def test_geometric_equals_rows_random_conv_nets(case, chip, reset, spikes):
     chips = len({tuple(c) for c in geo.core_chip.tolist()})
     event(f"{extra}; {geo.geo_proj.size} geometric; "
           f"{'partial sums' if (geo.tile_kind == 1).any() else 'no partial sums'}; "
-          f"{'multi-chip' if chips > 1 else 'one chip'}")
+          f"{'multi-chip' if chips > 1 else 'one chip'}; "
+          f"{'folded' if max(m.tiling.fold.values(), default=1) > 1 else 'fold 1'}")
 
 
 def _pooled_cnn(avg: bool):
