@@ -200,40 +200,44 @@ def _i64(a) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(a, dtype=np.int64))
 
 
-def _xy_tree_links(src: np.ndarray, dsts: np.ndarray) -> int:
-    """Links of the union of XY paths (x first, then y) from src to every destination."""
-    links = set()
-    for d in dsts:
-        x, y = int(src[0]), int(src[1])
-        while x != d[0]:
-            nx = x + (1 if d[0] > x else -1)
-            links.add((x, y, nx, y))
-            x = nx
-        while y != d[1]:
-            ny = y + (1 if d[1] > y else -1)
-            links.add((x, y, x, ny))
-            y = ny
-    return len(links)
+def _xy_trees(src_xy: np.ndarray, ptr: np.ndarray, d_xy: np.ndarray, cw: int, ch: int) -> tuple:
+    """Per item ``i``: links of the union of XY paths (x first, then y) from ``src_xy[i]`` to
+    the destinations ``d_xy[ptr[i]:ptr[i+1]]``, and how many join two different chips
+    (``cw x ch`` cores per chip; the I/O port at x = -1 belongs to chip 0). Every path
+    runs along row ``sy`` first, so the union is the row span ``[min(sx, dx), max(sx, dx)]``
+    plus, per destination column ``X``, the span ``[min(sy, dy), max(sy, dy)]`` over that
+    column's destinations: links = span lengths; a chip index ``max(v, 0) // cw`` never
+    falls along a span, so a span's crossings are ``chip(hi) - chip(lo)``. Vectorised
+    over all items (one Python loop per item took 8 s of a ResNet-18 compile)."""
+    n = ptr.size - 1
+    links, cross = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    has = np.flatnonzero(np.diff(ptr))
+    if not has.size:
+        return links, cross
+    own = np.repeat(np.arange(n), np.diff(ptr))
+    sx, sy = src_xy[own, 0], src_xy[own, 1]
+    dx, dy = d_xy[:, 0], d_xy[:, 1]
+    lo = np.minimum.reduceat(np.minimum(dx, sx), ptr[has])
+    hi = np.maximum.reduceat(np.maximum(dx, sx), ptr[has])
+    links[has] = hi - lo
+    cross[has] = np.maximum(hi, 0) // cw - np.maximum(lo, 0) // cw
+    o = np.lexsort((dx, own))  # by item, then column
+    own_o, dx_o = own[o], dx[o]
+    col = np.flatnonzero(np.concatenate([[True], (own_o[1:] != own_o[:-1]) | (dx_o[1:] != dx_o[:-1])]))
+    ylo = np.minimum.reduceat(np.minimum(dy, sy)[o], col)
+    yhi = np.maximum.reduceat(np.maximum(dy, sy)[o], col)
+    links += np.bincount(own_o[col], weights=yhi - ylo, minlength=n).astype(np.int64)
+    cross += np.bincount(own_o[col], weights=np.maximum(yhi, 0) // ch - np.maximum(ylo, 0) // ch,
+                         minlength=n).astype(np.int64)
+    return links, cross
 
 
-def _xy_tree_crossings(src: np.ndarray, dsts: np.ndarray, cw: int, ch: int) -> int:
-    """Links of the XY tree from src to dsts that join two different chips."""
-    links = set()
-    cx = lambda x: max(int(x), 0) // cw  # noqa: E731 - the I/O port (-1, 0) is chip (0, 0)
-    cy = lambda y: max(int(y), 0) // ch  # noqa: E731
-    for d in dsts:
-        x, y = int(src[0]), int(src[1])
-        while x != d[0]:
-            nx = x + (1 if d[0] > x else -1)
-            if cx(nx) != cx(x):
-                links.add((x, y, nx, y))
-            x = nx
-        while y != d[1]:
-            ny = y + (1 if d[1] > y else -1)
-            if cy(ny) != cy(y):
-                links.add((x, y, x, ny))
-            y = ny
-    return len(links)
+def _unique_pairs(pairs: np.ndarray, n_cores: int) -> np.ndarray:
+    """The distinct (neuron, core) rows of ``pairs``, sorted by neuron then core, as
+    ``np.unique(pairs, axis=0)`` gives them, through one int64 key (a 1-D sort)."""
+    key = np.sort(pairs[:, 0] * max(n_cores, 1) + pairs[:, 1])  # sorted, then runs dropped (np.unique hashes:
+    key = key[np.concatenate([[True], key[1:] != key[:-1]])]     # 2 s on VGG-16's pairs here)
+    return np.stack([key // max(n_cores, 1), key % max(n_cores, 1)], axis=1)
 
 
 def _dest_stats(src_xy, ptr, dcores, core_xy, core_chip, cw, ch, multicast):
@@ -256,13 +260,7 @@ def _dest_stats(src_xy, ptr, dcores, core_xy, core_chip, cw, ch, multicast):
         icx_o[:] = np.bincount(own, weights=icx, minlength=n).astype(np.int64)
     else:
         pk[has] = 1
-        cache = {}
-        for g in has:
-            key = (int(src_xy[g, 0]), int(src_xy[g, 1]), tuple(dcores[ptr[g]:ptr[g + 1]]))
-            if key not in cache:
-                d = core_xy[list(key[2])]
-                cache[key] = (_xy_tree_links(src_xy[g], d), _xy_tree_crossings(src_xy[g], d, cw, ch))
-            hops_o[g], icx_o[g] = cache[key]
+        hops_o[:], icx_o[:] = _xy_trees(src_xy, ptr, core_xy[dcores], cw, ch)
     return pk, hops_o, icx_o
 
 
@@ -465,7 +463,7 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
         post = np.asarray(t.post, dtype=np.int64).reshape(-1)
         if post.size and (post.min() < 0 or post.max() >= pop_size[p]):
             raise ProgramError(f"tile {k} ({t.population}): post index out of range 0..{pop_size[p] - 1}")
-        if np.unique(post).size != post.size:
+        if t.kind == "soma" and np.unique(post).size != post.size:  # a partial tile's posts equal its soma's
             raise ProgramError(f"tile {k} ({t.population}): a post neuron appears twice")
         tile_ncols[k] = post.size
         if t.kind == "soma":
@@ -562,7 +560,7 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
     # spike destinations per neuron (remote cores only)
     multicast = chip.noc.multicast
     if dst_pairs:
-        pr = np.unique(np.concatenate(dst_pairs), axis=0)
+        pr = _unique_pairs(np.concatenate(dst_pairs), n_cores)
         pr = pr[nrn_core[pr[:, 0]] != pr[:, 1]]
     else:
         pr = np.zeros((0, 2), np.int64)
@@ -574,7 +572,7 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
                                             chip_w, chip_h, multicast)
     # input events: from the I/O port at global (-1, 0) (chip (0, 0)) to every core using the input
     n_in = int(pop_size[0])
-    ip = np.unique(np.concatenate(in_pairs), axis=0) if in_pairs else np.zeros((0, 2), np.int64)
+    ip = _unique_pairs(np.concatenate(in_pairs), n_cores) if in_pairs else np.zeros((0, 2), np.int64)
     in_dst_ptr = _i64(np.searchsorted(ip[:, 0], np.arange(n_in + 1)))
     in_dst_core = _i64(ip[:, 1])
     port = np.tile(np.array([[-1, 0]], np.int64), (n_in, 1))
