@@ -247,7 +247,7 @@ def _tap_pos(b, kw, sw):
     return off + (kw - r + sw - 1) // sw - 1 - b // sw
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _conv_event(geo, gi, ent_w, acc, i, xv):
     """One event of value ``xv`` on pre ``i = (c, y, x)`` of geometric convolution ``gi``
     (:func:`hwsim.engine.build._geo_events`): for every tap ``(a, b)`` with
