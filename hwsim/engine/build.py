@@ -266,11 +266,11 @@ def _acc_layout(prog: Program):
     accumulators instead of runs of at most the window width, which the kernel adds as
     contiguous slices (:func:`_row_spans`). A block is reordered only when that gives
     fewer runs. A geometric convolution's block (no entries) is stored (y, x, c), the order
-    its event scatter writes (:func:`_geo_events`). Returns ``(acc_pos, proj_perm, ent_acc, ent_w)``: ``acc_pos[a]`` is the
-    slot of accumulator ``a`` (projection offset + post index); ``proj_perm[q]`` says
-    whether projection ``q``'s block is reordered (the neuron update then gathers its
-    sums through ``acc_pos``); the entries address slots and are sorted by slot within
-    each row (the order of an integer sum does not change it)."""
+    its event scatter writes (:func:`_geo_events`). Returns ``(acc_pos, proj_perm, ent_acc,
+    ent_w)``: ``acc_pos[a]`` is the slot of accumulator ``a`` (projection offset + post
+    index); ``proj_perm[q]`` says whether projection ``q``'s block is reordered (the
+    neuron update then gathers its sums through ``acc_pos``); the entries address slots
+    and are sorted by slot within each row (the order of an integer sum does not change it)."""
     acc_pos = np.arange(int(prog.n_acc), dtype=np.int64)
     proj_perm = np.zeros(prog.proj_src.size, np.bool_)
     ea, ew = prog.ent_acc, prog.ent_w
