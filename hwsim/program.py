@@ -236,7 +236,7 @@ def _unique_pairs(pairs: np.ndarray, n_cores: int) -> np.ndarray:
     """The distinct (neuron, core) rows of ``pairs``, sorted by neuron then core, as
     ``np.unique(pairs, axis=0)`` gives them, through one int64 key (a 1-D sort)."""
     key = np.sort(pairs[:, 0] * max(n_cores, 1) + pairs[:, 1])  # sorted, then runs dropped (np.unique hashes:
-    key = key[np.concatenate([[True], key[1:] != key[:-1]])]     # 2 s on VGG-16's pairs here)
+    key = key[np.concatenate([key[:1] == key[:1], key[1:] != key[:-1]])]  # 2 s on VGG-16's pairs here)
     return np.stack([key // max(n_cores, 1), key % max(n_cores, 1)], axis=1)
 
 

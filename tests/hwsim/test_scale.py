@@ -162,3 +162,14 @@ def test_xy_tree_links_and_crossings():
         for i in range(n):
             got = (int(links[i]), int(cross[i]))
             assert got == _walk_tree(src[i], d[ptr[i]:ptr[i + 1]].tolist(), cw, ch)
+
+
+def test_unique_pairs_as_numpy_unique():
+    """(neuron, core) pairs deduplicated through one sorted key equal ``np.unique(axis=0)``,
+    also for no pairs (a net whose rows all have no input: found by hypothesis)."""
+    from hwsim.program import _unique_pairs
+
+    rng = np.random.default_rng(1)
+    p = np.stack([rng.integers(0, 50, 400), rng.integers(0, 7, 400)], axis=1)
+    np.testing.assert_array_equal(_unique_pairs(p, 7), np.unique(p, axis=0))
+    assert _unique_pairs(np.zeros((0, 2), np.int64), 7).shape == (0, 2)
