@@ -9,7 +9,9 @@ Semantics (sync mode) are those of :mod:`models.intref` exactly: within a step t
 populations are evaluated in net order; a population's tiles process their input
 events (an event = a nonzero source value on an axon row: the row's stored weights are
 read and multiplied into per-(projection, post) accumulators, one AC per weight for a
-spike source, one MAC for a real-valued graph input), every partial-sum tile of a
+spike source, one MAC for a real-valued graph input; a convolution compiled
+geometrically, :mod:`hwsim.conv_rows`, scatters the event from its kernel and geometry
+and its rows add only their counts), every partial-sum tile of a
 projection adds into the same accumulator, each projection's sum is shifted by its
 ``acc_shift`` (``rshift_round``) and the neurons update per the integer contract (each
 model's Numba step from the table :mod:`models.neurons`; spikes, reset and the membrane

@@ -26,7 +26,7 @@ from models.intref import int_v_min, quant_meta
 from ..noc import link_tables, routes
 from ..program import Program
 from ..router import router_params_from_chip
-from .layout import (KERNEL_FIELDS, NIO, NREC, NTC, REC_ACC, REC_ACS, REC_CYCLES, REC_ENT, REC_EVENTS,
+from .layout import (GEO_N, KERNEL_FIELDS, NIO, NREC, NTC, REC_ACC, REC_ACS, REC_CYCLES, REC_ENT, REC_EVENTS,
                      REC_MACS, REC_N, REC_TILE, TC_ACS, TC_CYCLES, TC_EVENTS, TC_MACS, WORK_FIELDS, kernel_field,
                      pack)
 
@@ -245,7 +245,8 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, v_min, in_flits: int,
     acc_pos, proj_perm, ea, ew = _acc_layout(prog)
     # crossbar entries as narrow ints (less memory traffic in the kernel; same values)
     ent_acc = ea.astype(np.int32, copy=False) if prog.n_acc < 2 ** 31 else ea
-    lo_w, hi_w = int(ew.min(initial=0)), int(ew.max(initial=0))
+    lo_w = min(int(ew.min(initial=0)), int(prog.geo_w.min(initial=0)))
+    hi_w = max(int(ew.max(initial=0)), int(prog.geo_w.max(initial=0)))
     ent_w = ew.astype(next(d for d in (np.int8, np.int16, np.int32, np.int64)
                            if np.iinfo(d).min <= lo_w and hi_w <= np.iinfo(d).max))
     pe = prog.pe_width
@@ -263,9 +264,12 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, v_min, in_flits: int,
     plan = _timing_plan(prog) if timed else _no_timing_plan(prog)
     spans, ent_w = _row_spans(prog.row_ptr, ea, ent_w, row_tile)
     row_cyc = (prog.row_ncols + pe - 1) // pe + prog.event_overhead
-    plan.update(_slot_records(pre_ptr, grp_rows, prog.row_ptr, row_tile, prog.row_mac, row_cyc, spans))
+    plan.update(_slot_records(pre_ptr, grp_rows, prog.row_ptr, row_tile, prog.row_mac, row_cyc, spans,
+                              prog.row_nent))
     plan.update(_compact_rows(grp_src, grp_pre_off, pre_ptr, grp_rows, prog.row_ptr, ea, ew, row_tile,
-                              prog.row_mac, row_cyc, prog.pop_size))
+                              prog.row_mac, row_cyc, prog.pop_size, row_nent=prog.row_nent))
+    plan.update(_geo_events(prog, grp_ptr, grp_src, grp_delay, ent_w.size))
+    ent_w = np.concatenate([ent_w, prog.geo_w.astype(ent_w.dtype)])
     pop_floor, nrn_vmin = membrane_floor(prog, v_min)
     fields = dict(
         pop_model=prog.pop_model, pop_spikes=_model_flag(prog, "spikes"), pop_state=_model_flag(prog, "state"),
@@ -301,11 +305,12 @@ def _acc_layout(prog: Program):
     (one input pixel) then addresses runs of ``channels x window width`` consecutive
     accumulators instead of runs of at most the window width, which the kernel adds as
     contiguous slices (:func:`_row_spans`). A block is reordered only when that gives
-    fewer runs. Returns ``(acc_pos, proj_perm, ent_acc, ent_w)``: ``acc_pos[a]`` is the
-    slot of accumulator ``a`` (projection offset + post index); ``proj_perm[q]`` says
-    whether projection ``q``'s block is reordered (the neuron update then gathers its
-    sums through ``acc_pos``); the entries address slots and are sorted by slot within
-    each row (the order of an integer sum does not change it)."""
+    fewer runs. A geometric convolution's block (no entries) is stored (y, x, c), the order
+    its event scatter writes (:func:`_geo_events`). Returns ``(acc_pos, proj_perm, ent_acc,
+    ent_w)``: ``acc_pos[a]`` is the slot of accumulator ``a`` (projection offset + post
+    index); ``proj_perm[q]`` says whether projection ``q``'s block is reordered (the
+    neuron update then gathers its sums through ``acc_pos``); the entries address slots
+    and are sorted by slot within each row (the order of an integer sum does not change it)."""
     acc_pos = np.arange(int(prog.n_acc), dtype=np.int64)
     proj_perm = np.zeros(prog.proj_src.size, np.bool_)
     ea, ew = prog.ent_acc, prog.ent_w
@@ -333,6 +338,12 @@ def _acc_layout(prog: Program):
                                                                                no_map, max_row):
             acc_pos[a0:a0 + npost] = pos
             proj_perm[q] = True
+    for gi, q in enumerate(prog.geo_proj):  # geometric convolutions: (y, x, c), see _geo_events
+        cout, oh, ow = (int(v) for v in prog.geo_geom[gi, [3, 4, 5]])
+        a0 = int(prog.proj_acc_off[q])
+        o, i, j = np.unravel_index(np.arange(cout * oh * ow), (cout, oh, ow))
+        acc_pos[a0:a0 + cout * oh * ow] = a0 + (i * ow + j) * cout + o
+        proj_perm[q] = True
     if proj_perm.any():
         ea = acc_pos.astype(ea.dtype)[ea]  # the entries' narrow type kept (slots < n_acc)
         ew = ew.copy()
@@ -391,7 +402,7 @@ def kernel_inputs(prog: Program, *key):
 
 
 def _slot_records(pre_ptr: np.ndarray, grp_rows: np.ndarray, row_ptr: np.ndarray, row_tile: np.ndarray,
-                  row_mac: np.ndarray, row_cyc: np.ndarray, spans: dict) -> dict:
+                  row_mac: np.ndarray, row_cyc: np.ndarray, spans: dict, row_nent: np.ndarray | None = None) -> dict:
     """What an event of each (group, source neuron) slot does, as records the kernel
     reads in order: ``rec_ptr`` over the slots (slot ``s`` reads the rows
     ``grp_rows[pre_ptr[s]:pre_ptr[s + 1]]``) and ``rec``, :data:`hwsim.engine.layout.NREC` int64 per record,
@@ -401,8 +412,9 @@ def _slot_records(pre_ptr: np.ndarray, grp_rows: np.ndarray, row_ptr: np.ndarray
       ``u < n``;
     - ``n < 0``: a scattered row, ``acc[ent_acc[e]] += w[e] * x`` for ``ent <= e < ent - n``;
     - the row's tile, and its counts on its first record (zeros on the others): one
-      crossbar event, its entries as AC (SNN tile) or MAC (ANN tile) operations, and its
-      integrate cycles ``row_cyc``.
+      crossbar event, its entries (``row_nent``, default the explicit ones) as AC (SNN
+      tile) or MAC (ANN tile) operations, and its integrate cycles ``row_cyc``; a row of
+      a geometric convolution has no explicit entries (``n = 0``), only counts.
 
     One flat table per event instead of a chain of lookups (slot, rows, spans, counts):
     the shipped MLP's second-layer event costs 12 ns instead of 22 ns."""
@@ -423,6 +435,7 @@ def _slot_records(pre_ptr: np.ndarray, grp_rows: np.ndarray, row_ptr: np.ndarray
     else:
         sp_acc = sp_ent = sp_len = np.zeros(occ.size, np.int64)
     ne = n_e[occ]
+    nc = ne if row_nent is None else np.asarray(row_nent, np.int64)[rr]
     mac = np.asarray(row_mac)[rr] != 0
     rec = np.zeros((occ.size, NREC), np.int64)
     rec[:, REC_ACC] = np.where(span, sp_acc, 0)
@@ -430,8 +443,8 @@ def _slot_records(pre_ptr: np.ndarray, grp_rows: np.ndarray, row_ptr: np.ndarray
     rec[:, REC_N] = np.where(span, sp_len, -ne)
     rec[:, REC_TILE] = np.asarray(row_tile, np.int64)[rr]
     rec[:, REC_EVENTS] = first
-    rec[:, REC_ACS] = np.where(first & ~mac, ne, 0)
-    rec[:, REC_MACS] = np.where(first & mac, ne, 0)
+    rec[:, REC_ACS] = np.where(first & ~mac, nc, 0)
+    rec[:, REC_MACS] = np.where(first & mac, nc, 0)
     rec[:, REC_CYCLES] = np.where(first, np.asarray(row_cyc, np.int64)[rr], 0)
     slot = np.repeat(np.arange(pre_ptr.size - 1), np.diff(pre_ptr))
     per_slot = np.zeros(pre_ptr.size - 1, np.int64)
@@ -444,7 +457,7 @@ def _slot_records(pre_ptr: np.ndarray, grp_rows: np.ndarray, row_ptr: np.ndarray
 def _compact_rows(grp_src: np.ndarray, grp_pre_off: np.ndarray, pre_ptr: np.ndarray, grp_rows: np.ndarray,
                   row_ptr: np.ndarray, ea: np.ndarray, ew: np.ndarray, row_tile: np.ndarray, row_mac: np.ndarray,
                   row_cyc: np.ndarray, pop_size: np.ndarray, max_acc: int = 64, max_tiles: int = 4,
-                  max_entries: int = 1 << 17) -> dict:
+                  max_entries: int = 1 << 17, row_nent: np.ndarray | None = None) -> dict:
     """Short-row groups as one fixed-length row per source neuron.
 
     A group (population, source, delay) whose rows all address a window of at most
@@ -474,8 +487,8 @@ def _compact_rows(grp_src: np.ndarray, grp_pre_off: np.ndarray, pre_ptr: np.ndar
         s0 = int(grp_pre_off[g])
         r = np.asarray(grp_rows[pre_ptr[s0]:pre_ptr[s0 + n_src]], np.int64)
         ln = row_ptr[r + 1] - row_ptr[r]
-        if r.size == 0 or ln.sum() == 0:
-            continue
+        if r.size == 0 or ln.sum() == 0 or (row_nent is not None and (row_nent[r] != ln).any()):
+            continue  # no entries, or a geometric group (its sums come from _geo_events)
         n_tiles = np.unique(row_tile[r]).size
         if n_tiles > max_tiles or n_src * NTC * n_tiles > max_entries or ln.max() > max_acc:
             continue  # cannot qualify (checked before the group's entries are gathered)
@@ -504,6 +517,32 @@ def _compact_rows(grp_src: np.ndarray, grp_pre_off: np.ndarray, pre_ptr: np.ndar
     cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64))
     return {"cr": cat(blocks), "grp_cr_off": off, "grp_cr_a0": a0s, "grp_cr_na": nas, "grp_cr_r": rs,
             "grp_cr_tptr": tptr, "grp_cr_tiles": cat(tiles_all), "cr_max": int(rs.max(initial=0))}
+
+
+def _geo_events(prog: Program, grp_ptr: np.ndarray, grp_src: np.ndarray, grp_delay: np.ndarray,
+                w_base: int) -> dict:
+    """Tables of the geometric convolutions (:mod:`hwsim.conv_rows`): ``geo``, per
+    convolution :data:`hwsim.engine.layout.GEO_N` int64 (its geometry, ``hwsim.conv_rows.GEOM_COLS``,
+    its accumulator block and the first of its weights, appended to the entries' weights
+    at ``w_base``), and ``grp_geo``, per event group the convolution its events scatter
+    through (-1: none; the group's rows then carry the counts only). Its accumulators are
+    stored (y, x, c) (:func:`_acc_layout`), so an event on pre ``(c, y, x)`` adds, for every
+    tap ``(a, b)`` landing on an output ``(i, j)``, one contiguous run
+    ``acc[a0 + (i W' + j) C_out + o] += w[o, c, a, b] * x`` over the outputs ``o`` of ``c``'s group
+    (:func:`hwsim.engine.kernel._conv_event`)."""
+    G = prog.geo_proj.size
+    geo = np.zeros((G, GEO_N), np.int64)
+    grp_geo = np.full(grp_src.size, -1, np.int64)
+    for gi, q in enumerate(prog.geo_proj):
+        geo[gi, :prog.geo_geom.shape[1]] = prog.geo_geom[gi]
+        geo[gi, -2] = prog.proj_acc_off[q]
+        geo[gi, -1] = w_base + prog.geo_w_off[gi]
+        p, s = int(prog.proj_dst[q]), int(prog.proj_src[q])
+        d = int(prog.proj_delay[q]) + (1 if (prog.pipelined and s != 0) else 0)
+        for g in range(int(grp_ptr[p]), int(grp_ptr[p + 1])):
+            if grp_src[g] == s and grp_delay[g] == d:
+                grp_geo[g] = gi
+    return {"geo": geo.reshape(-1), "grp_geo": grp_geo}
 
 
 def _row_spans(row_ptr: np.ndarray, ea: np.ndarray, ew: np.ndarray, row_tile: np.ndarray,

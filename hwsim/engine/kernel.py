@@ -24,7 +24,7 @@ from models.neurons import CODE_IF, int_update_nb
 
 from .layout import (CNT_ACS, CNT_BUSY_CYCLES, CNT_EVENTS, CNT_FLITS, CNT_FLIT_HOPS, CNT_INTERCHIP_FLITS,
                      CNT_IO_IN_FLITS, CNT_IO_IN_FLIT_HOPS, CNT_IO_OUT_FLITS, CNT_MACS, CNT_PACKETS, CNT_PSUM_OPS,
-                     CNT_SPIKES, HSTAT_OVERRUNS, IO_FLIT_HOPS, IO_FLITS, IO_INTERCHIP_FLITS, NIO, NREC, NTC,
+                     CNT_SPIKES, GEO_N, HSTAT_OVERRUNS, IO_FLIT_HOPS, IO_FLITS, IO_INTERCHIP_FLITS, NIO, NREC, NTC,
                      REC_ACC, REC_ACS, REC_CYCLES, REC_ENT, REC_EVENTS, REC_MACS, REC_N, REC_TILE, TC_ACS, TC_CYCLES,
                      TC_EVENTS, TC_MACS, Packed, open_edges, open_groups, open_input_io, open_neurons,
                      open_pops, open_projs, open_scalars, open_state, open_tile_counts, open_tiles)
@@ -205,6 +205,82 @@ def _add_tile_counts(tcnt, kk, nev, cyc, ac, mac):
     tcnt.t_mac[kk] += mac
 
 
+@njit(cache=True, inline="always")
+def _add_run(acc, ua, ent_w, uw, n, xv):
+    """``acc[ua + u] += ent_w[uw + u] * xv`` for ``u < n`` (unsigned indices: no
+    wraparound checks, so the loop vectorises; a binary spike adds the weights)."""
+    if xv == 1:
+        for u in range(n):
+            acc[ua + u] += ent_w[uw + u]
+    else:
+        for u in range(n):
+            acc[ua + u] += ent_w[uw + u] * xv
+
+
+@njit(cache=True, inline="always")
+def _tap_pos(b, kw, sw):
+    """Position of tap ``b`` in a kernel row as stored (:meth:`hwsim.conv_rows.ConvRows.kernel`):
+    taps grouped by ``b mod s_w`` (residue 0 first), descending ``b`` within a group."""
+    r = b % sw
+    off = 0
+    for rr in range(r):
+        off += (kw - rr + sw - 1) // sw
+    return off + (kw - r + sw - 1) // sw - 1 - b // sw
+
+
+@njit(cache=True, inline="always")
+def _conv_event(geo, gi, ent_w, acc, i, xv):
+    """One event of value ``xv`` on pre ``i = (c, y, x)`` of geometric convolution ``gi``
+    (:func:`hwsim.engine.build._geo_events`): for every tap ``(a, b)`` with
+    ``y + p_h - d_h a = s_h i'`` and ``x + p_w - d_w b = s_w j'`` for an output ``(i', j')``
+    inside ``H' x W'``, ``acc[a0 + (i' W' + j') C_out + o] += w[o, c, a, b] * xv`` over the
+    outputs ``o`` of ``c``'s group (weights at ``w0 + ((c kh + a) kw + pos(b)) cout_g``,
+    :func:`_tap_pos`). With ``d_w = 1`` and one group, the taps of a kernel row that reach
+    an output are ``b = r + s_w q`` (``r = (x + p_w) mod s_w``) for a range of ``q``, reaching
+    ``j' = (x + p_w - r) / s_w - q``: consecutive outputs whose weights are stored
+    consecutively, so one run of ``taps x C_out`` instead of one per tap."""
+    b = GEO_N * gi
+    H, W, C_out, OH, OW = geo[b + 1], geo[b + 2], geo[b + 3], geo[b + 4], geo[b + 5]
+    kh, kw, sh, sw, ph, pw, dh, dw = (geo[b + 6], geo[b + 7], geo[b + 8], geo[b + 9], geo[b + 10], geo[b + 11],
+                                      geo[b + 12], geo[b + 13])
+    cin_g, cout_g, a0, w0 = geo[b + 14], geo[b + 15], geo[b + 16], geo[b + 17]
+    c = i // (H * W)
+    y = (i // W) % H
+    x = i % W
+    ab = a0 + (c // cin_g) * cout_g
+    n = np.uint64(cout_g)
+    row_run = dw == 1 and cout_g == C_out
+    # the run of a kernel row (row_run): taps q_lo..q_hi of residue r, outputs base - q
+    r = (x + pw) % sw
+    base = (x + pw - r) // sw
+    n_r = (kw - r + sw - 1) // sw
+    q_lo = max(0, base - OW + 1)
+    q_hi = min(n_r - 1, base)
+    p_hi = _tap_pos(r + sw * q_hi, kw, sw) if n_r > 0 else 0
+    for a in range(kh):
+        ty = y + ph - dh * a
+        if ty < 0:
+            break  # falls with a
+        oi = ty // sh
+        if ty - oi * sh != 0 or oi >= OH:
+            continue
+        wr = w0 + (c * kh + a) * kw * cout_g  # the kernel row's first weight
+        if row_run:
+            if q_lo <= q_hi:
+                _add_run(acc, np.uint64(ab + (oi * OW + base - q_hi) * C_out), ent_w,
+                         np.uint64(wr + p_hi * cout_g), np.uint64((q_hi - q_lo + 1) * C_out), xv)
+            continue
+        for bb in range(kw):
+            tx = x + pw - dw * bb
+            if tx < 0:
+                break
+            oj = tx // sw
+            if tx - oj * sw != 0 or oj >= OW:
+                continue
+            _add_run(acc, np.uint64(ab + (oi * OW + oj) * C_out), ent_w,
+                     np.uint64(wr + _tap_pos(bb, kw, sw) * cout_g), n, xv)
+
+
 @njit(cache=True)
 def _events(tab, ent, work, p, t, inputs):
     """Step ``t``'s crossbar events of population ``p`` from the graph input's groups
@@ -213,7 +289,9 @@ def _events(tab, ent, work, p, t, inputs):
     row's entries (spans as contiguous slices; ``x == 1``, a binary spike, adds ``w``),
     and adds the rows' per-tile counts (events, integrate cycles, AC, MAC) to the step's
     tile counts; a short-row group reads one fixed-length row per event instead
-    (:func:`hwsim.engine.build._compact_rows`). Returns the number of rows read."""
+    (:func:`hwsim.engine.build._compact_rows`); a geometric convolution's group scatters
+    each event from the geometry (:func:`_conv_event`) and its rows add their counts only.
+    Returns the number of rows read."""
     pops, grps = open_pops(tab), open_groups(tab)
     state, tcnt = open_state(work), open_tile_counts(work)
     ent_acc, ent_w = ent  # crossbar entries: accumulator slot and weight
@@ -234,6 +312,10 @@ def _events(tab, ent, work, p, t, inputs):
         base = pops.ring_off[s] + sl * pops.size[s]
         nn = state.nzc[pops.slot_off[s] + sl]
         pp = grps.pre_off[gg]
+        gi = grps.geo_of[gg]
+        if gi >= 0:
+            for j in range(nn):
+                _conv_event(grps.geo, gi, ent_w, state.acc, state.nz[base + j], state.nzv[base + j])
         co = grps.cr_off[gg]
         if co >= 0:  # a short-row group: one fixed-length row per event (_compact_rows)
             if nn == 0:

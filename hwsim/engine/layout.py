@@ -9,7 +9,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-__all__ = ["COUNTERS", "NREC", "KERNEL_FIELDS", "WORK_FIELDS", "Packed", "Inputs", "Outputs", "VcdProbe",
+__all__ = ["COUNTERS", "NREC", "GEO_N", "KERNEL_FIELDS", "WORK_FIELDS", "Packed", "Inputs", "Outputs", "VcdProbe",
            "TimingOut", "field", "kernel_field", "pack"]
 
 # Counter columns of ``RunResult.counters`` (T, cores, counters), the only home of their order.
@@ -45,6 +45,9 @@ IO_FLITS, IO_FLIT_HOPS, IO_INTERCHIP_FLITS = range(len(IO_COUNTS))
 NIO = len(IO_COUNTS)
 __all__ += ["REC_FIELDS", "TILE_COUNTS", "IO_COUNTS", "NTC", "NIO"] + ["REC_" + n.upper() for n in REC_FIELDS] + \
     ["TC_" + n.upper() for n in TILE_COUNTS] + ["IO_" + n.upper() for n in IO_COUNTS]
+# int64 fields per geometric convolution (:func:`hwsim.engine.build._geo_events`): its
+# geometry (hwsim.conv_rows.GEOM_COLS), accumulator block and first weight
+GEO_N = 18
 
 # Everything the kernels read is packed into one int64 array ``kb`` (field ``f`` is
 # ``kb[ko[f]:ko[f + 1]]``; scalars are one-element fields; booleans are 0 / 1), and every
@@ -85,8 +88,9 @@ Projs.__doc__ = "Per projection: shift, accumulator block, input-fed flag, slot 
 Tiles = namedtuple("Tiles", ["core", "kind", "soma", "ncols", "fire", "psum_flits", "psum_hops", "psum_icx"])
 Tiles.__doc__ = "Per tile: core, kind, soma, columns, fire cycles, partial-sum traffic."
 EventGroups = namedtuple("EventGroups", ["ptr", "src", "delay", "pre_off", "cr_off", "cr_a0", "cr_na", "cr_r",
-                           "cr_tptr", "cr_tiles", "rec_ptr", "rec", "cr"])
-EventGroups.__doc__ = "Crossbar rows grouped by (population, source, delay): records and short-row tables."
+                           "cr_tptr", "cr_tiles", "rec_ptr", "rec", "cr", "geo_of", "geo"])
+EventGroups.__doc__ = ("Crossbar rows grouped by (population, source, delay): records, short-row tables and "
+                       "the group's geometric convolution (-1: none).")
 InputIo = namedtuple("InputIo", ["dst_ptr", "dst_core", "pk", "hops", "icx"])
 InputIo.__doc__ = "Per graph-input neuron: destination cores and I/O traffic per event."
 Scalars = namedtuple("Scalars", ["M", "F", "payload", "reset_sub", "multi", "out_pop", "in_flits", "in_mult",
@@ -123,7 +127,8 @@ KERNEL_FIELDS = ("pop_model", "pop_spikes", "pop_state", "pop_floor", "pop_size"
     "nrn_hops", "nrn_icx", "bt_start", "bt_off", "bt_vec", "proj_shift", "proj_acc_off", "proj_npost", "proj_in",
     "proj_perm", "acc_pos", "tile_core", "tile_kind", "tile_soma", "tile_ncols", "tile_fire", "tile_psum_flits",
     "tile_psum_hops", "tile_psum_icx", "grp_ptr", "grp_src", "grp_delay", "grp_pre_off", "grp_cr_off", "grp_cr_a0",
-    "grp_cr_na", "grp_cr_r", "grp_cr_tptr", "grp_cr_tiles", "rec_ptr", "rec", "cr", "in_dst_ptr", "in_dst_core",
+    "grp_cr_na", "grp_cr_r", "grp_cr_tptr", "grp_cr_tiles", "rec_ptr", "rec", "cr", "grp_geo", "geo", "in_dst_ptr",
+    "in_dst_core",
     "in_pk", "in_hops", "in_icx", "M", "F", "payload", "reset_sub", "multi", "out_pop", "in_flits", "in_mult",
     "out_val_flits", "spiking", "n_acc", "R", "W", "extra", "fixed", "barrier", "pipelined", "max_packets",
     "max_edges", "n_cls", "cr_max", "dsrc_ptr", "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand",

@@ -504,7 +504,7 @@ def test_conv_accumulators_channel_last_spans():
 
     net, _ = _random_net(0)
     chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 24, "core.neurons": 16})
-    prog = compile(map_model(net, chip))
+    prog = compile(map_model(net, chip), conv_path="rows")  # the explicit rows' layout
     acc_pos, proj_perm, ea, ew = _acc_layout(prog)
     q = prog.proj_names.index("c")
     assert proj_perm.tolist() == [name == "c" for name in prog.proj_names]
