@@ -69,7 +69,7 @@ from numba import njit
 
 from models.errors import SnnchipError
 
-__all__ = ["NocError", "Packets", "NocResult", "simulate_noc", "MULTICAST_MODES", "xy_hops", "link_order", "routes",
+__all__ = ["validate_packets", "NocError", "Packets", "NocResult", "simulate_noc", "MULTICAST_MODES", "xy_hops", "link_order", "routes",
            "link_tables", "run_into", "run_trains_into", "deliver"]
 
 MULTICAST_MODES = ("unicast", "xy-tree")
@@ -492,7 +492,7 @@ def _trains(t0, src_xy, ptr, dst_xy):
     return train, int(train[-1]) + 1
 
 
-def _validate(packets: Packets, grid_w, grid_h, router_cycles, link_cycles, multicast) -> None:
+def validate_packets(packets: Packets, grid_w, grid_h, router_cycles, link_cycles, multicast) -> None:
     if not isinstance(packets, Packets):
         raise NocError(f"packets: expected a Packets, got {type(packets).__name__}")
     for name, v, lo in (("grid_w", grid_w, 1), ("grid_h", grid_h, 1),
@@ -552,7 +552,7 @@ def simulate_noc(packets: Packets, grid_w: int, grid_h: int, router_cycles: int,
     >>> int(simulate_noc(pk, 4, 4, router_cycles=2, link_cycles=1).delivery_cycle[0])
     11
     """
-    _validate(packets, grid_w, grid_h, router_cycles, link_cycles, multicast)
+    validate_packets(packets, grid_w, grid_h, router_cycles, link_cycles, multicast)
     pk = packets
     gw, gh, R, W = int(grid_w), int(grid_h), int(router_cycles), int(link_cycles)
     delivery, link_flits = deliver(pk.inject_cycle, pk.flits, pk.src_xy, pk.dst_indptr, pk.dst_xy, gw, gh,

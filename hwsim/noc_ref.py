@@ -19,7 +19,7 @@ import numpy as np
 import simpy
 from simpy.events import Event
 
-from .noc import NocResult, Packets, _validate
+from .noc import NocResult, Packets, validate_packets
 
 __all__ = ["simulate_noc_ref"]
 
@@ -89,7 +89,7 @@ class _Link:
 def simulate_noc_ref(packets: Packets, grid_w: int, grid_h: int, router_cycles: int, link_cycles: int,
                      *, multicast: str = "xy-tree") -> NocResult:
     """Same contract as :func:`hwsim.noc.simulate_noc`, simulated with SimPy."""
-    _validate(packets, grid_w, grid_h, router_cycles, link_cycles, multicast)
+    validate_packets(packets, grid_w, grid_h, router_cycles, link_cycles, multicast)
     R, W = int(router_cycles), int(link_cycles)
     env = simpy.Environment()
     links: dict[tuple[int, int, int], _Link] = {}

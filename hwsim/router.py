@@ -84,7 +84,7 @@ from models.errors import SnnchipError
 
 from .chip import NocConfig
 
-__all__ = ["RouterError", "RouterParams", "RouterRun", "check_router_params", "simulate_router",
+__all__ = ["check_packets", "RouterError", "RouterParams", "RouterRun", "check_router_params", "simulate_router",
            "router_params_from_chip", "source_queues", "PORTS", "LINK_CYCLES_DEFAULT", "RouterState", "router_state",
            "router_add", "router_next", "router_cycle", "NO_CYCLE"]
 
@@ -191,7 +191,7 @@ class RouterRun:
     cycles: int
 
 
-def _check_packets(p: RouterParams, created, src, dst, flits, max_cycles):
+def check_packets(p: RouterParams, created, src, dst, flits, max_cycles):
     n = p.width * p.height
     arrs = []
     for name, a in (("created", created), ("src", src), ("dst", dst), ("flits", flits)):
@@ -232,7 +232,7 @@ def simulate_router(params: RouterParams, created, src, dst, flits, *, max_cycle
     is delivered. Returns a :class:`RouterRun`.
     """
     check_router_params(params)
-    created, src, dst, flits = _check_packets(params, created, src, dst, flits, max_cycles)
+    created, src, dst, flits = check_packets(params, created, src, dst, flits, max_cycles)
     indptr, order = source_queues(created, src, params.width * params.height)
     prm = np.array(params.kernel_args(), np.int64)
     head, deliv, ej, cyc = _run(prm, created, dst, flits, indptr, order, int(max_cycles), bool(stop_when_done))

@@ -15,7 +15,7 @@ from collections import deque
 
 import numpy as np
 
-from .router import NO_CYCLE, RouterParams, RouterRun, _check_packets, check_router_params
+from .router import NO_CYCLE, RouterParams, RouterRun, check_packets, check_router_params
 
 __all__ = ["simulate_router_ref", "RouterSim"]
 
@@ -256,7 +256,7 @@ def simulate_router_ref(params: RouterParams, created, src, dst, flits, *, max_c
                         stop_when_done: bool = True) -> RouterRun:
     """Same contract as :func:`hwsim.router.simulate_router`, one object per router and VC."""
     p = check_router_params(params)
-    created, src, dst, flits = _check_packets(p, created, src, dst, flits, max_cycles)
+    created, src, dst, flits = check_packets(p, created, src, dst, flits, max_cycles)
     sim = RouterSim(p, max_cycles + p.sw_alloc_cycles + p.switch_cycles + p.eject_cycles + 1)
     for k in range(created.size):
         sim.add(created[k], src[k], dst[k], flits[k])

@@ -1,6 +1,10 @@
 """Network IR, NIR I/O, lowering to populations and projections, reference
 simulators, datasets and the model zoo."""
 
+from . import jitcache as _jitcache
+
+_jitcache.check()  # before any cached Numba kernel loads: drop caches compiled from older sources
+
 from .errors import (  # noqa: F401
     DatasetError, GraphError, NIRFormatError, ParameterError, ShapeError,
     SimulationError, SnnchipError, UnsupportedNodeError,

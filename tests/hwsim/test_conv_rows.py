@@ -285,7 +285,7 @@ def test_cifar_conv_layer_bytes_follow_weights():
     net = Net([inp, a], [ConvProjection("c", "in", "a", w, g)], "a", input_spiking=True)
     m = map_model(net, load_chip("tianjic"))
     prog = compile(m)
-    kin = kernel_inputs(prog, "subtract", "binary", 1, True, 2, False)
+    kin = kernel_inputs(prog, "subtract", "binary", None, 1, True, 2, False)
     got = sum(v.nbytes for v in prog.arrays().values()) + sum(v.nbytes for v in kin)
     weights, neurons, rows = w.size, int(prog.pop_off[-1]), int(prog.row_src.size)
     assert (weights, neurons, rows) == (73_728, 196_608, 372_992)
