@@ -49,6 +49,7 @@ def test_vgg8_cifar_is_206_crossbars():
                                        + 64 * (2304 * 512 + 4608 * 512) + 8192 * 1024 + 1024 * 10)
 
 
+@pytest.mark.slow
 def test_vgg16_imagenet_counts():
     m = map_model(load("vgg16:imagenet"), XB)
     # conv rows 27, 576, 576, 1152, 1152, 2304 x3, 4608 x5 -> chunks 1, 3, 3, 5, 5, 9, 9, 9, 18 x5;

@@ -256,6 +256,7 @@ def test_imagenet_build_and_lower(imagenet_runs, name):
     assert r["pops"] == r["totals"]["neurons"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mlp", "lenet5", "vgg8", "vgg11", "vgg16", "resnet18"])
 def test_imagenet_peak_rss_under_1gb(imagenet_runs, name):
     r = _run(imagenet_runs, name)
