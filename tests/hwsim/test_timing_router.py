@@ -110,7 +110,7 @@ def test_four_psums_to_one_core_serialize_at_its_ejection_port(router_model, ste
     _equal_timing(r, simulate(prog, x, chrome=tmp_path / "c.json"))
 
 
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+@pytest.mark.parametrize("kind", ["mlp", pytest.param("cnn", marks=pytest.mark.slow)])
 def test_shipped_mnist_models_wormhole_twin(kind, tmp_path):
     """The shipped MNIST models on Tianjic (xy-tree multicast sent as unicast copies in
     the wormhole model), 2 samples (the CNN: 2 steps of one sample, the Python twin
@@ -133,6 +133,7 @@ def test_shipped_mnist_models_wormhole_twin(kind, tmp_path):
     assert (fast.timing["total_cycles"] >= ideal.timing["total_cycles"]).all()
 
 
+@pytest.mark.slow
 def test_nir_cnn_wormhole_twin(nir_cnn, test100, tmp_path):
     """The NIR CNN on Tianjic, 20 steps of one N-MNIST sample, sync: compiled equals the
     Python twin, functional results equal the ideal model's."""
