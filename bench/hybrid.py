@@ -32,6 +32,7 @@ def main(argv=None) -> None:
 
     import snnchip
     from hwsim.engine import reference_net
+    from models.datasets import mnist_sequences
     from models.intref import simulate_int
 
     print(f"machine: {platform.machine()}, python {platform.python_version()}; chip {args.chip}; table "
@@ -42,22 +43,20 @@ def main(argv=None) -> None:
     for name in MODELS:
         t0 = time.perf_counter()
         g = snnchip.load(name)
-        m = snnchip.map(g, args.chip)
-        r = snnchip.run(m, data="mnist", samples=args.samples)
-        B = r.output.shape[1]
-        x = None
-        from models.datasets import mnist_sequences
-
         T = int(g.metadata.get("steps", 32))
-        x = mnist_sequences("direct", T, start=8000, stop=8000 + B).inputs
-        ref = simulate_int(reference_net(m.net, m.chip.timing.mode), x)
+        seq = mnist_sequences("direct", T, start=8000, stop=8000 + args.samples)
+        m = snnchip.map(g, args.chip)
+        r = snnchip.run(m, seq.inputs)
+        B = r.output.shape[1]
+        ref = simulate_int(reference_net(m.net, m.chip.timing.mode), seq.inputs)
         exact = bool(np.array_equal(ref.output, r.output))
+        acc = r.accuracy(seq.labels)
         tot = r.totals()
         cps = float(np.mean(r.timing["cycles_per_step"]))
         lat_us = cps * T / m.chip.timing.clock_hz * 1e6
         e = {v: snnchip.estimate(r, m, table=args.table, view=v).total_pj / 1e3
              for v in ("paper", "chip-ops", "hardware")}
-        print(f"| {name} | {g.metadata.get('ann_layers', '-') or '-'} | {T} | {100 * r.meta['accuracy']:.2f} % | "
+        print(f"| {name} | {g.metadata.get('ann_layers', '-') or '-'} | {T} | {100 * acc:.2f} % | "
               f"{'yes' if exact else 'NO'} | {tot['macs'] / B:,.0f} | {tot['acs'] / B:,.0f} | {cps:,.0f} | "
               f"{lat_us:,.1f} us | {e['paper']:,.1f} | {e['chip-ops']:,.1f} | {e['hardware']:,.1f} | "
               f"{time.perf_counter() - t0:.0f} |", flush=True)

@@ -53,13 +53,6 @@ def weight_count(q) -> tuple[int, int]:
     return int(q.n_pre * q.n_post), int(q.nnz)
 
 
-def is_mac_source(net, q) -> bool:
-    """A projection runs MACs when its source sends values, not spikes: the real-valued
-    graph input, or a non-spiking population (an ANN unit of a hybrid network, an LI / I /
-    Identity readout): :meth:`models.net.Net.is_mac`; all others ACs."""
-    return net.is_mac(q)
-
-
 def core_populations(mapping) -> list[dict]:
     """Per core: {population: (stored synapses, soma neurons)} of the tiles it holds."""
     tl = mapping.tiling

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .counts import flops, is_mac_source
+from .counts import flops
 from .errors import EnergyError
 from .graphcounts import NO_GRAPH_LAYERS, dense_flops, layers_of
 from .runstats import RunCounters, run_counters, runtime_s  # noqa: F401 (runtime_s re-exported)
@@ -397,7 +397,7 @@ def analytic(net, firing_rates: dict, steps: int, tech, *, ops: str = "flops", i
     per_layer = {p.name: {"mac": 0.0, "ac": 0.0} for p in net.populations[1:]}
     counts = {"macs": 0.0, "acs": 0.0}
     for q in net.projections:
-        mac = is_mac_source(net, q)
+        mac = net.is_mac(q)
         if mac:
             r = np.asarray(firing_rates.get(q.src, input_rate), dtype=np.float64)
         else:

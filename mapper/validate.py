@@ -201,7 +201,8 @@ def rule_activation_payload(ctx: Context) -> list:
     bits = int(ctx.chip.core.spike_payload_bits)
     out = []
     for p in ctx.net.populations[1:]:
-        if p.model in neurons.NEURON_MODELS and neurons.model(p.model).activation and ctx.net.outgoing(p.name):
+        nm = neurons.BY_NAME.get(p.model)  # an unknown model is rule_neuron_model's violation
+        if nm is not None and nm.activation and ctx.net.outgoing(p.name):
             top = int(np.max(p.params["a_max"], initial=0))
             if top > (2 ** bits - 1 if bits else 1):
                 out.append(Violation("payload", p.name, p.name,

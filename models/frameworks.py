@@ -61,8 +61,9 @@ def detect_source(graph) -> tuple[str | None, str]:
                 return name, f"metadata {key} = {meta[key]!r}"
     from .graph import node_type
 
-    names = [n for n, nd in graph.nodes.items() if node_type(nd) not in ("Input", "Output")]
-    types = {node_type(graph.nodes[n]) for n in names}
+    nodes = getattr(graph, "nodes", None) or {}  # a mapping's net metadata has no nodes
+    names = [n for n, nd in nodes.items() if node_type(nd) not in ("Input", "Output")]
+    types = {node_type(nodes[n]) for n in names}
     if names and all(n.isdigit() for n in names) and "IF" in types:
         return "sinabs", "node names are module indices with IF neurons (Sinabs' export)"
     return None, "no framework named in the metadata and no known node-name pattern"

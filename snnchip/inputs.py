@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
@@ -88,10 +87,8 @@ def source_modes(graph, args) -> Semantics:
 
     meta = dict(getattr(graph, "metadata", None) or {})
     source, how = getattr(args, "source", None), "given"
-    if source is None and "nodes" in dir(graph):
+    if source is None:
         source, how = detect_source(graph)
-    elif source is None:
-        source, how = detect_source(SimpleNamespace(metadata=meta, nodes={}))
     opts = source_options(source) if source else {}
     given = how == "given"
     layers = [{k: getattr(args, k, None) for k in ("reset", "spikes", "v_min")}]
