@@ -392,7 +392,8 @@ def simulate_stationary(mapping, inputs, *, reset: str = "subtract", spikes: str
         meta={"reset": reset, "spikes": spikes, "v_min": v_min, "chip": chip.name,
               "weight_bits": int(chip.core.weight_bits), "membrane_bits": int(chip.core.membrane_bits),
               "clock_hz": float(chip.timing.clock_hz), "steps": T, "samples": B, "mode": "sync",
-              "conv_mapping": "weight_stationary", "traces": {}})
+              "conv_mapping": "weight_stationary", "traces": {},
+              "input_events": int(np.count_nonzero(x_all))})
 
 
 def step_cycles(mapping) -> tuple[int, int]:
