@@ -69,7 +69,7 @@ def cmd_map(args):
     print(m.report())
     if args.output:
         m.save(args.output)
-        files = " + ".join(p.name for p in sorted(Path(args.output).glob("mapping.*")))
+        files = " + ".join(p.name for p in sorted(Path(args.output).iterdir()) if p.name.endswith((".json", ".npz")))
         print(f"\nmapping written to {args.output}/: {files} ({dt:.1f} s to map)")
     return 0
 
@@ -269,6 +269,9 @@ def cmd_report(args):
         raise SnnchipError(f"{run}: cannot find the run's mapping (looked in {', '.join(map(str, cands))}); "
                            f"give --mapping FOLDER")
     m = Mapping.load(folder)
+    if m.chip.core.conv_mapping == "weight_stationary":  # the report's figures draw the placement and NoC
+        raise SnnchipError(f"{run}: a weight-stationary run has no placement or NoC to draw; its energy is in "
+                           f"`snnchip run`'s output and snnchip.estimate(result, mapping, view=...)")
     ran = r.meta.get("mapping_sha256")
     if ran and ran != m.file_sha256:
         raise SnnchipError(f"{run}: this run was made with a different mapping than the one now in {folder} "

@@ -63,7 +63,10 @@ def test_shipped_models_are_spike_and_membrane_exact(model):
     T = x.shape[0]
     cps = m.resources()["cycles_per_step"]
     assert r.timing["latency_cycles"].tolist() == [T * cps]
-    assert r.totals()["crossbar_reads"] == T * 4 * m.resources()["crossbar_reads_per_step"]
+    res = m.resources()
+    assert r.totals()["crossbar_reads"] == T * 4 * res["crossbar_reads_per_step"]
+    # one definition of the work: the mapping's cell operations per step, as ACs or MACs
+    assert r.totals()["acs"] + r.totals()["macs"] == T * 4 * res["cell_macs_per_step"]
 
 
 def _grouped_conv_net(rng):
@@ -199,3 +202,6 @@ def test_saved_mapping_runs_from_the_cli(tmp_path):
     # 641 cycles per step (576 + 64 + 1) x 32 steps at 10 MHz
     assert "641.0 cycles/step" in out.stdout and "20,512 cycles = 2,051.20 us per inference" in out.stdout
     assert "energy per inference (horowitz45-fp32): paper" in out.stdout
+    rep = subprocess.run([sys.executable, "-m", "snnchip.cli", "report", str(tmp_path / "ws" / "run"), "-o",
+                          str(tmp_path / "rep")], capture_output=True, text=True, timeout=300)
+    assert rep.returncode == 2 and rep.stderr.count("\n") == 1 and "no placement or NoC to draw" in rep.stderr
