@@ -253,20 +253,12 @@ class StationaryMapping:
         doc = {"conv_mapping": MODE, "model": self.model, "chip": self.chip.to_dict(),
                "resources": self.resources(), "layers": [lay.to_dict() for lay in self.layers],
                "notes": list(self.notes), "net": net_doc}
-        text = json.dumps(doc, indent=1, default=_jsonable)
+        text = json.dumps(doc, indent=1)
         with AtomicFolder(folder) as out:
             atomic_write(out.tmp / NPZ, lambda f: np.savez_compressed(f, **arrays), binary=True)
             atomic_write(out.tmp / "mapping.json", lambda f: f.write(text))
         (folder / "mapping.npz").unlink(missing_ok=True)  # an earlier unrolled mapping's arrays
         return folder
-
-
-def _jsonable(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 #: the arrays of a saved weight-stationary mapping (beside ``mapping.json``)

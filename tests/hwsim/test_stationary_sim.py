@@ -205,3 +205,16 @@ def test_saved_mapping_runs_from_the_cli(tmp_path):
     rep = subprocess.run([sys.executable, "-m", "snnchip.cli", "report", str(tmp_path / "ws" / "run"), "-o",
                           str(tmp_path / "rep")], capture_output=True, text=True, timeout=300)
     assert rep.returncode == 2 and rep.stderr.count("\n") == 1 and "no placement or NoC to draw" in rep.stderr
+
+
+def test_resnet_skips_and_vgg_factored_pools_are_exact():
+    # zoo structures (random weights): ResNet-18's identity skips and pooled skip run in the
+    # digital units, VGG-8's 2x2 pools are factored out of the composed 6x6 kernels
+    for name, special in (("resnet18:cifar", "digital"), ("vgg8:cifar", "pool")):
+        m = map_model(load(name), XB)
+        assert any(lay.kind == "digital" if special == "digital" else lay.pool == (2, 2) for lay in m.layers)
+        x = np.random.default_rng(0).random((2, 1) + tuple(m.net.input.shape)).astype(np.float32)
+        if m.net.input_spiking:
+            x = (x < 0.3).astype(np.float32)
+        _, ref = _same_as_intref(m, x)
+        assert sum(int(v.sum()) for v in ref.spikes.values()) > 0
