@@ -280,7 +280,9 @@ def core_layout(mapping) -> tuple[list, dict, dict]:
 
 
 def _check_request(mapping, mode, trace, aer, vcd, chrome) -> None:
-    if mode not in (None, "sync") or mapping.chip.timing.mode != "sync":
+    if mode is not None and mode not in ("sync", "pipelined"):
+        raise SimulationError(f"mode must be 'sync' or 'pipelined', got {mode!r}")
+    if (mode or mapping.chip.timing.mode) != "sync":
         raise SimulationError(f"mode {mode or mapping.chip.timing.mode!r}: a weight-stationary mapping runs "
                               f"layer after layer (sync) only")
     wants = [k for k, v in (("aer", aer), ("vcd", vcd), ("chrome", chrome)) if v is not None]

@@ -182,6 +182,12 @@ def test_core_axis_and_refusals():
     x = np.zeros((2, 1, 1, 28, 28), np.float32)
     with pytest.raises(SimulationError, match="sync"):
         simulate(m, x, mode="pipelined")
+    with pytest.raises(SimulationError, match="mode must be 'sync' or 'pipelined'"):
+        simulate(m, x, mode="fast")
+    piped = map_model(load("mnist_cnn"), XB.with_overrides({"timing.mode": "pipelined"}))
+    with pytest.raises(SimulationError, match="mode 'pipelined'"):
+        simulate(piped, x)
+    assert simulate(piped, x, mode="sync").timing["step_cycles"].tolist() == [[641, 641]]
     with pytest.raises(SimulationError, match="traces"):
         simulate(m, x, aer="/tmp/never.npz")
     with pytest.raises(SimulationError, match="unknown population"):
