@@ -3,11 +3,11 @@ shipped preset on the shipped MNIST models and the NIR paper's CNN.
 
     python bench/presets_table.py [--samples 100]
 
-Unrolled presets are mapped, run on the chip simulator (accuracy on ``--samples``
-held-out samples, cycle timing on the first one, spike-exact check against the integer
-reference on 10) and estimated in the paper view (``E_MAC MACs + E_AC ACs``, table
-``horowitz45-fp32``, per inference). A weight-stationary preset (``crossbar``) cannot be
-simulated: its row gives the mapping's cycles per step x the model's steps as latency.
+Every preset is mapped, run on the chip simulator (accuracy on ``--samples`` held-out
+samples, cycle timing on the first one, spike-exact check against the integer reference
+on 10) and estimated in the paper view (``E_MAC MACs + E_AC ACs``, table
+``horowitz45-fp32``, per inference). A weight-stationary preset (``crossbar``) runs on
+:mod:`hwsim.stationary` (its latency: cycles per step x steps, positions streamed).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ def main(argv=None) -> None:
     import snnchip
     from hwsim.chip import load_chip
     from mapper.mapping import map_model
-    from mapper.stationary import StationaryMapping
     from models.intref import simulate_int
     from models.zoo.catalog import load
 
@@ -45,13 +44,6 @@ def main(argv=None) -> None:
             enc = m.net.metadata.get("encoding") if m.net.input_spiking else "real (MAC)"
             if model == "nir_cnn":
                 enc = "events"
-            if isinstance(m, StationaryMapping):
-                steps = 300 if model == "nir_cnn" else 32
-                us = r["step_us"] * steps
-                print(f"| {preset} | {model} | {r['cores_used']:,} | {r['chips_used']} | {r['crossbars']:,} | "
-                      f"{enc} | not simulated | {us:,.0f} us ({r['cycles_per_step']:,} cycles/step x {steps}) | "
-                      f"- | - |")
-                continue
             res = snnchip.run(m, samples=args.samples, timing_samples=1)
             n = min(10, args.samples)
             acc = res.meta.get("accuracy", float("nan"))
@@ -67,13 +59,13 @@ def _exact(m, samples, n, res, simulate_int) -> str:
     """Run the first ``n`` samples on the integer reference and compare output spikes."""
     from types import SimpleNamespace
 
-    from snnchip.inputs import load_data, modes
+    from snnchip.inputs import load_data, source_modes
 
     net = m.net
     model = SimpleNamespace(input_shape=tuple(net.input.shape), metadata=dict(net.metadata or {}))
-    reset, spikes = modes(model, SimpleNamespace(reset=None, spikes=None))
+    sem = source_modes(model, SimpleNamespace(reset=None, spikes=None, v_min=None))
     _, seq = load_data(model, None, n, res.output.shape[0], None if net.input_spiking else "direct")
-    ref = simulate_int(net, seq.inputs, reset=reset, spikes=spikes)
+    ref = simulate_int(net, seq.inputs, reset=sem.reset, spikes=sem.spikes, v_min=sem.v_min)
     got = res.output[:, :n]
     return "yes" if np.array_equal(got.reshape(ref.output.shape), ref.output) else "NO"
 

@@ -110,6 +110,10 @@ def run_counters(result, mapping) -> RunCounters:
     run has no counters, lacks one an estimate needs, or does not belong to ``mapping``."""
     if mapping is None:
         raise EnergyError("estimate: pass mapping= (the Mapping the run simulated)")
+    if getattr(getattr(getattr(mapping, "chip", None), "core", None), "conv_mapping", "") == "weight_stationary":
+        from .stationary import stationary_counters  # its own core axis (energy/stationary.py)
+
+        return stationary_counters(result, mapping)
     if result.counters is None:
         raise EnergyError("estimate: the run has no counters")
     missing = [n for n in REQUIRED_COUNTERS if n not in result.counter_names]

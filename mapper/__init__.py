@@ -12,8 +12,8 @@ The passes, each a plain function over plain data (docs/design.md)::
 ``fold_sweep`` trades cores for cycles. ``spiking_input`` maps a real-valued input as
 rate/poisson spikes (chips without ANN mode), ``assign_axon_types`` fits TrueNorth's axon
 types, and a chip with ``core.conv_mapping: weight_stationary`` gives a
-:class:`StationaryMapping` (:mod:`mapper.stationary`; ``check_runnable`` refuses it to the
-simulator). Crossbar-aware pruning is the subpackage
+:class:`StationaryMapping` (:mod:`mapper.stationary`; ``hwsim.simulate`` runs it with
+``hwsim.stationary``, ``check_runnable`` refuses it to the unrolled ``hwsim.compile``). Crossbar-aware pruning is the subpackage
 :mod:`mapper.prune` (``prune.prune``, ``prune.finetune``): a function named ``prune``
 here would hide it. Note that ``mapper.quantize`` and ``mapper.validate`` are the
 functions; their modules import as ``from mapper.quantize import ...``.

@@ -13,7 +13,9 @@ tile sizes are recomputed from the arrays and compared with the JSON; the
 placement must lie inside the chip's mesh and chip grid with one core per router;
 the multicast mode must be known; the net's quantisation widths must be the chip's
 and its integer weights inside the chip's weight range. Finally the mapper's own
-design rules (:func:`mapper.validate.check`) run against the chip.
+design rules (:func:`mapper.validate.check`) run against the chip. A folder whose
+``mapping.json`` says ``conv_mapping: weight_stationary`` is read by
+:func:`mapper.stationary.load_stationary` instead.
 """
 
 from __future__ import annotations
@@ -239,7 +241,8 @@ def _check_quant(net, chip, jpath: Path) -> None:
 
 
 def load_mapping(folder: str | os.PathLike):
-    """Read a mapping folder, check everything (module docstring), and return the :class:`Mapping`."""
+    """Read a mapping folder, check everything (module docstring), and return the :class:`Mapping`
+    (a :class:`mapper.stationary.StationaryMapping` for a weight-stationary folder)."""
     from hwsim.chip import ChipConfig
 
     from .mapping import Mapping
@@ -253,10 +256,9 @@ def load_mapping(folder: str | os.PathLike):
         except ValueError:
             head = None
         if isinstance(head, dict) and head.get("conv_mapping") == "weight_stationary":
-            from .stationary import StationaryError
+            from .stationary import load_stationary
 
-            raise StationaryError(f"{folder}: a core.conv_mapping=weight_stationary mapping (resources only); "
-                                  f"the chip simulator runs unrolled mappings only")
+            return load_stationary(folder)
     for pth in (jpath, npath):
         if not pth.is_file():
             raise MappingFileError(f"{pth}: no such file (is {folder} a mapping folder written by `snnchip map`?)")

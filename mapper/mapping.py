@@ -194,8 +194,9 @@ def map_model(graph_or_net, chip, *, placement: str = "rowmajor", rates: dict | 
     one axon of one type per input, k times fewer rows but a much coarser fit
     (:func:`mapper.axon_types.assign_axon_types`).
     With ``core.conv_mapping: weight_stationary`` the conv layers are tiled as one kernel
-    copy each (:mod:`mapper.stationary`); such a mapping has an exact resource report
-    but ``hwsim.compile`` cannot run it (:func:`mapper.stationary.check_runnable`).
+    copy each (:mod:`mapper.stationary`): an exact resource report, and ``hwsim.simulate``
+    runs it on :mod:`hwsim.stationary` (``hwsim.compile`` refuses it:
+    :func:`mapper.stationary.check_runnable`).
     """
     from models import Graph, lower
 

@@ -4,8 +4,10 @@ This module owns the mapping crossbar accelerators use (ISAAC, PRIME, memristive
 arrays; the counting of Liang, Deng et al., IEEE Access 2018): a layer's weights are
 stored once, as a ``rows x columns`` matrix, and the layer's output positions stream
 through it one after another. It gives the exact crossbar and core counts, the cycles
-per step and the weight memory; the chip simulator runs only unrolled mappings, so
-:func:`check_runnable` refuses a weight-stationary one.
+per step and the weight memory, on the quantised net (``mapper.quantize``, the integers
+:mod:`models.intref` runs); :mod:`hwsim.stationary` runs it (``hwsim.simulate`` and
+``snnchip run`` dispatch there). ``hwsim.compile`` builds unrolled programs only, so
+:func:`check_runnable` refuses a weight-stationary mapping there.
 
 Layers (one per projection of the lowered net)
 ----------------------------------------------
@@ -30,12 +32,14 @@ Counts, with crossbars of ``A = core.axons`` rows and ``N = core.neurons`` colum
     crossbars(layer) = g * ceil(rows / A) * ceil(columns / N)
     cores(layer)     = ceil(crossbars / core.crossbars_per_core)   (a core serves one layer)
     cycles(layer)    = positions * (ceil(min(columns, N) / pe_width) + event_overhead_cycles)
-    cycles per step  = sum over layers (sync: layer after layer), + barrier_cycles
+    cycles per step  = sum over layers (sync: layer after layer), + barrier_cycles   (:func:`cycles_per_step`)
 
 (every crossbar of a layer works on the same position at once; a position's columns are
 read out ``pe_width`` at a time). Work per step: ``positions * crossbars`` crossbar reads
-and ``positions * g * rows * columns`` cell multiply-accumulates per layer (dense: every
-input row is driven whether it spikes or not). Weight memory: ``crossbars * A * N * weight_bits / 8``
+and ``positions * g * rows * columns`` cell operations per layer (dense: every input row
+is driven whether it spikes or not, an all-zero input vector included; a cell operation
+is an AC for a spiking source, a MAC for a real-valued one). These are the counters
+:mod:`hwsim.stationary` reports per step, the energy tables price them. Weight memory: ``crossbars * A * N * weight_bits / 8``
 bytes; the stored weights are the matrices' cells (one copy: duplication 1).
 
 Example (VGG-8 on CIFAR-10, 256 x 256 crossbars): conv 27/1152/1152/2304/2304/4608 rows
@@ -150,17 +154,26 @@ def layer_of(q, chip) -> StationaryLayer:
     return lay
 
 
+def cycles_per_step(layers, chip) -> int:
+    """``sum over crossbar layers of cycles(layer) + timing.barrier_cycles`` (module docstring):
+    the one home of the weight-stationary step time, for the report and the simulator."""
+    return sum(lay.cycles for lay in layers if lay.kind != "digital") + int(chip.timing.barrier_cycles)
+
+
 @dataclass
 class StationaryMapping:
-    """A weight-stationary mapping: the net, the chip and one :class:`StationaryLayer` per
-    projection. ``report()`` prints the resource report; ``save()`` writes
-    ``mapping.json`` (resources only: the chip simulator cannot run it)."""
+    """A weight-stationary mapping: the quantised net, the chip and one :class:`StationaryLayer`
+    per projection. ``report()`` prints the resource report; ``save()`` writes
+    ``mapping.json`` (resources, layers, the net's structure) and ``stationary.npz`` (the
+    net's integer arrays); :func:`load_stationary` reads them back for ``snnchip run``."""
 
     chip: object
     net: object
     layers: list
     model: str = ""
     notes: list = field(default_factory=list)
+    quant: dict = field(default_factory=dict)
+    file_sha256: str = ""
 
     def __repr__(self) -> str:
         r = self.resources()
@@ -174,7 +187,7 @@ class StationaryMapping:
     @property
     def tiling(self):
         """There is none: reading it (``hwsim.compile`` does) raises the one-line refusal of
-        :func:`check_runnable`, so the simulator refuses this mapping by name."""
+        :func:`check_runnable`, so the unrolled compiler refuses this mapping by name."""
         check_runnable(self)
 
     def resources(self) -> dict:
@@ -186,7 +199,7 @@ class StationaryMapping:
         cpc = chip.mesh.width * chip.mesh.height
         cells = crossbars * c.axons * c.neurons
         stored = sum(lay.weights for lay in xb)
-        cycles = sum(lay.cycles for lay in xb) + int(chip.timing.barrier_cycles)
+        cycles = cycles_per_step(self.layers, chip)
         reads = sum(lay.positions * lay.crossbars for lay in xb)
         macs = sum(lay.positions * lay.groups * lay.rows * lay.columns for lay in xb)
         return {"conv_mapping": MODE, "crossbars": crossbars, "cores_used": cores, "cores_per_chip": cpc,
@@ -216,8 +229,8 @@ class StationaryMapping:
             f"pe_width {c.pe_width}) + {c.event_overhead_cycles}) + barrier "
             f"({r['step_us']:,.2f} us at {self.chip.timing.clock_hz / 1e6:g} MHz)",
             f"  work per step    {r['crossbar_reads_per_step']:,} crossbar reads (positions x crossbars), "
-            f"{r['cell_macs_per_step']:,} cell MACs (positions x rows x columns): the counters an energy "
-            f"table would price; not simulated",
+            f"{r['cell_macs_per_step']:,} cell operations (positions x rows x columns), every input vector "
+            f"driven; `snnchip run` simulates it (hwsim.stationary)",
         ] + [f"  {n}" for n in self.notes] + [""]
         lines.append(f"{'projection':<26}{'kind':<8}{'rows':>7}{'cols':>6}{'groups':>7}{'kernel':>7}{'pool':>6}"
                      f"{'chunks':>7}{'blocks':>7}{'xbars':>7}{'cores':>6}{'positions':>10}{'cycles':>11}")
@@ -227,18 +240,81 @@ class StationaryMapping:
             lines.append(f"{lay.projection[:25]:<26}{lay.kind:<8}{lay.rows:>7,}{lay.columns:>6,}{lay.groups:>7}"
                          f"{k:>7}{p:>6}{lay.row_chunks:>7}{lay.column_blocks:>7}{lay.crossbars:>7,}"
                          f"{lay.cores:>6,}{lay.positions:>10,}{lay.cycles:>11,}")
-        lines.append("")
-        lines.append("the chip simulator runs unrolled mappings only: `snnchip run` refuses this one")
         return "\n".join(lines)
 
     def save(self, folder: str | os.PathLike) -> Path:
+        """Write ``mapping.json`` (chip, resources, layers, the net's structure) and
+        ``stationary.npz`` (the net's arrays) into ``folder`` as a unit."""
+        from models.fileio import AtomicFolder
+        from models.netio import net_to_dict
+
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        net_doc, arrays = net_to_dict(self.net)
         doc = {"conv_mapping": MODE, "model": self.model, "chip": self.chip.to_dict(),
-               "resources": self.resources(), "layers": [lay.to_dict() for lay in self.layers]}
-        atomic_write(folder / "mapping.json", lambda f: f.write(json.dumps(doc, indent=1)))
+               "resources": self.resources(), "layers": [lay.to_dict() for lay in self.layers],
+               "notes": list(self.notes), "net": net_doc}
+        text = json.dumps(doc, indent=1)
+        with AtomicFolder(folder) as out:
+            atomic_write(out.tmp / NPZ, lambda f: np.savez_compressed(f, **arrays), binary=True)
+            atomic_write(out.tmp / "mapping.json", lambda f: f.write(text))
         (folder / "mapping.npz").unlink(missing_ok=True)  # an earlier unrolled mapping's arrays
         return folder
+
+
+#: the arrays of a saved weight-stationary mapping (beside ``mapping.json``)
+NPZ = "stationary.npz"
+
+
+def load_stationary(folder: str | os.PathLike) -> StationaryMapping:
+    """Read a weight-stationary mapping folder written by :meth:`StationaryMapping.save`.
+
+    The chip is validated, the net rebuilt from its arrays (numbers only, sizes checked
+    against the memory budget), every weight checked against the chip's integer range, and
+    the layers recomputed from the net must equal the saved ones; any failure raises
+    :class:`mapper.mapfile.MappingFileError` naming the file and the field."""
+    import hashlib
+    import zipfile
+
+    from hwsim.chip import ChipConfig
+    from models.limits import check_bytes
+    from models.netio import net_from_dict
+
+    from .mapfile import MappingFileError
+
+    folder = Path(folder)
+    jpath, npath = folder / "mapping.json", folder / NPZ
+    for pth in (jpath, npath):
+        if not pth.is_file():
+            raise MappingFileError(f"{pth}: no such file (write the mapping again with `snnchip map -o`)")
+    text = jpath.read_bytes()
+    check_bytes(len(text) * 20, f"{jpath}: JSON document")
+    try:
+        doc = json.loads(text)
+        chip = ChipConfig.model_validate(doc["chip"])
+        with zipfile.ZipFile(npath) as zf:
+            check_bytes(sum(i.file_size for i in zf.infolist()), f"{npath}: uncompressed arrays")
+        with np.load(npath, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except SnnchipError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as e:
+        raise MappingFileError(f"{folder}: cannot read the weight-stationary mapping ({type(e).__name__}: {e})") \
+            from None
+    bad = [k for k, a in arrays.items() if a.dtype.kind not in "biuf"]
+    if bad:
+        raise MappingFileError(f"{npath}: array '{bad[0]}' is not numeric")
+    net = net_from_dict(doc.get("net", {}), arrays, where=str(jpath))
+    wmin, wmax = chip.weight_range
+    for q in net.projections:
+        w = q.csr.data if isinstance(q, SparseProjection) else q.weight
+        if w.size and (w.min() < wmin or w.max() > wmax or np.any(w != np.round(w))):
+            raise MappingFileError(f"{jpath}: projection '{q.name}': weights outside the chip's integer range "
+                                   f"[{wmin}, {wmax}]")
+    layers = stationary_layers(net, chip)
+    if [lay.to_dict() for lay in layers] != doc.get("layers"):
+        raise MappingFileError(f"{jpath}: layers do not match the net's arrays in {NPZ} (write the mapping again)")
+    return StationaryMapping(chip, net, layers, str(doc.get("model", "")), list(doc.get("notes", [])),
+                             file_sha256=hashlib.sha256(text).hexdigest())
 
 
 def stationary_layers(net, chip) -> list:
@@ -247,17 +323,21 @@ def stationary_layers(net, chip) -> list:
 
 
 def map_stationary(net, chip, *, model: str = "", input_note: str = "") -> StationaryMapping:
-    """The weight-stationary mapping of a float ``net`` on ``chip`` (module docstring).
+    """The weight-stationary mapping of a float ``net`` on ``chip`` (module docstring): the
+    net is quantised for the chip (``mapper.quantize``) and laid out layer by layer.
 
     Checks the limits that apply: every population's neuron model and every layer's mode
     (MAC needs ``ANN`` in ``core.modes``), and the cores against ``mesh.width x
     mesh.height x mesh.max_chips``; raises :class:`mapper.validate.MappingError` listing
     every violation.
     """
+    from .quantize import quantize
     from .validate import MappingError, Violation
 
-    layers = stationary_layers(net, chip)
-    m = StationaryMapping(chip, net, layers, model, [input_note] if input_note else [])
+    qnet, qreport = quantize(net, chip)
+    layers = stationary_layers(qnet, chip)
+    quant = {"table": qreport.table(), **(qreport.summary() if hasattr(qreport, "summary") else {})}
+    m = StationaryMapping(chip, qnet, layers, model, [input_note] if input_note else [], quant)
     c = chip.core
     problems = [Violation("neuron_model", p.name, p.name,
                           f"{p.name}: neuron model {p.model} not supported (core has {list(c.neuron_models)})")
@@ -278,10 +358,11 @@ def map_stationary(net, chip, *, model: str = "", input_note: str = "") -> Stati
 
 def check_runnable(mapping) -> None:
     """Raise :class:`StationaryError` (one line) when ``mapping`` is weight-stationary:
-    ``hwsim.compile`` runs unrolled mappings only (a tile per crossbar, a column per neuron)."""
+    ``hwsim.compile`` builds unrolled programs only (a tile per crossbar, a column per
+    neuron); ``hwsim.simulate`` runs a weight-stationary mapping with :mod:`hwsim.stationary`."""
     mode = getattr(mapping, "mode", None) or getattr(getattr(getattr(mapping, "chip", None), "core", None),
                                                      "conv_mapping", "unrolled")
     if mode == MODE:
         raise StationaryError(f"{getattr(mapping, 'model', '') or 'this mapping'} uses core.conv_mapping="
-                              f"{MODE}; the chip simulator runs unrolled mappings only (map it on a chip with "
-                              f"core.conv_mapping=unrolled to simulate it)")
+                              f"{MODE}; hwsim.compile builds unrolled programs only (hwsim.simulate runs this "
+                              f"mapping with hwsim.stationary)")

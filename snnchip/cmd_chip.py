@@ -69,7 +69,7 @@ def cmd_map(args):
     print(m.report())
     if args.output:
         m.save(args.output)
-        files = " + ".join(p.name for p in sorted(Path(args.output).glob("mapping.*")))
+        files = " + ".join(p.name for p in sorted(Path(args.output).iterdir()) if p.name.endswith((".json", ".npz")))
         print(f"\nmapping written to {args.output}/: {files} ({dt:.1f} s to map)")
     return 0
 
@@ -148,7 +148,10 @@ def cmd_run(args):
     K = min(args.timing_samples, B)
     traces = trace_request(args, m, B, T)
     K = max(K, traces.timed_samples)
-    print(f"mapping {folder} ({m.model or 'model'} on {m.chip.name}, {len(m.tiling.cores)} cores) | data {kind} | "
+    stationary = m.chip.core.conv_mapping == "weight_stationary"
+    n_cores = m.resources()["cores_used"] if stationary else len(m.tiling.cores)
+    print(f"mapping {folder} ({m.model or 'model'} on {m.chip.name}, {n_cores} cores"
+          f"{', weight-stationary' if stationary else ''}) | data {kind} | "
           f"{B} samples x {T} steps | {sem.header()} | cycle timing on {K} sample(s)")
     t0 = time.perf_counter()
     r = run_on_cluster(args, m, seq.inputs, reset=reset, spikes=spikes, v_min=sem.v_min, timing_samples=K,
@@ -172,6 +175,8 @@ def cmd_run(args):
     _print_agreement(m, seq, r, sem, min(args.check, B))
     _print_latency(m, r)
     _print_counters(r, B)
+    if stationary:
+        _print_energy(m, r)
     r.meta.update({"mapping": str(folder), "mapping_sha256": m.file_sha256, "model": m.model, "data": kind,
                    "accuracy": correct / B, "labels": [int(v) for v in seq.labels],
                    "semantics": sem.record()})
@@ -218,13 +223,24 @@ def _print_latency(m, r) -> None:
 
 def _print_counters(r, B: int) -> None:
     tot = r.totals()
-    rows = [("input events", "events"), ("ACs", "acs"), ("MACs", "macs"), ("neuron updates", "neuron_updates"),
+    rows = [("crossbar reads", "crossbar_reads"), ("input events", "events"), ("ACs", "acs"), ("MACs", "macs"), ("neuron updates", "neuron_updates"),
             ("spikes", "spikes"), ("packets", "packets"), ("flits", "flits"), ("flit-hops", "flit_hops"),
             ("busy cycles", "busy_cycles")]
     print(f"counters (all {B} samples; total and per inference):")
     for label, key in rows:
         if key in tot:
             print(f"  {label:<15} {tot[key]:>18,}  {tot[key] / B:>16,.1f}")
+
+
+def _print_energy(m, r) -> None:
+    """Energy per inference of a weight-stationary run, in the paper and chip-ops views
+    (default table; :mod:`energy.stationary` says what each view prices)."""
+    from energy.estimate import estimate
+    from models import defaults
+
+    parts = [f"{view} {estimate(r, defaults.ENERGY_TABLE, view, mapping=m).total_pj / 1e6:,.3f} uJ"
+             for view in ("paper", "chip-ops")]
+    print(f"energy per inference ({defaults.ENERGY_TABLE}): {'; '.join(parts)}")
 
 
 def cmd_report(args):
@@ -253,6 +269,9 @@ def cmd_report(args):
         raise SnnchipError(f"{run}: cannot find the run's mapping (looked in {', '.join(map(str, cands))}); "
                            f"give --mapping FOLDER")
     m = Mapping.load(folder)
+    if m.chip.core.conv_mapping == "weight_stationary":  # the report's figures draw the placement and NoC
+        raise SnnchipError(f"{run}: a weight-stationary run has no placement or NoC to draw; its energy is in "
+                           f"`snnchip run`'s output and snnchip.estimate(result, mapping, view=...)")
     ran = r.meta.get("mapping_sha256")
     if ran and ran != m.file_sha256:
         raise SnnchipError(f"{run}: this run was made with a different mapping than the one now in {folder} "

@@ -89,7 +89,8 @@ def trace_request(args, mapping, B: int, T: int) -> TraceRequest:
         raise SnnchipError(f"--trace-sample {sample} is outside the run's {B} samples")
     neurons = tuple(n for item in (args.vcd_neurons or []) for n in item.split(";") if n.strip())
     cores = _int_list(args.vcd_cores, "--vcd-cores")
-    n_cores = len(mapping.tiling.cores)
+    stationary = mapping.chip.core.conv_mapping == "weight_stationary"  # no tiles; it writes no traces
+    n_cores = mapping.resources()["cores_used"] if stationary else len(mapping.tiling.cores)
     bad = [c for c in cores if not 0 <= c < n_cores]
     if bad:
         raise SnnchipError(f"--vcd-cores {bad[0]}: the mapping has cores 0..{n_cores - 1}")

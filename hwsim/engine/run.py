@@ -36,7 +36,8 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
              record=None, timing: bool = True, timing_samples: int = 1, input_scale: float | None = None,
              mode: str | None = None, trace=None, aer=None, vcd=None, chrome=None,
              max_bytes: int | None = None) -> RunResult:
-    """Run the compiled chip on ``inputs`` (T, B, *input_shape).
+    """Run the compiled chip on ``inputs`` (T, B, *input_shape); a weight-stationary mapping
+    (``core.conv_mapping: weight_stationary``) runs on :func:`hwsim.stationary.simulate_stationary`.
 
     ``reset``, ``spikes``, ``v_min``: the simulation options of :mod:`models.reference`
     (``v_min``: the membrane floor after spike and reset, None, a number <= 0 in float
@@ -57,6 +58,15 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
     (:func:`_run_plan`); a run whose tables and results alone exceed the budget raises
     :class:`models.errors.SizeLimitError` before any work.
     """
+    if not isinstance(program_or_mapping, Program) and \
+            getattr(getattr(getattr(program_or_mapping, "chip", None), "core", None), "conv_mapping", "") \
+            == "weight_stationary":
+        from ..stationary import simulate_stationary
+
+        return simulate_stationary(program_or_mapping, inputs, reset=reset, spikes=spikes, v_min=v_min,
+                                   record=record, timing=timing, timing_samples=timing_samples,
+                                   input_scale=input_scale, mode=mode, trace=trace, aer=aer, vcd=vcd,
+                                   chrome=chrome, max_bytes=max_bytes)
     check_options(reset, spikes)
     v_min = check_v_min(v_min)
     if mode is not None and mode not in ("sync", "pipelined"):

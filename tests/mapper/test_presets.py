@@ -177,7 +177,8 @@ def test_axon_type_error_is_reported_per_projection():
 # ------------------------------------------------------------------ presets x models
 
 # Tianjic and TrueNorth counts come from the unrolled tiler (tests/mapper/test_tiling.py holds the
-# rules); the crossbar preset's are derived by hand in tests/mapper/test_stationary.py.
+# rules); the crossbar preset's are derived by hand in tests/mapper/test_stationary.py. Every pair
+# also runs on the chip simulator, exact against the integer reference.
 EXPECTED_CORES = {
     ("tianjic", "mnist_mlp"): 10, ("tianjic", "mnist_cnn"): 131, ("tianjic", "nir_cnn"): 99,
     ("loihi", "mnist_mlp"): 6, ("truenorth", "mnist_mlp"): 33,
@@ -202,6 +203,23 @@ def test_every_preset_maps_every_model(preset, model):
         assert r["cores_used"] == EXPECTED_CORES[preset, model]
     if (preset, model) in EXPECTED_CROSSBARS:
         assert r["crossbars"] == EXPECTED_CROSSBARS[preset, model]
+    # ... and runs on the chip (the crossbar preset on hwsim.stationary) spike for spike as the
+    # integer reference: 2 shipped samples, 12 steps
+    from types import SimpleNamespace
+
+    from hwsim.engine import reference_net, simulate
+    from models.intref import simulate_int
+    from snnchip.inputs import load_data
+
+    net = m.net
+    spec = SimpleNamespace(input_shape=tuple(net.input.shape), metadata=dict(net.metadata or {}))
+    _, seq = load_data(spec, None, 2, None, None if net.input_spiking else "direct")
+    x = seq.inputs[:12]
+    run = simulate(m, x, record="all", timing=False)
+    ref = simulate_int(reference_net(net, m.chip.timing.mode), x, record="all")
+    for k in ref.spikes:
+        np.testing.assert_array_equal(run.spikes[k], ref.spikes[k], err_msg=f"{preset} {model}: {k}")
+    assert sum(int(v.sum()) for v in ref.spikes.values()) > 0
 
 
 # ------------------------------------------------------------------ recurrent CubaLIF on Loihi

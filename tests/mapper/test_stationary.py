@@ -83,22 +83,27 @@ def test_pool_factor_is_exact_only():
     assert pool_factor(composed, (6, 6), (2, 2), (1, 1)) == (1, 1)  # padding not a multiple of 2
 
 
-def test_weight_stationary_mappings_do_not_run(tmp_path):
+def test_weight_stationary_mappings_run_but_do_not_compile(tmp_path):
     m = map_model(load("mnist_mlp"), XB, model="mnist_mlp")
-    with pytest.raises(StationaryError, match="core.conv_mapping=weight_stationary; the chip simulator runs "
-                                              "unrolled mappings only"):
+    assert m.net.quantized  # the integer net the simulator and the integer reference run
+    with pytest.raises(StationaryError, match="core.conv_mapping=weight_stationary; hwsim.compile builds "
+                                              "unrolled programs only"):
         check_runnable(m)
     check_runnable(map_model(load("mnist_mlp"), load_chip("tianjic")))  # an unrolled one is fine
+    from hwsim import compile as hw_compile
     from hwsim.engine import simulate
 
     with pytest.raises(StationaryError, match="conv_mapping=weight_stationary"):  # compile reads .tiling
-        simulate(m, np.zeros((2, 1, 1, 28, 28), dtype=np.float32))
+        hw_compile(m)
+    r = simulate(m, np.zeros((2, 1, 1, 28, 28), dtype=np.float32))  # hwsim.stationary runs it
+    assert r.meta["conv_mapping"] == "weight_stationary" and r.timing["step_cycles"].tolist() == [[2, 2]]
     m.save(tmp_path / "ws")
-    with pytest.raises(StationaryError, match="weight_stationary mapping"):
-        Mapping.load(tmp_path / "ws")
+    assert sorted(p.name for p in (tmp_path / "ws").iterdir()) == ["mapping.json", "stationary.npz"]
+    assert isinstance(Mapping.load(tmp_path / "ws"), StationaryMapping)
+    (tmp_path / "ws" / "stationary.npz").unlink()
     out = subprocess.run([sys.executable, "-m", "snnchip.cli", "run", str(tmp_path / "ws")],
                          capture_output=True, text=True, timeout=300)
-    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "weight_stationary" in out.stderr
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "stationary.npz: no such file" in out.stderr
 
 
 def test_cli_map_vgg8_prints_206():
