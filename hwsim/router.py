@@ -67,12 +67,14 @@ channel ``Dinj``, ejection channel ``Dej``; bandwidths ``I`` (injection) and ``E
   ``hwsim/noc.py``): at router ``n`` its output ports are the XY first hops of every
   target whose XY path runs through ``n``, so the tree forks where those differ (at
   most into E/W at the source row's routers and N/S/local in a target column).
-  *VC allocation* of a multicast head is all or nothing: it picks, per output port of
-  its fork, a free output VC that has credits for the *whole* packet (``L <= B`` is
-  required: the packet is buffered whole, virtual cut-through, at every hop) and is
-  granted only if every one of its picks wins its output VC's arbiter in the same
-  cycle (output pointers move only on a committed grant, so its winners stay its
-  own until it commits). *Switch traversal* replicates asynchronously: each cycle the
+  *VC allocation* of a multicast head: each cycle it requests, in port order (E, W,
+  N, S, local), a free output VC at every port of its fork it does not hold yet, one
+  that has credits for the *whole* packet (``L <= B`` is required: the packet is
+  buffered whole, virtual cut-through, at every hop); it keeps the grants it won up
+  to its first loss and holds them (nobody else sends on them, so their credits stay)
+  until it holds all, then may request the switch ``Dva`` later. (All-or-nothing
+  grants livelock: three heads each winning one of the outputs another needs.)
+  *Switch traversal* replicates asynchronously: each cycle the
   front flit requests every output it has not yet been copied to; each output arbiter
   grants independently; a copy goes out per granted output and the flit leaves the
   input buffer (its credit goes upstream) when it has been copied to all of them. Each
@@ -89,19 +91,22 @@ channel ``Dinj``, ejection channel ``Dej``; bandwidths ``I`` (injection) and ``E
   (creation cycle, id) order, ids counting in the order added. Skipping idle cycles
   (:func:`router_next`: nothing in flight, nothing half written) changes no cycle.
 
-**Deadlock freedom.** Rank the channels as XY routing uses them: every X channel
-below every Y channel, E channels by increasing x, W by decreasing x, N by increasing
-y, S by decreasing y, injection lowest and ejection (which never blocks) highest. A
-unicast worm holds channels and waits only for a channel ranked above all it holds
-(XY has no cyclic channel dependency). A multicast packet is granted output VCs only
-with room for all of it, so once its head crosses a channel no flit of it ever waits
-for space downstream: its flits in flight need only switch grants, which round-robin
-arbiters give in bounded time. So a multicast packet can be *blocked* only whole,
-inside one input VC, waiting for output VCs of its next hops at that router - ports
-that XY order ranks above that input channel. Every blocked packet thus waits for
-channels ranked above the one it blocks, the waits-for relation follows the rank
-upwards, and no cycle (deadlock) can form. The tests check that random multicast and
+**Deadlock freedom.** Rank the channels as XY routing uses them: all E channels (by
+increasing x) below all W channels (by decreasing x), below all N (by increasing y),
+below all S (by decreasing y); injection lowest and ejection (never blocked) highest.
+So at one router the outputs rank E < W < N < S < local, and every output a packet
+can take from an input channel ranks above that channel. A unicast worm holds
+channels and waits only for a channel ranked above all it holds (XY has no cyclic
+channel dependency). A multicast packet gets output VCs only with room for all of it,
+so once its head crosses a channel no flit of it waits for space downstream: its
+flits in flight need only switch grants, which round-robin arbiters give in bounded
+time. It can be *blocked* only whole, inside one input VC, holding the output VCs of
+its lower ports there and waiting for the next port's - ranked above everything it
+holds, because it acquires them in port (= rank) order. Every blocked packet thus
+waits for a channel ranked above all channels it holds, the waits-for relation climbs
+the rank, and no cycle (deadlock) can form. The tests check that random multicast and
 unicast traffic all arrives.
+
 Validated inputs only reach the kernel (:func:`check_router_params`,
 :func:`simulate_router`).
 """
