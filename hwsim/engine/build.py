@@ -176,7 +176,7 @@ def _timing_plan(prog: Program) -> dict:
     wormhole = chip.noc.router_model == "wormhole"
     rp = router_params_from_chip(chip, gw, gh).kernel_args() if wormhole else ()
     return {
-        "noc_router": np.array([int(wormhole), *rp], np.int64), "core_node": core_node,
+        "noc_router": np.array([int(wormhole), *rp, int(tree)], np.int64), "core_node": core_node,
         "nrn_dst_node": core_node[prog.nrn_dst_core],
         "dsrc_ptr": d_ptr, "dsrc": d_flat, "pcore_ptr": pc_ptr, "pcores": pc_flat, "pfire": pf_flat, "pcand_ptr": cd_ptr,
         "pcand": cd_flat, "used_cores": np.unique(prog.tile_core).astype(np.int64), "fire_all": fire_all,

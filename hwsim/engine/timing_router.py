@@ -7,12 +7,16 @@ Rules (same phase rules as the ideal model; only the network differs):
 
 * The mesh is the program's global grid (``grid_w x grid_h``, node ``gy * grid_w + gx``)
   with the router parameters of ``chip.noc``; ``router_cycles`` is not used (the
-  pipeline delays replace it). Every packet is unicast: a spike goes as one packet per
-  destination core (``multicast: xy-tree`` is not forked in the routers: left), a
-  partial sum as one packet to its soma's core, ``L`` flits as in the ideal model. A
-  packet to its own core goes through its router (local in, local out).
-* Delivery = the router's tail ejection cycle + ``crossings * extra`` (inter-chip
-  latency added after, as in the ideal model). A packet's latency = delivery - creation.
+  pipeline delays replace it). On an ``xy-tree`` chip a spike with several destination
+  cores is ONE multicast packet forking in the routers along its XY tree (one target
+  per destination; :mod:`hwsim.router`), unless it is longer than ``buffer_flits``
+  (multicast packets are packet-buffered), when it goes, as on a ``unicast`` chip, as
+  one packet per destination; a partial sum is one packet to its soma's core; ``L``
+  flits as in the ideal model. A packet to its own core goes through its router
+  (local in, local out).
+* Delivery (per destination) = the router's tail ejection cycle there + ``crossings *
+  extra`` (inter-chip latency added after, as in the ideal model). A delivery's
+  latency = delivery - creation; a spike's population waits for all its deliveries.
 * Sync mode, per population ``p`` (net order) and core ``c`` of ``p`` (a pair): it starts
   when every delay-0 source population is done and every earlier population on ``c``
   has fired there: ``start = max(ready_p, core_free_c)``, ``end_int = start + integ``;
@@ -41,11 +45,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..router import NO_CYCLE, router_add, router_cycle, router_next, router_state
+from ..router import NO_CYCLE, router_add, router_add_multicast, router_cycle, router_next, router_state
 from .layout import (HSTAT_DELIVERIES, HSTAT_LAT_MAX, HSTAT_NOC_CALLS, open_core_times, open_edges, open_neurons,
                      open_plan, open_pops, open_routes, open_scalars, open_state, open_tile_counts, open_tiles)
 
-__all__ = ["wormhole_step", "record_latency"]
+__all__ = ["wormhole_step", "record_latency", "NOC_TREE"]
+
+NOC_TREE = 15  # plan.noc_router = [1 if wormhole, the 14 router kernel parameters, 1 if xy-tree multicast, ...]
 
 
 @njit(cache=True, inline="always")
@@ -101,21 +107,34 @@ def _step_spikes(tab, work, t, p0, p1, C):
 def _add(st, pk_kind, pk_tgt, pk_cross, created, src, dst, fl, kind, tgt, cross):
     """One packet into the mesh, with what its delivery updates (kind 0: partial sum to
     pair ``tgt``; 1: spike of population ``tgt``) and its chip crossings."""
-    k = router_add(st, created, src, dst, fl)
-    pk_kind[k] = kind
-    pk_tgt[k] = tgt
-    pk_cross[k] = cross
+    g = st.tptr[router_add(st, created, src, dst, fl)]
+    pk_kind[g] = kind
+    pk_tgt[g] = tgt
+    pk_cross[g] = cross
 
 
 @njit(cache=True)
 def _add_spikes(tab, st, pk, sg, sf, i0, i1, fe, src_node, tgt):
-    """The spikes ``sg[i0:i1]`` (flits ``sf``) created at ``fe``, one packet per
-    destination; returns the number of packets."""
+    """The spikes ``sg[i0:i1]`` (flits ``sf``) created at ``fe``: one multicast packet
+    per spike to its destinations (xy-tree chip, several destinations, at most
+    ``buffer_flits`` flits), else one packet per destination; returns the number of
+    targets (deliveries to wait for)."""
     routes, plan = open_routes(tab), open_plan(tab)
+    tree = plan.noc_router[NOC_TREE] != 0
     n = 0
     for i in range(i0, i1):
         gi = sg[i]
-        for d in range(routes.nrn_dst_ptr[gi], routes.nrn_dst_ptr[gi + 1]):
+        d0, d1 = routes.nrn_dst_ptr[gi], routes.nrn_dst_ptr[gi + 1]
+        if tree and d1 - d0 > 1 and sf[i] <= st.prm[3]:
+            g = st.tptr[router_add_multicast(st, fe, src_node, plan.nrn_dst_node[d0:d1], sf[i])]
+            for d in range(d0, d1):
+                pk[0][g] = 1
+                pk[1][g] = tgt
+                pk[2][g] = routes.nrn_dst_cross[d]
+                g += 1
+            n += d1 - d0
+            continue
+        for d in range(d0, d1):
             _add(st, pk[0], pk[1], pk[2], fe, src_node, plan.nrn_dst_node[d], sf[i], 1, tgt, routes.nrn_dst_cross[d])
             n += 1
     return n
@@ -131,7 +150,7 @@ def _deliver(tab, st, pk, k, hist, hstat, prdy, pexp, last, spk_out):
     for j in range(k):
         q = st.dl_list[j]
         dl = st.delivery[q] + pk[2][q] * opt.extra
-        record_latency(dl - st.created[q], hist, hstat)
+        record_latency(dl - st.created[st.tpk[q]], hist, hstat)
         g = pk[1][q]
         if pk[0][q] == 0:
             pexp[g] -= 1
@@ -262,13 +281,13 @@ def wormhole_step(tab, work, t, core_busy, hist, hstat):
     P = pops.size.shape[0]
     C = plan.fire_all.shape[0]
     K = tiles.core.shape[0]
-    prm = plan.noc_router[1:]
+    prm = plan.noc_router[1:NOC_TREE]
     sptr, sg, sf, n_dst = _step_spikes(tab, work, t, 1, P, C)
     n_psum = 0
     for kk in range(K):
         if tiles.kind[kk] == 1 and tiles.psum_flits[kk] > 0 and tcnt.tc[kk] >= 0:
             n_psum += 1
-    st = router_state(prm, n_psum + n_dst, 0)
+    st = router_state(prm, n_psum + n_dst, 0, n_psum + n_dst)
     cap = max(n_psum + n_dst, 1)
     pk = (np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int64))
     if n_dst:

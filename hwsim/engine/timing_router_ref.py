@@ -17,24 +17,40 @@ __all__ = ["timing_wormhole"]
 
 
 class _StepMesh:
-    """One step's mesh: the router twin, every packet's bookkeeping (kind 0 = partial
-    sum to pair ``tgt``, 1 = spike of ``tgt``; chip crossings; cores; flits) and its
-    deliveries (router delivery + crossings x inter-chip extra)."""
+    """One step's mesh: the router twin, every target's bookkeeping (kind 0 = partial
+    sum to pair ``tgt``, 1 = spike of ``tgt``; chip crossings; cores; flits; creation)
+    and its deliveries (router delivery + crossings x inter-chip extra)."""
 
     def __init__(self, prog: Program, params, extra: int):
         self.prog, self.extra = prog, extra
+        self.tree = prog.chip.noc.multicast == "xy-tree"
+        self.buffer = params.buffer_flits
         self.node = prog.core_xy[:, 1] * int(prog.grid_w) + prog.core_xy[:, 0]
         self.sim = RouterSim(params)
-        self.pk = []  # (kind, tgt, cross, src core, dst core, flits)
+        self.pk = []  # per target: (kind, tgt, cross, src core, dst core, flits, created)
         self.dl = []
 
     def add(self, created, src, dst, flits, kind, tgt, cross):
         self.sim.add(int(created), int(self.node[src]), int(self.node[dst]), int(flits))
-        self.pk.append((kind, tgt, int(cross), int(src), int(dst), int(flits)))
+        self.pk.append((kind, tgt, int(cross), int(src), int(dst), int(flits), int(created)))
         self.dl.append(-1)
 
+    def add_spike(self, created, src, dsts, flits, tgt, crosses) -> int:
+        """A spike to the cores ``dsts``: one multicast packet on an xy-tree chip (several
+        destinations, at most ``buffer_flits`` flits), else one packet per destination;
+        returns the number of targets."""
+        if self.tree and len(dsts) > 1 and flits <= self.buffer:
+            self.sim.add_multicast(int(created), int(self.node[src]), [int(self.node[d]) for d in dsts], int(flits))
+            for d, x in zip(dsts, crosses):
+                self.pk.append((1, tgt, int(x), int(src), int(d), int(flits), int(created)))
+                self.dl.append(-1)
+        else:
+            for d, x in zip(dsts, crosses):
+                self.add(created, src, d, flits, 1, tgt, x)
+        return len(dsts)
+
     def run(self, on_delivery, sweep) -> None:
-        """Cycle until every packet is delivered; ``on_delivery(kind, tgt, cycle)`` per
+        """Cycle until every target is delivered; ``on_delivery(kind, tgt, cycle)`` per
         delivery, then ``sweep()`` after every cycle that delivered one."""
         t = 0
         while self.sim.remaining:
@@ -49,15 +65,15 @@ class _StepMesh:
             t += 1
 
     def latencies(self) -> list:
-        return [d - c for d, c in zip(self.dl, self.sim.created)]
+        return [d - p[6] for d, p in zip(self.dl, self.pk)]
 
     def trace(self, tl, t: int) -> None:
         for kind, name in ((0, "psum"), (1, "spike")):
             ks = [i for i, p in enumerate(self.pk) if p[0] == kind]
             if ks:
                 a = np.array([self.pk[i][3:] for i in ks], np.int64)
-                tl.packets(t, name, a[:, 0], np.arange(len(ks) + 1), a[:, 1],
-                           np.array([self.sim.created[i] for i in ks]), np.array([self.dl[i] for i in ks]), a[:, 2])
+                tl.packets(t, name, a[:, 0], np.arange(len(ks) + 1), a[:, 1], a[:, 3],
+                           np.array([self.dl[i] for i in ks]), a[:, 2])
 
 
 def _spikes_by_core(prog: Program, out_t: np.ndarray, g1: int):
@@ -75,9 +91,8 @@ def _spikes_by_core(prog: Program, out_t: np.ndarray, g1: int):
 def _add_spikes(prog, mesh, spikes, fe, src, tgt, cross) -> int:
     n = 0
     for gi, fl in spikes:
-        for d in range(prog.nrn_dst_ptr[gi], prog.nrn_dst_ptr[gi + 1]):
-            mesh.add(fe, src, prog.nrn_dst_core[d], fl, 1, tgt, cross[d])
-            n += 1
+        d0, d1 = prog.nrn_dst_ptr[gi], prog.nrn_dst_ptr[gi + 1]
+        n += mesh.add_spike(fe, src, prog.nrn_dst_core[d0:d1], fl, tgt, cross[d0:d1])
     return n
 
 
