@@ -86,6 +86,18 @@ channel ``Dinj``, ejection channel ``Dej``; bandwidths ``I`` (injection) and ``E
   multicast with plain wormhole replication is deadlock-prone (Lin, McKinley and Ni,
   1994), which is why routers that fork either buffer whole packets or add VCs (see
   the MRBS multicast-router paper's survey).
+* **Links of their own** (:func:`chip_links`): every mesh link ``n * 4 + o`` has a
+  latency ``lat`` and a width in cycles per flit ``ser`` (default ``Dl`` and 1). A flit
+  may cross the switch onto it only when the link is free (a flit occupies it ``ser``
+  cycles), and is usable downstream at ``s + Dsa + Dst + lat + ser - 1``; its credit
+  comes back ``Dc + lat`` after it leaves the downstream buffer. Chip-to-chip links
+  take ``interchip_cycles`` and ``ceil(flit_bits / interchip_bits)``, so packets
+  crossing the same boundary link contend for it.
+* **The I/O port** (source ``IO_PORT``) sits west of node 0 (global (-1, 0), as in
+  ``hwsim/noc.py``'s counts): it writes up to ``I`` flits per cycle, one per ``ser``
+  cycles, over the I/O link (index ``4 N``, off chip: the chip-to-chip latency and
+  width) into node 0's input port E, with its own VCs and credits; XY (tree) routing
+  from (-1, 0).
 * **Incremental use.** Packets may be added while the mesh runs (:func:`router_add`, :func:`router_add_multicast`),
   each created no earlier than the next cycle to simulate; a source queue stays in
   (creation cycle, id) order, ids counting in the order added. Skipping idle cycles
@@ -123,7 +135,7 @@ from .chip import NocConfig
 from .router_kernel import (NO_CYCLE, RouterState, router_add, router_add_multicast, router_cycle, router_next,
                             router_state, run_batch)
 
-__all__ = ["check_packets", "RouterError", "RouterParams", "RouterRun", "check_router_params", "simulate_router",
+__all__ = ["IO_PORT", "check_links", "chip_links", "check_packets", "RouterError", "RouterParams", "RouterRun", "check_router_params", "simulate_router",
            "router_params_from_chip", "PORTS", "LINK_CYCLES_DEFAULT", "RouterState", "router_state",
            "router_add", "router_add_multicast", "router_next", "router_cycle", "NO_CYCLE"]
 
@@ -132,6 +144,7 @@ PORTS = ("E", "W", "N", "S", "local")
 # preset sets it), so a bare RouterParams takes BookSim2's channel latency of 1 cycle
 _NOC_DEFAULT = {name: f.default for name, f in NocConfig.model_fields.items()}
 LINK_CYCLES_DEFAULT = 1
+IO_PORT = -1  # a packet's source: the I/O port (west of node 0, see the module docstring)
 
 
 class RouterError(SnnchipError):
@@ -257,7 +270,8 @@ def check_packets(p: RouterParams, created, src, dst, flits, max_cycles, dst_ptr
         raise RouterError("packets: created, src, flits (and dst_ptr minus one) must have the same length")
     if dst_ptr[0] != 0 or dst_ptr[-1] != dst.size or (np.diff(dst_ptr) < 1).any():
         raise RouterError("packets: dst_ptr must start at 0, end at len(dst) and give every packet a destination")
-    for name, a, lo, hi in (("created", created, 0, 1 << 40), ("src", src, 0, n - 1), ("flits", flits, 1, 1 << 20)):
+    for name, a, lo, hi in (("created", created, 0, 1 << 40), ("src", src, IO_PORT, n - 1),
+                            ("flits", flits, 1, 1 << 20)):
         bad = np.flatnonzero((a < lo) | (a > hi))
         if bad.size:
             raise RouterError(f"packet {int(bad[0])}: {name} = {int(a[bad[0]])} outside [{lo}, {hi}]")
@@ -280,17 +294,62 @@ def check_packets(p: RouterParams, created, src, dst, flits, max_cycles, dst_ptr
     return created, src, dst, flits, dst_ptr
 
 
+def check_links(p: RouterParams, links=None) -> tuple[np.ndarray, np.ndarray]:
+    """Per link ``n * 4 + port`` (node ``n``'s mesh output ``port``) and the I/O link
+    (index ``4 N``): latency in cycles and cycles per flit, validated (besides
+    ``link_cycles``, one other latency: the chip-to-chip links'); ``None``: every link
+    (and the I/O link) ``link_cycles`` and one cycle per flit."""
+    m = p.width * p.height * 4 + 1
+    if links is None:
+        return np.full(m, p.link_cycles, np.int64), np.ones(m, np.int64)
+    out = []
+    for name, a, lo, hi in (("link latency", links[0], 0, 100_000), ("link cycles per flit", links[1], 1, 4096)):
+        a = np.asarray(a)
+        if a.shape != (m,) or (a.size and not np.issubdtype(a.dtype, np.integer)):
+            raise RouterError(f"links: {name} must be {m} integers (4 per node + the I/O link), got {a.shape}")
+        bad = np.flatnonzero((a < lo) | (a > hi))
+        if bad.size:
+            raise RouterError(f"links: {name} of link {int(bad[0])} = {int(a[bad[0]])} outside [{lo}, {hi}]")
+        out.append(a.astype(np.int64))
+    other = np.unique(out[0][out[0] != p.link_cycles])
+    if other.size > 1:
+        raise RouterError(f"links: at most one latency other than link_cycles = {p.link_cycles} (the chip-to-chip "
+                          f"one), got {other.tolist()}")
+    return out[0], out[1]
+
+
+def chip_links(p: RouterParams, chip_w: int, chip_h: int, interchip_cycles: int, cycles_per_flit: int):
+    """The links of a mesh of ``chip_w x chip_h``-node chips: a link whose two routers
+    are on different chips, and the I/O link (the I/O port is off chip), take
+    ``interchip_cycles`` and ``cycles_per_flit`` (= ceil(flit_bits / interchip_bits));
+    the others ``link_cycles`` and 1. Returns (latency, cycles per flit) per link."""
+    lat, ser = check_links(p)
+    for n in range(p.width * p.height):
+        x, y = n % p.width, n // p.width
+        for o, (dx, dy) in enumerate(((1, 0), (-1, 0), (0, 1), (0, -1))):
+            nx, ny = x + dx, y + dy
+            if 0 <= nx < p.width and 0 <= ny < p.height and (nx // chip_w, ny // chip_h) != (x // chip_w, y // chip_h):
+                lat[n * 4 + o], ser[n * 4 + o] = interchip_cycles, cycles_per_flit
+    lat[-1], ser[-1] = interchip_cycles, cycles_per_flit
+    return check_links(p, (lat, ser))
+
+
 def simulate_router(params: RouterParams, created, src, dst, flits, *, max_cycles: int,
-                    stop_when_done: bool = True, dst_ptr=None) -> RouterRun:
+                    stop_when_done: bool = True, dst_ptr=None, links=None) -> RouterRun:
     """Simulate packets (``src``/``dst`` node ids ``y * width + x``) on the router mesh.
 
     ``dst_ptr`` (optional CSR): packet ``k`` goes to ``dst[dst_ptr[k]:dst_ptr[k + 1]]``,
-    forked along its XY tree; without it packet ``k`` goes to ``dst[k]``. Runs cycles
+    forked along its XY tree; without it packet ``k`` goes to ``dst[k]``. ``src =
+    IO_PORT`` sends from the I/O port; ``links`` = (latency, cycles per flit) per link
+    (:func:`check_links`, :func:`chip_links`; default uniform). Runs cycles
     ``0 .. max_cycles - 1`` or, with ``stop_when_done``, until every target is
     delivered. Returns a :class:`RouterRun`.
     """
     check_router_params(params)
     created, src, dst, flits, dst_ptr = check_packets(params, created, src, dst, flits, max_cycles, dst_ptr)
+    lat, ser = check_links(params, links)
     prm = np.array(params.kernel_args(), np.int64)
-    head, deliv, ej, cyc = run_batch(prm, created, src, dst_ptr, dst, flits, int(max_cycles), bool(stop_when_done))
+    src = np.where(src == IO_PORT, params.width * params.height, src)
+    head, deliv, ej, cyc = run_batch(prm, created, src, dst_ptr, dst, flits, lat, ser, int(max_cycles),
+                                     bool(stop_when_done))
     return RouterRun(created, head, deliv, ej, int(cyc), dst_ptr)

@@ -34,7 +34,7 @@ RouterState = namedtuple("RouterState", [
     "qtail", "bpkt", "bfi", "brdy", "bhead", "bcnt", "ist", "imask", "isent", "iovc", "ifrom", "obusy",
     "ofree", "ocred", "cq_vc", "cq_due", "cq_head", "cq_cnt", "occ", "va_in", "va_out", "sa_in", "sa_out",
     "inj_ptr", "sflit", "svc", "eject", "link_flits", "dl_list", "r_idx", "r_o", "r_w", "r_ok", "r_p", "r_v",
-    "best_b", "best_k", "last_v", "cap_in", "act", "act_on", "srcs", "src_on"])
+    "best_b", "best_k", "last_v", "cap_in", "act", "act_on", "srcs", "src_on", "lk_lat", "lk_ser", "lk_free"])
 RouterState.__doc__ = (
     "The router kernel's state: ``prm`` = ``RouterParams.kernel_args()``; ``sc`` = (packets added, targets not yet "
     "delivered, flits in the input buffers, deliveries of the last cycle, active routers, active sources, targets "
@@ -44,7 +44,9 @@ RouterState.__doc__ = (
     "``iovc[n, p, v, o]`` = its output VC at port ``o``), credits and allocator pointers; ``link_flits[n * 4 + "
     "port]`` = flits that left router ``n`` through mesh port ``port``; ``dl_list`` = targets delivered (tail "
     "ejected) in the last cycle; ``act`` / ``srcs`` list the routers holding flits and the sources with queued "
-    "packets (``sc[4]``, ``sc[5]`` long; ``act_on`` / ``src_on`` flag them), the only ones a cycle visits.")
+    "packets (``sc[4]``, ``sc[5]`` long; ``act_on`` / ``src_on`` flag them), the only ones a cycle visits; "
+    "per link ``n * 4 + port`` (and the I/O link, index ``4 N``) its latency, cycles per flit and the cycle it is "
+    "free from. Source ``N`` (one past the last node) is the I/O port.")
 
 
 @njit(cache=True)
@@ -54,31 +56,33 @@ def router_state(prm, cap_packets, eject_len, cap_targets=-1):
     ``t < eject_len`` (0: not recorded)."""
     W, H, V, B = prm[0], prm[1], prm[2], prm[3]
     N = W * H
+    S = N + 1  # sources: the nodes and the I/O port
     P = 5
     PV = P * V
     cap = max(cap_packets, 1)
     capt = max(cap_targets if cap_targets >= 0 else cap_packets, 1)
-    cap_c = N * (P + 1) * V * B + 1  # credits in flight never exceed the buffer slots
+    cap_c = S * (P + 1) * V * B + 1  # credits in flight never exceed the buffer slots
     cap_in = np.ones(P, np.int64)
     cap_in[_LOCAL] = prm[12]
     return RouterState(
         prm.copy(), np.zeros(7, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64),
         np.zeros(cap, np.int64), np.zeros(capt, np.int64), np.zeros(capt, np.int64), np.zeros(cap, np.int64),
         np.full(cap, -1, np.int64), np.full(capt, -1, np.int64), np.full(cap, -1, np.int64),
-        np.full(N, -1, np.int64), np.full(N, -1, np.int64),
+        np.full(S, -1, np.int64), np.full(S, -1, np.int64),
         np.zeros((N, P, V, B), np.int64), np.zeros((N, P, V, B), np.int64), np.zeros((N, P, V, B), np.int64),
         np.zeros((N, P, V), np.int64), np.zeros((N, P, V), np.int64), np.zeros((N, P, V), np.int8),
         np.zeros((N, P, V), np.int64), np.zeros((N, P, V), np.int64),
         np.zeros((N, P, V, P), np.int64), np.zeros((N, P, V), np.int64),
-        np.zeros((N, P + 1, V), np.bool_), np.zeros((N, P + 1, V), np.int64), np.full((N, P + 1, V), B, np.int64),
-        np.zeros((2, cap_c), np.int64), np.zeros((2, cap_c), np.int64), np.zeros(2, np.int64), np.zeros(2, np.int64),
+        np.zeros((S, P + 1, V), np.bool_), np.zeros((S, P + 1, V), np.int64), np.full((S, P + 1, V), B, np.int64),
+        np.zeros((3, cap_c), np.int64), np.zeros((3, cap_c), np.int64), np.zeros(3, np.int64), np.zeros(3, np.int64),
         np.zeros(N, np.int64), np.zeros((N, P, V), np.int64), np.zeros((N, P, V), np.int64),
-        np.zeros((N, P), np.int64), np.zeros((N, P), np.int64), np.zeros(N, np.int64), np.zeros(N, np.int64),
-        np.full(N, -1, np.int64), np.zeros(max(eject_len, 0), np.int64), np.zeros(N * 4, np.int64),
+        np.zeros((N, P), np.int64), np.zeros((N, P), np.int64), np.zeros(S, np.int64), np.zeros(S, np.int64),
+        np.full(S, -1, np.int64), np.zeros(max(eject_len, 0), np.int64), np.zeros(N * 4, np.int64),
         np.zeros(capt, np.int64), np.zeros(P * PV, np.int64), np.zeros(P * PV, np.int64), np.zeros(P * PV, np.int64),
         np.zeros(P * PV, np.bool_), np.zeros(P * PV, np.int64), np.zeros(P * PV, np.int64), np.zeros(P, np.int64),
         np.zeros(P, np.int64), np.zeros(P, np.int64), cap_in, np.zeros(N, np.int64), np.zeros(N, np.bool_),
-        np.zeros(N, np.int64), np.zeros(N, np.bool_))
+        np.zeros(S, np.int64), np.zeros(S, np.bool_), np.full(N * 4 + 1, prm[8], np.int64),
+        np.ones(N * 4 + 1, np.int64), np.zeros(N * 4 + 1, np.int64))
 
 
 @njit(cache=True, inline="always")
@@ -156,7 +160,7 @@ def router_next(st, t):
     flight or a packet is half written, else the first queued creation cycle (at least
     ``t``; :data:`NO_CYCLE` when nothing is queued). Skipping to it changes no cycle of
     the schedule: an empty network does nothing until the next packet is created."""
-    if st.sc[2] != 0 or st.cq_cnt[0] != 0 or st.cq_cnt[1] != 0:
+    if st.sc[2] != 0 or st.cq_cnt[0] != 0 or st.cq_cnt[1] != 0 or st.cq_cnt[2] != 0:
         return t
     nxt = NO_CYCLE
     for i in range(st.sc[5]):
@@ -196,6 +200,8 @@ def _route_mask(st, n, pk, W):
         return 1 << _route(n, st.tdst[g0], W)
     s = st.psrc[pk]
     sx, sy, x, y = s % W, s // W, n % W, n // W
+    if s == st.lk_lat.shape[0] // 4:  # the I/O port, west of node 0
+        sx, sy = -1, 0
     m = 0
     for g in range(g0, g0 + nt):
         d = st.tdst[g]
@@ -250,15 +256,18 @@ def _inject(st, t):
     """Step 2 of a cycle: every source writes up to ``I`` flits of its queue's front packets."""
     created, flits, head_inj, inj_ptr, obusy, ocred = st.created, st.flits, st.head_inj, st.inj_ptr, st.obusy, st.ocred
     ofree, qhead, qnext, qtail, sc, sflit = st.ofree, st.qhead, st.qnext, st.qtail, st.sc, st.sflit
-    srcs, svc = st.srcs, st.svc
+    srcs, svc, lk_free, lk_lat, lk_ser = st.srcs, st.svc, st.lk_free, st.lk_lat, st.lk_ser
     W, V, B, Dr, Dinj, I = st.prm[0], st.prm[2], st.prm[3], st.prm[4], st.prm[10], st.prm[12]
     P = 5
+    io = lk_lat.shape[0] - 1  # the I/O link; the I/O source is node io // 4
     for i in range(sc[5]):
         n = srcs[i]
         k = 0
         while k < I and qhead[n] >= 0:
             pk = qhead[n]
             if created[pk] > t:
+                break
+            if n * 4 == io and lk_free[io] > t:
                 break
             if svc[n] < 0:
                 pick = -1
@@ -278,7 +287,11 @@ def _inject(st, t):
             ocred[n, P, w] -= 1
             if sflit[n] == 0:
                 head_inj[pk] = t
-            _push(st, n, _LOCAL, w, pk, sflit[n], t + Dinj, W, B, Dr)
+            if n * 4 == io:  # over the I/O link into node 0's input port E
+                _push(st, 0, 0, w, pk, sflit[n], t + lk_lat[io] + lk_ser[io] - 1, W, B, Dr)
+                lk_free[io] = t + lk_ser[io]
+            else:
+                _push(st, n, _LOCAL, w, pk, sflit[n], t + Dinj, W, B, Dr)
             sflit[n] += 1
             k += 1
             if sflit[n] == flits[pk]:
@@ -373,7 +386,7 @@ def _sw_requests(st, n, t):
     order, each asking for every output of its front flit not yet copied there that has a
     credit (one entry per (VC, output)); returns the number of entries."""
     bcnt, bhead, brdy, ifrom, iovc, ist = st.bcnt, st.bhead, st.brdy, st.ifrom, st.iovc, st.ist
-    imask, isent, ocred, sa_in, cap_in = st.imask, st.isent, st.ocred, st.sa_in, st.cap_in
+    imask, isent, ocred, sa_in, cap_in, lk_free = st.imask, st.isent, st.ocred, st.sa_in, st.cap_in, st.lk_free
     r_idx, r_o, r_ok, r_p, r_v = st.r_idx, st.r_o, st.r_ok, st.r_p, st.r_v
     V = st.prm[2]
     nr = 0
@@ -386,7 +399,8 @@ def _sw_requests(st, n, t):
                 rem = imask[n, p, v] & ~isent[n, p, v]
                 added = False
                 for o in range(5):
-                    if (rem >> o) & 1 and (o == _LOCAL or ocred[n, o, iovc[n, p, v, o]] > 0):
+                    if (rem >> o) & 1 and (o == _LOCAL or (ocred[n, o, iovc[n, p, v, o]] > 0
+                                                           and lk_free[n * 4 + o] <= t)):
                         r_idx[nr] = p * V + v
                         r_p[nr] = p
                         r_v[nr] = v
@@ -489,9 +503,12 @@ def _switch_all(st, m, t):
                     dl_list[sc[3]] = g
                     sc[3] += 1
             else:
+                li = n * 4 + o
                 ocred[n, o, w] -= 1
-                link_flits[n * 4 + o] += 1
-                _push(st, _neighbour(n, o, W), o, w, pk, fi, t + Dsa + Dst + Dl, W, B, Dr)
+                link_flits[li] += 1
+                st.lk_free[li] = t + st.lk_ser[li]
+                _push(st, _neighbour(n, o, W), o, w, pk, fi, t + Dsa + Dst + st.lk_lat[li] + st.lk_ser[li] - 1,
+                      W, B, Dr)
             if tail:
                 obusy[n, o, w] = False
                 ofree[n, o, w] = t + 1
@@ -503,11 +520,18 @@ def _switch_all(st, m, t):
             isent[n, p, v] = 0
             bhead[n, p, v] = h + 1 if h + 1 < B else 0
             bcnt[n, p, v] -= 1
+            # credit FIFOs with one delay each, so each stays in due order: 0 = links of
+            # link_cycles, 1 = injection channels, 2 = the other links (one latency)
             if p == _LOCAL:
-                un, uo, due = n, P, t + Dc + Dinj
+                un, uo, due, q = n, P, t + Dc + Dinj, 1
             else:
-                un, uo, due = _neighbour(n, p ^ 1, W), p, t + Dc + Dl
-            q = 1 if p == _LOCAL else 0
+                if p == 0 and n % W == 0:  # only the I/O port feeds a west-edge router from the west
+                    un, uo, li = (st.lk_lat.shape[0] - 1) // 4, P, st.lk_lat.shape[0] - 1
+                else:
+                    un, uo = _neighbour(n, p ^ 1, W), p
+                    li = un * 4 + uo
+                due = t + Dc + st.lk_lat[li]
+                q = 0 if st.lk_lat[li] == Dl else 2
             tail_slot = (cq_head[q] + cq_cnt[q]) % cap_c
             cq_vc[q, tail_slot] = (un * (P + 1) + uo) * V + v
             cq_due[q, tail_slot] = due
@@ -530,7 +554,7 @@ def router_cycle(st, t):
     st.sc[3] = 0
     ocred_flat = st.ocred.reshape(st.ocred.size)
     cap_c = st.cq_vc.shape[1]
-    for q in range(2):
+    for q in range(3):
         while st.cq_cnt[q] > 0 and st.cq_due[q, st.cq_head[q]] <= t:
             ocred_flat[st.cq_vc[q, st.cq_head[q]]] += 1
             st.cq_head[q] = st.cq_head[q] + 1 if st.cq_head[q] + 1 < cap_c else 0
@@ -563,11 +587,14 @@ def router_cycle(st, t):
 
 
 @njit(cache=True)
-def run_batch(prm, created, src, dst_ptr, dst, flits, max_cycles, stop_when_done):
-    """Batch run of ``hwsim.router.simulate_router``: every packet added up front (ids in
-    order, so each source queue is in (created, id) order), then cycle by cycle."""
+def run_batch(prm, created, src, dst_ptr, dst, flits, lk_lat, lk_ser, max_cycles, stop_when_done):
+    """Batch run of ``hwsim.router.simulate_router``: the links' latencies and cycles
+    per flit set, every packet added up front (ids in order; each source queue is kept
+    in (created, id) order), then cycle by cycle."""
     n_pk = created.shape[0]
     st = router_state(prm, n_pk, max_cycles + prm[6] + prm[7] + prm[11] + 1, dst.shape[0])
+    st.lk_lat[:] = lk_lat
+    st.lk_ser[:] = lk_ser
     # ids follow the caller's order; queues take (created, id) order whatever the add order
     for k in range(n_pk):
         router_add_multicast(st, created[k], src[k], dst[dst_ptr[k]:dst_ptr[k + 1]], flits[k])

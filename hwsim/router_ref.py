@@ -16,7 +16,7 @@ from collections import deque
 
 import numpy as np
 
-from .router import NO_CYCLE, RouterParams, RouterRun, check_packets, check_router_params
+from .router import IO_PORT, NO_CYCLE, RouterParams, RouterRun, check_links, check_packets, check_router_params
 
 __all__ = ["simulate_router_ref", "RouterSim"]
 
@@ -76,6 +76,8 @@ class Mesh:
         """The packet's output ports at ``r``: XY first hops of the targets whose XY path from the source passes ``r``."""
         sim = self.sim
         sx, sy = sim.src[pkt] % self.p.width, sim.src[pkt] // self.p.width
+        if sim.src[pkt] == sim.io:  # the I/O port, west of node 0
+            sx, sy = -1, 0
         ports = set()
         for d in sim.targets_of(pkt):
             dx, dy = d % self.p.width, d // self.p.width
@@ -104,18 +106,22 @@ class RouterSim:
     skips idle ones. Same contract as the kernel's ``router_add`` / ``router_cycle`` /
     ``router_next`` (:mod:`hwsim.router`); packet ids count from 0 in the order added."""
 
-    def __init__(self, params: RouterParams, eject_len: int = 0):
+    def __init__(self, params: RouterParams, eject_len: int = 0, links=None):
         p = check_router_params(params)
         self.p = p
         self.n_nodes = p.width * p.height
+        self.io = self.n_nodes  # source index of the I/O port (its packets' src is IO_PORT)
+        self.lk_lat, self.lk_ser = check_links(p, links)
+        self.lk_free = [0] * (self.n_nodes * 4 + 1)
         self.created, self.src, self.flits, self.tptr = [], [], [], []
         self.tdst, self.delivery = [], []  # per target
         self.head_inj = []
         self.mesh = Mesh(p, self)
-        self.queues = [[] for _ in range(self.n_nodes)]  # (created, id), kept sorted
-        self.inj_vcs = [[OutputVC(p.buffer_flits) for _ in range(p.vcs)] for _ in range(self.n_nodes)]
-        self.inj_next = [0] * self.n_nodes
-        self.inj_cur = [None] * self.n_nodes  # (vc, flits written) of the packet being written
+        S = self.n_nodes + 1
+        self.queues = [[] for _ in range(S)]  # (created, id), kept sorted
+        self.inj_vcs = [[OutputVC(p.buffer_flits) for _ in range(p.vcs)] for _ in range(S)]
+        self.inj_next = [0] * S
+        self.inj_cur = [None] * S  # (vc, flits written) of the packet being written
         self.eject = np.zeros(eject_len, dtype=np.int64)
         self.link_flits = np.zeros(self.n_nodes * 4, dtype=np.int64)
         self.credits = []  # heap of (due cycle, order, output VC)
@@ -130,7 +136,8 @@ class RouterSim:
         """A packet to the distinct nodes ``dsts`` (one target each, ids in that order); returns its id."""
         k = len(self.created)
         self.created.append(int(created))
-        self.src.append(int(src))
+        src = self.io if int(src) == IO_PORT else int(src)
+        self.src.append(src)
         self.flits.append(int(flits))
         self.tptr.append(len(self.tdst))
         self.head_inj.append(-1)
@@ -168,11 +175,14 @@ class RouterSim:
         while self.credits and self.credits[0][0] <= t:
             heapq.heappop(self.credits)[2].credits += 1
         # sources
-        for n in range(self.n_nodes):
-            router = mesh.routers[(n % W, n // W)]
+        io = self.n_nodes * 4
+        for n in range(self.n_nodes + 1):
+            router = mesh.routers[(n % W, n // W)] if n < self.n_nodes else mesh.routers[(0, 0)]
             queue, vcs = self.queues[n], self.inj_vcs[n]
             for _ in range(p.inject_flits_per_cycle):
                 if not queue or queue[0][0] > t:
+                    break
+                if n == self.io and self.lk_free[io] > t:
                     break
                 pkt = queue[0][1]
                 if self.inj_cur[n] is None:
@@ -190,7 +200,11 @@ class RouterSim:
                 vcs[w].credits -= 1
                 if done == 0:
                     self.head_inj[pkt] = t
-                mesh.arrive(router, LOCAL, w, pkt, done, t + p.inject_cycles)
+                if n == self.io:  # over the I/O link into node 0's input port E
+                    mesh.arrive(router, 0, w, pkt, done, t + int(self.lk_lat[io] + self.lk_ser[io]) - 1)
+                    self.lk_free[io] = t + int(self.lk_ser[io])
+                else:
+                    mesh.arrive(router, LOCAL, w, pkt, done, t + p.inject_cycles)
                 self.in_net += 1
                 done += 1
                 self.inj_cur[n] = (w, done)
@@ -251,8 +265,10 @@ class RouterSim:
                     ivc = r.inputs[port][v]
                     if not (ivc.state == "active" and ivc.from_cycle <= t and ivc.flits and ivc.flits[0][2] <= t):
                         continue
+                    node = r.y * W + r.x
                     outs = [o for o in ivc.out_ports if o not in ivc.sent and
-                            (o == LOCAL or r.outputs[o][ivc.out_vcs[o]].credits > 0)]
+                            (o == LOCAL or (r.outputs[o][ivc.out_vcs[o]].credits > 0
+                                            and self.lk_free[node * 4 + o] <= t))]
                     picked += [(port * V + v, o) for o in outs]
                     n_vcs += bool(outs)
             granted = []
@@ -283,11 +299,13 @@ class RouterSim:
                         self.remaining -= 1
                         done_now.append(g)
                 else:
+                    li = node * 4 + o
                     r.outputs[o][w].credits -= 1
-                    self.link_flits[node * 4 + o] += 1
+                    self.link_flits[li] += 1
+                    self.lk_free[li] = t + int(self.lk_ser[li])
                     dx, dy = STEP[o]
                     mesh.arrive(mesh.routers[(r.x + dx, r.y + dy)], o, w, pkt, fi,
-                                t + p.sw_alloc_cycles + p.switch_cycles + p.link_cycles)
+                                t + p.sw_alloc_cycles + p.switch_cycles + int(self.lk_lat[li] + self.lk_ser[li]) - 1)
                     self.in_net += 1
                 if tail:
                     r.outputs[o][w].busy = False
@@ -301,9 +319,12 @@ class RouterSim:
                 self.in_net -= 1
                 if port == LOCAL:
                     self._credit_back(t + p.credit_cycles + p.inject_cycles, self.inj_vcs[node][v])
+                elif port == 0 and r.x == 0:  # fed by the I/O port
+                    self._credit_back(t + p.credit_cycles + int(self.lk_lat[io]), self.inj_vcs[self.io][v])
                 else:
                     dx, dy = STEP[OPPOSITE[port]]
-                    self._credit_back(t + p.credit_cycles + p.link_cycles,
+                    up = (r.y + dy) * W + r.x + dx
+                    self._credit_back(t + p.credit_cycles + int(self.lk_lat[up * 4 + port]),
                                       mesh.routers[(r.x + dx, r.y + dy)].outputs[port][v])
                 if tail:
                     ivc.state = "idle"
@@ -314,11 +335,11 @@ class RouterSim:
 
 
 def simulate_router_ref(params: RouterParams, created, src, dst, flits, *, max_cycles: int,
-                        stop_when_done: bool = True, dst_ptr=None) -> RouterRun:
+                        stop_when_done: bool = True, dst_ptr=None, links=None) -> RouterRun:
     """Same contract as :func:`hwsim.router.simulate_router`, one object per router and VC."""
     p = check_router_params(params)
     created, src, dst, flits, dst_ptr = check_packets(p, created, src, dst, flits, max_cycles, dst_ptr)
-    sim = RouterSim(p, max_cycles + p.sw_alloc_cycles + p.switch_cycles + p.eject_cycles + 1)
+    sim = RouterSim(p, max_cycles + p.sw_alloc_cycles + p.switch_cycles + p.eject_cycles + 1, links)
     for k in range(created.size):
         sim.add_multicast(created[k], src[k], dst[dst_ptr[k]:dst_ptr[k + 1]], flits[k])
     t = 0

@@ -118,3 +118,25 @@ def test_twin_equal_on_random_multicast_traffic(seed):
     np.testing.assert_array_equal(a.delivery, b.delivery)
     np.testing.assert_array_equal(a.eject_flits, b.eject_flits)
     assert a.cycles == b.cycles
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_twin_equal_with_chip_links_and_the_io_port(seed):
+    """Meshes of 2x2-node chips whose boundary links (and the I/O link) have their own
+    latency and cycles per flit, packets (multicast too) from the nodes and from the
+    I/O port: both models agree cycle for cycle and everything arrives."""
+    from hwsim.router import IO_PORT, chip_links
+
+    rng = np.random.default_rng(500 + seed)
+    p = _random_params(rng)
+    p = RouterParams(**{**p.__dict__, "width": int(rng.integers(2, 5)), "height": int(rng.integers(1, 4))})
+    links = chip_links(p, 2, 2, int(rng.integers(1, 12)), int(rng.integers(1, 4)))
+    c, s, d, f, ptr = _random_multicast(rng, p, 40, int(rng.integers(20, 80)))
+    s = np.where(rng.random(s.size) < 0.25, IO_PORT, s)
+    a = simulate_router(p, c, s, d, f, max_cycles=30000, dst_ptr=ptr, links=links)
+    b = simulate_router_ref(p, c, s, d, f, max_cycles=30000, dst_ptr=ptr, links=links)
+    assert (a.delivery >= 0).all()
+    np.testing.assert_array_equal(a.head_inject, b.head_inject)
+    np.testing.assert_array_equal(a.delivery, b.delivery)
+    np.testing.assert_array_equal(a.eject_flits, b.eject_flits)
+    assert a.cycles == b.cycles
