@@ -136,7 +136,7 @@ from .router_kernel import (NO_CYCLE, RouterState, router_add, router_add_multic
                             router_state, run_batch)
 
 __all__ = ["IO_PORT", "check_links", "chip_links", "check_packets", "RouterError", "RouterParams", "RouterRun", "check_router_params", "simulate_router",
-           "router_params_from_chip", "PORTS", "LINK_CYCLES_DEFAULT", "RouterState", "router_state",
+           "router_params_from_chip", "wormhole_links", "PORTS", "LINK_CYCLES_DEFAULT", "RouterState", "router_state",
            "router_add", "router_add_multicast", "router_next", "router_cycle", "NO_CYCLE"]
 
 PORTS = ("E", "W", "N", "S", "local")
@@ -296,8 +296,8 @@ def check_packets(p: RouterParams, created, src, dst, flits, max_cycles, dst_ptr
 
 def check_links(p: RouterParams, links=None) -> tuple[np.ndarray, np.ndarray]:
     """Per link ``n * 4 + port`` (node ``n``'s mesh output ``port``) and the I/O link
-    (index ``4 N``): latency in cycles and cycles per flit, validated (besides
-    ``link_cycles``, one other latency: the chip-to-chip links'); ``None``: every link
+    (index ``4 N``): latency in cycles and cycles per flit, validated (on the mesh,
+    besides ``link_cycles``, one other latency: the chip-to-chip links'); ``None``: every link
     (and the I/O link) ``link_cycles`` and one cycle per flit."""
     m = p.width * p.height * 4 + 1
     if links is None:
@@ -311,7 +311,8 @@ def check_links(p: RouterParams, links=None) -> tuple[np.ndarray, np.ndarray]:
         if bad.size:
             raise RouterError(f"links: {name} of link {int(bad[0])} = {int(a[bad[0]])} outside [{lo}, {hi}]")
         out.append(a.astype(np.int64))
-    other = np.unique(out[0][out[0] != p.link_cycles])
+    mesh = out[0][:-1]
+    other = np.unique(mesh[mesh != p.link_cycles])
     if other.size > 1:
         raise RouterError(f"links: at most one latency other than link_cycles = {p.link_cycles} (the chip-to-chip "
                           f"one), got {other.tolist()}")
@@ -331,6 +332,20 @@ def chip_links(p: RouterParams, chip_w: int, chip_h: int, interchip_cycles: int,
             if 0 <= nx < p.width and 0 <= ny < p.height and (nx // chip_w, ny // chip_h) != (x // chip_w, y // chip_h):
                 lat[n * 4 + o], ser[n * 4 + o] = interchip_cycles, cycles_per_flit
     lat[-1], ser[-1] = interchip_cycles, cycles_per_flit
+    return check_links(p, (lat, ser))
+
+
+def wormhole_links(chip, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """The links of ``chip``'s system as the engine's wormhole timing sees it (a
+    ``width x height`` global grid of ``chip.mesh`` chips): :func:`chip_links` with the
+    chip-to-chip latency and ``ceil(flit_bits / interchip_bits)`` cycles per flit, then
+    the I/O link's ``noc.io_cycles`` and ``ceil(flit_bits / io_bits)`` (``io_bits``
+    None: one flit per cycle)."""
+    n = chip.noc
+    p = router_params_from_chip(chip, width, height)
+    lat, ser = chip_links(p, chip.mesh.width, chip.mesh.height, n.interchip_cycles, -(-n.flit_bits // n.interchip_bits))
+    lat[-1] = n.io_cycles
+    ser[-1] = 1 if n.io_bits is None else -(-n.flit_bits // n.io_bits)
     return check_links(p, (lat, ser))
 
 

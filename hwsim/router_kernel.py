@@ -74,7 +74,7 @@ def router_state(prm, cap_packets, eject_len, cap_targets=-1):
         np.zeros((N, P, V), np.int64), np.zeros((N, P, V), np.int64),
         np.zeros((N, P, V, P), np.int64), np.zeros((N, P, V), np.int64),
         np.zeros((S, P + 1, V), np.bool_), np.zeros((S, P + 1, V), np.int64), np.full((S, P + 1, V), B, np.int64),
-        np.zeros((3, cap_c), np.int64), np.zeros((3, cap_c), np.int64), np.zeros(3, np.int64), np.zeros(3, np.int64),
+        np.zeros((4, cap_c), np.int64), np.zeros((4, cap_c), np.int64), np.zeros(4, np.int64), np.zeros(4, np.int64),
         np.zeros(N, np.int64), np.zeros((N, P, V), np.int64), np.zeros((N, P, V), np.int64),
         np.zeros((N, P), np.int64), np.zeros((N, P), np.int64), np.zeros(S, np.int64), np.zeros(S, np.int64),
         np.full(S, -1, np.int64), np.zeros(max(eject_len, 0), np.int64), np.zeros(N * 4, np.int64),
@@ -160,7 +160,7 @@ def router_next(st, t):
     flight or a packet is half written, else the first queued creation cycle (at least
     ``t``; :data:`NO_CYCLE` when nothing is queued). Skipping to it changes no cycle of
     the schedule: an empty network does nothing until the next packet is created."""
-    if st.sc[2] != 0 or st.cq_cnt[0] != 0 or st.cq_cnt[1] != 0 or st.cq_cnt[2] != 0:
+    if st.sc[2] != 0 or st.cq_cnt.sum() != 0:
         return t
     nxt = NO_CYCLE
     for i in range(st.sc[5]):
@@ -521,7 +521,7 @@ def _switch_all(st, m, t):
             bhead[n, p, v] = h + 1 if h + 1 < B else 0
             bcnt[n, p, v] -= 1
             # credit FIFOs with one delay each, so each stays in due order: 0 = links of
-            # link_cycles, 1 = injection channels, 2 = the other links (one latency)
+            # link_cycles, 1 = injection channels, 2 = the other links (one latency), 3 = I/O
             if p == _LOCAL:
                 un, uo, due, q = n, P, t + Dc + Dinj, 1
             else:
@@ -531,7 +531,7 @@ def _switch_all(st, m, t):
                     un, uo = _neighbour(n, p ^ 1, W), p
                     li = un * 4 + uo
                 due = t + Dc + st.lk_lat[li]
-                q = 0 if st.lk_lat[li] == Dl else 2
+                q = 3 if uo == P else (0 if st.lk_lat[li] == Dl else 2)
             tail_slot = (cq_head[q] + cq_cnt[q]) % cap_c
             cq_vc[q, tail_slot] = (un * (P + 1) + uo) * V + v
             cq_due[q, tail_slot] = due
@@ -554,7 +554,7 @@ def router_cycle(st, t):
     st.sc[3] = 0
     ocred_flat = st.ocred.reshape(st.ocred.size)
     cap_c = st.cq_vc.shape[1]
-    for q in range(3):
+    for q in range(4):
         while st.cq_cnt[q] > 0 and st.cq_due[q, st.cq_head[q]] <= t:
             ocred_flat[st.cq_vc[q, st.cq_head[q]]] += 1
             st.cq_head[q] = st.cq_head[q] + 1 if st.cq_head[q] + 1 < cap_c else 0
