@@ -96,8 +96,9 @@ def main(argv=None):
          f"Machine: {platform.processor() or platform.machine()}; numba threads {numba.get_num_threads()}; "
          f"python {platform.python_version()}; shared with other sessions (wall times are noisy). "
          "Chip `tianjic+timing.step_cycles=dynamic` (sync), `noc.router_model` ideal / wormhole (router defaults: 1 VC x 4 "
-         "flits, BookSim2's delays, one flit per cycle in and out of each core; xy-tree multicast sent as "
-         "unicast copies in the wormhole model).", "",
+         "flits, BookSim2's delays, one flit per cycle in and out of each core; in the wormhole model xy-tree "
+         "multicast forks in the routers, chip-to-chip links are links of the simulation and input events "
+         "enter through the I/O port, timed).", "",
          "| model | samples x steps | NoC | cycles/step | latency (us) | wormhole / ideal | functional (s) | "
          "cycle-level (s) | cycle-level / functional |",
          "|---|---|---|---:|---:|---:|---:|---:|---:|"]

@@ -276,6 +276,10 @@ class NocConfig(_Section):
                                      description="injection port bandwidth (assumption: one flit-wide channel)")
     eject_flits_per_cycle: int = _f(1, unit="flits/cycle", ge=1, le=16,
                                     description="ejection port bandwidth (assumption: one flit-wide channel)")
+    io_cycles: int = _f(1, unit="cycles", ge=0, le=100_000, description="I/O port -> node (0, 0) link latency, "
+                        "wormhole model (assumption: one on-chip link; the mapper puts the port on chip (0, 0))")
+    io_bits: int | None = _f(None, unit="bits/cycle", ge=1, le=4096,
+                             description="I/O link width (None: flit_bits, one flit per cycle; assumption)")
 
 
 class TimingConfig(_Section):

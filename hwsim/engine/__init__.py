@@ -83,7 +83,8 @@ the port, the injection link included), counted on the event's lowest-numbered
 destination core; ``io_out_flits``: outputs of the output population leaving the chip
 (one flit per spike with binary events, one per nonzero value otherwise;
 ``ceil(membrane_bits / flit_bits)`` for a non-spiking output), on the neuron's core;
-the route to the port is not modelled. I/O traffic is not part of the NoC timing.
+the route to the port is not modelled. I/O traffic is not part of the ideal NoC's
+timing; the wormhole model times input events (sync mode, :mod:`.timing_router`).
 
 Traces (:mod:`traces`, through one :class:`traces.TraceSession`): AER ``.npz``, VCD and
 Chrome trace JSON, off by default; the Chrome timeline and the VCD's cycle timebase come

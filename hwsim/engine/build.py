@@ -25,7 +25,7 @@ from models.intref import int_v_min, quant_meta
 
 from ..noc import link_tables, routes
 from ..program import Program
-from ..router import router_params_from_chip
+from ..router import router_params_from_chip, wormhole_links
 from .layout import (GEO_N, KERNEL_FIELDS, NIO, NREC, NTC, REC_ACC, REC_ACS, REC_CYCLES, REC_ENT, REC_EVENTS,
                      REC_MACS, REC_N, REC_TILE, TC_ACS, TC_CYCLES, TC_EVENTS, TC_MACS, WORK_FIELDS, kernel_field,
                      pack)
@@ -175,8 +175,9 @@ def _timing_plan(prog: Program) -> dict:
     core_node = (prog.core_xy[:, 1] * gw + prog.core_xy[:, 0]).astype(np.int64)
     wormhole = chip.noc.router_model == "wormhole"
     rp = router_params_from_chip(chip, gw, gh).kernel_args() if wormhole else ()
+    links = np.concatenate(wormhole_links(chip, gw, gh)) if wormhole else np.zeros(0, np.int64)
     return {
-        "noc_router": np.array([int(wormhole), *rp], np.int64), "core_node": core_node,
+        "noc_router": np.array([int(wormhole), *rp, int(tree), *links], np.int64), "core_node": core_node,
         "nrn_dst_node": core_node[prog.nrn_dst_core],
         "dsrc_ptr": d_ptr, "dsrc": d_flat, "pcore_ptr": pc_ptr, "pcores": pc_flat, "pfire": pf_flat, "pcand_ptr": cd_ptr,
         "pcand": cd_flat, "used_cores": np.unique(prog.tile_core).astype(np.int64), "fire_all": fire_all,

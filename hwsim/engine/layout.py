@@ -100,7 +100,8 @@ Scalars.__doc__ = "Run options and constants (one int64 each)."
 TimingPlan = namedtuple("TimingPlan", ["dsrc_ptr", "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand",
                           "used_cores", "fire_all", "psum_all", "noc_router", "core_node", "nrn_dst_node"])
 TimingPlan.__doc__ = ("Per population its delay-0 sources, cores, fire cycles, partial-sum tiles; the router model "
-                      "(``noc_router`` = [1 if wormhole, router kernel parameters]), each core's and spike "
+                      "(``noc_router`` = [1 if wormhole, router kernel parameters, 1 if xy-tree, link latencies, link "
+                      "cycles per flit]), each core's and spike "
                       "destination's router node.")
 Routes = namedtuple("Routes", ["nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count", "nrn_cls", "rt_ptr",
                       "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at"])

@@ -136,7 +136,7 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
     while True:
         try:
             res = _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_timed, py_timing,
-                                session, hist_cycles, max_bytes)
+                                session, hist_cycles, max_bytes, (in_flits, in_mult))
             break
         except _LatencyOverflow as e:  # a packet latency beyond the histogram: run again with room
             hist_cycles = e.needed
@@ -206,7 +206,7 @@ def _run_plan(prog, kin, wo, T: int, B: int, R: int, n_out: int, n_py: int, aer:
 
 
 def _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_timed, py_timing, session,
-                  hist_cycles, max_bytes=None):
+                  hist_cycles, max_bytes=None, in_io=(1, False)):
     """The kernel calls of :func:`simulate` and the traces: (output, spike and membrane
     recordings, counters, timing dict or None, trace paths). Raises
     :class:`_LatencyOverflow` (after removing every partial trace file) when a packet
@@ -282,7 +282,8 @@ def _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_ti
             fn = timing_pipelined if prog.pipelined else timing_sync
             if prog.chip.noc.router_model == "wormhole":
                 fn = timing_wormhole
-            tim = fn(prog, tile_cyc, all_out, session.timeline, session.sample)
+            io = {"io": in_io} if fn is timing_wormhole else {}
+            tim = fn(prog, tile_cyc, all_out, session.timeline, session.sample, **io)
         paths = session.close()
     except BaseException:
         session.abort()

@@ -7,15 +7,33 @@ Rules (same phase rules as the ideal model; only the network differs):
 
 * The mesh is the program's global grid (``grid_w x grid_h``, node ``gy * grid_w + gx``)
   with the router parameters of ``chip.noc``; ``router_cycles`` is not used (the
-  pipeline delays replace it). Every packet is unicast: a spike goes as one packet per
-  destination core (``multicast: xy-tree`` is not forked in the routers: left), a
-  partial sum as one packet to its soma's core, ``L`` flits as in the ideal model. A
-  packet to its own core goes through its router (local in, local out).
-* Delivery = the router's tail ejection cycle + ``crossings * extra`` (inter-chip
-  latency added after, as in the ideal model). A packet's latency = delivery - creation.
+  pipeline delays replace it). On an ``xy-tree`` chip a spike with several destination
+  cores is ONE multicast packet forking in the routers along its XY tree (one target
+  per destination; :mod:`hwsim.router`), unless it is longer than ``buffer_flits``
+  (multicast packets are packet-buffered), when it goes, as on a ``unicast`` chip, as
+  one packet per destination; a partial sum is one packet to its soma's core; ``L``
+  flits as in the ideal model. A packet to its own core goes through its router
+  (local in, local out).
+* Links (:func:`hwsim.router.wormhole_links`): a link between two chips of the
+  system takes ``interchip_cycles`` and ``ceil(flit_bits / interchip_bits)`` cycles
+  per flit, inside the simulation (packets crossing the same boundary link contend);
+  ``interchip_cycles`` is not added after, as the ideal model does.
+* Delivery (per destination) = the router's tail ejection cycle there. A delivery's
+  latency = delivery - creation (the latency histogram: partial sums and spikes); a
+  spike's population waits for all its deliveries.
+* Input events (sync mode): the step's input events enter at the I/O port (west of
+  global node (0, 0), over the I/O link of ``noc.io_cycles`` and ``io_bits``), all
+  created at cycle 0 in input-neuron order, one multicast packet per event on an
+  xy-tree chip (else one per destination core), ``in_flits`` flits (times the count
+  for a multi-spike input), as the I/O counters count them. A core's first
+  integration waits for every input event to it: a pair starts at
+  ``max(ready_p, core_free_c, last input event to c)`` once all have arrived. In
+  pipelined mode input events are not timed (left: a pipelined core integrates the
+  previous step's inputs).
 * Sync mode, per population ``p`` (net order) and core ``c`` of ``p`` (a pair): it starts
-  when every delay-0 source population is done and every earlier population on ``c``
-  has fired there: ``start = max(ready_p, core_free_c)``, ``end_int = start + integ``;
+  when every delay-0 source population is done, every earlier population on ``c``
+  has fired there and every input event to ``c`` has arrived:
+  ``start = max(ready_p, core_free_c, io_c)``, ``end_int = start + integ``;
   each partial tile of ``p`` on ``c`` that had events sends its partial sum, created at
   ``end_int``. The pair fires when its own integration is done and every partial sum
   to ``c`` of ``p`` has arrived: ``fend = max(end_int, last psum arrival) + fire``;
@@ -41,11 +59,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..router import NO_CYCLE, router_add, router_cycle, router_next, router_state
-from .layout import (HSTAT_DELIVERIES, HSTAT_LAT_MAX, HSTAT_NOC_CALLS, open_core_times, open_edges, open_neurons,
-                     open_plan, open_pops, open_routes, open_scalars, open_state, open_tile_counts, open_tiles)
+from ..router import NO_CYCLE, router_add, router_add_multicast, router_cycle, router_next, router_state
+from .layout import (HSTAT_DELIVERIES, HSTAT_LAT_MAX, HSTAT_NOC_CALLS, open_core_times, open_edges, open_input_io,
+                     open_neurons, open_plan, open_pops, open_routes, open_scalars, open_state, open_tile_counts,
+                     open_tiles)
 
-__all__ = ["wormhole_step", "record_latency"]
+__all__ = ["wormhole_step", "record_latency", "NOC_TREE"]
+
+NOC_TREE = 15  # plan.noc_router = [1 if wormhole, the 14 router kernel parameters, 1 if xy-tree multicast, ...]
 
 
 @njit(cache=True, inline="always")
@@ -101,38 +122,56 @@ def _step_spikes(tab, work, t, p0, p1, C):
 def _add(st, pk_kind, pk_tgt, pk_cross, created, src, dst, fl, kind, tgt, cross):
     """One packet into the mesh, with what its delivery updates (kind 0: partial sum to
     pair ``tgt``; 1: spike of population ``tgt``) and its chip crossings."""
-    k = router_add(st, created, src, dst, fl)
-    pk_kind[k] = kind
-    pk_tgt[k] = tgt
-    pk_cross[k] = cross
+    g = st.tptr[router_add(st, created, src, dst, fl)]
+    pk_kind[g] = kind
+    pk_tgt[g] = tgt
+    pk_cross[g] = cross
 
 
 @njit(cache=True)
 def _add_spikes(tab, st, pk, sg, sf, i0, i1, fe, src_node, tgt):
-    """The spikes ``sg[i0:i1]`` (flits ``sf``) created at ``fe``, one packet per
-    destination; returns the number of packets."""
+    """The spikes ``sg[i0:i1]`` (flits ``sf``) created at ``fe``: one multicast packet
+    per spike to its destinations (xy-tree chip, several destinations, at most
+    ``buffer_flits`` flits), else one packet per destination; returns the number of
+    targets (deliveries to wait for)."""
     routes, plan = open_routes(tab), open_plan(tab)
+    tree = plan.noc_router[NOC_TREE] != 0
     n = 0
     for i in range(i0, i1):
         gi = sg[i]
-        for d in range(routes.nrn_dst_ptr[gi], routes.nrn_dst_ptr[gi + 1]):
+        d0, d1 = routes.nrn_dst_ptr[gi], routes.nrn_dst_ptr[gi + 1]
+        if tree and d1 - d0 > 1 and sf[i] <= st.prm[3]:
+            g = st.tptr[router_add_multicast(st, fe, src_node, plan.nrn_dst_node[d0:d1], sf[i])]
+            for d in range(d0, d1):
+                pk[0][g] = 1
+                pk[1][g] = tgt
+                pk[2][g] = routes.nrn_dst_cross[d]
+                g += 1
+            n += d1 - d0
+            continue
+        for d in range(d0, d1):
             _add(st, pk[0], pk[1], pk[2], fe, src_node, plan.nrn_dst_node[d], sf[i], 1, tgt, routes.nrn_dst_cross[d])
             n += 1
     return n
 
 
 @njit(cache=True)
-def _deliver(tab, st, pk, k, hist, hstat, prdy, pexp, last, spk_out):
-    """The ``k`` deliveries of the last cycle: latency recorded, partial sums counted
-    down per pair (``pexp``, last arrival ``prdy``), spikes per population. True if a
-    count reached 0 (only then can a sweep change anything)."""
-    opt = open_scalars(tab)
+def _deliver(st, pk, k, hist, hstat, prdy, pexp, last, spk_out, iov):
+    """The ``k`` deliveries of the last cycle: input events counted down per core
+    (``iov`` = (expected, last arrival)); partial sums (latency recorded) per pair
+    (``pexp``, last arrival ``prdy``), spikes (latency recorded) per population. True
+    if a count reached 0 (only then can a sweep change anything)."""
     zero = False
     for j in range(k):
         q = st.dl_list[j]
-        dl = st.delivery[q] + pk[2][q] * opt.extra
-        record_latency(dl - st.created[q], hist, hstat)
+        dl = st.delivery[q]
         g = pk[1][q]
+        if pk[0][q] == 2:
+            iov[0][g] -= 1
+            iov[1][g] = max(iov[1][g], dl)
+            zero |= iov[0][g] == 0
+            continue
+        record_latency(dl - st.created[st.tpk[q]], hist, hstat)
         if pk[0][q] == 0:
             pexp[g] -= 1
             prdy[g] = max(prdy[g], dl)
@@ -142,6 +181,54 @@ def _deliver(tab, st, pk, k, hist, hstat, prdy, pexp, last, spk_out):
             last[g] = max(last[g], dl)
             zero |= spk_out[g] == 0
     return zero
+
+
+@njit(cache=True)
+def _count_inputs(tab, work, t):
+    """Targets of the step's input events (one per destination core)."""
+    pops, io, state = open_pops(tab), open_input_io(tab), open_state(work)
+    sl = t % pops.ring[0]
+    base = pops.ring_off[0] + sl * pops.size[0]
+    n = 0
+    for j in range(state.nzc[pops.slot_off[0] + sl]):
+        i = state.nz[base + j]
+        n += io.dst_ptr[i + 1] - io.dst_ptr[i]
+    return n
+
+
+@njit(cache=True)
+def _add_inputs(tab, work, t, st, pk, io_exp):
+    """The step's input events, created at 0 at the I/O port in input-neuron order: one
+    multicast packet per event on an xy-tree chip (several destination cores, at most
+    ``buffer_flits`` flits), else one packet per destination core; ``in_flits`` flits
+    (times the value for a multi-spike input); counted per destination core."""
+    pops, io, state, plan, opt = open_pops(tab), open_input_io(tab), open_state(work), open_plan(tab), open_scalars(tab)
+    tree = plan.noc_router[NOC_TREE] != 0
+    src = st.lk_lat.shape[0] // 4  # the I/O port's source index
+    sl = t % pops.ring[0]
+    base = pops.ring_off[0] + sl * pops.size[0]
+    for j in range(state.nzc[pops.slot_off[0] + sl]):
+        i = state.nz[base + j]
+        d0, d1 = io.dst_ptr[i], io.dst_ptr[i + 1]
+        if d1 == d0:
+            continue
+        fl = opt.in_flits * (max(abs(state.nzv[base + j]), 1) if opt.in_mult != 0 else 1)
+        if tree and d1 - d0 > 1 and fl <= st.prm[3]:
+            nodes = np.empty(d1 - d0, np.int64)
+            for d in range(d0, d1):
+                nodes[d - d0] = plan.core_node[io.dst_core[d]]
+            g = st.tptr[router_add_multicast(st, 0, src, nodes, fl)]
+            for d in range(d0, d1):
+                pk[0][g] = 2
+                pk[1][g] = io.dst_core[d]
+                pk[2][g] = 0
+                io_exp[io.dst_core[d]] += 1
+                g += 1
+            continue
+        for d in range(d0, d1):
+            c = io.dst_core[d]
+            _add(st, pk[0], pk[1], pk[2], 0, src, plan.core_node[c], fl, 2, c, 0)
+            io_exp[c] += 1
 
 
 @njit(cache=True)
@@ -163,7 +250,7 @@ def _sweep_sync(tab, work, st, pk, sp, pv, core_busy):
     pops, tiles, plan = open_pops(tab), open_tiles(tab), open_plan(tab)
     tcnt, cores = open_tile_counts(work), open_core_times(work)
     sptr, sg, sf = sp
-    pst, pend, pexp, prdy, pinteg, pstate, ready, fin, last, spk_out, turn, cur = pv
+    pst, pend, pexp, prdy, pinteg, pstate, ready, fin, last, spk_out, turn, cur, io_exp, io_rdy = pv
     P = pops.size.shape[0]
     changed = True
     while changed:
@@ -189,10 +276,10 @@ def _sweep_sync(tab, work, st, pk, sp, pv, core_busy):
                 for i in range(plan.pcore_ptr[p], plan.pcore_ptr[p + 1]):
                     c = plan.pcores[i]
                     if pst[i] == 0:
-                        if turn[c] != p:
+                        if turn[c] != p or io_exp[c] > 0:
                             fired = False
                             continue
-                        pend[i] = max(ready[p], cores.core_free[c]) + pinteg[i]
+                        pend[i] = max(ready[p], cores.core_free[c], io_rdy[c]) + pinteg[i]
                         for j in range(plan.pcand_ptr[p], plan.pcand_ptr[p + 1]):
                             kk = plan.pcand[j]
                             if tcnt.tc[kk] >= 0 and tiles.core[kk] == c:
@@ -262,14 +349,18 @@ def wormhole_step(tab, work, t, core_busy, hist, hstat):
     P = pops.size.shape[0]
     C = plan.fire_all.shape[0]
     K = tiles.core.shape[0]
-    prm = plan.noc_router[1:]
+    prm = plan.noc_router[1:NOC_TREE]
     sptr, sg, sf, n_dst = _step_spikes(tab, work, t, 1, P, C)
     n_psum = 0
     for kk in range(K):
         if tiles.kind[kk] == 1 and tiles.psum_flits[kk] > 0 and tcnt.tc[kk] >= 0:
             n_psum += 1
-    st = router_state(prm, n_psum + n_dst, 0)
-    cap = max(n_psum + n_dst, 1)
+    n_io = 0 if opt.pipelined else _count_inputs(tab, work, t)
+    cap = max(n_psum + n_dst + n_io, 1)
+    st = router_state(prm, cap, 0, cap)
+    m = st.lk_lat.shape[0]
+    st.lk_lat[:] = plan.noc_router[NOC_TREE + 1:NOC_TREE + 1 + m]
+    st.lk_ser[:] = plan.noc_router[NOC_TREE + 1 + m:NOC_TREE + 1 + 2 * m]
     pk = (np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int64))
     if n_dst:
         hstat[HSTAT_NOC_CALLS] += 1
@@ -335,7 +426,10 @@ def wormhole_step(tab, work, t, core_busy, hist, hstat):
             kk = plan.pcand[j]
             if tcnt.tc[kk] >= 0:
                 pexp[pair_at[tiles.core[tiles.soma[kk]]]] += 1
-    pv = (pst, pend, pexp, prdy, pinteg, pstate, ready, fin, last, spk_out, turn, cur)
+    io_exp = np.zeros(C, np.int64)
+    io_rdy = np.zeros(C, np.int64)
+    _add_inputs(tab, work, t, st, pk, io_exp)
+    pv = (pst, pend, pexp, prdy, pinteg, pstate, ready, fin, last, spk_out, turn, cur, io_exp, io_rdy)
     args = (tab, work, st, pk, (sptr, sg, sf), pv, core_busy)
     _sweep_sync(*args)
     _run_mesh_s(tab, st, pk, hist, hstat, prdy, pexp, last, spk_out, args)
@@ -355,7 +449,7 @@ def _run_mesh_s(tab, st, pk, hist, hstat, prdy, pexp, last, spk_out, args):
         if t == NO_CYCLE:
             break
         k = router_cycle(st, t)
-        if k and _deliver(tab, st, pk, k, hist, hstat, prdy, pexp, last, spk_out):
+        if k and _deliver(st, pk, k, hist, hstat, prdy, pexp, last, spk_out, (args[5][12], args[5][13])):
             _sweep_sync(*args)
         t += 1
 
@@ -369,6 +463,6 @@ def _run_mesh_p(tab, st, pk, hist, hstat, prdy, pexp, last, spk_out, args):
         if t == NO_CYCLE:
             break
         k = router_cycle(st, t)
-        if k and _deliver(tab, st, pk, k, hist, hstat, prdy, pexp, last, spk_out):
+        if k and _deliver(st, pk, k, hist, hstat, prdy, pexp, last, spk_out, (pexp, prdy)):
             _sweep_pipelined(*args)
         t += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..program import Program
-from ..router import router_params_from_chip
+from ..router import IO_PORT, router_params_from_chip, wormhole_links
 from ..router_ref import RouterSim
 from .timing_ref import pipeline_depth, timing_result
 
@@ -17,24 +17,52 @@ __all__ = ["timing_wormhole"]
 
 
 class _StepMesh:
-    """One step's mesh: the router twin, every packet's bookkeeping (kind 0 = partial
-    sum to pair ``tgt``, 1 = spike of ``tgt``; chip crossings; cores; flits) and its
-    deliveries (router delivery + crossings x inter-chip extra)."""
+    """One step's mesh: the router twin (chip-to-chip and I/O links as links), every
+    target's bookkeeping (kind 0 = partial sum to pair ``tgt``, 1 = spike of ``tgt``,
+    2 = input event to core ``tgt``; chip crossings; cores; flits; creation) and its
+    deliveries."""
 
-    def __init__(self, prog: Program, params, extra: int):
-        self.prog, self.extra = prog, extra
+    def __init__(self, prog: Program, params, links):
+        self.prog = prog
+        self.tree = prog.chip.noc.multicast == "xy-tree"
+        self.buffer = params.buffer_flits
         self.node = prog.core_xy[:, 1] * int(prog.grid_w) + prog.core_xy[:, 0]
-        self.sim = RouterSim(params)
-        self.pk = []  # (kind, tgt, cross, src core, dst core, flits)
+        self.sim = RouterSim(params, links=links)
+        self.pk = []  # per target: (kind, tgt, cross, src core, dst core, flits, created)
         self.dl = []
 
     def add(self, created, src, dst, flits, kind, tgt, cross):
         self.sim.add(int(created), int(self.node[src]), int(self.node[dst]), int(flits))
-        self.pk.append((kind, tgt, int(cross), int(src), int(dst), int(flits)))
+        self.pk.append((kind, tgt, int(cross), int(src), int(dst), int(flits), int(created)))
         self.dl.append(-1)
 
+    def add_input(self, dsts, flits) -> None:
+        """An input event at cycle 0 from the I/O port to the cores ``dsts`` (multicast as a spike is)."""
+        if self.tree and len(dsts) > 1 and flits <= self.buffer:
+            self.sim.add_multicast(0, IO_PORT, [int(self.node[d]) for d in dsts], int(flits))
+        else:
+            for d in dsts:
+                self.sim.add(0, IO_PORT, int(self.node[d]), int(flits))
+        for d in dsts:
+            self.pk.append((2, int(d), 0, -1, int(d), int(flits), 0))
+            self.dl.append(-1)
+
+    def add_spike(self, created, src, dsts, flits, tgt, crosses) -> int:
+        """A spike to the cores ``dsts``: one multicast packet on an xy-tree chip (several
+        destinations, at most ``buffer_flits`` flits), else one packet per destination;
+        returns the number of targets."""
+        if self.tree and len(dsts) > 1 and flits <= self.buffer:
+            self.sim.add_multicast(int(created), int(self.node[src]), [int(self.node[d]) for d in dsts], int(flits))
+            for d, x in zip(dsts, crosses):
+                self.pk.append((1, tgt, int(x), int(src), int(d), int(flits), int(created)))
+                self.dl.append(-1)
+        else:
+            for d, x in zip(dsts, crosses):
+                self.add(created, src, d, flits, 1, tgt, x)
+        return len(dsts)
+
     def run(self, on_delivery, sweep) -> None:
-        """Cycle until every packet is delivered; ``on_delivery(kind, tgt, cycle)`` per
+        """Cycle until every target is delivered; ``on_delivery(kind, tgt, cycle)`` per
         delivery, then ``sweep()`` after every cycle that delivered one."""
         t = 0
         while self.sim.remaining:
@@ -42,22 +70,22 @@ class _StepMesh:
             got = self.sim.cycle(t)
             for q in got:
                 kind, tgt, cross = self.pk[q][:3]
-                self.dl[q] = self.sim.delivery[q] + cross * self.extra
+                self.dl[q] = self.sim.delivery[q]
                 on_delivery(kind, tgt, self.dl[q])
             if got:
                 sweep()
             t += 1
 
     def latencies(self) -> list:
-        return [d - c for d, c in zip(self.dl, self.sim.created)]
+        return [d - p[6] for d, p in zip(self.dl, self.pk) if p[0] != 2]
 
     def trace(self, tl, t: int) -> None:
         for kind, name in ((0, "psum"), (1, "spike")):
             ks = [i for i, p in enumerate(self.pk) if p[0] == kind]
             if ks:
                 a = np.array([self.pk[i][3:] for i in ks], np.int64)
-                tl.packets(t, name, a[:, 0], np.arange(len(ks) + 1), a[:, 1],
-                           np.array([self.sim.created[i] for i in ks]), np.array([self.dl[i] for i in ks]), a[:, 2])
+                tl.packets(t, name, a[:, 0], np.arange(len(ks) + 1), a[:, 1], a[:, 3],
+                           np.array([self.dl[i] for i in ks]), a[:, 2])
 
 
 def _spikes_by_core(prog: Program, out_t: np.ndarray, g1: int):
@@ -75,9 +103,8 @@ def _spikes_by_core(prog: Program, out_t: np.ndarray, g1: int):
 def _add_spikes(prog, mesh, spikes, fe, src, tgt, cross) -> int:
     n = 0
     for gi, fl in spikes:
-        for d in range(prog.nrn_dst_ptr[gi], prog.nrn_dst_ptr[gi + 1]):
-            mesh.add(fe, src, prog.nrn_dst_core[d], fl, 1, tgt, cross[d])
-            n += 1
+        d0, d1 = prog.nrn_dst_ptr[gi], prog.nrn_dst_ptr[gi + 1]
+        n += mesh.add_spike(fe, src, prog.nrn_dst_core[d0:d1], fl, tgt, cross[d0:d1])
     return n
 
 
@@ -88,6 +115,10 @@ def _sync_step(prog, mesh, tc, spikes, plan, core_busy, tl, t) -> int:
     pstate, done, ready, fin, last, spk_out = [0] * P, [0] * P, [0] * P, [0] * P, [0] * P, [0] * P
     pstate[0] = 3
     pst, pend, pexp, prdy, pinteg = {}, {}, {}, {}, {}
+    io_exp, io_rdy = [0] * C, [0] * C
+    for q in mesh.pk:
+        if q[0] == 2:
+            io_exp[q[1]] += 1
     turn, core_free = [P] * C, [0] * C
     for p in range(P - 1, 0, -1):
         for c in pcores[p]:
@@ -106,7 +137,10 @@ def _sync_step(prog, mesh, tc, spikes, plan, core_busy, tl, t) -> int:
     cursor = {c: 0 for c in spikes}
 
     def on_delivery(kind, tgt, cycle):
-        if kind == 0:
+        if kind == 2:
+            io_exp[tgt] -= 1
+            io_rdy[tgt] = max(io_rdy[tgt], cycle)
+        elif kind == 0:
             pexp[tgt] -= 1
             prdy[tgt] = max(prdy[tgt], cycle)
         else:
@@ -129,10 +163,10 @@ def _sync_step(prog, mesh, tc, spikes, plan, core_busy, tl, t) -> int:
                     fired = True
                     for c in pcores[p]:
                         if pst[p, c] == 0:
-                            if turn[c] != p:
+                            if turn[c] != p or io_exp[c] > 0:
                                 fired = False
                                 continue
-                            start = max(ready[p], core_free[c])
+                            start = max(ready[p], core_free[c], io_rdy[c])
                             pend[p, c] = start + pinteg[p, c]
                             for kk in pcand[p]:
                                 if tc[kk] >= 0 and prog.tile_core[kk] == c:
@@ -216,15 +250,16 @@ def _pipelined_step(prog, mesh, tc, spikes, plan, core_busy, tl, t) -> int:
 
 
 def timing_wormhole(prog: Program, tile_cyc: np.ndarray, all_out: np.ndarray, timeline=None,
-                    tl_sample: int = 0) -> dict:
+                    tl_sample: int = 0, io: tuple = (1, False)) -> dict:
     """Cycles of the timed samples with the router model, sync or pipelined as the
-    program (rules: :mod:`hwsim.engine.timing_router`); ``timeline`` records sample ``tl_sample``."""
+    program (rules: :mod:`hwsim.engine.timing_router`); ``timeline`` records sample
+    ``tl_sample``; ``io`` = (flits per input event, times its value?) as the run's."""
     chip = prog.chip
     fixed = chip.timing.step_cycles if chip.timing.step_cycles != "dynamic" else None
     barrier = int(chip.timing.barrier_cycles)
     gw, gh = int(prog.grid_w), int(prog.grid_h)
     params = router_params_from_chip(chip, gw, gh)
-    extra = max(0, int(chip.noc.interchip_cycles) - int(chip.noc.router_cycles) - int(chip.noc.link_cycles))
+    links = wormhole_links(chip, gw, gh)
     Bt, T = tile_cyc.shape[:2]
     P, C = prog.n_pops, prog.n_cores
     pe = prog.pe_width
@@ -252,7 +287,14 @@ def timing_wormhole(prog: Program, tile_cyc: np.ndarray, all_out: np.ndarray, ti
     for b in range(Bt):
         tl = timeline if (timeline is not None and b == tl_sample) else None
         for t in range(T):
-            mesh = _StepMesh(prog, params, extra)
+            mesh = _StepMesh(prog, params, links)
+            if not prog.pipelined:
+                in_flits, in_mult = io
+                for i in np.flatnonzero(all_out[b, t, :g1]):
+                    d0, d1 = prog.in_dst_ptr[i], prog.in_dst_ptr[i + 1]
+                    if d1 > d0:
+                        v = int(all_out[b, t, i])
+                        mesh.add_input(prog.in_dst_core[d0:d1], in_flits * (max(abs(v), 1) if in_mult else 1))
             spikes = _spikes_by_core(prog, all_out[b, t], g1)
             calls[0] += bool(spikes)
             busy = step_fn(prog, mesh, tile_cyc[b, t], spikes, plan, core_busy[b], tl, t)

@@ -116,3 +116,83 @@ def test_packets_outside_the_mesh_are_refused(col, bad):
     cols[col] = [bad]
     with pytest.raises(RouterError, match=col):
         simulate_router(RouterParams(2, 2), cols["created"], cols["src"], cols["dst"], cols["flits"], max_cycles=10)
+
+
+def test_one_to_three_multicast_forks_at_the_branch_router():
+    """3x3 mesh, BookSim defaults (1 VC x 4 flits; Dr 0, Dva = Dsa = Dst = Dl = 1,
+    Dinj 2, Dej 1), a 2-flit packet from node 0 = (0, 0) to nodes 2 = (2, 0), 4 = (1, 1)
+    and 7 = (1, 2). Its xy-tree: 0 -E-> 1, where it forks E (to 2) and N (to 4), and at 4
+    local + N (to 7). Head by hand: written at 0, usable at router 0 at 2 (Dinj), VC at
+    2, switch at 3; usable at router 1 at 3 + Dsa + Dst + Dl = 6, VC 6, switch 7 to E
+    AND N in the same cycle (different outputs, both granted); usable at routers 2 and 4
+    at 10, VC 10, switch 11: ejected at 11 + Dsa + Dst + Dej = 14 (and 4 sends N too:
+    usable at 7 at 14, switch 15, ejected 18). The tail follows one cycle behind:
+    deliveries 15, 15, 19 = the unicast zero-load latency of each target's hop count
+    (2, 2, 3), i.e. no copy waits for another. As unicast copies the three packets
+    queue at the injection port and share the one VC of link 0 -> 1: the last arrives
+    later."""
+    p = RouterParams(3, 3)
+    run = simulate_router(p, [0], [0], [2, 4, 7], [2], max_cycles=100, dst_ptr=[0, 3])
+    assert run.delivery.tolist() == [15, 15, 19]
+    assert [p.zero_load_cycles(h, 2) for h in (2, 2, 3)] == [15, 15, 19]
+    assert run.eject_flits.sum() == 6 and run.head_inject.tolist() == [0]
+    uni = simulate_router(p, [0, 0, 0], [0, 0, 0], [2, 4, 7], [2, 2, 2], max_cycles=100)
+    assert uni.delivery.max() > 19
+
+
+def test_multicast_head_waits_for_room_for_the_whole_packet():
+    """Packet-buffered multicast: a 3-flit multicast packet behind a 4-flit unicast
+    worm in the one 4-flit VC of link 0 -> 1 (1x3 mesh: node 0 sends to 2 first, then
+    multicasts to 1 and 2). It may take the VC only once the downstream buffer has 3 free
+    slots; as unicast (to 2 only) it needs 1. So the multicast delivers later than the
+    same packet sent unicast, and both models agree."""
+    from hwsim.router_ref import simulate_router_ref
+
+    p = RouterParams(3, 1)
+    mc = simulate_router(p, [0, 0], [0, 0], [2, 1, 2], [4, 3], max_cycles=200, dst_ptr=[0, 1, 3])
+    ref = simulate_router_ref(p, [0, 0], [0, 0], [2, 1, 2], [4, 3], max_cycles=200, dst_ptr=[0, 1, 3])
+    np.testing.assert_array_equal(mc.delivery, ref.delivery)
+    uni = simulate_router(p, [0, 0], [0, 0], [2, 2], [4, 3], max_cycles=200)
+    assert mc.delivery[2] >= uni.delivery[1]
+
+
+@pytest.mark.parametrize("dst,ptr,flits,msg", [
+    ([1, 1], [0, 2], [2], "distinct"),
+    ([1, 2], [0, 2], [5], "buffer_flits = 4"),
+    ([1, 2], [0, 1], [2], "dst_ptr"),
+])
+def test_bad_multicast_packets_are_refused(dst, ptr, flits, msg):
+    with pytest.raises(RouterError, match=msg):
+        simulate_router(RouterParams(3, 1), [0], [0], dst, flits, max_cycles=10, dst_ptr=ptr)
+
+
+def test_chip_boundary_link_has_its_latency_and_width_and_is_shared():
+    """4x1 mesh of two 2x1 chips (defaults: Dr 0, Dva = Dsa = Dst = Dl = Dc = 1, Dinj 2,
+    Dej 1, 1 VC x 4 flits); the link 1 -> 2 crosses the boundary: 10 cycles, 2 cycles
+    per flit (16-bit flits on an 8-bit link). Two 2-flit packets to node 3, both
+    created at 0: A from node 0, B from node 1. By hand:
+    B: head usable at router 1 at 2, VC 2, crosses at 3 (link busy until 5), usable at
+    router 2 at 3 + Dsa + Dst + 10 + 2 - 1 = 16; body crosses at 5 -> 18. Routers 2, 3:
+    head crosses at 17 and 21, ejected 24; body 25. B delivered at 25.
+    A: usable at router 1 at 6 (one ordinary hop), gets the E VC (B's tail crossed at 5,
+    free from 6) and crosses at 7 -> router 2 at 20; its body waits for the link until
+    9 -> 22. Router 2 at 21 and 22, router 3 head at 25: ejected 28, body 29. A is
+    delivered at 29, 4 cycles later than with a 1-cycle, 1-flit-per-cycle link."""
+    from hwsim.router import chip_links
+
+    p = RouterParams(4, 1)
+    links = chip_links(p, 2, 1, 10, 2)
+    assert links[0].tolist()[4:8] == [10, 1, 1, 1] and links[0][8 + 1] == 10 and links[1][4] == 2
+    run = simulate_router(p, [0, 0], [0, 1], [3, 3], [2, 2], max_cycles=200, links=links)
+    assert run.delivery.tolist() == [29, 25]
+
+
+def test_io_port_packet_enters_node_0_over_the_io_link():
+    """2x1 mesh, I/O link of 5 cycles: a 1-flit packet from the I/O port to node 1 is
+    written at 0, usable at router 0's input E at 0 + 5 = 5, VC 5, crosses 6, usable at
+    router 1 at 9, VC 9, crosses 10, ejected 13 = 5 + (1 + 1) x 3 + 1 x Dl + Dej."""
+    from hwsim.router import IO_PORT, chip_links
+
+    p = RouterParams(2, 1)
+    run = simulate_router(p, [0], [IO_PORT], [1], [1], max_cycles=100, links=chip_links(p, 2, 1, 5, 1))
+    assert run.delivery.tolist() == [13] and run.head_inject.tolist() == [0]

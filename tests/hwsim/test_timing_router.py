@@ -74,28 +74,32 @@ def _star():
     return net, chip
 
 
-@pytest.mark.parametrize("router_model, step", [("ideal", 833), ("wormhole", 1612)])
+@pytest.mark.parametrize("router_model, step", [("ideal", 833), ("wormhole", 1651)])
 def test_four_psums_to_one_core_serialize_at_its_ejection_port(router_model, step, tmp_path):
     """The star of :func:`_star`, placed by hand (Program.core_xy): soma on the centre
     (1, 1) of a 3x3 mesh, the partial tiles on its neighbours (0, 1), (2, 1), (1, 0),
     (1, 2), one hop each over four distinct links. Every input spikes at step 0: each
-    tile integrates 8 rows x 64 columns = 512 cycles, so the four 256-flit partial sums
-    are created at c0 = 512.
+    tile integrates 8 rows x 64 columns = 512 cycles.
 
-    ideal (router 1 + link 1 per hop): each arrives at c0 + 2 + 255 = 769 (latency 257);
-    the soma fires 64 cycles: step = 833.
+    ideal (router 1 + link 1 per hop; input events not timed): the four 256-flit
+    partial sums are created at c0 = 512, each arrives at c0 + 2 + 255 = 769 (latency
+    257); the soma fires 64 cycles: step = 833.
 
     wormhole (defaults: routing 0, VC alloc 1, switch alloc 1, switch 1, link 1,
     credit 1, inject 2, eject 1; 1 VC of 8 flits, enough to stream one flit per cycle
-    over the 5-cycle credit loop): a head is written at c0, usable at its router at
-    c0 + 2, wins a VC then and the switch at c0 + 3, is usable at the centre at c0 + 6.
-    The four heads ask for the one ejection VC at c0 + 6; round robin from input index
-    0 grants inputs E (from the west), W, N, S in turn. Worm k (k = 0..3) crosses the
-    switch at c0 + 7 + k * 257 .. + 255 (the next head gets the VC the cycle after a
-    tail leaves, c0 + 7 + 256 + k * 257, and crosses one cycle later), and is ejected 3
-    cycles after crossing: deliveries at c0 + 265, 522, 779, 1036 (first head ejected
-    at c0 + 10: the last tail lands 1026 cycles after it, 4 x 256 + 2). The soma fires
-    at 512 + 1036 = 1548 for 64 cycles: step = 1612. The Python twin agrees."""
+    over the 5-cycle credit loop). Input events are timed: the 40 one-flit events
+    enter at the I/O port west of (0, 0) at cycle 0 in row order (8 per tile, tiles
+    0..4), and a router input VC passes one single-flit packet per 2 cycles (the next
+    head gets its VC the cycle after a tail leaves, crosses one later): the last event
+    reaches tiles 0..4 at 27, 39, 63, 71, 95 (asserted below on hwsim.router alone). So
+    the partial sums are created at 39 + 512 = 551 (from the west, input E of the
+    centre), 575 (east, input W), 583 (south, input N), 607 (north, input S); the soma
+    integrates 27 .. 539. A head written at c is usable at the centre at c + 6 and the
+    one ejection VC goes to the worms in turn (round robin from E: E, W, N, S, each
+    having asked before the previous tail left): worm 0 crosses 558 .. 813, ejected 3
+    later (816); each next one gets the VC the cycle after a tail leaves and crosses one
+    later: 257 cycles per worm, deliveries 816, 1073, 1330, 1587. The soma fires at
+    max(539, 1587) = 1587 for 64 cycles: step = 1651. The Python twin agrees."""
     net, chip = _star()
     prog = compile(map_model(net, chip.with_overrides({"noc.router_model": router_model})))
     assert list(prog.tile_kind) == [0, 1, 1, 1, 1] and list(prog.tile_psum_flits) == [0, 256, 256, 256, 256]
@@ -106,17 +110,26 @@ def test_four_psums_to_one_core_serialize_at_its_ejection_port(router_model, ste
     r = simulate(prog, x)
     assert int(r.timing["step_cycles"][0, 0]) == step
     lat = np.flatnonzero(r.timing["packet_latency_hist"])
-    assert list(lat) == ([257] if router_model == "ideal" else [265, 522, 779, 1036])
+    assert list(lat) == ([257] if router_model == "ideal" else [265, 498, 747, 980])
+    if router_model == "wormhole":
+        from hwsim.router import IO_PORT, RouterParams, check_links, simulate_router
+
+        p = RouterParams(3, 3, buffer_flits=8)
+        dst = [[4, 3, 5, 1, 7][j // 8] for j in range(40)]  # tile j // 8's node
+        io = simulate_router(p, [0] * 40, [IO_PORT] * 40, dst, [1] * 40, max_cycles=1000, links=check_links(p))
+        assert [int(io.delivery[8 * k:8 * k + 8].max()) for k in range(5)] == [27, 39, 63, 71, 95]
     _equal_timing(r, simulate(prog, x, chrome=tmp_path / "c.json"))
 
 
 @pytest.mark.parametrize("kind", ["mlp", pytest.param("cnn", marks=pytest.mark.slow)])
 def test_shipped_mnist_models_wormhole_twin(kind, tmp_path):
-    """The shipped MNIST models on Tianjic (xy-tree multicast sent as unicast copies in
-    the wormhole model), 2 samples (the CNN: 2 steps of one sample, the Python twin
+    """The shipped MNIST models on Tianjic (xy-tree multicast: a spike is one packet
+    forking in the routers), 2 samples (the CNN: 2 steps of one sample, the Python twin
     takes about 15 s per step): compiled timing equals the Python twin; the functional results
     equal the ideal model's; a step takes at least as long as with the ideal network
-    on these single-VC, 4-flit-buffer routers."""
+    on these single-VC, 4-flit-buffer routers; the flits per link are the ideal model's
+    (the same xy-trees: one-flit spikes fork where the ideal model's trees do) plus
+    those of the input events, which only the wormhole model sends through the mesh."""
     if not (shared_data_dir() / "mnist").exists():
         pytest.skip("shared MNIST data not found")
     x = mnist_sequences("direct", 32, start=8000, stop=8002).inputs
@@ -131,6 +144,14 @@ def test_shipped_mnist_models_wormhole_twin(kind, tmp_path):
     _same(ideal, fast)
     np.testing.assert_array_equal(fast.counters, ideal.counters)
     assert (fast.timing["total_cycles"] >= ideal.timing["total_cycles"]).all()
+    # same flits per link as the ideal model's xy-trees, plus the input events' (timed
+    # only here), which are the I/O flit-hops minus the I/O link's hop
+    from hwsim.engine.layout import COUNTERS
+
+    io = fast.counters[..., COUNTERS.index("io_in_flit_hops")].sum() - \
+        fast.counters[..., COUNTERS.index("io_in_flits")].sum()
+    extra = fast.timing["link_flits"] - ideal.timing["link_flits"]
+    assert (extra >= 0).all() and extra.sum() == io > 0
 
 
 @pytest.mark.slow

@@ -1,0 +1,611 @@
+"""The compiled router kernel of :mod:`hwsim.router` (whose docstring is the spec,
+multicast forking included): the incremental state, packet add, idle skip and one cycle.
+
+The kernel is incremental so that the chip simulator's step timing
+(hwsim/engine/timing_router.py) can add packets while the network runs: a
+:data:`RouterState` holds the mesh, the packets added so far and their source queues;
+:func:`router_add` / :func:`router_add_multicast` append a packet (its creation cycle
+not before the cycle about to be simulated), :func:`router_cycle` simulates one cycle,
+:func:`router_next` skips idle cycles. ``hwsim.router.simulate_router`` is the batch use
+of the same calls.
+
+Packets and targets: a packet has one source and one or more destination nodes, its
+*targets* (ids counting from 0 in the order added; a unicast packet has one). Deliveries
+are per target: ``delivery[target]`` is the cycle the packet's tail was ejected at that
+target's node, and ``dl_list`` lists targets.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+__all__ = ["RouterState", "router_state", "router_add", "router_add_multicast", "router_next", "router_cycle",
+           "NO_CYCLE", "LOCAL_PORT"]
+
+LOCAL_PORT = 4
+_LOCAL = LOCAL_PORT
+NO_CYCLE = 1 << 62  # router_next's answer when no packet is waiting
+
+RouterState = namedtuple("RouterState", [
+    "prm", "sc", "created", "psrc", "tptr", "ntg", "tdst", "tpk", "flits", "head_inj", "delivery", "qnext", "qhead",
+    "qtail", "bpkt", "bfi", "brdy", "bhead", "bcnt", "ist", "imask", "isent", "iovc", "ifrom", "obusy",
+    "ofree", "ocred", "cq_vc", "cq_due", "cq_head", "cq_cnt", "occ", "va_in", "va_out", "sa_in", "sa_out",
+    "inj_ptr", "sflit", "svc", "eject", "link_flits", "dl_list", "r_idx", "r_o", "r_w", "r_ok", "r_p", "r_v",
+    "best_b", "best_k", "last_v", "cap_in", "act", "act_on", "srcs", "src_on", "lk_lat", "lk_ser", "lk_free"])
+RouterState.__doc__ = (
+    "The router kernel's state: ``prm`` = ``RouterParams.kernel_args()``; ``sc`` = (packets added, targets not yet "
+    "delivered, flits in the input buffers, deliveries of the last cycle, active routers, active sources, targets "
+    "added); per packet creation, source, first target and number of targets, length, head injection and the next "
+    "packet of its source queue; per target its node, packet and delivery; the buffers, VCs (``imask`` = the output "
+    "ports of the packet at the front of an input VC, ``isent`` = those its front flit has already been copied to, "
+    "``iovc[n, p, v, o]`` = its output VC at port ``o``), credits and allocator pointers; ``link_flits[n * 4 + "
+    "port]`` = flits that left router ``n`` through mesh port ``port``; ``dl_list`` = targets delivered (tail "
+    "ejected) in the last cycle; ``act`` / ``srcs`` list the routers holding flits and the sources with queued "
+    "packets (``sc[4]``, ``sc[5]`` long; ``act_on`` / ``src_on`` flag them), the only ones a cycle visits; "
+    "per link ``n * 4 + port`` (and the I/O link, index ``4 N``) its latency, cycles per flit and the cycle it is "
+    "free from. Source ``N`` (one past the last node) is the I/O port.")
+
+
+@njit(cache=True)
+def router_state(prm, cap_packets, eject_len, cap_targets=-1):
+    """A fresh :data:`RouterState` for up to ``cap_packets`` packets and ``cap_targets``
+    targets (default: one per packet); ``eject[t]`` counts the flits ejected at cycle
+    ``t < eject_len`` (0: not recorded)."""
+    W, H, V, B = prm[0], prm[1], prm[2], prm[3]
+    N = W * H
+    S = N + 1  # sources: the nodes and the I/O port
+    P = 5
+    PV = P * V
+    cap = max(cap_packets, 1)
+    capt = max(cap_targets if cap_targets >= 0 else cap_packets, 1)
+    cap_c = S * (P + 1) * V * B + 1  # credits in flight never exceed the buffer slots
+    cap_in = np.ones(P, np.int64)
+    cap_in[_LOCAL] = prm[12]
+    return RouterState(
+        prm.copy(), np.zeros(7, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64),
+        np.zeros(cap, np.int64), np.zeros(capt, np.int64), np.zeros(capt, np.int64), np.zeros(cap, np.int64),
+        np.full(cap, -1, np.int64), np.full(capt, -1, np.int64), np.full(cap, -1, np.int64),
+        np.full(S, -1, np.int64), np.full(S, -1, np.int64),
+        np.zeros((N, P, V, B), np.int64), np.zeros((N, P, V, B), np.int64), np.zeros((N, P, V, B), np.int64),
+        np.zeros((N, P, V), np.int64), np.zeros((N, P, V), np.int64), np.zeros((N, P, V), np.int8),
+        np.zeros((N, P, V), np.int64), np.zeros((N, P, V), np.int64),
+        np.zeros((N, P, V, P), np.int64), np.zeros((N, P, V), np.int64),
+        np.zeros((S, P + 1, V), np.bool_), np.zeros((S, P + 1, V), np.int64), np.full((S, P + 1, V), B, np.int64),
+        np.zeros((4, cap_c), np.int64), np.zeros((4, cap_c), np.int64), np.zeros(4, np.int64), np.zeros(4, np.int64),
+        np.zeros(N, np.int64), np.zeros((N, P, V), np.int64), np.zeros((N, P, V), np.int64),
+        np.zeros((N, P), np.int64), np.zeros((N, P), np.int64), np.zeros(S, np.int64), np.zeros(S, np.int64),
+        np.full(S, -1, np.int64), np.zeros(max(eject_len, 0), np.int64), np.zeros(N * 4, np.int64),
+        np.zeros(capt, np.int64), np.zeros(P * PV, np.int64), np.zeros(P * PV, np.int64), np.zeros(P * PV, np.int64),
+        np.zeros(P * PV, np.bool_), np.zeros(P * PV, np.int64), np.zeros(P * PV, np.int64), np.zeros(P, np.int64),
+        np.zeros(P, np.int64), np.zeros(P, np.int64), cap_in, np.zeros(N, np.int64), np.zeros(N, np.bool_),
+        np.zeros(S, np.int64), np.zeros(S, np.bool_), np.full(N * 4 + 1, prm[8], np.int64),
+        np.ones(N * 4 + 1, np.int64), np.zeros(N * 4 + 1, np.int64))
+
+
+@njit(cache=True, inline="always")
+def _enqueue(st, k, created, src):
+    """Packet ``k`` into ``src``'s queue after every queued packet created no later."""
+    if not st.src_on[src]:
+        st.src_on[src] = True
+        st.srcs[st.sc[5]] = src
+        st.sc[5] += 1
+    tl = st.qtail[src]
+    if tl < 0:
+        st.qhead[src] = k
+        st.qtail[src] = k
+    elif st.created[tl] <= created:
+        st.qnext[tl] = k
+        st.qtail[src] = k
+    else:
+        prev = -1
+        cur = st.qhead[src]
+        while cur >= 0 and st.created[cur] <= created:
+            prev = cur
+            cur = st.qnext[cur]
+        st.qnext[k] = cur
+        if prev < 0:
+            st.qhead[src] = k
+        else:
+            st.qnext[prev] = k
+
+
+@njit(cache=True, inline="always")
+def _new_packet(st, created, src, flits, n_targets):
+    k = st.sc[0]
+    st.sc[0] += 1
+    st.sc[1] += n_targets
+    st.created[k] = created
+    st.psrc[k] = src
+    st.flits[k] = flits
+    st.tptr[k] = st.sc[6]
+    st.ntg[k] = n_targets
+    st.sc[6] += n_targets
+    return k
+
+
+@njit(cache=True, inline="always")
+def router_add(st, created, src, dst, flits):
+    """Add a unicast packet (ids count from 0 in the order added) to ``src``'s queue,
+    after every queued packet created no later (so the queue stays in (created, id)
+    order); returns its id. Its one target is the next target id. ``created`` must not
+    precede the next cycle to simulate (the caller's rule)."""
+    k = _new_packet(st, created, src, flits, 1)
+    g = st.tptr[k]
+    st.tdst[g] = dst
+    st.tpk[g] = k
+    _enqueue(st, k, created, src)
+    return k
+
+
+@njit(cache=True, inline="always")
+def router_add_multicast(st, created, src, dsts, flits):
+    """Add a packet to the distinct nodes ``dsts`` (one target each, ids in that order),
+    forked along its XY tree; returns its id. With two or more targets the packet is a
+    multicast packet: ``flits`` must not exceed the VC buffer (checked by the caller)."""
+    k = _new_packet(st, created, src, flits, dsts.shape[0])
+    g = st.tptr[k]
+    for i in range(dsts.shape[0]):
+        st.tdst[g + i] = dsts[i]
+        st.tpk[g + i] = k
+    _enqueue(st, k, created, src)
+    return k
+
+
+@njit(cache=True, inline="always")
+def router_next(st, t):
+    """The next cycle worth simulating from ``t``: ``t`` while flits or credits are in
+    flight or a packet is half written, else the first queued creation cycle (at least
+    ``t``; :data:`NO_CYCLE` when nothing is queued). Skipping to it changes no cycle of
+    the schedule: an empty network does nothing until the next packet is created."""
+    if st.sc[2] != 0 or st.cq_cnt.sum() != 0:
+        return t
+    nxt = NO_CYCLE
+    for i in range(st.sc[5]):
+        n = st.srcs[i]
+        if st.sflit[n] > 0:
+            return t
+        h = st.qhead[n]
+        if h >= 0 and st.created[h] < nxt:
+            nxt = st.created[h]
+    return max(t, nxt)
+
+
+@njit(cache=True, inline="always")
+def _route(n, d, W):
+    """XY output port at router ``n`` for destination ``d``."""
+    x, y = n % W, n // W
+    dx, dy = d % W, d // W
+    if dx > x:
+        return 0
+    if dx < x:
+        return 1
+    if dy > y:
+        return 2
+    if dy < y:
+        return 3
+    return 4
+
+
+@njit(cache=True, inline="always")
+def _route_mask(st, n, pk, W):
+    """The output ports (bit ``o`` = port ``o``) of packet ``pk``'s copy at router ``n``:
+    the XY first hops at ``n`` of every target whose XY path from the source runs
+    through ``n`` (row of the source from its column to the target's, then the target's
+    column). A tree reaches a router by one path only, so this is the copy's subtree."""
+    g0, nt = st.tptr[pk], st.ntg[pk]
+    if nt == 1:
+        return 1 << _route(n, st.tdst[g0], W)
+    s = st.psrc[pk]
+    sx, sy, x, y = s % W, s // W, n % W, n // W
+    if s == st.lk_lat.shape[0] // 4:  # the I/O port, west of node 0
+        sx, sy = -1, 0
+    m = 0
+    for g in range(g0, g0 + nt):
+        d = st.tdst[g]
+        dx, dy = d % W, d // W
+        if (y == sy and min(sx, dx) <= x <= max(sx, dx)) or (x == dx and min(sy, dy) <= y <= max(sy, dy)):
+            m |= 1 << _route(n, d, W)
+    return m
+
+
+@njit(cache=True, inline="always")
+def _neighbour(n, port, W):
+    """The router output ``port`` of router ``n`` leads to."""
+    if port == 0:
+        return n + 1
+    if port == 1:
+        return n - 1
+    if port == 2:
+        return n + W
+    return n - W
+
+
+@njit(cache=True, inline="always")
+def _head_at(st, n, p, v, pkt, ready, W, Dr):
+    """Input VC (n, p, v) starts waiting for VC allocation with ``pkt`` at its front."""
+    m = _route_mask(st, n, pkt, W)
+    st.ist[n, p, v] = 1
+    st.imask[n, p, v] = m
+    st.isent[n, p, v] = 0
+    st.ifrom[n, p, v] = ready + Dr
+
+
+@njit(cache=True, inline="always")
+def _push(st, n, p, v, pkt, fi, ready, W, B, Dr):
+    """Append a flit to input VC (n, p, v); a head reaching an idle VC starts waiting for VC allocation."""
+    slot = (st.bhead[n, p, v] + st.bcnt[n, p, v]) % B
+    st.bpkt[n, p, v, slot] = pkt
+    st.bfi[n, p, v, slot] = fi
+    st.brdy[n, p, v, slot] = ready
+    st.bcnt[n, p, v] += 1
+    if not st.act_on[n]:
+        st.act_on[n] = True
+        st.act[st.sc[4]] = n
+        st.sc[4] += 1
+    st.occ[n] += 1
+    st.sc[2] += 1
+    if st.ist[n, p, v] == 0:
+        _head_at(st, n, p, v, pkt, ready, W, Dr)
+
+
+@njit(cache=True, inline="always")
+def _inject(st, t):
+    """Step 2 of a cycle: every source writes up to ``I`` flits of its queue's front packets."""
+    created, flits, head_inj, inj_ptr, obusy, ocred = st.created, st.flits, st.head_inj, st.inj_ptr, st.obusy, st.ocred
+    ofree, qhead, qnext, qtail, sc, sflit = st.ofree, st.qhead, st.qnext, st.qtail, st.sc, st.sflit
+    srcs, svc, lk_free, lk_lat, lk_ser = st.srcs, st.svc, st.lk_free, st.lk_lat, st.lk_ser
+    W, V, B, Dr, Dinj, I = st.prm[0], st.prm[2], st.prm[3], st.prm[4], st.prm[10], st.prm[12]
+    P = 5
+    io = lk_lat.shape[0] - 1  # the I/O link; the I/O source is node io // 4
+    for i in range(sc[5]):
+        n = srcs[i]
+        k = 0
+        while k < I and qhead[n] >= 0:
+            pk = qhead[n]
+            if created[pk] > t:
+                break
+            if n * 4 == io and lk_free[io] > t:
+                break
+            if svc[n] < 0:
+                pick = -1
+                for j in range(V):
+                    w = (inj_ptr[n] + j) % V
+                    if (not obusy[n, P, w]) and ofree[n, P, w] <= t and ocred[n, P, w] > 0:
+                        pick = w
+                        break
+                if pick < 0:
+                    break
+                svc[n] = pick
+                obusy[n, P, pick] = True
+                inj_ptr[n] = (pick + 1) % V
+            w = svc[n]
+            if ocred[n, P, w] == 0:
+                break
+            ocred[n, P, w] -= 1
+            if sflit[n] == 0:
+                head_inj[pk] = t
+            if n * 4 == io:  # over the I/O link into node 0's input port E
+                _push(st, 0, 0, w, pk, sflit[n], t + lk_lat[io] + lk_ser[io] - 1, W, B, Dr)
+                lk_free[io] = t + lk_ser[io]
+            else:
+                _push(st, n, _LOCAL, w, pk, sflit[n], t + Dinj, W, B, Dr)
+            sflit[n] += 1
+            k += 1
+            if sflit[n] == flits[pk]:
+                obusy[n, P, w] = False
+                ofree[n, P, w] = t + 1
+                svc[n] = -1
+                sflit[n] = 0
+                qhead[n] = qnext[pk]
+                if qhead[n] < 0:
+                    qtail[n] = -1
+
+
+@njit(cache=True, inline="always")
+def _vc_alloc_all(st, m, t):
+    """Step 3 at the routers ``act[:m]``: separable input-first VC allocation; a head
+    with several output ports requests, in port order, one output VC at each port it
+    does not hold yet (a multicast head's must have credits for the whole packet) and
+    keeps its grants up to its first loss; it holds them until it has all."""
+    ifrom, iovc, ist, obusy, ofree = st.ifrom, st.iovc, st.ist, st.obusy, st.ofree
+    r_idx, r_o, r_ok, r_p, r_v, r_w = st.r_idx, st.r_o, st.r_ok, st.r_p, st.r_v, st.r_w
+    va_in, va_out, imask, isent, ocred = st.va_in, st.va_out, st.imask, st.isent, st.ocred
+    bpkt, bhead, ntg, flits = st.bpkt, st.bhead, st.ntg, st.flits
+    V = st.prm[2]
+    Dva = st.prm[5]
+    PV = 5 * V
+    act = st.act
+    for i_act in range(m):
+        n = act[i_act]
+        nr = 0
+        for p in range(5):
+            for v in range(V):
+                if ist[n, p, v] == 1 and ifrom[n, p, v] <= t:
+                    rem = imask[n, p, v] & ~isent[n, p, v]
+                    pk = bpkt[n, p, v, bhead[n, p, v]]
+                    need = flits[pk] if ntg[pk] > 1 else 0
+                    for o in range(5):
+                        if not (rem >> o) & 1:
+                            continue
+                        w = va_in[n, p, v]
+                        found = False
+                        for j in range(V):
+                            if (not obusy[n, o, w]) and ofree[n, o, w] <= t and (o == _LOCAL or ocred[n, o, w] >= need):
+                                r_idx[nr] = p * V + v
+                                r_p[nr] = p
+                                r_v[nr] = v
+                                r_o[nr] = o
+                                r_w[nr] = w
+                                nr += 1
+                                found = True
+                                break
+                            w = w + 1 if w + 1 < V else 0
+                        if not found:
+                            break
+        for a in range(nr):
+            o, w = r_o[a], r_w[a]
+            best = -1
+            bestkey = PV
+            for b in range(nr):
+                if r_o[b] == o and r_w[b] == w:
+                    key = r_idx[b] - va_out[n, o, w]
+                    if key < 0:
+                        key += PV
+                    if key < bestkey:
+                        bestkey = key
+                        best = b
+            r_ok[a] = best == a
+        # commit, per input VC, its grants in port order up to its first loss
+        a = 0
+        while a < nr:
+            idx, p, v = r_idx[a], r_p[a], r_v[a]
+            lost = False
+            while a < nr and r_idx[a] == idx:
+                if not lost and r_ok[a]:
+                    o, w = r_o[a], r_w[a]
+                    obusy[n, o, w] = True
+                    iovc[n, p, v, o] = w
+                    va_out[n, o, w] = idx + 1 if idx + 1 < PV else 0
+                    va_in[n, p, v] = w + 1 if w + 1 < V else 0
+                    isent[n, p, v] |= 1 << o
+                else:
+                    lost = True
+                a += 1
+            if isent[n, p, v] == imask[n, p, v]:
+                isent[n, p, v] = 0
+                ist[n, p, v] = 2
+                ifrom[n, p, v] = t + Dva
+
+
+@njit(cache=True, inline="always")
+def _sw_requests(st, n, t):
+    """Switch requests at router ``n``: per input port up to ``cap_in`` VCs in round-robin
+    order, each asking for every output of its front flit not yet copied there that has a
+    credit (one entry per (VC, output)); returns the number of entries."""
+    bcnt, bhead, brdy, ifrom, iovc, ist = st.bcnt, st.bhead, st.brdy, st.ifrom, st.iovc, st.ist
+    imask, isent, ocred, sa_in, cap_in, lk_free = st.imask, st.isent, st.ocred, st.sa_in, st.cap_in, st.lk_free
+    r_idx, r_o, r_ok, r_p, r_v = st.r_idx, st.r_o, st.r_ok, st.r_p, st.r_v
+    V = st.prm[2]
+    nr = 0
+    for p in range(5):
+        got = 0
+        v = sa_in[n, p]
+        for j in range(V):
+            if ist[n, p, v] == 2 and ifrom[n, p, v] <= t and bcnt[n, p, v] > 0 \
+                    and brdy[n, p, v, bhead[n, p, v]] <= t:
+                rem = imask[n, p, v] & ~isent[n, p, v]
+                added = False
+                for o in range(5):
+                    if (rem >> o) & 1 and (o == _LOCAL or (ocred[n, o, iovc[n, p, v, o]] > 0
+                                                           and lk_free[n * 4 + o] <= t)):
+                        r_idx[nr] = p * V + v
+                        r_p[nr] = p
+                        r_v[nr] = v
+                        r_o[nr] = o
+                        r_ok[nr] = False
+                        nr += 1
+                        added = True
+                if added:
+                    got += 1
+                    if got == cap_in[p]:
+                        break
+            v = v + 1 if v + 1 < V else 0
+    return nr
+
+
+@njit(cache=True, inline="always")
+def _switch_all(st, m, t):
+    """Step 4 at the routers ``act[:m]``: separable input-first switch allocation, then
+    traversal; a flit leaves its input VC once it has been copied to every output port
+    of its packet (asynchronous replication)."""
+    bcnt, best_b, best_k, bfi, bhead, bpkt = st.bcnt, st.best_b, st.best_k, st.bfi, st.bhead, st.bpkt
+    brdy, cq_cnt, cq_due, cq_head, cq_vc = st.brdy, st.cq_cnt, st.cq_due, st.cq_head, st.cq_vc
+    delivery, dl_list, eject, flits = st.delivery, st.dl_list, st.eject, st.flits
+    iovc, ist, last_v, link_flits, obusy = st.iovc, st.ist, st.last_v, st.link_flits, st.obusy
+    occ, ocred, ofree, r_idx, r_o, r_ok = st.occ, st.ocred, st.ofree, st.r_idx, st.r_o, st.r_ok
+    r_p, r_v, sa_in, sa_out, sc = st.r_p, st.r_v, st.sa_in, st.sa_out, st.sc
+    imask, isent, tptr, ntg, tdst = st.imask, st.isent, st.tptr, st.ntg, st.tdst
+    W, V, B, Dr, Dsa, Dst, Dl, Dc, Dinj, Dej, E = (st.prm[0], st.prm[2], st.prm[3], st.prm[4], st.prm[6],
+                                                   st.prm[7], st.prm[8], st.prm[9], st.prm[10], st.prm[11],
+                                                   st.prm[13])
+    P = 5
+    PV = P * V
+    act = st.act
+    cap_c = cq_vc.shape[1]
+    for i_act in range(m):
+        n = act[i_act]
+        nr = _sw_requests(st, n, t)
+        if nr == 0:
+            continue
+        # output arbiters: the first request in round-robin order from the pointer, per
+        # output; the ejection port repeats for up to E grants
+        rounds = 1
+        while True:
+            for o in range(P):
+                best_b[o] = -1
+                best_k[o] = PV
+            for b in range(nr):
+                if r_ok[b]:
+                    continue
+                o = r_o[b]
+                if rounds > 1 and o != _LOCAL:
+                    continue
+                key = r_idx[b] - sa_out[n, o]
+                if key < 0:
+                    key += PV
+                if key < best_k[o]:
+                    best_k[o] = key
+                    best_b[o] = b
+            granted_local = False
+            for o in range(P):
+                b = best_b[o]
+                if b >= 0:
+                    r_ok[b] = True
+                    sa_out[n, o] = r_idx[b] + 1 if r_idx[b] + 1 < PV else 0
+                    if o == _LOCAL:
+                        granted_local = True
+            if rounds >= E or not granted_local:
+                break
+            rounds += 1
+        # input pointers: one past the last granted VC in the port's round-robin order
+        # (requests were collected in that order)
+        for p in range(P):
+            last_v[p] = -1
+        for b in range(nr):
+            if r_ok[b]:
+                last_v[r_p[b]] = r_v[b]
+        for p in range(P):
+            if last_v[p] >= 0:
+                sa_in[n, p] = last_v[p] + 1 if last_v[p] + 1 < V else 0
+        for b in range(nr):
+            if not r_ok[b]:
+                continue
+            p, v = r_p[b], r_v[b]
+            o = r_o[b]
+            w = iovc[n, p, v, o]
+            h = bhead[n, p, v]
+            pk = bpkt[n, p, v, h]
+            fi = bfi[n, p, v, h]
+            tail = fi == flits[pk] - 1
+            if o == _LOCAL:
+                te = t + Dsa + Dst + Dej
+                if te < eject.shape[0]:
+                    eject[te] += 1
+                if tail:
+                    g = tptr[pk]
+                    while tdst[g] != n:
+                        g += 1
+                    delivery[g] = te
+                    sc[1] -= 1
+                    dl_list[sc[3]] = g
+                    sc[3] += 1
+            else:
+                li = n * 4 + o
+                ocred[n, o, w] -= 1
+                link_flits[li] += 1
+                st.lk_free[li] = t + st.lk_ser[li]
+                _push(st, _neighbour(n, o, W), o, w, pk, fi, t + Dsa + Dst + st.lk_lat[li] + st.lk_ser[li] - 1,
+                      W, B, Dr)
+            if tail:
+                obusy[n, o, w] = False
+                ofree[n, o, w] = t + 1
+            isent[n, p, v] |= 1 << o
+            if isent[n, p, v] != imask[n, p, v]:
+                continue
+            # copied to every output: the flit leaves; its credit goes back to whoever
+            # feeds this input VC
+            isent[n, p, v] = 0
+            bhead[n, p, v] = h + 1 if h + 1 < B else 0
+            bcnt[n, p, v] -= 1
+            # credit FIFOs with one delay each, so each stays in due order: 0 = links of
+            # link_cycles, 1 = injection channels, 2 = the other links (one latency), 3 = I/O
+            if p == _LOCAL:
+                un, uo, due, q = n, P, t + Dc + Dinj, 1
+            else:
+                if p == 0 and n % W == 0:  # only the I/O port feeds a west-edge router from the west
+                    un, uo, li = (st.lk_lat.shape[0] - 1) // 4, P, st.lk_lat.shape[0] - 1
+                else:
+                    un, uo = _neighbour(n, p ^ 1, W), p
+                    li = un * 4 + uo
+                due = t + Dc + st.lk_lat[li]
+                q = 3 if uo == P else (0 if st.lk_lat[li] == Dl else 2)
+            tail_slot = (cq_head[q] + cq_cnt[q]) % cap_c
+            cq_vc[q, tail_slot] = (un * (P + 1) + uo) * V + v
+            cq_due[q, tail_slot] = due
+            cq_cnt[q] += 1
+            occ[n] -= 1
+            sc[2] -= 1
+            if tail:
+                ist[n, p, v] = 0
+                if bcnt[n, p, v] > 0:
+                    nh = bhead[n, p, v]
+                    _head_at(st, n, p, v, bpkt[n, p, v, nh], max(brdy[n, p, v, nh], t + 1), W, Dr)
+
+
+@njit(cache=True, inline="always")
+def router_cycle(st, t):
+    """Simulate cycle ``t`` (the spec's cycle order: credits due, injection, VC
+    allocation, switch allocation and traversal); returns the number of targets whose
+    packet's tail was switched to their ejection port in it (``st.dl_list[:k]``, their
+    ``delivery`` set)."""
+    st.sc[3] = 0
+    ocred_flat = st.ocred.reshape(st.ocred.size)
+    cap_c = st.cq_vc.shape[1]
+    for q in range(4):
+        while st.cq_cnt[q] > 0 and st.cq_due[q, st.cq_head[q]] <= t:
+            ocred_flat[st.cq_vc[q, st.cq_head[q]]] += 1
+            st.cq_head[q] = st.cq_head[q] + 1 if st.cq_head[q] + 1 < cap_c else 0
+            st.cq_cnt[q] -= 1
+    _inject(st, t)
+    # only routers holding flits act (an empty one has nothing to allocate); routers are
+    # order free within a stage, so the list's order is as good as the mesh's
+    m = st.sc[4]
+    _vc_alloc_all(st, m, t)
+    _switch_all(st, m, t)
+    j = 0
+    for i in range(st.sc[4]):
+        n = st.act[i]
+        if st.occ[n] != 0:
+            st.act[j] = n
+            j += 1
+        else:
+            st.act_on[n] = False
+    st.sc[4] = j
+    j = 0
+    for i in range(st.sc[5]):
+        n = st.srcs[i]
+        if st.qhead[n] >= 0:
+            st.srcs[j] = n
+            j += 1
+        else:
+            st.src_on[n] = False
+    st.sc[5] = j
+    return st.sc[3]
+
+
+@njit(cache=True)
+def run_batch(prm, created, src, dst_ptr, dst, flits, lk_lat, lk_ser, max_cycles, stop_when_done):
+    """Batch run of ``hwsim.router.simulate_router``: the links' latencies and cycles
+    per flit set, every packet added up front (ids in order; each source queue is kept
+    in (created, id) order), then cycle by cycle."""
+    n_pk = created.shape[0]
+    st = router_state(prm, n_pk, max_cycles + prm[6] + prm[7] + prm[11] + 1, dst.shape[0])
+    st.lk_lat[:] = lk_lat
+    st.lk_ser[:] = lk_ser
+    # ids follow the caller's order; queues take (created, id) order whatever the add order
+    for k in range(n_pk):
+        router_add_multicast(st, created[k], src[k], dst[dst_ptr[k]:dst_ptr[k + 1]], flits[k])
+    t = 0
+    while t < max_cycles:
+        if stop_when_done and st.sc[1] == 0:
+            break
+        nxt = router_next(st, t)
+        if nxt > t:
+            t = min(nxt, max_cycles)
+            continue
+        router_cycle(st, t)
+        t += 1
+    return st.head_inj[:n_pk].copy(), st.delivery[:dst.shape[0]].copy(), st.eject, t
