@@ -73,7 +73,7 @@ import scipy.sparse as sp
 from models import neurons
 from models.errors import SnnchipError
 
-from . import conv_rows
+from . import conv_rows, dense_rows
 
 #: ``pop_model`` codes: each model's ``code`` in the table :mod:`models.neurons` (-1: the graph input)
 MODEL_CODES = {"input": neurons.INPUT_CODE, **{m.name: m.code for m in neurons.MODELS}}
@@ -175,7 +175,9 @@ class Program:
     geo_proj: np.ndarray = None       # (G,) projections compiled geometrically (hwsim.conv_rows)
     geo_geom: np.ndarray = None       # (G, conv_rows.GEOM_COLS) their geometry
     geo_w_off: np.ndarray = None      # (G + 1,) their kernels in geo_w
-    geo_w: np.ndarray = None          # kernels, output channels innermost (ConvRows.kernel)
+    geo_w: np.ndarray = None          # kernels, output channels innermost (ConvRows.kernel, DenseRows.kernel)
+    geo_kmap_off: np.ndarray = None   # (G + 1,) their pre -> kernel-row maps in geo_kmap (dense only)
+    geo_kmap: np.ndarray = None       # k(i) of each pre of a dense projection (hwsim.dense_rows), -1: none
 
     @property
     def pipelined(self) -> bool:
@@ -445,8 +447,10 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
     post_w_soma = -1
     shapes = [tuple(p.shape) for p in pops]
     geo = conv_rows.plan(projs, tiles, pidx, shapes, conv_path)
+    geo.update(dense_rows.plan(projs, tiles, pidx, conv_path))
     for j, g in geo.items():
-        if not conv_rows.weights_ok(g.q, wmax):
+        ok = dense_rows.weights_ok if isinstance(g, dense_rows.DenseRows) else conv_rows.weights_ok
+        if not ok(g.q, wmax):
             raise ProgramError(f"projection '{projs[j].name}' has weights that are not {chip.core.weight_bits}-bit "
                                f"integers")
     for t in sorted(tiles, key=lambda t: (int(t.soma), t.id)):
@@ -476,7 +480,6 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
                 tile_psum_icx[k] = int(np.abs(core_chip[core_of[k]] - core_chip[core_of[s.id]]).sum())
         if int(t.soma) != post_w_soma:
             post_w, post_w_soma = {}, int(t.soma)
-            box = conv_rows.post_box(post, shapes[p]) if geo else None
         rows_k = tile_rows[k]
         nrows = 0
         for src, d, idx in t.axons:
@@ -493,7 +496,7 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
             R = idx.size
             if len(js) == 1 and js[0] in geo:  # geometric: the rows' counts, no entries
                 try:
-                    nent = geo[js[0]].count(idx, box, int(t.soma))
+                    nent = geo[js[0]].count(idx, post, int(t.soma))
                 except ValueError as err:
                     raise ProgramError(f"projection '{projs[js[0]].name}': {err}") from None
                 ncols, cnt = nent, np.zeros(R, np.int64)
@@ -642,10 +645,20 @@ def _geo_tables(geo: dict, w_dt) -> dict:
     """The geometric projections' fields of a :class:`Program` (:mod:`hwsim.conv_rows`)."""
     gs = [geo[j] for j in sorted(geo)]
     ws = [g.kernel(w_dt) for g in gs]
+    ks = [g.kmap() for g in gs]
+    sizes = [w.size for w in ws]
+    # the narrowest type holding the kernels' values (weight_bits = 8 allows +128, so w_dt is int16)
+    lo, hi = min((int(w.min(initial=0)) for w in ws), default=0), max((int(w.max(initial=0)) for w in ws), default=0)
+    dt = next(d for d in (np.int8, np.int16, np.int32, np.int64) if np.iinfo(d).min <= lo and hi <= np.iinfo(d).max)
+    ws = [w.astype(dt, copy=False) for w in ws]
+    geo_w = np.concatenate(ws) if len(ws) > 1 else (ws[0] if ws else np.zeros(0, dt))
+    ws.clear()  # the kernels are the largest arrays here (VGG-16 ImageNet: 103 MB for one dense layer)
     return {"geo_proj": _i64([g.j for g in gs]),
             "geo_geom": _i64([g.geometry() for g in gs]).reshape(-1, conv_rows.GEOM_COLS),
-            "geo_w_off": _i64(np.concatenate([[0], np.cumsum([w.size for w in ws])])),
-            "geo_w": np.concatenate(ws) if ws else np.zeros(0, w_dt)}
+            "geo_w_off": _i64(np.concatenate([[0], np.cumsum(sizes)])),
+            "geo_w": geo_w,
+            "geo_kmap_off": _i64(np.concatenate([[0], np.cumsum([k.size for k in ks])])),
+            "geo_kmap": _i64(np.concatenate(ks)) if ks else np.zeros(0, np.int64)}
 
 
 def check(prog: Program) -> None:
@@ -699,8 +712,8 @@ def check(prog: Program) -> None:
 
 
 def _check_geo(prog: Program) -> None:
-    """The geometric projections' tables (:mod:`hwsim.conv_rows`) agree with the
-    populations, and every index the conv scatter forms stays inside them."""
+    """The geometric projections' tables (:mod:`hwsim.conv_rows`, :mod:`hwsim.dense_rows`)
+    agree with the populations, and every index the scatter forms stays inside them."""
     R = prog.row_src.size
     if prog.row_nent is None or prog.row_nent.size != R or (prog.row_nent < np.diff(prog.row_ptr)).any():
         raise ProgramError("program: row_nent inconsistent")
@@ -713,10 +726,21 @@ def _check_geo(prog: Program) -> None:
     if G and (prog.geo_proj.min() < 0 or prog.geo_proj.max() >= prog.proj_src.size
               or np.unique(prog.geo_proj).size != G):
         raise ProgramError("program: geo_proj out of range")
+    if prog.geo_kmap_off is None or prog.geo_kmap is None or prog.geo_kmap_off.size != G + 1 \
+            or prog.geo_kmap_off[-1] != prog.geo_kmap.size:
+        raise ProgramError("program: geo_kmap_off / geo_kmap inconsistent")
     for gi in range(G):
         cin, h, w, cout, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, cin_g, cout_g = (int(v) for v in prog.geo_geom[gi])
         j = int(prog.geo_proj[gi])
-        ok = (min(cin, h, w, cout, oh, ow, kh, kw, sh, sw, dh, dw, cin_g, cout_g) >= 1 and min(ph, pw) >= 0
+        km = prog.geo_kmap[prog.geo_kmap_off[gi]:prog.geo_kmap_off[gi + 1]]
+        if kh == 0:  # a dense projection (hwsim.dense_rows): W^T (cin x cout) and the map k(i) in [-1, cin)
+            ok = (kw == 0 and cin >= 1 and cout == prog.proj_npost[j] and h == prog.pop_size[prog.proj_src[j]]
+                  and km.size == h and (not km.size or (km.min() >= -1 and km.max() < cin))
+                  and prog.geo_w_off[gi + 1] - prog.geo_w_off[gi] == cin * cout)
+            if not ok:
+                raise ProgramError(f"program: dense tables of projection '{prog.proj_names[j]}' inconsistent")
+            continue
+        ok = (km.size == 0 and min(cin, h, w, cout, oh, ow, kh, kw, sh, sw, dh, dw, cin_g, cout_g) >= 1 and min(ph, pw) >= 0
               and cin % cin_g == 0 and cout % cout_g == 0 and cin // cin_g == cout // cout_g
               and cin * h * w == prog.pop_size[prog.proj_src[j]] and cout * oh * ow == prog.proj_npost[j]
               and prog.geo_w_off[gi + 1] - prog.geo_w_off[gi] == cin * kh * kw * cout_g)

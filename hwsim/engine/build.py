@@ -529,7 +529,9 @@ def _geo_events(prog: Program, grp_ptr: np.ndarray, grp_src: np.ndarray, grp_del
     stored (y, x, c) (:func:`_acc_layout`), so an event on pre ``(c, y, x)`` adds, for every
     tap ``(a, b)`` landing on an output ``(i, j)``, one contiguous run
     ``acc[a0 + (i W' + j) C_out + o] += w[o, c, a, b] * x`` over the outputs ``o`` of ``c``'s group
-    (:func:`hwsim.engine.kernel._conv_event`)."""
+    (:func:`hwsim.engine.kernel._conv_event`). A dense projection (:mod:`hwsim.dense_rows`,
+    ``kh = 0``) keeps its map ``k(i)`` after the records, its offset in ``geo`` in the W
+    field; an event on pre ``i`` adds row ``k(i)`` of ``W^T`` to its ``n_post`` accumulators."""
     G = prog.geo_proj.size
     geo = np.zeros((G, GEO_N), np.int64)
     grp_geo = np.full(grp_src.size, -1, np.int64)
@@ -537,12 +539,14 @@ def _geo_events(prog: Program, grp_ptr: np.ndarray, grp_src: np.ndarray, grp_del
         geo[gi, :prog.geo_geom.shape[1]] = prog.geo_geom[gi]
         geo[gi, -2] = prog.proj_acc_off[q]
         geo[gi, -1] = w_base + prog.geo_w_off[gi]
+        if prog.geo_geom[gi, 6] == 0:  # dense: where its k(i) starts in geo
+            geo[gi, 2] = G * GEO_N + prog.geo_kmap_off[gi]
         p, s = int(prog.proj_dst[q]), int(prog.proj_src[q])
         d = int(prog.proj_delay[q]) + (1 if (prog.pipelined and s != 0) else 0)
         for g in range(int(grp_ptr[p]), int(grp_ptr[p + 1])):
             if grp_src[g] == s and grp_delay[g] == d:
                 grp_geo[g] = gi
-    return {"geo": geo.reshape(-1), "grp_geo": grp_geo}
+    return {"geo": np.concatenate([geo.reshape(-1), prog.geo_kmap]), "grp_geo": grp_geo}
 
 
 def _row_spans(row_ptr: np.ndarray, ea: np.ndarray, ew: np.ndarray, row_tile: np.ndarray,

@@ -238,12 +238,18 @@ def _conv_event(geo, gi, ent_w, acc, i, xv):
     :func:`_tap_pos`). With ``d_w = 1`` and one group, the taps of a kernel row that reach
     an output are ``b = r + s_w q`` (``r = (x + p_w) mod s_w``) for a range of ``q``, reaching
     ``j' = (x + p_w - r) / s_w - q``: consecutive outputs whose weights are stored
-    consecutively, so one run of ``taps x C_out`` instead of one per tap."""
+    consecutively, so one run of ``taps x C_out`` instead of one per tap. A dense
+    projection (``kh = 0``, :mod:`hwsim.dense_rows`) adds row ``k(i)`` of ``W^T``."""
     b = GEO_N * gi
     H, W, C_out, OH, OW = geo[b + 1], geo[b + 2], geo[b + 3], geo[b + 4], geo[b + 5]
     kh, kw, sh, sw, ph, pw, dh, dw = (geo[b + 6], geo[b + 7], geo[b + 8], geo[b + 9], geo[b + 10], geo[b + 11],
                                       geo[b + 12], geo[b + 13])
     cin_g, cout_g, a0, w0 = geo[b + 14], geo[b + 15], geo[b + 16], geo[b + 17]
+    if kh == 0:  # a dense projection (hwsim.dense_rows): acc[a0 + o] += W^T[k(i), o] * xv, k(i) at geo[W + i]
+        k = geo[W + i]
+        if k >= 0:
+            _add_run(acc, np.uint64(a0), ent_w, np.uint64(w0 + k * C_out), np.uint64(C_out), xv)
+        return
     c = i // (H * W)
     y = (i // W) % H
     x = i % W
