@@ -295,8 +295,9 @@ def _events(tab, ent, work, p, t, inputs):
     row's entries (spans as contiguous slices; ``x == 1``, a binary spike, adds ``w``),
     and adds the rows' per-tile counts (events, integrate cycles, AC, MAC) to the step's
     tile counts; a short-row group reads one fixed-length row per event instead
-    (:func:`hwsim.engine.build._compact_rows`); a geometric convolution's group scatters
-    each event from the geometry (:func:`_conv_event`) and its rows add their counts only.
+    (:func:`hwsim.engine.build._compact_rows`); a geometric projection's group scatters
+    each event from the geometry (:func:`_conv_event`) and its rows add their counts only
+    (one int64 per row: tile, integrate cycles, MAC flag, entries).
     Returns the number of rows read."""
     pops, grps = open_pops(tab), open_groups(tab)
     state, tcnt = open_state(work), open_tile_counts(work)
@@ -319,9 +320,16 @@ def _events(tab, ent, work, p, t, inputs):
         nn = state.nzc[pops.slot_off[s] + sl]
         pp = grps.pre_off[gg]
         gi = grps.geo_of[gg]
-        if gi >= 0:
+        if gi >= 0:  # scattered from the geometry; each row's counts packed in one int64 (build._geo_rows)
             for j in range(nn):
-                _conv_event(grps.geo, gi, ent_w, state.acc, state.nz[base + j], state.nzv[base + j])
+                i = state.nz[base + j]
+                _conv_event(grps.geo, gi, ent_w, state.acc, i, state.nzv[base + j])
+                for r in range(grps.grec_ptr[pp + i], grps.grec_ptr[pp + i + 1]):
+                    v = grps.grec[r]
+                    n = v & 0x7FFF
+                    mac = (v >> 15) & 1
+                    _add_tile_counts(tcnt, v >> 32, 1, (v >> 16) & 0xFFFF, n * (1 - mac), n * mac)
+                    n_rows += 1
         co = grps.cr_off[gg]
         if co >= 0:  # a short-row group: one fixed-length row per event (_compact_rows)
             if nn == 0:
