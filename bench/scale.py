@@ -28,7 +28,12 @@ with the float reference (:func:`models.simulate`) on all samples.
 branch before this work) in the same run, for the models of ``--before-models``, and
 prints the ratios (a checkout without ``models.zoo.balance`` needs ``--no-balance``).
 
-Usage: ``python bench/scale.py [--models lenet5,vgg11,vgg16,resnet18] [--steps 4]
+A model is a zoo name (CIFAR shape) or ``NAME:imagenet`` (ImageNet shape, on ``tianjic``
+with :data:`IMAGENET_CHIP`'s overrides); ``--light-models`` run functional only (no
+cycle-level run, no snnTorch: VGG-16 ImageNet by default). ``--steps 4,8`` runs every
+model at each T.
+
+Usage: ``python bench/scale.py [--models lenet5,vgg11,vgg16,resnet18,vgg16:imagenet] [--steps 4,8]
 [--samples 4] [--no-balance] [--calib-samples 8] [--repeat 3] [--limit-gb 15]
 [--exact-samples 2] [--before /work/main --before-models lenet5]``
 """
@@ -48,6 +53,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+#: chip overrides for ``MODEL:imagenet`` specs: VGG-16 ImageNet needs 36,258 cores (64 chips of 12 x 13
+#: hold 9,984) and up to 4,096 routing entries per core
+IMAGENET_CHIP = {"mesh.max_chips": 1024, "core.routing_entries": 4096}
 _NOTES = "<!-- notes: kept by bench/scale.py -->"
 
 
@@ -80,9 +88,11 @@ def _child(args) -> dict:
     def rss_mb():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    out = {"model": args.child, "repo": str(args.repo), "threads": numba.get_num_threads()}
+    name, _, shape = args.child.partition(":")
+    shape = shape or "cifar"
+    out = {"model": args.child, "repo": str(args.repo), "threads": numba.get_num_threads(), "steps": args.steps}
     try:
-        g = zoo.build(args.child, "cifar", seed=0)
+        g = zoo.build(name, shape, seed=0)
         tot = zoo.totals(g)
         out.update(weights=tot["weights"], synapses=tot["synapses"], neurons=tot["neurons"])
         if args.balance:
@@ -95,12 +105,18 @@ def _child(args) -> dict:
             out.update(balance_s=time.perf_counter() - t, thresholds=g.metadata["balance"]["thresholds"],
                        calib_samples=args.calib_samples)
         net = lower(g, input_spiking=True)
-        t = time.perf_counter()
-        m = map_model(net, load_chip("tianjic"))
-        out.update(map_s=time.perf_counter() - t, rss_map_mb=rss_mb(), tiles=len(m.tiling.tiles),
+        t, tc = time.perf_counter(), time.process_time()
+        # ImageNet sizes need more chips than tianjic's 64 and more routing entries per core
+        chip = load_chip("tianjic") if shape == "cifar" else load_chip("tianjic").with_overrides(IMAGENET_CHIP)
+        m = map_model(net, chip)
+        del net
+        out.update(map_s=time.perf_counter() - t, map_cpu_s=time.process_time() - tc, rss_map_mb=rss_mb(), tiles=len(m.tiling.tiles),
                    cores=len(m.tiling.cores))
-        t = time.perf_counter()
+        t, tc = time.perf_counter(), time.process_time()
         prog = compile_program(m)
+        out["compile_cpu_s"] = time.process_time() - tc  # the shared machine's wall time varies several-fold
+        qnet = m.net
+        del m  # the tiling's Python objects (VGG-16 ImageNet: 478,560 tiles, most of the 5.5 GB after mapping)
         out.update(compile_s=time.perf_counter() - t, rss_compile_mb=rss_mb(), entries=int(prog.ent_acc.size),
                    program_mb=sum(a.nbytes for a in prog.arrays().values()) / 1e6)
         t = time.perf_counter()
@@ -119,10 +135,11 @@ def _child(args) -> dict:
                  < img * np.float32(args.rate)).astype(np.float32)
         B = args.samples
         runs = {"functional": lambda: simulate(prog, x, timing=False)}
-        if args.cycle:
+        cycle = args.cycle and args.child not in args.light_models.split(",")
+        if cycle:
             runs["cycle"] = lambda: simulate(prog, x, timing=True, timing_samples=B)
         simulate(prog, x[:, :1], timing=False)  # Numba caches loaded
-        if args.cycle:
+        if cycle:
             simulate(prog, x[:, :1], timing=True)
         best, last = _best_alternating(runs, args.repeat)
         r = last["functional"]
@@ -136,7 +153,7 @@ def _child(args) -> dict:
         out.update(sim_s=best["functional"], samples_s=B / best["functional"], rss_peak_mb=rss_mb(),
                    syn_events=int(cnt[:, names.index("acs")].sum() + cnt[:, names.index("macs")].sum()),
                    rates=rates, input_rate=float(x.mean()), repeat=args.repeat, samples=B)
-        if args.cycle:
+        if cycle:
             rc = last["cycle"]
             out.update(cycle_s=best["cycle"], cycle_samples_s=B / best["cycle"],
                        cycle_equal=bool(np.array_equal(rc.output, r.output)))
@@ -147,13 +164,13 @@ def _child(args) -> dict:
         nx = min(args.exact_samples, B)
         if nx:
             chip_r = simulate(prog, x[:, :nx], timing=False, record="all")
-            ref = simulate_int(m.net, x[:, :nx], record="all")
+            ref = simulate_int(qnet, x[:, :nx], record="all")
             out["exact"] = bool(np.array_equal(chip_r.output, ref.output) and all(
                 np.array_equal(chip_r.spikes[k], ref.spikes[k]) and np.array_equal(chip_r.membrane[k], ref.membrane[k])
                 for k in ref.spikes))
             out["exact_samples"] = nx
-        del prog, kin, m, r, last, runs
-        if args.torch:
+        del prog, kin, qnet, r, last, runs
+        if args.torch and args.child not in args.light_models.split(","):
             out.update(_snntorch(g, x, args.repeat, numba.get_num_threads(), r_chip_s=best["functional"]))
     except MemoryError:
         out["error"] = f"MemoryError under the {args.limit_gb:g} GiB address-space limit"
@@ -193,12 +210,13 @@ def _snntorch(g, x, repeat: int, threads: int, r_chip_s: float) -> dict:
             "torch_layer_dev": layer_dev, "float_rates": ref.firing_rates()}
 
 
-def _run(repo, model, args) -> dict:
+def _run(repo, model, steps: int, args) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", model, "--repo", str(repo),
-           "--steps", str(args.steps), "--samples", str(_samples(args, model)), "--rate", str(args.rate),
+           "--steps", str(steps), "--samples", str(_samples(args, model)), "--rate", str(args.rate),
            "--limit-gb", str(args.limit_gb), "--exact-samples", str(args.exact_samples)]
-    cmd += ["--calib-samples", str(args.calib_samples), "--repeat", str(args.repeat)]
-    cmd += [] if args.balance else ["--no-balance"]
+    cmd += ["--calib-samples", str(_samples(args, model, args.calib_samples, "calib")), "--repeat", str(args.repeat),
+            "--light-models", args.light_models]
+    cmd += [] if args.balance and model not in args.unbalanced_models.split(",") else ["--no-balance"]
     cmd += [] if args.cycle else ["--no-cycle"]
     cmd += [] if args.torch else ["--no-torch"]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=str(repo))
@@ -208,13 +226,15 @@ def _run(repo, model, args) -> dict:
     return json.loads(lines[-1])
 
 
-def _samples(args, model: str) -> int:
-    """Samples for ``model``: its entry in ``--model-samples`` (``name=n,...``), else ``--samples``."""
+def _samples(args, model: str, default=None, prefix: str = "") -> int:
+    """Samples for ``model``: its entry ``[PREFIX:]name=n`` in ``--model-samples``, else
+    ``default`` (``--samples``)."""
+    key = f"{prefix}:{model}" if prefix else model
     for item in filter(None, args.model_samples.split(",")):
-        name, _, n = item.partition("=")
-        if name == model:
+        name, _, n = item.rpartition("=")
+        if name == key:
             return int(n)
-    return args.samples
+    return args.samples if default is None else default
 
 
 def _fmt(r: dict, key: str, spec: str) -> str:
@@ -222,25 +242,26 @@ def _fmt(r: dict, key: str, spec: str) -> str:
 
 
 def _build_table(rows) -> list:
-    lines = ["| model | code | weights | synapses | crossbar entries | tiles | balance s | map s | compile s | "
-             "tables s | program MB | tables MB | peak RSS MB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| model | T | code | weights | synapses | crossbar entries | tiles | balance s | map s (CPU s) | "
+             "compile s (CPU s) | tables s | program MB | tables MB | peak RSS MB |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['label']} | {_fmt(r, 'weights', ',')} | {_fmt(r, 'synapses', ',')} | "
+        lines.append(f"| {r['model']} | {r.get('steps', '-')} | {r['label']} | {_fmt(r, 'weights', ',')} | {_fmt(r, 'synapses', ',')} | "
                      f"{_fmt(r, 'entries', ',')} | {_fmt(r, 'tiles', ',')} | {_fmt(r, 'balance_s', '.1f')} | "
-                     f"{_fmt(r, 'map_s', '.1f')} | {_fmt(r, 'compile_s', '.1f')} | {_fmt(r, 'tables_s', '.1f')} | "
+                     f"{_fmt(r, 'map_s', '.1f')} ({_fmt(r, 'map_cpu_s', '.1f')}) | {_fmt(r, 'compile_s', '.1f')} "
+                     f"({_fmt(r, 'compile_cpu_s', '.1f')}) | {_fmt(r, 'tables_s', '.1f')} | "
                      f"{_fmt(r, 'program_mb', ',.1f')} | {_fmt(r, 'tables_mb', ',.1f')} | "
                      f"{_fmt(r, 'rss_peak_mb', ',.0f')} |")
         if "error" in r:
-            lines.append(f"| | | {r['error']} |")
+            lines.append(f"| | | | {r['error']} |")
     return lines
 
 
 def _run_table(rows) -> list:
-    lines = ["| model | code | samples | functional samples/s | synaptic events/s | cycle-level samples/s | "
+    lines = ["| model | T | code | samples | functional samples/s | synaptic events/s | cycle-level samples/s | "
              "cycle-level / functional time | snnTorch samples/s | functional / faster snnTorch | = integer reference | "
              "snnTorch = float reference (output counts) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
         if "sim_s" not in r:
             continue
@@ -255,7 +276,7 @@ def _run_table(rows) -> list:
             agree = (f"{r['torch_equal_samples']} of {n} samples equal ({r['torch_equal_counts']:.1%} of counts)")
         else:
             tr, ts, agree = "-", r.get("torch_error", "-"), "-"
-        lines.append(f"| {r['model']} | {r['label']} | {r['samples']} | {_fmt(r, 'samples_s', ',.2f')} | {ev} | "
+        lines.append(f"| {r['model']} | {r.get('steps', '-')} | {r['label']} | {r['samples']} | {_fmt(r, 'samples_s', ',.2f')} | {ev} | "
                      f"{_fmt(r, 'cycle_samples_s', ',.2f')} | {cyc} | {ts} | {tr} | {exact} | {agree} |")
     return lines
 
@@ -263,11 +284,20 @@ def _run_table(rows) -> list:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="lenet5,vgg11,vgg16,resnet18")
-    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--steps", default="4", help="time steps, a comma-separated list: each model runs at each "
+                    "(default 4)")
     ap.add_argument("--samples", type=int, default=4)
-    ap.add_argument("--model-samples", default="lenet5=32",
-                    help="per-model samples overriding --samples (default lenet5=32: 4 LeNet-5 samples take "
-                         "milliseconds, below the run's fixed cost)")
+    ap.add_argument("--model-samples", default="lenet5=32,vgg16:imagenet=1,calib:vgg16:imagenet=2",
+                    help="per-model samples overriding --samples (``calib:MODEL=n``: --calib-samples) (default "
+                         "lenet5=32: 4 LeNet-5 samples take milliseconds, below the run's fixed cost; "
+                         "vgg16:imagenet=1, with 2 calibration samples)")
+    ap.add_argument("--model-steps", default="vgg16:imagenet=4",
+                    help="per-model time steps, restricting --steps (``MODEL=4/8``) (default vgg16:imagenet=4)")
+    ap.add_argument("--unbalanced-models", default="vgg16:imagenet",
+                    help="models kept at the zoo's threshold 1 (default vgg16:imagenet: balancing runs the float "
+                         "reference layer by layer on calibration inputs)")
+    ap.add_argument("--light-models", default="vgg16:imagenet",
+                    help="models run functional only: no cycle-level run, no snnTorch (default vgg16:imagenet)")
     ap.add_argument("--rate", type=float, default=0.2)
     ap.add_argument("--no-balance", dest="balance", action="store_false",
                     help="keep the zoo's threshold 1 (default: models.zoo.balance on calibration inputs)")
@@ -285,19 +315,30 @@ def main() -> None:
     ap.add_argument("--repo", default=str(ROOT), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
+        args.steps = int(args.steps)
         print(json.dumps(_child(args)))
         return
     rows = []
-    for model in args.models.split(","):
+    steps = [int(v) for v in args.steps.split(",")]
+    only = dict(item.rpartition("=")[::2] for item in filter(None, args.model_steps.split(",")))
+    for model, T in ((m, T) for m in args.models.split(",") for T in steps):
+        if model in only and str(T) not in only[model].split("/"):
+            continue
         if args.before and model in args.before_models.split(","):
-            b = _run(args.before, model, args)
+            b = _run(args.before, model, T, args)
             b["label"] = "before"
             rows.append(b)
             print(json.dumps(b), flush=True)
-        a = _run(ROOT, model, args)
+        a = _run(ROOT, model, T, args)
         a["label"] = "this"
         rows.append(a)
         print(json.dumps(a), flush=True)
+        _write(rows, args, final=False)  # the tables so far (a long run stopped early keeps its rows)
+    _write(rows, args, final=True)
+
+
+def _write(rows: list, args, final: bool) -> None:
+    """The markdown of ``rows`` to ``--out`` (the hand-written notes below the marker kept); printed when ``final``."""
     import numba
 
     tv = next((r["torch_versions"] for r in rows if "torch_versions" in r), {"torch": "not run"})
@@ -305,10 +346,12 @@ def main() -> None:
                f"{platform.python_version()}; numpy {np.__version__}; numba {numba.__version__}; "
                + "; ".join(f"{k} {v}" for k, v in tv.items() if k != "torch threads"))
     activity = (f"thresholds balanced by `models.zoo.balance` (99.9th percentile, {args.calib_samples} calibration "
-                f"samples of another seed)" if args.balance else "the zoo's threshold 1, no balancing")
+                f"samples of another seed; {args.unbalanced_models or 'none'}: the zoo's threshold 1)" if args.balance
+                else "the zoo's threshold 1, no balancing")
     md = ["# Scale of the chip simulator (bench/scale.py, issue 17)", "",
-          f"Machine: {machine}. Chip `tianjic`, zoo models at CIFAR shape, spiking input, "
-          f"T = {args.steps}, samples per model as shown, rate-coded smooth random images (input rate per pixel "
+          f"Machine: {machine}. Chip `tianjic` (ImageNet: with {IMAGENET_CHIP}), zoo models at CIFAR shape "
+          f"(`MODEL:imagenet`: ImageNet shape), spiking input, T = {args.steps} (column T), samples per model as "
+          f"shown, rate-coded smooth random images (input rate per pixel "
           f"and step shown below); each model in its own process under a {args.limit_gb:g} GiB address-space "
           f"limit. Activity: the zoo's seeded random weights, {activity}. Times: best of {args.repeat}.", ""]
     md += _build_table(rows) + [""] + _run_table(rows)
@@ -316,27 +359,28 @@ def main() -> None:
     for r in rows:
         if "rates" in r:
             rs = ", ".join(f"{k} {v:.1%}" for k, v in r["rates"].items())
-            md.append(f"- {r['model']} ({r['label']}): input {r['input_rate']:.1%}; {rs}")
+            md.append(f"- {r['model']}, T = {r.get('steps', '-')} ({r['label']}): input {r['input_rate']:.1%}; {rs}")
     dev = [r for r in rows if "torch_layer_dev" in r]
     if dev:
         md += ["", "snnTorch against the float reference, spike totals per layer (relative difference):", ""]
         for r in dev:
-            md.append(f"- {r['model']}: " + ", ".join(f"{k} {v:+.2%}" for k, v in r["torch_layer_dev"].items()))
+            md.append(f"- {r['model']}, T = {r.get('steps', '-')}: " + ", ".join(f"{k} {v:+.2%}" for k, v in r["torch_layer_dev"].items()))
     pairs = {}
     for r in rows:
-        pairs.setdefault(r["model"], {})[r["label"]] = r
+        pairs.setdefault((r["model"], r.get("steps")), {})[r["label"]] = r
     ratio = []
     for model, d in pairs.items():
         if "before" in d and "this" in d and "compile_s" in d["before"] and "compile_s" in d["this"]:
             b, a = d["before"], d["this"]
-            ratio.append(f"- {model}: compile {b['compile_s'] / a['compile_s']:.2f}x faster, program "
+            ratio.append(f"- {model[0]}, T = {model[1]}: compile {b['compile_s'] / a['compile_s']:.2f}x faster, program "
                          f"{b['program_mb'] / a['program_mb']:.2f}x smaller, kernel tables built "
                          f"{b['tables_s'] / a['tables_s']:.2f}x faster, peak RSS {b['rss_peak_mb']:,.0f} -> "
                          f"{a['rss_peak_mb']:,.0f} MB")
     if ratio:
         md += ["", f"Same run, `--before {args.before}`:", ""] + ratio
     text = "\n".join(md) + "\n"
-    print(text)
+    if final:
+        print(text)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     # hand-written notes below the marker (analysis, what remains) survive a new run

@@ -67,14 +67,20 @@ class ConvRows:
         np.cumsum(nz, axis=0, out=self.S[1:])  # S[o] = nonzeros of outputs < o
         self.total = 0
         self.soma = -1
+        self.box = None
         self.rows: list = []
 
-    def count(self, idx: np.ndarray, box: tuple, soma: int) -> np.ndarray:
-        """Entries (= used columns) of the rows ``idx`` (pre indices) of a tile holding
-        the posts ``box`` (module docstring); remembers the rows for :meth:`check`."""
+    def count(self, idx: np.ndarray, post: np.ndarray, soma: int) -> np.ndarray:
+        """Entries (= used columns) of the rows ``idx`` (pre indices) of a tile of soma
+        ``soma`` holding the posts ``post`` (a block, :func:`post_box`; module docstring);
+        remembers the rows for :meth:`check`."""
         if soma != self.soma:
             self._check_soma()
             self.soma = soma
+            self.box = post_box(post, self.g.out_shape)
+            if self.box is None:
+                raise ValueError(f"soma tile {soma} does not hold a rectangular block of posts")
+        box = self.box
         self.rows.append(idx)
         g = self.g
         H, W = g.in_hw
@@ -121,6 +127,10 @@ class ConvRows:
         order = [b for r in range(sw) for b in range(kw - 1, -1, -1) if b % sw == r]  # position -> tap
         w = np.where(used, w, 0.0)[..., order]
         return np.ascontiguousarray(w.transpose(0, 2, 3, 4, 1)).reshape(-1).astype(w_dt)
+
+    def kmap(self) -> np.ndarray:
+        """No pre -> kernel-row map: a convolution's pre index is its (c, y, x)."""
+        return np.zeros(0, np.int64)
 
     def geometry(self) -> list:
         g = self.g

@@ -29,7 +29,9 @@ mode: its source sends values -- a real-valued graph input, an ANN unit, a reado
 ``row_ptr[r]:row_ptr[r+1]`` with ``ent_acc`` (global accumulator index; int32 below
 2**31 accumulators), ``ent_w`` (integer weight, the narrowest signed type holding
 ``weight_bits``) and ``ent_col`` (local column, int32); ``row_nent`` (the row's entries,
-the AC / MAC count of one event).
+the AC / MAC count of one event). The row arrays (``row_src`` ... ``row_nent``, not
+``row_ptr``) are the narrowest signed integers holding their values: an ImageNet-size net
+has about 10^8 rows.
 
 Convolutions (``compile(mapping, conv_path=...)``, default ``"geometric"``): a
 convolution alone on its (destination, source, delay) whose destination's tiles each
@@ -73,7 +75,7 @@ import scipy.sparse as sp
 from models import neurons
 from models.errors import SnnchipError
 
-from . import conv_rows
+from . import conv_rows, dense_rows
 
 #: ``pop_model`` codes: each model's ``code`` in the table :mod:`models.neurons` (-1: the graph input)
 MODEL_CODES = {"input": neurons.INPUT_CODE, **{m.name: m.code for m in neurons.MODELS}}
@@ -175,7 +177,9 @@ class Program:
     geo_proj: np.ndarray = None       # (G,) projections compiled geometrically (hwsim.conv_rows)
     geo_geom: np.ndarray = None       # (G, conv_rows.GEOM_COLS) their geometry
     geo_w_off: np.ndarray = None      # (G + 1,) their kernels in geo_w
-    geo_w: np.ndarray = None          # kernels, output channels innermost (ConvRows.kernel)
+    geo_w: np.ndarray = None          # kernels, output channels innermost (ConvRows.kernel, DenseRows.kernel)
+    geo_kmap_off: np.ndarray = None   # (G + 1,) their pre -> kernel-row maps in geo_kmap (dense only)
+    geo_kmap: np.ndarray = None       # k(i) of each pre of a dense projection (hwsim.dense_rows), -1: none
 
     @property
     def pipelined(self) -> bool:
@@ -233,12 +237,37 @@ def _xy_trees(src_xy: np.ndarray, ptr: np.ndarray, d_xy: np.ndarray, cw: int, ch
     return links, cross
 
 
-def _unique_pairs(pairs: np.ndarray, n_cores: int) -> np.ndarray:
-    """The distinct (neuron, core) rows of ``pairs``, sorted by neuron then core, as
-    ``np.unique(pairs, axis=0)`` gives them, through one int64 key (a 1-D sort)."""
-    key = np.sort(pairs[:, 0] * max(n_cores, 1) + pairs[:, 1])  # sorted, then runs dropped (np.unique hashes:
-    key = key[np.concatenate([key[:1] == key[:1], key[1:] != key[:-1]])]  # 2 s on VGG-16's pairs here)
-    return np.stack([key // max(n_cores, 1), key % max(n_cores, 1)], axis=1)
+def _sorted_unique(key: np.ndarray) -> np.ndarray:
+    key = np.sort(key)  # sorted, then runs dropped (np.unique hashes: 2 s on VGG-16 CIFAR's pairs)
+    return key[np.concatenate([key[:1] == key[:1], key[1:] != key[:-1]])]
+
+
+class _PairSet:
+    """Distinct (neuron, core) pairs, added as int64 keys ``neuron * n_cores + core`` and
+    deduplicated whenever the pending keys outgrow the kept ones (a pair repeats once per
+    tile of a core: ImageNet-size nets would otherwise hold tens of millions of repeats)."""
+
+    def __init__(self, n_cores: int):
+        self.c = max(int(n_cores), 1)
+        self.kept = np.zeros(0, np.int64)
+        self.pending: list = []
+        self.n = 0
+
+    def add(self, key: np.ndarray) -> None:
+        self.pending.append(np.asarray(key, np.int64))
+        self.n += key.size
+        if self.n > max(2 * self.kept.size, 1 << 22):
+            self._merge()
+
+    def _merge(self) -> None:
+        self.kept = _sorted_unique(np.concatenate([self.kept] + self.pending))
+        self.pending = []
+        self.n = self.kept.size
+
+    def pairs(self) -> np.ndarray:
+        """(n, 2) distinct pairs sorted by neuron then core (as ``np.unique(axis=0)``)."""
+        self._merge()
+        return np.stack([self.kept // self.c, self.kept % self.c], axis=1)
 
 
 def _dest_stats(src_xy, ptr, dcores, core_xy, core_chip, cw, ch, multicast):
@@ -413,7 +442,7 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
     pl = mapping.placement
     core_chip = _i64(np.asarray(pl.chip_coords(), dtype=np.int64)[:n_cores]).reshape(-1, 2)
     chip_w, chip_h = max(int(getattr(pl, "width", grid_w)), 1), max(int(getattr(pl, "height", grid_h)), 1)
-    in_pairs = []
+    in_pairs = _PairSet(n_cores)
 
     order = sorted(range(len(tiles)), key=lambda k: (pidx[tiles[k].population], k))
     tile_order = _i64(order)
@@ -436,17 +465,25 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
     wmax = 1 << (int(chip.core.weight_bits) - 1)
     # entries as the narrowest integers that hold them (program bytes per synapse: 24 -> 9 or less)
     acc_dt = np.int32 if n_acc < 2 ** 31 else np.int64
+    # per-row arrays as narrow integers too (ImageNet-size nets have ~10^8 rows: 21 instead of 56 bytes)
+    narrow = lambda n: next(d for d in (np.int8, np.int16, np.int32, np.int64) if n <= np.iinfo(d).max)  # noqa: E731
+    max_cols = max([len(t.post) for t in tiles], default=1)
+    row_dt = {"src": narrow(P), "delay": narrow(int(pop_ring.max(initial=1)) + 1), "pre": narrow(int(pop_size.max())),
+              "mac": np.int8, "ncols": narrow(max_cols), "cnt": narrow(max_cols * max(Q, 1)),
+              "nent": narrow(max_cols * max(Q, 1))}
     w_dt = next(d for d in (np.int8, np.int16, np.int32, np.int64) if wmax <= np.iinfo(d).max)
     # pairs (source global neuron, core) for spike destinations
-    dst_pairs = []
+    dst_pairs = _PairSet(n_cores)
     # a soma tile and its partial tiles hold the same posts: the posts' explicit weights
     # (a convolution expanded for those posts) are built once per soma, not once per tile
     post_w: dict = {}
     post_w_soma = -1
     shapes = [tuple(p.shape) for p in pops]
     geo = conv_rows.plan(projs, tiles, pidx, shapes, conv_path)
+    geo.update(dense_rows.plan(projs, tiles, pidx, conv_path))
     for j, g in geo.items():
-        if not conv_rows.weights_ok(g.q, wmax):
+        ok = dense_rows.weights_ok if isinstance(g, dense_rows.DenseRows) else conv_rows.weights_ok
+        if not ok(g.q, wmax):
             raise ProgramError(f"projection '{projs[j].name}' has weights that are not {chip.core.weight_bits}-bit "
                                f"integers")
     for t in sorted(tiles, key=lambda t: (int(t.soma), t.id)):
@@ -476,7 +513,6 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
                 tile_psum_icx[k] = int(np.abs(core_chip[core_of[k]] - core_chip[core_of[s.id]]).sum())
         if int(t.soma) != post_w_soma:
             post_w, post_w_soma = {}, int(t.soma)
-            box = conv_rows.post_box(post, shapes[p]) if geo else None
         rows_k = tile_rows[k]
         nrows = 0
         for src, d, idx in t.axons:
@@ -493,7 +529,7 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
             R = idx.size
             if len(js) == 1 and js[0] in geo:  # geometric: the rows' counts, no entries
                 try:
-                    nent = geo[js[0]].count(idx, box, int(t.soma))
+                    nent = geo[js[0]].count(idx, post, int(t.soma))
                 except ValueError as err:
                     raise ProgramError(f"projection '{projs[js[0]].name}': {err}") from None
                 ncols, cnt = nent, np.zeros(R, np.int64)
@@ -502,23 +538,24 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
                 cnt, ncols, ea, ev, ec = _explicit_rows(js, projs, post_w, post, idx, proj_acc_off, wmax, t,
                                                         int(chip.core.weight_bits))
                 nent = cnt
-            rows_k["src"].append(np.full(R, s, np.int64))
-            rows_k["delay"].append(np.full(R, int(d) + (1 if (pipe and s != 0) else 0), np.int64))
-            rows_k["pre"].append(idx)
+            rows_k["src"].append(np.full(R, s, row_dt["src"]))
+            rows_k["delay"].append(np.full(R, int(d) + (1 if (pipe and s != 0) else 0), row_dt["delay"]))
+            rows_k["pre"].append(idx.astype(row_dt["pre"]))
             # MAC: the source sends values, not spikes (a real-valued graph input, or a non-spiking
             # population: an ANN unit's activation, an LI/I/Identity readout) -- the projection's mode
-            rows_k["mac"].append(np.full(R, 1 if any(net.is_mac(projs[j]) for j in js) else 0, np.int64))
-            rows_k["ncols"].append(ncols)
-            rows_k["cnt"].append(cnt)
-            rows_k["nent"].append(nent)
-            rows_k["acc"].append(ea.astype(acc_dt))
-            rows_k["w"].append(ev.astype(w_dt))
-            rows_k["col"].append(ec.astype(np.int32))
+            rows_k["mac"].append(np.full(R, 1 if any(net.is_mac(projs[j]) for j in js) else 0, row_dt["mac"]))
+            rows_k["ncols"].append(ncols.astype(row_dt["ncols"]))
+            rows_k["cnt"].append(cnt.astype(row_dt["cnt"]))
+            rows_k["nent"].append(nent.astype(row_dt["nent"]))
+            if ea.size:  # a geometric row block has none (no empty arrays kept per tile)
+                rows_k["acc"].append(ea.astype(acc_dt))
+                rows_k["w"].append(ev.astype(w_dt))
+                rows_k["col"].append(ec.astype(np.int32))
             nrows += R
             if s > 0:
-                dst_pairs.append(np.stack([pop_off[s] + idx, np.full(R, core_of[k])], axis=1))
+                dst_pairs.add((pop_off[s] + idx) * max(n_cores, 1) + core_of[k])
             else:
-                in_pairs.append(np.stack([idx, np.full(R, core_of[k])], axis=1))
+                in_pairs.add(idx * max(n_cores, 1) + core_of[k])
         tile_nrows[k] = nrows
     post_w = {}
     for p in range(1, P):
@@ -541,7 +578,7 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
         except ValueError as err:
             raise ProgramError(f"projection '{projs[j].name}': {err} (compile with conv_path='rows' to see "
                                f"the explicit rows)") from None
-    row_src, row_delay, row_pre, row_mac, row_ncols, cnt, row_nent = (cat(key, np.int64) for key in row_keys)
+    row_src, row_delay, row_pre, row_mac, row_ncols, cnt, row_nent = (cat(key, row_dt[key]) for key in row_keys)
     ent_acc, ent_w, ent_col = cat("acc", acc_dt), cat("w", w_dt), cat("col", np.int32)
     tile_rows.clear()
     row_ptr = _i64(np.concatenate([[0], np.cumsum(cnt)]))
@@ -553,8 +590,8 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
 
     # spike destinations per neuron (remote cores only)
     multicast = chip.noc.multicast
-    if dst_pairs:
-        pr = _unique_pairs(np.concatenate(dst_pairs), n_cores)
+    if dst_pairs.n:
+        pr = dst_pairs.pairs()
         pr = pr[nrn_core[pr[:, 0]] != pr[:, 1]]
     else:
         pr = np.zeros((0, 2), np.int64)
@@ -566,7 +603,7 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
                                             chip_w, chip_h, multicast)
     # input events: from the I/O port at global (-1, 0) (chip (0, 0)) to every core using the input
     n_in = int(pop_size[0])
-    ip = _unique_pairs(np.concatenate(in_pairs), n_cores) if in_pairs else np.zeros((0, 2), np.int64)
+    ip = in_pairs.pairs() if in_pairs.n else np.zeros((0, 2), np.int64)
     in_dst_ptr = _i64(np.searchsorted(ip[:, 0], np.arange(n_in + 1)))
     in_dst_core = _i64(ip[:, 1])
     port = np.tile(np.array([[-1, 0]], np.int64), (n_in, 1))
@@ -585,8 +622,7 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
         tile_pop=tile_pop, tile_core=_i64(core_of), tile_kind=tile_kind, tile_soma=tile_soma,
         tile_ncols=tile_ncols, tile_row_ptr=_i64(np.stack([tile_row_lo, tile_row_hi], axis=1)),
         tile_psum_flits=tile_psum_flits, tile_psum_hops=tile_psum_hops,
-        row_src=_i64(row_src), row_delay=_i64(row_delay), row_pre=_i64(row_pre), row_mac=_i64(row_mac),
-        row_ncols=_i64(row_ncols), row_ptr=row_ptr, ent_acc=ent_acc, ent_w=ent_w, ent_col=ent_col,
+        row_src=row_src, row_delay=row_delay, row_pre=row_pre, row_mac=row_mac, row_ncols=row_ncols, row_ptr=row_ptr, ent_acc=ent_acc, ent_w=ent_w, ent_col=ent_col,
         n_cores=n_cores, core_xy=core_xy, grid_w=grid_w, grid_h=grid_h,
         membrane_bits=int(meta["membrane_bits"]), leak_frac_bits=int(meta["leak_frac_bits"]),
         weight_bits=int(meta.get("weight_bits", chip.core.weight_bits)), pe_width=int(chip.core.pe_width),
@@ -642,10 +678,20 @@ def _geo_tables(geo: dict, w_dt) -> dict:
     """The geometric projections' fields of a :class:`Program` (:mod:`hwsim.conv_rows`)."""
     gs = [geo[j] for j in sorted(geo)]
     ws = [g.kernel(w_dt) for g in gs]
+    ks = [g.kmap() for g in gs]
+    sizes = [w.size for w in ws]
+    # the narrowest type holding the kernels' values (weight_bits = 8 allows +128, so w_dt is int16)
+    lo, hi = min((int(w.min(initial=0)) for w in ws), default=0), max((int(w.max(initial=0)) for w in ws), default=0)
+    dt = next(d for d in (np.int8, np.int16, np.int32, np.int64) if np.iinfo(d).min <= lo and hi <= np.iinfo(d).max)
+    ws = [w.astype(dt, copy=False) for w in ws]
+    geo_w = np.concatenate(ws) if len(ws) > 1 else (ws[0] if ws else np.zeros(0, dt))
+    ws.clear()  # the kernels are the largest arrays here (VGG-16 ImageNet: 103 MB for one dense layer)
     return {"geo_proj": _i64([g.j for g in gs]),
             "geo_geom": _i64([g.geometry() for g in gs]).reshape(-1, conv_rows.GEOM_COLS),
-            "geo_w_off": _i64(np.concatenate([[0], np.cumsum([w.size for w in ws])])),
-            "geo_w": np.concatenate(ws) if ws else np.zeros(0, w_dt)}
+            "geo_w_off": _i64(np.concatenate([[0], np.cumsum(sizes)])),
+            "geo_w": geo_w,
+            "geo_kmap_off": _i64(np.concatenate([[0], np.cumsum([k.size for k in ks])])),
+            "geo_kmap": _i64(np.concatenate(ks)) if ks else np.zeros(0, np.int64)}
 
 
 def check(prog: Program) -> None:
@@ -699,8 +745,8 @@ def check(prog: Program) -> None:
 
 
 def _check_geo(prog: Program) -> None:
-    """The geometric projections' tables (:mod:`hwsim.conv_rows`) agree with the
-    populations, and every index the conv scatter forms stays inside them."""
+    """The geometric projections' tables (:mod:`hwsim.conv_rows`, :mod:`hwsim.dense_rows`)
+    agree with the populations, and every index the scatter forms stays inside them."""
     R = prog.row_src.size
     if prog.row_nent is None or prog.row_nent.size != R or (prog.row_nent < np.diff(prog.row_ptr)).any():
         raise ProgramError("program: row_nent inconsistent")
@@ -713,10 +759,21 @@ def _check_geo(prog: Program) -> None:
     if G and (prog.geo_proj.min() < 0 or prog.geo_proj.max() >= prog.proj_src.size
               or np.unique(prog.geo_proj).size != G):
         raise ProgramError("program: geo_proj out of range")
+    if prog.geo_kmap_off is None or prog.geo_kmap is None or prog.geo_kmap_off.size != G + 1 \
+            or prog.geo_kmap_off[-1] != prog.geo_kmap.size:
+        raise ProgramError("program: geo_kmap_off / geo_kmap inconsistent")
     for gi in range(G):
         cin, h, w, cout, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, cin_g, cout_g = (int(v) for v in prog.geo_geom[gi])
         j = int(prog.geo_proj[gi])
-        ok = (min(cin, h, w, cout, oh, ow, kh, kw, sh, sw, dh, dw, cin_g, cout_g) >= 1 and min(ph, pw) >= 0
+        km = prog.geo_kmap[prog.geo_kmap_off[gi]:prog.geo_kmap_off[gi + 1]]
+        if kh == 0:  # a dense projection (hwsim.dense_rows): W^T (cin x cout) and the map k(i) in [-1, cin)
+            ok = (kw == 0 and cin >= 1 and cout == prog.proj_npost[j] and h == prog.pop_size[prog.proj_src[j]]
+                  and km.size == h and (not km.size or (km.min() >= -1 and km.max() < cin))
+                  and prog.geo_w_off[gi + 1] - prog.geo_w_off[gi] == cin * cout)
+            if not ok:
+                raise ProgramError(f"program: dense tables of projection '{prog.proj_names[j]}' inconsistent")
+            continue
+        ok = (km.size == 0 and min(cin, h, w, cout, oh, ow, kh, kw, sh, sw, dh, dw, cin_g, cout_g) >= 1 and min(ph, pw) >= 0
               and cin % cin_g == 0 and cout % cout_g == 0 and cin // cin_g == cout // cout_g
               and cin * h * w == prog.pop_size[prog.proj_src[j]] and cout * oh * ow == prog.proj_npost[j]
               and prog.geo_w_off[gi + 1] - prog.geo_w_off[gi] == cin * kh * kw * cout_g)

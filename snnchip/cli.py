@@ -183,7 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="samples timed cycle by cycle (default 1; 0 = functional only)")
     s.add_argument("--check", type=int, default=100, metavar="N",
                    help="compare the first N samples with the integer reference, spike for spike (default 100; 0 = off)")
-    s.add_argument("--batch", type=int, default=128, help="samples per engine call (default 128)")
+    s.add_argument("--batch", type=int, default=128, help="samples per engine call at most (default 128)")
+    s.add_argument("--memory-gb", type=float, default=None, metavar="GB",
+                   help="memory budget of the run: kernel tables, thread scratch and one chunk of samples; the "
+                        "samples per call shrink to fit (default $SNNCHIP_MAX_BYTES, else a quarter of the "
+                        "machine's memory)")
     s.add_argument("-o", "--output", help="folder for result.json + result.npz (default MAPPING/run)")
     _traces(s)
     add_run_options(s)

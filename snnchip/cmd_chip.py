@@ -99,6 +99,8 @@ def _check_run_args(args) -> None:
                              ("--timing-samples", args.timing_samples, 0), ("--check", args.check, 0)):
         if value is not None and value < low:
             raise SnnchipError(f"{name} must be >= {low}, got {value}")
+    if getattr(args, "memory_gb", None) is not None and not args.memory_gb > 0:
+        raise SnnchipError(f"--memory-gb must be > 0, got {args.memory_gb}")
 
 
 def cmd_run(args):
@@ -107,18 +109,26 @@ def cmd_run(args):
     The data kind follows the mapping's input population ((2,34,34) -> nmnist,
     (1,28,28) -> mnist) unless ``--data`` names one or an ``.npz``; reset/spike modes,
     MNIST encoding and steps default to the net's metadata (the graph's), else
-    subtract / binary. The engine runs in batches of ``--batch`` samples whose
-    results are merged; cycle timing covers the first ``--timing-samples`` samples
+    subtract / binary. The mapping is compiled once; the engine runs in chunks of about
+    an eighth of the samples (at least the Numba threads), at most ``--batch``, fewer
+    when the memory budget ``--memory-gb`` (default
+    :func:`models.limits.max_bytes`: ``$SNNCHIP_MAX_BYTES``, else a quarter of the
+    machine's memory) cannot hold more (:func:`hwsim.engine.samples_per_call`), with a
+    progress bar over the chunks; their results are merged; cycle timing covers the first ``--timing-samples`` samples
     (counters always cover every sample). The first ``--check`` samples are also run
     on the integer reference and compared spike for spike.
     """
     from types import SimpleNamespace
 
+    import numba
     from tqdm import tqdm
 
+    from hwsim.engine import samples_per_call
     from hwsim.engine import simulate as hw_simulate
+    from hwsim.program import compile as compile_program
     from hwsim.result import merge_results
     from mapper.mapping import Mapping
+    from models import limits
 
     from .cmd_sweep import run_on_cluster
     from .tracing import trace_request
@@ -158,14 +168,24 @@ def cmd_run(args):
                        record=traces.record, traces=traces)
     parts = [] if r is None else [r]
     if r is None:
-        with tqdm(total=B, desc="chip simulation", unit="sample", file=sys.stderr,
-                  disable=B <= args.batch and T < 50) as bar:
-            for lo, hi in traces.batches(B, args.batch):
+        # compiled once; samples run in chunks that fit the memory budget (kernel tables,
+        # one thread's scratch, the chunk's outputs and recordings), never all at once
+        budget = limits.max_bytes() if args.memory_gb is None else int(args.memory_gb * (1 << 30))
+        prog = compile_program(m)
+        fit = samples_per_call(prog, T, record=traces.record, reset=reset, spikes=spikes, v_min=sem.v_min,
+                               timing=K > 0, max_bytes=budget)
+        # about 8 updates of the progress bar, each call still feeding every thread
+        per_call = max(1, min(args.batch, fit, max(numba.get_num_threads(), -(-B // 8))))
+        print(f"memory budget {limits.format_bytes(budget)}: {per_call} sample(s) per call, "
+              f"{-(-B // per_call)} call(s)")
+        with tqdm(total=B, desc="chip simulation", unit="sample", file=sys.stderr) as bar:
+            for lo, hi in traces.batches(B, per_call):
                 nt = max(0, min(K - lo, hi - lo))
-                parts.append(hw_simulate(m, seq.inputs[:, lo:hi], reset=reset, spikes=spikes, v_min=sem.v_min,
+                parts.append(hw_simulate(prog, seq.inputs[:, lo:hi], reset=reset, spikes=spikes, v_min=sem.v_min,
                                          timing=nt > 0, timing_samples=max(nt, 1), record=traces.record,
-                                         trace=traces.config_for(lo, hi)))
+                                         trace=traces.config_for(lo, hi), max_bytes=budget))
                 bar.update(hi - lo)
+        del prog
         r = merge_results(parts)
     dt = time.perf_counter() - t0
     r.meta["traces"] = traces.written(parts)

@@ -95,7 +95,7 @@ from models.intarith import rshift_round_nb, saturate_nb  # noqa: F401 (the kern
 
 from .build import input_array, kernel_inputs, work_layout  # noqa: F401
 from .layout import COUNTERS  # noqa: F401
-from .run import simulate  # noqa: F401
+from .run import samples_per_call, simulate  # noqa: F401
 from .timing_ref import pipeline_depth, reference_net  # noqa: F401
 
 __all__ = ["simulate", "COUNTERS", "pipeline_depth", "reference_net", "rshift_round_nb", "saturate_nb"]

@@ -47,30 +47,36 @@ def _event_index(prog: Program):
     row_tile, proj_in, pop_reuse) for the kernel."""
     P = prog.n_pops
     R = prog.row_src.size
-    row_tile = np.zeros(R, np.int64)
-    row_pop = np.zeros(R, np.int64)
-    for k in range(prog.n_tiles):
-        lo_, hi_ = int(prog.tile_row_ptr[k, 0]), int(prog.tile_row_ptr[k, 1])
-        row_tile[lo_:hi_] = k
-        row_pop[lo_:hi_] = prog.tile_pop[k]
+    # rows are stored tile by tile (tile_row_ptr): each row's tile and population by runs
+    lo_r, hi_r = prog.tile_row_ptr[:, 0], prog.tile_row_ptr[:, 1]
+    by_start = np.argsort(lo_r, kind="stable")
+    row_tile = np.repeat(by_start.astype(_index_type(prog.n_tiles)), (hi_r - lo_r)[by_start])
+    if row_tile.size != R:
+        raise SimulationError("program: tile rows do not cover the rows")
     slot_off = np.concatenate([[0], np.cumsum(prog.pop_ring)]).astype(np.int64)
-    # group key (pop, src, delay)
+    # group key (pop, src, delay): few distinct values, numbered through a lookup table
     D = int(prog.pop_ring.max(initial=1)) + 1
-    key = (row_pop * P + prog.row_src) * D + prog.row_delay
-    ukeys, ginv = np.unique(key, return_inverse=True)
+    key = (prog.tile_pop[row_tile] * P + prog.row_src) * D + prog.row_delay
+    ukeys = np.flatnonzero(np.bincount(key, minlength=P * P * D))
+    look = np.zeros(P * P * D, np.int64)
+    look[ukeys] = np.arange(ukeys.size)
+    ginv = look[key]
+    del key
     g_pop = ukeys // (P * D)
     g_src = (ukeys // D) % P
     g_delay = ukeys % D
     grp_ptr = np.searchsorted(g_pop, np.arange(P + 1)).astype(np.int64)
     sizes = prog.pop_size[g_src]
     grp_pre_off = np.concatenate([[0], np.cumsum(sizes + 1)])[:-1].astype(np.int64)
-    order = np.lexsort((np.arange(R), prog.row_pre, ginv))
     pos = grp_pre_off[ginv] + prog.row_pre  # slot in the per-group CSR
+    del ginv
     counts = np.bincount(pos, minlength=int((sizes + 1).sum()))
     pre_ptr = np.zeros(int((sizes + 1).sum()) + 1, np.int64)
     # ptr over the concatenated per-group arrays: pre_ptr[grp_pre_off[g] + i] = start of (g, i)
     pre_ptr[1:] = np.cumsum(counts)
-    grp_rows = order.astype(np.int64)
+    del counts
+    grp_rows = np.argsort(pos, kind="stable").astype(_index_type(R))  # by (group, pre), then row
+    del pos
     proj_in = (prog.proj_src == 0).astype(np.int64)
     # reuse: only when every input projection of the population is fed by rows from the
     # input only (always true: a projection has one source) and no partial aliasing
@@ -264,12 +270,17 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, v_min, in_flits: int,
                        and (reset == "subtract" or ((prog.nrn_vreset[sl] >= lo) & (prog.nrn_vreset[sl] <= hi)).all()))
     plan = _timing_plan(prog) if timed else _no_timing_plan(prog)
     spans, ent_w = _row_spans(prog.row_ptr, ea, ent_w, row_tile)
-    row_cyc = (prog.row_ncols + pe - 1) // pe + prog.event_overhead
+    row_cyc = (np.asarray(prog.row_ncols, np.int64) + pe - 1) // pe + prog.event_overhead
+    geo = _geo_events(prog, grp_ptr, grp_src, grp_delay, ent_w.size)
+    on_geo = _slot_group(pre_ptr, grp_pre_off)
+    on_geo = np.repeat(geo["grp_geo"][on_geo] >= 0, np.diff(pre_ptr))  # per position of grp_rows
+    plan.update(_geo_rows(pre_ptr, grp_rows, on_geo, row_tile, prog.row_mac, row_cyc, prog.row_nent))
     plan.update(_slot_records(pre_ptr, grp_rows, prog.row_ptr, row_tile, prog.row_mac, row_cyc, spans,
-                              prog.row_nent))
+                              prog.row_nent, skip=on_geo))
+    del on_geo
     plan.update(_compact_rows(grp_src, grp_pre_off, pre_ptr, grp_rows, prog.row_ptr, ea, ew, row_tile,
                               prog.row_mac, row_cyc, prog.pop_size, row_nent=prog.row_nent))
-    plan.update(_geo_events(prog, grp_ptr, grp_src, grp_delay, ent_w.size))
+    plan.update(geo)
     ent_w = np.concatenate([ent_w, prog.geo_w.astype(ent_w.dtype)])
     pop_floor, nrn_vmin = membrane_floor(prog, v_min)
     fields = dict(
@@ -402,8 +413,34 @@ def kernel_inputs(prog: Program, *key):
     return per_prog[key]
 
 
+def _slot_group(pre_ptr: np.ndarray, grp_pre_off: np.ndarray) -> np.ndarray:
+    """The group of every (group, source neuron) slot of the per-group CSR ``pre_ptr``."""
+    return np.searchsorted(grp_pre_off, np.arange(pre_ptr.size - 1), side="right") - 1
+
+
+def _geo_rows(pre_ptr, grp_rows, on_geo, row_tile, row_mac, row_cyc, row_nent) -> dict:
+    """The rows of geometric groups (:func:`_geo_events`) as one int64 each, read by the
+    kernel after the event's scatter: ``tile << 32 | cycles << 16 | mac << 15 | entries``
+    (``geo_rec``, slot ``s``'s rows ``geo_rec_ptr[s]:geo_rec_ptr[s + 1]``): 8 bytes per row
+    instead of a :data:`hwsim.engine.layout.NREC`-field record (ImageNet-size nets have
+    ~10^8 rows). Raises :class:`SimulationError` when entries or cycles do not fit 15 / 16 bits."""
+    pos = np.flatnonzero(on_geo)
+    r = np.asarray(grp_rows)[pos]
+    n = np.asarray(row_nent)[r].astype(np.int64)
+    cyc = np.asarray(row_cyc)[r].astype(np.int64)
+    if n.size and (n.max() >= 1 << 15 or cyc.max() >= 1 << 16):
+        raise SimulationError(f"a geometric crossbar row with {int(n.max())} entries or {int(cyc.max())} integrate "
+                              f"cycles: more than the kernel's packed row holds (32,767 / 65,535)")
+    rec = (np.asarray(row_tile)[r].astype(np.int64) << 32) | (cyc << 16) | \
+        ((np.asarray(row_mac)[r] != 0).astype(np.int64) << 15) | n
+    before = np.zeros(on_geo.size + 1, np.int64)  # geometric positions before each position
+    np.cumsum(on_geo, out=before[1:])
+    return {"geo_rec_ptr": before[pre_ptr], "geo_rec": rec}
+
+
 def _slot_records(pre_ptr: np.ndarray, grp_rows: np.ndarray, row_ptr: np.ndarray, row_tile: np.ndarray,
-                  row_mac: np.ndarray, row_cyc: np.ndarray, spans: dict, row_nent: np.ndarray | None = None) -> dict:
+                  row_mac: np.ndarray, row_cyc: np.ndarray, spans: dict, row_nent: np.ndarray | None = None,
+                  skip: np.ndarray | None = None) -> dict:
     """What an event of each (group, source neuron) slot does, as records the kernel
     reads in order: ``rec_ptr`` over the slots (slot ``s`` reads the rows
     ``grp_rows[pre_ptr[s]:pre_ptr[s + 1]]``) and ``rec``, :data:`hwsim.engine.layout.NREC` int64 per record,
@@ -414,12 +451,14 @@ def _slot_records(pre_ptr: np.ndarray, grp_rows: np.ndarray, row_ptr: np.ndarray
     - ``n < 0``: a scattered row, ``acc[ent_acc[e]] += w[e] * x`` for ``ent <= e < ent - n``;
     - the row's tile, and its counts on its first record (zeros on the others): one
       crossbar event, its entries (``row_nent``, default the explicit ones) as AC (SNN
-      tile) or MAC (ANN tile) operations, and its integrate cycles ``row_cyc``; a row of
-      a geometric convolution has no explicit entries (``n = 0``), only counts.
+      tile) or MAC (ANN tile) operations, and its integrate cycles ``row_cyc``; the rows
+      of geometric groups (``skip``) have none: their counts are :func:`_geo_rows`'.
 
     One flat table per event instead of a chain of lookups (slot, rows, spans, counts):
     the shipped MLP's second-layer event costs 12 ns instead of 22 ns."""
-    r = np.asarray(grp_rows, np.int64)
+    # positions of grp_rows that read records: all but the rows of geometric groups (_geo_rows)
+    kept = None if skip is None else np.flatnonzero(~skip)
+    r = np.asarray(grp_rows if kept is None else grp_rows[kept], np.int64)
     n_e = np.diff(row_ptr)[r]
     row_span, span_ptr = spans["row_span"], spans["span_ptr"]
     is_span = row_span[r]
@@ -447,12 +486,13 @@ def _slot_records(pre_ptr: np.ndarray, grp_rows: np.ndarray, row_ptr: np.ndarray
     rec[:, REC_ACS] = np.where(first & ~mac, nc, 0)
     rec[:, REC_MACS] = np.where(first & mac, nc, 0)
     rec[:, REC_CYCLES] = np.where(first, np.asarray(row_cyc, np.int64)[rr], 0)
-    slot = np.repeat(np.arange(pre_ptr.size - 1), np.diff(pre_ptr))
-    per_slot = np.zeros(pre_ptr.size - 1, np.int64)
-    np.add.at(per_slot, slot, k)
-    rec_ptr = np.zeros(pre_ptr.size, np.int64)
-    np.cumsum(per_slot, out=rec_ptr[1:])
-    return {"rec_ptr": rec_ptr, "rec": rec}
+    before = np.zeros(k.size + 1, np.int64)  # records before each kept position
+    np.cumsum(k, out=before[1:])
+    if kept is None:
+        return {"rec_ptr": before[pre_ptr], "rec": rec}
+    n_kept = np.zeros(skip.size + 1, _index_type(skip.size + 1))  # kept positions before each position
+    np.cumsum(~skip, out=n_kept[1:])
+    return {"rec_ptr": before[n_kept[pre_ptr]], "rec": rec}
 
 
 def _compact_rows(grp_src: np.ndarray, grp_pre_off: np.ndarray, pre_ptr: np.ndarray, grp_rows: np.ndarray,
@@ -530,7 +570,9 @@ def _geo_events(prog: Program, grp_ptr: np.ndarray, grp_src: np.ndarray, grp_del
     stored (y, x, c) (:func:`_acc_layout`), so an event on pre ``(c, y, x)`` adds, for every
     tap ``(a, b)`` landing on an output ``(i, j)``, one contiguous run
     ``acc[a0 + (i W' + j) C_out + o] += w[o, c, a, b] * x`` over the outputs ``o`` of ``c``'s group
-    (:func:`hwsim.engine.kernel._conv_event`)."""
+    (:func:`hwsim.engine.kernel._conv_event`). A dense projection (:mod:`hwsim.dense_rows`,
+    ``kh = 0``) keeps its map ``k(i)`` after the records, its offset in ``geo`` in the W
+    field; an event on pre ``i`` adds row ``k(i)`` of ``W^T`` to its ``n_post`` accumulators."""
     G = prog.geo_proj.size
     geo = np.zeros((G, GEO_N), np.int64)
     grp_geo = np.full(grp_src.size, -1, np.int64)
@@ -538,12 +580,14 @@ def _geo_events(prog: Program, grp_ptr: np.ndarray, grp_src: np.ndarray, grp_del
         geo[gi, :prog.geo_geom.shape[1]] = prog.geo_geom[gi]
         geo[gi, -2] = prog.proj_acc_off[q]
         geo[gi, -1] = w_base + prog.geo_w_off[gi]
+        if prog.geo_geom[gi, 6] == 0:  # dense: where its k(i) starts in geo
+            geo[gi, 2] = G * GEO_N + prog.geo_kmap_off[gi]
         p, s = int(prog.proj_dst[q]), int(prog.proj_src[q])
         d = int(prog.proj_delay[q]) + (1 if (prog.pipelined and s != 0) else 0)
         for g in range(int(grp_ptr[p]), int(grp_ptr[p + 1])):
             if grp_src[g] == s and grp_delay[g] == d:
                 grp_geo[g] = gi
-    return {"geo": geo.reshape(-1), "grp_geo": grp_geo}
+    return {"geo": np.concatenate([geo.reshape(-1), prog.geo_kmap]), "grp_geo": grp_geo}
 
 
 def _row_spans(row_ptr: np.ndarray, ea: np.ndarray, ew: np.ndarray, row_tile: np.ndarray,

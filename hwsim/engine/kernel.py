@@ -238,12 +238,18 @@ def _conv_event(geo, gi, ent_w, acc, i, xv):
     :func:`_tap_pos`). With ``d_w = 1`` and one group, the taps of a kernel row that reach
     an output are ``b = r + s_w q`` (``r = (x + p_w) mod s_w``) for a range of ``q``, reaching
     ``j' = (x + p_w - r) / s_w - q``: consecutive outputs whose weights are stored
-    consecutively, so one run of ``taps x C_out`` instead of one per tap."""
+    consecutively, so one run of ``taps x C_out`` instead of one per tap. A dense
+    projection (``kh = 0``, :mod:`hwsim.dense_rows`) adds row ``k(i)`` of ``W^T``."""
     b = GEO_N * gi
     H, W, C_out, OH, OW = geo[b + 1], geo[b + 2], geo[b + 3], geo[b + 4], geo[b + 5]
     kh, kw, sh, sw, ph, pw, dh, dw = (geo[b + 6], geo[b + 7], geo[b + 8], geo[b + 9], geo[b + 10], geo[b + 11],
                                       geo[b + 12], geo[b + 13])
     cin_g, cout_g, a0, w0 = geo[b + 14], geo[b + 15], geo[b + 16], geo[b + 17]
+    if kh == 0:  # a dense projection (hwsim.dense_rows): acc[a0 + o] += W^T[k(i), o] * xv, k(i) at geo[W + i]
+        k = geo[W + i]
+        if k >= 0:
+            _add_run(acc, np.uint64(a0), ent_w, np.uint64(w0 + k * C_out), np.uint64(C_out), xv)
+        return
     c = i // (H * W)
     y = (i // W) % H
     x = i % W
@@ -289,8 +295,9 @@ def _events(tab, ent, work, p, t, inputs):
     row's entries (spans as contiguous slices; ``x == 1``, a binary spike, adds ``w``),
     and adds the rows' per-tile counts (events, integrate cycles, AC, MAC) to the step's
     tile counts; a short-row group reads one fixed-length row per event instead
-    (:func:`hwsim.engine.build._compact_rows`); a geometric convolution's group scatters
-    each event from the geometry (:func:`_conv_event`) and its rows add their counts only.
+    (:func:`hwsim.engine.build._compact_rows`); a geometric projection's group scatters
+    each event from the geometry (:func:`_conv_event`) and its rows add their counts only
+    (one int64 per row: tile, integrate cycles, MAC flag, entries).
     Returns the number of rows read."""
     pops, grps = open_pops(tab), open_groups(tab)
     state, tcnt = open_state(work), open_tile_counts(work)
@@ -313,9 +320,16 @@ def _events(tab, ent, work, p, t, inputs):
         nn = state.nzc[pops.slot_off[s] + sl]
         pp = grps.pre_off[gg]
         gi = grps.geo_of[gg]
-        if gi >= 0:
+        if gi >= 0:  # scattered from the geometry; each row's counts packed in one int64 (build._geo_rows)
             for j in range(nn):
-                _conv_event(grps.geo, gi, ent_w, state.acc, state.nz[base + j], state.nzv[base + j])
+                i = state.nz[base + j]
+                _conv_event(grps.geo, gi, ent_w, state.acc, i, state.nzv[base + j])
+                for r in range(grps.grec_ptr[pp + i], grps.grec_ptr[pp + i + 1]):
+                    v = grps.grec[r]
+                    n = v & 0x7FFF
+                    mac = (v >> 15) & 1
+                    _add_tile_counts(tcnt, v >> 32, 1, (v >> 16) & 0xFFFF, n * (1 - mac), n * mac)
+                    n_rows += 1
         co = grps.cr_off[gg]
         if co >= 0:  # a short-row group: one fixed-length row per event (_compact_rows)
             if nn == 0:

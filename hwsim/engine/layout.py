@@ -88,9 +88,9 @@ Projs.__doc__ = "Per projection: shift, accumulator block, input-fed flag, slot 
 Tiles = namedtuple("Tiles", ["core", "kind", "soma", "ncols", "fire", "psum_flits", "psum_hops", "psum_icx"])
 Tiles.__doc__ = "Per tile: core, kind, soma, columns, fire cycles, partial-sum traffic."
 EventGroups = namedtuple("EventGroups", ["ptr", "src", "delay", "pre_off", "cr_off", "cr_a0", "cr_na", "cr_r",
-                           "cr_tptr", "cr_tiles", "rec_ptr", "rec", "cr", "geo_of", "geo"])
-EventGroups.__doc__ = ("Crossbar rows grouped by (population, source, delay): records, short-row tables and "
-                       "the group's geometric convolution (-1: none).")
+                           "cr_tptr", "cr_tiles", "rec_ptr", "rec", "cr", "geo_of", "geo", "grec_ptr", "grec"])
+EventGroups.__doc__ = ("Crossbar rows grouped by (population, source, delay): records, short-row tables, "
+                       "the group's geometric projection (-1: none) and its rows' packed counts.")
 InputIo = namedtuple("InputIo", ["dst_ptr", "dst_core", "pk", "hops", "icx"])
 InputIo.__doc__ = "Per graph-input neuron: destination cores and I/O traffic per event."
 Scalars = namedtuple("Scalars", ["M", "F", "payload", "reset_sub", "multi", "out_pop", "in_flits", "in_mult",
@@ -128,7 +128,7 @@ KERNEL_FIELDS = ("pop_model", "pop_spikes", "pop_state", "pop_floor", "pop_size"
     "nrn_hops", "nrn_icx", "bt_start", "bt_off", "bt_vec", "proj_shift", "proj_acc_off", "proj_npost", "proj_in",
     "proj_perm", "acc_pos", "tile_core", "tile_kind", "tile_soma", "tile_ncols", "tile_fire", "tile_psum_flits",
     "tile_psum_hops", "tile_psum_icx", "grp_ptr", "grp_src", "grp_delay", "grp_pre_off", "grp_cr_off", "grp_cr_a0",
-    "grp_cr_na", "grp_cr_r", "grp_cr_tptr", "grp_cr_tiles", "rec_ptr", "rec", "cr", "grp_geo", "geo", "in_dst_ptr",
+    "grp_cr_na", "grp_cr_r", "grp_cr_tptr", "grp_cr_tiles", "rec_ptr", "rec", "cr", "grp_geo", "geo", "geo_rec_ptr", "geo_rec", "in_dst_ptr",
     "in_dst_core",
     "in_pk", "in_hops", "in_icx", "M", "F", "payload", "reset_sub", "multi", "out_pop", "in_flits", "in_mult",
     "out_val_flits", "spiking", "n_acc", "R", "W", "extra", "fixed", "barrier", "pipelined", "max_packets",

@@ -26,7 +26,7 @@ from .layout import (COUNTERS, CNT_NEURON_UPDATES, CNT_STATE_WORDS, HSTAT, HSTAT
 from .timing_ref import pipeline_depth, timing_pipelined, timing_result, timing_sync
 from .timing_router_ref import timing_wormhole
 
-__all__ = ["simulate"]
+__all__ = ["simulate", "samples_per_call"]
 
 _CHUNK = 64  # samples per kernel call with an AER trace (bounds the memory of its recordings)
 _HIST_CYCLES = 1 << 14  # packet-latency histogram bins per thread (grown and re-run when exceeded)
@@ -116,15 +116,11 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
     N = int(prog.pop_off[-1])
     # traces: checked before running (a bad request fails before any work or file)
     session = TraceSession(trace, prog, T=T, B=B, n_timed=n_timed, core_population=_core_population(prog))
-    in_meta = net.metadata.get("quant", {})
-    in_flits = 1 if prog.input_spiking else -(-int(in_meta.get("input_bits", 8)) // max(prog.flit_bits, 1))
-    in_mult = bool(prog.input_spiking and prog.payload_bits == 0)
-    out_val_flits = -(-int(prog.membrane_bits) // max(prog.flit_bits, 1))
     xk, held, scale, top = input_array(net, x, input_scale)
     # a Chrome timeline or a VCD needs the step-by-step Python timing model (its
     # phases); otherwise the kernel times the samples itself
     py_timing = bool(n_timed and session.needs_timeline)
-    kin = kernel_inputs(prog, reset, spikes, v_min, in_flits, in_mult, out_val_flits, bool(n_timed and not py_timing))
+    kin = _tables(prog, reset, spikes, v_min, bool(n_timed and not py_timing))
     # neuron updates and state words do not depend on the data: every neuron of every
     # population updates once per step and sample
     g1 = int(prog.pop_off[1])
@@ -156,6 +152,49 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
                           "weight_bits": prog.weight_bits, "membrane_bits": prog.membrane_bits,
                           "clock_hz": float(prog.chip.timing.clock_hz) if prog.chip else 0.0,
                           "steps": T, "samples": B, "mode": prog.mode, "traces": paths})
+
+
+def _tables(prog: Program, reset: str, spikes: str, v_min, timed: bool):
+    """The kernel tables of a run (:func:`hwsim.engine.build.kernel_inputs`, cached per program and key)."""
+    in_meta = prog.net.metadata.get("quant", {})
+    in_flits = 1 if prog.input_spiking else -(-int(in_meta.get("input_bits", 8)) // max(prog.flit_bits, 1))
+    in_mult = bool(prog.input_spiking and prog.payload_bits == 0)
+    out_val_flits = -(-int(prog.membrane_bits) // max(prog.flit_bits, 1))
+    return kernel_inputs(prog, reset, spikes, v_min, in_flits, in_mult, out_val_flits, timed)
+
+
+def samples_per_call(prog: Program, T: int, *, record=None, reset: str = "subtract", spikes: str = "binary",
+                     v_min=None, timing: bool = False, max_bytes: int | None = None) -> int:
+    """How many samples of ``T`` steps one :func:`simulate` call on ``prog`` can take under
+    the memory budget ``max_bytes`` (default :func:`models.limits.max_bytes`):
+    ``(budget - tables - per_thread) // per_sample`` with the kernel tables (built here
+    once, then cached for the run), one thread's scratch and counters, and
+    ``per_sample = 8 T (n_out + 2 R) + 8 T n_in`` bytes (outputs, ``R`` recorded neurons'
+    spikes and membranes, the encoded input), at least 1. A caller running many
+    samples calls :func:`simulate` on chunks of this size and merges the results
+    (``snnchip run``), so its memory is bounded by the budget, not by the sample count.
+    Raises :class:`SizeLimitError` when the tables and one thread do not fit."""
+    v_min = check_v_min(v_min)
+    budget = limits.max_bytes() if max_bytes is None else int(max_bytes)
+    names = prog.pop_names
+    want = list(names[1:]) if record == "all" else list(record or [])
+    R = sum(int(prog.pop_size[names.index(n)]) for n in want if n in names)
+    n_out, n_in = int(prog.pop_size[prog.output_pop]), int(prog.pop_size[0])
+    kin = _tables(prog, reset, spikes, v_min, bool(timing))
+    kb, ko = kin[0], kin[1]
+    wo = work_layout(prog, T, kb, ko)
+    C = max(prog.n_cores, 1)
+    tables = sum(int(a.nbytes) for a in kin)
+    per_thread = 8 * (int(wo[-1]) + T * C * len(COUNTERS) + int(prog.grid_w) * int(prog.grid_h) * 4 + _HIST_CYCLES)
+    per_sample = 8 * T * (n_out + 2 * R + n_in)
+    room = budget - tables - per_thread
+    if room < per_sample:
+        raise SizeLimitError(
+            f"simulate: kernel tables {limits.format_bytes(tables)} and one thread's scratch "
+            f"{limits.format_bytes(per_thread)} leave no room for one sample ({limits.format_bytes(per_sample)}) "
+            f"in the memory budget of {limits.format_bytes(budget)}; raise it (--memory-gb, max_bytes=, "
+            f"SNNCHIP_MAX_BYTES)")
+    return int(room // per_sample)
 
 
 class _LatencyOverflow(Exception):

@@ -211,8 +211,9 @@ def test_pooling_composed_conv_geometric(avg):
     assert q.kind == "conv" and tuple(q.geom.kernel) == (6, 6) and tuple(q.geom.stride) == (2, 2)
     x = (np.random.default_rng(0).random((6, 3, 2, 8, 8)) < 0.5).astype(np.float32)
     geo = _check_both_paths(m, x)
+    # the convolutions and the dense layer behind the flatten (hwsim.dense_rows) are geometric
     assert sorted(geo.proj_names[j] for j in geo.geo_proj) == sorted(
-        p.name for p in m.net.projections if p.kind == "conv")
+        p.name for p in m.net.projections if p.kind in ("conv", "dense"))
     assert (geo.tile_kind == 1).any()
 
 
@@ -226,19 +227,19 @@ def test_geometric_row_counts_by_hand():
     g = ConvGeometry(1, 1, (1, 4), (1, 3), (1, 1), (0, 1))
     q = ConvProjection("c", "in", "a", np.array([1.0, 0.0, 2.0]).reshape(1, 1, 1, 3), g)
     rows = ConvRows(0, q)
-    n = rows.count(np.arange(4), (0, 1, 0, 1, 1, 3), soma=0)
+    n = rows.count(np.arange(4), np.array([1, 2]), soma=0)
     assert n.tolist() == [1, 1, 1, 1]
-    n2 = rows.count(np.arange(4), (0, 1, 0, 1, 0, 1), soma=1)  # output j = 0: x = 0 (b=1, w=0), x = 1 (b=2)
-    n3 = rows.count(np.arange(4), (0, 1, 0, 1, 3, 4), soma=2)  # j = 3: x = 2 (b=0), x = 3 (b=1, w=0)
+    n2 = rows.count(np.arange(4), np.array([0]), soma=1)  # output j = 0: x = 0 (b=1, w=0), x = 1 (b=2)
+    n3 = rows.count(np.arange(4), np.array([3]), soma=2)  # j = 3: x = 2 (b=0), x = 3 (b=1, w=0)
     assert n2.tolist() == [0, 1, 0, 0] and n3.tolist() == [0, 0, 1, 0]
     rows.check()  # 6 synapses = conv_synapses: every one in exactly one tile
     assert q.nnz == 6
-    rows.count(np.array([0]), (0, 1, 0, 1, 0, 4), soma=3)
+    rows.count(np.array([0]), np.arange(4), soma=3)
     with pytest.raises(ValueError, match="rows hold 7 synapses, the convolution has 6"):
         rows.check()
     with pytest.raises(ValueError, match="two tiles of soma tile 4"):
-        rows.count(np.array([1]), (0, 1, 0, 1, 0, 4), soma=4)
-        rows.count(np.array([1]), (0, 1, 0, 1, 0, 4), soma=4)
+        rows.count(np.array([1]), np.arange(4), soma=4)
+        rows.count(np.array([1]), np.arange(4), soma=4)
         rows.check()
 
 

@@ -642,12 +642,13 @@ def test_compact_rows_equal_records(monkeypatch):
     net, x = _random_net(3)
     chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 32, "core.neurons": 16})
     m = map_model(net, chip)
-    prog = compile(m)
+    # explicit rows: the geometric path (the default) takes the dense classifier's group
+    prog = compile(m, conv_path="rows")
     kb, ko, _, _ = eng.kernel_inputs(prog, "subtract", "binary", None, 1, False, 1, True)
     assert (eng.kernel_field(kb, ko, "grp_cr_off") >= 0).any()  # the case has short-row groups
     r1 = simulate(prog, x, record="all", timing=True)
     monkeypatch.setattr(eng, "_compact_rows", functools.partial(eng._compact_rows, max_acc=0))
-    prog2 = compile(m)
+    prog2 = compile(m, conv_path="rows")
     kb, ko, _, _ = eng.kernel_inputs(prog2, "subtract", "binary", None, 1, False, 1, True)
     assert not (eng.kernel_field(kb, ko, "grp_cr_off") >= 0).any()
     r2 = simulate(prog2, x, record="all", timing=True)

@@ -165,11 +165,16 @@ def test_xy_tree_links_and_crossings():
 
 
 def test_unique_pairs_as_numpy_unique():
-    """(neuron, core) pairs deduplicated through one sorted key equal ``np.unique(axis=0)``,
-    also for no pairs (a net whose rows all have no input: found by hypothesis)."""
-    from hwsim.program import _unique_pairs
+    """(neuron, core) pairs added in blocks as int64 keys and deduplicated as they grow
+    equal ``np.unique(axis=0)`` of all of them, also for no pairs (a net whose rows all
+    have no input: found by hypothesis)."""
+    from hwsim.program import _PairSet
 
     rng = np.random.default_rng(1)
     p = np.stack([rng.integers(0, 50, 400), rng.integers(0, 7, 400)], axis=1)
-    np.testing.assert_array_equal(_unique_pairs(p, 7), np.unique(p, axis=0))
-    assert _unique_pairs(np.zeros((0, 2), np.int64), 7).shape == (0, 2)
+    ps = _PairSet(7)
+    for blk in np.array_split(p, 9):
+        ps.add(blk[:, 0] * 7 + blk[:, 1])
+        ps._merge()  # as when the pending keys outgrow the kept ones
+    np.testing.assert_array_equal(ps.pairs(), np.unique(p, axis=0))
+    assert _PairSet(7).pairs().shape == (0, 2)

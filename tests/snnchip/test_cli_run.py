@@ -106,3 +106,44 @@ def test_run_membrane_floor(mlp_mapping, tmp_path):
     assert r.meta["semantics"]["v_min"] == "-threshold"
     p = cli("run", mlp_mapping, "--samples", 2, "--v-min", "0.5")
     assert p.returncode == 2 and "--v-min must be" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_run_memory_budget_chunks_samples(mlp_mapping, tmp_path):
+    """``--memory-gb`` sized (with :func:`hwsim.engine.samples_per_call`'s accounting) to
+    hold the kernel tables, one thread and 1 sample's outputs and recordings: 10 samples
+    run as 10 calls, with the same outputs, recordings and counters as the default
+    budget's calls of 2 or more (an eighth of the samples, at least the Numba threads)."""
+    from hwsim.engine import samples_per_call
+    from hwsim.program import compile as compile_program
+    from hwsim.result import RunResult
+    from mapper.mapping import Mapping
+
+    m = Mapping.load(mlp_mapping)
+    meta = m.net.metadata
+    T = int(meta["steps"])
+    prog = compile_program(m)
+    big = 1 << 34
+    kw = dict(record="all", reset=meta["reset"], spikes=meta["spikes"], timing=True)
+    n_big = samples_per_call(prog, T, max_bytes=big, **kw)
+    R = int(prog.pop_off[-1] - prog.pop_off[1])
+    per_sample = 8 * T * (int(prog.pop_size[prog.output_pop]) + 2 * R + int(prog.pop_size[0]))
+    budget = big - (n_big - 1) * per_sample
+    assert samples_per_call(prog, T, max_bytes=budget, **kw) == 1
+    args = ("run", mlp_mapping, "--samples", 10, "--record", "all", "--check", 0)
+    p = cli(*args, "--memory-gb", repr(budget / (1 << 30)), "-o", tmp_path / "small")
+    assert p.returncode == 0, p.stderr
+    assert "1 sample(s) per call, 10 call(s)" in p.stdout, p.stdout
+    assert "chip simulation" in p.stderr  # the progress bar
+    q = cli(*args, "-o", tmp_path / "one")
+    assert q.returncode == 0, q.stderr
+    per_call = int(re.search(r"memory budget [^:]*: (\d+) sample\(s\) per call", q.stdout).group(1))
+    assert per_call >= 2, q.stdout  # an eighth of the samples, at least the Numba threads
+    a, b = RunResult.load(tmp_path / "small"), RunResult.load(tmp_path / "one")
+    np.testing.assert_array_equal(a.output, b.output)
+    np.testing.assert_array_equal(a.counters, b.counters)
+    assert set(a.spikes) == set(b.spikes) and len(a.spikes) == prog.n_pops - 1
+    for k in a.spikes:
+        np.testing.assert_array_equal(a.spikes[k], b.spikes[k])
+        np.testing.assert_array_equal(a.membrane[k], b.membrane[k])
+    p = cli("run", mlp_mapping, "--samples", 2, "--memory-gb", "0")
+    assert p.returncode == 2 and "--memory-gb must be > 0" in p.stderr
