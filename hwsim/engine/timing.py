@@ -38,7 +38,17 @@ from .layout import (HSTAT_DELIVERIES, HSTAT_LAT_MAX, HSTAT_NOC_CALLS, HSTAT_TRA
                      open_edges, open_neurons, open_packets, open_plan, open_pops, open_routes, open_scalars,
                      open_state, open_tile_counts, open_tiles)
 
-__all__ = ["step_timing"]
+__all__ = ["step_timing", "valid_edges"]
+
+
+@njit(cache=True, inline="always")
+def valid_edges(edges, E):
+    """Set ``e_valid`` on edges ``0 .. E-1`` (the thread's scratch is not zeroed there:
+    :data:`hwsim.engine.layout.WORK_EDGES`); ``e_hi[0]`` remembers how far it is set."""
+    hi = edges.e_hi[0]
+    if E > hi:
+        edges.e_valid[hi:E] = 1
+        edges.e_hi[0] = E
 
 
 @njit(cache=True)
@@ -47,6 +57,7 @@ def _noc_send(tab, work, npk, E, hist, hstat):
     :func:`hwsim.noc.run_into`, the NoC model itself."""
     opt, routes = open_scalars(tab), open_routes(tab)
     pkts, edges = open_packets(work), open_edges(work)
+    valid_edges(edges, E)
     run_into(pkts.pk_t0[:npk], pkts.pk_fl[:npk], edges.e_valid[:E], edges.e_link[:E], edges.e_parent[:E],
              edges.e_owner[:E], opt.R, opt.W, routes.link_pos, routes.link_at, edges.e_start[:E], edges.link_flits,
              edges.l_cnt, edges.l_used, edges.l_at, edges.e_order, edges.e_ready)
@@ -274,6 +285,7 @@ def _send_trains(tab, work, ntr):
         pkts.tr_base[tr] = E
         E = _lay_route(routes.rt_link, routes.rt_parent, routes.rt_ptr[gi], routes.rt_ptr[gi + 1], tr, E, edges.e_link,
                        edges.e_parent, edges.e_owner)
+    valid_edges(edges, E)
     return run_trains_into(pkts.tr_t0[:ntr], pkts.tr_len[:ntr], edges.e_valid[:E], edges.e_link[:E],
                            edges.e_parent[:E], edges.e_owner[:E], opt.R, opt.W, routes.link_pos, routes.link_at,
                            edges.e_start[:E], edges.link_flits, edges.l_cnt, edges.l_used, edges.l_at, edges.e_order,
