@@ -110,7 +110,7 @@ def _route_classes(ncore: np.ndarray, dst_ptr: np.ndarray, dst_core: np.ndarray,
     same destination cores in the same order (so the same route template, edge for
     edge, and the same destination edges). Returns the class of every neuron (-1: no
     destinations, or a graph-input neuron) and the number of classes. The spikes of
-    one class at one step leave their core together, a train (:func:`hwsim.engine.timing._send_trains`)."""
+    one class at one step leave their core together, simulated together (:mod:`hwsim.engine.timing_spikes`)."""
     N = ncore.size
     cls = np.full(N, -1, np.int64)
     seen: dict = {}
@@ -682,10 +682,11 @@ def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nda
             "Ib": max(int(prog.pop_size.max()), 1), "o_all": N, "same": T, "prev_i": n_in, "prev_v": n_in, "in_zero": P,
             "hot": P, "done": P, "pk_t0": npk, "pk_fl": npk, "pk_id": npk, "pk_base": npk, "link_flits": nl,
             "l_cnt": nl, "l_used": nl, "l_at": nl, "pk_off": npk, "pk_tr": npk, "in_cnt": NIO * C,
-            "m_ok": P, "m_t0": ncand, "m_dl": ncand, "cr_loc": max(int(kernel_field(kb, ko, "cr_max")[0]), 1)}
+            "m_ok": P, "m_t0": ncand, "m_dl": ncand, "e_hi": 1, "cr_loc": max(int(kernel_field(kb, ko, "cr_max")[0]), 1)}
     ncls = max(int(kernel_field(kb, ko, "n_cls")[0]), 1)
-    for n in ("cls_tr", "tr_t0", "tr_len", "tr_rep", "tr_base"):
+    for n in ("cls_tr", "tr_t0", "tr_len", "tr_rep", "tr_base", "h_k", "h_r", "h_p", "h_e", "h_q"):
         size[n] = ncls
+    size["tr_pk"] = ncls + 1
     for n in ("t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc"):
         size[n] = K
     for n in ("core_free", "integ", "end_int", "psum_ready", "fend"):

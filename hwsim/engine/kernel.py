@@ -26,7 +26,7 @@ from .layout import (CNT_ACS, CNT_BUSY_CYCLES, CNT_EVENTS, CNT_FLITS, CNT_FLIT_H
                      CNT_IO_IN_FLITS, CNT_IO_IN_FLIT_HOPS, CNT_IO_OUT_FLITS, CNT_MACS, CNT_PACKETS, CNT_PSUM_OPS,
                      CNT_SPIKES, GEO_N, HSTAT_OVERRUNS, IO_FLIT_HOPS, IO_FLITS, IO_INTERCHIP_FLITS, NIO, NREC, NTC,
                      REC_ACC, REC_ACS, REC_CYCLES, REC_ENT, REC_EVENTS, REC_MACS, REC_N, REC_TILE, TC_ACS, TC_CYCLES,
-                     TC_EVENTS, TC_MACS, Packed, open_edges, open_groups, open_input_io, open_neurons,
+                     TC_EVENTS, TC_MACS, WORK_EDGES, Packed, open_edges, open_groups, open_input_io, open_neurons,
                      open_pops, open_projs, open_scalars, open_state, open_tile_counts, open_tiles)
 from .timing import step_timing
 
@@ -648,9 +648,13 @@ def _run(g, n_groups, tab, ent, wo, inp, b0, nb, outs, vcd, tim):
     global samples below ``tim.n_timed`` get the cycle timing, their flits per link go to
     ``tim.lflits[g]``. ``wo``: the scratch layout (:func:`hwsim.engine.build.work_layout`).
     Runs without the GIL (one Python thread per group)."""
-    work = Packed(np.zeros(wo[-1], np.int64), wo)  # zero: the NoC's per-link counts (l_cnt) must start so
+    # zero but the route edges (WORK_EDGES: written before read, e_valid set as far as
+    # used, :func:`hwsim.engine.timing.valid_edges`); the NoC's per-link counts (l_cnt) must start at zero
+    blob = np.empty(wo[-1], np.int64)
+    blob[:wo[WORK_EDGES[0]]] = 0
+    blob[wo[WORK_EDGES[1]]:] = 0
+    work = Packed(blob, wo)
     edges = open_edges(work)
-    edges.e_valid[:] = 1
     for b in range(g, nb, n_groups):
         bg = b0 + b
         _sample(tab, ent, work, inp, outs, vcd, tim, bg, b, g, bg < tim.n_timed)

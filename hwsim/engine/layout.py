@@ -115,11 +115,13 @@ CoreTimes = namedtuple("CoreTimes", ["done", "core_free", "integ", "end_int", "p
                          "m_dl"])
 CoreTimes.__doc__ = "Per population / core: step timing, partial-sum replay memory."
 PacketTables = namedtuple("PacketTables", ["pk_t0", "pk_fl", "pk_id", "pk_base", "pk_off", "pk_tr", "cls_tr", "tr_t0",
-                            "tr_len", "tr_rep", "tr_base"])
-PacketTables.__doc__ = "Packets and trains laid out for the NoC."
+                            "tr_len", "tr_rep", "tr_base", "tr_pk", "h_k", "h_r", "h_p", "h_e", "h_q"])
+PacketTables.__doc__ = ("Packets and their route classes laid out for the NoC (tr_*: per class of the step; h_*: the "
+                        "heads of the classes merged on one link, :mod:`hwsim.engine.timing_spikes`).")
 EdgeTables = namedtuple("EdgeTables", ["e_link", "e_parent", "e_owner", "e_start", "e_valid", "e_order", "e_ready",
-                          "link_flits", "l_cnt", "l_used", "l_at"])
-EdgeTables.__doc__ = "Route edges of the laid-out packets and the NoC's per-link scratch."
+                          "link_flits", "l_cnt", "l_used", "l_at", "e_hi"])
+EdgeTables.__doc__ = ("Route edges of the laid-out packets, the NoC's per-link scratch, and ``e_hi[0]``: how many "
+                      "edges have ``e_valid`` set (the edge arrays are not zeroed; see :data:`WORK_EDGES`).")
 
 # the packed order: each record's fields are consecutive, from its first index below
 KERNEL_FIELDS = ("pop_model", "pop_spikes", "pop_state", "pop_floor", "pop_size", "pop_off", "pop_ring", "pop_proj_ptr",
@@ -139,8 +141,14 @@ KERNEL_FIELDS = ("pop_model", "pop_spikes", "pop_state", "pop_floor", "pop_size"
 WORK_FIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero", "same", "prev_i", "prev_v",
     "in_cnt", "cr_loc", "t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc", "done", "core_free",
     "integ", "end_int", "psum_ready", "fend", "m_ok", "m_t0", "m_dl", "pk_t0", "pk_fl", "pk_id", "pk_base", "pk_off",
-    "pk_tr", "cls_tr", "tr_t0", "tr_len", "tr_rep", "tr_base", "e_link", "e_parent", "e_owner", "e_start", "e_valid",
-    "e_order", "e_ready", "link_flits", "l_cnt", "l_used", "l_at")
+    "pk_tr", "cls_tr", "tr_t0", "tr_len", "tr_rep", "tr_base", "tr_pk", "h_k", "h_r", "h_p", "h_e", "h_q", "e_link", "e_parent", "e_owner", "e_start", "e_valid",
+    "e_order", "e_ready", "link_flits", "l_cnt", "l_used", "l_at", "e_hi")
+# the route-edge fields, WORK_FIELDS[WORK_EDGES[0]:WORK_EDGES[1]]: sized for the worst step
+# (every neuron of the largest population spiking, 11.4 M edges on VGG-16 CIFAR: 640 MB of
+# a thread's 670 MB scratch), written before they are read, so a thread's scratch is
+# allocated without zeroing them (its pages are touched only as far as steps use them)
+WORK_EDGES = (WORK_FIELDS.index("e_link"), WORK_FIELDS.index("e_ready") + 1)
+__all__ += ["WORK_EDGES"]
 
 
 @njit(cache=True)

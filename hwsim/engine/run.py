@@ -5,6 +5,8 @@ the kernel run in chunks of samples on threads, counters and timing gathered int
 
 from __future__ import annotations
 
+import weakref
+
 import numba
 import numpy as np
 
@@ -29,7 +31,11 @@ from .timing_router_ref import timing_wormhole
 __all__ = ["simulate", "samples_per_call"]
 
 _CHUNK = 64  # samples per kernel call with an AER trace (bounds the memory of its recordings)
-_HIST_CYCLES = 1 << 14  # packet-latency histogram bins per thread (grown and re-run when exceeded)
+_HIST_CYCLES = 1 << 17  # packet-latency histogram bins per thread (1 MiB; grown and re-run when exceeded)
+# per program, the histogram size a run of it needed: a later call starts there instead
+# of running again (VGG-16 CIFAR's latencies reach 31,864 cycles; its first timed call
+# ran twice with the old 16,384 bins)
+_HIST_NEEDED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str = "binary", v_min=None,
@@ -128,14 +134,14 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
     nu_core = np.bincount(prog.nrn_core[g1:], minlength=prog.n_cores).astype(np.int64)
     sw_core = np.bincount(prog.nrn_core[g1:], weights=neurons.per_code("state_words")[nmod],
                           minlength=prog.n_cores).astype(np.int64)
-    hist_cycles = _HIST_CYCLES
+    hist_cycles = max(_HIST_CYCLES, _HIST_NEEDED.get(prog, 0))
     while True:
         try:
             res = _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_timed, py_timing,
                                 session, hist_cycles, max_bytes, (in_flits, in_mult))
             break
         except _LatencyOverflow as e:  # a packet latency beyond the histogram: run again with room
-            hist_cycles = e.needed
+            hist_cycles = _HIST_NEEDED[prog] = max(e.needed, 2 * hist_cycles)
     out, rec_s, rec_v, counters, tim, paths = res
     counters[:, :, CNT_NEURON_UPDATES] += B * nu_core[:prog.n_cores]
     counters[:, :, CNT_STATE_WORDS] += B * sw_core[:prog.n_cores]

@@ -17,13 +17,13 @@ are separate NoC simulations (they do not contend with each other). Fixed-step p
 and the barrier are added by the caller (:mod:`hwsim.engine.kernel`). This is the
 ``noc.router_model = "ideal"`` timing; ``"wormhole"`` is :mod:`hwsim.engine.timing_router`.
 
-The packets go through the NoC model's own arbitration (:func:`hwsim.noc.run_into`)
+Partial sums go through the NoC model's own arbitration (:func:`hwsim.noc.run_into`)
 in the same order as the Python twin, with routes laid out once per program
-(:func:`hwsim.engine.build._route_templates`); a step's spikes of one route class
-(source core and destination cores) are first simulated as one packet per class, a
-train (:func:`_send_trains`), which is exact when no train waited on a link, and packet
-by packet otherwise; a population's partial-sum call that repeats its last one (same
-tiles, same inject cycles) replays its deliveries (:func:`_send_psums`).
+(:func:`hwsim.engine.build._route_templates`); a population's partial-sum call that
+repeats its last one (same tiles, same inject cycles) replays its deliveries
+(:func:`_send_psums`). Spikes go through the same model computed per route class
+(source core and destination cores share one template route):
+:func:`hwsim.engine.timing_spikes.send_spikes`.
 """
 
 from __future__ import annotations
@@ -31,14 +31,24 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..noc import run_into, run_trains_into
+from ..noc import run_into
 
 from .timing_router import record_latency, wormhole_step
-from .layout import (HSTAT_DELIVERIES, HSTAT_LAT_MAX, HSTAT_NOC_CALLS, HSTAT_TRAIN_CALLS, open_core_times,
-                     open_edges, open_neurons, open_packets, open_plan, open_pops, open_routes, open_scalars,
-                     open_state, open_tile_counts, open_tiles)
+from .timing_spikes import send_spikes
+from .layout import (open_core_times, open_edges, open_packets, open_plan, open_pops, open_routes, open_scalars,
+                     open_tile_counts, open_tiles)
 
-__all__ = ["step_timing"]
+__all__ = ["step_timing", "valid_edges"]
+
+
+@njit(cache=True, inline="always")
+def valid_edges(edges, E):
+    """Set ``e_valid`` on edges ``0 .. E-1`` (the thread's scratch is not zeroed there:
+    :data:`hwsim.engine.layout.WORK_EDGES`); ``e_hi[0]`` remembers how far it is set."""
+    hi = edges.e_hi[0]
+    if E > hi:
+        edges.e_valid[hi:E] = 1
+        edges.e_hi[0] = E
 
 
 @njit(cache=True)
@@ -47,6 +57,7 @@ def _noc_send(tab, work, npk, E, hist, hstat):
     :func:`hwsim.noc.run_into`, the NoC model itself."""
     opt, routes = open_scalars(tab), open_routes(tab)
     pkts, edges = open_packets(work), open_edges(work)
+    valid_edges(edges, E)
     run_into(pkts.pk_t0[:npk], pkts.pk_fl[:npk], edges.e_valid[:E], edges.e_link[:E], edges.e_parent[:E],
              edges.e_owner[:E], opt.R, opt.W, routes.link_pos, routes.link_at, edges.e_start[:E], edges.link_flits,
              edges.l_cnt, edges.l_used, edges.l_at, edges.e_order, edges.e_ready)
@@ -151,136 +162,6 @@ def _send_psums(tab, work, cand, c0, c1, t0_core, key, hist, hstat):
 
 
 @njit(cache=True)
-def _send_spikes_nb(tab, work, p0, p1, t, hist, hstat):
-    """Spike packets of populations ``p0 .. p1-1`` at step ``t`` (neuron order), each
-    injected when its core's fire phase ends (``fend``); returns the last delivery
-    (0 without packets). Packets are listed, then simulated as trains when they form
-    a few (:func:`_send_trains`), else one by one."""
-    pops, nrns, opt, routes = open_pops(tab), open_neurons(tab), open_scalars(tab), open_routes(tab)
-    state, cores = open_state(work), open_core_times(work)
-    pkts, edges = open_packets(work), open_edges(work)
-    # the packets, in neuron order, and their trains: a train = the packets of one
-    # route class (same source core, so the same inject cycle), in packet order;
-    # pk_off = flits of the train before the packet
-    npk = 0
-    ntr = 0
-    one_flit = True
-    for p in range(p0, p1):
-        sl = t % pops.ring[p]
-        base = pops.ring_off[p] + sl * pops.size[p]
-        nn = state.nzc[pops.slot_off[p] + sl]
-        off = pops.off[p]
-        for j in range(nn):
-            gi = off + state.nz[base + j]
-            if routes.nrn_dst_ptr[gi + 1] == routes.nrn_dst_ptr[gi]:
-                continue
-            o = state.nzv[base + j]
-            fl = max(abs(o), 1) if routes.nrn_flit_count[gi] else 1
-            one_flit &= fl == 1
-            c = routes.nrn_cls[gi]
-            tr = pkts.cls_tr[c] - 1  # cls_tr: train + 1, 0 = none yet (left all zero)
-            if tr < 0:
-                tr = ntr
-                ntr += 1
-                pkts.cls_tr[c] = ntr
-                pkts.tr_t0[tr] = cores.fend[nrns.core[gi]]
-                pkts.tr_len[tr] = 0
-                pkts.tr_rep[tr] = gi
-            pkts.pk_id[npk] = gi
-            pkts.pk_fl[npk] = fl
-            pkts.pk_t0[npk] = pkts.tr_t0[tr]
-            pkts.pk_off[npk] = pkts.tr_len[tr]
-            pkts.pk_tr[npk] = tr
-            pkts.tr_len[tr] += fl
-            npk += 1
-    for tr in range(ntr):
-        pkts.cls_tr[routes.nrn_cls[pkts.tr_rep[tr]]] = 0
-    if npk == 0:
-        return 0
-    trains = npk >= 4 * ntr and _send_trains(tab, work, ntr)
-    hstat[HSTAT_NOC_CALLS] += 1
-    hstat[HSTAT_TRAIN_CALLS] += trains
-    if not trains:
-        E = 0
-        for i in range(npk):
-            gi = pkts.pk_id[i]
-            E = _lay_out(routes, pkts, edges, i, E, pkts.pk_t0[i], pkts.pk_fl[i], gi, routes.rt_ptr[gi],
-                         routes.rt_ptr[gi + 1])
-        _noc_send(tab, work, npk, E, hist, hstat)
-    last = np.int64(0)
-    H = hist.shape[0]
-    mx = hstat[HSTAT_LAT_MAX]  # the latency stats in registers (hist's stores could alias them)
-    cnt = np.int64(0)
-    if trains and one_flit:
-        # one-flit packets: at each destination of the class (its first neuron's), a
-        # train's packet k arrives k cycles after the head, e_start + W (ejection) +
-        # cross * extra; on the source core itself all arrive at t0
-        for tr in range(ntr):
-            gi = pkts.tr_rep[tr]
-            t0 = pkts.tr_t0[tr]
-            n = pkts.tr_len[tr]
-            for d in range(routes.nrn_dst_ptr[gi], routes.nrn_dst_ptr[gi + 1]):
-                de = routes.nrn_dst_edge[d]
-                x = routes.nrn_dst_cross[d] * opt.extra
-                if de >= 0:
-                    lat0 = edges.e_start[pkts.tr_base[tr] + de] + opt.W + x - t0
-                    for k in range(min(n, max(H - lat0, 0))):
-                        hist[lat0 + k] += 1
-                    lat1 = lat0 + n - 1
-                else:
-                    lat0 = x
-                    lat1 = x
-                    if x < H:
-                        hist[x] += n
-                mx = max(mx, lat1)
-                cnt += n
-                last = max(last, t0 + lat1)
-    else:
-        for i in range(npk):
-            gi = pkts.pk_id[i]
-            L = pkts.pk_fl[i]
-            t0 = pkts.pk_t0[i]
-            if trains:  # the train's edges, pk_off cycles after its head
-                b = pkts.tr_base[pkts.pk_tr[i]]
-                lag = pkts.pk_off[i]
-            else:
-                b = pkts.pk_base[i]
-                lag = 0
-            for d in range(routes.nrn_dst_ptr[gi], routes.nrn_dst_ptr[gi + 1]):
-                dl = _arrival(edges.e_start, b, routes.nrn_dst_edge[d], opt.W + lag, L, t0, routes.nrn_dst_cross[d],
-                              opt.extra)
-                lat = dl - t0
-                if lat < H:
-                    hist[lat] += 1
-                mx = max(mx, lat)
-                cnt += 1
-                last = max(last, dl)
-    hstat[HSTAT_LAT_MAX] = mx
-    hstat[HSTAT_DELIVERIES] += cnt
-    return last
-
-
-@njit(cache=True)
-def _send_trains(tab, work, ntr):
-    """Lay out the ``ntr`` trains listed by :func:`_send_spikes_nb` as one packet each
-    (``tr_len`` flits, injected at ``tr_t0``, the route of its first neuron) and run
-    :func:`hwsim.noc.run_trains_into`: True if no train waited (every packet then
-    crosses its train's links ``pk_off`` cycles after the train's head)."""
-    opt, routes = open_scalars(tab), open_routes(tab)
-    pkts, edges = open_packets(work), open_edges(work)
-    E = 0
-    for tr in range(ntr):
-        gi = pkts.tr_rep[tr]
-        pkts.tr_base[tr] = E
-        E = _lay_route(routes.rt_link, routes.rt_parent, routes.rt_ptr[gi], routes.rt_ptr[gi + 1], tr, E, edges.e_link,
-                       edges.e_parent, edges.e_owner)
-    return run_trains_into(pkts.tr_t0[:ntr], pkts.tr_len[:ntr], edges.e_valid[:E], edges.e_link[:E],
-                           edges.e_parent[:E], edges.e_owner[:E], opt.R, opt.W, routes.link_pos, routes.link_at,
-                           edges.e_start[:E], edges.link_flits, edges.l_cnt, edges.l_used, edges.l_at, edges.e_order,
-                           edges.e_ready)
-
-
-@njit(cache=True)
 def step_timing(tab, work, t, core_busy, hist, hstat):
     """Cycles of step ``t`` of one sample from its tile cycles ``tc`` and its outputs
     (the spike lists in ``nz``), before fixed-step padding and barrier: the model of
@@ -308,7 +189,7 @@ def step_timing(tab, work, t, core_busy, hist, hstat):
         busy = np.int64(0)
         for c in plan.used_cores:
             busy = max(busy, cores.fend[c])
-        last = _send_spikes_nb(tab, work, 1, P, t, hist, hstat)
+        last = send_spikes(tab, work, 1, P, t, hist, hstat)
         return max(last, busy)
     for p in range(P):
         cores.done[p] = 0
@@ -344,7 +225,7 @@ def step_timing(tab, work, t, core_busy, hist, hstat):
             core_busy[c] += cores.integ[c] + plan.pfire[i]
             cores.core_free[c] = fe
             fin = max(fin, fe)
-        last = _send_spikes_nb(tab, work, p, p + 1, t, hist, hstat)
+        last = send_spikes(tab, work, p, p + 1, t, hist, hstat)
         cores.done[p] = max(last, fin)
     busy = np.int64(0)
     for p in range(P):

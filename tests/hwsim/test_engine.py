@@ -493,6 +493,29 @@ def test_latency_histogram_grows(monkeypatch):
         np.testing.assert_array_equal(r.timing[k], ref.timing[k])
 
 
+def test_latency_histogram_size_remembered(monkeypatch):
+    """A program whose latencies outgrew the histogram starts its next call at the size it
+    needed: the first call runs the kernel twice, the second once, with the same timing."""
+    import hwsim.engine.run as eng
+
+    net, x = _random_net(1)
+    prog = compile(map_model(net, load_chip("tiny").with_overrides({**SMALL, "core.axons": 32, "core.neurons": 16})))
+    monkeypatch.setattr(eng, "_HIST_CYCLES", 1)
+    sizes = []
+    run = eng._simulate_run
+
+    def counted(*a, **k):
+        sizes.append(a[14])  # hist_cycles
+        return run(*a, **k)
+
+    monkeypatch.setattr(eng, "_simulate_run", counted)
+    a = simulate(prog, x, timing_samples=4)
+    assert len(sizes) == 2 and sizes[0] == 1 and sizes[1] > 1
+    b = simulate(prog, x, timing_samples=4)
+    assert sizes[2:] == [sizes[1]]
+    np.testing.assert_array_equal(a.timing["step_cycles"], b.timing["step_cycles"])
+
+
 # ---------------------------------------------------------------- accumulator layout and table cache
 
 def test_conv_accumulators_channel_last_spans():
