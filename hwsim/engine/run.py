@@ -138,7 +138,7 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
     while True:
         try:
             res = _simulate_run(prog, kin, xk, held, scale, top, T, B, R, rec_off, n_out, n_timed, py_timing,
-                                session, hist_cycles, max_bytes, (in_flits, in_mult))
+                                session, hist_cycles, max_bytes, _input_flits(prog))
             break
         except _LatencyOverflow as e:  # a packet latency beyond the histogram: run again with room
             hist_cycles = _HIST_NEEDED[prog] = max(e.needed, 2 * hist_cycles)
@@ -160,11 +160,17 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
                           "steps": T, "samples": B, "mode": prog.mode, "traces": paths})
 
 
-def _tables(prog: Program, reset: str, spikes: str, v_min, timed: bool):
-    """The kernel tables of a run (:func:`hwsim.engine.build.kernel_inputs`, cached per program and key)."""
+def _input_flits(prog: Program) -> tuple[int, bool]:
+    """Flits of one input event (1 for a spike, else ``ceil(input_bits / flit_bits)``) and
+    whether a spiking input's count multiplies them (no payload: one packet per spike)."""
     in_meta = prog.net.metadata.get("quant", {})
     in_flits = 1 if prog.input_spiking else -(-int(in_meta.get("input_bits", 8)) // max(prog.flit_bits, 1))
-    in_mult = bool(prog.input_spiking and prog.payload_bits == 0)
+    return in_flits, bool(prog.input_spiking and prog.payload_bits == 0)
+
+
+def _tables(prog: Program, reset: str, spikes: str, v_min, timed: bool):
+    """The kernel tables of a run (:func:`hwsim.engine.build.kernel_inputs`, cached per program and key)."""
+    in_flits, in_mult = _input_flits(prog)
     out_val_flits = -(-int(prog.membrane_bits) // max(prog.flit_bits, 1))
     return kernel_inputs(prog, reset, spikes, v_min, in_flits, in_mult, out_val_flits, timed)
 
