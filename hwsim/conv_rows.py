@@ -55,8 +55,37 @@ def post_box(post: np.ndarray, shape) -> tuple | None:
     return box
 
 
-class ConvRows:
+class TileRows:
+    """The rows seen so far of one projection on the geometric path, soma tile by soma
+    tile, and the check that every synapse lies in exactly one tile: no pre neuron is a
+    row of two tiles of one soma, and the rows' entries add up to the projection's
+    nonzero synapses (``nnz``, given by the subclass)."""
+
+    what = "projection"
+
+    def _check_soma(self):
+        if self.rows:
+            r = np.concatenate(self.rows)
+            if np.unique(r).size != r.size:
+                raise ValueError(f"a pre neuron is a row of two tiles of soma tile {self.soma}")
+        self.rows = []
+
+    def check(self) -> None:
+        """Raise ValueError unless every synapse lies in exactly one tile (module docstring)."""
+        self._check_soma()
+        if self.total != self.nnz:
+            raise ValueError(f"its tiles' rows hold {self.total} synapses, the {self.what} has {self.nnz}")
+
+
+class ConvRows(TileRows):
     """One geometric projection: its kernel's nonzero counts and the rows seen so far."""
+
+    what = "convolution"
+
+    @property
+    def nnz(self) -> int:
+        """Nonzero synapses of the convolution."""
+        return self.q.nnz
 
     def __init__(self, j: int, q: ConvProjection):
         self.j, self.q, self.g = j, q, q.geom
@@ -98,19 +127,6 @@ class ConvRows:
         n = np.einsum("rab,ra,rb->r", nz, vh, vw)
         self.total += int(n.sum())
         return n
-
-    def _check_soma(self):
-        if self.rows:
-            r = np.concatenate(self.rows)
-            if np.unique(r).size != r.size:
-                raise ValueError(f"a pre neuron is a row of two tiles of soma tile {self.soma}")
-        self.rows = []
-
-    def check(self) -> None:
-        """Raise ValueError unless every synapse lies in exactly one tile (module docstring)."""
-        self._check_soma()
-        if self.total != self.q.nnz:
-            raise ValueError(f"its tiles' rows hold {self.total} synapses, the convolution has {self.q.nnz}")
 
     def kernel(self, w_dt) -> np.ndarray:
         """The kernel as ``geo_w`` stores it: index ``((c * kh + a) * kw + pos(b)) * cout_g + o_l``

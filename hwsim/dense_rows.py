@@ -37,6 +37,8 @@ import scipy.sparse as sp
 
 from models.net import DenseProjection
 
+from .conv_rows import TileRows
+
 
 def post_range(post: np.ndarray) -> tuple | None:
     """``(p0, p1)`` when ``post`` is exactly ``p0, p0 + 1, ..., p1 - 1``, else None."""
@@ -64,7 +66,7 @@ def kernel_rows(q: DenseProjection) -> np.ndarray | None:
     return k
 
 
-class DenseRows:
+class DenseRows(TileRows):
     """One dense projection on the geometric path: its row map and the rows seen so far
     (the same interface as :class:`hwsim.conv_rows.ConvRows`)."""
 
@@ -98,19 +100,6 @@ class DenseRows:
         n = np.where(k >= 0, self.nzk[np.maximum(k, 0)], 0)
         self.total += int(n.sum())
         return n
-
-    def _check_soma(self):
-        if self.rows:
-            r = np.concatenate(self.rows)
-            if np.unique(r).size != r.size:
-                raise ValueError(f"a pre neuron is a row of two tiles of soma tile {self.soma}")
-        self.rows = []
-
-    def check(self) -> None:
-        """Raise ValueError unless every synapse lies in exactly one tile (module docstring)."""
-        self._check_soma()
-        if self.total != self.nnz:
-            raise ValueError(f"its tiles' rows hold {self.total} synapses, the projection has {self.nnz}")
 
     def kernel(self, w_dt) -> np.ndarray:
         """``W^T`` flattened (row ``k`` = the weights of kernel row ``k`` to every post)."""

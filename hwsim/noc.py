@@ -70,7 +70,7 @@ from numba import njit
 from models.errors import SnnchipError
 
 __all__ = ["validate_packets", "NocError", "Packets", "NocResult", "simulate_noc", "MULTICAST_MODES", "xy_hops", "link_order", "routes",
-           "link_tables", "run_into", "run_trains_into", "deliver"]
+           "link_tables", "run_into", "run_trains_into", "order_used_links", "deliver"]
 
 MULTICAST_MODES = ("unicast", "xy-tree")
 _E, _W, _N, _S = 0, 1, 2, 3
@@ -353,7 +353,6 @@ def run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router,
     train of packets does.
     """
     E = edge_link.shape[0]
-    nl = link_pos.shape[0]
     nu = 0
     for e in range(E):
         if edge_valid[e]:
@@ -362,16 +361,7 @@ def run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router,
                 l_used[nu] = lid
                 nu += 1
             l_cnt[lid] += 1
-    # the used links in topological order: sort a few; walk every position for many
-    if nu * 8 > nl:
-        k = 0
-        for q in range(nl):
-            lid = link_at[q]
-            if l_cnt[lid] != 0:
-                l_used[k] = lid
-                k += 1
-    else:
-        _sort_stable_by(l_used[:nu], link_pos)
+    order_used_links(l_used, nu, l_cnt, link_pos, link_at)
     p = 0
     for i in range(nu):
         lid = l_used[i]
@@ -406,6 +396,23 @@ def run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router,
             free = st + L
             tot += L
         link_flits[lid] += tot
+
+
+@njit(cache=True, inline="always")
+def order_used_links(l_used, nu, l_cnt, link_pos, link_at):
+    """Put the ``nu`` used links ``l_used[:nu]`` (those with ``l_cnt > 0``) in the
+    topological order ``link_pos`` (:func:`link_order`; ``link_at`` its inverse): sort
+    a few, walk every position for many."""
+    nl = link_pos.shape[0]
+    if nu * 8 > nl:
+        k = 0
+        for q in range(nl):
+            lid = link_at[q]
+            if l_cnt[lid] != 0:
+                l_used[k] = lid
+                k += 1
+    else:
+        _sort_stable_by(l_used[:nu], link_pos)
 
 
 @njit(cache=True, inline="always")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from models.errors import SnnchipError
-from models.fileio import AtomicFolder, atomic_write
+from models.fileio import AtomicFolder, atomic_write, read_npz
 from models.limits import check_bytes
 
 
@@ -142,10 +142,7 @@ class RunResult:
         try:
             check_bytes(jpath.stat().st_size * 20, f"{jpath}: JSON document")
             doc = json.loads(jpath.read_text())
-            with zipfile.ZipFile(npath) as zf:
-                check_bytes(sum(i.file_size for i in zf.infolist()), f"{npath}: uncompressed arrays")
-            with np.load(npath, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
+            arrays = read_npz(npath)
         except SnnchipError:
             raise
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from models.errors import SnnchipError
-from models.fileio import AtomicFolder, atomic_write
+from models.fileio import AtomicFolder, atomic_write, read_npz
 from models.limits import check_bytes
 from models.netio import net_from_dict, net_to_dict
 
@@ -146,14 +145,9 @@ def save_mapping(m, folder: str | os.PathLike) -> Path:
 def _load_arrays(npath: Path) -> dict:
     """The npz's arrays, sizes checked against the budget before any is read; numbers only."""
     try:
-        with zipfile.ZipFile(npath) as zf:
-            total = sum(i.file_size for i in zf.infolist())
-    except (OSError, zipfile.BadZipFile, ValueError) as err:
-        raise MappingFileError(f"{npath}: cannot read arrays ({err})") from None
-    check_bytes(total, f"{npath}: uncompressed arrays")
-    try:
-        with np.load(npath, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        arrays = read_npz(npath)
+    except SnnchipError:
+        raise
     except Exception as err:  # zip/npz damage of any kind  # noqa: BLE001
         raise MappingFileError(f"{npath}: cannot read arrays ({type(err).__name__}: {err})") from None
     for k, a in arrays.items():

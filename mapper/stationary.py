@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from models.errors import SnnchipError
-from models.fileio import atomic_write
+from models.fileio import atomic_write, read_npz
 from models.net import ConvProjection, DenseProjection, SparseProjection
 
 MODE = "weight_stationary"
@@ -291,10 +291,7 @@ def load_stationary(folder: str | os.PathLike) -> StationaryMapping:
     try:
         doc = json.loads(text)
         chip = ChipConfig.model_validate(doc["chip"])
-        with zipfile.ZipFile(npath) as zf:
-            check_bytes(sum(i.file_size for i in zf.infolist()), f"{npath}: uncompressed arrays")
-        with np.load(npath, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        arrays = read_npz(npath)
     except SnnchipError:
         raise
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as e:

@@ -6,14 +6,21 @@ gives it the usual ``0666 & ~umask`` permissions (``mkstemp`` alone would leave 
 atomic on POSIX); ``abort()`` -- or any exception inside ``with`` -- removes it and
 leaves the previous target, if any, untouched. :func:`atomic_write` is the one-call
 form for files written at once; streaming writers (traces) hold an ``AtomicFile``.
+:func:`read_npz` is the one way to read a project ``.npz`` back: sizes checked against
+the memory budget before any array is read, never unpickled.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
+
+from .limits import check_bytes
 
 
 def _umask() -> int:
@@ -241,3 +248,15 @@ def _rmtree(p: Path) -> None:
     import shutil
 
     shutil.rmtree(p, ignore_errors=True)
+
+
+def read_npz(path: str | os.PathLike) -> dict:
+    """The arrays of an ``.npz`` file: its uncompressed size checked against the memory
+    budget (:func:`models.limits.check_bytes`, ``SizeLimitError``) before any array is
+    read, loaded with ``allow_pickle=False``. A damaged file raises what zipfile/numpy
+    raise (``OSError``, ``ValueError``, ``zipfile.BadZipFile``, ``EOFError``, ...): the
+    caller names the file in its own error."""
+    with zipfile.ZipFile(path) as zf:
+        check_bytes(sum(i.file_size for i in zf.infolist()), f"{path}: uncompressed arrays")
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}

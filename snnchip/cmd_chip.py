@@ -171,9 +171,12 @@ def cmd_run(args):
         # compiled once; samples run in chunks that fit the memory budget (kernel tables,
         # one thread's scratch, the chunk's outputs and recordings), never all at once
         budget = limits.max_bytes() if args.memory_gb is None else int(args.memory_gb * (1 << 30))
-        prog = compile_program(m)
-        fit = samples_per_call(prog, T, record=traces.record, reset=reset, spikes=spikes, v_min=sem.v_min,
-                               timing=K > 0, max_bytes=budget)
+        if stationary:  # hwsim.simulate runs the mapping itself (hwsim.stationary chunks its patches)
+            prog, fit = m, args.batch
+        else:
+            prog = compile_program(m)
+            fit = samples_per_call(prog, T, record=traces.record, reset=reset, spikes=spikes, v_min=sem.v_min,
+                                   timing=K > 0, max_bytes=budget)
         # about 8 updates of the progress bar, each call still feeding every thread
         per_call = max(1, min(args.batch, fit, max(numba.get_num_threads(), -(-B // 8))))
         print(f"memory budget {limits.format_bytes(budget)}: {per_call} sample(s) per call, "

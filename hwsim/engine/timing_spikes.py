@@ -47,6 +47,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..noc import order_used_links
 from .layout import (HSTAT_DELIVERIES, HSTAT_LAT_MAX, HSTAT_NOC_CALLS, HSTAT_TRAIN_CALLS, open_core_times, open_edges,
                      open_neurons, open_packets, open_pops, open_routes, open_scalars, open_state)
 
@@ -157,7 +158,6 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
     # 3. the (class, edge) pairs by link, links in topological order (a counting sort)
     ce_tr, ce_j, corder = edges.e_link, edges.e_parent, edges.e_order
     l_cnt, l_used, l_at = edges.l_cnt, edges.l_used, edges.l_at
-    nl = routes.link_pos.shape[0]
     nu = 0
     for tr in range(ntr):
         r0 = routes.rt_ptr[pkts.tr_rep[tr]]
@@ -171,15 +171,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
                 l_used[nu] = lid
                 nu += 1
             l_cnt[lid] += 1
-    if nu * 8 > nl:
-        k = 0
-        for q in range(nl):
-            lid = routes.link_at[q]
-            if l_cnt[lid] != 0:
-                l_used[k] = lid
-                k += 1
-    else:
-        l_used[:nu] = l_used[:nu][np.argsort(routes.link_pos[l_used[:nu]])]
+    order_used_links(l_used, nu, l_cnt, routes.link_pos, routes.link_at)
     q0 = 0
     for i in range(nu):
         lid = l_used[i]

@@ -100,7 +100,7 @@ def test_budget_bounds_threads_and_chunks_exact(conv_mapping, tmp_path, monkeypa
 
     def spy(prog_, kin, wo, T, B, R, n_out, n_py, aer, max_bytes, chunk_max):
         fixed = sum(int(a.nbytes) for a in kin) + 8 * T * B * (n_out + 2 * R)
-        per_thread = 8 * (int(wo[-1]) + T * prog_.n_cores * 15 + prog_.grid_w * prog_.grid_h * 4 + (1 << 14))
+        per_thread = 8 * (int(wo[-1]) + T * prog_.n_cores * 15 + prog_.grid_w * prog_.grid_h * 4 + run_mod._HIST_CYCLES)
         seen["budget"] = fixed + per_thread + 2 * 16 * T * int(prog_.pop_off[-1])
         plans.append(real(prog_, kin, wo, T, B, R, n_out, n_py, aer, seen["budget"], chunk_max))
         return plans[-1]
