@@ -361,12 +361,7 @@ def run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router,
                 l_used[nu] = lid
                 nu += 1
             l_cnt[lid] += 1
-    order_used_links(l_used, nu, l_cnt, link_pos, link_at)
-    p = 0
-    for i in range(nu):
-        lid = l_used[i]
-        l_at[lid] = p
-        p += l_cnt[lid]
+    order_used_links(l_used, nu, l_cnt, l_at, link_pos, link_at)
     for e in range(E):
         if edge_valid[e]:
             lid = edge_link[e]
@@ -399,10 +394,11 @@ def run_into(t0, flits, edge_valid, edge_link, edge_parent, edge_packet, router,
 
 
 @njit(cache=True, inline="always")
-def order_used_links(l_used, nu, l_cnt, link_pos, link_at):
-    """Put the ``nu`` used links ``l_used[:nu]`` (those with ``l_cnt > 0``) in the
-    topological order ``link_pos`` (:func:`link_order`; ``link_at`` its inverse): sort
-    a few, walk every position for many."""
+def order_used_links(l_used, nu, l_cnt, l_at, link_pos, link_at):
+    """Put the ``nu`` used links ``l_used[:nu]`` (those with ``l_cnt > 0`` requests) in
+    the topological order ``link_pos`` (:func:`link_order`; ``link_at`` its inverse):
+    sort a few, walk every position for many; then ``l_at[link]`` = where the link's
+    requests start in a list grouped by link in that order (a counting sort's offsets)."""
     nl = link_pos.shape[0]
     if nu * 8 > nl:
         k = 0
@@ -413,6 +409,11 @@ def order_used_links(l_used, nu, l_cnt, link_pos, link_at):
                 k += 1
     else:
         _sort_stable_by(l_used[:nu], link_pos)
+    p = 0
+    for i in range(nu):
+        lid = l_used[i]
+        l_at[lid] = p
+        p += l_cnt[lid]
 
 
 @njit(cache=True, inline="always")

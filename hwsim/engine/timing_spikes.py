@@ -171,12 +171,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
                 l_used[nu] = lid
                 nu += 1
             l_cnt[lid] += 1
-    order_used_links(l_used, nu, l_cnt, routes.link_pos, routes.link_at)
-    q0 = 0
-    for i in range(nu):
-        lid = l_used[i]
-        l_at[lid] = q0
-        q0 += l_cnt[lid]
+    order_used_links(l_used, nu, l_cnt, l_at, routes.link_pos, routes.link_at)
     for c in range(ce):
         lid = routes.rt_link[routes.rt_ptr[pkts.tr_rep[ce_tr[c]]] + ce_j[c]]
         corder[l_at[lid]] = c
