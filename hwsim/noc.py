@@ -54,8 +54,8 @@ least four packets per run) and simulates each run as one packet of the run's
 total length (:func:`run_trains_into`); if no run waited for a link, that is
 exactly the packet-by-packet schedule (packet ``j`` crosses every link ``off_j``
 cycles after the run's head, ``off_j`` = flits before it in the run); if one
-waited, the packets are simulated one by one. The chip simulator groups spikes by
-route class the same way.
+waited, the packets are simulated one by one. The chip simulator computes the same
+schedule per route class (:mod:`hwsim.engine.timing_spikes`).
 """
 
 from __future__ import annotations

@@ -681,10 +681,10 @@ def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nda
     size = {"v": N, "isyn": N, "acc": max(prog.n_acc, 1), "nz": ring, "nzv": ring, "nzc": int(prog.pop_ring.sum()),
             "Ib": max(int(prog.pop_size.max()), 1), "o_all": N, "same": T, "prev_i": n_in, "prev_v": n_in, "in_zero": P,
             "hot": P, "done": P, "pk_t0": npk, "pk_fl": npk, "pk_id": npk, "pk_base": npk, "link_flits": nl,
-            "l_cnt": nl, "l_used": nl, "l_at": nl, "pk_off": npk, "pk_tr": npk, "in_cnt": NIO * C,
+            "l_cnt": nl, "l_used": nl, "l_at": nl, "pk_ord": npk, "pk_tr": npk, "in_cnt": NIO * C,
             "m_ok": P, "m_t0": ncand, "m_dl": ncand, "e_hi": 1, "cr_loc": max(int(kernel_field(kb, ko, "cr_max")[0]), 1)}
     ncls = max(int(kernel_field(kb, ko, "n_cls")[0]), 1)
-    for n in ("cls_tr", "tr_t0", "tr_len", "tr_rep", "tr_base", "h_k", "h_r", "h_p", "h_e", "h_q"):
+    for n in ("cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce", "h_k", "h_r", "h_p", "h_e", "h_q"):
         size[n] = ncls
     size["tr_pk"] = ncls + 1
     for n in ("t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc"):

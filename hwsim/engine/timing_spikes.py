@@ -129,10 +129,11 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
     if npk == 0:
         return 0
     hstat[HSTAT_NOC_CALLS] += 1
-    # 2. packets grouped by class (ord = pk_off: packet ids, class by class, in order);
-    # per class its packet range tr_pk, its (class, edge) pairs from tr_base, its start
-    # block S = e_start from tr_len
-    ordr = pkts.pk_off
+    # 2. packets grouped by class (ordr = pk_ord: packet ids, class by class, in order);
+    # per class its packet range tr_pk, its (class, edge) pairs from tr_ce, its block of
+    # start cycles S = e_start from tr_sb (the edge arrays are scratch here: e_link and
+    # e_parent hold each pair's class and template edge, e_order the pairs by link)
+    ordr = pkts.pk_ord
     S = edges.e_start
     pos = 0
     ce = 0
@@ -143,8 +144,8 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
         pos += n
         gi = pkts.tr_rep[tr]
         m = routes.rt_ptr[gi + 1] - routes.rt_ptr[gi]
-        pkts.tr_base[tr] = ce
-        pkts.tr_len[tr] = sb
+        pkts.tr_ce[tr] = ce
+        pkts.tr_sb[tr] = sb
         ce += m
         sb += n * m
     pkts.tr_pk[ntr] = pos
@@ -161,7 +162,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
     nu = 0
     for tr in range(ntr):
         r0 = routes.rt_ptr[pkts.tr_rep[tr]]
-        c0 = pkts.tr_base[tr]
+        c0 = pkts.tr_ce[tr]
         m = routes.rt_ptr[pkts.tr_rep[tr] + 1] - r0
         for j in range(m):
             ce_tr[c0 + j] = tr
@@ -192,7 +193,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
             tr = ce_tr[c]
             j = ce_j[c]
             n = pkts.tr_pk[tr + 1] - pkts.tr_pk[tr]
-            sbase = pkts.tr_len[tr]
+            sbase = pkts.tr_sb[tr]
             par = routes.rt_parent[routes.rt_ptr[pkts.tr_rep[tr]] + j]
             t0 = pkts.tr_t0[tr]
             a = pkts.tr_pk[tr]
@@ -213,7 +214,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
                 n = pkts.tr_pk[tr + 1] - pkts.tr_pk[tr]
                 par = routes.rt_parent[routes.rt_ptr[pkts.tr_rep[tr]] + ce_j[c]]
                 hk[q] = 0
-                hr[q] = _ready(S, pkts.tr_len[tr], n, par, 0, pkts.tr_t0[tr], R, WR)
+                hr[q] = _ready(S, pkts.tr_sb[tr], n, par, 0, pkts.tr_t0[tr], R, WR)
                 hp[q] = ordr[pkts.tr_pk[tr]]
                 total += n
             free = np.int64(-(1 << 62))
@@ -229,7 +230,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
                 tr = ce_tr[c]
                 j = ce_j[c]
                 n = pkts.tr_pk[tr + 1] - pkts.tr_pk[tr]
-                sbase = pkts.tr_len[tr]
+                sbase = pkts.tr_sb[tr]
                 k = hk[b]
                 r = hr[b]
                 st = r if r > free else free
@@ -266,7 +267,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
         t0 = pkts.tr_t0[tr]
         a = pkts.tr_pk[tr]
         n = pkts.tr_pk[tr + 1] - a
-        sbase = pkts.tr_len[tr]
+        sbase = pkts.tr_sb[tr]
         for d in range(routes.nrn_dst_ptr[gi], routes.nrn_dst_ptr[gi + 1]):
             de = routes.nrn_dst_edge[d]
             x = routes.nrn_dst_cross[d] * opt.extra
