@@ -121,6 +121,21 @@ def _route_classes(ncore: np.ndarray, dst_ptr: np.ndarray, dst_core: np.ndarray,
     return cls, len(seen)
 
 
+def _link_classes(nrn_cls: np.ndarray, n_cls: int, rt_ptr: np.ndarray, rt_link: np.ndarray) -> int:
+    """The most (class, template edge) pairs that cross one link: the heads the spike NoC
+    merges on a link (:mod:`hwsim.engine.timing_spikes`). A class's template crosses a link
+    once with xy-tree multicast but once per destination core that shares it with unicast
+    routes, so this can exceed the number of classes."""
+    if n_cls == 0:
+        return 0
+    gi = np.flatnonzero(nrn_cls >= 0)
+    _, first = np.unique(nrn_cls[gi], return_index=True)
+    rep = gi[first]  # one neuron per class: the class shares its template
+    lo, n = rt_ptr[rep], rt_ptr[rep + 1] - rt_ptr[rep]
+    idx = np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n) + np.arange(int(n.sum()))
+    return int(np.bincount(rt_link[idx]).max(initial=0)) if idx.size else 0
+
+
 def _timing_plan(prog: Program) -> dict:
     """Constant tables of the compiled timing model (:func:`hwsim.engine.timing.step_timing`):
     per population its delay-0 sources, cores (with fire cycles) and partial-sum tiles;
@@ -170,6 +185,7 @@ def _timing_plan(prog: Program) -> dict:
     tile_cross = np.abs(prog.core_chip[t_dst] - prog.core_chip[t_src]).sum(axis=1)
     pm = prog.pop_model[np.searchsorted(prog.pop_off, np.arange(N), side="right") - 1]
     nrn_cls, n_cls = _route_classes(ncore, prog.nrn_dst_ptr, prog.nrn_dst_core, g1)
+    link_cls = _link_classes(nrn_cls, n_cls, n_ptr, n_link)
     R, W = int(chip.noc.router_cycles), int(chip.noc.link_cycles)
     fixed = chip.timing.step_cycles
     link_pos, link_at = link_tables(gw, gh)
@@ -197,7 +213,7 @@ def _timing_plan(prog: Program) -> dict:
         "extra": max(0, int(chip.noc.interchip_cycles) - R - W),
         "fixed": -1 if fixed == "dynamic" else int(fixed), "barrier": int(chip.timing.barrier_cycles),
         "pipelined": bool(prog.pipelined), "link_pos": link_pos, "link_at": link_at,
-        "max_packets": max(N, K), "nrn_cls": nrn_cls, "n_cls": n_cls,
+        "max_packets": max(N, K), "nrn_cls": nrn_cls, "n_cls": n_cls, "link_cls": link_cls,
         "max_edges": int(n_link.size + t_link.size),
     }
 
@@ -211,7 +227,7 @@ def _no_timing_plan(prog: Program) -> dict:
                 "nrn_dst_cross": z, "nrn_flit_count": np.zeros(0, np.bool_), "rt_ptr": one, "rt_link": z, "rt_parent": z,
                 "tile_rt_ptr": one, "tile_dst_edge": z, "tile_cross": z, "R": 1, "W": 0, "extra": 0, "fixed": -1, "barrier": 0,
                 "pipelined": False, "link_pos": z, "link_at": z, "max_packets": 0, "max_edges": 0,
-                "nrn_cls": z, "n_cls": 0}
+                "nrn_cls": z, "n_cls": 0, "link_cls": 0}
 
 
 def _model_flag(prog: Program, attr: str) -> np.ndarray:
@@ -684,8 +700,10 @@ def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nda
             "l_cnt": nl, "l_used": nl, "l_at": nl, "pk_ord": npk, "pk_tr": npk, "in_cnt": NIO * C,
             "m_ok": P, "m_t0": ncand, "m_dl": ncand, "e_hi": 1, "cr_loc": max(int(kernel_field(kb, ko, "cr_max")[0]), 1)}
     ncls = max(int(kernel_field(kb, ko, "n_cls")[0]), 1)
-    for n in ("cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce", "h_k", "h_r", "h_p", "h_e", "h_q"):
+    for n in ("cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce"):
         size[n] = ncls
+    for n in ("h_k", "h_r", "h_p", "h_e", "h_q"):  # the heads merged on one link
+        size[n] = max(int(kernel_field(kb, ko, "link_cls")[0]), 1)
     size["tr_pk"] = ncls + 1
     for n in ("t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc"):
         size[n] = K

@@ -95,7 +95,7 @@ InputIo = namedtuple("InputIo", ["dst_ptr", "dst_core", "pk", "hops", "icx"])
 InputIo.__doc__ = "Per graph-input neuron: destination cores and I/O traffic per event."
 Scalars = namedtuple("Scalars", ["M", "F", "payload", "reset_sub", "multi", "out_pop", "in_flits", "in_mult",
                        "out_val_flits", "spiking", "n_acc", "R", "W", "extra", "fixed", "barrier", "pipelined",
-                       "max_packets", "max_edges", "n_cls", "cr_max"])
+                       "max_packets", "max_edges", "n_cls", "link_cls", "cr_max"])
 Scalars.__doc__ = "Run options and constants (one int64 each)."
 TimingPlan = namedtuple("TimingPlan", ["dsrc_ptr", "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand",
                           "used_cores", "fire_all", "psum_all", "noc_router", "core_node", "nrn_dst_node"])
@@ -134,7 +134,7 @@ KERNEL_FIELDS = ("pop_model", "pop_spikes", "pop_state", "pop_floor", "pop_size"
     "in_dst_core",
     "in_pk", "in_hops", "in_icx", "M", "F", "payload", "reset_sub", "multi", "out_pop", "in_flits", "in_mult",
     "out_val_flits", "spiking", "n_acc", "R", "W", "extra", "fixed", "barrier", "pipelined", "max_packets",
-    "max_edges", "n_cls", "cr_max", "dsrc_ptr", "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand",
+    "max_edges", "n_cls", "link_cls", "cr_max", "dsrc_ptr", "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand",
     "used_cores", "fire_all", "psum_all", "noc_router", "core_node", "nrn_dst_node",
     "nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count",
     "nrn_cls", "rt_ptr", "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at")
