@@ -700,7 +700,7 @@ def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nda
             "l_cnt": nl, "l_used": nl, "l_at": nl, "pk_ord": npk, "pk_tr": npk, "in_cnt": NIO * C,
             "m_ok": P, "m_t0": ncand, "m_dl": ncand, "e_hi": 1, "cr_loc": max(int(kernel_field(kb, ko, "cr_max")[0]), 1)}
     ncls = max(int(kernel_field(kb, ko, "n_cls")[0]), 1)
-    for n in ("cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce"):
+    for n in ("cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce", "tr_fl"):
         size[n] = ncls
     for n in ("h_k", "h_r", "h_p", "h_e", "h_q"):  # the heads merged on one link
         size[n] = max(int(kernel_field(kb, ko, "link_cls")[0]), 1)

@@ -31,10 +31,20 @@ Delivery at a destination whose last template edge is ``d`` (``d < 0``: on the s
 core): ``S[c][d][k] + W + L - 1`` (``t0_c + L - 1``), plus ``cross * extra`` for chip
 boundaries, as in :func:`hwsim.engine.timing._arrival`.
 
-The work is one read and one write of contiguous ``S`` per packet and edge, instead of
-a route copy, a counting sort and random reads per edge; the schedule, the latency
-histogram and the flits per link are :func:`hwsim.noc.run_into`'s (tests compare them
-with the Python twin, which simulates every packet with :mod:`hwsim.noc`).
+A pair alone on its link (no other class crosses it this step) below the root never
+waits: its packets are ready at ``S[c][parent][k] + W + R``, and ``S[c][parent][k] >=
+S[c][parent][k-1] + L_{k-1}`` (its parent link served them in order), so ``ready_k >=
+ready_{k-1} + L_{k-1} = free`` and ``S[c][j][k] = S[c][parent][k] + W + R``. Such a
+pair stores no block: it keeps its parent's block and a shift (``a_blk``, ``a_sh``), so
+its cost is O(1) instead of O(n_c). Blocks are written only at the root and on links
+where classes merge; deliveries read a block plus its shift. (ResNet-18 CIFAR: long
+xy-trees to the cores of a conv and of its residual branch, most of their links used by
+one class; the cycle-level run of 4 samples spent 80-90 % of its time copying such
+blocks.)
+
+The schedule, the latency histogram and the flits per link are
+:func:`hwsim.noc.run_into`'s (tests compare them with the Python twin, which simulates
+every packet with :mod:`hwsim.noc`).
 
 A call "ran as trains" (the ``noc_spike_calls_as_trains`` statistic) when the step had
 at least four packets per class and no class waited: on every link each class's packets
@@ -55,10 +65,19 @@ __all__ = ["send_spikes"]
 
 
 @njit(cache=True, inline="always")
-def _ready(S, sbase, n, par, k, t0, R, WR):
-    """Ready cycle of packet ``k`` of a class on its template edge whose parent is
-    ``par`` (negative: the root)."""
-    return t0 + R if par < 0 else S[sbase + par * n + k] + WR
+def _ready(S, sbase, n, rp, sh, k, t0, R, WR):
+    """Ready cycle of packet ``k`` of a class on a template edge whose parent's start
+    cycles are block ``rp`` of ``S`` plus ``sh`` (``rp < 0``: the edge is the root)."""
+    return t0 + R if rp < 0 else S[sbase + rp * n + k] + sh + WR
+
+
+@njit(cache=True, inline="always")
+def _block(a_blk, a_sh, c0, j):
+    """(block, shift) of template edge ``j`` of the class whose pairs start at ``c0``
+    (``j < 0``: the root's parent, (-1, 0))."""
+    if j < 0:
+        return -1, np.int64(0)
+    return a_blk[c0 + j], a_sh[c0 + j]
 
 
 @njit(cache=True, inline="always")
@@ -119,10 +138,13 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
                 pkts.tr_t0[tr] = cores.fend[nrns.core[gi]]
                 pkts.tr_rep[tr] = gi
                 pkts.tr_pk[tr] = 0
+                pkts.tr_fl[tr] = 0
+            fl = max(abs(o), 1) if routes.nrn_flit_count[gi] else 1
             pkts.pk_id[npk] = gi
-            pkts.pk_fl[npk] = max(abs(o), 1) if routes.nrn_flit_count[gi] else 1
+            pkts.pk_fl[npk] = fl
             pkts.pk_tr[npk] = tr
             pkts.tr_pk[tr] += 1
+            pkts.tr_fl[tr] += fl
             npk += 1
     for tr in range(ntr):
         pkts.cls_tr[routes.nrn_cls[pkts.tr_rep[tr]]] = 0
@@ -132,7 +154,8 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
     # 2. packets grouped by class (ordr = pk_ord: packet ids, class by class, in order);
     # per class its packet range tr_pk, its (class, edge) pairs from tr_ce, its block of
     # start cycles S = e_start from tr_sb (the edge arrays are scratch here: e_link and
-    # e_parent hold each pair's class and template edge, e_order the pairs by link)
+    # e_parent hold each pair's class and template edge, e_order the pairs by link,
+    # e_owner and e_ready each pair's block and shift)
     ordr = pkts.pk_ord
     S = edges.e_start
     pos = 0
@@ -182,6 +205,9 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
     WR = opt.W + opt.R
     waited = False
     hk, hr, hp, he, hq = pkts.h_k, pkts.h_r, pkts.h_p, pkts.h_e, pkts.h_q
+    # per (class, edge) pair c: its start cycles are block a_blk[c] of its class in S plus
+    # a_sh[c] (a pair alone on its link shares its parent's block, shifted by W + R)
+    a_blk, a_sh = edges.e_owner, edges.e_ready
     q0 = 0
     for i in range(nu):
         lid = l_used[i]
@@ -192,19 +218,24 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
             c = corder[q0]
             tr = ce_tr[c]
             j = ce_j[c]
-            n = pkts.tr_pk[tr + 1] - pkts.tr_pk[tr]
-            sbase = pkts.tr_sb[tr]
             par = routes.rt_parent[routes.rt_ptr[pkts.tr_rep[tr]] + j]
-            t0 = pkts.tr_t0[tr]
-            a = pkts.tr_pk[tr]
-            free = _ready(S, sbase, n, par, 0, t0, R, WR)
-            for k in range(n):
-                r = _ready(S, sbase, n, par, k, t0, R, WR)
-                st = r if r > free else free
-                S[sbase + j * n + k] = st
-                L = pkts.pk_fl[ordr[a + k]]
-                free = st + L
-                tot += L
+            if par >= 0:  # alone on the link, after its parent: the parent's starts + W + R
+                cp = pkts.tr_ce[tr] + par
+                a_blk[c] = a_blk[cp]
+                a_sh[c] = a_sh[cp] + WR
+                tot = pkts.tr_fl[tr]
+            else:  # the root: back to back from t0 + R
+                n = pkts.tr_pk[tr + 1] - pkts.tr_pk[tr]
+                sbase = pkts.tr_sb[tr]
+                a = pkts.tr_pk[tr]
+                a_blk[c] = j
+                a_sh[c] = 0
+                free = pkts.tr_t0[tr] + R
+                for k in range(n):
+                    S[sbase + j * n + k] = free
+                    L = pkts.pk_fl[ordr[a + k]]
+                    free += L
+                    tot += L
         else:
             # heads of the pairs: cursor, ready, packet, end of the pair's last packet
             total = 0
@@ -213,8 +244,11 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
                 tr = ce_tr[c]
                 n = pkts.tr_pk[tr + 1] - pkts.tr_pk[tr]
                 par = routes.rt_parent[routes.rt_ptr[pkts.tr_rep[tr]] + ce_j[c]]
+                rp, sh = _block(a_blk, a_sh, pkts.tr_ce[tr], par)
+                a_blk[c] = ce_j[c]  # a block of its own
+                a_sh[c] = 0
                 hk[q] = 0
-                hr[q] = _ready(S, pkts.tr_sb[tr], n, par, 0, pkts.tr_t0[tr], R, WR)
+                hr[q] = _ready(S, pkts.tr_sb[tr], n, rp, sh, 0, pkts.tr_t0[tr], R, WR)
                 hp[q] = ordr[pkts.tr_pk[tr]]
                 total += n
             free = np.int64(-(1 << 62))
@@ -244,8 +278,9 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
                 k += 1
                 if k < n:
                     par = routes.rt_parent[routes.rt_ptr[pkts.tr_rep[tr]] + j]
+                    rp, sh = _block(a_blk, a_sh, pkts.tr_ce[tr], par)
                     hk[b] = k
-                    hr[b] = _ready(S, sbase, n, par, k, pkts.tr_t0[tr], R, WR)
+                    hr[b] = _ready(S, sbase, n, rp, sh, k, pkts.tr_t0[tr], R, WR)
                     hp[b] = ordr[pkts.tr_pk[tr] + k]
                 else:
                     hn -= 1
@@ -271,9 +306,11 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
         for d in range(routes.nrn_dst_ptr[gi], routes.nrn_dst_ptr[gi + 1]):
             de = routes.nrn_dst_edge[d]
             x = routes.nrn_dst_cross[d] * opt.extra
+            blk, sh = _block(a_blk, a_sh, pkts.tr_ce[tr], de)
+            sh += W - 1 + x
             for k in range(n):
                 L = pkts.pk_fl[ordr[a + k]]
-                dl = (S[sbase + de * n + k] + W + L - 1 if de >= 0 else t0 + L - 1) + x
+                dl = (S[sbase + blk * n + k] + sh + L if de >= 0 else t0 + L - 1 + x)
                 lat = dl - t0
                 if lat < H:
                     hist[lat] += 1
