@@ -120,3 +120,19 @@ def test_budget_too_small_raises(conv_mapping):
     m, x = conv_mapping
     with pytest.raises(SizeLimitError, match="memory budget"):
         simulate(m, x, record="all", timing=False, max_bytes=1000)
+
+
+@pytest.mark.parametrize("delta", [1, -1])
+def test_tile_rows_must_match_n_axons(conv_mapping, delta):
+    """Compile writes each tile's rows in place at its position, sized by the tile's
+    ``n_axons``: a tile whose axons hold more or fewer rows is named, not written past."""
+    from hwsim.program import ProgramError
+
+    m, _ = conv_mapping
+    t = m.tiling.tiles[0]
+    t.n_axons += delta
+    try:
+        with pytest.raises(ProgramError, match=r"tile 0 \(.*n_axons"):
+            compile(m)
+    finally:
+        t.n_axons -= delta
