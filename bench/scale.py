@@ -75,6 +75,9 @@ def _child(args) -> dict:
     sys.path.insert(0, str(Path(args.repo).resolve()))
     if args.limit_gb:
         lim = int(args.limit_gb * (1 << 30))
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        if hard != resource.RLIM_INFINITY:  # under a lower outer limit (prlimit), keep it: it cannot be raised
+            lim = min(lim, hard)
         resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
     import numba
 

@@ -62,7 +62,9 @@ crossing links), ``tile_psum_icx[k]`` those of a partial-sum packet.
 ``in_dst_ptr`` / ``in_dst_core`` (CSR over the input neurons) are the cores an input
 event is sent to from the I/O port at global (-1, 0); ``in_pk``, ``in_hops``,
 ``in_icx`` its packets, flit-hops (from the port, the injection link included) and
-inter-chip crossings per event, counted as the chip's NoC would carry it.
+inter-chip crossings per event, counted as the chip's NoC would carry it. These route
+tables are built by :mod:`hwsim.program_routes` (population by population, in chunks:
+their temporaries stay bounded on ImageNet-size nets).
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ import scipy.sparse as sp
 from models import neurons
 from models.errors import SnnchipError
 
-from . import conv_rows, dense_rows
+from . import conv_rows, dense_rows, program_routes
 
 #: ``pop_model`` codes: each model's ``code`` in the table :mod:`models.neurons` (-1: the graph input)
 MODEL_CODES = {"input": neurons.INPUT_CODE, **{m.name: m.code for m in neurons.MODELS}}
@@ -203,95 +205,6 @@ class Program:
 
 def _i64(a) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(a, dtype=np.int64))
-
-
-def _xy_trees(src_xy: np.ndarray, ptr: np.ndarray, d_xy: np.ndarray, cw: int, ch: int) -> tuple:
-    """Per item ``i``: links of the union of XY paths (x first, then y) from ``src_xy[i]`` to
-    the destinations ``d_xy[ptr[i]:ptr[i+1]]``, and how many join two different chips
-    (``cw x ch`` cores per chip; the I/O port at x = -1 belongs to chip 0). Every path
-    runs along row ``sy`` first, so the union is the row span ``[min(sx, dx), max(sx, dx)]``
-    plus, per destination column ``X``, the span ``[min(sy, dy), max(sy, dy)]`` over that
-    column's destinations: links = span lengths; a chip index ``max(v, 0) // cw`` never
-    falls along a span, so a span's crossings are ``chip(hi) - chip(lo)``. Vectorised
-    over all items (one Python loop per item took 8 s of a ResNet-18 compile)."""
-    n = ptr.size - 1
-    links, cross = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    has = np.flatnonzero(np.diff(ptr))
-    if not has.size:
-        return links, cross
-    own = np.repeat(np.arange(n), np.diff(ptr))
-    sx, sy = src_xy[own, 0], src_xy[own, 1]
-    dx, dy = d_xy[:, 0], d_xy[:, 1]
-    lo = np.minimum.reduceat(np.minimum(dx, sx), ptr[has])
-    hi = np.maximum.reduceat(np.maximum(dx, sx), ptr[has])
-    links[has] = hi - lo
-    cross[has] = np.maximum(hi, 0) // cw - np.maximum(lo, 0) // cw
-    o = np.lexsort((dx, own))  # by item, then column
-    own_o, dx_o = own[o], dx[o]
-    col = np.flatnonzero(np.concatenate([[True], (own_o[1:] != own_o[:-1]) | (dx_o[1:] != dx_o[:-1])]))
-    ylo = np.minimum.reduceat(np.minimum(dy, sy)[o], col)
-    yhi = np.maximum.reduceat(np.maximum(dy, sy)[o], col)
-    links += np.bincount(own_o[col], weights=yhi - ylo, minlength=n).astype(np.int64)
-    cross += np.bincount(own_o[col], weights=np.maximum(yhi, 0) // ch - np.maximum(ylo, 0) // ch,
-                         minlength=n).astype(np.int64)
-    return links, cross
-
-
-def _sorted_unique(key: np.ndarray) -> np.ndarray:
-    key = np.sort(key)  # sorted, then runs dropped (np.unique hashes: 2 s on VGG-16 CIFAR's pairs)
-    return key[np.concatenate([key[:1] == key[:1], key[1:] != key[:-1]])]
-
-
-class _PairSet:
-    """Distinct (neuron, core) pairs, added as int64 keys ``neuron * n_cores + core`` and
-    deduplicated whenever the pending keys outgrow the kept ones (a pair repeats once per
-    tile of a core: ImageNet-size nets would otherwise hold tens of millions of repeats)."""
-
-    def __init__(self, n_cores: int):
-        self.c = max(int(n_cores), 1)
-        self.kept = np.zeros(0, np.int64)
-        self.pending: list = []
-        self.n = 0
-
-    def add(self, key: np.ndarray) -> None:
-        self.pending.append(np.asarray(key, np.int64))
-        self.n += key.size
-        if self.n > max(2 * self.kept.size, 1 << 22):
-            self._merge()
-
-    def _merge(self) -> None:
-        self.kept = _sorted_unique(np.concatenate([self.kept] + self.pending))
-        self.pending = []
-        self.n = self.kept.size
-
-    def pairs(self) -> np.ndarray:
-        """(n, 2) distinct pairs sorted by neuron then core (as ``np.unique(axis=0)``)."""
-        self._merge()
-        return np.stack([self.kept // self.c, self.kept % self.c], axis=1)
-
-
-def _dest_stats(src_xy, ptr, dcores, core_xy, core_chip, cw, ch, multicast):
-    """Per item (neuron / input): packets, flit-hops and inter-chip crossings of one event
-    sent from ``src_xy[i]`` to cores ``dcores[ptr[i]:ptr[i+1]]`` (unicast copies or an XY tree)."""
-    n = ptr.size - 1
-    pk, hops_o, icx_o = (np.zeros(n, np.int64) for _ in range(3))
-    cnt_d = np.diff(ptr)
-    has = np.flatnonzero(cnt_d)
-    if not has.size:
-        return pk, hops_o, icx_o
-    own = np.repeat(np.arange(n), cnt_d)
-    sxy = src_xy[own]
-    schip = np.stack([np.maximum(sxy[:, 0], 0) // cw, np.maximum(sxy[:, 1], 0) // ch], axis=1)
-    if multicast == "unicast":
-        hops = np.abs(core_xy[dcores] - sxy).sum(axis=1)
-        icx = np.abs(core_chip[dcores] - schip).sum(axis=1)
-        pk[:] = cnt_d
-        hops_o[:] = np.bincount(own, weights=hops, minlength=n).astype(np.int64)
-        icx_o[:] = np.bincount(own, weights=icx, minlength=n).astype(np.int64)
-    else:
-        pk[has] = 1
-        hops_o[:], icx_o[:] = _xy_trees(src_xy, ptr, core_xy[dcores], cw, ch)
-    return pk, hops_o, icx_o
 
 
 def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> Program:  # noqa: A001
@@ -442,7 +355,7 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
     pl = mapping.placement
     core_chip = _i64(np.asarray(pl.chip_coords(), dtype=np.int64)[:n_cores]).reshape(-1, 2)
     chip_w, chip_h = max(int(getattr(pl, "width", grid_w)), 1), max(int(getattr(pl, "height", grid_h)), 1)
-    in_pairs = _PairSet(n_cores)
+    in_pairs = program_routes.DestPairs(n_cores)
 
     order = sorted(range(len(tiles)), key=lambda k: (pidx[tiles[k].population], k))
     tile_order = _i64(order)
@@ -457,11 +370,6 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
     incoming = {}
     for j, q in enumerate(projs):
         incoming.setdefault((proj_dst[j], proj_src[j], proj_delay[j]), []).append(j)
-    # per tile (by id) its row blocks; concatenated in tile_order below, so the entries
-    # are never permuted as a whole (the largest arrays of a program are its entries)
-    row_keys = ("src", "delay", "pre", "mac", "ncols", "cnt", "nent")
-    tile_rows = [{key: [] for key in row_keys + ("acc", "w", "col")} for _ in tiles]
-    tile_nrows = np.zeros(len(tiles), np.int64)
     wmax = 1 << (int(chip.core.weight_bits) - 1)
     # entries as the narrowest integers that hold them (program bytes per synapse: 24 -> 9 or less)
     acc_dt = np.int32 if n_acc < 2 ** 31 else np.int64
@@ -469,11 +377,23 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
     narrow = lambda n: next(d for d in (np.int8, np.int16, np.int32, np.int64) if n <= np.iinfo(d).max)  # noqa: E731
     max_cols = max([len(t.post) for t in tiles], default=1)
     row_dt = {"src": narrow(P), "delay": narrow(int(pop_ring.max(initial=1)) + 1), "pre": narrow(int(pop_size.max())),
-              "mac": np.int8, "ncols": narrow(max_cols), "cnt": narrow(max_cols * max(Q, 1)),
-              "nent": narrow(max_cols * max(Q, 1))}
+              "mac": np.int8, "ncols": narrow(max_cols), "nent": narrow(max_cols * max(Q, 1))}
+    # the rows are written in place, at their tile's position in tile_order (a tile holds its
+    # n_axons rows), never kept as per-tile blocks joined afterwards: VGG-16 ImageNet has
+    # 1.1e8 rows in 4.8e5 tiles (blocks and joined arrays took 2.5 GB more than the rows)
+    tile_nrows = _i64([t.n_axons for t in tiles])
+    if (tile_nrows < 0).any():
+        raise ProgramError(f"tile {int(np.argmax(tile_nrows < 0))}: negative n_axons")
+    tile_row_lo = np.zeros(len(tiles), np.int64)
+    tile_row_lo[order] = np.cumsum(tile_nrows[order]) - tile_nrows[order]
+    R_all = int(tile_nrows.sum())
+    rows = {key: np.zeros(R_all, row_dt[key]) for key in ("src", "delay", "pre", "mac", "nent")}
+    row_ncols = None  # row_nent's array unless some row's used columns differ from its entries
+    row_ptr = np.zeros(R_all + 1, np.int64)  # row_ptr[r + 1]: row r's entries, summed up after the loop
+    tile_ents: dict = {}  # tile -> its explicit entries (acc, w, col), joined in tile_order after the loop
     w_dt = next(d for d in (np.int8, np.int16, np.int32, np.int64) if wmax <= np.iinfo(d).max)
     # pairs (source global neuron, core) for spike destinations
-    dst_pairs = _PairSet(n_cores)
+    dst_pairs = program_routes.DestPairs(n_cores)
     # a soma tile and its partial tiles hold the same posts: the posts' explicit weights
     # (a convolution expanded for those posts) are built once per soma, not once per tile
     post_w: dict = {}
@@ -513,7 +433,6 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
                 tile_psum_icx[k] = int(np.abs(core_chip[core_of[k]] - core_chip[core_of[s.id]]).sum())
         if int(t.soma) != post_w_soma:
             post_w, post_w_soma = {}, int(t.soma)
-        rows_k = tile_rows[k]
         nrows = 0
         for src, d, idx in t.axons:
             if src not in pidx:
@@ -527,6 +446,9 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
                 raise ProgramError(f"tile {k} ({t.population}): axons from '{src}' with delay {d}, but no such "
                                    f"projection")
             R = idx.size
+            if nrows + R > tile_nrows[k]:
+                raise ProgramError(f"tile {k} ({t.population}): its axons hold more rows than its n_axons "
+                                   f"({tile_nrows[k]})")
             if len(js) == 1 and js[0] in geo:  # geometric: the rows' counts, no entries
                 try:
                     nent = geo[js[0]].count(idx, post, int(t.soma))
@@ -538,39 +460,36 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
                 cnt, ncols, ea, ev, ec = _explicit_rows(js, projs, post_w, post, idx, proj_acc_off, wmax, t,
                                                         int(chip.core.weight_bits))
                 nent = cnt
-            rows_k["src"].append(np.full(R, s, row_dt["src"]))
-            rows_k["delay"].append(np.full(R, int(d) + (1 if (pipe and s != 0) else 0), row_dt["delay"]))
-            rows_k["pre"].append(idx.astype(row_dt["pre"]))
+            at = slice(tile_row_lo[k] + nrows, tile_row_lo[k] + nrows + R)
+            rows["src"][at] = s
+            rows["delay"][at] = int(d) + (1 if (pipe and s != 0) else 0)
+            rows["pre"][at] = idx
             # MAC: the source sends values, not spikes (a real-valued graph input, or a non-spiking
             # population: an ANN unit's activation, an LI/I/Identity readout) -- the projection's mode
-            rows_k["mac"].append(np.full(R, 1 if any(net.is_mac(projs[j]) for j in js) else 0, row_dt["mac"]))
-            rows_k["ncols"].append(ncols.astype(row_dt["ncols"]))
-            rows_k["cnt"].append(cnt.astype(row_dt["cnt"]))
-            rows_k["nent"].append(nent.astype(row_dt["nent"]))
+            rows["mac"][at] = 1 if any(net.is_mac(projs[j]) for j in js) else 0
+            rows["nent"][at] = nent
+            if row_ncols is None and not np.array_equal(ncols, nent):
+                row_ncols = rows["nent"].astype(row_dt["ncols"])  # from here on its own array
+            if row_ncols is not None:
+                row_ncols[at] = ncols
+            row_ptr[1 + at.start:1 + at.stop] = cnt
             if ea.size:  # a geometric row block has none (no empty arrays kept per tile)
-                rows_k["acc"].append(ea.astype(acc_dt))
-                rows_k["w"].append(ev.astype(w_dt))
-                rows_k["col"].append(ec.astype(np.int32))
+                tile_ents.setdefault(k, []).append((ea.astype(acc_dt), ev.astype(w_dt), ec.astype(np.int32)))
             nrows += R
-            if s > 0:
-                dst_pairs.add((pop_off[s] + idx) * max(n_cores, 1) + core_of[k])
-            else:
-                in_pairs.add(idx * max(n_cores, 1) + core_of[k])
-        tile_nrows[k] = nrows
+            (dst_pairs if s > 0 else in_pairs).add(s, idx, core_of[k])
+        if nrows != tile_nrows[k]:
+            raise ProgramError(f"tile {k} ({t.population}): its axons hold {nrows} rows, its n_axons says "
+                               f"{tile_nrows[k]}")
     post_w = {}
     for p in range(1, P):
         miss = np.flatnonzero(nrn_core[pop_off[p]:pop_off[p + 1]] < 0)
         if miss.size:
             raise ProgramError(f"population '{pops[p].name}': neuron {int(miss[0])} is held by no soma tile")
 
-    # rows and entries in tile_order
-    def cat(key, dt):
-        parts = [a for k in order for a in tile_rows[k][key]]
-        for k in order:  # each part freed once joined: the peak is the parts plus one joined array
-            tile_rows[k][key] = None
-        out = np.ascontiguousarray(np.concatenate(parts).astype(dt, copy=False)) if parts else np.zeros(0, dt)
-        parts.clear()
-        return out
+    # entries in tile_order (each tile's rows are already in place)
+    def cat(f, dt):
+        parts = [blk[f] for k in order for blk in tile_ents.get(k, ())]
+        return np.ascontiguousarray(np.concatenate(parts)) if parts else np.zeros(0, dt)
 
     for j, g in geo.items():
         try:
@@ -578,37 +497,23 @@ def compile(mapping, mode: str | None = None, conv_path: str = "geometric") -> P
         except ValueError as err:
             raise ProgramError(f"projection '{projs[j].name}': {err} (compile with conv_path='rows' to see "
                                f"the explicit rows)") from None
-    row_src, row_delay, row_pre, row_mac, row_ncols, cnt, row_nent = (cat(key, row_dt[key]) for key in row_keys)
-    ent_acc, ent_w, ent_col = cat("acc", acc_dt), cat("w", w_dt), cat("col", np.int32)
-    tile_rows.clear()
-    row_ptr = _i64(np.concatenate([[0], np.cumsum(cnt)]))
-    starts = np.concatenate([[0], np.cumsum(tile_nrows[order])])
-    tile_row_lo = np.zeros(len(tiles), np.int64)
-    tile_row_hi = np.zeros(len(tiles), np.int64)
-    for pos, k in enumerate(order):
-        tile_row_lo[k], tile_row_hi[k] = starts[pos], starts[pos + 1]
+    row_src, row_delay, row_pre, row_mac, row_nent = (rows.pop(key) for key in ("src", "delay", "pre", "mac", "nent"))
+    if row_ncols is None:  # every row's used columns are its entries: one array for both
+        row_ncols = row_nent if row_dt["ncols"] == row_dt["nent"] else row_nent.astype(row_dt["ncols"])
+    ent_acc, ent_w, ent_col = cat(0, acc_dt), cat(1, w_dt), cat(2, np.int32)
+    tile_ents.clear()
+    for lo in range(0, R_all, 1 << 24):  # entries per row -> offsets, in place (no R-long temporaries)
+        hi = min(lo + (1 << 24), R_all)
+        row_ptr[1 + lo:1 + hi] = np.cumsum(row_ptr[1 + lo:1 + hi]) + row_ptr[lo]
+    tile_row_hi = tile_row_lo + tile_nrows
 
-    # spike destinations per neuron (remote cores only)
+    # spike destinations per neuron (remote cores only) and of input events (from the I/O
+    # port), population by population (hwsim.program_routes)
     multicast = chip.noc.multicast
-    if dst_pairs.n:
-        pr = dst_pairs.pairs()
-        pr = pr[nrn_core[pr[:, 0]] != pr[:, 1]]
-    else:
-        pr = np.zeros((0, 2), np.int64)
-    nrn_dst_ptr = _i64(np.searchsorted(pr[:, 0], np.arange(N + 1)))
-    nrn_dst_core = _i64(pr[:, 1])
-    nrn_src_xy = np.zeros((N, 2), np.int64)
-    nrn_src_xy[pop_off[1]:] = core_xy[np.maximum(nrn_core[pop_off[1]:], 0)] if n_cores else 0
-    nrn_pk, nrn_hops, nrn_icx = _dest_stats(nrn_src_xy, nrn_dst_ptr, nrn_dst_core, core_xy, core_chip,
-                                            chip_w, chip_h, multicast)
-    # input events: from the I/O port at global (-1, 0) (chip (0, 0)) to every core using the input
-    n_in = int(pop_size[0])
-    ip = in_pairs.pairs() if in_pairs.n else np.zeros((0, 2), np.int64)
-    in_dst_ptr = _i64(np.searchsorted(ip[:, 0], np.arange(n_in + 1)))
-    in_dst_core = _i64(ip[:, 1])
-    port = np.tile(np.array([[-1, 0]], np.int64), (n_in, 1))
-    in_pk, in_hops, in_icx = _dest_stats(port, in_dst_ptr, in_dst_core, core_xy, core_chip, chip_w, chip_h,
-                                         multicast)
+    nrn_dst_ptr, nrn_dst_core, nrn_pk, nrn_hops, nrn_icx = program_routes.route_tables(
+        dst_pairs, range(1, P), pop_off, N, nrn_core, core_xy, core_chip, chip_w, chip_h, multicast)
+    in_dst_ptr, in_dst_core, in_pk, in_hops, in_icx = program_routes.route_tables(
+        in_pairs, [0], pop_off[:2], int(pop_size[0]), None, core_xy, core_chip, chip_w, chip_h, multicast)
 
     prog = Program(
         pop_names=[p.name for p in pops], pop_model=pop_model, pop_size=pop_size, pop_off=pop_off,

@@ -297,6 +297,7 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, v_min, in_flits: int,
     plan.update(_compact_rows(grp_src, grp_pre_off, pre_ptr, grp_rows, prog.row_ptr, ea, ew, row_tile,
                               prog.row_mac, row_cyc, prog.pop_size, row_nent=prog.row_nent))
     plan.update(geo)
+    del grp_rows, row_tile, row_cyc, spans  # row-sized (VGG-16 ImageNet: 1.7 GB), not packed: freed before pack
     ent_w = np.concatenate([ent_w, prog.geo_w.astype(ent_w.dtype)])
     pop_floor, nrn_vmin = membrane_floor(prog, v_min)
     fields = dict(
@@ -441,14 +442,17 @@ def _geo_rows(pre_ptr, grp_rows, on_geo, row_tile, row_mac, row_cyc, row_nent) -
     instead of a :data:`hwsim.engine.layout.NREC`-field record (ImageNet-size nets have
     ~10^8 rows). Raises :class:`SimulationError` when entries or cycles do not fit 15 / 16 bits."""
     pos = np.flatnonzero(on_geo)
-    r = np.asarray(grp_rows)[pos]
-    n = np.asarray(row_nent)[r].astype(np.int64)
-    cyc = np.asarray(row_cyc)[r].astype(np.int64)
-    if n.size and (n.max() >= 1 << 15 or cyc.max() >= 1 << 16):
-        raise SimulationError(f"a geometric crossbar row with {int(n.max())} entries or {int(cyc.max())} integrate "
-                              f"cycles: more than the kernel's packed row holds (32,767 / 65,535)")
-    rec = (np.asarray(row_tile)[r].astype(np.int64) << 32) | (cyc << 16) | \
-        ((np.asarray(row_mac)[r] != 0).astype(np.int64) << 15) | n
+    rec = np.empty(pos.size, np.int64)
+    for lo in range(0, pos.size, 1 << 22):  # in chunks: ~6 int64 temporaries per row (VGG-16 ImageNet: 1.1e8 rows)
+        r = np.asarray(grp_rows)[pos[lo:lo + (1 << 22)]]
+        n = np.asarray(row_nent)[r].astype(np.int64)
+        cyc = np.asarray(row_cyc)[r].astype(np.int64)
+        if n.size and (n.max() >= 1 << 15 or cyc.max() >= 1 << 16):
+            raise SimulationError(f"a geometric crossbar row with {int(n.max())} entries or {int(cyc.max())} "
+                                  f"integrate cycles: more than the kernel's packed row holds (32,767 / 65,535)")
+        rec[lo:lo + r.size] = (np.asarray(row_tile)[r].astype(np.int64) << 32) | (cyc << 16) | \
+            ((np.asarray(row_mac)[r] != 0).astype(np.int64) << 15) | n
+    del pos
     before = np.zeros(on_geo.size + 1, np.int64)  # geometric positions before each position
     np.cumsum(on_geo, out=before[1:])
     return {"geo_rec_ptr": before[pre_ptr], "geo_rec": rec}

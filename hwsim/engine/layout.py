@@ -166,10 +166,12 @@ def kernel_field(kb: np.ndarray, ko: np.ndarray, name: str) -> np.ndarray:
 def pack(fields: dict, names: tuple) -> Packed:
     """One int64 array holding ``fields[n]`` for ``n`` in ``names``, in order, and the
     offsets (``len(names) + 1``)."""
-    parts = [np.asarray(fields[n]).astype(np.int64).reshape(-1) for n in names]
-    off = np.zeros(len(parts) + 1, np.int64)
-    np.cumsum([a.size for a in parts], out=off[1:])
-    return Packed(np.concatenate(parts) if parts else np.zeros(0, np.int64), off)
+    off = np.zeros(len(names) + 1, np.int64)
+    np.cumsum([np.asarray(fields[n]).size for n in names], out=off[1:])
+    out = np.empty(int(off[-1]), np.int64)  # filled field by field: no int64 copy of every field at once
+    for i, n in enumerate(names):
+        out[off[i]:off[i + 1]] = np.asarray(fields[n]).reshape(-1)
+    return Packed(out, off)
 
 
 # ------------------------------------------------------------------------ opening a record

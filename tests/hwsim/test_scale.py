@@ -122,59 +122,17 @@ def test_budget_too_small_raises(conv_mapping):
         simulate(m, x, record="all", timing=False, max_bytes=1000)
 
 
-def _walk_tree(src, dsts, cw, ch):
-    """Links of the union of XY paths, and those joining two chips, by walking every path."""
-    links = set()
-    for dx, dy in dsts:
-        x, y = int(src[0]), int(src[1])
-        while x != dx:
-            nx = x + (1 if dx > x else -1)
-            links.add((x, y, nx, y))
-            x = nx
-        while y != dy:
-            ny = y + (1 if dy > y else -1)
-            links.add((x, y, x, ny))
-            y = ny
-    chip = lambda x, y: (max(x, 0) // cw, max(y, 0) // ch)  # noqa: E731
-    return len(links), sum(chip(a, b) != chip(c, d) for a, b, c, d in links)
+@pytest.mark.parametrize("delta", [1, -1])
+def test_tile_rows_must_match_n_axons(conv_mapping, delta):
+    """Compile writes each tile's rows in place at its position, sized by the tile's
+    ``n_axons``: a tile whose axons hold more or fewer rows is named, not written past."""
+    from hwsim.program import ProgramError
 
-
-def test_xy_tree_links_and_crossings():
-    """The XY trees' links and inter-chip crossings from spans, vectorised (compile time
-    O(destinations) instead of a Python walk of every path) equal a walk of every path;
-    by hand: from (1, 1) to (3, 0), (3, 2) and (0, 2) on 2x2-core chips: row 1 from x=0
-    to 3 (3 links, one crossing at x=1|2), column 3 from y=0 to 2 (2 links, crossing at
-    y=1|2), column 0 from 1 to 2 (1 link, one crossing): 6 links, 3 crossings."""
-    from hwsim.program import _xy_trees
-
-    links, cross = _xy_trees(np.array([[1, 1]]), np.array([0, 3]), np.array([[3, 0], [3, 2], [0, 2]]), 2, 2)
-    assert (links.tolist(), cross.tolist()) == ([6], [3])
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        W, H, cw, ch = (int(v) for v in rng.integers(1, 9, 4))
-        n = 40
-        src = np.stack([rng.integers(0, W, n), rng.integers(0, H, n)], axis=1)
-        src[rng.random(n) < 0.2] = (-1, 0)  # the I/O port
-        cnt = rng.integers(0, 6, n)
-        ptr = np.concatenate([[0], np.cumsum(cnt)])
-        d = np.stack([rng.integers(0, W, ptr[-1]), rng.integers(0, H, ptr[-1])], axis=1)
-        links, cross = _xy_trees(src, ptr, d, cw, ch)
-        for i in range(n):
-            got = (int(links[i]), int(cross[i]))
-            assert got == _walk_tree(src[i], d[ptr[i]:ptr[i + 1]].tolist(), cw, ch)
-
-
-def test_unique_pairs_as_numpy_unique():
-    """(neuron, core) pairs added in blocks as int64 keys and deduplicated as they grow
-    equal ``np.unique(axis=0)`` of all of them, also for no pairs (a net whose rows all
-    have no input: found by hypothesis)."""
-    from hwsim.program import _PairSet
-
-    rng = np.random.default_rng(1)
-    p = np.stack([rng.integers(0, 50, 400), rng.integers(0, 7, 400)], axis=1)
-    ps = _PairSet(7)
-    for blk in np.array_split(p, 9):
-        ps.add(blk[:, 0] * 7 + blk[:, 1])
-        ps._merge()  # as when the pending keys outgrow the kept ones
-    np.testing.assert_array_equal(ps.pairs(), np.unique(p, axis=0))
-    assert _PairSet(7).pairs().shape == (0, 2)
+    m, _ = conv_mapping
+    t = m.tiling.tiles[0]
+    t.n_axons += delta
+    try:
+        with pytest.raises(ProgramError, match=r"tile 0 \(.*n_axons"):
+            compile(m)
+    finally:
+        t.n_axons -= delta
