@@ -92,7 +92,7 @@ def router_state(prm, cap_packets, eject_len, cap_targets=-1):
         np.ones(N * 4 + 1, np.int64), np.zeros(N * 4 + 1, np.int64))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _enqueue(qhead, qtail, qnext, pcreated, srcs, src_on, sc, k, created, src):
     """Packet ``k`` into ``src``'s queue after every queued packet created no later."""
     if not src_on[src]:
@@ -205,7 +205,7 @@ def _route(n, d, W):
     return 4
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _route_mask(tptr, ntg, tdst, psrc, io_src, n, pk, W):
     """The output ports (bit ``o`` = port ``o``) of packet ``pk``'s copy at router ``n``:
     the XY first hops at ``n`` of every target whose XY path from the source runs
@@ -240,7 +240,7 @@ def _neighbour(n, port, W):
     return n - W
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _head_at(ist, imask, isent, ifrom, n, p, v, mask, va_from):
     """Input VC (n, p, v) starts waiting for VC allocation (from cycle ``va_from``) with a
     head at its front whose output ports are ``mask``."""
@@ -250,7 +250,7 @@ def _head_at(ist, imask, isent, ifrom, n, p, v, mask, va_from):
     ifrom[n, p, v] = va_from
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _push(bpkt, bfi, brdy, bcnt, bhead, occ, act, act_on, sc, n, p, v, pkt, fi, ready, B):
     """Append a flit to input VC (n, p, v) and list router ``n`` as active. The caller
     starts the head's VC allocation (:func:`_head_at`) when the VC was idle. Hot-loop
@@ -400,7 +400,7 @@ def _vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, 
                 ifrom[n, p, v] = t + Dva
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _sw_requests(bcnt, bhead, brdy, ifrom, iovc, ist, imask, isent, ocred, sa_in, cap_in, lk_free,
                  r_idx, r_o, r_ok, r_p, r_v, n, t, V):
     """Switch requests at router ``n``: per input port up to ``cap_in`` VCs in round-robin
