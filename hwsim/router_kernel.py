@@ -328,7 +328,7 @@ def _inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhe
                     qtail[n] = -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, obusy, ofree, ocred, va_in, va_out,
                   r_idx, r_o, r_w, r_ok, r_p, r_v, act, m, t):
     """Step 3 at the routers ``act[:m]``: separable input-first VC allocation; a head
@@ -585,6 +585,8 @@ def _cycle(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delive
     # only routers holding flits act (an empty one has nothing to allocate); routers are
     # order free within a stage, so the list's order is as good as the mesh's
     m = sc[4]
+    if m == 0:
+        return 0
     _vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, obusy, ofree, ocred, va_in, va_out,
                   r_idx, r_o, r_w, r_ok, r_p, r_v, act, m, t)
     _switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy, bhead, bcnt, ist, imask, isent,
