@@ -8,13 +8,17 @@ Usage: ``python bench/router_speed.py [--k 8] [--rate 0.1] [--flits 4] [--vcs 2]
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 
-from hwsim.router import RouterParams, simulate_router
-from hwsim.router_ref import simulate_router_ref
-from hwsim.router_traffic import bernoulli_packets
-from noc_speed import best_of  # bench/ is the script's folder, on sys.path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages, not an installed copy
+
+from hwsim.router import RouterParams, simulate_router  # noqa: E402
+from hwsim.router_ref import simulate_router_ref  # noqa: E402
+from hwsim.router_traffic import bernoulli_packets  # noqa: E402
+from noc_speed import best_of  # noqa: E402  (bench/ is the script's folder, on sys.path)
 
 
 def main() -> None:

@@ -13,6 +13,13 @@ Packets and targets: a packet has one source and one or more destination nodes, 
 *targets* (ids counting from 0 in the order added; a unicast packet has one). Deliveries
 are per target: ``delivery[target]`` is the cycle the packet's tail was ejected at that
 target's node, and ``dl_list`` lists targets.
+
+Speed rule: only the public entry points take the :data:`RouterState` tuple, and each
+passes its fields on in one branch-free call; every function that loops takes plain
+arrays. Numba counts references to every array it takes out of a tuple (an atomic
+increment and decrement per field), and where the tuple is bound inside a loop or a
+branching body those counts are not pruned: binding the 59-field state once per cycle
+and per stage cost more than half the kernel's time (``bench/router_speed.py``).
 """
 
 from __future__ import annotations
@@ -86,91 +93,100 @@ def router_state(prm, cap_packets, eject_len, cap_targets=-1):
 
 
 @njit(cache=True, inline="always")
-def _enqueue(st, k, created, src):
+def _enqueue(qhead, qtail, qnext, pcreated, srcs, src_on, sc, k, created, src):
     """Packet ``k`` into ``src``'s queue after every queued packet created no later."""
-    if not st.src_on[src]:
-        st.src_on[src] = True
-        st.srcs[st.sc[5]] = src
-        st.sc[5] += 1
-    tl = st.qtail[src]
+    if not src_on[src]:
+        src_on[src] = True
+        srcs[sc[5]] = src
+        sc[5] += 1
+    tl = qtail[src]
     if tl < 0:
-        st.qhead[src] = k
-        st.qtail[src] = k
-    elif st.created[tl] <= created:
-        st.qnext[tl] = k
-        st.qtail[src] = k
+        qhead[src] = k
+        qtail[src] = k
+    elif pcreated[tl] <= created:
+        qnext[tl] = k
+        qtail[src] = k
     else:
         prev = -1
-        cur = st.qhead[src]
-        while cur >= 0 and st.created[cur] <= created:
+        cur = qhead[src]
+        while cur >= 0 and pcreated[cur] <= created:
             prev = cur
-            cur = st.qnext[cur]
-        st.qnext[k] = cur
+            cur = qnext[cur]
+        qnext[k] = cur
         if prev < 0:
-            st.qhead[src] = k
+            qhead[src] = k
         else:
-            st.qnext[prev] = k
+            qnext[prev] = k
 
 
-@njit(cache=True, inline="always")
-def _new_packet(st, created, src, flits, n_targets):
-    k = st.sc[0]
-    st.sc[0] += 1
-    st.sc[1] += n_targets
-    st.created[k] = created
-    st.psrc[k] = src
-    st.flits[k] = flits
-    st.tptr[k] = st.sc[6]
-    st.ntg[k] = n_targets
-    st.sc[6] += n_targets
+@njit(cache=True)
+def _new_packet(sc, pcreated, psrc, pflits, tptr, ntg, qhead, qtail, qnext, srcs, src_on, created, src, flits, nt):
+    """Packet ``k = sc[0]`` with ``nt`` targets (the next target ids), queued at ``src``;
+    the caller writes the targets' nodes."""
+    k = sc[0]
+    sc[0] += 1
+    sc[1] += nt
+    pcreated[k] = created
+    psrc[k] = src
+    pflits[k] = flits
+    tptr[k] = sc[6]
+    ntg[k] = nt
+    sc[6] += nt
+    _enqueue(qhead, qtail, qnext, pcreated, srcs, src_on, sc, k, created, src)
     return k
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def router_add(st, created, src, dst, flits):
     """Add a unicast packet (ids count from 0 in the order added) to ``src``'s queue,
     after every queued packet created no later (so the queue stays in (created, id)
     order); returns its id. Its one target is the next target id. ``created`` must not
     precede the next cycle to simulate (the caller's rule)."""
-    k = _new_packet(st, created, src, flits, 1)
+    k = _new_packet(st.sc, st.created, st.psrc, st.flits, st.tptr, st.ntg, st.qhead, st.qtail, st.qnext, st.srcs,
+                    st.src_on, created, src, flits, 1)
     g = st.tptr[k]
     st.tdst[g] = dst
     st.tpk[g] = k
-    _enqueue(st, k, created, src)
     return k
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def router_add_multicast(st, created, src, dsts, flits):
     """Add a packet to the distinct nodes ``dsts`` (one target each, ids in that order),
     forked along its XY tree; returns its id. With two or more targets the packet is a
     multicast packet: ``flits`` must not exceed the VC buffer (checked by the caller)."""
-    k = _new_packet(st, created, src, flits, dsts.shape[0])
+    k = _new_packet(st.sc, st.created, st.psrc, st.flits, st.tptr, st.ntg, st.qhead, st.qtail, st.qnext, st.srcs,
+                    st.src_on, created, src, flits, dsts.shape[0])
     g = st.tptr[k]
+    tdst, tpk = st.tdst, st.tpk
     for i in range(dsts.shape[0]):
-        st.tdst[g + i] = dsts[i]
-        st.tpk[g + i] = k
-    _enqueue(st, k, created, src)
+        tdst[g + i] = dsts[i]
+        tpk[g + i] = k
     return k
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
+def _next(sc, cq_cnt, srcs, sflit, qhead, pcreated, t):
+    if sc[2] != 0 or cq_cnt[0] + cq_cnt[1] + cq_cnt[2] + cq_cnt[3] != 0:
+        return t
+    nxt = NO_CYCLE
+    for i in range(sc[5]):
+        n = srcs[i]
+        if sflit[n] > 0:
+            return t
+        h = qhead[n]
+        if h >= 0 and pcreated[h] < nxt:
+            nxt = pcreated[h]
+    return max(t, nxt)
+
+
+@njit(cache=True)
 def router_next(st, t):
     """The next cycle worth simulating from ``t``: ``t`` while flits or credits are in
     flight or a packet is half written, else the first queued creation cycle (at least
     ``t``; :data:`NO_CYCLE` when nothing is queued). Skipping to it changes no cycle of
     the schedule: an empty network does nothing until the next packet is created."""
-    if st.sc[2] != 0 or st.cq_cnt.sum() != 0:
-        return t
-    nxt = NO_CYCLE
-    for i in range(st.sc[5]):
-        n = st.srcs[i]
-        if st.sflit[n] > 0:
-            return t
-        h = st.qhead[n]
-        if h >= 0 and st.created[h] < nxt:
-            nxt = st.created[h]
-    return max(t, nxt)
+    return _next(st.sc, st.cq_cnt, st.srcs, st.sflit, st.qhead, st.created, t)
 
 
 @njit(cache=True, inline="always")
@@ -190,21 +206,22 @@ def _route(n, d, W):
 
 
 @njit(cache=True, inline="always")
-def _route_mask(st, n, pk, W):
+def _route_mask(tptr, ntg, tdst, psrc, io_src, n, pk, W):
     """The output ports (bit ``o`` = port ``o``) of packet ``pk``'s copy at router ``n``:
     the XY first hops at ``n`` of every target whose XY path from the source runs
     through ``n`` (row of the source from its column to the target's, then the target's
-    column). A tree reaches a router by one path only, so this is the copy's subtree."""
-    g0, nt = st.tptr[pk], st.ntg[pk]
+    column). A tree reaches a router by one path only, so this is the copy's subtree.
+    ``io_src`` is the I/O port's source index (it sits west of node 0)."""
+    g0, nt = tptr[pk], ntg[pk]
     if nt == 1:
-        return 1 << _route(n, st.tdst[g0], W)
-    s = st.psrc[pk]
+        return 1 << _route(n, tdst[g0], W)
+    s = psrc[pk]
     sx, sy, x, y = s % W, s // W, n % W, n // W
-    if s == st.lk_lat.shape[0] // 4:  # the I/O port, west of node 0
+    if s == io_src:
         sx, sy = -1, 0
     m = 0
     for g in range(g0, g0 + nt):
-        d = st.tdst[g]
+        d = tdst[g]
         dx, dy = d % W, d // W
         if (y == sy and min(sx, dx) <= x <= max(sx, dx)) or (x == dx and min(sy, dy) <= y <= max(sy, dy)):
             m |= 1 << _route(n, d, W)
@@ -224,42 +241,45 @@ def _neighbour(n, port, W):
 
 
 @njit(cache=True, inline="always")
-def _head_at(st, n, p, v, pkt, ready, W, Dr):
-    """Input VC (n, p, v) starts waiting for VC allocation with ``pkt`` at its front."""
-    m = _route_mask(st, n, pkt, W)
-    st.ist[n, p, v] = 1
-    st.imask[n, p, v] = m
-    st.isent[n, p, v] = 0
-    st.ifrom[n, p, v] = ready + Dr
+def _head_at(ist, imask, isent, ifrom, n, p, v, mask, va_from):
+    """Input VC (n, p, v) starts waiting for VC allocation (from cycle ``va_from``) with a
+    head at its front whose output ports are ``mask``."""
+    ist[n, p, v] = 1
+    imask[n, p, v] = mask
+    isent[n, p, v] = 0
+    ifrom[n, p, v] = va_from
 
 
 @njit(cache=True, inline="always")
-def _push(st, n, p, v, pkt, fi, ready, W, B, Dr):
-    """Append a flit to input VC (n, p, v); a head reaching an idle VC starts waiting for VC allocation."""
-    slot = (st.bhead[n, p, v] + st.bcnt[n, p, v]) % B
-    st.bpkt[n, p, v, slot] = pkt
-    st.bfi[n, p, v, slot] = fi
-    st.brdy[n, p, v, slot] = ready
-    st.bcnt[n, p, v] += 1
-    if not st.act_on[n]:
-        st.act_on[n] = True
-        st.act[st.sc[4]] = n
-        st.sc[4] += 1
-    st.occ[n] += 1
-    st.sc[2] += 1
-    if st.ist[n, p, v] == 0:
-        _head_at(st, n, p, v, pkt, ready, W, Dr)
+def _push(bpkt, bfi, brdy, bcnt, bhead, occ, act, act_on, sc, n, p, v, pkt, fi, ready, B):
+    """Append a flit to input VC (n, p, v) and list router ``n`` as active. The caller
+    starts the head's VC allocation (:func:`_head_at`) when the VC was idle. Hot-loop
+    helpers take arrays, never the state tuple: passing the tuple costs Numba a
+    reference count update per field per call (the kernel ran 2.3x slower for it)."""
+    slot = bhead[n, p, v] + bcnt[n, p, v]
+    if slot >= B:
+        slot -= B
+    bpkt[n, p, v, slot] = pkt
+    bfi[n, p, v, slot] = fi
+    brdy[n, p, v, slot] = ready
+    bcnt[n, p, v] += 1
+    if not act_on[n]:
+        act_on[n] = True
+        act[sc[4]] = n
+        sc[4] += 1
+    occ[n] += 1
+    sc[2] += 1
 
 
-@njit(cache=True, inline="always")
-def _inject(st, t):
+@njit(cache=True)
+def _inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhead, qtail, bpkt, bfi, brdy, bhead,
+            bcnt, ist, imask, isent, ifrom, obusy, ofree, ocred, occ, inj_ptr, sflit, svc, act, act_on, srcs,
+            lk_lat, lk_ser, lk_free, t):
     """Step 2 of a cycle: every source writes up to ``I`` flits of its queue's front packets."""
-    created, flits, head_inj, inj_ptr, obusy, ocred = st.created, st.flits, st.head_inj, st.inj_ptr, st.obusy, st.ocred
-    ofree, qhead, qnext, qtail, sc, sflit = st.ofree, st.qhead, st.qnext, st.qtail, st.sc, st.sflit
-    srcs, svc, lk_free, lk_lat, lk_ser = st.srcs, st.svc, st.lk_free, st.lk_lat, st.lk_ser
-    W, V, B, Dr, Dinj, I = st.prm[0], st.prm[2], st.prm[3], st.prm[4], st.prm[10], st.prm[12]
+    W, V, B, Dr, Dinj, I = prm[0], prm[2], prm[3], prm[4], prm[10], prm[12]
     P = 5
     io = lk_lat.shape[0] - 1  # the I/O link; the I/O source is node io // 4
+    N = io // 4
     for i in range(sc[5]):
         n = srcs[i]
         k = 0
@@ -287,11 +307,15 @@ def _inject(st, t):
             ocred[n, P, w] -= 1
             if sflit[n] == 0:
                 head_inj[pk] = t
-            if n * 4 == io:  # over the I/O link into node 0's input port E
-                _push(st, 0, 0, w, pk, sflit[n], t + lk_lat[io] + lk_ser[io] - 1, W, B, Dr)
+            if n == N:  # over the I/O link into node 0's input port E
+                dn, dp, rdy = 0, 0, t + lk_lat[io] + lk_ser[io] - 1
                 lk_free[io] = t + lk_ser[io]
             else:
-                _push(st, n, _LOCAL, w, pk, sflit[n], t + Dinj, W, B, Dr)
+                dn, dp, rdy = n, _LOCAL, t + Dinj
+            _push(bpkt, bfi, brdy, bcnt, bhead, occ, act, act_on, sc, dn, dp, w, pk, sflit[n], rdy, B)
+            if ist[dn, dp, w] == 0:
+                _head_at(ist, imask, isent, ifrom, dn, dp, w, _route_mask(tptr, ntg, tdst, psrc, N, dn, pk, W),
+                         rdy + Dr)
             sflit[n] += 1
             k += 1
             if sflit[n] == flits[pk]:
@@ -305,19 +329,15 @@ def _inject(st, t):
 
 
 @njit(cache=True, inline="always")
-def _vc_alloc_all(st, m, t):
+def _vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, obusy, ofree, ocred, va_in, va_out,
+                  r_idx, r_o, r_w, r_ok, r_p, r_v, act, m, t):
     """Step 3 at the routers ``act[:m]``: separable input-first VC allocation; a head
     with several output ports requests, in port order, one output VC at each port it
     does not hold yet (a multicast head's must have credits for the whole packet) and
     keeps its grants up to its first loss; it holds them until it has all."""
-    ifrom, iovc, ist, obusy, ofree = st.ifrom, st.iovc, st.ist, st.obusy, st.ofree
-    r_idx, r_o, r_ok, r_p, r_v, r_w = st.r_idx, st.r_o, st.r_ok, st.r_p, st.r_v, st.r_w
-    va_in, va_out, imask, isent, ocred = st.va_in, st.va_out, st.imask, st.isent, st.ocred
-    bpkt, bhead, ntg, flits = st.bpkt, st.bhead, st.ntg, st.flits
-    V = st.prm[2]
-    Dva = st.prm[5]
+    V = prm[2]
+    Dva = prm[5]
     PV = 5 * V
-    act = st.act
     for i_act in range(m):
         n = act[i_act]
         nr = 0
@@ -381,14 +401,11 @@ def _vc_alloc_all(st, m, t):
 
 
 @njit(cache=True, inline="always")
-def _sw_requests(st, n, t):
+def _sw_requests(bcnt, bhead, brdy, ifrom, iovc, ist, imask, isent, ocred, sa_in, cap_in, lk_free,
+                 r_idx, r_o, r_ok, r_p, r_v, n, t, V):
     """Switch requests at router ``n``: per input port up to ``cap_in`` VCs in round-robin
     order, each asking for every output of its front flit not yet copied there that has a
     credit (one entry per (VC, output)); returns the number of entries."""
-    bcnt, bhead, brdy, ifrom, iovc, ist = st.bcnt, st.bhead, st.brdy, st.ifrom, st.iovc, st.ist
-    imask, isent, ocred, sa_in, cap_in, lk_free = st.imask, st.isent, st.ocred, st.sa_in, st.cap_in, st.lk_free
-    r_idx, r_o, r_ok, r_p, r_v = st.r_idx, st.r_o, st.r_ok, st.r_p, st.r_v
-    V = st.prm[2]
     nr = 0
     for p in range(5):
         got = 0
@@ -416,28 +433,25 @@ def _sw_requests(st, n, t):
     return nr
 
 
-@njit(cache=True, inline="always")
-def _switch_all(st, m, t):
+@njit(cache=True)
+def _switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy, bhead, bcnt, ist, imask, isent,
+                iovc, ifrom, obusy, ofree, ocred, cq_vc, cq_due, cq_head, cq_cnt, occ, sa_in, sa_out, eject,
+                link_flits, dl_list, r_idx, r_o, r_ok, r_p, r_v, best_b, best_k, last_v, cap_in, act, act_on,
+                lk_lat, lk_ser, lk_free, m, t):
     """Step 4 at the routers ``act[:m]``: separable input-first switch allocation, then
     traversal; a flit leaves its input VC once it has been copied to every output port
     of its packet (asynchronous replication)."""
-    bcnt, best_b, best_k, bfi, bhead, bpkt = st.bcnt, st.best_b, st.best_k, st.bfi, st.bhead, st.bpkt
-    brdy, cq_cnt, cq_due, cq_head, cq_vc = st.brdy, st.cq_cnt, st.cq_due, st.cq_head, st.cq_vc
-    delivery, dl_list, eject, flits = st.delivery, st.dl_list, st.eject, st.flits
-    iovc, ist, last_v, link_flits, obusy = st.iovc, st.ist, st.last_v, st.link_flits, st.obusy
-    occ, ocred, ofree, r_idx, r_o, r_ok = st.occ, st.ocred, st.ofree, st.r_idx, st.r_o, st.r_ok
-    r_p, r_v, sa_in, sa_out, sc = st.r_p, st.r_v, st.sa_in, st.sa_out, st.sc
-    imask, isent, tptr, ntg, tdst = st.imask, st.isent, st.tptr, st.ntg, st.tdst
-    W, V, B, Dr, Dsa, Dst, Dl, Dc, Dinj, Dej, E = (st.prm[0], st.prm[2], st.prm[3], st.prm[4], st.prm[6],
-                                                   st.prm[7], st.prm[8], st.prm[9], st.prm[10], st.prm[11],
-                                                   st.prm[13])
+    W, V, B, Dr, Dsa, Dst, Dl, Dc, Dinj, Dej, E = (prm[0], prm[2], prm[3], prm[4], prm[6], prm[7], prm[8], prm[9],
+                                                   prm[10], prm[11], prm[13])
     P = 5
     PV = P * V
-    act = st.act
     cap_c = cq_vc.shape[1]
+    io = lk_lat.shape[0] - 1  # the I/O link; the I/O source is node io // 4
+    N = io // 4
     for i_act in range(m):
         n = act[i_act]
-        nr = _sw_requests(st, n, t)
+        nr = _sw_requests(bcnt, bhead, brdy, ifrom, iovc, ist, imask, isent, ocred, sa_in, cap_in, lk_free,
+                          r_idx, r_o, r_ok, r_p, r_v, n, t, V)
         if nr == 0:
             continue
         # output arbiters: the first request in round-robin order from the pointer, per
@@ -506,9 +520,13 @@ def _switch_all(st, m, t):
                 li = n * 4 + o
                 ocred[n, o, w] -= 1
                 link_flits[li] += 1
-                st.lk_free[li] = t + st.lk_ser[li]
-                _push(st, _neighbour(n, o, W), o, w, pk, fi, t + Dsa + Dst + st.lk_lat[li] + st.lk_ser[li] - 1,
-                      W, B, Dr)
+                lk_free[li] = t + lk_ser[li]
+                dn = _neighbour(n, o, W)
+                rdy = t + Dsa + Dst + lk_lat[li] + lk_ser[li] - 1
+                _push(bpkt, bfi, brdy, bcnt, bhead, occ, act, act_on, sc, dn, o, w, pk, fi, rdy, B)
+                if ist[dn, o, w] == 0:
+                    _head_at(ist, imask, isent, ifrom, dn, o, w, _route_mask(tptr, ntg, tdst, psrc, N, dn, pk, W),
+                             rdy + Dr)
             if tail:
                 obusy[n, o, w] = False
                 ofree[n, o, w] = t + 1
@@ -526,12 +544,12 @@ def _switch_all(st, m, t):
                 un, uo, due, q = n, P, t + Dc + Dinj, 1
             else:
                 if p == 0 and n % W == 0:  # only the I/O port feeds a west-edge router from the west
-                    un, uo, li = (st.lk_lat.shape[0] - 1) // 4, P, st.lk_lat.shape[0] - 1
+                    un, uo, li = N, P, io
                 else:
                     un, uo = _neighbour(n, p ^ 1, W), p
                     li = un * 4 + uo
-                due = t + Dc + st.lk_lat[li]
-                q = 3 if uo == P else (0 if st.lk_lat[li] == Dl else 2)
+                due = t + Dc + lk_lat[li]
+                q = 3 if uo == P else (0 if lk_lat[li] == Dl else 2)
             tail_slot = (cq_head[q] + cq_cnt[q]) % cap_c
             cq_vc[q, tail_slot] = (un * (P + 1) + uo) * V + v
             cq_due[q, tail_slot] = due
@@ -542,48 +560,73 @@ def _switch_all(st, m, t):
                 ist[n, p, v] = 0
                 if bcnt[n, p, v] > 0:
                     nh = bhead[n, p, v]
-                    _head_at(st, n, p, v, bpkt[n, p, v, nh], max(brdy[n, p, v, nh], t + 1), W, Dr)
+                    _head_at(ist, imask, isent, ifrom, n, p, v, _route_mask(tptr, ntg, tdst, psrc, N, n, bpkt[n, p, v, nh], W),
+                             max(brdy[n, p, v, nh], t + 1) + Dr)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
+def _cycle(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery, qnext, qhead, qtail, bpkt, bfi,
+           brdy, bhead, bcnt, ist, imask, isent, iovc, ifrom, obusy, ofree, ocred, cq_vc, cq_due, cq_head, cq_cnt,
+           occ, va_in, va_out, sa_in, sa_out, inj_ptr, sflit, svc, eject, link_flits, dl_list, r_idx, r_o, r_w,
+           r_ok, r_p, r_v, best_b, best_k, last_v, cap_in, act, act_on, srcs, src_on, lk_lat, lk_ser, lk_free, t):
+    """:func:`router_cycle` on the state's fields (in :data:`RouterState` order)."""
+    sc[3] = 0
+    ocred_flat = ocred.reshape(ocred.size)
+    cap_c = cq_vc.shape[1]
+    for q in range(4):
+        while cq_cnt[q] > 0 and cq_due[q, cq_head[q]] <= t:
+            ocred_flat[cq_vc[q, cq_head[q]]] += 1
+            cq_head[q] = cq_head[q] + 1 if cq_head[q] + 1 < cap_c else 0
+            cq_cnt[q] -= 1
+    if sc[5]:
+        _inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhead, qtail, bpkt, bfi, brdy,
+                bhead, bcnt, ist, imask, isent, ifrom, obusy, ofree, ocred, occ, inj_ptr, sflit, svc, act, act_on,
+                srcs, lk_lat, lk_ser, lk_free, t)
+    # only routers holding flits act (an empty one has nothing to allocate); routers are
+    # order free within a stage, so the list's order is as good as the mesh's
+    m = sc[4]
+    if m == 0:
+        return 0
+    _vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, obusy, ofree, ocred, va_in, va_out,
+                  r_idx, r_o, r_w, r_ok, r_p, r_v, act, m, t)
+    _switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy, bhead, bcnt, ist, imask, isent,
+                iovc, ifrom, obusy, ofree, ocred, cq_vc, cq_due, cq_head, cq_cnt, occ, sa_in, sa_out, eject,
+                link_flits, dl_list, r_idx, r_o, r_ok, r_p, r_v, best_b, best_k, last_v, cap_in, act, act_on,
+                lk_lat, lk_ser, lk_free, m, t)
+    j = 0
+    for i in range(sc[4]):
+        n = act[i]
+        if occ[n] != 0:
+            act[j] = n
+            j += 1
+        else:
+            act_on[n] = False
+    sc[4] = j
+    j = 0
+    for i in range(sc[5]):
+        n = srcs[i]
+        if qhead[n] >= 0:
+            srcs[j] = n
+            j += 1
+        else:
+            src_on[n] = False
+    sc[5] = j
+    return sc[3]
+
+
+@njit(cache=True)
 def router_cycle(st, t):
     """Simulate cycle ``t`` (the spec's cycle order: credits due, injection, VC
     allocation, switch allocation and traversal); returns the number of targets whose
     packet's tail was switched to their ejection port in it (``st.dl_list[:k]``, their
     ``delivery`` set)."""
-    st.sc[3] = 0
-    ocred_flat = st.ocred.reshape(st.ocred.size)
-    cap_c = st.cq_vc.shape[1]
-    for q in range(4):
-        while st.cq_cnt[q] > 0 and st.cq_due[q, st.cq_head[q]] <= t:
-            ocred_flat[st.cq_vc[q, st.cq_head[q]]] += 1
-            st.cq_head[q] = st.cq_head[q] + 1 if st.cq_head[q] + 1 < cap_c else 0
-            st.cq_cnt[q] -= 1
-    _inject(st, t)
-    # only routers holding flits act (an empty one has nothing to allocate); routers are
-    # order free within a stage, so the list's order is as good as the mesh's
-    m = st.sc[4]
-    _vc_alloc_all(st, m, t)
-    _switch_all(st, m, t)
-    j = 0
-    for i in range(st.sc[4]):
-        n = st.act[i]
-        if st.occ[n] != 0:
-            st.act[j] = n
-            j += 1
-        else:
-            st.act_on[n] = False
-    st.sc[4] = j
-    j = 0
-    for i in range(st.sc[5]):
-        n = st.srcs[i]
-        if st.qhead[n] >= 0:
-            st.srcs[j] = n
-            j += 1
-        else:
-            st.src_on[n] = False
-    st.sc[5] = j
-    return st.sc[3]
+    return _cycle(st.prm, st.sc, st.created, st.psrc, st.tptr, st.ntg, st.tdst, st.tpk, st.flits, st.head_inj,
+                  st.delivery, st.qnext, st.qhead, st.qtail, st.bpkt, st.bfi, st.brdy, st.bhead, st.bcnt, st.ist,
+                  st.imask, st.isent, st.iovc, st.ifrom, st.obusy, st.ofree, st.ocred, st.cq_vc, st.cq_due,
+                  st.cq_head, st.cq_cnt, st.occ, st.va_in, st.va_out, st.sa_in, st.sa_out, st.inj_ptr, st.sflit,
+                  st.svc, st.eject, st.link_flits, st.dl_list, st.r_idx, st.r_o, st.r_w, st.r_ok, st.r_p, st.r_v,
+                  st.best_b, st.best_k, st.last_v, st.cap_in, st.act, st.act_on, st.srcs, st.src_on, st.lk_lat,
+                  st.lk_ser, st.lk_free, t)
 
 
 @njit(cache=True)
@@ -599,8 +642,9 @@ def run_batch(prm, created, src, dst_ptr, dst, flits, lk_lat, lk_ser, max_cycles
     for k in range(n_pk):
         router_add_multicast(st, created[k], src[k], dst[dst_ptr[k]:dst_ptr[k + 1]], flits[k])
     t = 0
+    sc = st.sc
     while t < max_cycles:
-        if stop_when_done and st.sc[1] == 0:
+        if stop_when_done and sc[1] == 0:
             break
         nxt = router_next(st, t)
         if nxt > t:

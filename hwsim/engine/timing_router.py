@@ -21,15 +21,14 @@ Rules (same phase rules as the ideal model; only the network differs):
 * Delivery (per destination) = the router's tail ejection cycle there. A delivery's
   latency = delivery - creation (the latency histogram: partial sums and spikes); a
   spike's population waits for all its deliveries.
-* Input events (sync mode): the step's input events enter at the I/O port (west of
+* Input events (both modes): the step's input events enter at the I/O port (west of
   global node (0, 0), over the I/O link of ``noc.io_cycles`` and ``io_bits``), all
   created at cycle 0 in input-neuron order, one multicast packet per event on an
   xy-tree chip (else one per destination core), ``in_flits`` flits (times the count
   for a multi-spike input), as the I/O counters count them. A core's first
   integration waits for every input event to it: a pair starts at
-  ``max(ready_p, core_free_c, last input event to c)`` once all have arrived. In
-  pipelined mode input events are not timed (left: a pipelined core integrates the
-  previous step's inputs).
+  ``max(ready_p, core_free_c, last input event to c)`` once all have arrived (sync);
+  a pipelined core starts at its last input event's arrival (0 without input events).
 * Sync mode, per population ``p`` (net order) and core ``c`` of ``p`` (a pair): it starts
   when every delay-0 source population is done, every earlier population on ``c``
   has fired there and every input event to ``c`` has arrived:
@@ -40,10 +39,12 @@ Rules (same phase rules as the ideal model; only the network differs):
   then ``core_free_c = fend`` and each spike of ``p``'s neurons on ``c`` is created at
   ``fend``. ``done_p = max(ready_p, every fend of p, every spike delivery of p)``;
   the step = ``max_p done_p``.
-* Pipelined mode: every core starts at 0, ``integ`` = its cycles over all tiles;
-  partial sums are created at ``integ`` of their tile's core; a core fires at
-  ``max(integ, last psum arrival to it)`` for ``fire`` cycles, and its spikes (every
-  population) are created at ``fend``. Step = ``max(last fend, last delivery)``.
+* Pipelined mode: a core starts once every input event to it has arrived, at
+  ``io_c`` = the last one's arrival (0 if none), and integrates ``integ`` = its cycles
+  over all tiles until ``end_c = io_c + integ``; its partial sums (tile order) are
+  created at ``end_c``; it fires at ``max(end_c, last psum arrival to it)`` for
+  ``fire`` cycles, and its spikes (every population) are created at ``fend``. Step =
+  ``max(last fend, last delivery)``.
 * Packets enter the mesh in a fixed order (their ids): after every cycle in which a
   delivery completed a pair's partial sums or a population's spikes (nothing else can
   let a phase proceed), the pairs (sync: populations in net order, each one's cores in
@@ -316,15 +317,28 @@ def _sweep_sync(tab, work, st, pk, sp, pv, core_busy):
 
 @njit(cache=True)
 def _sweep_pipelined(tab, work, st, pk, sp, pv, core_busy):
-    """Fire every core whose partial sums have all arrived, in core order, adding its spikes."""
-    plan = open_plan(tab)
-    cores = open_core_times(work)
+    """In core order: start every core whose input events have all arrived (adding its
+    partial sums, tile order), fire every started core whose partial sums have all
+    arrived (adding its spikes)."""
+    plan, tiles = open_plan(tab), open_tiles(tab)
+    cores, tcnt = open_core_times(work), open_tile_counts(work)
+    tile_cross = open_routes(tab).tile_cross
     sptr, sg, sf = sp
-    fired, pexp, prdy, busy = pv
+    fired, pexp, prdy, busy, iend, io_exp, io_rdy = pv
     for c in plan.used_cores:
+        if iend[c] < 0:
+            if io_exp[c] > 0:
+                continue
+            iend[c] = io_rdy[c] + cores.integ[c]
+            for j in range(plan.psum_all.shape[0]):
+                kk = plan.psum_all[j]
+                if tcnt.tc[kk] >= 0 and tiles.core[kk] == c:
+                    dc = tiles.core[tiles.soma[kk]]
+                    _add(st, pk[0], pk[1], pk[2], iend[c], plan.core_node[c], plan.core_node[dc],
+                         tiles.psum_flits[kk], 0, dc, tile_cross[kk])
         if fired[c] or pexp[c] > 0:
             continue
-        fe = max(cores.integ[c], prdy[c]) + plan.fire_all[c]
+        fe = max(iend[c], prdy[c]) + plan.fire_all[c]
         cores.fend[c] = fe
         busy[0] = max(busy[0], fe)
         fired[c] = 1
@@ -355,7 +369,7 @@ def wormhole_step(tab, work, t, core_busy, hist, hstat):
     for kk in range(K):
         if tiles.kind[kk] == 1 and tiles.psum_flits[kk] > 0 and tcnt.tc[kk] >= 0:
             n_psum += 1
-    n_io = 0 if opt.pipelined else _count_inputs(tab, work, t)
+    n_io = _count_inputs(tab, work, t)
     cap = max(n_psum + n_dst + n_io, 1)
     st = router_state(prm, cap, 0, cap)
     m = st.lk_lat.shape[0]
@@ -375,17 +389,18 @@ def wormhole_step(tab, work, t, core_busy, hist, hstat):
         for j in range(plan.psum_all.shape[0]):
             kk = plan.psum_all[j]
             if tcnt.tc[kk] >= 0:
-                c, dc = tiles.core[kk], tiles.core[tiles.soma[kk]]
-                pexp[dc] += 1
-                _add(st, pk[0], pk[1], pk[2], cores.integ[c], plan.core_node[c], plan.core_node[dc],
-                     tiles.psum_flits[kk], 0, dc, open_routes(tab).tile_cross[kk])
+                pexp[tiles.core[tiles.soma[kk]]] += 1
         for c in range(C):
             core_busy[c] += cores.integ[c] + plan.fire_all[c]
         fired = np.zeros(C, np.int64)
         busy = np.zeros(2, np.int64)  # last fire end, spike packets
         last = np.zeros(1, np.int64)
         spk_out = np.zeros(1, np.int64)
-        args = (tab, work, st, pk, (sptr, sg, sf), (fired, pexp, prdy, busy), core_busy)
+        iend = np.full(C, -1, np.int64)  # a started core's integration end
+        io_exp = np.zeros(C, np.int64)
+        io_rdy = np.zeros(C, np.int64)
+        _add_inputs(tab, work, t, st, pk, io_exp)
+        args = (tab, work, st, pk, (sptr, sg, sf), (fired, pexp, prdy, busy, iend, io_exp, io_rdy), core_busy)
         _sweep_pipelined(*args)
         _run_mesh_p(tab, st, pk, hist, hstat, prdy, pexp, last, spk_out, args)
         _link_flits_out(st, edges, prm[0], prm[1])
@@ -463,6 +478,6 @@ def _run_mesh_p(tab, st, pk, hist, hstat, prdy, pexp, last, spk_out, args):
         if t == NO_CYCLE:
             break
         k = router_cycle(st, t)
-        if k and _deliver(st, pk, k, hist, hstat, prdy, pexp, last, spk_out, (pexp, prdy)):
+        if k and _deliver(st, pk, k, hist, hstat, prdy, pexp, last, spk_out, (args[5][5], args[5][6])):
             _sweep_pipelined(*args)
         t += 1

@@ -214,16 +214,21 @@ def _pipelined_step(prog, mesh, tc, spikes, plan, core_busy, tl, t) -> int:
     fire = np.bincount(prog.tile_core[soma], weights=((prog.tile_ncols + pe - 1) // pe)[soma],
                        minlength=C).astype(np.int64)
     pexp, prdy, last = [0] * C, [0] * C, [0]
-    for kk in np.flatnonzero((prog.tile_kind == 1) & (prog.tile_psum_flits > 0)):
-        if tc[kk] >= 0:
-            c, dc = int(prog.tile_core[kk]), int(prog.tile_core[prog.tile_soma[kk]])
-            pexp[dc] += 1
-            mesh.add(integ[c], c, dc, prog.tile_psum_flits[kk], 0, dc, tile_cross[kk])
+    psums = [kk for kk in np.flatnonzero((prog.tile_kind == 1) & (prog.tile_psum_flits > 0)) if tc[kk] >= 0]
+    for kk in psums:
+        pexp[int(prog.tile_core[prog.tile_soma[kk]])] += 1
+    io_exp, io_rdy = [0] * C, [0] * C
+    for q in mesh.pk:
+        if q[0] == 2:
+            io_exp[q[1]] += 1
     core_busy += integ + fire
-    fired, busy = set(), [0]
+    fired, busy, iend = set(), [0], {}
 
     def on_delivery(kind, tgt, cycle):
-        if kind == 0:
+        if kind == 2:
+            io_exp[tgt] -= 1
+            io_rdy[tgt] = max(io_rdy[tgt], cycle)
+        elif kind == 0:
             pexp[tgt] -= 1
             prdy[tgt] = max(prdy[tgt], cycle)
         else:
@@ -232,13 +237,21 @@ def _pipelined_step(prog, mesh, tc, spikes, plan, core_busy, tl, t) -> int:
     def sweep():
         for c in np.unique(prog.tile_core):
             c = int(c)
+            if c not in iend:
+                if io_exp[c] > 0:
+                    continue
+                iend[c] = io_rdy[c] + int(integ[c])
+                for kk in psums:
+                    if prog.tile_core[kk] == c:
+                        mesh.add(iend[c], c, int(prog.tile_core[prog.tile_soma[kk]]), prog.tile_psum_flits[kk], 0,
+                                 int(prog.tile_core[prog.tile_soma[kk]]), tile_cross[kk])
             if c in fired or pexp[c] > 0:
                 continue
-            fs = max(int(integ[c]), prdy[c])
+            fs = max(iend[c], prdy[c])
             fe = fs + int(fire[c])
             if tl is not None:
-                tl.phase(c, t, "integrate", 0, integ[c])
-                tl.phase(c, t, "psum wait", integ[c], fs)
+                tl.phase(c, t, "integrate", io_rdy[c], iend[c])
+                tl.phase(c, t, "psum wait", iend[c], fs)
                 tl.phase(c, t, "fire", fs, fe)
             busy[0] = max(busy[0], fe)
             fired.add(c)
@@ -288,13 +301,12 @@ def timing_wormhole(prog: Program, tile_cyc: np.ndarray, all_out: np.ndarray, ti
         tl = timeline if (timeline is not None and b == tl_sample) else None
         for t in range(T):
             mesh = _StepMesh(prog, params, links)
-            if not prog.pipelined:
-                in_flits, in_mult = io
-                for i in np.flatnonzero(all_out[b, t, :g1]):
-                    d0, d1 = prog.in_dst_ptr[i], prog.in_dst_ptr[i + 1]
-                    if d1 > d0:
-                        v = int(all_out[b, t, i])
-                        mesh.add_input(prog.in_dst_core[d0:d1], in_flits * (max(abs(v), 1) if in_mult else 1))
+            in_flits, in_mult = io
+            for i in np.flatnonzero(all_out[b, t, :g1]):
+                d0, d1 = prog.in_dst_ptr[i], prog.in_dst_ptr[i + 1]
+                if d1 > d0:
+                    v = int(all_out[b, t, i])
+                    mesh.add_input(prog.in_dst_core[d0:d1], in_flits * (max(abs(v), 1) if in_mult else 1))
             spikes = _spikes_by_core(prog, all_out[b, t], g1)
             calls[0] += bool(spikes)
             busy = step_fn(prog, mesh, tile_cyc[b, t], spikes, plan, core_busy[b], tl, t)
