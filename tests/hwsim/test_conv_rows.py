@@ -269,6 +269,18 @@ def test_bad_conv_path_and_missing_synapse():
 
 # ------------------------------------------------------------------ bytes follow the weights
 
+def _cifar_conv_layer():
+    """(mapping on Tianjic, float weights) of VGG's second block: 64 -> 128 channels, 3x3,
+    padding 1, on 32x32, spiking input."""
+    rng = np.random.default_rng(0)
+    g = ConvGeometry(64, 128, (32, 32), (3, 3), (1, 1), (1, 1))
+    inp = Population("in", "input", (64, 32, 32))
+    a = _pop("a", "IF", (128, 32, 32), v_threshold=1.0, v_reset=0.0, r=1.0)
+    w = rng.normal(0, 0.05, (128, 64, 3, 3))
+    net = Net([inp, a], [ConvProjection("c", "in", "a", w, g)], "a", input_spiking=True)
+    return map_model(net, load_chip("tianjic")), w
+
+
 def test_cifar_conv_layer_bytes_follow_weights():
     """A CIFAR-size conv layer (VGG's second block: 64 -> 128 channels, 3x3, padding 1,
     on 32x32, spiking input) on Tianjic: program + kernel tables under
@@ -279,13 +291,7 @@ def test_cifar_conv_layer_bytes_follow_weights():
     path (``conv_path="rows"``, the only path before) 1,232.8 MB for the same layer, its
     71,368,187 crossbar entries at 10 bytes in the program and 6 in the kernel tables,
     7.5x over the budget."""
-    rng = np.random.default_rng(0)
-    g = ConvGeometry(64, 128, (32, 32), (3, 3), (1, 1), (1, 1))
-    inp = Population("in", "input", (64, 32, 32))
-    a = _pop("a", "IF", (128, 32, 32), v_threshold=1.0, v_reset=0.0, r=1.0)
-    w = rng.normal(0, 0.05, (128, 64, 3, 3))
-    net = Net([inp, a], [ConvProjection("c", "in", "a", w, g)], "a", input_spiking=True)
-    m = map_model(net, load_chip("tianjic"))
+    m, w = _cifar_conv_layer()
     prog = compile(m)
     kin = kernel_inputs(prog, "subtract", "binary", None, 1, True, 2, False)
     got = sum(v.nbytes for v in prog.arrays().values()) + sum(v.nbytes for v in kin)
@@ -306,13 +312,7 @@ def test_cifar_conv_layer_peak_memory_follows_weights():
     101.0 and 71.9 MB (on VGG-16 ImageNet the same costs ran out of 16 GB)."""
     import tracemalloc
 
-    rng = np.random.default_rng(0)
-    g = ConvGeometry(64, 128, (32, 32), (3, 3), (1, 1), (1, 1))
-    inp = Population("in", "input", (64, 32, 32))
-    a = _pop("a", "IF", (128, 32, 32), v_threshold=1.0, v_reset=0.0, r=1.0)
-    w = rng.normal(0, 0.05, (128, 64, 3, 3))
-    net = Net([inp, a], [ConvProjection("c", "in", "a", w, g)], "a", input_spiking=True)
-    m = map_model(net, load_chip("tianjic"))
+    m, w = _cifar_conv_layer()
     kernel_inputs(compile(m), "subtract", "binary", None, 1, True, 2, False)  # Numba compiled outside the trace
     tracemalloc.start()
     try:
