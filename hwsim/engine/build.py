@@ -121,19 +121,12 @@ def _route_classes(ncore: np.ndarray, dst_ptr: np.ndarray, dst_core: np.ndarray,
     return cls, len(seen)
 
 
-def _link_classes(nrn_cls: np.ndarray, n_cls: int, rt_ptr: np.ndarray, rt_link: np.ndarray) -> int:
-    """The most (class, template edge) pairs that cross one link: the heads the spike NoC
-    merges on a link (:mod:`hwsim.engine.timing_spikes`). A class's template crosses a link
-    once with xy-tree multicast but once per destination core that shares it with unicast
-    routes, so this can exceed the number of classes."""
-    if n_cls == 0:
-        return 0
+def _class_reps(nrn_cls: np.ndarray, n_cls: int) -> np.ndarray:
+    """One neuron of each route class (``rep[c]``: the first neuron of class ``c``): the
+    class's route template and destination edges are its representative's."""
     gi = np.flatnonzero(nrn_cls >= 0)
     _, first = np.unique(nrn_cls[gi], return_index=True)
-    rep = gi[first]  # one neuron per class: the class shares its template
-    lo, n = rt_ptr[rep], rt_ptr[rep + 1] - rt_ptr[rep]
-    idx = np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n) + np.arange(int(n.sum()))
-    return int(np.bincount(rt_link[idx]).max(initial=0)) if idx.size else 0
+    return gi[first].astype(np.int64)
 
 
 def _timing_plan(prog: Program) -> dict:
@@ -169,23 +162,38 @@ def _timing_plan(prog: Program) -> dict:
     tree = chip.noc.multicast == "xy-tree"
     gw, gh = int(prog.grid_w), int(prog.grid_h)
     ncore = np.where(np.arange(N) < g1, 0, prog.nrn_core).astype(np.int64)
-    dptr = prog.nrn_dst_ptr.copy()
-    dptr[:g1 + 1] = dptr[g1]  # graph-input neurons: no spike packets
-    dcore = prog.nrn_dst_core[dptr[0]:]
-    dptr = dptr - dptr[0]
-    n_ptr, n_link, n_par, n_dst = _route_templates(prog.core_xy[ncore], dptr, prog.core_xy[dcore], gw, gh, tree)
+    # spike routes per route class (its first neuron's), not per neuron: the classes'
+    # templates are what a step's spikes follow (ResNet-18 CIFAR: 21,148 classes for 560,138
+    # neurons; per neuron, 39.7 M template edges and a 3.3 GB peak building them)
+    nrn_cls, n_cls = _route_classes(ncore, prog.nrn_dst_ptr, prog.nrn_dst_core, g1)
+    rep = _class_reps(nrn_cls, n_cls)
+    rcnt = prog.nrn_dst_ptr[rep + 1] - prog.nrn_dst_ptr[rep]
+    rptr = np.zeros(n_cls + 1, np.int64)
+    np.cumsum(rcnt, out=rptr[1:])
+    rdst = prog.nrn_dst_core[np.repeat(prog.nrn_dst_ptr[rep] - rptr[:-1], rcnt) + np.arange(int(rptr[-1]))]
+    n_ptr, n_link, n_par, n_dst = _route_templates(prog.core_xy[ncore[rep]], rptr, prog.core_xy[rdst], gw, gh, tree)
     t_src = prog.tile_core
     t_dst = prog.tile_core[prog.tile_soma]
     t_ptr, t_link, t_par, t_dst_edge = _route_templates(prog.core_xy[t_src], np.arange(K + 1), prog.core_xy[t_dst],
                                                         gw, gh, tree)
-    nrn_dst_edge = np.full(prog.nrn_dst_core.size, -1, np.int64)
-    nrn_dst_edge[prog.nrn_dst_ptr[g1]:] = n_dst
+    # a neuron's i-th destination is its class's i-th (same cores, same order)
     own = np.repeat(np.arange(N), np.diff(prog.nrn_dst_ptr))
+    cl = nrn_cls[own]
+    has = cl >= 0
+    nrn_dst_edge = np.full(prog.nrn_dst_core.size, -1, np.int64)
+    nrn_dst_edge[has] = n_dst[rptr[cl[has]] + np.flatnonzero(has) - prog.nrn_dst_ptr[own[has]]]
+    del cl, has
+    # a step's start-cycle blocks (timing_spikes' S) take sum over spiking neurons of
+    # their class's template length: at most this, every neuron spiking
+    m_cls = np.diff(n_ptr)
+    spike_slots = int(m_cls[nrn_cls[nrn_cls >= 0]].sum())
     nrn_cross = np.abs(prog.core_chip[prog.nrn_dst_core] - prog.core_chip[ncore[own]]).sum(axis=1)
     tile_cross = np.abs(prog.core_chip[t_dst] - prog.core_chip[t_src]).sum(axis=1)
     pm = prog.pop_model[np.searchsorted(prog.pop_off, np.arange(N), side="right") - 1]
-    nrn_cls, n_cls = _route_classes(ncore, prog.nrn_dst_ptr, prog.nrn_dst_core, g1)
-    link_cls = _link_classes(nrn_cls, n_cls, n_ptr, n_link)
+    # the most (class, template edge) pairs on one link: the heads timing_spikes merges
+    # there (with unicast routes a class crosses its first links once per destination
+    # core, so this can exceed the number of classes)
+    link_cls = int(np.bincount(n_link).max(initial=0)) if n_link.size else 0
     R, W = int(chip.noc.router_cycles), int(chip.noc.link_cycles)
     fixed = chip.timing.step_cycles
     link_pos, link_at = link_tables(gw, gh)
@@ -214,6 +222,7 @@ def _timing_plan(prog: Program) -> dict:
         "fixed": -1 if fixed == "dynamic" else int(fixed), "barrier": int(chip.timing.barrier_cycles),
         "pipelined": bool(prog.pipelined), "link_pos": link_pos, "link_at": link_at,
         "max_packets": max(N, K), "nrn_cls": nrn_cls, "n_cls": n_cls, "link_cls": link_cls,
+        "spike_slots": spike_slots,
         "max_edges": int(n_link.size + t_link.size),
     }
 
@@ -227,7 +236,7 @@ def _no_timing_plan(prog: Program) -> dict:
                 "nrn_dst_cross": z, "nrn_flit_count": np.zeros(0, np.bool_), "rt_ptr": one, "rt_link": z, "rt_parent": z,
                 "tile_rt_ptr": one, "tile_dst_edge": z, "tile_cross": z, "R": 1, "W": 0, "extra": 0, "fixed": -1, "barrier": 0,
                 "pipelined": False, "link_pos": z, "link_at": z, "max_packets": 0, "max_edges": 0,
-                "nrn_cls": z, "n_cls": 0, "link_cls": 0}
+                "nrn_cls": z, "n_cls": 0, "link_cls": 0, "spike_slots": 0}
 
 
 def _model_flag(prog: Program, attr: str) -> np.ndarray:
@@ -715,6 +724,7 @@ def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nda
         size[n] = C
     for n in ("e_link", "e_parent", "e_owner", "e_start", "e_valid", "e_order", "e_ready"):
         size[n] = E
+    size["e_start"] = max(E, int(kernel_field(kb, ko, "spike_slots")[0]))  # also the spike NoC's blocks
     off = np.zeros(len(WORK_FIELDS) + 1, np.int64)
     np.cumsum([size[n] for n in WORK_FIELDS], out=off[1:])
     return off

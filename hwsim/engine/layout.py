@@ -95,7 +95,7 @@ InputIo = namedtuple("InputIo", ["dst_ptr", "dst_core", "pk", "hops", "icx"])
 InputIo.__doc__ = "Per graph-input neuron: destination cores and I/O traffic per event."
 Scalars = namedtuple("Scalars", ["M", "F", "payload", "reset_sub", "multi", "out_pop", "in_flits", "in_mult",
                        "out_val_flits", "spiking", "n_acc", "R", "W", "extra", "fixed", "barrier", "pipelined",
-                       "max_packets", "max_edges", "n_cls", "link_cls", "cr_max"])
+                       "max_packets", "max_edges", "n_cls", "link_cls", "spike_slots", "cr_max"])
 Scalars.__doc__ = "Run options and constants (one int64 each)."
 TimingPlan = namedtuple("TimingPlan", ["dsrc_ptr", "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand",
                           "used_cores", "fire_all", "psum_all", "noc_router", "core_node", "nrn_dst_node"])
@@ -105,7 +105,8 @@ TimingPlan.__doc__ = ("Per population its delay-0 sources, cores, fire cycles, p
                       "destination's router node.")
 Routes = namedtuple("Routes", ["nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count", "nrn_cls", "rt_ptr",
                       "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at"])
-Routes.__doc__ = "Route templates of spike and partial-sum packets, destinations, link order."
+Routes.__doc__ = ("Route templates of spike packets (per route class: ``rt_ptr[nrn_cls[neuron]]``) and partial-sum "
+                  "packets (per tile: ``tile_rt_ptr``), destinations, link order.")
 NeuronState = namedtuple("NeuronState", ["v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero",
                            "same", "prev_i", "prev_v", "in_cnt", "cr_loc"])
 NeuronState.__doc__ = "Membranes, accumulators, output rings and their spike lists, input reuse."
@@ -134,7 +135,7 @@ KERNEL_FIELDS = ("pop_model", "pop_spikes", "pop_state", "pop_floor", "pop_size"
     "in_dst_core",
     "in_pk", "in_hops", "in_icx", "M", "F", "payload", "reset_sub", "multi", "out_pop", "in_flits", "in_mult",
     "out_val_flits", "spiking", "n_acc", "R", "W", "extra", "fixed", "barrier", "pipelined", "max_packets",
-    "max_edges", "n_cls", "link_cls", "cr_max", "dsrc_ptr", "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand",
+    "max_edges", "n_cls", "link_cls", "spike_slots", "cr_max", "dsrc_ptr", "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand",
     "used_cores", "fire_all", "psum_all", "noc_router", "core_node", "nrn_dst_node",
     "nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count",
     "nrn_cls", "rt_ptr", "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at")

@@ -166,7 +166,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
         pkts.tr_pk[tr] = pos
         pos += n
         gi = pkts.tr_rep[tr]
-        m = routes.rt_ptr[gi + 1] - routes.rt_ptr[gi]
+        m = routes.rt_ptr[routes.nrn_cls[gi] + 1] - routes.rt_ptr[routes.nrn_cls[gi]]
         pkts.tr_ce[tr] = ce
         pkts.tr_sb[tr] = sb
         ce += m
@@ -184,9 +184,9 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
     l_cnt, l_used, l_at = edges.l_cnt, edges.l_used, edges.l_at
     nu = 0
     for tr in range(ntr):
-        r0 = routes.rt_ptr[pkts.tr_rep[tr]]
+        r0 = routes.rt_ptr[routes.nrn_cls[pkts.tr_rep[tr]]]
         c0 = pkts.tr_ce[tr]
-        m = routes.rt_ptr[pkts.tr_rep[tr] + 1] - r0
+        m = routes.rt_ptr[routes.nrn_cls[pkts.tr_rep[tr]] + 1] - r0
         for j in range(m):
             ce_tr[c0 + j] = tr
             ce_j[c0 + j] = j
@@ -197,7 +197,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
             l_cnt[lid] += 1
     order_used_links(l_used, nu, l_cnt, l_at, routes.link_pos, routes.link_at)
     for c in range(ce):
-        lid = routes.rt_link[routes.rt_ptr[pkts.tr_rep[ce_tr[c]]] + ce_j[c]]
+        lid = routes.rt_link[routes.rt_ptr[routes.nrn_cls[pkts.tr_rep[ce_tr[c]]]] + ce_j[c]]
         corder[l_at[lid]] = c
         l_at[lid] += 1
     # 4. serve the links
@@ -218,7 +218,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
             c = corder[q0]
             tr = ce_tr[c]
             j = ce_j[c]
-            par = routes.rt_parent[routes.rt_ptr[pkts.tr_rep[tr]] + j]
+            par = routes.rt_parent[routes.rt_ptr[routes.nrn_cls[pkts.tr_rep[tr]]] + j]
             if par >= 0:  # alone on the link, after its parent: the parent's starts + W + R
                 cp = pkts.tr_ce[tr] + par
                 a_blk[c] = a_blk[cp]
@@ -243,7 +243,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
                 c = corder[q0 + q]
                 tr = ce_tr[c]
                 n = pkts.tr_pk[tr + 1] - pkts.tr_pk[tr]
-                par = routes.rt_parent[routes.rt_ptr[pkts.tr_rep[tr]] + ce_j[c]]
+                par = routes.rt_parent[routes.rt_ptr[routes.nrn_cls[pkts.tr_rep[tr]]] + ce_j[c]]
                 rp, sh = _block(a_blk, a_sh, pkts.tr_ce[tr], par)
                 a_blk[c] = ce_j[c]  # a block of its own
                 a_sh[c] = 0
@@ -277,7 +277,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
                 tot += L
                 k += 1
                 if k < n:
-                    par = routes.rt_parent[routes.rt_ptr[pkts.tr_rep[tr]] + j]
+                    par = routes.rt_parent[routes.rt_ptr[routes.nrn_cls[pkts.tr_rep[tr]]] + j]
                     rp, sh = _block(a_blk, a_sh, pkts.tr_ce[tr], par)
                     hk[b] = k
                     hr[b] = _ready(S, sbase, n, rp, sh, k, pkts.tr_t0[tr], R, WR)

@@ -473,7 +473,9 @@ def test_unicast_fanout_more_heads_than_classes(tmp_path):
     m = map_model(net, chip)
     prog = compile(m)
     kb, ko, _, _ = eng.kernel_inputs(prog, "subtract", "binary", None, 1, False, 1, True)
-    assert eng.kernel_field(kb, ko, "link_cls")[0] > eng.kernel_field(kb, ko, "n_cls")[0]
+    n_cls = int(eng.kernel_field(kb, ko, "n_cls")[0])
+    assert eng.kernel_field(kb, ko, "link_cls")[0] > n_cls
+    assert eng.kernel_field(kb, ko, "rt_ptr").size == n_cls + 1  # spike route templates per class
     fast = simulate(prog, x, record="all", timing=True)
     slow = simulate(prog, x, record="all", timing=True, chrome=tmp_path / "c.json")
     for k in ("step_cycles", "packet_latency_hist", "link_flits"):
