@@ -329,6 +329,16 @@ def _inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhe
 
 
 @njit(cache=True, inline="always")
+def _request(r_idx, r_p, r_v, r_o, nr, p, v, o, V):
+    """Entry ``nr`` of an allocator's request list: input VC ``v`` of port ``p`` (index
+    ``p * V + v``) asks for output port ``o``."""
+    r_idx[nr] = p * V + v
+    r_p[nr] = p
+    r_v[nr] = v
+    r_o[nr] = o
+
+
+@njit(cache=True, inline="always")
 def _vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, obusy, ofree, ocred, va_in, va_out,
                   r_idx, r_o, r_w, r_ok, r_p, r_v, act, m, t):
     """Step 3 at the routers ``act[:m]``: separable input-first VC allocation; a head
@@ -354,10 +364,7 @@ def _vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, 
                         found = False
                         for j in range(V):
                             if (not obusy[n, o, w]) and ofree[n, o, w] <= t and (o == _LOCAL or ocred[n, o, w] >= need):
-                                r_idx[nr] = p * V + v
-                                r_p[nr] = p
-                                r_v[nr] = v
-                                r_o[nr] = o
+                                _request(r_idx, r_p, r_v, r_o, nr, p, v, o, V)
                                 r_w[nr] = w
                                 nr += 1
                                 found = True
@@ -418,10 +425,7 @@ def _sw_requests(bcnt, bhead, brdy, ifrom, iovc, ist, imask, isent, ocred, sa_in
                 for o in range(5):
                     if (rem >> o) & 1 and (o == _LOCAL or (ocred[n, o, iovc[n, p, v, o]] > 0
                                                            and lk_free[n * 4 + o] <= t)):
-                        r_idx[nr] = p * V + v
-                        r_p[nr] = p
-                        r_v[nr] = v
-                        r_o[nr] = o
+                        _request(r_idx, r_p, r_v, r_o, nr, p, v, o, V)
                         r_ok[nr] = False
                         nr += 1
                         added = True

@@ -121,7 +121,7 @@ def _route_classes(ncore: np.ndarray, dst_ptr: np.ndarray, dst_core: np.ndarray,
     return cls, len(seen)
 
 
-def _class_reps(nrn_cls: np.ndarray, n_cls: int) -> np.ndarray:
+def _class_reps(nrn_cls: np.ndarray) -> np.ndarray:
     """One neuron of each route class (``rep[c]``: the first neuron of class ``c``): the
     class's route template and destination edges are its representative's."""
     gi = np.flatnonzero(nrn_cls >= 0)
@@ -157,7 +157,7 @@ def _timing_plan(prog: Program) -> dict:
         return ptr, flat.astype(np.int64)
 
     fire_all = np.bincount(prog.tile_core[soma], weights=fire_tile[soma], minlength=C).astype(np.int64)
-    # route templates: spikes of every neuron (graph-input neurons send none), then partial sums
+    # route templates: spikes per route class (graph-input neurons send none), then partial sums per tile
     g1 = int(prog.pop_off[1])
     tree = chip.noc.multicast == "xy-tree"
     gw, gh = int(prog.grid_w), int(prog.grid_h)
@@ -166,7 +166,7 @@ def _timing_plan(prog: Program) -> dict:
     # templates are what a step's spikes follow (ResNet-18 CIFAR: 21,148 classes for 560,138
     # neurons; per neuron, 39.7 M template edges and a 3.3 GB peak building them)
     nrn_cls, n_cls = _route_classes(ncore, prog.nrn_dst_ptr, prog.nrn_dst_core, g1)
-    rep = _class_reps(nrn_cls, n_cls)
+    rep = _class_reps(nrn_cls)
     rcnt = prog.nrn_dst_ptr[rep + 1] - prog.nrn_dst_ptr[rep]
     rptr = np.zeros(n_cls + 1, np.int64)
     np.cumsum(rcnt, out=rptr[1:])
