@@ -1,6 +1,6 @@
 """Program -> kernel tables: a validated :class:`~hwsim.program.Program` flattened into the
 packed arrays the kernels read (:mod:`hwsim.engine.layout`): event records and spans,
-short-row tables, accumulator layout, timing plan and route templates; and the inputs
+short-row tables, accumulator layout (the timing plan is :mod:`hwsim.engine.timing_plan`); and the inputs
 validated and scanned for the kernel.
 
 The kernel is event-driven: per step it touches only the crossbar rows the nonzero
@@ -23,16 +23,13 @@ from models import neurons
 from models.errors import SimulationError
 from models.intref import int_v_min, quant_meta
 
-from ..noc import link_tables, routes
 from ..program import Program
-from ..router import router_params_from_chip, wormhole_links
 from .layout import (GEO_N, KERNEL_FIELDS, NIO, NREC, NTC, REC_ACC, REC_ACS, REC_CYCLES, REC_ENT, REC_EVENTS,
                      REC_MACS, REC_N, REC_TILE, TC_ACS, TC_CYCLES, TC_EVENTS, TC_MACS, WORK_FIELDS, kernel_field,
                      pack)
+from .timing_plan import no_timing_plan, timing_plan
 
 __all__ = ["kernel_inputs", "work_layout", "input_array", "membrane_floor"]
-
-_RT_ROOT = -(1 << 40)  # a route template's root parent: base + _RT_ROOT < 0 for any edge base
 
 
 def _index_type(n: int):
@@ -89,156 +86,6 @@ def _event_index(prog: Program):
             grp_rows, row_tile, proj_in, pop_reuse)
 
 
-def _route_templates(src_xy, ptr, dst_xy, gw: int, gh: int, tree: bool):
-    """Routes of packets laid out once by :func:`hwsim.noc.routes`: per packet ``p`` its
-    edges ``ptr_out[p]:ptr_out[p+1]`` (link id, parent relative to the packet's first
-    edge, -1 at the root) in the order the NoC model numbers them, and per destination
-    its last edge relative to the packet (-1: at the source)."""
-    edge_off, edge_link, edge_parent, edge_packet, edge_count, dst_edge, valid = routes(
-        src_xy, ptr, dst_xy, gw, gh, tree)
-    owner = np.repeat(np.arange(src_xy.shape[0]), np.diff(ptr))
-    par = edge_parent[valid]
-    par_rel = np.where(par >= 0, par - edge_off[edge_packet[valid]], -1)
-    dst_rel = np.where(dst_edge >= 0, dst_edge - edge_off[owner], -1)
-    ptr_out = np.zeros(src_xy.shape[0] + 1, np.int64)
-    np.cumsum(edge_count, out=ptr_out[1:])
-    return ptr_out, edge_link[valid], par_rel.astype(np.int64), dst_rel.astype(np.int64)
-
-
-def _route_classes(ncore: np.ndarray, dst_ptr: np.ndarray, dst_core: np.ndarray, g1: int):
-    """Neurons whose spike packets take the same route: the same source core and the
-    same destination cores in the same order (so the same route template, edge for
-    edge, and the same destination edges). Returns the class of every neuron (-1: no
-    destinations, or a graph-input neuron) and the number of classes. The spikes of
-    one class at one step leave their core together, simulated together (:mod:`hwsim.engine.timing_spikes`)."""
-    N = ncore.size
-    cls = np.full(N, -1, np.int64)
-    seen: dict = {}
-    for gi in range(g1, N):
-        a, b = int(dst_ptr[gi]), int(dst_ptr[gi + 1])
-        if b > a:
-            cls[gi] = seen.setdefault((int(ncore[gi]), dst_core[a:b].tobytes()), len(seen))
-    return cls, len(seen)
-
-
-def _class_reps(nrn_cls: np.ndarray) -> np.ndarray:
-    """One neuron of each route class (``rep[c]``: the first neuron of class ``c``): the
-    class's route template and destination edges are its representative's."""
-    gi = np.flatnonzero(nrn_cls >= 0)
-    _, first = np.unique(nrn_cls[gi], return_index=True)
-    return gi[first].astype(np.int64)
-
-
-def _timing_plan(prog: Program) -> dict:
-    """Constant tables of the compiled timing model (:func:`hwsim.engine.timing.step_timing`):
-    per population its delay-0 sources, cores (with fire cycles) and partial-sum tiles;
-    route templates of every neuron's spike packet and every tile's partial-sum
-    packet, and their inter-chip crossings per destination."""
-    chip = prog.chip
-    P, C, K, N = prog.n_pops, prog.n_cores, prog.n_tiles, int(prog.pop_off[-1])
-    pe = prog.pe_width
-    fire_tile = (prog.tile_ncols + pe - 1) // pe
-    soma = prog.tile_kind == 0
-    dsrc = [sorted({int(prog.proj_src[j]) for j in range(prog.proj_src.size)
-                    if prog.proj_dst[j] == p and prog.proj_delay[j] == 0}) for p in range(P)]
-    pcores, pfire, pcand = [], [], []
-    for p in range(P):
-        tk = prog.tile_order[prog.pop_tile_ptr[p]:prog.pop_tile_ptr[p + 1]]
-        cores = np.unique(prog.tile_core[tk])
-        fire = np.zeros(max(C, 1), np.int64)
-        np.add.at(fire, prog.tile_core[tk[soma[tk]]], fire_tile[tk[soma[tk]]])
-        pcores.append(cores)
-        pfire.append(fire[cores])
-        pcand.append(tk[(prog.tile_kind[tk] == 1) & (prog.tile_psum_flits[tk] > 0)])
-
-    def csr(lists):
-        ptr = np.concatenate([[0], np.cumsum([len(x) for x in lists])]).astype(np.int64)
-        flat = np.concatenate([np.asarray(x, np.int64) for x in lists]) if lists else np.zeros(0, np.int64)
-        return ptr, flat.astype(np.int64)
-
-    fire_all = np.bincount(prog.tile_core[soma], weights=fire_tile[soma], minlength=C).astype(np.int64)
-    # route templates: spikes per route class (graph-input neurons send none), then partial sums per tile
-    g1 = int(prog.pop_off[1])
-    tree = chip.noc.multicast == "xy-tree"
-    gw, gh = int(prog.grid_w), int(prog.grid_h)
-    ncore = np.where(np.arange(N) < g1, 0, prog.nrn_core).astype(np.int64)
-    # spike routes per route class (its first neuron's), not per neuron: the classes'
-    # templates are what a step's spikes follow (ResNet-18 CIFAR: 21,148 classes for 560,138
-    # neurons; per neuron, 39.7 M template edges and a 3.3 GB peak building them)
-    nrn_cls, n_cls = _route_classes(ncore, prog.nrn_dst_ptr, prog.nrn_dst_core, g1)
-    rep = _class_reps(nrn_cls)
-    rcnt = prog.nrn_dst_ptr[rep + 1] - prog.nrn_dst_ptr[rep]
-    rptr = np.zeros(n_cls + 1, np.int64)
-    np.cumsum(rcnt, out=rptr[1:])
-    rdst = prog.nrn_dst_core[np.repeat(prog.nrn_dst_ptr[rep] - rptr[:-1], rcnt) + np.arange(int(rptr[-1]))]
-    n_ptr, n_link, n_par, n_dst = _route_templates(prog.core_xy[ncore[rep]], rptr, prog.core_xy[rdst], gw, gh, tree)
-    t_src = prog.tile_core
-    t_dst = prog.tile_core[prog.tile_soma]
-    t_ptr, t_link, t_par, t_dst_edge = _route_templates(prog.core_xy[t_src], np.arange(K + 1), prog.core_xy[t_dst],
-                                                        gw, gh, tree)
-    # a neuron's i-th destination is its class's i-th (same cores, same order)
-    own = np.repeat(np.arange(N), np.diff(prog.nrn_dst_ptr))
-    cl = nrn_cls[own]
-    has = cl >= 0
-    nrn_dst_edge = np.full(prog.nrn_dst_core.size, -1, np.int64)
-    nrn_dst_edge[has] = n_dst[rptr[cl[has]] + np.flatnonzero(has) - prog.nrn_dst_ptr[own[has]]]
-    del cl, has
-    # a step's start-cycle blocks (timing_spikes' S) take sum over spiking neurons of
-    # their class's template length: at most this, every neuron spiking
-    m_cls = np.diff(n_ptr)
-    spike_slots = int(m_cls[nrn_cls[nrn_cls >= 0]].sum())
-    nrn_cross = np.abs(prog.core_chip[prog.nrn_dst_core] - prog.core_chip[ncore[own]]).sum(axis=1)
-    tile_cross = np.abs(prog.core_chip[t_dst] - prog.core_chip[t_src]).sum(axis=1)
-    pm = prog.pop_model[np.searchsorted(prog.pop_off, np.arange(N), side="right") - 1]
-    # the most (class, template edge) pairs on one link: the heads timing_spikes merges
-    # there (with unicast routes a class crosses its first links once per destination
-    # core, so this can exceed the number of classes)
-    link_cls = int(np.bincount(n_link).max(initial=0)) if n_link.size else 0
-    R, W = int(chip.noc.router_cycles), int(chip.noc.link_cycles)
-    fixed = chip.timing.step_cycles
-    link_pos, link_at = link_tables(gw, gh)
-    d_ptr, d_flat = csr(dsrc)
-    pc_ptr, pc_flat = csr(pcores)
-    _, pf_flat = csr(pfire)
-    cd_ptr, cd_flat = csr(pcand)
-    rt_par = np.concatenate([n_par, t_par]).astype(np.int64)
-    core_node = (prog.core_xy[:, 1] * gw + prog.core_xy[:, 0]).astype(np.int64)
-    wormhole = chip.noc.router_model == "wormhole"
-    rp = router_params_from_chip(chip, gw, gh).kernel_args() if wormhole else ()
-    links = np.concatenate(wormhole_links(chip, gw, gh)) if wormhole else np.zeros(0, np.int64)
-    return {
-        "noc_router": np.array([int(wormhole), *rp, int(tree), *links], np.int64), "core_node": core_node,
-        "nrn_dst_node": core_node[prog.nrn_dst_core],
-        "dsrc_ptr": d_ptr, "dsrc": d_flat, "pcore_ptr": pc_ptr, "pcores": pc_flat, "pfire": pf_flat, "pcand_ptr": cd_ptr,
-        "pcand": cd_flat, "used_cores": np.unique(prog.tile_core).astype(np.int64), "fire_all": fire_all,
-        "psum_all": np.flatnonzero((prog.tile_kind == 1) & (prog.tile_psum_flits > 0)).astype(np.int64),
-        "nrn_dst_ptr": prog.nrn_dst_ptr, "nrn_dst_edge": nrn_dst_edge, "nrn_dst_cross": nrn_cross.astype(np.int64),
-        "nrn_flit_count": (prog.payload_bits == 0) & (pm >= 0) & (neurons.per_code("multi")[pm.clip(0)] != 0),
-        "rt_ptr": n_ptr, "rt_link": np.concatenate([n_link, t_link]).astype(np.int64),
-        "rt_parent": np.where(rt_par < 0, _RT_ROOT, rt_par),
-        "tile_rt_ptr": t_ptr + n_ptr[-1],
-        "tile_dst_edge": t_dst_edge, "tile_cross": tile_cross.astype(np.int64), "R": R, "W": W,
-        "extra": max(0, int(chip.noc.interchip_cycles) - R - W),
-        "fixed": -1 if fixed == "dynamic" else int(fixed), "barrier": int(chip.timing.barrier_cycles),
-        "pipelined": bool(prog.pipelined), "link_pos": link_pos, "link_at": link_at,
-        "max_packets": max(N, K), "nrn_cls": nrn_cls, "n_cls": n_cls, "link_cls": link_cls,
-        "spike_slots": spike_slots,
-        "max_edges": int(n_link.size + t_link.size),
-    }
-
-
-def _no_timing_plan(prog: Program) -> dict:
-    """Empty timing tables (same types as :func:`_timing_plan`) for runs without timing."""
-    z = np.zeros(0, np.int64)
-    one = np.zeros(1, np.int64)
-    return {"noc_router": np.zeros(1, np.int64), "core_node": z, "nrn_dst_node": z, "dsrc_ptr": one, "dsrc": z, "pcore_ptr": one, "pcores": z, "pfire": z, "pcand_ptr": one, "pcand": z, "used_cores": z,
-                "fire_all": np.zeros(prog.n_cores, np.int64), "psum_all": z, "nrn_dst_ptr": one, "nrn_dst_edge": z,
-                "nrn_dst_cross": z, "nrn_flit_count": np.zeros(0, np.bool_), "rt_ptr": one, "rt_link": z, "rt_parent": z,
-                "tile_rt_ptr": one, "tile_dst_edge": z, "tile_cross": z, "R": 1, "W": 0, "extra": 0, "fixed": -1, "barrier": 0,
-                "pipelined": False, "link_pos": z, "link_at": z, "max_packets": 0, "max_edges": 0,
-                "nrn_cls": z, "n_cls": 0, "link_cls": 0, "spike_slots": 0}
-
-
 def _model_flag(prog: Program, attr: str) -> np.ndarray:
     """Flag ``attr`` of every population's model (:mod:`models.neurons`); 0 for the graph input."""
     return np.where(prog.pop_model >= 0, neurons.per_code(attr)[prog.pop_model.clip(0)], 0)
@@ -293,7 +140,7 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, v_min, in_flits: int,
         pop_skip[p] = (prog.pop_model[p] == neurons.CODE_IF and not prog.nrn_bias[sl].any()
                        and prog.pop_bt_ptr[p + 1] == prog.pop_bt_ptr[p] and (prog.nrn_thr[sl] > 0).all()
                        and (reset == "subtract" or ((prog.nrn_vreset[sl] >= lo) & (prog.nrn_vreset[sl] <= hi)).all()))
-    plan = _timing_plan(prog) if timed else _no_timing_plan(prog)
+    plan = timing_plan(prog) if timed else no_timing_plan(prog)
     spans, ent_w = _row_spans(prog.row_ptr, ea, ent_w, row_tile)
     row_cyc = (np.asarray(prog.row_ncols, np.int64) + pe - 1) // pe + prog.event_overhead
     geo = _geo_events(prog, grp_ptr, grp_src, grp_delay, ent_w.size)

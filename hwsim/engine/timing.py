@@ -19,7 +19,7 @@ and the barrier are added by the caller (:mod:`hwsim.engine.kernel`). This is th
 
 Partial sums go through the NoC model's own arbitration (:func:`hwsim.noc.run_into`)
 in the same order as the Python twin, with routes laid out once per program
-(:func:`hwsim.engine.build._route_templates`); a population's partial-sum call that
+(:func:`hwsim.engine.timing_plan.route_templates`); a population's partial-sum call that
 repeats its last one (same tiles, same inject cycles) replays its deliveries
 (:func:`_send_psums`). Spikes go through the same model computed per route class
 (source core and destination cores share one template route):
@@ -67,7 +67,7 @@ def _noc_send(tab, work, npk, E, hist, hstat):
 def _lay_route(rt_link, rt_parent, r0, r1, owner, E, e_link, e_parent, e_owner):
     """Append route template ``r0:r1`` as edges ``E ..`` of packet ``owner`` (parents
     made absolute: ``E + parent``, negative at the root, whose template parent is
-    :data:`hwsim.engine.build._RT_ROOT`); returns the next free edge. A plain copy with unsigned indices,
+    :data:`hwsim.engine.timing_plan.RT_ROOT`); returns the next free edge. A plain copy with unsigned indices,
     no branch: 1.9 ns per edge instead of 4.3 with a root test per edge (the NIR CNN's
     templates, in isolation)."""
     base = E  # a local: the tables share one blob, so a stored base would be reloaded per edge
