@@ -121,13 +121,19 @@ def timing_plan(prog: Program) -> dict:
     nrn_dst_edge = np.full(prog.nrn_dst_core.size, -1, np.int64)
     nrn_dst_edge[has] = n_dst[rptr[cl[has]] + np.flatnonzero(has) - prog.nrn_dst_ptr[own[has]]]
     del cl, has
-    # a step's start-cycle blocks (timing_spikes' S) take sum over spiking neurons of
-    # their class's template length: at most this, every neuron spiking
-    m_cls = np.diff(n_ptr)
-    spike_slots = int(m_cls[nrn_cls[nrn_cls >= 0]].sum())
+    # a spike NoC call's start-cycle blocks (timing_spikes' S) take the sum over its
+    # spiking neurons of their class's template length; a sync step calls it per
+    # population, a pipelined step once for all: at most the largest population's sum
+    # (every neuron spiking), resp. the whole net's (VGG-16 ImageNet: the whole net's sum
+    # was the largest per-thread scratch field)
+    m_nrn = np.where(nrn_cls >= 0, np.diff(n_ptr)[nrn_cls.clip(0)], 0)
+    pop_of = np.searchsorted(prog.pop_off, np.arange(N), side="right") - 1
+    per_pop = np.bincount(pop_of, weights=m_nrn, minlength=P).astype(np.int64)
+    spike_slots = int(per_pop.sum()) if prog.pipelined else int(per_pop.max(initial=0))
+    del m_nrn
     nrn_cross = np.abs(prog.core_chip[prog.nrn_dst_core] - prog.core_chip[ncore[own]]).sum(axis=1)
     tile_cross = np.abs(prog.core_chip[t_dst] - prog.core_chip[t_src]).sum(axis=1)
-    pm = prog.pop_model[np.searchsorted(prog.pop_off, np.arange(N), side="right") - 1]
+    pm = prog.pop_model[pop_of]
     # the most (class, template edge) pairs on one link: the heads timing_spikes merges
     # there (with unicast routes a class crosses its first links once per destination
     # core, so this can exceed the number of classes)

@@ -5,7 +5,7 @@ edge)`` order, cut-through, one flit per link per cycle; :func:`hwsim.noc.run_in
 simulates it edge by edge, each packet with its own copy of its route. This module
 computes the same schedule with less work for spike packets, whose routes come in
 classes: every neuron of a route class (same source core, same destination cores:
-:func:`hwsim.engine.build.route_classes`) sends along the same template route, and all
+the route classes of :func:`hwsim.engine.timing_plan.timing_plan`) sends along the same template route, and all
 its packets of a step are injected together, when the core's fire phase ends.
 
 Per class ``c`` with ``n_c`` packets (in neuron order, ``k = 0 .. n_c - 1``) and a

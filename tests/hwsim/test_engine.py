@@ -484,6 +484,43 @@ def test_unicast_fanout_more_heads_than_classes(tmp_path):
     _same(simulate_int(m.net, x, record="all"), fast)
 
 
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_spike_slots_bound_every_neuron_spiking(pipelined, tmp_path):
+    """The spike NoC's start-cycle blocks (``spike_slots`` of scratch) hold, per call, one
+    slot per spiking neuron and edge of its class's template. A sync step calls it per
+    population, so the bound is the largest population's sum over its neurons of their
+    template lengths; a pipelined step calls it once, so it is the whole net's. With
+    every neuron spiking at every step (the bound reached in sync mode by the larger
+    population) the compiled timing equals the Python model's."""
+    import hwsim.engine.build as eng
+
+    rng = np.random.default_rng(3)
+    h = _pop("h", "IF", 8, r=1.0, v_threshold=0.01, v_reset=0.0)
+    o = _pop("o", "IF", 24, r=1.0, v_threshold=0.01, v_reset=0.0)
+    q = _pop("q", "IF", 4, r=1.0, v_threshold=0.01, v_reset=0.0)
+    net = Net([Population("in", "input", (6,)), h, o, q],
+              [DenseProjection("in->h", "in", "h", rng.uniform(0.5, 1.0, (8, 6))),
+               DenseProjection("h->o", "h", "o", rng.uniform(0.5, 1.0, (24, 8))),
+               DenseProjection("o->q", "o", "q", rng.uniform(0.5, 1.0, (4, 24)))], "q")
+    x = np.ones((4, 2, 6), np.float32)
+    chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 8, "core.neurons": 8})
+    m = map_model(net, chip)
+    prog = compile(m, mode="pipelined" if pipelined else "sync")
+    kb, ko, _, _ = eng.kernel_inputs(prog, "subtract", "binary", None, 1, False, 1, True)
+    m_cls = np.diff(eng.kernel_field(kb, ko, "rt_ptr"))
+    cls = eng.kernel_field(kb, ko, "nrn_cls")
+    per_pop = [int(m_cls[cls[a:b][cls[a:b] >= 0]].sum()) for a, b in zip(prog.pop_off[1:-1], prog.pop_off[2:])]
+    assert per_pop[0] > 0 and per_pop[1] > 0 and per_pop[2] == 0  # the output population sends no spikes
+    want = sum(per_pop) if pipelined else max(per_pop)
+    assert eng.kernel_field(kb, ko, "spike_slots")[0] == want
+    fast = simulate(prog, x, record="all", timing=True)
+    assert fast.spikes["o"][2:].all() and fast.spikes["h"][2:].all()  # pipelined: one step per layer to fill
+    slow = simulate(prog, x, record="all", timing=True, chrome=tmp_path / "c.json")
+    for k in ("step_cycles", "packet_latency_hist", "link_flits"):
+        np.testing.assert_array_equal(fast.timing[k], slow.timing[k], err_msg=k)
+    _same(simulate_int(_pipelined_ref_net(m.net) if pipelined else m.net, x, record="all"), fast)
+
+
 @pytest.mark.parametrize("model", ["nir_cnn", "mnist_mlp"])
 def test_spike_trains_equal_python_timing(model, cnn_mapping, test100, tmp_path):
     """On the mapped NIR CNN (100 steps of one N-MNIST sample) and the shipped MNIST
