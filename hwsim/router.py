@@ -133,11 +133,11 @@ from models.errors import SnnchipError
 
 from .chip import NocConfig
 from .router_kernel import (NO_CYCLE, RouterState, router_add, router_add_multicast, router_cycle, router_next,
-                            router_state, run_batch)
+                            router_run, router_state, run_batch)
 
 __all__ = ["IO_PORT", "check_links", "chip_links", "check_packets", "RouterError", "RouterParams", "RouterRun", "check_router_params", "simulate_router",
            "router_params_from_chip", "wormhole_links", "PORTS", "LINK_CYCLES_DEFAULT", "RouterState", "router_state",
-           "router_add", "router_add_multicast", "router_next", "router_cycle", "NO_CYCLE"]
+           "router_add", "router_add_multicast", "router_next", "router_cycle", "router_run", "NO_CYCLE"]
 
 PORTS = ("E", "W", "N", "S", "local")
 # defaults live in ChipConfig.noc (one home per number); the link has none there (every
