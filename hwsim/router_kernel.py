@@ -288,8 +288,11 @@ def _push(bpkt, bfi, brdy, bcnt, bhead, ist, pmask, occ, act, act_on, sc, n, p, 
 def _inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhead, qtail, bpkt, bfi, brdy, bhead,
             bcnt, ist, imask, isent, ifrom, obusy, ofree, ocred, occ, inj_ptr, sflit, svc, act, act_on, srcs,
             lk_lat, lk_ser, lk_free, pmask, t):
-    """Step 2 of a cycle: every source writes up to ``I`` flits of its queue's front packets."""
+    """Step 2 of a cycle: every source writes up to ``I`` flits of its queue's front packets.
+    Returns ``t + 1`` if it changed anything, else the earliest cycle stamp (above
+    ``t``) its tests compared with (:data:`NO_CYCLE`: none): no test turns true before."""
     W, V, B, Dr, Dinj, I = prm[0], prm[2], prm[3], prm[4], prm[10], prm[12]
+    wk = NO_CYCLE
     P = 5
     io = lk_lat.shape[0] - 1  # the I/O link; the I/O source is node io // 4
     N = io // 4
@@ -299,8 +302,10 @@ def _inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhe
         while k < I and qhead[n] >= 0:
             pk = qhead[n]
             if created[pk] > t:
+                wk = min(wk, created[pk])
                 break
             if n * 4 == io and lk_free[io] > t:
+                wk = min(wk, lk_free[io])
                 break
             if svc[n] < 0:
                 pick = -1
@@ -308,11 +313,15 @@ def _inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhe
                     w = inj_ptr[n] + j
                     if w >= V:
                         w -= V
-                    if (not obusy[n, P, w]) and ofree[n, P, w] <= t and ocred[n, P, w] > 0:
-                        pick = w
-                        break
+                    if not obusy[n, P, w]:
+                        if ofree[n, P, w] > t:
+                            wk = min(wk, ofree[n, P, w])
+                        elif ocred[n, P, w] > 0:
+                            pick = w
+                            break
                 if pick < 0:
                     break
+                wk = t + 1
                 svc[n] = pick
                 obusy[n, P, pick] = True
                 inj_ptr[n] = (pick + 1) % V
@@ -320,6 +329,7 @@ def _inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhe
             if ocred[n, P, w] == 0:
                 break
             ocred[n, P, w] -= 1
+            wk = t + 1
             if sflit[n] == 0:
                 head_inj[pk] = t
             if n == N:  # over the I/O link into node 0's input port E
@@ -341,6 +351,7 @@ def _inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhe
                 qhead[n] = qnext[pk]
                 if qhead[n] < 0:
                     qtail[n] = -1
+    return wk
 
 
 @njit(cache=True, inline="always")
@@ -354,12 +365,14 @@ def _request(r_idx, r_p, r_v, r_o, nr, p, v, o, V):
 
 
 @njit(cache=True, inline="always")
-def _vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, obusy, ofree, ocred, va_in, va_out,
-                  r_idx, r_o, r_w, r_ok, r_p, r_v, act, pmask, m, t):
+def _vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, obusy, ofree, ocred, va_in,
+                  va_out, r_idx, r_o, r_w, r_ok, r_p, r_v, act, pmask, m, t):
     """Step 3 at the routers ``act[:m]``: separable input-first VC allocation; a head
     with several output ports requests, in port order, one output VC at each port it
     does not hold yet (a multicast head's must have credits for the whole packet) and
-    keeps its grants up to its first loss; it holds them until it has all."""
+    keeps its grants up to its first loss; it holds them until it has all. Returns what
+    :func:`_inject` returns, for this stage."""
+    wk = NO_CYCLE
     V = prm[2]
     Dva = prm[5]
     PV = 5 * V
@@ -374,7 +387,11 @@ def _vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, 
             if wm == 0:
                 continue
             for v in range(V):
-                if (wm >> v) & 1 and ifrom[n, p, v] <= t:
+                if not (wm >> v) & 1:
+                    continue
+                if ifrom[n, p, v] > t:
+                    wk = min(wk, ifrom[n, p, v])
+                else:
                     rem = imask[n, p, v] & ~isent[n, p, v]
                     pk = bpkt[n, p, v, bhead[n, p, v]]
                     need = flits[pk] if ntg[pk] > 1 else 0
@@ -384,15 +401,20 @@ def _vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, 
                         w = va_in[n, p, v]
                         found = False
                         for j in range(V):
-                            if (not obusy[n, o, w]) and ofree[n, o, w] <= t and (o == _LOCAL or ocred[n, o, w] >= need):
-                                _request(r_idx, r_p, r_v, r_o, nr, p, v, o, V)
-                                r_w[nr] = w
-                                nr += 1
-                                found = True
-                                break
+                            if not obusy[n, o, w]:
+                                if ofree[n, o, w] > t:
+                                    wk = min(wk, ofree[n, o, w])
+                                elif o == _LOCAL or ocred[n, o, w] >= need:
+                                    _request(r_idx, r_p, r_v, r_o, nr, p, v, o, V)
+                                    r_w[nr] = w
+                                    nr += 1
+                                    found = True
+                                    break
                             w = w + 1 if w + 1 < V else 0
                         if not found:
                             break
+        if nr:
+            wk = t + 1
         for a in range(nr):
             o, w = r_o[a], r_w[a]
             best = -1
@@ -428,14 +450,17 @@ def _vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, 
                 ifrom[n, p, v] = t + Dva
                 pmask[0, r0 + p] &= ~(1 << v)
                 pmask[1, r0 + p] |= 1 << v  # its head is still in the buffer
+    return wk
 
 
 @njit(cache=True, inline="always")
-def _sw_requests(bcnt, bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, cap_in, lk_free,
+def _sw_requests(bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, cap_in, lk_free,
                  r_idx, r_o, r_ok, r_p, r_v, n, t, V):
     """Switch requests at router ``n``: per input port up to ``cap_in`` VCs in round-robin
     order, each asking for every output of its front flit not yet copied there that has a
-    credit (one entry per (VC, output)); returns the number of entries."""
+    credit (one entry per (VC, output)); returns the number of entries and the earliest
+    cycle stamp (above ``t``) its tests compared with."""
+    wk = NO_CYCLE
     nr = 0
     for p in range(5):
         sm = pmask[1, n * 5 + p]  # the port's VCs in state 2 with flits
@@ -444,22 +469,34 @@ def _sw_requests(bcnt, bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_
         got = 0
         v = sa_in[n, p]
         for j in range(V):
-            if (sm >> v) & 1 and ifrom[n, p, v] <= t and brdy[n, p, v, bhead[n, p, v]] <= t:
+            if not (sm >> v) & 1:
+                pass
+            elif ifrom[n, p, v] > t:
+                wk = min(wk, ifrom[n, p, v])
+            elif brdy[n, p, v, bhead[n, p, v]] > t:
+                wk = min(wk, brdy[n, p, v, bhead[n, p, v]])
+            else:
                 rem = imask[n, p, v] & ~isent[n, p, v]
                 added = False
                 for o in range(5):
-                    if (rem >> o) & 1 and (o == _LOCAL or (ocred[n, o, iovc[n, p, v, o]] > 0
-                                                           and lk_free[n * 4 + o] <= t)):
-                        _request(r_idx, r_p, r_v, r_o, nr, p, v, o, V)
-                        r_ok[nr] = False
-                        nr += 1
-                        added = True
+                    if not (rem >> o) & 1:
+                        continue
+                    if o != _LOCAL:
+                        if ocred[n, o, iovc[n, p, v, o]] == 0:
+                            continue  # a credit's return is a change
+                        if lk_free[n * 4 + o] > t:
+                            wk = min(wk, lk_free[n * 4 + o])
+                            continue
+                    _request(r_idx, r_p, r_v, r_o, nr, p, v, o, V)
+                    r_ok[nr] = False
+                    nr += 1
+                    added = True
                 if added:
                     got += 1
                     if got == cap_in[p]:
                         break
             v = v + 1 if v + 1 < V else 0
-    return nr
+    return nr, wk
 
 
 @njit(cache=True, _nrt=False)
@@ -469,7 +506,9 @@ def _switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy
                 lk_lat, lk_ser, lk_free, pmask, m, t):
     """Step 4 at the routers ``act[:m]``: separable input-first switch allocation, then
     traversal; a flit leaves its input VC once it has been copied to every output port
-    of its packet (asynchronous replication)."""
+    of its packet (asynchronous replication). Returns what :func:`_inject` returns, for
+    this stage."""
+    wk = NO_CYCLE
     W, V, B, Dr, Dsa, Dst, Dl, Dc, Dinj, Dej, E = (prm[0], prm[2], prm[3], prm[4], prm[6], prm[7], prm[8], prm[9],
                                                    prm[10], prm[11], prm[13])
     P = 5
@@ -479,10 +518,12 @@ def _switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy
     N = io // 4
     for i_act in range(m):
         n = act[i_act]
-        nr = _sw_requests(bcnt, bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, cap_in, lk_free,
+        nr, wr = _sw_requests(bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, cap_in, lk_free,
                           r_idx, r_o, r_ok, r_p, r_v, n, t, V)
         if nr == 0:
+            wk = min(wk, wr)
             continue
+        wk = t + 1
         # output arbiters: the first request in round-robin order from the pointer, per
         # output; the ejection port repeats for up to E grants
         rounds = 1
@@ -595,6 +636,7 @@ def _switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy
                     nh = bhead[n, p, v]
                     _head_at(ist, imask, isent, ifrom, pmask, n, p, v, _route_mask(tptr, ntg, tdst, psrc, N, n, bpkt[n, p, v, nh], W),
                              max(brdy[n, p, v, nh], t + 1) + Dr)
+    return wk
 
 
 @njit(cache=True, _nrt=False)
@@ -612,25 +654,31 @@ def _run(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery
         t = _next(sc, cq_cnt, srcs, sflit, qhead, created, t)
         if t >= t_stop:
             return t
+        # wk: t + 1 once the cycle changed anything, else the earliest cycle stamp above
+        # t that one of its tests compared with (every stage returns the same)
+        wk = NO_CYCLE
         for q in range(4):
             while cq_cnt[q] > 0 and cq_due[q, cq_head[q]] <= t:
                 ocred_flat[cq_vc[q, cq_head[q]]] += 1
                 cq_head[q] = cq_head[q] + 1 if cq_head[q] + 1 < cap_c else 0
                 cq_cnt[q] -= 1
+                wk = t + 1
+            if cq_cnt[q] > 0:
+                wk = min(wk, cq_due[q, cq_head[q]])
         if sc[5]:
-            _inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhead, qtail, bpkt, bfi, brdy,
+            wk = min(wk, _inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhead, qtail, bpkt, bfi, brdy,
                     bhead, bcnt, ist, imask, isent, ifrom, obusy, ofree, ocred, occ, inj_ptr, sflit, svc, act, act_on,
-                    srcs, lk_lat, lk_ser, lk_free, pmask, t)
+                    srcs, lk_lat, lk_ser, lk_free, pmask, t))
         # only routers holding flits act (an empty one has nothing to allocate); routers are
         # order free within a stage, so the list's order is as good as the mesh's
         m = sc[4]
         if m != 0:
-            _vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, obusy, ofree, ocred, va_in,
-                          va_out, r_idx, r_o, r_w, r_ok, r_p, r_v, act, pmask, m, t)
-            _switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy, bhead, bcnt, ist, imask,
+            wk = min(wk, _vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, obusy, ofree,
+                                       ocred, va_in, va_out, r_idx, r_o, r_w, r_ok, r_p, r_v, act, pmask, m, t))
+            wk = min(wk, _switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy, bhead, bcnt, ist, imask,
                         isent, iovc, ifrom, obusy, ofree, ocred, cq_vc, cq_due, cq_head, cq_cnt, occ, sa_in, sa_out,
                         eject, link_flits, dl_list, r_idx, r_o, r_ok, r_p, r_v, best_b, best_k, last_v, cap_in, act,
-                        act_on, lk_lat, lk_ser, lk_free, pmask, m, t)
+                        act_on, lk_lat, lk_ser, lk_free, pmask, m, t))
             j = 0
             for i in range(sc[4]):
                 n = act[i]
@@ -652,6 +700,10 @@ def _run(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery
         t += 1
         if sc[3]:
             return t
+        if wk > t:
+            # nothing changed: every test of the cycle keeps its outcome until the
+            # earliest cycle stamp it compared with, so the cycles before it are idle
+            t = min(wk, t_stop)
 
 
 @njit(cache=True, _nrt=False)
