@@ -101,7 +101,10 @@ channel ``Dinj``, ejection channel ``Dej``; bandwidths ``I`` (injection) and ``E
 * **Incremental use.** Packets may be added while the mesh runs (:func:`router_add`, :func:`router_add_multicast`),
   each created no earlier than the next cycle to simulate; a source queue stays in
   (creation cycle, id) order, ids counting in the order added. Skipping idle cycles
-  (:func:`router_next`: nothing in flight, nothing half written) changes no cycle.
+  (:func:`router_next`: nothing in flight, nothing half written) changes no cycle;
+  :func:`router_run` simulates up to the next cycle with deliveries, also skipping the
+  cycles after one that changed nothing up to the earliest cycle stamp it tested
+  (``hwsim/router_kernel.py``), with the same schedule.
 
 **Deadlock freedom.** Rank the channels as XY routing uses them: all E channels (by
 increasing x) below all W channels (by decreasing x), below all N (by increasing y),

@@ -26,7 +26,14 @@ an inlined helper binds (atomic operations, not pruned inside loops): 54 increme
 stages visit the routers holding flits (``act``), the sources with queued packets
 (``srcs``), and at each router only the input ports with a VC waiting for VC allocation
 or holding flits (``pmask`` bits). (3) :func:`router_run` runs cycles up to the next
-delivery, so a caller crosses into the kernel once per delivering cycle.
+delivery, so a caller crosses into the kernel once per delivering cycle. (4) Idle
+cycles are skipped: a cycle that changed nothing (no credit returned, no flit injected,
+no allocator request) is repeated exactly by every following cycle until the earliest
+cycle stamp one of its tests compared with (a flit's ready cycle, a VC's allocation
+start, an output VC's or link's free cycle, a credit's due cycle, a packet's creation),
+so :func:`router_run` jumps there; each stage returns ``t + 1`` if it changed
+anything, else that stamp. A flit crossing an empty mesh thus costs its hops, not its
+pipeline cycles.
 """
 
 from __future__ import annotations
@@ -525,9 +532,12 @@ def _switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy
             continue
         wk = t + 1
         # output arbiters: the first request in round-robin order from the pointer, per
-        # output; the ejection port repeats for up to E grants
+        # output; the ejection port repeats for up to E grants (a lone request wins)
         rounds = 1
-        while True:
+        if nr == 1:
+            r_ok[0] = True
+            sa_out[n, r_o[0]] = r_idx[0] + 1 if r_idx[0] + 1 < PV else 0
+        while nr > 1:
             for o in range(P):
                 best_b[o] = -1
                 best_k[o] = PV
