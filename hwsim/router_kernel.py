@@ -21,8 +21,8 @@ Numba's ``_nrt=False`` flag, so they emit no reference-count updates at all. The
 allocate nothing and only index arrays the caller's :data:`RouterState` keeps alive for
 the call. With counting on, Numba increments and decrements the count of every array
 an inlined helper binds (atomic operations, not pruned inside loops): 54 increment and
-61 decrement sites in the switch stage alone, about 40 % of the kernel's time
-(``bench/results/router_speed.md``). (2) Per-cycle work only where it is active: the
+61 decrement sites in the switch stage alone; without them ``bench/router_speed.py``
+took 13.1-13.7 ms against 15.1-15.6 ms (back to back; ``bench/results/router_speed.md``). (2) Per-cycle work only where it is active: the
 stages visit the routers holding flits (``act``), the sources with queued packets
 (``srcs``), and at each router only the input ports with a VC waiting for VC allocation
 or holding flits (``pmask`` bits). (3) :func:`router_run` runs cycles up to the next
