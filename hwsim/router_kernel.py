@@ -22,10 +22,10 @@ allocate nothing and only index arrays the caller's :data:`RouterState` keeps al
 the call. With counting on, Numba increments and decrements the count of every array
 an inlined helper binds (atomic operations, not pruned inside loops): 54 increment and
 61 decrement sites in the switch stage alone; without them ``bench/router_speed.py``
-took 13.1-13.7 ms against 15.1-15.6 ms (back to back; ``bench/results/router_speed.md``). (2) Per-cycle work only where it is active: the
-stages visit the routers holding flits (``act``), the sources with queued packets
-(``srcs``), and at each router only the input ports with a VC waiting for VC allocation
-or holding flits (``pmask`` bits). (3) :func:`router_run` runs cycles up to the next
+took 13.1-13.7 ms against 15.1-15.6 ms (back to back; ``bench/results/router_speed.md``).
+(2) Per-cycle work only where it is active: the stages visit the routers holding flits
+(``act``), the sources with queued packets (``srcs``), and at each router only the input
+ports with a VC waiting for VC allocation or holding flits (``pmask`` bits). (3) :func:`router_run` runs cycles up to the next
 delivery, so a caller crosses into the kernel once per delivering cycle. (4) Idle
 cycles are skipped: a cycle that changed nothing (no credit returned, no flit injected,
 no allocator request) is repeated exactly by every following cycle until the earliest
