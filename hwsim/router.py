@@ -101,7 +101,10 @@ channel ``Dinj``, ejection channel ``Dej``; bandwidths ``I`` (injection) and ``E
 * **Incremental use.** Packets may be added while the mesh runs (:func:`router_add`, :func:`router_add_multicast`),
   each created no earlier than the next cycle to simulate; a source queue stays in
   (creation cycle, id) order, ids counting in the order added. Skipping idle cycles
-  (:func:`router_next`: nothing in flight, nothing half written) changes no cycle.
+  (:func:`router_next`: nothing in flight, nothing half written) changes no cycle;
+  :func:`router_run` simulates up to the next cycle with deliveries, also skipping the
+  cycles after one that changed nothing up to the earliest cycle stamp it tested
+  (``hwsim/router_kernel.py``), with the same schedule.
 
 **Deadlock freedom.** Rank the channels as XY routing uses them: all E channels (by
 increasing x) below all W channels (by decreasing x), below all N (by increasing y),
@@ -133,11 +136,11 @@ from models.errors import SnnchipError
 
 from .chip import NocConfig
 from .router_kernel import (NO_CYCLE, RouterState, router_add, router_add_multicast, router_cycle, router_next,
-                            router_state, run_batch)
+                            router_run, router_state, run_batch)
 
 __all__ = ["IO_PORT", "check_links", "chip_links", "check_packets", "RouterError", "RouterParams", "RouterRun", "check_router_params", "simulate_router",
            "router_params_from_chip", "wormhole_links", "PORTS", "LINK_CYCLES_DEFAULT", "RouterState", "router_state",
-           "router_add", "router_add_multicast", "router_next", "router_cycle", "NO_CYCLE"]
+           "router_add", "router_add_multicast", "router_next", "router_cycle", "router_run", "NO_CYCLE"]
 
 PORTS = ("E", "W", "N", "S", "local")
 # defaults live in ChipConfig.noc (one home per number); the link has none there (every

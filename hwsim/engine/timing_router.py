@@ -60,7 +60,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..router import NO_CYCLE, router_add, router_add_multicast, router_cycle, router_next, router_state
+from ..router import NO_CYCLE, router_add, router_add_multicast, router_run, router_state
 from .layout import (HSTAT_DELIVERIES, HSTAT_LAT_MAX, HSTAT_NOC_CALLS, open_core_times, open_edges, open_input_io,
                      open_neurons, open_plan, open_pops, open_routes, open_scalars, open_state, open_tile_counts,
                      open_tiles)
@@ -460,13 +460,12 @@ def _run_mesh_s(tab, st, pk, hist, hstat, prdy, pexp, last, spk_out, args):
     """Cycle the mesh until every packet (those the sync sweeps add too) is delivered."""
     t = np.int64(0)
     while st.sc[1] > 0:
-        t = router_next(st, t)
-        if t == NO_CYCLE:
-            break
-        k = router_cycle(st, t)
-        if k and _deliver(st, pk, k, hist, hstat, prdy, pexp, last, spk_out, (args[5][12], args[5][13])):
+        t = router_run(st, t, NO_CYCLE)  # to the next cycle with deliveries
+        k = st.sc[3]
+        if k == 0:
+            break  # nothing left to simulate
+        if _deliver(st, pk, k, hist, hstat, prdy, pexp, last, spk_out, (args[5][12], args[5][13])):
             _sweep_sync(*args)
-        t += 1
 
 
 @njit(cache=True)
@@ -474,10 +473,9 @@ def _run_mesh_p(tab, st, pk, hist, hstat, prdy, pexp, last, spk_out, args):
     """Cycle the mesh until every packet (those the pipelined sweeps add too) is delivered."""
     t = np.int64(0)
     while st.sc[1] > 0:
-        t = router_next(st, t)
-        if t == NO_CYCLE:
-            break
-        k = router_cycle(st, t)
-        if k and _deliver(st, pk, k, hist, hstat, prdy, pexp, last, spk_out, (args[5][5], args[5][6])):
+        t = router_run(st, t, NO_CYCLE)  # to the next cycle with deliveries
+        k = st.sc[3]
+        if k == 0:
+            break  # nothing left to simulate
+        if _deliver(st, pk, k, hist, hstat, prdy, pexp, last, spk_out, (args[5][5], args[5][6])):
             _sweep_pipelined(*args)
-        t += 1

@@ -140,3 +140,57 @@ def test_twin_equal_with_chip_links_and_the_io_port(seed):
     np.testing.assert_array_equal(a.delivery, b.delivery)
     np.testing.assert_array_equal(a.eject_flits, b.eject_flits)
     assert a.cycles == b.cycles
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_router_run_jumps_from_delivery_to_delivery(seed):
+    """``router_run`` (the cycle loop inside the kernel, idle and unchanged cycles
+    skipped) against the twin stepped cycle by cycle: it stops after the twin's next
+    delivering cycle with the same targets; stopped first half way there (``t_stop``)
+    it delivers nothing and resumes to the same cycle. Replies are added after every
+    delivering cycle, as the engine's step timing does."""
+    from hwsim.router import NO_CYCLE, router_add, router_run, router_state
+    from hwsim.router_ref import RouterSim
+
+    rng = np.random.default_rng(300 + seed)
+    p = _random_params(rng)
+    n = p.width * p.height
+    st = router_state(np.array(p.kernel_args(), np.int64), 200, 0)
+    ref = RouterSim(p)
+    for _ in range(12):
+        c, s, d, f = int(rng.integers(0, 30)), int(rng.integers(0, n)), int(rng.integers(0, n)), int(rng.integers(1, 6))
+        router_add(st, c, s, d, f)
+        ref.add(c, s, d, f)
+    t, spawned, stops = 0, 0, 0
+    while True:
+        tr, got = t, []
+        while True:  # the twin, cycle by cycle, to its next delivering cycle
+            tr = ref.next_cycle(tr)
+            if tr == NO_CYCLE:
+                break
+            got = ref.cycle(tr)
+            tr += 1
+            if got:
+                break
+        if got and tr - 1 > t + 1:
+            half = t + (tr - 1 - t) // 2
+            t = router_run(st, t, half)
+            assert int(st.sc[3]) == 0 and half <= t < tr
+            stops += 1
+        t = router_run(st, t, NO_CYCLE)
+        k = int(st.sc[3])
+        if not got:
+            assert k == 0 and t == NO_CYCLE
+            break
+        assert t == tr and sorted(st.dl_list[:k]) == sorted(got)
+        for g in sorted(got):
+            if spawned < 150:
+                c = int(st.delivery[g]) + int(rng.integers(0, 4))
+                s, d, f = int(rng.integers(0, n)), int(rng.integers(0, n)), int(rng.integers(1, 6))
+                router_add(st, c, s, d, f)
+                ref.add(c, s, d, f)
+                spawned += 1
+    m = int(st.sc[0])
+    assert stops > 0 and m == len(ref.delivery) and (st.delivery[:m] >= 0).all()
+    np.testing.assert_array_equal(st.delivery[:m], ref.delivery)
+    np.testing.assert_array_equal(st.link_flits, ref.link_flits)
