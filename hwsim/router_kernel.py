@@ -42,9 +42,14 @@ from collections import namedtuple
 
 import numpy as np
 from numba import njit
+from numba.core.cpu import CPUTargetOptions
 
 __all__ = ["RouterState", "router_state", "router_add", "router_add_multicast", "router_next", "router_cycle",
            "router_run", "NO_CYCLE", "LOCAL_PORT"]
+
+# the cycle loop's functions: compiled without reference counting where this Numba has
+# its internal ``_nrt`` option (Numba 0.68.1 has it); without it, plain njit (same results, slower)
+_loop_jit = njit(cache=True, _nrt=False) if hasattr(CPUTargetOptions, "_nrt") else njit(cache=True)
 
 LOCAL_PORT = 4
 _LOCAL = LOCAL_PORT
@@ -182,7 +187,7 @@ def router_add_multicast(st, created, src, dsts, flits):
     return k
 
 
-@njit(cache=True, _nrt=False)
+@_loop_jit
 def _next(sc, cq_cnt, srcs, sflit, qhead, pcreated, t):
     if sc[2] != 0 or cq_cnt[0] + cq_cnt[1] + cq_cnt[2] + cq_cnt[3] != 0:
         return t
@@ -291,7 +296,7 @@ def _push(bpkt, bfi, brdy, bcnt, bhead, ist, pmask, occ, act, act_on, sc, n, p, 
     sc[2] += 1
 
 
-@njit(cache=True, _nrt=False)
+@_loop_jit
 def _inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhead, qtail, bpkt, bfi, brdy, bhead,
             bcnt, ist, imask, isent, ifrom, obusy, ofree, ocred, occ, inj_ptr, sflit, svc, act, act_on, srcs,
             lk_lat, lk_ser, lk_free, pmask, t):
@@ -506,7 +511,7 @@ def _sw_requests(bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, ca
     return nr, wk
 
 
-@njit(cache=True, _nrt=False)
+@_loop_jit
 def _switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy, bhead, bcnt, ist, imask, isent,
                 iovc, ifrom, obusy, ofree, ocred, cq_vc, cq_due, cq_head, cq_cnt, occ, sa_in, sa_out, eject,
                 link_flits, dl_list, r_idx, r_o, r_ok, r_p, r_v, best_b, best_k, last_v, cap_in, act, act_on,
@@ -649,7 +654,7 @@ def _switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy
     return wk
 
 
-@njit(cache=True, _nrt=False)
+@_loop_jit
 def _run(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery, qnext, qhead, qtail, bpkt, bfi,
          brdy, bhead, bcnt, ist, imask, isent, iovc, ifrom, obusy, ofree, ocred, cq_vc, cq_due, cq_head, cq_cnt,
          occ, va_in, va_out, sa_in, sa_out, inj_ptr, sflit, svc, eject, link_flits, dl_list, r_idx, r_o, r_w,
@@ -716,7 +721,7 @@ def _run(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery
             t = min(wk, t_stop)
 
 
-@njit(cache=True, _nrt=False)
+@_loop_jit
 def router_run(st, t, t_stop):
     """Simulate the cycles from ``t`` (the spec's cycle order each: credits due,
     injection, VC allocation, switch allocation and traversal; idle cycles skipped as
