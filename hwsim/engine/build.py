@@ -157,9 +157,6 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, v_min, in_flits: int,
     ent_w = np.concatenate([ent_w, prog.geo_w.astype(ent_w.dtype)])
     pop_floor, nrn_vmin = membrane_floor(prog, v_min)
     acc_order, nrn_slot, nrn_at_slot = state_order(prog, acc_pos, proj_perm, pop_floor, reset, spikes)
-    nrn_thr, nrn_bias = (np.empty_like(a) for a in (prog.nrn_thr, prog.nrn_bias))
-    nrn_thr[nrn_slot] = prog.nrn_thr  # kept where the neuron's state is
-    nrn_bias[nrn_slot] = prog.nrn_bias
     fields = dict(
         pop_model=prog.pop_model, pop_spikes=_model_flag(prog, "spikes"), pop_state=_model_flag(prog, "state"),
         pop_floor=pop_floor, pop_size=prog.pop_size, pop_off=prog.pop_off, pop_ring=prog.pop_ring,
@@ -167,7 +164,7 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, v_min, in_flits: int,
         pop_tile_ptr=prog.pop_tile_ptr, tile_order=prog.tile_order, pop_bt_ptr=prog.pop_bt_ptr,
         bt_start=prog.bt_start, bt_off=prog.bt_off, bt_vec=prog.bt_vec, pop_skip=pop_skip,
         pop_acc_order=acc_order, nrn_slot=nrn_slot, nrn_at_slot=nrn_at_slot,
-        nrn_core=prog.nrn_core, nrn_bias=nrn_bias, nrn_thr=nrn_thr, nrn_vreset=prog.nrn_vreset,
+        nrn_core=prog.nrn_core, nrn_bias=prog.nrn_bias, nrn_thr=prog.nrn_thr, nrn_vreset=prog.nrn_vreset,
         nrn_alpha=prog.nrn_alpha, nrn_asyn=prog.nrn_asyn, nrn_vleak=prog.nrn_vleak, nrn_vmin=nrn_vmin,
         nrn_pk=prog.nrn_pk, nrn_hops=prog.nrn_hops, nrn_icx=prog.nrn_icx,
         proj_shift=prog.proj_shift, proj_acc_off=prog.proj_acc_off, proj_npost=prog.proj_npost, proj_in=proj_in,
@@ -183,6 +180,9 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, v_min, in_flits: int,
         out_val_flits=int(out_val_flits), spiking=bool(prog.input_spiking), n_acc=int(prog.n_acc),
         acc_pos=acc_pos, proj_perm=proj_perm, **plan)
     kb, ko = pack(fields, KERNEL_FIELDS)
+    if acc_order.any():  # thresholds and biases kept where the neuron's state is, moved in place (no copies)
+        for name in ("nrn_thr", "nrn_bias"):
+            kernel_field(kb, ko, name)[nrn_slot] = getattr(prog, name)
     return kb, ko, ent_acc, ent_w
 
 
@@ -267,7 +267,9 @@ def state_order(prog: Program, acc_pos: np.ndarray, proj_perm: np.ndarray, pop_f
     (global) the neuron it holds, within its population."""
     P = prog.n_pops
     N = int(prog.pop_off[-1])
-    slot = np.arange(N, dtype=np.int64)
+    it = _index_type(N + 1)  # narrow while building (the tables hold int64 anyway)
+    slot = np.arange(N, dtype=it)
+    at_slot = np.empty(N, it)
     acc_order = np.zeros(P, np.bool_)
     for p in range(1, P):
         q0, q1 = int(prog.pop_proj_ptr[p]), int(prog.pop_proj_ptr[p + 1])
@@ -282,9 +284,9 @@ def state_order(prog: Program, acc_pos: np.ndarray, proj_perm: np.ndarray, pop_f
         a0 = int(prog.proj_acc_off[q])
         slot[off:off + npop] = off + acc_pos[a0:a0 + npop] - a0
         acc_order[p] = True
-    at_slot = np.empty(N, np.int64)
-    at_slot[slot] = np.arange(N, dtype=np.int64) - np.repeat(np.asarray(prog.pop_off[:-1], np.int64),
-                                                             np.asarray(prog.pop_size, np.int64))
+    for p in range(P):
+        off, npop = int(prog.pop_off[p]), int(prog.pop_size[p])
+        at_slot[slot[off:off + npop]] = np.arange(npop, dtype=it)
     return acc_order, slot, at_slot
 
 
@@ -674,16 +676,14 @@ def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nda
 
 
 @njit(cache=True, parallel=True)
-def _scan_inputs(x, spiking, blocks=None):
+def _scan_inputs(x, spiking):
     """One pass over ``x`` (T, B, n), parallel over samples: per step and sample, does it
     hold a NaN / infinity, (``spiking``) a value that is not a non-negative integer, and
     (not ``spiking``) is it a held frame, identical to the sample's previous step (the
     kernel then reuses that step's events instead of reading and encoding the frame)?
-    With ``blocks`` (T, B) int64 given, also writes there the mask of the blocks that hold
-    a nonzero value: bit ``k`` for values ``[k s, (k + 1) s)``, ``s = ceil(n / 64)`` (the
-    kernel reads a spiking frame's marked blocks only, :func:`hwsim.engine.kernel._encode_step`)."""
+    Each case tests only what it needs (real-valued frames are not tested for integers,
+    spiking ones not compared with the previous frame)."""
     T, B, n = x.shape
-    bs = max((n + 63) // 64, 1)
     nonfinite = np.zeros((T, B), np.bool_)
     notcount = np.zeros((T, B), np.bool_)
     held = np.zeros((T, B), np.bool_)
@@ -693,29 +693,26 @@ def _scan_inputs(x, spiking, blocks=None):
             bad = False
             frac = False
             diff = False
-            mask = np.int64(0)
-            for k in range((n + bs - 1) // bs):
-                nonzero = False
-                for i in range(k * bs, min(n, (k + 1) * bs)):  # branch-free, so it vectorises
+            if spiking:
+                for i in range(n):  # branch-free, so it vectorises
                     f = x[t, b, i]
                     bad |= (f - f) != 0  # inf - inf and NaN - NaN are NaN
                     frac |= (f < 0) | (f != np.floor(f))
+            else:
+                for i in range(n):
+                    f = x[t, b, i]
+                    bad |= (f - f) != 0
                     diff |= f != x[tp, b, i]
-                    nonzero |= f != 0
-                mask |= np.int64(nonzero) << k
             nonfinite[t, b] = bad
             notcount[t, b] = spiking and frac and not bad
             held[t, b] = t > 0 and not spiking and not diff
-            if blocks is not None:
-                blocks[t, b] = mask
     return nonfinite, notcount, held
 
 
 def input_array(net, x: np.ndarray, input_scale):
     """``inputs`` as (T, B, n_in) float32 / float64 for :func:`hwsim.engine.kernel._encode_step`, validated as
     ``models.intref._InputEncoder`` does (same errors); returns (x, held, scale, top),
-    ``held`` (T, B): the frame repeats the sample's previous one, or for spiking inputs
-    (never held) the int64 mask of the frame's blocks that hold events (:func:`_scan_inputs`)."""
+    ``held`` (T, B): the frame repeats the sample's previous one (:func:`_scan_inputs`)."""
     meta = quant_meta(net)
     shape = tuple(net.input.shape)
     if int(np.prod(x.shape[2:])) != int(np.prod(shape)):
@@ -725,17 +722,16 @@ def input_array(net, x: np.ndarray, input_scale):
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float64)  # exact for every value the encoder keeps exact (|x| < 2**53)
     x = np.ascontiguousarray(x.reshape(x.shape[0], x.shape[1], -1))
-    blocks = np.zeros(x.shape[:2], np.int64) if net.input_spiking else None
-    nonfinite, notcount, held = _scan_inputs(x, bool(net.input_spiking), blocks)
+    nonfinite, notcount, held = _scan_inputs(x, bool(net.input_spiking))
     if nonfinite.any():
         raise SimulationError("inputs contain NaN or infinite values")
     if net.input_spiking:
         if notcount.any():
             raise SimulationError(f"spiking inputs must be non-negative integers (spikes or event counts); "
                                   f"step {int(np.flatnonzero(notcount.any(axis=1))[0])} is not")
-        return x, blocks, 1.0, 0  # no held frames: the blocks with events in their place
+        return x, held, 1.0, 0
     scale = float(meta["input_scale"] if input_scale is None else input_scale)
     if not np.isfinite(scale) or scale <= 0:
         raise SimulationError(f"input_scale must be a positive number, got {input_scale!r}")
-    return x, held.astype(np.int64), scale, (1 << int(meta["input_bits"])) - 1  # one kernel type either way
+    return x, held, scale, (1 << int(meta["input_bits"])) - 1
 

@@ -24,10 +24,10 @@ from models.neurons import CODE_IF, int_update_nb
 
 from .layout import (CNT_ACS, CNT_BUSY_CYCLES, CNT_EVENTS, CNT_FLITS, CNT_FLIT_HOPS, CNT_INTERCHIP_FLITS,
                      CNT_IO_IN_FLITS, CNT_IO_IN_FLIT_HOPS, CNT_IO_OUT_FLITS, CNT_MACS, CNT_PACKETS, CNT_PSUM_OPS,
-                     CNT_SPIKES, GEO_N, HSTAT_OVERRUNS, IO_FLIT_HOPS, IO_FLITS, IO_INTERCHIP_FLITS, NIO, NREC, NTC,
+                     CNT_SPIKES, GEO_N, HSTAT_OVERRUNS, IO_FLITS, IO_FLIT_HOPS, IO_INTERCHIP_FLITS, NIO, NREC, NTC,
                      REC_ACC, REC_ACS, REC_CYCLES, REC_ENT, REC_EVENTS, REC_MACS, REC_N, REC_TILE, TC_ACS, TC_CYCLES,
-                     TC_EVENTS, TC_MACS, WORK_EDGES, Packed, open_edges, open_groups, open_input_io, open_neurons,
-                     open_pops, open_projs, open_scalars, open_state, open_tile_counts, open_tiles)
+                     TC_EVENTS, TC_MACS, WORK_EDGES, Packed, open_edges, open_groups, open_input_io,
+                     open_neurons, open_pops, open_projs, open_scalars, open_state, open_tile_counts, open_tiles)
 from .bitops import lowest_bit
 from .timing import step_timing
 
@@ -37,28 +37,21 @@ _I32_MIN, _I32_MAX = -(1 << 31), (1 << 31) - 1
 
 
 @njit(cache=True)
-def _encode_step(x, t, b, spiking, mask, scale, top, nz, nzv, base):
+def _encode_step(x, t, b, spiking, scale, top, nz, nzv, base):
     """``models.intref._InputEncoder`` for step ``t`` of sample ``b``, nonzero values
-    only: their indices go to ``nz[base:]``, values to ``nzv[base:]``, in index order;
-    returns the count. Spiking inputs were validated as non-negative integers, and only
-    the blocks of ``s = ceil(n / 64)`` values that ``mask`` marks hold events (bit ``k``:
-    values ``[k s, (k + 1) s)``, :func:`hwsim.engine.build._scan_inputs`); real-valued
-    ones encode as ``clip(floor(x * scale + 0.5), 0, top)``, branch-free (every value is
+    only: their indices go to ``nz[base:]``, values to ``nzv[base:]``; returns the
+    count. Spiking inputs were validated as non-negative integers; real-valued ones
+    encode as ``clip(floor(x * scale + 0.5), 0, top)``, branch-free (every value is
     written, the count advances on nonzero ones: dense frames, no mispredictions)."""
     n = x.shape[2]
     c = 0
-    if spiking:  # sparse events: the marked blocks only, a well-predicted branch per value
-        bs = max((n + 63) // 64, 1)
-        m = mask
-        while m != 0:
-            k = lowest_bit(m)
-            for i in range(k * bs, min(n, (k + 1) * bs)):
-                xi = x[t, b, i]
-                if xi != 0:
-                    nz[base + c] = i
-                    nzv[base + c] = np.int64(xi)
-                    c += 1
-            m &= m - 1
+    if spiking:  # sparse events: a well-predicted branch beats writing every value
+        for i in range(n):
+            xi = x[t, b, i]
+            if xi != 0:
+                nz[base + c] = i
+                nzv[base + c] = np.int64(xi)
+                c += 1
     else:
         ftop = np.float64(top)
         for i in range(n):
@@ -464,7 +457,7 @@ def _sample(tab, ent, work, inp, outs, vcd, tim, bg, rb, g, timed):
         # ---- graph input: encoded nonzero values of the step
         sl0 = t % pops.ring[0]
         base0 = pops.ring_off[0] + sl0 * n_in
-        if opt.spiking == 0 and inp.held[t, bg] != 0:  # a held frame: the same events
+        if inp.held[t, bg]:  # a held frame: the same events
             nn0 = prev_n
             if pops.ring[0] > 1:  # (with one slot, it still holds them)
                 for j in range(nn0):
@@ -472,8 +465,7 @@ def _sample(tab, ent, work, inp, outs, vcd, tim, bg, rb, g, timed):
                     state.nzv[base0 + j] = state.prev_v[j]
             eq = True
         else:
-            nn0 = _encode_step(inp.x, t, bg, opt.spiking, inp.held[t, bg], inp.scale, inp.top, state.nz, state.nzv,
-                               base0)
+            nn0 = _encode_step(inp.x, t, bg, opt.spiking, inp.scale, inp.top, state.nz, state.nzv, base0)
             eq = t > 0 and nn0 == prev_n
             if eq:
                 for j in range(nn0):

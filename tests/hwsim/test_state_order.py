@@ -1,8 +1,7 @@
 """The functional kernel's layouts for speed (issue 17): neuron state kept in accumulator
 order (hwsim.engine.build.state_order), spike lists from 64-bit masks
-(hwsim.engine.bitops), a convolution's run tables (hwsim.engine.build._conv_runs) and
-the blocks of a spiking frame that hold events (hwsim.engine.build._scan_inputs): by
-hand, and a conv net whose conv populations are reordered gives the integer reference's
+(hwsim.engine.bitops) and a convolution's run tables (hwsim.engine.build._conv_runs):
+by hand, and a conv net whose conv populations are reordered gives the integer reference's
 spikes and membranes and the explicit-row program's counters."""
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from numba import njit
 from hwsim.chip import load_chip
 from hwsim.engine import reference_net, simulate
 from hwsim.engine.bitops import lowest_bit
-from hwsim.engine.build import _conv_runs, _scan_inputs, kernel_inputs
+from hwsim.engine.build import _conv_runs, kernel_inputs
 from hwsim.engine.layout import kernel_field
 from hwsim.program import compile
 from mapper.mapping import map_model
@@ -57,17 +56,6 @@ def test_conv_runs_by_hand():
     grouped = geom.copy()
     grouped[15] = 1  # two groups of one output channel
     assert _conv_runs(dil) is None and _conv_runs(grouped) is None
-
-
-def test_spiking_frame_blocks():
-    """130 inputs: blocks of ceil(130 / 64) = 3 values; events at 0, 5 and 129 mark blocks
-    0, 1 and 43; a frame without events marks none."""
-    x = np.zeros((2, 1, 130), np.float32)
-    x[0, 0, [0, 5, 129]] = [1, 2, 1]
-    blocks = np.zeros((2, 1), np.int64)
-    bad, frac, held = _scan_inputs(x, True, blocks)
-    assert not bad.any() and not frac.any() and not held.any()
-    assert blocks[0, 0] == 1 | 2 | (1 << 43) and blocks[1, 0] == 0
 
 
 def _conv_net():
