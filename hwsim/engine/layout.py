@@ -81,11 +81,13 @@ Pops = namedtuple("Pops", ["model", "spikes", "state", "floor", "size", "off", "
                            "bt_ptr", "skip", "reuse", "ring_off", "slot_off", "proj_order", "tile_order", "acc_order"])
 Pops.__doc__ = ("Per population: model code and its table flags (spikes, state; models.neurons), whether the "
                 "membrane floor applies, size, neuron offset, output ring, its projections, tiles and bias terms, and "
-                "whether its state is kept in its accumulators' order (``acc_order``, :func:`hwsim.engine.build.state_order`).")
+                "whether its state is kept in its accumulators' order (``acc_order``, "
+                ":func:`hwsim.engine.build.state_order`).")
 Neurons = namedtuple("Neurons", ["core", "bias", "thr", "vreset", "alpha", "asyn", "vleak", "vmin", "pk", "hops",
                                  "icx", "bt_start", "bt_off", "bt_vec", "slot", "at_slot"])
 Neurons.__doc__ = ("Per neuron: core, parameters, membrane floor, traffic per spike; bias terms (bt_*); where its "
-                   "state is kept (``slot``, global) and, per state slot, its neuron (``at_slot``, within its population).")
+                   "state is kept (``slot``, global) and, per state slot, its neuron (``at_slot``, within its "
+                   "population).")
 Projs = namedtuple("Projs", ["shift", "acc_off", "npost", "fed_by_input", "perm", "acc_pos"])
 Projs.__doc__ = "Per projection: shift, accumulator block, input-fed flag, slot order."
 Tiles = namedtuple("Tiles", ["core", "kind", "soma", "ncols", "fire", "psum_flits", "psum_hops", "psum_icx"])
@@ -139,14 +141,16 @@ KERNEL_FIELDS = ("pop_model", "pop_spikes", "pop_state", "pop_floor", "pop_size"
     "tile_psum_hops", "tile_psum_icx", "grp_ptr", "grp_src", "grp_delay", "grp_pre_off", "grp_cr_off", "grp_cr_a0",
     "grp_cr_na", "grp_cr_r", "grp_cr_tptr", "grp_cr_tiles", "rec_ptr", "rec", "cr", "grp_geo", "geo", "geo_rec_ptr", "geo_rec", "in_dst_ptr",
     "in_dst_core",
-    "in_pk", "in_hops", "in_icx", "in_cores", "M", "F", "payload", "reset_sub", "multi", "out_pop", "in_flits", "in_mult",
+    "in_pk", "in_hops", "in_icx", "in_cores", "M", "F", "payload", "reset_sub", "multi", "out_pop", "in_flits",
+    "in_mult",
     "out_val_flits", "spiking", "n_acc", "R", "W", "extra", "fixed", "barrier", "pipelined", "max_packets",
     "max_edges", "n_cls", "link_cls", "spike_slots", "cr_max", "dsrc_ptr", "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand",
     "used_cores", "fire_all", "psum_all", "noc_router", "core_node", "nrn_dst_node",
     "nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count",
     "nrn_cls", "rt_ptr", "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at")
 WORK_FIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero", "same", "prev_i", "prev_v",
-    "in_cnt", "cr_loc", "bits", "t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc", "done", "core_free",
+    "in_cnt", "cr_loc", "bits", "t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc", "done",
+    "core_free",
     "integ", "end_int", "psum_ready", "fend", "m_ok", "m_t0", "m_dl", "pk_t0", "pk_fl", "pk_id", "pk_base", "pk_ord",
     "pk_tr", "cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce", "tr_pk", "tr_fl", "h_k", "h_r", "h_p", "h_e", "h_q", "e_link", "e_parent", "e_owner", "e_start", "e_valid",
     "e_order", "e_ready", "link_flits", "l_cnt", "l_used", "l_at", "e_hi")

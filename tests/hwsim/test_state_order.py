@@ -86,8 +86,8 @@ def test_conv_populations_kept_in_accumulator_order():
     (y W + x) C + c, its threshold there too; spikes and membranes equal the integer
     reference's, and counters and outputs equal the explicit-row program's."""
     net, x = _conv_net()
-    chip = load_chip("tiny").with_overrides({"core.axons": 64, "core.neurons": 16, "mesh.width": 4, "core.memory_bytes": 1 << 16,
-                                             "mesh.height": 4})
+    chip = load_chip("tiny").with_overrides({"core.axons": 64, "core.neurons": 16, "mesh.width": 4,
+                                             "mesh.height": 4, "core.memory_bytes": 1 << 16})
     m = map_model(net, chip)
     geo = compile(m, conv_path="geometric")
     kb, ko, _, _ = kernel_inputs(geo, "subtract", "binary", None, 1, False, 1, False)
