@@ -156,12 +156,14 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, v_min, in_flits: int,
     del grp_rows, row_tile, row_cyc, spans  # row-sized (VGG-16 ImageNet: 1.7 GB), not packed: freed before pack
     ent_w = np.concatenate([ent_w, prog.geo_w.astype(ent_w.dtype)])
     pop_floor, nrn_vmin = membrane_floor(prog, v_min)
+    acc_order, nrn_slot, nrn_at_slot = state_order(prog, acc_pos, proj_perm, pop_floor, reset, spikes)
     fields = dict(
         pop_model=prog.pop_model, pop_spikes=_model_flag(prog, "spikes"), pop_state=_model_flag(prog, "state"),
         pop_floor=pop_floor, pop_size=prog.pop_size, pop_off=prog.pop_off, pop_ring=prog.pop_ring,
         ring_off=prog.ring_off, slot_off=slot_off, pop_proj_ptr=prog.pop_proj_ptr, proj_order=prog.proj_order,
         pop_tile_ptr=prog.pop_tile_ptr, tile_order=prog.tile_order, pop_bt_ptr=prog.pop_bt_ptr,
         bt_start=prog.bt_start, bt_off=prog.bt_off, bt_vec=prog.bt_vec, pop_skip=pop_skip,
+        pop_acc_order=acc_order, nrn_slot=nrn_slot, nrn_at_slot=nrn_at_slot,
         nrn_core=prog.nrn_core, nrn_bias=prog.nrn_bias, nrn_thr=prog.nrn_thr, nrn_vreset=prog.nrn_vreset,
         nrn_alpha=prog.nrn_alpha, nrn_asyn=prog.nrn_asyn, nrn_vleak=prog.nrn_vleak, nrn_vmin=nrn_vmin,
         nrn_pk=prog.nrn_pk, nrn_hops=prog.nrn_hops, nrn_icx=prog.nrn_icx,
@@ -172,12 +174,15 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, v_min, in_flits: int,
         grp_ptr=grp_ptr, grp_src=grp_src, grp_delay=grp_delay, grp_pre_off=grp_pre_off,
         pop_reuse=pop_reuse.astype(np.bool_),
         in_dst_ptr=prog.in_dst_ptr, in_dst_core=prog.in_dst_core, in_pk=prog.in_pk, in_hops=prog.in_hops,
-        in_icx=prog.in_icx,
+        in_icx=prog.in_icx, in_cores=_input_cores(prog),
         M=M, F=int(prog.leak_frac_bits), payload=int(prog.payload_bits), reset_sub=reset == "subtract",
         multi=spikes == "multi", out_pop=int(prog.output_pop), in_flits=int(in_flits), in_mult=bool(in_mult),
         out_val_flits=int(out_val_flits), spiking=bool(prog.input_spiking), n_acc=int(prog.n_acc),
         acc_pos=acc_pos, proj_perm=proj_perm, **plan)
     kb, ko = pack(fields, KERNEL_FIELDS)
+    if acc_order.any():  # thresholds and biases kept where the neuron's state is, moved in place (no copies)
+        for name in ("nrn_thr", "nrn_bias"):
+            kernel_field(kb, ko, name)[nrn_slot] = getattr(prog, name)
     return kb, ko, ent_acc, ent_w
 
 
@@ -228,12 +233,61 @@ def _acc_layout(prog: Program):
         a0 = int(prog.proj_acc_off[q])
         o, i, j = np.unravel_index(np.arange(cout * oh * ow), (cout, oh, ow))
         acc_pos[a0:a0 + cout * oh * ow] = a0 + (i * ow + j) * cout + o
-        proj_perm[q] = True
+        proj_perm[q] = cout > 1 and oh * ow > 1  # else the same order (a dense projection's: 1 x 1)
     if proj_perm.any():
         ea = acc_pos.astype(ea.dtype)[ea]  # the entries' narrow type kept (slots < n_acc)
         ew = ew.copy()
         _sort_rows(row_ptr, ea, ew)
     return acc_pos, proj_perm, ea, ew
+
+
+def _input_cores(prog: Program) -> np.ndarray:
+    """The cores whose input I/O counts the kernel adds per step: each graph input's first
+    destination core (``in_dst_core[in_dst_ptr[i]]``, the core its counts go to), sorted, once each."""
+    ptr = np.asarray(prog.in_dst_ptr, np.int64)
+    has = ptr[1:] > ptr[:-1]
+    return np.unique(np.asarray(prog.in_dst_core, np.int64)[ptr[:-1][has]])
+
+
+def state_order(prog: Program, acc_pos: np.ndarray, proj_perm: np.ndarray, pop_floor: np.ndarray, reset: str,
+                spikes: str):
+    """Where each neuron's state (membrane, threshold, bias, output) is kept in the kernel.
+
+    A population on the kernel's IF fast path (IF model, binary spikes, subtractive
+    reset, one projection, no bias terms, no membrane floor: the update
+    ``v <- sat(v + b + round(I / 2**s)); z = [v >= theta]; v <- v - z theta``,
+    :func:`hwsim.engine.kernel._neurons`) whose projection's accumulators are stored in
+    another order (``proj_perm``, :func:`_acc_layout`) keeps its state in that order too:
+    neuron ``n`` of the population at ``off`` sits at slot ``off + acc_pos[a0 + n] - a0``,
+    so the update is one contiguous pass over the accumulators, with no gather. Its
+    spike list is still written in neuron order (the kernel maps slots back through
+    ``at_slot``), and every record (membranes, outputs, VCD) is read through ``slot``.
+    Returns ``(acc_order, slot, at_slot)``: per population whether it is reordered; per
+    neuron (global) its state slot (global; the identity elsewhere); per slot
+    (global) the neuron it holds, within its population."""
+    P = prog.n_pops
+    N = int(prog.pop_off[-1])
+    it = _index_type(N + 1)  # narrow while building (the tables hold int64 anyway)
+    slot = np.arange(N, dtype=it)
+    at_slot = np.empty(N, it)
+    acc_order = np.zeros(P, np.bool_)
+    for p in range(1, P):
+        q0, q1 = int(prog.pop_proj_ptr[p]), int(prog.pop_proj_ptr[p + 1])
+        fast = (prog.pop_model[p] == neurons.CODE_IF and spikes != "multi" and reset == "subtract" and q1 - q0 == 1
+                and prog.pop_bt_ptr[p + 1] == prog.pop_bt_ptr[p] and not pop_floor[p])
+        if not fast:
+            continue
+        q = int(prog.proj_order[q0])
+        off, npop = int(prog.pop_off[p]), int(prog.pop_size[p])
+        if not proj_perm[q] or int(prog.proj_npost[q]) != npop:
+            continue
+        a0 = int(prog.proj_acc_off[q])
+        slot[off:off + npop] = off + acc_pos[a0:a0 + npop] - a0
+        acc_order[p] = True
+    for p in range(P):
+        off, npop = int(prog.pop_off[p]), int(prog.pop_size[p])
+        at_slot[slot[off:off + npop]] = np.arange(npop, dtype=it)
+    return acc_order, slot, at_slot
 
 
 @njit(cache=True)
@@ -452,18 +506,60 @@ def _geo_events(prog: Program, grp_ptr: np.ndarray, grp_src: np.ndarray, grp_del
     G = prog.geo_proj.size
     geo = np.zeros((G, GEO_N), np.int64)
     grp_geo = np.full(grp_src.size, -1, np.int64)
+    runs = []  # the run tables, after the dense maps
+    at = G * GEO_N + prog.geo_kmap.size
     for gi, q in enumerate(prog.geo_proj):
         geo[gi, :prog.geo_geom.shape[1]] = prog.geo_geom[gi]
-        geo[gi, -2] = prog.proj_acc_off[q]
-        geo[gi, -1] = w_base + prog.geo_w_off[gi]
+        geo[gi, 16] = prog.proj_acc_off[q]
+        geo[gi, 17] = w_base + prog.geo_w_off[gi]
+        geo[gi, 18] = -1
         if prog.geo_geom[gi, 6] == 0:  # dense: where its k(i) starts in geo
             geo[gi, 2] = G * GEO_N + prog.geo_kmap_off[gi]
+        else:
+            tab = _conv_runs(prog.geo_geom[gi])
+            if tab is not None:
+                geo[gi, 18] = at
+                at += tab.size
+                runs.append(tab)
         p, s = int(prog.proj_dst[q]), int(prog.proj_src[q])
         d = int(prog.proj_delay[q]) + (1 if (prog.pipelined and s != 0) else 0)
         for g in range(int(grp_ptr[p]), int(grp_ptr[p + 1])):
             if grp_src[g] == s and grp_delay[g] == d:
                 grp_geo[g] = gi
-    return {"geo": np.concatenate([geo.reshape(-1), prog.geo_kmap]), "grp_geo": grp_geo}
+    return {"geo": np.concatenate([geo.reshape(-1), prog.geo_kmap] + runs), "grp_geo": grp_geo}
+
+
+def _conv_runs(geom: np.ndarray) -> np.ndarray | None:
+    """The run tables of a convolution whose kernel rows add one run each (``d_w = 1``,
+    one group; else None), so its event scatter divides nothing but the pre's index
+    (:func:`hwsim.engine.kernel._conv_event`): per input column ``x``, three int64
+    ``(j0, n_t, p)``: the taps of a kernel row that reach an output are ``b = r + s_w q``
+    for ``q_lo <= q <= q_hi`` (``r = (x + p_w) mod s_w``, ``q_lo = max(0, base - W' + 1)``,
+    ``q_hi = min(n_r - 1, base)``, ``base = (x + p_w - r) / s_w``, ``n_r = ceil((k_w - r) / s_w)``),
+    reaching outputs ``j0 = base - q_hi`` .. ``base - q_lo``; ``n_t = q_hi - q_lo + 1`` taps
+    (<= 0: none), stored from tap position ``p = pos(r + s_w q_hi)``
+    (:func:`hwsim.engine.kernel._tap_pos`); then per input row ``y`` and kernel row ``a``
+    the output row ``i' = (y + p_h - d_h a) / s_h`` when that is an integer in
+    ``[0, H')``, else -1."""
+    _, H, W, C_out, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw, cin_g, cout_g = (int(v) for v in geom[:16])
+    if dw != 1 or cout_g != C_out:
+        return None
+    xt = np.zeros((W, 3), np.int64)
+    for x in range(W):
+        r = (x + pw) % sw
+        base = (x + pw - r) // sw
+        n_r = (kw - r + sw - 1) // sw
+        q_lo, q_hi = max(0, base - OW + 1), min(n_r - 1, base)
+        b = r + sw * q_hi  # the tap stored first: groups by b mod s_w (residue 0 first), descending b
+        pos = sum((kw - rr + sw - 1) // sw for rr in range(r)) + (kw - r + sw - 1) // sw - 1 - b // sw
+        xt[x] = (base - q_hi, q_hi - q_lo + 1, pos if n_r > 0 else 0)
+    yt = np.full((H, kh), -1, np.int64)
+    for y in range(H):
+        for a in range(kh):
+            ty = y + ph - dh * a
+            if ty >= 0 and ty % sh == 0 and ty // sh < OH:
+                yt[y, a] = ty // sh
+    return np.concatenate([xt.reshape(-1), yt.reshape(-1)])
 
 
 def _row_spans(row_ptr: np.ndarray, ea: np.ndarray, ew: np.ndarray, row_tile: np.ndarray,
@@ -558,7 +654,10 @@ def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nda
             "Ib": max(int(prog.pop_size.max()), 1), "o_all": N, "same": T, "prev_i": n_in, "prev_v": n_in, "in_zero": P,
             "hot": P, "done": P, "pk_t0": npk, "pk_fl": npk, "pk_id": npk, "pk_base": npk, "link_flits": nl,
             "l_cnt": nl, "l_used": nl, "l_at": nl, "pk_ord": npk, "pk_tr": npk, "in_cnt": NIO * C,
-            "m_ok": P, "m_t0": ncand, "m_dl": ncand, "e_hi": 1, "cr_loc": max(int(kernel_field(kb, ko, "cr_max")[0]), 1)}
+            "m_ok": P, "m_t0": ncand, "m_dl": ncand, "e_hi": 1,
+            "cr_loc": max(int(kernel_field(kb, ko, "cr_max")[0]), 1),
+            # two spike masks of the largest population, 64 neurons a word (kernel._neurons)
+            "bits": 2 * ((int(prog.pop_size.max()) + 63) // 64) + 2}
     ncls = max(int(kernel_field(kb, ko, "n_cls")[0]), 1)
     for n in ("cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce", "tr_fl"):
         size[n] = ncls
@@ -582,7 +681,9 @@ def _scan_inputs(x, spiking):
     """One pass over ``x`` (T, B, n), parallel over samples: per step and sample, does it
     hold a NaN / infinity, (``spiking``) a value that is not a non-negative integer, and
     (not ``spiking``) is it a held frame, identical to the sample's previous step (the
-    kernel then reuses that step's events instead of reading and encoding the frame)?"""
+    kernel then reuses that step's events instead of reading and encoding the frame)?
+    Each case tests only what it needs (real-valued frames are not tested for integers,
+    spiking ones not compared with the previous frame)."""
     T, B, n = x.shape
     nonfinite = np.zeros((T, B), np.bool_)
     notcount = np.zeros((T, B), np.bool_)
@@ -593,11 +694,16 @@ def _scan_inputs(x, spiking):
             bad = False
             frac = False
             diff = False
-            for i in range(n):  # branch-free, so it vectorises
-                f = x[t, b, i]
-                bad |= (f - f) != 0  # inf - inf and NaN - NaN are NaN
-                frac |= (f < 0) | (f != np.floor(f))
-                diff |= f != x[tp, b, i]
+            if spiking:
+                for i in range(n):  # branch-free, so it vectorises
+                    f = x[t, b, i]
+                    bad |= (f - f) != 0  # inf - inf and NaN - NaN are NaN
+                    frac |= (f < 0) | (f != np.floor(f))
+            else:
+                for i in range(n):
+                    f = x[t, b, i]
+                    bad |= (f - f) != 0
+                    diff |= f != x[tp, b, i]
             nonfinite[t, b] = bad
             notcount[t, b] = spiking and frac and not bad
             held[t, b] = t > 0 and not spiking and not diff

@@ -24,10 +24,11 @@ from models.neurons import CODE_IF, int_update_nb
 
 from .layout import (CNT_ACS, CNT_BUSY_CYCLES, CNT_EVENTS, CNT_FLITS, CNT_FLIT_HOPS, CNT_INTERCHIP_FLITS,
                      CNT_IO_IN_FLITS, CNT_IO_IN_FLIT_HOPS, CNT_IO_OUT_FLITS, CNT_MACS, CNT_PACKETS, CNT_PSUM_OPS,
-                     CNT_SPIKES, GEO_N, HSTAT_OVERRUNS, IO_FLIT_HOPS, IO_FLITS, IO_INTERCHIP_FLITS, NIO, NREC, NTC,
+                     CNT_SPIKES, GEO_N, HSTAT_OVERRUNS, IO_FLITS, IO_FLIT_HOPS, IO_INTERCHIP_FLITS, NIO, NREC, NTC,
                      REC_ACC, REC_ACS, REC_CYCLES, REC_ENT, REC_EVENTS, REC_MACS, REC_N, REC_TILE, TC_ACS, TC_CYCLES,
-                     TC_EVENTS, TC_MACS, WORK_EDGES, Packed, open_edges, open_groups, open_input_io, open_neurons,
-                     open_pops, open_projs, open_scalars, open_state, open_tile_counts, open_tiles)
+                     TC_EVENTS, TC_MACS, WORK_EDGES, Packed, open_edges, open_groups, open_input_io,
+                     open_neurons, open_pops, open_projs, open_scalars, open_state, open_tile_counts, open_tiles)
+from .bitops import lowest_bit
 from .timing import step_timing
 
 __all__ = ["run_threads"]
@@ -62,16 +63,16 @@ def _encode_step(x, t, b, spiking, scale, top, nz, nzv, base):
 
 
 @njit(cache=True)
-def _neurons(tab, work, p, t, lo, hi, wbase):
+def _neurons(pops, nrns, projs, opt, state, p, t, lo, hi, wbase):
     """Input currents and the integer-contract update of population ``p`` (all its
     neurons): the model's Numba step (:func:`models.neurons.int_update_nb`), then spikes,
     reset and the membrane floor (``v <- max(v, vmin)`` where ``pops.floor[p]``) as
     :mod:`models.intref` writes them; outputs go to ``o_all`` and the nonzero ones,
-    listed, to ``nz`` / ``nzv`` from ``wbase`` (returns their count); ``hot[p]`` says
-    whether a neuron ended at or above threshold (it fires at the next step even
-    without input)."""
-    pops, nrns, projs, opt = open_pops(tab), open_neurons(tab), open_projs(tab), open_scalars(tab)
-    state = open_state(work)
+    listed in neuron order, to ``nz`` / ``nzv`` from ``wbase`` (returns their count);
+    ``hot[p]`` says whether a neuron ended at or above threshold (it fires at the next
+    step even without input). A population kept in accumulator order
+    (``pops.acc_order[p]``, :func:`hwsim.engine.build.state_order`) holds neuron ``n``'s
+    membrane, threshold, bias and output at slot ``nrns.slot[off + n]``."""
     model = pops.model[p]
     off = pops.off[p]
     npop = pops.size[p]
@@ -79,52 +80,67 @@ def _neurons(tab, work, p, t, lo, hi, wbase):
     q0 = pops.proj_ptr[p]
     if (model == CODE_IF and opt.multi == 0 and opt.reset_sub != 0 and pops.proj_ptr[p + 1] - q0 == 1
             and pops.bt_ptr[p + 1] == pops.bt_ptr[p] and pops.floor[p] == 0):
-        # IF, binary spikes, subtractive reset, one projection, no floor: the common case in
-        # branch-free passes (current and update; spike count; output list, which
-        # takes a branch instead when spikes are few and is skipped when none)
+        # IF, binary spikes, subtractive reset, one projection, no floor: the common case,
+        # one branch-free pass (current, update, spike mask), then the spikes listed from
+        # the masks; a population kept in accumulator order (pops.acc_order,
+        # build.state_order) reads its sums, membranes and thresholds contiguously
         q = pops.proj_order[q0]
         a0 = projs.acc_off[q]
         sh = projs.shift[q]
         hb = (np.int64(1) << (sh - 1)) if sh > 0 else np.int64(0)
-        # current (sums gathered through acc_pos when stored in another order;
-        # rshift_round by sh, hb = 0 when sh = 0) and update in one pass
+        ordered = pops.acc_order[p] != 0
         pa = state.acc[a0:a0 + npop]
-        ap = projs.acc_pos[a0:a0 + npop]
         pv = state.v[off:off + npop]
         pb = nrns.bias[off:off + npop]
         pt = thr[off:off + npop]
         po = state.o_all[off:off + npop]
         pz = state.nz[wbase:wbase + npop]
         pzv = state.nzv[wbase:wbase + npop]
-        nhot = 0
-        nnw = 0
-        nsp = 0
         ps = pa
-        if projs.perm[q] != 0:  # sums stored in another order: gather them first
+        if projs.perm[q] != 0 and not ordered:  # sums stored in another order: gather them first
+            ap = projs.acc_pos[a0:a0 + npop]
             ps = state.Ib[:npop]
             for n in range(npop):
                 ps[n] = state.acc[ap[n]]
-        for n in range(npop):
-            vv = min(max(pv[n] + pb[n] + ((ps[n] + hb) >> sh), lo), hi)
-            th = pt[n]
-            z = np.int64(1) if vv >= th else np.int64(0)
-            vv -= z * th
-            pv[n] = vv
-            po[n] = z
-            nhot += vv >= th
-        for n in range(npop):  # counted apart: in the update loop the count made the MLP run 2 % slower
-            nsp += po[n]
-        if nsp * 8 >= npop:
-            for n in range(npop):  # many spikes: a branch-free listing
-                pz[nnw] = n
+        # current (rshift_round by sh, hb = 0 when sh = 0) and update, in words of 64 slots:
+        # bit i of mask word w says whether slot 64 w + i spiked
+        nw = (npop + 63) >> 6
+        bm = state.bits
+        nhot = 0
+        for w in range(nw):
+            s0 = w << 6
+            m = np.int64(0)
+            for i in range(min(64, npop - s0)):
+                n = s0 + i
+                vv = min(max(pv[n] + pb[n] + ((ps[n] + hb) >> sh), lo), hi)
+                th = pt[n]
+                z = np.int64(1) if vv >= th else np.int64(0)
+                vv -= z * th
+                pv[n] = vv
+                po[n] = z
+                m |= z << i
+                nhot += vv >= th
+            bm[w] = m
+        nm = 0  # the masks listed: in neuron order (slot order mapped back when reordered)
+        if ordered:
+            nm = nw
+            at = nrns.at_slot[off:off + npop]
+            for w in range(nw):
+                bm[nw + w] = 0
+            for w in range(nw):
+                m = bm[w]
+                while m != 0:
+                    n = at[(w << 6) + lowest_bit(m)]
+                    bm[nw + (n >> 6)] |= np.int64(1) << (n & 63)
+                    m &= m - 1
+        nnw = 0
+        for w in range(nw):
+            m = bm[nm + w]
+            while m != 0:
+                pz[nnw] = (w << 6) + lowest_bit(m)
                 pzv[nnw] = 1
-                nnw += po[n]
-        elif nsp > 0:  # few: a branch taken rarely is cheaper (none: no listing at all)
-            for n in range(npop):
-                if po[n] != 0:
-                    pz[nnw] = n
-                    pzv[nnw] = 1
-                    nnw += 1
+                nnw += 1
+                m &= m - 1
         if projs.fed_by_input[q] == 0:
             pa[:] = 0
         state.hot[p] = nhot > 0
@@ -238,7 +254,10 @@ def _conv_event(geo, gi, ent_w, acc, i, xv):
     :func:`_tap_pos`). With ``d_w = 1`` and one group, the taps of a kernel row that reach
     an output are ``b = r + s_w q`` (``r = (x + p_w) mod s_w``) for a range of ``q``, reaching
     ``j' = (x + p_w - r) / s_w - q``: consecutive outputs whose weights are stored
-    consecutively, so one run of ``taps x C_out`` instead of one per tap. A dense
+    consecutively, so one run of ``taps x C_out`` instead of one per tap, read from the
+    convolution's run tables (:func:`hwsim.engine.build._conv_runs`: per column ``x`` the
+    run's first output, taps and first weight; per row ``y`` and kernel row ``a`` the output
+    row), so an event divides only to split ``i``. A dense
     projection (``kh = 0``, :mod:`hwsim.dense_rows`) adds row ``k(i)`` of ``W^T``."""
     b = GEO_N * gi
     H, W, C_out, OH, OW = geo[b + 1], geo[b + 2], geo[b + 3], geo[b + 4], geo[b + 5]
@@ -251,19 +270,26 @@ def _conv_event(geo, gi, ent_w, acc, i, xv):
             _add_run(acc, np.uint64(a0), ent_w, np.uint64(w0 + k * C_out), np.uint64(C_out), xv)
         return
     c = i // (H * W)
-    y = (i // W) % H
-    x = i % W
+    rem = i - c * (H * W)
+    y = rem // W
+    x = rem - y * W
     ab = a0 + (c // cin_g) * cout_g
+    rt = geo[b + 18]
+    if rt >= 0:  # the run tables (build._conv_runs): one run per kernel row, no more divisions
+        nt = geo[rt + 3 * x + 1]
+        if nt <= 0:
+            return
+        ln = np.uint64(nt * C_out)
+        aj = ab + geo[rt + 3 * x] * C_out
+        wc = w0 + c * kh * kw * cout_g + geo[rt + 3 * x + 2] * cout_g
+        yr = rt + 3 * W + y * kh
+        for a in range(kh):
+            oi = geo[yr + a]
+            if oi >= 0:
+                _add_run(acc, np.uint64(aj + oi * OW * C_out), ent_w, np.uint64(wc + a * kw * cout_g), ln, xv)
+        return
     n = np.uint64(cout_g)
-    row_run = dw == 1 and cout_g == C_out
-    # the run of a kernel row (row_run): taps q_lo..q_hi of residue r, outputs base - q
-    r = (x + pw) % sw
-    base = (x + pw - r) // sw
-    n_r = (kw - r + sw - 1) // sw
-    q_lo = max(0, base - OW + 1)
-    q_hi = min(n_r - 1, base)
-    p_hi = _tap_pos(r + sw * q_hi, kw, sw) if n_r > 0 else 0
-    for a in range(kh):
+    for a in range(kh):  # one run of C_out / groups outputs per tap
         ty = y + ph - dh * a
         if ty < 0:
             break  # falls with a
@@ -271,11 +297,6 @@ def _conv_event(geo, gi, ent_w, acc, i, xv):
         if ty - oi * sh != 0 or oi >= OH:
             continue
         wr = w0 + (c * kh + a) * kw * cout_g  # the kernel row's first weight
-        if row_run:
-            if q_lo <= q_hi:
-                _add_run(acc, np.uint64(ab + (oi * OW + base - q_hi) * C_out), ent_w,
-                         np.uint64(wr + p_hi * cout_g), np.uint64((q_hi - q_lo + 1) * C_out), xv)
-            continue
         for bb in range(kw):
             tx = x + pw - dw * bb
             if tx < 0:
@@ -288,7 +309,7 @@ def _conv_event(geo, gi, ent_w, acc, i, xv):
 
 
 @njit(cache=True)
-def _events(tab, ent, work, p, t, inputs):
+def _events(pops, grps, state, tcnt, ent, p, t, inputs):
     """Step ``t``'s crossbar events of population ``p`` from the graph input's groups
     (``inputs``) or from the other groups: every nonzero source value ``x`` of a group's
     source slot at ``t - delay`` reads the source's rows, ``acc[a] += w * x`` over each
@@ -299,8 +320,6 @@ def _events(tab, ent, work, p, t, inputs):
     each event from the geometry (:func:`_conv_event`) and its rows add their counts only
     (one int64 per row: tile, integrate cycles, MAC flag, entries).
     Returns the number of rows read."""
-    pops, grps = open_pops(tab), open_groups(tab)
-    state, tcnt = open_state(work), open_tile_counts(work)
     ent_acc, ent_w = ent  # crossbar entries: accumulator slot and weight
     n_rows = np.int64(0)
     k_run = -1  # the tile of the current run of rows, and its counts so far
@@ -423,7 +442,6 @@ def _sample(tab, ent, work, inp, outs, vcd, tim, bg, rb, g, timed):
     state, tcnt = open_state(work), open_tile_counts(work)
     T = inp.x.shape[0]
     P = pops.size.shape[0]
-    n_cores = outs.cnt.shape[2]
     lo = -(np.int64(1) << (opt.M - 1))
     hi = (np.int64(1) << (opt.M - 1)) - 1
     n_in = pops.size[0]
@@ -471,7 +489,7 @@ def _sample(tab, ent, work, inp, outs, vcd, tim, bg, rb, g, timed):
                     state.in_cnt[ci + IO_FLITS] += io.pk[i] * fm
                     state.in_cnt[ci + IO_FLIT_HOPS] += io.hops[i] * fm
                     state.in_cnt[ci + IO_INTERCHIP_FLITS] += io.icx[i] * fm
-        for c in range(n_cores):
+        for c in io.cores:  # the only cores with input counts (build._input_cores)
             cnt_t[c, CNT_IO_IN_FLITS] += state.in_cnt[NIO * c + IO_FLITS]
             cnt_t[c, CNT_IO_IN_FLIT_HOPS] += state.in_cnt[NIO * c + IO_FLIT_HOPS]
             cnt_t[c, CNT_INTERCHIP_FLITS] += state.in_cnt[NIO * c + IO_INTERCHIP_FLITS]
@@ -508,14 +526,16 @@ def _sample(tab, ent, work, inp, outs, vcd, tim, bg, rb, g, timed):
                     q = pops.proj_order[qi]
                     if projs.fed_by_input[q]:
                         a0 = projs.acc_off[q]
-                        for n in range(projs.npost[q]):
-                            state.acc[a0 + n] = 0
+                        state.acc[a0:a0 + projs.npost[q]] = 0  # a slice: a memset (an indexed loop is not)
             # events: input groups first (their counts are cached), then the rest
             n_rows = 0
+            has_in = False  # input groups (none: in_zero[p] stays 1, and no phase-0 call)
+            for gg in range(grps.ptr[p], grps.ptr[p + 1]):
+                has_in |= grps.src[gg] == 0
             for phase in range(2):
-                if phase == 0 and reuse:
+                if phase == 0 and (reuse or not has_in):
                     continue
-                n_rows += _events(tab, ent, work, p, t, phase == 0)
+                n_rows += _events(pops, grps, state, tcnt, ent, p, t, phase == 0)
                 if phase == 0:
                     state.in_zero[p] = n_rows == 0
                     if pops.reuse[p]:
@@ -564,15 +584,15 @@ def _sample(tab, ent, work, inp, outs, vcd, tim, bg, rb, g, timed):
                 state.nzc[ws] = 0
                 if ro >= 0:
                     for n in range(npop):
-                        outs.rec_v[t, bg, ro + n] = state.v[off + n]
+                        outs.rec_v[t, bg, ro + n] = state.v[nrns.slot[off + n]]
                 if bg == vcd.sample:
                     for n in range(npop):
                         gi = off + n
                         if vcd.slot[gi] >= 0:
                             vcd.s[t, vcd.slot[gi]] = 0
-                            vcd.v[t, vcd.slot[gi]] = state.v[gi]
+                            vcd.v[t, vcd.slot[gi]] = state.v[nrns.slot[gi]]
                 continue
-            nnw = _neurons(tab, work, p, t, lo, hi, wbase)
+            nnw = _neurons(pops, nrns, projs, opt, state, p, t, lo, hi, wbase)
             state.nzc[ws] = nnw
             counts = pops.spikes[p] != 0  # spikes (counts) out; else values (models.neurons)
             per_count = opt.payload == 0 and counts and pops.state[p] != 0
@@ -619,17 +639,18 @@ def _sample(tab, ent, work, inp, outs, vcd, tim, bg, rb, g, timed):
                         outs.all_out[rb, t, gi] = o
             if p == opt.out_pop:
                 for n in range(npop):
-                    outs.out[t, bg, n] = state.o_all[off + n]
+                    outs.out[t, bg, n] = state.o_all[nrns.slot[off + n]]
             if ro >= 0:
                 for n in range(npop):
-                    outs.rec_s[t, bg, ro + n] = state.o_all[off + n]
-                    outs.rec_v[t, bg, ro + n] = state.v[off + n]
+                    gs = nrns.slot[off + n]  # where the neuron's state is kept (build.state_order)
+                    outs.rec_s[t, bg, ro + n] = state.o_all[gs]
+                    outs.rec_v[t, bg, ro + n] = state.v[gs]
             if bg == vcd.sample:
                 for n in range(npop):
                     gi = off + n
                     if vcd.slot[gi] >= 0:
-                        vcd.s[t, vcd.slot[gi]] = state.o_all[gi]
-                        vcd.v[t, vcd.slot[gi]] = state.v[gi]
+                        vcd.s[t, vcd.slot[gi]] = state.o_all[nrns.slot[gi]]
+                        vcd.v[t, vcd.slot[gi]] = state.v[nrns.slot[gi]]
         if timed:
             busy = step_timing(tab, work, t, tim.core_busy[bg], tim.hist[g], tim.hstat[g])
             if opt.fixed >= 0:

@@ -46,8 +46,9 @@ NIO = len(IO_COUNTS)
 __all__ += ["REC_FIELDS", "TILE_COUNTS", "IO_COUNTS", "NTC", "NIO"] + ["REC_" + n.upper() for n in REC_FIELDS] + \
     ["TC_" + n.upper() for n in TILE_COUNTS] + ["IO_" + n.upper() for n in IO_COUNTS]
 # int64 fields per geometric convolution (:func:`hwsim.engine.build._geo_events`): its
-# geometry (hwsim.conv_rows.GEOM_COLS), accumulator block and first weight
-GEO_N = 18
+# geometry (hwsim.conv_rows.GEOM_COLS), accumulator block, first weight, and where its
+# per-column / per-row run tables start in ``geo`` (-1: none)
+GEO_N = 19
 
 # Everything the kernels read is packed into one int64 array ``kb`` (field ``f`` is
 # ``kb[ko[f]:ko[f + 1]]``; scalars are one-element fields; booleans are 0 / 1), and every
@@ -77,12 +78,16 @@ TimingOut.__doc__ = ("Compiled timing of the first ``n_timed`` samples: cycles p
 # ------------------------------------------------------------------------ the records
 
 Pops = namedtuple("Pops", ["model", "spikes", "state", "floor", "size", "off", "ring", "proj_ptr", "tile_ptr",
-                           "bt_ptr", "skip", "reuse", "ring_off", "slot_off", "proj_order", "tile_order"])
+                           "bt_ptr", "skip", "reuse", "ring_off", "slot_off", "proj_order", "tile_order", "acc_order"])
 Pops.__doc__ = ("Per population: model code and its table flags (spikes, state; models.neurons), whether the "
-                "membrane floor applies, size, neuron offset, output ring, and its projections, tiles and bias terms.")
+                "membrane floor applies, size, neuron offset, output ring, its projections, tiles and bias terms, and "
+                "whether its state is kept in its accumulators' order (``acc_order``, "
+                ":func:`hwsim.engine.build.state_order`).")
 Neurons = namedtuple("Neurons", ["core", "bias", "thr", "vreset", "alpha", "asyn", "vleak", "vmin", "pk", "hops",
-                                 "icx", "bt_start", "bt_off", "bt_vec"])
-Neurons.__doc__ = "Per neuron: core, parameters, membrane floor, traffic per spike; bias terms (bt_*)."
+                                 "icx", "bt_start", "bt_off", "bt_vec", "slot", "at_slot"])
+Neurons.__doc__ = ("Per neuron: core, parameters, membrane floor, traffic per spike; bias terms (bt_*); where its "
+                   "state is kept (``slot``, global) and, per state slot, its neuron (``at_slot``, within its "
+                   "population).")
 Projs = namedtuple("Projs", ["shift", "acc_off", "npost", "fed_by_input", "perm", "acc_pos"])
 Projs.__doc__ = "Per projection: shift, accumulator block, input-fed flag, slot order."
 Tiles = namedtuple("Tiles", ["core", "kind", "soma", "ncols", "fire", "psum_flits", "psum_hops", "psum_icx"])
@@ -91,8 +96,9 @@ EventGroups = namedtuple("EventGroups", ["ptr", "src", "delay", "pre_off", "cr_o
                            "cr_tptr", "cr_tiles", "rec_ptr", "rec", "cr", "geo_of", "geo", "grec_ptr", "grec"])
 EventGroups.__doc__ = ("Crossbar rows grouped by (population, source, delay): records, short-row tables, "
                        "the group's geometric projection (-1: none) and its rows' packed counts.")
-InputIo = namedtuple("InputIo", ["dst_ptr", "dst_core", "pk", "hops", "icx"])
-InputIo.__doc__ = "Per graph-input neuron: destination cores and I/O traffic per event."
+InputIo = namedtuple("InputIo", ["dst_ptr", "dst_core", "pk", "hops", "icx", "cores"])
+InputIo.__doc__ = ("Per graph-input neuron: destination cores and I/O traffic per event; the cores its counts go to "
+                   "(``cores``).")
 Scalars = namedtuple("Scalars", ["M", "F", "payload", "reset_sub", "multi", "out_pop", "in_flits", "in_mult",
                        "out_val_flits", "spiking", "n_acc", "R", "W", "extra", "fixed", "barrier", "pipelined",
                        "max_packets", "max_edges", "n_cls", "link_cls", "spike_slots", "cr_max"])
@@ -108,8 +114,9 @@ Routes = namedtuple("Routes", ["nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "
 Routes.__doc__ = ("Route templates of spike packets (per route class: ``rt_ptr[nrn_cls[neuron]]``) and partial-sum "
                   "packets (per tile: ``tile_rt_ptr``), destinations, link order.")
 NeuronState = namedtuple("NeuronState", ["v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero",
-                           "same", "prev_i", "prev_v", "in_cnt", "cr_loc"])
-NeuronState.__doc__ = "Membranes, accumulators, output rings and their spike lists, input reuse."
+                           "same", "prev_i", "prev_v", "in_cnt", "cr_loc", "bits"])
+NeuronState.__doc__ = ("Membranes, accumulators, output rings and their spike lists, input reuse, spike masks "
+                       "(``bits``: 64 neurons a word).")
 TileCounts = namedtuple("TileCounts", ["t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc"])
 TileCounts.__doc__ = "Per tile: this step's counts (t_*), cached input counts (c_*), cycles (tc)."
 CoreTimes = namedtuple("CoreTimes", ["done", "core_free", "integ", "end_int", "psum_ready", "fend", "m_ok", "m_t0",
@@ -127,20 +134,23 @@ EdgeTables.__doc__ = ("Route edges of the laid-out packets, the NoC's per-link s
 # the packed order: each record's fields are consecutive, from its first index below
 KERNEL_FIELDS = ("pop_model", "pop_spikes", "pop_state", "pop_floor", "pop_size", "pop_off", "pop_ring", "pop_proj_ptr",
     "pop_tile_ptr", "pop_bt_ptr", "pop_skip", "pop_reuse", "ring_off", "slot_off", "proj_order", "tile_order",
-    "nrn_core", "nrn_bias", "nrn_thr", "nrn_vreset", "nrn_alpha", "nrn_asyn", "nrn_vleak", "nrn_vmin", "nrn_pk",
-    "nrn_hops", "nrn_icx", "bt_start", "bt_off", "bt_vec", "proj_shift", "proj_acc_off", "proj_npost", "proj_in",
+    "pop_acc_order", "nrn_core", "nrn_bias", "nrn_thr", "nrn_vreset", "nrn_alpha", "nrn_asyn", "nrn_vleak",
+    "nrn_vmin", "nrn_pk", "nrn_hops", "nrn_icx", "bt_start", "bt_off", "bt_vec", "nrn_slot", "nrn_at_slot",
+    "proj_shift", "proj_acc_off", "proj_npost", "proj_in",
     "proj_perm", "acc_pos", "tile_core", "tile_kind", "tile_soma", "tile_ncols", "tile_fire", "tile_psum_flits",
     "tile_psum_hops", "tile_psum_icx", "grp_ptr", "grp_src", "grp_delay", "grp_pre_off", "grp_cr_off", "grp_cr_a0",
     "grp_cr_na", "grp_cr_r", "grp_cr_tptr", "grp_cr_tiles", "rec_ptr", "rec", "cr", "grp_geo", "geo", "geo_rec_ptr", "geo_rec", "in_dst_ptr",
     "in_dst_core",
-    "in_pk", "in_hops", "in_icx", "M", "F", "payload", "reset_sub", "multi", "out_pop", "in_flits", "in_mult",
+    "in_pk", "in_hops", "in_icx", "in_cores", "M", "F", "payload", "reset_sub", "multi", "out_pop", "in_flits",
+    "in_mult",
     "out_val_flits", "spiking", "n_acc", "R", "W", "extra", "fixed", "barrier", "pipelined", "max_packets",
     "max_edges", "n_cls", "link_cls", "spike_slots", "cr_max", "dsrc_ptr", "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand",
     "used_cores", "fire_all", "psum_all", "noc_router", "core_node", "nrn_dst_node",
     "nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count",
     "nrn_cls", "rt_ptr", "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at")
 WORK_FIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero", "same", "prev_i", "prev_v",
-    "in_cnt", "cr_loc", "t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc", "done", "core_free",
+    "in_cnt", "cr_loc", "bits", "t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc", "done",
+    "core_free",
     "integ", "end_int", "psum_ready", "fend", "m_ok", "m_t0", "m_dl", "pk_t0", "pk_fl", "pk_id", "pk_base", "pk_ord",
     "pk_tr", "cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce", "tr_pk", "tr_fl", "h_k", "h_r", "h_p", "h_e", "h_q", "e_link", "e_parent", "e_owner", "e_start", "e_valid",
     "e_order", "e_ready", "link_flits", "l_cnt", "l_used", "l_at", "e_hi")
