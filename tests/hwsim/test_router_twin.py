@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hwsim.router import RouterParams, simulate_router
+from hwsim.router import RouterParams, router_add, simulate_router
 from hwsim.router_ref import simulate_router_ref
 from hwsim.router_traffic import bernoulli_packets
 
@@ -14,6 +14,20 @@ def _random_params(rng) -> RouterParams:
                         vc_alloc_cycles=i(1, 2), sw_alloc_cycles=i(1, 2), switch_cycles=i(0, 2), link_cycles=i(0, 2),
                         credit_cycles=i(1, 2), inject_cycles=i(0, 2), eject_cycles=i(0, 2),
                         inject_flits_per_cycle=i(1, 2), eject_flits_per_cycle=i(1, 2))
+
+
+def _spawn(st, ref, rng, delivered, n, spawned, cap=150):
+    """Per delivered target (up to ``cap`` in all), a new random packet created 0-3
+    cycles after that delivery, added to both the kernel state and the twin; returns
+    the packets spawned so far."""
+    for g in sorted(delivered):
+        if spawned < cap:
+            c = int(st.delivery[g]) + int(rng.integers(0, 4))
+            s, d, f = int(rng.integers(0, n)), int(rng.integers(0, n)), int(rng.integers(1, 6))
+            router_add(st, c, s, d, f)
+            ref.add(c, s, d, f)
+            spawned += 1
+    return spawned
 
 
 @pytest.mark.parametrize("seed", range(16))
@@ -49,7 +63,7 @@ def test_twin_equal_when_packets_are_added_while_it_runs(seed):
     a packet, each delivery spawns a reply created a few cycles after it (ids in the
     order added, queues in (created, id) order, idle cycles skipped). Both models give
     the same deliveries, flits per link, and skipped cycles."""
-    from hwsim.router import NO_CYCLE, router_add, router_cycle, router_next, router_state
+    from hwsim.router import NO_CYCLE, router_cycle, router_next, router_state
     from hwsim.router_ref import RouterSim
 
     rng = np.random.default_rng(100 + seed)
@@ -73,13 +87,7 @@ def test_twin_equal_when_packets_are_added_while_it_runs(seed):
         got = ref.cycle(t)
         assert sorted(st.dl_list[:k]) == sorted(got)  # the order within a cycle carries no meaning
         cycles.append(t)
-        for pk in sorted(got):
-            if spawned < 150:
-                c = int(st.delivery[pk]) + int(rng.integers(0, 4))
-                s, d, f = int(rng.integers(0, n)), int(rng.integers(0, n)), int(rng.integers(1, 6))
-                router_add(st, c, s, d, f)
-                ref.add(c, s, d, f)
-                spawned += 1
+        spawned = _spawn(st, ref, rng, got, n, spawned)
         t += 1
     m = int(st.sc[0])
     assert m == len(ref.delivery) and (st.delivery[:m] >= 0).all()
@@ -149,7 +157,7 @@ def test_router_run_jumps_from_delivery_to_delivery(seed):
     delivering cycle with the same targets; stopped first half way there (``t_stop``)
     it delivers nothing and resumes to the same cycle. Replies are added after every
     delivering cycle, as the engine's step timing does."""
-    from hwsim.router import NO_CYCLE, router_add, router_run, router_state
+    from hwsim.router import NO_CYCLE, router_run, router_state
     from hwsim.router_ref import RouterSim
 
     rng = np.random.default_rng(300 + seed)
@@ -183,13 +191,7 @@ def test_router_run_jumps_from_delivery_to_delivery(seed):
             assert k == 0 and t == NO_CYCLE
             break
         assert t == tr and sorted(st.dl_list[:k]) == sorted(got)
-        for g in sorted(got):
-            if spawned < 150:
-                c = int(st.delivery[g]) + int(rng.integers(0, 4))
-                s, d, f = int(rng.integers(0, n)), int(rng.integers(0, n)), int(rng.integers(1, 6))
-                router_add(st, c, s, d, f)
-                ref.add(c, s, d, f)
-                spawned += 1
+        spawned = _spawn(st, ref, rng, got, n, spawned)
     m = int(st.sc[0])
     assert stops > 0 and m == len(ref.delivery) and (st.delivery[:m] >= 0).all()
     np.testing.assert_array_equal(st.delivery[:m], ref.delivery)
