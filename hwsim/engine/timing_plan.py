@@ -126,7 +126,8 @@ def timing_plan(prog: Program) -> dict:
     # population, a pipelined step once for all: at most the largest population's sum
     # (every neuron spiking), resp. the whole net's (VGG-16 ImageNet: the whole net's sum
     # was the largest per-thread scratch field)
-    m_nrn = np.where(nrn_cls >= 0, np.diff(n_ptr)[nrn_cls.clip(0)], 0)
+    m_nrn = np.zeros(N, np.int64)  # template edges per neuron (0: no spike route class)
+    m_nrn[nrn_cls >= 0] = np.diff(n_ptr)[nrn_cls[nrn_cls >= 0]]
     pop_of = np.searchsorted(prog.pop_off, np.arange(N), side="right") - 1
     per_pop = np.bincount(pop_of, weights=m_nrn, minlength=P).astype(np.int64)
     spike_slots = int(per_pop.sum()) if prog.pipelined else int(per_pop.max(initial=0))
