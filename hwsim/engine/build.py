@@ -664,6 +664,7 @@ def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nda
     for n in ("h_k", "h_r", "h_p", "h_e", "h_q"):  # the heads merged on one link
         size[n] = max(int(kernel_field(kb, ko, "link_cls")[0]), 1)
     size["tr_pk"] = ncls + 1
+    size["cls_fl"] = ncls  # flits per class over a thread's samples, for its static edges' links
     for n in ("t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc"):
         size[n] = K
     for n in ("core_free", "integ", "end_int", "psum_ready", "fend"):

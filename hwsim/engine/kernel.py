@@ -30,6 +30,7 @@ from .layout import (CNT_ACS, CNT_BUSY_CYCLES, CNT_EVENTS, CNT_FLITS, CNT_FLIT_H
                      open_neurons, open_pops, open_projs, open_scalars, open_state, open_tile_counts, open_tiles)
 from .bitops import lowest_bit
 from .timing import step_timing
+from .timing_spikes import flush_static_flits
 
 __all__ = ["run_threads"]
 
@@ -679,6 +680,7 @@ def _run(g, n_groups, tab, ent, wo, inp, b0, nb, outs, vcd, tim):
     for b in range(g, nb, n_groups):
         bg = b0 + b
         _sample(tab, ent, work, inp, outs, vcd, tim, bg, b, g, bg < tim.n_timed)
+    flush_static_flits(tab, work, edges.link_flits)
     tim.lflits[g, :edges.link_flits.shape[0]] = edges.link_flits
 
 

@@ -110,9 +110,12 @@ TimingPlan.__doc__ = ("Per population its delay-0 sources, cores, fire cycles, p
                       "cycles per flit]), each core's and spike "
                       "destination's router node.")
 Routes = namedtuple("Routes", ["nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count", "nrn_cls", "rt_ptr",
-                      "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at"])
+                      "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at",
+                      "rt_anchor", "rt_depth", "ns_ptr", "ns_j"])
 Routes.__doc__ = ("Route templates of spike packets (per route class: ``rt_ptr[nrn_cls[neuron]]``) and partial-sum "
-                  "packets (per tile: ``tile_rt_ptr``), destinations, link order.")
+                  "packets (per tile: ``tile_rt_ptr``), destinations, link order; per spike template edge its anchor "
+                  "and depth (``rt_depth > 0``: statically one-stream, :func:`hwsim.engine.timing_plan.static_edges`) "
+                  "and per class its other edges (``ns_j[ns_ptr[c]:ns_ptr[c + 1]]``).")
 NeuronState = namedtuple("NeuronState", ["v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero",
                            "same", "prev_i", "prev_v", "in_cnt", "cr_loc", "bits"])
 NeuronState.__doc__ = ("Membranes, accumulators, output rings and their spike lists, input reuse, spike masks "
@@ -123,9 +126,10 @@ CoreTimes = namedtuple("CoreTimes", ["done", "core_free", "integ", "end_int", "p
                          "m_dl"])
 CoreTimes.__doc__ = "Per population / core: step timing, partial-sum replay memory."
 PacketTables = namedtuple("PacketTables", ["pk_t0", "pk_fl", "pk_id", "pk_base", "pk_ord", "pk_tr", "cls_tr", "tr_t0",
-                            "tr_sb", "tr_rep", "tr_ce", "tr_pk", "tr_fl", "h_k", "h_r", "h_p", "h_e", "h_q"])
+                            "tr_sb", "tr_rep", "tr_ce", "tr_pk", "tr_fl", "h_k", "h_r", "h_p", "h_e", "h_q", "cls_fl"])
 PacketTables.__doc__ = ("Packets and their route classes laid out for the NoC (tr_*: per class of the step; h_*: the "
-                        "heads of the classes merged on one link, :mod:`hwsim.engine.timing_spikes`).")
+                        "heads of the classes merged on one link, :mod:`hwsim.engine.timing_spikes`; cls_fl: flits per class "
+                        "over a thread's samples, for the links of its statically one-stream edges).")
 EdgeTables = namedtuple("EdgeTables", ["e_link", "e_parent", "e_owner", "e_start", "e_valid", "e_order", "e_ready",
                           "link_flits", "l_cnt", "l_used", "l_at", "e_hi"])
 EdgeTables.__doc__ = ("Route edges of the laid-out packets, the NoC's per-link scratch, and ``e_hi[0]``: how many "
@@ -147,12 +151,13 @@ KERNEL_FIELDS = ("pop_model", "pop_spikes", "pop_state", "pop_floor", "pop_size"
     "max_edges", "n_cls", "link_cls", "spike_slots", "cr_max", "dsrc_ptr", "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand",
     "used_cores", "fire_all", "psum_all", "noc_router", "core_node", "nrn_dst_node",
     "nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count",
-    "nrn_cls", "rt_ptr", "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at")
+    "nrn_cls", "rt_ptr", "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at",
+    "rt_anchor", "rt_depth", "ns_ptr", "ns_j")
 WORK_FIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero", "same", "prev_i", "prev_v",
     "in_cnt", "cr_loc", "bits", "t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc", "done",
     "core_free",
     "integ", "end_int", "psum_ready", "fend", "m_ok", "m_t0", "m_dl", "pk_t0", "pk_fl", "pk_id", "pk_base", "pk_ord",
-    "pk_tr", "cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce", "tr_pk", "tr_fl", "h_k", "h_r", "h_p", "h_e", "h_q", "e_link", "e_parent", "e_owner", "e_start", "e_valid",
+    "pk_tr", "cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce", "tr_pk", "tr_fl", "h_k", "h_r", "h_p", "h_e", "h_q", "cls_fl", "e_link", "e_parent", "e_owner", "e_start", "e_valid",
     "e_order", "e_ready", "link_flits", "l_cnt", "l_used", "l_at", "e_hi")
 # the route-edge fields, WORK_FIELDS[WORK_EDGES[0]:WORK_EDGES[1]]: sized for the worst step
 # (every neuron of the largest population spiking, 11.4 M edges on VGG-16 CIFAR: 640 MB of

@@ -15,6 +15,7 @@ destination edges are its class's (ResNet-18 CIFAR: 21,148 classes for 560,138 n
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from models import neurons
 
@@ -22,7 +23,7 @@ from ..noc import link_tables, routes
 from ..program import Program
 from ..router import router_params_from_chip, wormhole_links
 
-__all__ = ["timing_plan", "no_timing_plan", "RT_ROOT"]
+__all__ = ["timing_plan", "no_timing_plan", "RT_ROOT", "static_edges", "anchors"]
 
 RT_ROOT = -(1 << 40)  # a route template's root parent: base + RT_ROOT < 0 for any edge base
 
@@ -65,6 +66,45 @@ def _class_reps(nrn_cls: np.ndarray) -> np.ndarray:
     gi = np.flatnonzero(nrn_cls >= 0)
     _, first = np.unique(nrn_cls[gi], return_index=True)
     return gi[first].astype(np.int64)
+
+
+def static_edges(n_ptr, n_link, n_par, cls_pop, pipelined: bool):
+    """Per spike route-template edge, is it *statically one-stream*: in any step, every
+    (class, edge) pair that can cross its link in the same spike NoC call continues from
+    one and the same parent link (a call covers one population in sync mode, all of them
+    in pipelined mode)? Such a link never merges streams, so its packets never wait
+    (:mod:`hwsim.engine.timing_spikes`): the edge's start cycles are its parent's plus
+    ``W + R`` whatever spikes. A root edge is never static (each root pair is a stream
+    of its own). ``cls_pop``: each class's population."""
+    m = np.diff(n_ptr)
+    own = np.repeat(np.arange(m.size), m)
+    has_par = n_par >= 0
+    plink = np.where(has_par, n_link[n_ptr[own] + np.maximum(n_par, 0)], -1 - np.arange(n_link.size))
+    grp = n_link if pipelined else cls_pop[own] * (int(n_link.max(initial=0)) + 1) + n_link
+    key = np.unique(np.stack([grp, plink]), axis=1)[0]  # one entry per (group, stream)
+    ug, cnt = np.unique(key, return_counts=True)
+    return has_par & (cnt[np.searchsorted(ug, grp)] == 1)
+
+
+@njit(cache=True)
+def anchors(n_ptr, n_par, static):
+    """Per template edge ``j`` of each class: its *anchor* (the nearest ancestor-or-self
+    that is not static, relative to the template) and its depth below it (0 when not
+    static): its start cycles are the anchor's plus ``depth * (W + R)``. A template
+    lists a parent before its children (:func:`hwsim.noc.routes` walks from the source)."""
+    anc = np.empty(n_par.size, np.int64)
+    dep = np.zeros(n_par.size, np.int64)
+    for c in range(n_ptr.size - 1):
+        for e in range(n_ptr[c], n_ptr[c + 1]):
+            if static[e]:
+                q = n_ptr[c] + n_par[e]
+                if q >= e:
+                    raise RuntimeError("route template: a parent edge after its child")
+                anc[e] = anc[q]
+                dep[e] = dep[q] + 1
+            else:
+                anc[e] = e - n_ptr[c]
+    return anc, dep
 
 
 def timing_plan(prog: Program) -> dict:
@@ -139,6 +179,15 @@ def timing_plan(prog: Program) -> dict:
     # there (with unicast routes a class crosses its first links once per destination
     # core, so this can exceed the number of classes)
     link_cls = int(np.bincount(n_link).max(initial=0)) if n_link.size else 0
+    # statically one-stream edges: the spike NoC skips them per step (anchor + depth),
+    # their flits are added per class once per run; the others, per class, in ns_j
+    cls_pop = pop_of[rep] if rep.size else np.zeros(0, np.int64)
+    st_edge = static_edges(n_ptr, n_link, n_par, cls_pop, bool(prog.pipelined))
+    rt_anchor, rt_depth = anchors(n_ptr, n_par, st_edge)
+    ns_cnt = np.bincount(np.repeat(np.arange(n_cls), np.diff(n_ptr))[~st_edge], minlength=n_cls)
+    ns_ptr = np.zeros(n_cls + 1, np.int64)
+    np.cumsum(ns_cnt, out=ns_ptr[1:])
+    ns_j = (np.arange(n_link.size) - np.repeat(n_ptr[:-1], np.diff(n_ptr)))[~st_edge].astype(np.int64)
     R, W = int(chip.noc.router_cycles), int(chip.noc.link_cycles)
     fixed = chip.timing.step_cycles
     link_pos, link_at = link_tables(gw, gh)
@@ -167,7 +216,7 @@ def timing_plan(prog: Program) -> dict:
         "fixed": -1 if fixed == "dynamic" else int(fixed), "barrier": int(chip.timing.barrier_cycles),
         "pipelined": bool(prog.pipelined), "link_pos": link_pos, "link_at": link_at,
         "max_packets": max(N, K), "nrn_cls": nrn_cls, "n_cls": n_cls, "link_cls": link_cls,
-        "spike_slots": spike_slots,
+        "spike_slots": spike_slots, "rt_anchor": rt_anchor, "rt_depth": rt_depth, "ns_ptr": ns_ptr, "ns_j": ns_j,
         "max_edges": int(n_link.size + t_link.size),
     }
 
@@ -181,4 +230,5 @@ def no_timing_plan(prog: Program) -> dict:
                 "nrn_dst_cross": z, "nrn_flit_count": np.zeros(0, np.bool_), "rt_ptr": one, "rt_link": z, "rt_parent": z,
                 "tile_rt_ptr": one, "tile_dst_edge": z, "tile_cross": z, "R": 1, "W": 0, "extra": 0, "fixed": -1, "barrier": 0,
                 "pipelined": False, "link_pos": z, "link_at": z, "max_packets": 0, "max_edges": 0,
-                "nrn_cls": z, "n_cls": 0, "link_cls": 0, "spike_slots": 0}
+                "nrn_cls": z, "n_cls": 0, "link_cls": 0, "spike_slots": 0,
+                "rt_anchor": z, "rt_depth": z, "ns_ptr": one, "ns_j": z}
