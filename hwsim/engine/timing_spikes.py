@@ -53,8 +53,9 @@ rule above holds whichever classes spike) are not visited per step at all: a tem
 edge's start cycles are its *anchor*'s (nearest ancestor that is not static) shifted by
 ``depth * (W + R)`` (:func:`_block`), and their flits are added per class once per run
 (:func:`flush_static_flits`). ResNet-18 CIFAR: 74.9 % of the 1.59 M spike template edges
-are static; its cycle-level run of 4 samples x 4 steps went 1.28-1.34 s -> 0.78 s
-(load 2-3, same cycles, latency histogram and link flits).
+are static. Measured A/B on a quiet machine (4 samples x 4 steps, same cycles, latency
+histogram and link flits): cycle-level 0.652 s without this skip, 0.613 s with it (6 %);
+a first measurement under load 2-4 (1.28-1.34 s -> 0.78 s) overstated it.
 
 The schedule, the latency histogram and the flits per link are
 :func:`hwsim.noc.run_into`'s (tests compare them with the Python twin, which simulates
