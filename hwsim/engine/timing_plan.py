@@ -181,7 +181,7 @@ def timing_plan(prog: Program) -> dict:
     link_cls = int(np.bincount(n_link).max(initial=0)) if n_link.size else 0
     # statically one-stream edges: the spike NoC skips them per step (anchor + depth),
     # their flits are added per class once per run; the others, per class, in ns_j
-    cls_pop = pop_of[rep] if rep.size else np.zeros(0, np.int64)
+    cls_pop = pop_of[rep]
     st_edge = static_edges(n_ptr, n_link, n_par, cls_pop, bool(prog.pipelined))
     rt_anchor, rt_depth = anchors(n_ptr, n_par, st_edge)
     ns_cnt = np.bincount(np.repeat(np.arange(n_cls), np.diff(n_ptr))[~st_edge], minlength=n_cls)

@@ -284,31 +284,25 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
         nce = l_cnt[lid]
         l_cnt[lid] = 0
         tot = np.int64(0)
-        if nce == 1:
-            c = corder[q0]
+        c = corder[q0]
+        if nce == 1 and routes.rt_parent[_r0(routes, pkts, ce_tr[c]) + ce_j[c]] < 0:
+            # a root alone on its link: back to back from t0 + R
             tr = ce_tr[c]
             j = ce_j[c]
-            r0 = _r0(routes, pkts, tr)
-            par = routes.rt_parent[r0 + j]
-            if par >= 0:  # alone on the link, after its parent: the parent's starts + W + R
-                b, sh = _block(routes, a_blk, a_sh, r0, pkts.tr_ce[tr], par, WR)
-                a_blk[c] = b
-                a_sh[c] = sh + WR
-                tot = pkts.tr_fl[tr]
-            else:  # the root: back to back from t0 + R
-                n = pkts.tr_pk[tr + 1] - pkts.tr_pk[tr]
-                sbase = pkts.tr_sb[tr]
-                a = pkts.tr_pk[tr]
-                a_blk[c] = j
-                a_sh[c] = 0
-                free = pkts.tr_t0[tr] + R
-                for k in range(n):
-                    S[sbase + j * n + k] = free
-                    L = pkts.pk_fl[ordr[a + k]]
-                    free += L
-                    tot += L
+            n = pkts.tr_pk[tr + 1] - pkts.tr_pk[tr]
+            sbase = pkts.tr_sb[tr]
+            a = pkts.tr_pk[tr]
+            a_blk[c] = j
+            a_sh[c] = 0
+            free = pkts.tr_t0[tr] + R
+            for k in range(n):
+                S[sbase + j * n + k] = free
+                L = pkts.pk_fl[ordr[a + k]]
+                free += L
+                tot += L
         elif _one_stream(routes, pkts, ce_tr, ce_j, corder, q0, nce):
-            # every pair comes from the same parent link: none waits (module docstring)
+            # every pair (a pair alone on its link too) comes from the same parent link:
+            # none waits (module docstring)
             for q in range(nce):
                 c = corder[q0 + q]
                 tr = ce_tr[c]
