@@ -659,9 +659,9 @@ def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nda
             # two spike masks of the largest population, 64 neurons a word (kernel._neurons)
             "bits": 2 * ((int(prog.pop_size.max()) + 63) // 64) + 2}
     ncls = max(int(kernel_field(kb, ko, "n_cls")[0]), 1)
-    for n in ("cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce", "tr_fl"):
+    for n in ("cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce", "tr_fl", "tr_r0"):
         size[n] = ncls
-    for n in ("h_k", "h_r", "h_p", "h_e", "h_q"):  # the heads merged on one link
+    for n in ("h_k", "h_r", "h_p", "h_e", "h_q", "h_b", "h_s"):  # the heads merged on one link
         size[n] = max(int(kernel_field(kb, ko, "link_cls")[0]), 1)
     size["tr_pk"] = ncls + 1
     size["cls_fl"] = ncls  # flits per class over a thread's samples, for its static edges' links
@@ -669,7 +669,7 @@ def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nda
         size[n] = K
     for n in ("core_free", "integ", "end_int", "psum_ready", "fend"):
         size[n] = C
-    for n in ("e_link", "e_parent", "e_owner", "e_start", "e_valid", "e_order", "e_ready"):
+    for n in ("e_link", "e_parent", "e_owner", "e_start", "e_valid", "e_order", "e_pp", "e_psh", "e_pl", "e_ready"):
         size[n] = E
     size["e_start"] = max(E, int(kernel_field(kb, ko, "spike_slots")[0]))  # also the spike NoC's blocks
     off = np.zeros(len(WORK_FIELDS) + 1, np.int64)

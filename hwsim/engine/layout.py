@@ -126,11 +126,13 @@ CoreTimes = namedtuple("CoreTimes", ["done", "core_free", "integ", "end_int", "p
                          "m_dl"])
 CoreTimes.__doc__ = "Per population / core: step timing, partial-sum replay memory."
 PacketTables = namedtuple("PacketTables", ["pk_t0", "pk_fl", "pk_id", "pk_base", "pk_ord", "pk_tr", "cls_tr", "tr_t0",
-                            "tr_sb", "tr_rep", "tr_ce", "tr_pk", "tr_fl", "h_k", "h_r", "h_p", "h_e", "h_q", "cls_fl"])
+                            "tr_sb", "tr_rep", "tr_ce", "tr_pk", "tr_fl", "tr_r0", "h_k", "h_r", "h_p", "h_e", "h_q", "h_b", "h_s",
+                            "cls_fl"])
 PacketTables.__doc__ = ("Packets and their route classes laid out for the NoC (tr_*: per class of the step; h_*: the "
                         "heads of the classes merged on one link, :mod:`hwsim.engine.timing_spikes`; cls_fl: flits per class "
                         "over a thread's samples, for the links of its statically one-stream edges).")
-EdgeTables = namedtuple("EdgeTables", ["e_link", "e_parent", "e_owner", "e_start", "e_valid", "e_order", "e_ready",
+EdgeTables = namedtuple("EdgeTables", ["e_link", "e_parent", "e_owner", "e_start", "e_valid", "e_order", "e_pp",
+                          "e_psh", "e_pl", "e_ready",
                           "link_flits", "l_cnt", "l_used", "l_at", "e_hi"])
 EdgeTables.__doc__ = ("Route edges of the laid-out packets, the NoC's per-link scratch, and ``e_hi[0]``: how many "
                       "edges have ``e_valid`` set (the edge arrays are not zeroed; see :data:`WORK_EDGES`).")
@@ -157,8 +159,9 @@ WORK_FIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in
     "in_cnt", "cr_loc", "bits", "t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc", "done",
     "core_free",
     "integ", "end_int", "psum_ready", "fend", "m_ok", "m_t0", "m_dl", "pk_t0", "pk_fl", "pk_id", "pk_base", "pk_ord",
-    "pk_tr", "cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce", "tr_pk", "tr_fl", "h_k", "h_r", "h_p", "h_e", "h_q", "cls_fl", "e_link", "e_parent", "e_owner", "e_start", "e_valid",
-    "e_order", "e_ready", "link_flits", "l_cnt", "l_used", "l_at", "e_hi")
+    "pk_tr", "cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce", "tr_pk", "tr_fl", "tr_r0", "h_k", "h_r", "h_p", "h_e", "h_q",
+    "h_b", "h_s", "cls_fl", "e_link", "e_parent", "e_owner", "e_start", "e_valid", "e_order", "e_pp", "e_psh", "e_pl",
+    "e_ready", "link_flits", "l_cnt", "l_used", "l_at", "e_hi")
 # the route-edge fields, WORK_FIELDS[WORK_EDGES[0]:WORK_EDGES[1]]: sized for the worst step
 # (every neuron of the largest population spiking, 11.4 M edges on VGG-16 CIFAR: 640 MB of
 # a thread's 670 MB scratch), written before they are read, so a thread's scratch is

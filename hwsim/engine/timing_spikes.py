@@ -87,13 +87,6 @@ def _ready(S, sbase, n, rp, sh, k, t0, R, WR):
 
 
 @njit(cache=True, inline="always")
-def _r0(routes, pkts, tr):
-    """First template edge of the route of class slot ``tr`` (templates are per route
-    class: its representative neuron's class)."""
-    return routes.rt_ptr[routes.nrn_cls[pkts.tr_rep[tr]]]
-
-
-@njit(cache=True, inline="always")
 def _block(routes, a_blk, a_sh, r0, c0, j, WR):
     """(block, shift) of template edge ``j`` of the class whose template starts at ``r0``
     and whose pairs start at ``c0`` (``j < 0``: the root's parent, (-1, 0)); a statically
@@ -124,20 +117,14 @@ def flush_static_flits(tab, work, link_flits):
 
 
 @njit(cache=True, inline="always")
-def _one_stream(routes, pkts, ce_tr, ce_j, corder, q0, nce):
+def _one_stream(pl, corder, q0, nce):
     """Do the ``nce`` (class, edge) pairs ``corder[q0:q0 + nce]`` of a link all continue
-    from one parent link (none at its root)?"""
-    first = -1
-    for q in range(nce):
-        c = corder[q0 + q]
-        r0 = _r0(routes, pkts, ce_tr[c])
-        par = routes.rt_parent[r0 + ce_j[c]]
-        if par < 0:
-            return False
-        lk = routes.rt_link[r0 + par]
-        if q == 0:
-            first = lk
-        elif lk != first:
+    from one parent link (``pl``: each pair's parent link, -1 at its root)?"""
+    first = pl[corder[q0]]
+    if first < 0:
+        return False
+    for q in range(1, nce):
+        if pl[corder[q0 + q]] != first:
             return False
     return True
 
@@ -227,8 +214,9 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
         n = pkts.tr_pk[tr]
         pkts.tr_pk[tr] = pos
         pos += n
-        gi = pkts.tr_rep[tr]
-        m = routes.rt_ptr[routes.nrn_cls[gi] + 1] - routes.rt_ptr[routes.nrn_cls[gi]]
+        cl = routes.nrn_cls[pkts.tr_rep[tr]]
+        pkts.tr_r0[tr] = routes.rt_ptr[cl]
+        m = routes.rt_ptr[cl + 1] - routes.rt_ptr[cl]
         pkts.tr_ce[tr] = ce
         pkts.tr_sb[tr] = sb
         ce += m
@@ -242,20 +230,37 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
         pkts.tr_pk[tr] = pkts.tr_pk[tr - 1]
     pkts.tr_pk[0] = 0
     # 3. the (class, edge) pairs by link, links in topological order (a counting sort)
-    ce_tr, ce_j, corder = edges.e_link, edges.e_parent, edges.e_order
-    l_cnt, l_used, l_at = edges.l_cnt, edges.l_used, edges.l_at
-    nu = 0
     # (only the edges that are not statically one-stream: the others' start cycles are
-    # their anchor's shifted, their flits added per class at the end of the run)
+    # their anchor's shifted, their flits added per class at the end of the run). Per
+    # pair c, read here from its class's template while it is in cache, what serving
+    # needs: its parent's pair (pp: the parent edge's, or its anchor's when the parent
+    # is static; -1 at the root), the parent's extra shift (psh: depth * (W + R)) and
+    # the parent's link (pl)
+    ce_tr, ce_j, corder = edges.e_link, edges.e_parent, edges.e_order
+    pp, psh, pl = edges.e_pp, edges.e_psh, edges.e_pl
+    l_cnt, l_used, l_at = edges.l_cnt, edges.l_used, edges.l_at
+    WR = opt.W + opt.R
+    nu = 0
     for tr in range(ntr):
         cl = routes.nrn_cls[pkts.tr_rep[tr]]
-        r0 = routes.rt_ptr[cl]
+        r0 = pkts.tr_r0[tr]
         c0 = pkts.tr_ce[tr]
         pkts.cls_fl[cl] += pkts.tr_fl[tr]
         for i in range(routes.ns_ptr[cl], routes.ns_ptr[cl + 1]):
             j = routes.ns_j[i]
-            ce_tr[c0 + j] = tr
-            ce_j[c0 + j] = j
+            c = c0 + j
+            ce_tr[c] = tr
+            ce_j[c] = j
+            par = routes.rt_parent[r0 + j]
+            if par < 0:
+                pp[c] = -1
+                psh[c] = 0
+                pl[c] = -1
+            else:
+                d = routes.rt_depth[r0 + par]
+                pp[c] = c0 + (par if d == 0 else routes.rt_anchor[r0 + par])
+                psh[c] = d * WR
+                pl[c] = routes.rt_link[r0 + par]
             lid = routes.rt_link[r0 + j]
             if l_cnt[lid] == 0:
                 l_used[nu] = lid
@@ -264,7 +269,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
     order_used_links(l_used, nu, l_cnt, l_at, routes.link_pos, routes.link_at)
     for tr in range(ntr):
         cl = routes.nrn_cls[pkts.tr_rep[tr]]
-        r0 = routes.rt_ptr[cl]
+        r0 = pkts.tr_r0[tr]
         c0 = pkts.tr_ce[tr]
         for i in range(routes.ns_ptr[cl], routes.ns_ptr[cl + 1]):
             lid = routes.rt_link[r0 + routes.ns_j[i]]
@@ -272,9 +277,8 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
             l_at[lid] += 1
     # 4. serve the links
     R = opt.R
-    WR = opt.W + opt.R
     waited = False
-    hk, hr, hp, he, hq = pkts.h_k, pkts.h_r, pkts.h_p, pkts.h_e, pkts.h_q
+    hk, hr, hp, he, hq, hb, hs = pkts.h_k, pkts.h_r, pkts.h_p, pkts.h_e, pkts.h_q, pkts.h_b, pkts.h_s
     # per (class, edge) pair c: its start cycles are block a_blk[c] of its class in S plus
     # a_sh[c] (a pair alone on its link shares its parent's block, shifted by W + R)
     a_blk, a_sh = edges.e_owner, edges.e_ready
@@ -285,7 +289,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
         l_cnt[lid] = 0
         tot = np.int64(0)
         c = corder[q0]
-        if nce == 1 and routes.rt_parent[_r0(routes, pkts, ce_tr[c]) + ce_j[c]] < 0:
+        if nce == 1 and pp[c] < 0:
             # a root alone on its link: back to back from t0 + R
             tr = ce_tr[c]
             j = ce_j[c]
@@ -300,31 +304,32 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
                 L = pkts.pk_fl[ordr[a + k]]
                 free += L
                 tot += L
-        elif _one_stream(routes, pkts, ce_tr, ce_j, corder, q0, nce):
+        elif _one_stream(pl, corder, q0, nce):
             # every pair (a pair alone on its link too) comes from the same parent link:
             # none waits (module docstring)
             for q in range(nce):
                 c = corder[q0 + q]
-                tr = ce_tr[c]
-                r0 = _r0(routes, pkts, tr)
-                b, sh = _block(routes, a_blk, a_sh, r0, pkts.tr_ce[tr], routes.rt_parent[r0 + ce_j[c]], WR)
-                a_blk[c] = b
-                a_sh[c] = sh + WR
-                tot += pkts.tr_fl[tr]
+                a_blk[c] = a_blk[pp[c]]
+                a_sh[c] = a_sh[pp[c]] + psh[c] + WR
+                tot += pkts.tr_fl[ce_tr[c]]
         else:
-            # heads of the pairs: cursor, ready, packet, end of the pair's last packet
+            # heads of the pairs: cursor, ready, packet, end of the pair's last packet, the
+            # parent's block and shift
             total = 0
             for q in range(nce):
                 c = corder[q0 + q]
                 tr = ce_tr[c]
                 n = pkts.tr_pk[tr + 1] - pkts.tr_pk[tr]
-                r0 = _r0(routes, pkts, tr)
-                par = routes.rt_parent[r0 + ce_j[c]]
-                rp, sh = _block(routes, a_blk, a_sh, r0, pkts.tr_ce[tr], par, WR)
+                if pp[c] < 0:
+                    hb[q] = -1
+                    hs[q] = 0
+                else:
+                    hb[q] = a_blk[pp[c]]
+                    hs[q] = a_sh[pp[c]] + psh[c]
                 a_blk[c] = ce_j[c]  # a block of its own
                 a_sh[c] = 0
                 hk[q] = 0
-                hr[q] = _ready(S, pkts.tr_sb[tr], n, rp, sh, 0, pkts.tr_t0[tr], R, WR)
+                hr[q] = _ready(S, pkts.tr_sb[tr], n, hb[q], hs[q], 0, pkts.tr_t0[tr], R, WR)
                 hp[q] = ordr[pkts.tr_pk[tr]]
                 total += n
             free = np.int64(-(1 << 62))
@@ -353,11 +358,8 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
                 tot += L
                 k += 1
                 if k < n:
-                    r0 = _r0(routes, pkts, tr)
-                    par = routes.rt_parent[r0 + j]
-                    rp, sh = _block(routes, a_blk, a_sh, r0, pkts.tr_ce[tr], par, WR)
                     hk[b] = k
-                    hr[b] = _ready(S, sbase, n, rp, sh, k, pkts.tr_t0[tr], R, WR)
+                    hr[b] = _ready(S, sbase, n, hb[b], hs[b], k, pkts.tr_t0[tr], R, WR)
                     hp[b] = ordr[pkts.tr_pk[tr] + k]
                 else:
                     hn -= 1
@@ -383,7 +385,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
         for d in range(routes.nrn_dst_ptr[gi], routes.nrn_dst_ptr[gi + 1]):
             de = routes.nrn_dst_edge[d]
             x = routes.nrn_dst_cross[d] * opt.extra
-            blk, sh = _block(routes, a_blk, a_sh, _r0(routes, pkts, tr), pkts.tr_ce[tr], de, WR)
+            blk, sh = _block(routes, a_blk, a_sh, pkts.tr_r0[tr], pkts.tr_ce[tr], de, WR)
             sh += W - 1 + x
             for k in range(n):
                 L = pkts.pk_fl[ordr[a + k]]
