@@ -111,11 +111,14 @@ TimingPlan.__doc__ = ("Per population its delay-0 sources, cores, fire cycles, p
                       "destination's router node.")
 Routes = namedtuple("Routes", ["nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count", "nrn_cls", "rt_ptr",
                       "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at",
-                      "rt_anchor", "rt_depth", "ns_ptr", "ns_j"])
+                      "rt_anchor", "rt_depth", "ns_ptr", "ns_j", "ns_link", "ns_pp", "ns_d", "ns_pl"])
 Routes.__doc__ = ("Route templates of spike packets (per route class: ``rt_ptr[nrn_cls[neuron]]``) and partial-sum "
                   "packets (per tile: ``tile_rt_ptr``), destinations, link order; per spike template edge its anchor "
                   "and depth (``rt_depth > 0``: statically one-stream, :func:`hwsim.engine.timing_plan.static_edges`) "
-                  "and per class its other edges (``ns_j[ns_ptr[c]:ns_ptr[c + 1]]``).")
+                  "and per class its other edges (``ns_j[ns_ptr[c]:ns_ptr[c + 1]]``), each with its link, the "
+                  "template edge whose block its parent's start cycles are (``ns_pp``: the parent, or the parent's "
+                  "anchor when the parent is static; -1 at the root), that parent's depth (``ns_d``) and link (``ns_pl``, "
+                  "-1 at the root).")
 NeuronState = namedtuple("NeuronState", ["v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero",
                            "same", "prev_i", "prev_v", "in_cnt", "cr_loc", "bits"])
 NeuronState.__doc__ = ("Membranes, accumulators, output rings and their spike lists, input reuse, spike masks "
@@ -154,7 +157,7 @@ KERNEL_FIELDS = ("pop_model", "pop_spikes", "pop_state", "pop_floor", "pop_size"
     "used_cores", "fire_all", "psum_all", "noc_router", "core_node", "nrn_dst_node",
     "nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count",
     "nrn_cls", "rt_ptr", "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at",
-    "rt_anchor", "rt_depth", "ns_ptr", "ns_j")
+    "rt_anchor", "rt_depth", "ns_ptr", "ns_j", "ns_link", "ns_pp", "ns_d", "ns_pl")
 WORK_FIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero", "same", "prev_i", "prev_v",
     "in_cnt", "cr_loc", "bits", "t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc", "done",
     "core_free",

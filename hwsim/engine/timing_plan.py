@@ -23,7 +23,7 @@ from ..noc import link_tables, routes
 from ..program import Program
 from ..router import router_params_from_chip, wormhole_links
 
-__all__ = ["timing_plan", "no_timing_plan", "RT_ROOT", "static_edges", "anchors"]
+__all__ = ["timing_plan", "no_timing_plan", "RT_ROOT", "static_edges", "anchors", "serve_tables"]
 
 RT_ROOT = -(1 << 40)  # a route template's root parent: base + RT_ROOT < 0 for any edge base
 
@@ -84,6 +84,29 @@ def static_edges(n_ptr, n_link, n_par, cls_pop, pipelined: bool):
     key = np.unique(np.stack([grp, plink]), axis=1)[0]  # one entry per (group, stream)
     ug, cnt = np.unique(key, return_counts=True)
     return has_par & (cnt[np.searchsorted(ug, grp)] == 1)
+
+
+def serve_tables(n_ptr, n_link, n_par, static, rt_anchor, rt_depth):
+    """Per class its edges that are not statically one-stream (``ns_j[ns_ptr[c]:ns_ptr[c
+    + 1]]``, template-relative) and, in the same order, what the spike NoC reads to serve
+    one: its link (``ns_link``), the edge whose block holds its parent's start cycles
+    (``ns_pp``: the parent, or the parent's anchor when the parent is static; -1 at the
+    root), the parent's depth below that anchor (``ns_d``: the start cycles are that
+    block's plus ``ns_d * (W + R)``) and the parent's link (``ns_pl``, -1 at the root).
+    Laid out in serving order so a step reads them sequentially, class by class."""
+    m = np.diff(n_ptr)
+    n_cls = m.size
+    ns_e = np.flatnonzero(~static)
+    base = np.repeat(n_ptr[:-1], m)[ns_e]
+    ns_ptr = np.zeros(n_cls + 1, np.int64)
+    np.cumsum(np.bincount(np.repeat(np.arange(n_cls), m)[ns_e], minlength=n_cls), out=ns_ptr[1:])
+    par = n_par[ns_e]
+    root = par < 0
+    pe = base + np.maximum(par, 0)
+    ns_d = np.where(root, 0, rt_depth[pe]).astype(np.int64)
+    ns_pp = np.where(root, -1, np.where(ns_d > 0, rt_anchor[pe], par)).astype(np.int64)
+    ns_pl = np.where(root, -1, n_link[pe]).astype(np.int64)
+    return ns_ptr, (ns_e - base).astype(np.int64), n_link[ns_e].astype(np.int64), ns_pp, ns_d, ns_pl
 
 
 @njit(cache=True)
@@ -184,10 +207,7 @@ def timing_plan(prog: Program) -> dict:
     cls_pop = pop_of[rep]
     st_edge = static_edges(n_ptr, n_link, n_par, cls_pop, bool(prog.pipelined))
     rt_anchor, rt_depth = anchors(n_ptr, n_par, st_edge)
-    ns_cnt = np.bincount(np.repeat(np.arange(n_cls), np.diff(n_ptr))[~st_edge], minlength=n_cls)
-    ns_ptr = np.zeros(n_cls + 1, np.int64)
-    np.cumsum(ns_cnt, out=ns_ptr[1:])
-    ns_j = (np.arange(n_link.size) - np.repeat(n_ptr[:-1], np.diff(n_ptr)))[~st_edge].astype(np.int64)
+    ns_ptr, ns_j, ns_link, ns_pp, ns_d, ns_pl = serve_tables(n_ptr, n_link, n_par, st_edge, rt_anchor, rt_depth)
     R, W = int(chip.noc.router_cycles), int(chip.noc.link_cycles)
     fixed = chip.timing.step_cycles
     link_pos, link_at = link_tables(gw, gh)
@@ -217,7 +237,7 @@ def timing_plan(prog: Program) -> dict:
         "pipelined": bool(prog.pipelined), "link_pos": link_pos, "link_at": link_at,
         "max_packets": max(N, K), "nrn_cls": nrn_cls, "n_cls": n_cls, "link_cls": link_cls,
         "spike_slots": spike_slots, "rt_anchor": rt_anchor, "rt_depth": rt_depth, "ns_ptr": ns_ptr, "ns_j": ns_j,
-        "max_edges": int(n_link.size + t_link.size),
+        "ns_link": ns_link, "ns_pp": ns_pp, "ns_d": ns_d, "ns_pl": ns_pl, "max_edges": int(n_link.size + t_link.size),
     }
 
 
@@ -231,4 +251,5 @@ def no_timing_plan(prog: Program) -> dict:
                 "tile_rt_ptr": one, "tile_dst_edge": z, "tile_cross": z, "R": 1, "W": 0, "extra": 0, "fixed": -1, "barrier": 0,
                 "pipelined": False, "link_pos": z, "link_at": z, "max_packets": 0, "max_edges": 0,
                 "nrn_cls": z, "n_cls": 0, "link_cls": 0, "spike_slots": 0,
-                "rt_anchor": z, "rt_depth": z, "ns_ptr": one, "ns_j": z}
+                "rt_anchor": z, "rt_depth": z, "ns_ptr": one, "ns_j": z, "ns_link": z, "ns_pp": z, "ns_d": z,
+                "ns_pl": z}

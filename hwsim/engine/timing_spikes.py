@@ -243,7 +243,6 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
     nu = 0
     for tr in range(ntr):
         cl = routes.nrn_cls[pkts.tr_rep[tr]]
-        r0 = pkts.tr_r0[tr]
         c0 = pkts.tr_ce[tr]
         pkts.cls_fl[cl] += pkts.tr_fl[tr]
         for i in range(routes.ns_ptr[cl], routes.ns_ptr[cl + 1]):
@@ -251,17 +250,11 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
             c = c0 + j
             ce_tr[c] = tr
             ce_j[c] = j
-            par = routes.rt_parent[r0 + j]
-            if par < 0:
-                pp[c] = -1
-                psh[c] = 0
-                pl[c] = -1
-            else:
-                d = routes.rt_depth[r0 + par]
-                pp[c] = c0 + (par if d == 0 else routes.rt_anchor[r0 + par])
-                psh[c] = d * WR
-                pl[c] = routes.rt_link[r0 + par]
-            lid = routes.rt_link[r0 + j]
+            a = routes.ns_pp[i]
+            pp[c] = a if a < 0 else c0 + a
+            psh[c] = routes.ns_d[i] * WR
+            pl[c] = routes.ns_pl[i]
+            lid = routes.ns_link[i]
             if l_cnt[lid] == 0:
                 l_used[nu] = lid
                 nu += 1
@@ -269,10 +262,9 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
     order_used_links(l_used, nu, l_cnt, l_at, routes.link_pos, routes.link_at)
     for tr in range(ntr):
         cl = routes.nrn_cls[pkts.tr_rep[tr]]
-        r0 = pkts.tr_r0[tr]
         c0 = pkts.tr_ce[tr]
         for i in range(routes.ns_ptr[cl], routes.ns_ptr[cl + 1]):
-            lid = routes.rt_link[r0 + routes.ns_j[i]]
+            lid = routes.ns_link[i]
             corder[l_at[lid]] = c0 + routes.ns_j[i]
             l_at[lid] += 1
     # 4. serve the links

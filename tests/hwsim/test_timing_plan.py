@@ -1,11 +1,11 @@
-"""The timing plan's statically one-stream edges, by hand (hwsim.engine.timing_plan)."""
+"""The timing plan's statically one-stream edges and serving tables, by hand (hwsim.engine.timing_plan)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hwsim.engine.timing_plan import anchors, static_edges
+from hwsim.engine.timing_plan import anchors, serve_tables, static_edges
 
 # two classes: class 0 = links 10 -> 11 -> 12 (a chain), class 1 = links 20 -> 11
 N_PTR = np.array([0, 3, 5])
@@ -34,3 +34,23 @@ def test_anchors_by_hand():
     assert anc.tolist() == [0, 0, 0, 0, 0] and dep.tolist() == [0, 1, 2, 0, 1]
     anc, dep = anchors(N_PTR, N_PAR, np.array([False, False, True, False, False]))
     assert anc.tolist() == [0, 1, 1, 0, 1] and dep.tolist() == [0, 0, 1, 0, 0]
+
+
+def test_serve_tables_by_hand():
+    """Only the non-static edges are listed, per class; each names its link, the edge
+    whose block its parent's start cycles are (the parent, or the static parent's
+    anchor), the parent's depth and the parent's link (-1 at a root)."""
+    static = np.array([False, False, True, False, False])
+    anc, dep = anchors(N_PTR, N_PAR, static)
+    ptr, j, link, pp, d, pl = serve_tables(N_PTR, N_LINK, N_PAR, static, anc, dep)
+    assert ptr.tolist() == [0, 2, 4] and j.tolist() == [0, 1, 0, 1]
+    assert link.tolist() == [10, 11, 20, 11] and pl.tolist() == [-1, 10, -1, 20]
+    assert pp.tolist() == [-1, 0, -1, 0] and d.tolist() == [0, 0, 0, 0]
+    # a chain 1 -> 2 -> 3 -> 4 whose middle edges are static: edge 3 (merges with another
+    # class, say) reads edge 0's block, its parent (edge 2) sits 2 static edges below it
+    static = np.array([False, True, True, False])
+    n_ptr, n_link, n_par = np.array([0, 4]), np.array([1, 2, 3, 4]), np.array([-1, 0, 1, 2])
+    anc, dep = anchors(n_ptr, n_par, static)
+    ptr, j, link, pp, d, pl = serve_tables(n_ptr, n_link, n_par, static, anc, dep)
+    assert ptr.tolist() == [0, 2] and j.tolist() == [0, 3] and link.tolist() == [1, 4]
+    assert pp.tolist() == [-1, 0] and d.tolist() == [0, 2] and pl.tolist() == [-1, 3]
