@@ -58,7 +58,7 @@ RouterState = namedtuple("RouterState", [
     "ofree", "ocred", "cq_vc", "cq_due", "cq_head", "cq_cnt", "occ", "va_in", "va_out", "sa_in", "sa_out",
     "inj_ptr", "sflit", "svc", "eject", "link_flits", "dl_list", "r_idx", "r_o", "r_w", "r_ok", "r_p", "r_v",
     "best_b", "best_k", "last_v", "cap_in", "act", "act_on", "srcs", "src_on", "lk_lat", "lk_ser", "lk_free",
-    "pmask"])
+    "pmask", "rwake", "rext", "rloc", "swake"])
 RouterState.__doc__ = (
     "The router kernel's state: ``prm`` = ``RouterParams.kernel_args()``; ``sc`` = (packets added, targets not yet "
     "delivered, flits in the input buffers, deliveries of the last cycle, active routers, active sources, targets "
@@ -72,7 +72,11 @@ RouterState.__doc__ = (
     "per link ``n * 4 + port`` (and the I/O link, index ``4 N``) its latency, cycles per flit and the cycle it is "
     "free from; ``pmask[0, n * 5 + p]`` / ``pmask[1, n * 5 + p]`` = the VCs of input port ``p`` of router ``n`` "
     "(bit ``v``) waiting for VC allocation (state 1) / holding a VC and flits (state 2, at least one flit), the only "
-    "VCs the allocators visit. Source ``N`` (one past the last node) is the I/O port.")
+    "VCs the allocators visit; ``rwake[n]`` / ``swake[s]`` = the first cycle router ``n`` / source ``s`` may "
+    "act again (a router or source that changed nothing sleeps until then; see ``hwsim/router_stages.py``), "
+    "``rext[n]`` = the earliest ready cycle of a flit pushed into router ``n`` during this cycle's switch stage, "
+    "``rloc[n]`` = router ``n``'s VC allocation outcome of this cycle (``t + 1``: it made a request, else its "
+    "earliest stamp). Source ``N`` (one past the last node) is the I/O port.")
 
 
 @njit(cache=True)
@@ -108,12 +112,15 @@ def router_state(prm, cap_packets, eject_len, cap_targets=-1):
         np.zeros(P * PV, np.bool_), np.zeros(P * PV, np.int64), np.zeros(P * PV, np.int64), np.zeros(P, np.int64),
         np.zeros(P, np.int64), np.zeros(P, np.int64), cap_in, np.zeros(N, np.int64), np.zeros(N, np.bool_),
         np.zeros(S, np.int64), np.zeros(S, np.bool_), np.full(N * 4 + 1, prm[8], np.int64),
-        np.ones(N * 4 + 1, np.int64), np.zeros(N * 4 + 1, np.int64), np.zeros((2, N * P), np.int64))
+        np.ones(N * 4 + 1, np.int64), np.zeros(N * 4 + 1, np.int64), np.zeros((2, N * P), np.int64),
+        np.zeros(N, np.int64), np.full(N, NO_CYCLE, np.int64), np.zeros(N, np.int64), np.zeros(S, np.int64))
 
 
 @njit(cache=True, inline="always")
-def _enqueue(qhead, qtail, qnext, pcreated, srcs, src_on, sc, k, created, src):
-    """Packet ``k`` into ``src``'s queue after every queued packet created no later."""
+def _enqueue(qhead, qtail, qnext, pcreated, srcs, src_on, swake, sc, k, created, src):
+    """Packet ``k`` into ``src``'s queue after every queued packet created no later (the
+    source wakes: its queue's front may have changed)."""
+    swake[src] = 0
     if not src_on[src]:
         src_on[src] = True
         srcs[sc[5]] = src
@@ -139,7 +146,8 @@ def _enqueue(qhead, qtail, qnext, pcreated, srcs, src_on, sc, k, created, src):
 
 
 @njit(cache=True)
-def _new_packet(sc, pcreated, psrc, pflits, tptr, ntg, qhead, qtail, qnext, srcs, src_on, created, src, flits, nt):
+def _new_packet(sc, pcreated, psrc, pflits, tptr, ntg, qhead, qtail, qnext, srcs, src_on, swake, created, src, flits,
+                nt):
     """Packet ``k = sc[0]`` with ``nt`` targets (the next target ids), queued at ``src``;
     the caller writes the targets' nodes."""
     k = sc[0]
@@ -151,7 +159,7 @@ def _new_packet(sc, pcreated, psrc, pflits, tptr, ntg, qhead, qtail, qnext, srcs
     tptr[k] = sc[6]
     ntg[k] = nt
     sc[6] += nt
-    _enqueue(qhead, qtail, qnext, pcreated, srcs, src_on, sc, k, created, src)
+    _enqueue(qhead, qtail, qnext, pcreated, srcs, src_on, swake, sc, k, created, src)
     return k
 
 
@@ -162,7 +170,7 @@ def router_add(st, created, src, dst, flits):
     order); returns its id. Its one target is the next target id. ``created`` must not
     precede the next cycle to simulate (the caller's rule)."""
     k = _new_packet(st.sc, st.created, st.psrc, st.flits, st.tptr, st.ntg, st.qhead, st.qtail, st.qnext, st.srcs,
-                    st.src_on, created, src, flits, 1)
+                    st.src_on, st.swake, created, src, flits, 1)
     g = st.tptr[k]
     st.tdst[g] = dst
     st.tpk[g] = k
@@ -175,7 +183,7 @@ def router_add_multicast(st, created, src, dsts, flits):
     forked along its XY tree; returns its id. With two or more targets the packet is a
     multicast packet: ``flits`` must not exceed the VC buffer (checked by the caller)."""
     k = _new_packet(st.sc, st.created, st.psrc, st.flits, st.tptr, st.ntg, st.qhead, st.qtail, st.qnext, st.srcs,
-                    st.src_on, created, src, flits, dsts.shape[0])
+                    st.src_on, st.swake, created, src, flits, dsts.shape[0])
     g = st.tptr[k]
     tdst, tpk = st.tdst, st.tpk
     for i in range(dsts.shape[0]):
@@ -213,12 +221,13 @@ def _run(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery
          brdy, bhead, bcnt, ist, imask, isent, iovc, ifrom, obusy, ofree, ocred, cq_vc, cq_due, cq_head, cq_cnt,
          occ, va_in, va_out, sa_in, sa_out, inj_ptr, sflit, svc, eject, link_flits, dl_list, r_idx, r_o, r_w,
          r_ok, r_p, r_v, best_b, best_k, last_v, cap_in, act, act_on, srcs, src_on, lk_lat, lk_ser, lk_free, pmask,
-         t, t_stop):
+         rwake, rext, rloc, swake, t, t_stop):
     """:func:`router_run` on the state's fields (in :data:`RouterState` order): the
     cycle loop binds them once per call, not once per cycle."""
     sc[3] = 0
     ocred_flat = ocred.reshape(ocred.size)
     cap_c = cq_vc.shape[1]
+    V = prm[2]
     while True:
         t = _next(sc, cq_cnt, srcs, sflit, qhead, created, t)
         if t >= t_stop:
@@ -228,7 +237,14 @@ def _run(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery
         wk = NO_CYCLE
         for q in range(4):
             while cq_cnt[q] > 0 and cq_due[q, cq_head[q]] <= t:
-                ocred_flat[cq_vc[q, cq_head[q]]] += 1
+                vi = cq_vc[q, cq_head[q]]
+                ocred_flat[vi] += 1
+                # its router (or source, at port 5) wakes: a credit is a change
+                u = vi // (6 * V)
+                if vi - u * 6 * V >= 5 * V:
+                    swake[u] = min(swake[u], t)
+                elif u < rwake.shape[0]:
+                    rwake[u] = min(rwake[u], t)
                 cq_head[q] = cq_head[q] + 1 if cq_head[q] + 1 < cap_c else 0
                 cq_cnt[q] -= 1
                 wk = t + 1
@@ -237,20 +253,23 @@ def _run(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery
         if sc[5]:
             wk = min(wk, inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhead, qtail, bpkt, bfi, brdy,
                     bhead, bcnt, ist, imask, isent, ifrom, obusy, ofree, ocred, occ, inj_ptr, sflit, svc, act, act_on,
-                    srcs, lk_lat, lk_ser, lk_free, pmask, t))
+                    srcs, lk_lat, lk_ser, lk_free, pmask, rwake, swake, t))
         # only routers holding flits act (an empty one has nothing to allocate); routers are
         # order free within a stage, so the list's order is as good as the mesh's
         m = sc[4]
         if m != 0:
             wk = min(wk, vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, obusy, ofree,
-                                       ocred, va_in, va_out, r_idx, r_o, r_w, r_ok, r_p, r_v, act, pmask, m, t))
+                                       ocred, va_in, va_out, r_idx, r_o, r_w, r_ok, r_p, r_v, act, pmask, rwake, rloc, m, t))
             wk = min(wk, switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy, bhead, bcnt, ist, imask,
                         isent, iovc, ifrom, obusy, ofree, ocred, cq_vc, cq_due, cq_head, cq_cnt, occ, sa_in, sa_out,
                         eject, link_flits, dl_list, r_idx, r_o, r_ok, r_p, r_v, best_b, best_k, last_v, cap_in, act,
-                        act_on, lk_lat, lk_ser, lk_free, pmask, m, t))
+                        act_on, lk_lat, lk_ser, lk_free, pmask, rwake, rext, rloc, m, t))
             j = 0
             for i in range(sc[4]):
                 n = act[i]
+                if rext[n] != NO_CYCLE:  # flits pushed in this switch stage
+                    rwake[n] = min(rwake[n], rext[n])
+                    rext[n] = NO_CYCLE
                 if occ[n] != 0:
                     act[j] = n
                     j += 1
@@ -292,7 +311,7 @@ def router_run(st, t, t_stop):
                 st.cq_head, st.cq_cnt, st.occ, st.va_in, st.va_out, st.sa_in, st.sa_out, st.inj_ptr, st.sflit,
                 st.svc, st.eject, st.link_flits, st.dl_list, st.r_idx, st.r_o, st.r_w, st.r_ok, st.r_p, st.r_v,
                 st.best_b, st.best_k, st.last_v, st.cap_in, st.act, st.act_on, st.srcs, st.src_on, st.lk_lat,
-                st.lk_ser, st.lk_free, st.pmask, t, t_stop)
+                st.lk_ser, st.lk_free, st.pmask, st.rwake, st.rext, st.rloc, st.swake, t, t_stop)
 
 
 @njit(cache=True)

@@ -115,8 +115,10 @@ def _push(bpkt, bfi, brdy, bcnt, bhead, ist, pmask, occ, act, act_on, sc, n, p, 
 @loop_jit
 def inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhead, qtail, bpkt, bfi, brdy, bhead,
             bcnt, ist, imask, isent, ifrom, obusy, ofree, ocred, occ, inj_ptr, sflit, svc, act, act_on, srcs,
-            lk_lat, lk_ser, lk_free, pmask, t):
-    """Step 2 of a cycle: every source writes up to ``I`` flits of its queue's front packets.
+            lk_lat, lk_ser, lk_free, pmask, rwake, swake, t):
+    """Step 2 of a cycle: every source writes up to ``I`` flits of its queue's front packets
+    (a source asleep, ``swake[n] > t``, is skipped; one that changed nothing sleeps until
+    its earliest stamp; a router a flit is written into wakes by the flit's ready cycle).
     Returns ``t + 1`` if it changed anything, else the earliest cycle stamp (above
     ``t``) its tests compared with (:data:`NO_CYCLE`: none): no test turns true before."""
     W, V, B, Dr, Dinj, I = prm[0], prm[2], prm[3], prm[4], prm[10], prm[12]
@@ -126,14 +128,18 @@ def inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhea
     N = io // 4
     for i in range(sc[5]):
         n = srcs[i]
+        if swake[n] > t:
+            wk = min(wk, swake[n])
+            continue
+        lw = NO_CYCLE  # this source's outcome: t + 1 if it changed anything, else its earliest stamp
         k = 0
         while k < I and qhead[n] >= 0:
             pk = qhead[n]
             if created[pk] > t:
-                wk = min(wk, created[pk])
+                lw = min(lw, created[pk])
                 break
             if n * 4 == io and lk_free[io] > t:
-                wk = min(wk, lk_free[io])
+                lw = min(lw, lk_free[io])
                 break
             if svc[n] < 0:
                 pick = -1
@@ -143,13 +149,13 @@ def inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhea
                         w -= V
                     if not obusy[n, P, w]:
                         if ofree[n, P, w] > t:
-                            wk = min(wk, ofree[n, P, w])
+                            lw = min(lw, ofree[n, P, w])
                         elif ocred[n, P, w] > 0:
                             pick = w
                             break
                 if pick < 0:
                     break
-                wk = t + 1
+                lw = t + 1
                 svc[n] = pick
                 obusy[n, P, pick] = True
                 inj_ptr[n] = (pick + 1) % V
@@ -157,7 +163,7 @@ def inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhea
             if ocred[n, P, w] == 0:
                 break
             ocred[n, P, w] -= 1
-            wk = t + 1
+            lw = t + 1
             if sflit[n] == 0:
                 head_inj[pk] = t
             if n == N:  # over the I/O link into node 0's input port E
@@ -166,6 +172,7 @@ def inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhea
             else:
                 dn, dp, rdy = n, _LOCAL, t + Dinj
             _push(bpkt, bfi, brdy, bcnt, bhead, ist, pmask, occ, act, act_on, sc, dn, dp, w, pk, sflit[n], rdy, B)
+            rwake[dn] = min(rwake[dn], rdy)  # its tests of this flit turn no earlier (routers act after sources)
             if ist[dn, dp, w] == 0:
                 _head_at(ist, imask, isent, ifrom, pmask, dn, dp, w, _route_mask(tptr, ntg, tdst, psrc, N, dn, pk, W),
                          rdy + Dr)
@@ -179,6 +186,8 @@ def inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhea
                 qhead[n] = qnext[pk]
                 if qhead[n] < 0:
                     qtail[n] = -1
+        swake[n] = lw
+        wk = min(wk, lw)
     return wk
 
 
@@ -194,7 +203,7 @@ def _request(r_idx, r_p, r_v, r_o, nr, p, v, o, V):
 
 @njit(cache=True, inline="always")
 def vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, obusy, ofree, ocred, va_in,
-                  va_out, r_idx, r_o, r_w, r_ok, r_p, r_v, act, pmask, m, t):
+                 va_out, r_idx, r_o, r_w, r_ok, r_p, r_v, act, pmask, rwake, rloc, m, t):
     """Step 3 at the routers ``act[:m]``: separable input-first VC allocation; a head
     with several output ports requests, in port order, one output VC at each port it
     does not hold yet (a multicast head's must have credits for the whole packet) and
@@ -206,9 +215,13 @@ def vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, o
     PV = 5 * V
     for i_act in range(m):
         n = act[i_act]
+        if rwake[n] > t:
+            continue  # asleep: the switch stage counts its wake-up cycle
         r0 = n * 5
+        rloc[n] = NO_CYCLE
         if pmask[0, r0] | pmask[0, r0 + 1] | pmask[0, r0 + 2] | pmask[0, r0 + 3] | pmask[0, r0 + 4] == 0:
             continue  # no head waits here
+        lw = NO_CYCLE  # this router's outcome, as the stage's
         nr = 0
         for p in range(5):
             wm = pmask[0, r0 + p]
@@ -218,7 +231,7 @@ def vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, o
                 if not (wm >> v) & 1:
                     continue
                 if ifrom[n, p, v] > t:
-                    wk = min(wk, ifrom[n, p, v])
+                    lw = min(lw, ifrom[n, p, v])
                 else:
                     rem = imask[n, p, v] & ~isent[n, p, v]
                     pk = bpkt[n, p, v, bhead[n, p, v]]
@@ -231,7 +244,7 @@ def vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, o
                         for j in range(V):
                             if not obusy[n, o, w]:
                                 if ofree[n, o, w] > t:
-                                    wk = min(wk, ofree[n, o, w])
+                                    lw = min(lw, ofree[n, o, w])
                                 elif o == _LOCAL or ocred[n, o, w] >= need:
                                     _request(r_idx, r_p, r_v, r_o, nr, p, v, o, V)
                                     r_w[nr] = w
@@ -242,7 +255,9 @@ def vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, o
                         if not found:
                             break
         if nr:
-            wk = t + 1
+            lw = t + 1
+        rloc[n] = lw
+        wk = min(wk, lw)
         for a in range(nr):
             o, w = r_o[a], r_w[a]
             best = -1
@@ -331,8 +346,8 @@ def _sw_requests(bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, ca
 def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy, bhead, bcnt, ist, imask, isent,
                 iovc, ifrom, obusy, ofree, ocred, cq_vc, cq_due, cq_head, cq_cnt, occ, sa_in, sa_out, eject,
                 link_flits, dl_list, r_idx, r_o, r_ok, r_p, r_v, best_b, best_k, last_v, cap_in, act, act_on,
-                lk_lat, lk_ser, lk_free, pmask, m, t):
-    """Step 4 at the routers ``act[:m]``: separable input-first switch allocation, then
+                lk_lat, lk_ser, lk_free, pmask, rwake, rext, rloc, m, t):
+    """Step 4 at the routers ``act[:m]`` that are awake: separable input-first switch allocation, then
     traversal; a flit leaves its input VC once it has been copied to every output port
     of its packet (asynchronous replication). Returns what :func:`inject` returns, for
     this stage."""
@@ -346,11 +361,18 @@ def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy,
     N = io // 4
     for i_act in range(m):
         n = act[i_act]
+        if rwake[n] > t:
+            wk = min(wk, rwake[n])
+            continue
         nr, wr = _sw_requests(bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, cap_in, lk_free,
                           r_idx, r_o, r_ok, r_p, r_v, n, t, V)
         if nr == 0:
+            # no request at either stage: asleep until its earliest stamp or a flit or
+            # credit arriving (rext, the credit loop of router_run wake it)
+            rwake[n] = min(wr, rloc[n])
             wk = min(wk, wr)
             continue
+        rwake[n] = t + 1
         wk = t + 1
         # output arbiters: the first request in round-robin order from the pointer, per
         # output; the ejection port repeats for up to E grants (a lone request wins)
@@ -425,6 +447,7 @@ def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy,
                 dn = _neighbour(n, o, W)
                 rdy = t + Dsa + Dst + lk_lat[li] + lk_ser[li] - 1
                 _push(bpkt, bfi, brdy, bcnt, bhead, ist, pmask, occ, act, act_on, sc, dn, o, w, pk, fi, rdy, B)
+                rext[dn] = min(rext[dn], rdy)  # dn may act before this in the cycle: woken after it
                 if ist[dn, o, w] == 0:
                     _head_at(ist, imask, isent, ifrom, pmask, dn, o, w, _route_mask(tptr, ntg, tdst, psrc, N, dn, pk, W),
                              rdy + Dr)
