@@ -376,47 +376,49 @@ def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy,
         wk = t + 1
         # output arbiters: the first request in round-robin order from the pointer, per
         # output; the ejection port repeats for up to E grants (a lone request wins)
-        rounds = 1
-        if nr == 1:
+        if nr == 1:  # a lone request wins its output and moves both pointers past it
             r_ok[0] = True
             sa_out[n, r_o[0]] = r_idx[0] + 1 if r_idx[0] + 1 < PV else 0
-        while nr > 1:
-            for o in range(P):
-                best_b[o] = -1
-                best_k[o] = PV
+            sa_in[n, r_p[0]] = r_v[0] + 1 if r_v[0] + 1 < V else 0
+        else:
+            rounds = 1
+            while True:
+                for o in range(P):
+                    best_b[o] = -1
+                    best_k[o] = PV
+                for b in range(nr):
+                    if r_ok[b]:
+                        continue
+                    o = r_o[b]
+                    if rounds > 1 and o != _LOCAL:
+                        continue
+                    key = r_idx[b] - sa_out[n, o]
+                    if key < 0:
+                        key += PV
+                    if key < best_k[o]:
+                        best_k[o] = key
+                        best_b[o] = b
+                granted_local = False
+                for o in range(P):
+                    b = best_b[o]
+                    if b >= 0:
+                        r_ok[b] = True
+                        sa_out[n, o] = r_idx[b] + 1 if r_idx[b] + 1 < PV else 0
+                        if o == _LOCAL:
+                            granted_local = True
+                if rounds >= E or not granted_local:
+                    break
+                rounds += 1
+            # input pointers: one past the last granted VC in the port's round-robin order
+            # (requests were collected in that order)
+            for p in range(P):
+                last_v[p] = -1
             for b in range(nr):
                 if r_ok[b]:
-                    continue
-                o = r_o[b]
-                if rounds > 1 and o != _LOCAL:
-                    continue
-                key = r_idx[b] - sa_out[n, o]
-                if key < 0:
-                    key += PV
-                if key < best_k[o]:
-                    best_k[o] = key
-                    best_b[o] = b
-            granted_local = False
-            for o in range(P):
-                b = best_b[o]
-                if b >= 0:
-                    r_ok[b] = True
-                    sa_out[n, o] = r_idx[b] + 1 if r_idx[b] + 1 < PV else 0
-                    if o == _LOCAL:
-                        granted_local = True
-            if rounds >= E or not granted_local:
-                break
-            rounds += 1
-        # input pointers: one past the last granted VC in the port's round-robin order
-        # (requests were collected in that order)
-        for p in range(P):
-            last_v[p] = -1
-        for b in range(nr):
-            if r_ok[b]:
-                last_v[r_p[b]] = r_v[b]
-        for p in range(P):
-            if last_v[p] >= 0:
-                sa_in[n, p] = last_v[p] + 1 if last_v[p] + 1 < V else 0
+                    last_v[r_p[b]] = r_v[b]
+            for p in range(P):
+                if last_v[p] >= 0:
+                    sa_in[n, p] = last_v[p] + 1 if last_v[p] + 1 < V else 0
         for b in range(nr):
             if not r_ok[b]:
                 continue
