@@ -65,7 +65,9 @@ RouterState.__doc__ = (
     "added); per packet creation, source, first target and number of targets, length, head injection and the next "
     "packet of its source queue; per target its node, packet and delivery; the buffers, VCs (``imask`` = the output "
     "ports of the packet at the front of an input VC, ``isent`` = those its front flit has already been copied to, "
-    "``iovc[n, p, v, o]`` = its output VC at port ``o``), credits and allocator pointers; ``link_flits[n * 4 + "
+    "``iovc[n, p, v, o]`` = its output VC at port ``o``), credits (the FIFOs ``cq_vc`` hold each credit's flat "
+    "output VC index in the low 32 bits and, above, 2 x the router or source it returns to, + 1 for a source) and "
+    "allocator pointers; ``link_flits[n * 4 + "
     "port]`` = flits that left router ``n`` through mesh port ``port``; ``dl_list`` = targets delivered (tail "
     "ejected) in the last cycle; ``act`` / ``srcs`` list the routers holding flits and the sources with queued "
     "packets (``sc[4]``, ``sc[5]`` long; ``act_on`` / ``src_on`` flag them), the only ones a cycle visits; "
@@ -227,7 +229,6 @@ def _run(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery
     sc[3] = 0
     ocred_flat = ocred.reshape(ocred.size)
     cap_c = cq_vc.shape[1]
-    V = prm[2]
     while True:
         t = _next(sc, cq_cnt, srcs, sflit, qhead, created, t)
         if t >= t_stop:
@@ -237,13 +238,12 @@ def _run(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery
         wk = NO_CYCLE
         for q in range(4):
             while cq_cnt[q] > 0 and cq_due[q, cq_head[q]] <= t:
-                vi = cq_vc[q, cq_head[q]]
-                ocred_flat[vi] += 1
-                # its router (or source, at port 5) wakes: a credit is a change
-                u = vi // (6 * V)
-                if vi - u * 6 * V >= 5 * V:
+                x = cq_vc[q, cq_head[q]]
+                ocred_flat[x & 0xFFFFFFFF] += 1
+                u = x >> 33  # its router (or source: bit 32) wakes; a credit is a change
+                if (x >> 32) & 1:
                     swake[u] = min(swake[u], t)
-                elif u < rwake.shape[0]:
+                else:
                     rwake[u] = min(rwake[u], t)
                 cq_head[q] = cq_head[q] + 1 if cq_head[q] + 1 < cap_c else 0
                 cq_cnt[q] -= 1

@@ -481,7 +481,9 @@ def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy,
             tail_slot = cq_head[q] + cq_cnt[q]
             if tail_slot >= cap_c:
                 tail_slot -= cap_c
-            cq_vc[q, tail_slot] = (un * (P + 1) + uo) * V + v
+            # the credit's output VC (flat index into ocred, low 32 bits) and whom it wakes
+            # (high bits: 2 un + 1 for a source's injection VC, 2 un for a router's output)
+            cq_vc[q, tail_slot] = ((2 * un + (uo == P)) << 32) | ((un * (P + 1) + uo) * V + v)
             cq_due[q, tail_slot] = due
             cq_cnt[q] += 1
             occ[n] -= 1
