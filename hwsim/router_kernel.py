@@ -35,7 +35,10 @@ cycle stamp one of its tests compared with (a flit's ready cycle, a VC's allocat
 start, an output VC's or link's free cycle, a credit's due cycle, a packet's creation),
 so :func:`router_run` jumps there; each stage returns ``t + 1`` if it changed
 anything, else that stamp. A flit crossing an empty mesh thus costs its hops, not its
-pipeline cycles.
+pipeline cycles. (5) The same holds per router and source: one that made no request
+(wrote nothing) in a cycle sleeps (``rwake`` / ``swake``) until the earliest stamp its
+own tests compared with, or until a credit returns to it, a flit is written into it or
+a packet is added to its queue, whichever is first (``hwsim/router_stages.py``).
 """
 
 from __future__ import annotations

@@ -9,6 +9,18 @@ with, which is what lets :func:`hwsim.router_kernel.router_run` skip idle cycles
 functions that loop compile with :data:`loop_jit` (no reference counting: they allocate
 nothing and index arrays their caller keeps alive); hot helpers take arrays, never the
 state tuple.
+
+Sleep. A router's tests in a cycle read its own state, the credits of its outputs and
+the flits in its input buffers; a source's read its queue, its injection credits and
+the I/O link. So a router that made no request at either allocator, or a source that
+wrote nothing, gets the same outcome in every later cycle until (a) the earliest cycle
+stamp its tests compared with, or (b) a credit returns to it, (c) a flit is written
+into its buffers, or (d) a packet is added to its queue. It sleeps until then:
+``rwake[n]`` / ``swake[s]`` hold that cycle, lowered by (b) in ``router_run``'s credit
+loop, by (c) at the write (into ``rext`` during the switch stage, applied after it,
+because the receiver may have acted earlier in the same cycle and set its own wake-up
+without the new flit) and by (d) in ``router_add``. A sleeping router or source is
+skipped and reports its wake-up cycle to the idle skip.
 """
 
 from __future__ import annotations
