@@ -1,5 +1,7 @@
 """The compiled router kernel of :mod:`hwsim.router` (whose docstring is the spec,
-multicast forking included): the incremental state, packet add, idle skip and one cycle.
+multicast forking included): the incremental state, packet add, idle skip and the cycle
+loop; the cycle's stages (injection, VC allocation, switch allocation and traversal)
+are in ``hwsim/router_stages.py``.
 
 The kernel is incremental so that the chip simulator's step timing
 (hwsim/engine/timing_router.py) can add packets while the network runs: a
@@ -33,7 +35,10 @@ cycle stamp one of its tests compared with (a flit's ready cycle, a VC's allocat
 start, an output VC's or link's free cycle, a credit's due cycle, a packet's creation),
 so :func:`router_run` jumps there; each stage returns ``t + 1`` if it changed
 anything, else that stamp. A flit crossing an empty mesh thus costs its hops, not its
-pipeline cycles.
+pipeline cycles. (5) The same holds per router and source: one that made no request
+(wrote nothing) in a cycle sleeps (``rwake`` / ``swake``) until the earliest stamp its
+own tests compared with, or until a credit returns to it, a flit is written into it or
+a packet is added to its queue, whichever is first (``hwsim/router_stages.py``).
 """
 
 from __future__ import annotations
@@ -42,18 +47,13 @@ from collections import namedtuple
 
 import numpy as np
 from numba import njit
-from numba.core.cpu import CPUTargetOptions
+
+from .router_stages import LOCAL_PORT, NO_CYCLE, inject, loop_jit, switch_all, vc_alloc_all
 
 __all__ = ["RouterState", "router_state", "router_add", "router_add_multicast", "router_next", "router_cycle",
            "router_run", "NO_CYCLE", "LOCAL_PORT"]
 
-# the cycle loop's functions: compiled without reference counting where this Numba has
-# its internal ``_nrt`` option (Numba 0.68.1 has it); without it, plain njit (same results, slower)
-_loop_jit = njit(cache=True, _nrt=False) if hasattr(CPUTargetOptions, "_nrt") else njit(cache=True)
-
-LOCAL_PORT = 4
 _LOCAL = LOCAL_PORT
-NO_CYCLE = 1 << 62  # router_next's answer when no packet is waiting
 
 RouterState = namedtuple("RouterState", [
     "prm", "sc", "created", "psrc", "tptr", "ntg", "tdst", "tpk", "flits", "head_inj", "delivery", "qnext", "qhead",
@@ -61,21 +61,27 @@ RouterState = namedtuple("RouterState", [
     "ofree", "ocred", "cq_vc", "cq_due", "cq_head", "cq_cnt", "occ", "va_in", "va_out", "sa_in", "sa_out",
     "inj_ptr", "sflit", "svc", "eject", "link_flits", "dl_list", "r_idx", "r_o", "r_w", "r_ok", "r_p", "r_v",
     "best_b", "best_k", "last_v", "cap_in", "act", "act_on", "srcs", "src_on", "lk_lat", "lk_ser", "lk_free",
-    "pmask"])
+    "pmask", "rwake", "rext", "rloc", "swake"])
 RouterState.__doc__ = (
     "The router kernel's state: ``prm`` = ``RouterParams.kernel_args()``; ``sc`` = (packets added, targets not yet "
     "delivered, flits in the input buffers, deliveries of the last cycle, active routers, active sources, targets "
     "added); per packet creation, source, first target and number of targets, length, head injection and the next "
     "packet of its source queue; per target its node, packet and delivery; the buffers, VCs (``imask`` = the output "
     "ports of the packet at the front of an input VC, ``isent`` = those its front flit has already been copied to, "
-    "``iovc[n, p, v, o]`` = its output VC at port ``o``), credits and allocator pointers; ``link_flits[n * 4 + "
+    "``iovc[n, p, v, o]`` = its output VC at port ``o``), credits (the FIFOs ``cq_vc`` hold each credit's flat "
+    "output VC index in the low 32 bits and, above, 2 x the router or source it returns to, + 1 for a source) and "
+    "allocator pointers; ``link_flits[n * 4 + "
     "port]`` = flits that left router ``n`` through mesh port ``port``; ``dl_list`` = targets delivered (tail "
     "ejected) in the last cycle; ``act`` / ``srcs`` list the routers holding flits and the sources with queued "
     "packets (``sc[4]``, ``sc[5]`` long; ``act_on`` / ``src_on`` flag them), the only ones a cycle visits; "
     "per link ``n * 4 + port`` (and the I/O link, index ``4 N``) its latency, cycles per flit and the cycle it is "
     "free from; ``pmask[0, n * 5 + p]`` / ``pmask[1, n * 5 + p]`` = the VCs of input port ``p`` of router ``n`` "
     "(bit ``v``) waiting for VC allocation (state 1) / holding a VC and flits (state 2, at least one flit), the only "
-    "VCs the allocators visit. Source ``N`` (one past the last node) is the I/O port.")
+    "VCs the allocators visit; ``rwake[n]`` / ``swake[s]`` = the first cycle router ``n`` / source ``s`` may "
+    "act again (a router or source that changed nothing sleeps until then; see ``hwsim/router_stages.py``), "
+    "``rext[n]`` = the earliest ready cycle of a flit pushed into router ``n`` during this cycle's switch stage, "
+    "``rloc[n]`` = router ``n``'s VC allocation outcome of this cycle (``t + 1``: it made a request, else its "
+    "earliest stamp). Source ``N`` (one past the last node) is the I/O port.")
 
 
 @njit(cache=True)
@@ -111,12 +117,15 @@ def router_state(prm, cap_packets, eject_len, cap_targets=-1):
         np.zeros(P * PV, np.bool_), np.zeros(P * PV, np.int64), np.zeros(P * PV, np.int64), np.zeros(P, np.int64),
         np.zeros(P, np.int64), np.zeros(P, np.int64), cap_in, np.zeros(N, np.int64), np.zeros(N, np.bool_),
         np.zeros(S, np.int64), np.zeros(S, np.bool_), np.full(N * 4 + 1, prm[8], np.int64),
-        np.ones(N * 4 + 1, np.int64), np.zeros(N * 4 + 1, np.int64), np.zeros((2, N * P), np.int64))
+        np.ones(N * 4 + 1, np.int64), np.zeros(N * 4 + 1, np.int64), np.zeros((2, N * P), np.int64),
+        np.zeros(N, np.int64), np.full(N, NO_CYCLE, np.int64), np.zeros(N, np.int64), np.zeros(S, np.int64))
 
 
 @njit(cache=True, inline="always")
-def _enqueue(qhead, qtail, qnext, pcreated, srcs, src_on, sc, k, created, src):
-    """Packet ``k`` into ``src``'s queue after every queued packet created no later."""
+def _enqueue(qhead, qtail, qnext, pcreated, srcs, src_on, swake, sc, k, created, src):
+    """Packet ``k`` into ``src``'s queue after every queued packet created no later (the
+    source wakes: its queue's front may have changed)."""
+    swake[src] = 0
     if not src_on[src]:
         src_on[src] = True
         srcs[sc[5]] = src
@@ -142,7 +151,8 @@ def _enqueue(qhead, qtail, qnext, pcreated, srcs, src_on, sc, k, created, src):
 
 
 @njit(cache=True)
-def _new_packet(sc, pcreated, psrc, pflits, tptr, ntg, qhead, qtail, qnext, srcs, src_on, created, src, flits, nt):
+def _new_packet(sc, pcreated, psrc, pflits, tptr, ntg, qhead, qtail, qnext, srcs, src_on, swake, created, src, flits,
+                nt):
     """Packet ``k = sc[0]`` with ``nt`` targets (the next target ids), queued at ``src``;
     the caller writes the targets' nodes."""
     k = sc[0]
@@ -154,7 +164,7 @@ def _new_packet(sc, pcreated, psrc, pflits, tptr, ntg, qhead, qtail, qnext, srcs
     tptr[k] = sc[6]
     ntg[k] = nt
     sc[6] += nt
-    _enqueue(qhead, qtail, qnext, pcreated, srcs, src_on, sc, k, created, src)
+    _enqueue(qhead, qtail, qnext, pcreated, srcs, src_on, swake, sc, k, created, src)
     return k
 
 
@@ -165,7 +175,7 @@ def router_add(st, created, src, dst, flits):
     order); returns its id. Its one target is the next target id. ``created`` must not
     precede the next cycle to simulate (the caller's rule)."""
     k = _new_packet(st.sc, st.created, st.psrc, st.flits, st.tptr, st.ntg, st.qhead, st.qtail, st.qnext, st.srcs,
-                    st.src_on, created, src, flits, 1)
+                    st.src_on, st.swake, created, src, flits, 1)
     g = st.tptr[k]
     st.tdst[g] = dst
     st.tpk[g] = k
@@ -178,7 +188,7 @@ def router_add_multicast(st, created, src, dsts, flits):
     forked along its XY tree; returns its id. With two or more targets the packet is a
     multicast packet: ``flits`` must not exceed the VC buffer (checked by the caller)."""
     k = _new_packet(st.sc, st.created, st.psrc, st.flits, st.tptr, st.ntg, st.qhead, st.qtail, st.qnext, st.srcs,
-                    st.src_on, created, src, flits, dsts.shape[0])
+                    st.src_on, st.swake, created, src, flits, dsts.shape[0])
     g = st.tptr[k]
     tdst, tpk = st.tdst, st.tpk
     for i in range(dsts.shape[0]):
@@ -187,7 +197,7 @@ def router_add_multicast(st, created, src, dsts, flits):
     return k
 
 
-@_loop_jit
+@loop_jit
 def _next(sc, cq_cnt, srcs, sflit, qhead, pcreated, t):
     if sc[2] != 0 or cq_cnt[0] + cq_cnt[1] + cq_cnt[2] + cq_cnt[3] != 0:
         return t
@@ -211,455 +221,12 @@ def router_next(st, t):
     return _next(st.sc, st.cq_cnt, st.srcs, st.sflit, st.qhead, st.created, t)
 
 
-@njit(cache=True, inline="always")
-def _route(n, d, W):
-    """XY output port at router ``n`` for destination ``d``."""
-    x, y = n % W, n // W
-    dx, dy = d % W, d // W
-    if dx > x:
-        return 0
-    if dx < x:
-        return 1
-    if dy > y:
-        return 2
-    if dy < y:
-        return 3
-    return 4
-
-
-@njit(cache=True, inline="always")
-def _route_mask(tptr, ntg, tdst, psrc, io_src, n, pk, W):
-    """The output ports (bit ``o`` = port ``o``) of packet ``pk``'s copy at router ``n``:
-    the XY first hops at ``n`` of every target whose XY path from the source runs
-    through ``n`` (row of the source from its column to the target's, then the target's
-    column). A tree reaches a router by one path only, so this is the copy's subtree.
-    ``io_src`` is the I/O port's source index (it sits west of node 0)."""
-    g0, nt = tptr[pk], ntg[pk]
-    if nt == 1:
-        return 1 << _route(n, tdst[g0], W)
-    s = psrc[pk]
-    sx, sy, x, y = s % W, s // W, n % W, n // W
-    if s == io_src:
-        sx, sy = -1, 0
-    m = 0
-    for g in range(g0, g0 + nt):
-        d = tdst[g]
-        dx, dy = d % W, d // W
-        if (y == sy and min(sx, dx) <= x <= max(sx, dx)) or (x == dx and min(sy, dy) <= y <= max(sy, dy)):
-            m |= 1 << _route(n, d, W)
-    return m
-
-
-@njit(cache=True, inline="always")
-def _neighbour(n, port, W):
-    """The router output ``port`` of router ``n`` leads to."""
-    if port == 0:
-        return n + 1
-    if port == 1:
-        return n - 1
-    if port == 2:
-        return n + W
-    return n - W
-
-
-@njit(cache=True, inline="always")
-def _head_at(ist, imask, isent, ifrom, pmask, n, p, v, mask, va_from):
-    """Input VC (n, p, v) starts waiting for VC allocation (from cycle ``va_from``) with a
-    head at its front whose output ports are ``mask``."""
-    ist[n, p, v] = 1
-    pmask[0, n * 5 + p] |= 1 << v
-    imask[n, p, v] = mask
-    isent[n, p, v] = 0
-    ifrom[n, p, v] = va_from
-
-
-@njit(cache=True, inline="always")
-def _push(bpkt, bfi, brdy, bcnt, bhead, ist, pmask, occ, act, act_on, sc, n, p, v, pkt, fi, ready, B):
-    """Append a flit to input VC (n, p, v) and list router ``n`` as active. The caller
-    starts the head's VC allocation (:func:`_head_at`) when the VC was idle. Hot-loop
-    helpers take arrays, never the state tuple: passing the tuple costs Numba a
-    reference count update per field per call (the kernel ran 2.3x slower for it)."""
-    slot = bhead[n, p, v] + bcnt[n, p, v]
-    if slot >= B:
-        slot -= B
-    bpkt[n, p, v, slot] = pkt
-    bfi[n, p, v, slot] = fi
-    brdy[n, p, v, slot] = ready
-    bcnt[n, p, v] += 1
-    if ist[n, p, v] == 2:  # a worm's body flit into its held VC: switchable again
-        pmask[1, n * 5 + p] |= 1 << v
-    if not act_on[n]:
-        act_on[n] = True
-        act[sc[4]] = n
-        sc[4] += 1
-    occ[n] += 1
-    sc[2] += 1
-
-
-@_loop_jit
-def _inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhead, qtail, bpkt, bfi, brdy, bhead,
-            bcnt, ist, imask, isent, ifrom, obusy, ofree, ocred, occ, inj_ptr, sflit, svc, act, act_on, srcs,
-            lk_lat, lk_ser, lk_free, pmask, t):
-    """Step 2 of a cycle: every source writes up to ``I`` flits of its queue's front packets.
-    Returns ``t + 1`` if it changed anything, else the earliest cycle stamp (above
-    ``t``) its tests compared with (:data:`NO_CYCLE`: none): no test turns true before."""
-    W, V, B, Dr, Dinj, I = prm[0], prm[2], prm[3], prm[4], prm[10], prm[12]
-    wk = NO_CYCLE
-    P = 5
-    io = lk_lat.shape[0] - 1  # the I/O link; the I/O source is node io // 4
-    N = io // 4
-    for i in range(sc[5]):
-        n = srcs[i]
-        k = 0
-        while k < I and qhead[n] >= 0:
-            pk = qhead[n]
-            if created[pk] > t:
-                wk = min(wk, created[pk])
-                break
-            if n * 4 == io and lk_free[io] > t:
-                wk = min(wk, lk_free[io])
-                break
-            if svc[n] < 0:
-                pick = -1
-                for j in range(V):
-                    w = inj_ptr[n] + j
-                    if w >= V:
-                        w -= V
-                    if not obusy[n, P, w]:
-                        if ofree[n, P, w] > t:
-                            wk = min(wk, ofree[n, P, w])
-                        elif ocred[n, P, w] > 0:
-                            pick = w
-                            break
-                if pick < 0:
-                    break
-                wk = t + 1
-                svc[n] = pick
-                obusy[n, P, pick] = True
-                inj_ptr[n] = (pick + 1) % V
-            w = svc[n]
-            if ocred[n, P, w] == 0:
-                break
-            ocred[n, P, w] -= 1
-            wk = t + 1
-            if sflit[n] == 0:
-                head_inj[pk] = t
-            if n == N:  # over the I/O link into node 0's input port E
-                dn, dp, rdy = 0, 0, t + lk_lat[io] + lk_ser[io] - 1
-                lk_free[io] = t + lk_ser[io]
-            else:
-                dn, dp, rdy = n, _LOCAL, t + Dinj
-            _push(bpkt, bfi, brdy, bcnt, bhead, ist, pmask, occ, act, act_on, sc, dn, dp, w, pk, sflit[n], rdy, B)
-            if ist[dn, dp, w] == 0:
-                _head_at(ist, imask, isent, ifrom, pmask, dn, dp, w, _route_mask(tptr, ntg, tdst, psrc, N, dn, pk, W),
-                         rdy + Dr)
-            sflit[n] += 1
-            k += 1
-            if sflit[n] == flits[pk]:
-                obusy[n, P, w] = False
-                ofree[n, P, w] = t + 1
-                svc[n] = -1
-                sflit[n] = 0
-                qhead[n] = qnext[pk]
-                if qhead[n] < 0:
-                    qtail[n] = -1
-    return wk
-
-
-@njit(cache=True, inline="always")
-def _request(r_idx, r_p, r_v, r_o, nr, p, v, o, V):
-    """Entry ``nr`` of an allocator's request list: input VC ``v`` of port ``p`` (index
-    ``p * V + v``) asks for output port ``o``."""
-    r_idx[nr] = p * V + v
-    r_p[nr] = p
-    r_v[nr] = v
-    r_o[nr] = o
-
-
-@njit(cache=True, inline="always")
-def _vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, obusy, ofree, ocred, va_in,
-                  va_out, r_idx, r_o, r_w, r_ok, r_p, r_v, act, pmask, m, t):
-    """Step 3 at the routers ``act[:m]``: separable input-first VC allocation; a head
-    with several output ports requests, in port order, one output VC at each port it
-    does not hold yet (a multicast head's must have credits for the whole packet) and
-    keeps its grants up to its first loss; it holds them until it has all. Returns what
-    :func:`_inject` returns, for this stage."""
-    wk = NO_CYCLE
-    V = prm[2]
-    Dva = prm[5]
-    PV = 5 * V
-    for i_act in range(m):
-        n = act[i_act]
-        r0 = n * 5
-        if pmask[0, r0] | pmask[0, r0 + 1] | pmask[0, r0 + 2] | pmask[0, r0 + 3] | pmask[0, r0 + 4] == 0:
-            continue  # no head waits here
-        nr = 0
-        for p in range(5):
-            wm = pmask[0, r0 + p]
-            if wm == 0:
-                continue
-            for v in range(V):
-                if not (wm >> v) & 1:
-                    continue
-                if ifrom[n, p, v] > t:
-                    wk = min(wk, ifrom[n, p, v])
-                else:
-                    rem = imask[n, p, v] & ~isent[n, p, v]
-                    pk = bpkt[n, p, v, bhead[n, p, v]]
-                    need = flits[pk] if ntg[pk] > 1 else 0
-                    for o in range(5):
-                        if not (rem >> o) & 1:
-                            continue
-                        w = va_in[n, p, v]
-                        found = False
-                        for j in range(V):
-                            if not obusy[n, o, w]:
-                                if ofree[n, o, w] > t:
-                                    wk = min(wk, ofree[n, o, w])
-                                elif o == _LOCAL or ocred[n, o, w] >= need:
-                                    _request(r_idx, r_p, r_v, r_o, nr, p, v, o, V)
-                                    r_w[nr] = w
-                                    nr += 1
-                                    found = True
-                                    break
-                            w = w + 1 if w + 1 < V else 0
-                        if not found:
-                            break
-        if nr:
-            wk = t + 1
-        for a in range(nr):
-            o, w = r_o[a], r_w[a]
-            best = -1
-            bestkey = PV
-            for b in range(nr):
-                if r_o[b] == o and r_w[b] == w:
-                    key = r_idx[b] - va_out[n, o, w]
-                    if key < 0:
-                        key += PV
-                    if key < bestkey:
-                        bestkey = key
-                        best = b
-            r_ok[a] = best == a
-        # commit, per input VC, its grants in port order up to its first loss
-        a = 0
-        while a < nr:
-            idx, p, v = r_idx[a], r_p[a], r_v[a]
-            lost = False
-            while a < nr and r_idx[a] == idx:
-                if not lost and r_ok[a]:
-                    o, w = r_o[a], r_w[a]
-                    obusy[n, o, w] = True
-                    iovc[n, p, v, o] = w
-                    va_out[n, o, w] = idx + 1 if idx + 1 < PV else 0
-                    va_in[n, p, v] = w + 1 if w + 1 < V else 0
-                    isent[n, p, v] |= 1 << o
-                else:
-                    lost = True
-                a += 1
-            if isent[n, p, v] == imask[n, p, v]:
-                isent[n, p, v] = 0
-                ist[n, p, v] = 2
-                ifrom[n, p, v] = t + Dva
-                pmask[0, r0 + p] &= ~(1 << v)
-                pmask[1, r0 + p] |= 1 << v  # its head is still in the buffer
-    return wk
-
-
-@njit(cache=True, inline="always")
-def _sw_requests(bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, cap_in, lk_free,
-                 r_idx, r_o, r_ok, r_p, r_v, n, t, V):
-    """Switch requests at router ``n``: per input port up to ``cap_in`` VCs in round-robin
-    order, each asking for every output of its front flit not yet copied there that has a
-    credit (one entry per (VC, output)); returns the number of entries and the earliest
-    cycle stamp (above ``t``) its tests compared with."""
-    wk = NO_CYCLE
-    nr = 0
-    for p in range(5):
-        sm = pmask[1, n * 5 + p]  # the port's VCs in state 2 with flits
-        if sm == 0:
-            continue
-        got = 0
-        v = sa_in[n, p]
-        for j in range(V):
-            if not (sm >> v) & 1:
-                pass
-            elif ifrom[n, p, v] > t:
-                wk = min(wk, ifrom[n, p, v])
-            elif brdy[n, p, v, bhead[n, p, v]] > t:
-                wk = min(wk, brdy[n, p, v, bhead[n, p, v]])
-            else:
-                rem = imask[n, p, v] & ~isent[n, p, v]
-                added = False
-                for o in range(5):
-                    if not (rem >> o) & 1:
-                        continue
-                    if o != _LOCAL:
-                        if ocred[n, o, iovc[n, p, v, o]] == 0:
-                            continue  # a credit's return is a change
-                        if lk_free[n * 4 + o] > t:
-                            wk = min(wk, lk_free[n * 4 + o])
-                            continue
-                    _request(r_idx, r_p, r_v, r_o, nr, p, v, o, V)
-                    r_ok[nr] = False
-                    nr += 1
-                    added = True
-                if added:
-                    got += 1
-                    if got == cap_in[p]:
-                        break
-            v = v + 1 if v + 1 < V else 0
-    return nr, wk
-
-
-@_loop_jit
-def _switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy, bhead, bcnt, ist, imask, isent,
-                iovc, ifrom, obusy, ofree, ocred, cq_vc, cq_due, cq_head, cq_cnt, occ, sa_in, sa_out, eject,
-                link_flits, dl_list, r_idx, r_o, r_ok, r_p, r_v, best_b, best_k, last_v, cap_in, act, act_on,
-                lk_lat, lk_ser, lk_free, pmask, m, t):
-    """Step 4 at the routers ``act[:m]``: separable input-first switch allocation, then
-    traversal; a flit leaves its input VC once it has been copied to every output port
-    of its packet (asynchronous replication). Returns what :func:`_inject` returns, for
-    this stage."""
-    wk = NO_CYCLE
-    W, V, B, Dr, Dsa, Dst, Dl, Dc, Dinj, Dej, E = (prm[0], prm[2], prm[3], prm[4], prm[6], prm[7], prm[8], prm[9],
-                                                   prm[10], prm[11], prm[13])
-    P = 5
-    PV = P * V
-    cap_c = cq_vc.shape[1]
-    io = lk_lat.shape[0] - 1  # the I/O link; the I/O source is node io // 4
-    N = io // 4
-    for i_act in range(m):
-        n = act[i_act]
-        nr, wr = _sw_requests(bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, cap_in, lk_free,
-                          r_idx, r_o, r_ok, r_p, r_v, n, t, V)
-        if nr == 0:
-            wk = min(wk, wr)
-            continue
-        wk = t + 1
-        # output arbiters: the first request in round-robin order from the pointer, per
-        # output; the ejection port repeats for up to E grants (a lone request wins)
-        rounds = 1
-        if nr == 1:
-            r_ok[0] = True
-            sa_out[n, r_o[0]] = r_idx[0] + 1 if r_idx[0] + 1 < PV else 0
-        while nr > 1:
-            for o in range(P):
-                best_b[o] = -1
-                best_k[o] = PV
-            for b in range(nr):
-                if r_ok[b]:
-                    continue
-                o = r_o[b]
-                if rounds > 1 and o != _LOCAL:
-                    continue
-                key = r_idx[b] - sa_out[n, o]
-                if key < 0:
-                    key += PV
-                if key < best_k[o]:
-                    best_k[o] = key
-                    best_b[o] = b
-            granted_local = False
-            for o in range(P):
-                b = best_b[o]
-                if b >= 0:
-                    r_ok[b] = True
-                    sa_out[n, o] = r_idx[b] + 1 if r_idx[b] + 1 < PV else 0
-                    if o == _LOCAL:
-                        granted_local = True
-            if rounds >= E or not granted_local:
-                break
-            rounds += 1
-        # input pointers: one past the last granted VC in the port's round-robin order
-        # (requests were collected in that order)
-        for p in range(P):
-            last_v[p] = -1
-        for b in range(nr):
-            if r_ok[b]:
-                last_v[r_p[b]] = r_v[b]
-        for p in range(P):
-            if last_v[p] >= 0:
-                sa_in[n, p] = last_v[p] + 1 if last_v[p] + 1 < V else 0
-        for b in range(nr):
-            if not r_ok[b]:
-                continue
-            p, v = r_p[b], r_v[b]
-            o = r_o[b]
-            w = iovc[n, p, v, o]
-            h = bhead[n, p, v]
-            pk = bpkt[n, p, v, h]
-            fi = bfi[n, p, v, h]
-            tail = fi == flits[pk] - 1
-            if o == _LOCAL:
-                te = t + Dsa + Dst + Dej
-                if te < eject.shape[0]:
-                    eject[te] += 1
-                if tail:
-                    g = tptr[pk]
-                    while tdst[g] != n:
-                        g += 1
-                    delivery[g] = te
-                    sc[1] -= 1
-                    dl_list[sc[3]] = g
-                    sc[3] += 1
-            else:
-                li = n * 4 + o
-                ocred[n, o, w] -= 1
-                link_flits[li] += 1
-                lk_free[li] = t + lk_ser[li]
-                dn = _neighbour(n, o, W)
-                rdy = t + Dsa + Dst + lk_lat[li] + lk_ser[li] - 1
-                _push(bpkt, bfi, brdy, bcnt, bhead, ist, pmask, occ, act, act_on, sc, dn, o, w, pk, fi, rdy, B)
-                if ist[dn, o, w] == 0:
-                    _head_at(ist, imask, isent, ifrom, pmask, dn, o, w, _route_mask(tptr, ntg, tdst, psrc, N, dn, pk, W),
-                             rdy + Dr)
-            if tail:
-                obusy[n, o, w] = False
-                ofree[n, o, w] = t + 1
-            isent[n, p, v] |= 1 << o
-            if isent[n, p, v] != imask[n, p, v]:
-                continue
-            # copied to every output: the flit leaves; its credit goes back to whoever
-            # feeds this input VC
-            isent[n, p, v] = 0
-            bhead[n, p, v] = h + 1 if h + 1 < B else 0
-            bcnt[n, p, v] -= 1
-            if bcnt[n, p, v] == 0 or tail:  # empty, or its worm's VC released
-                pmask[1, n * 5 + p] &= ~(1 << v)
-            # credit FIFOs with one delay each, so each stays in due order: 0 = links of
-            # link_cycles, 1 = injection channels, 2 = the other links (one latency), 3 = I/O
-            if p == _LOCAL:
-                un, uo, due, q = n, P, t + Dc + Dinj, 1
-            else:
-                if p == 0 and n % W == 0:  # only the I/O port feeds a west-edge router from the west
-                    un, uo, li = N, P, io
-                else:
-                    un, uo = _neighbour(n, p ^ 1, W), p
-                    li = un * 4 + uo
-                due = t + Dc + lk_lat[li]
-                q = 3 if uo == P else (0 if lk_lat[li] == Dl else 2)
-            tail_slot = cq_head[q] + cq_cnt[q]
-            if tail_slot >= cap_c:
-                tail_slot -= cap_c
-            cq_vc[q, tail_slot] = (un * (P + 1) + uo) * V + v
-            cq_due[q, tail_slot] = due
-            cq_cnt[q] += 1
-            occ[n] -= 1
-            sc[2] -= 1
-            if tail:
-                ist[n, p, v] = 0
-                if bcnt[n, p, v] > 0:
-                    nh = bhead[n, p, v]
-                    _head_at(ist, imask, isent, ifrom, pmask, n, p, v, _route_mask(tptr, ntg, tdst, psrc, N, n, bpkt[n, p, v, nh], W),
-                             max(brdy[n, p, v, nh], t + 1) + Dr)
-    return wk
-
-
-@_loop_jit
+@loop_jit
 def _run(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery, qnext, qhead, qtail, bpkt, bfi,
          brdy, bhead, bcnt, ist, imask, isent, iovc, ifrom, obusy, ofree, ocred, cq_vc, cq_due, cq_head, cq_cnt,
          occ, va_in, va_out, sa_in, sa_out, inj_ptr, sflit, svc, eject, link_flits, dl_list, r_idx, r_o, r_w,
          r_ok, r_p, r_v, best_b, best_k, last_v, cap_in, act, act_on, srcs, src_on, lk_lat, lk_ser, lk_free, pmask,
-         t, t_stop):
+         rwake, rext, rloc, swake, t, t_stop):
     """:func:`router_run` on the state's fields (in :data:`RouterState` order): the
     cycle loop binds them once per call, not once per cycle."""
     sc[3] = 0
@@ -674,29 +241,38 @@ def _run(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery
         wk = NO_CYCLE
         for q in range(4):
             while cq_cnt[q] > 0 and cq_due[q, cq_head[q]] <= t:
-                ocred_flat[cq_vc[q, cq_head[q]]] += 1
+                x = cq_vc[q, cq_head[q]]
+                ocred_flat[x & 0xFFFFFFFF] += 1
+                u = x >> 33  # its router (or source: bit 32) wakes; a credit is a change
+                if (x >> 32) & 1:
+                    swake[u] = min(swake[u], t)
+                else:
+                    rwake[u] = min(rwake[u], t)
                 cq_head[q] = cq_head[q] + 1 if cq_head[q] + 1 < cap_c else 0
                 cq_cnt[q] -= 1
                 wk = t + 1
             if cq_cnt[q] > 0:
                 wk = min(wk, cq_due[q, cq_head[q]])
         if sc[5]:
-            wk = min(wk, _inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhead, qtail, bpkt, bfi, brdy,
+            wk = min(wk, inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhead, qtail, bpkt, bfi, brdy,
                     bhead, bcnt, ist, imask, isent, ifrom, obusy, ofree, ocred, occ, inj_ptr, sflit, svc, act, act_on,
-                    srcs, lk_lat, lk_ser, lk_free, pmask, t))
+                    srcs, lk_lat, lk_ser, lk_free, pmask, rwake, swake, t))
         # only routers holding flits act (an empty one has nothing to allocate); routers are
         # order free within a stage, so the list's order is as good as the mesh's
         m = sc[4]
         if m != 0:
-            wk = min(wk, _vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, obusy, ofree,
-                                       ocred, va_in, va_out, r_idx, r_o, r_w, r_ok, r_p, r_v, act, pmask, m, t))
-            wk = min(wk, _switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy, bhead, bcnt, ist, imask,
+            wk = min(wk, vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, obusy, ofree,
+                                       ocred, va_in, va_out, r_idx, r_o, r_w, r_ok, r_p, r_v, act, pmask, rwake, rloc, m, t))
+            wk = min(wk, switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy, bhead, bcnt, ist, imask,
                         isent, iovc, ifrom, obusy, ofree, ocred, cq_vc, cq_due, cq_head, cq_cnt, occ, sa_in, sa_out,
                         eject, link_flits, dl_list, r_idx, r_o, r_ok, r_p, r_v, best_b, best_k, last_v, cap_in, act,
-                        act_on, lk_lat, lk_ser, lk_free, pmask, m, t))
+                        act_on, lk_lat, lk_ser, lk_free, pmask, rwake, rext, rloc, m, t))
             j = 0
             for i in range(sc[4]):
                 n = act[i]
+                if rext[n] != NO_CYCLE:  # flits pushed in this switch stage
+                    rwake[n] = min(rwake[n], rext[n])
+                    rext[n] = NO_CYCLE
                 if occ[n] != 0:
                     act[j] = n
                     j += 1
@@ -721,7 +297,7 @@ def _run(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery
             t = min(wk, t_stop)
 
 
-@_loop_jit
+@loop_jit
 def router_run(st, t, t_stop):
     """Simulate the cycles from ``t`` (the spec's cycle order each: credits due,
     injection, VC allocation, switch allocation and traversal; idle cycles skipped as
@@ -738,7 +314,7 @@ def router_run(st, t, t_stop):
                 st.cq_head, st.cq_cnt, st.occ, st.va_in, st.va_out, st.sa_in, st.sa_out, st.inj_ptr, st.sflit,
                 st.svc, st.eject, st.link_flits, st.dl_list, st.r_idx, st.r_o, st.r_w, st.r_ok, st.r_p, st.r_v,
                 st.best_b, st.best_k, st.last_v, st.cap_in, st.act, st.act_on, st.srcs, st.src_on, st.lk_lat,
-                st.lk_ser, st.lk_free, st.pmask, t, t_stop)
+                st.lk_ser, st.lk_free, st.pmask, st.rwake, st.rext, st.rloc, st.swake, t, t_stop)
 
 
 @njit(cache=True)

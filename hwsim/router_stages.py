@@ -1,0 +1,509 @@
+"""The per-cycle stages of the compiled router kernel (``hwsim/router_kernel.py``;
+``hwsim/router.py``'s docstring is the spec): injection, VC allocation, switch allocation
+and traversal, and the flit-movement helpers they share.
+
+Each stage visits only what is active (the routers holding flits, the sources with
+queued packets, the input ports whose ``pmask`` bits are set) and returns ``t + 1`` if
+it changed anything, else the earliest cycle stamp (above ``t``) its tests compared
+with, which is what lets :func:`hwsim.router_kernel.router_run` skip idle cycles. The
+functions that loop compile with :data:`loop_jit` (no reference counting: they allocate
+nothing and index arrays their caller keeps alive); hot helpers take arrays, never the
+state tuple.
+
+Sleep. A router's tests in a cycle read its own state, the credits of its outputs and
+the flits in its input buffers; a source's read its queue, its injection credits and
+the I/O link. So a router that made no request at either allocator, or a source that
+wrote nothing, gets the same outcome in every later cycle until (a) the earliest cycle
+stamp its tests compared with, or (b) a credit returns to it, (c) a flit is written
+into its buffers, or (d) a packet is added to its queue. It sleeps until then:
+``rwake[n]`` / ``swake[s]`` hold that cycle, lowered by (b) in ``router_run``'s credit
+loop, by (c) at the write (into ``rext`` during the switch stage, applied after it,
+because the receiver may have acted earlier in the same cycle and set its own wake-up
+without the new flit) and by (d) in ``router_add``. A sleeping router or source is
+skipped and reports its wake-up cycle to the idle skip.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+from numba.core.cpu import CPUTargetOptions
+
+__all__ = ["loop_jit", "NO_CYCLE", "LOCAL_PORT", "inject", "vc_alloc_all", "switch_all"]
+
+# the cycle loop's functions: compiled without reference counting where this Numba has
+# its internal ``_nrt`` option (Numba 0.68.1 has it); without it, plain njit (same results, slower)
+loop_jit = njit(cache=True, _nrt=False) if hasattr(CPUTargetOptions, "_nrt") else njit(cache=True)
+
+LOCAL_PORT = 4
+_LOCAL = LOCAL_PORT
+NO_CYCLE = 1 << 62  # router_next's answer when no packet is waiting
+
+
+@njit(cache=True, inline="always")
+def _route(n, d, W):
+    """XY output port at router ``n`` for destination ``d``."""
+    x, y = n % W, n // W
+    dx, dy = d % W, d // W
+    if dx > x:
+        return 0
+    if dx < x:
+        return 1
+    if dy > y:
+        return 2
+    if dy < y:
+        return 3
+    return 4
+
+
+@njit(cache=True, inline="always")
+def _route_mask(tptr, ntg, tdst, psrc, io_src, n, pk, W):
+    """The output ports (bit ``o`` = port ``o``) of packet ``pk``'s copy at router ``n``:
+    the XY first hops at ``n`` of every target whose XY path from the source runs
+    through ``n`` (row of the source from its column to the target's, then the target's
+    column). A tree reaches a router by one path only, so this is the copy's subtree.
+    ``io_src`` is the I/O port's source index (it sits west of node 0)."""
+    g0, nt = tptr[pk], ntg[pk]
+    if nt == 1:
+        return 1 << _route(n, tdst[g0], W)
+    s = psrc[pk]
+    sx, sy, x, y = s % W, s // W, n % W, n // W
+    if s == io_src:
+        sx, sy = -1, 0
+    m = 0
+    for g in range(g0, g0 + nt):
+        d = tdst[g]
+        dx, dy = d % W, d // W
+        if (y == sy and min(sx, dx) <= x <= max(sx, dx)) or (x == dx and min(sy, dy) <= y <= max(sy, dy)):
+            m |= 1 << _route(n, d, W)
+    return m
+
+
+@njit(cache=True, inline="always")
+def _neighbour(n, port, W):
+    """The router output ``port`` of router ``n`` leads to."""
+    if port == 0:
+        return n + 1
+    if port == 1:
+        return n - 1
+    if port == 2:
+        return n + W
+    return n - W
+
+
+@njit(cache=True, inline="always")
+def _head_at(ist, imask, isent, ifrom, pmask, n, p, v, mask, va_from):
+    """Input VC (n, p, v) starts waiting for VC allocation (from cycle ``va_from``) with a
+    head at its front whose output ports are ``mask``."""
+    ist[n, p, v] = 1
+    pmask[0, n * 5 + p] |= 1 << v
+    imask[n, p, v] = mask
+    isent[n, p, v] = 0
+    ifrom[n, p, v] = va_from
+
+
+@njit(cache=True, inline="always")
+def _push(bpkt, bfi, brdy, bcnt, bhead, ist, pmask, occ, act, act_on, sc, n, p, v, pkt, fi, ready, B):
+    """Append a flit to input VC (n, p, v) and list router ``n`` as active. The caller
+    starts the head's VC allocation (:func:`_head_at`) when the VC was idle. Hot-loop
+    helpers take arrays, never the state tuple: passing the tuple costs Numba a
+    reference count update per field per call (the kernel ran 2.3x slower for it)."""
+    slot = bhead[n, p, v] + bcnt[n, p, v]
+    if slot >= B:
+        slot -= B
+    bpkt[n, p, v, slot] = pkt
+    bfi[n, p, v, slot] = fi
+    brdy[n, p, v, slot] = ready
+    bcnt[n, p, v] += 1
+    if ist[n, p, v] == 2:  # a worm's body flit into its held VC: switchable again
+        pmask[1, n * 5 + p] |= 1 << v
+    if not act_on[n]:
+        act_on[n] = True
+        act[sc[4]] = n
+        sc[4] += 1
+    occ[n] += 1
+    sc[2] += 1
+
+
+@loop_jit
+def inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhead, qtail, bpkt, bfi, brdy, bhead,
+            bcnt, ist, imask, isent, ifrom, obusy, ofree, ocred, occ, inj_ptr, sflit, svc, act, act_on, srcs,
+            lk_lat, lk_ser, lk_free, pmask, rwake, swake, t):
+    """Step 2 of a cycle: every source writes up to ``I`` flits of its queue's front packets
+    (a source asleep, ``swake[n] > t``, is skipped; one that changed nothing sleeps until
+    its earliest stamp; a router a flit is written into wakes by the flit's ready cycle).
+    Returns ``t + 1`` if it changed anything, else the earliest cycle stamp (above
+    ``t``) its tests compared with (:data:`NO_CYCLE`: none): no test turns true before."""
+    W, V, B, Dr, Dinj, I = prm[0], prm[2], prm[3], prm[4], prm[10], prm[12]
+    wk = NO_CYCLE
+    P = 5
+    io = lk_lat.shape[0] - 1  # the I/O link; the I/O source is node io // 4
+    N = io // 4
+    for i in range(sc[5]):
+        n = srcs[i]
+        if swake[n] > t:
+            wk = min(wk, swake[n])
+            continue
+        lw = NO_CYCLE  # this source's outcome: t + 1 if it changed anything, else its earliest stamp
+        k = 0
+        while k < I and qhead[n] >= 0:
+            pk = qhead[n]
+            if created[pk] > t:
+                lw = min(lw, created[pk])
+                break
+            if n * 4 == io and lk_free[io] > t:
+                lw = min(lw, lk_free[io])
+                break
+            if svc[n] < 0:
+                pick = -1
+                for j in range(V):
+                    w = inj_ptr[n] + j
+                    if w >= V:
+                        w -= V
+                    if not obusy[n, P, w]:
+                        if ofree[n, P, w] > t:
+                            lw = min(lw, ofree[n, P, w])
+                        elif ocred[n, P, w] > 0:
+                            pick = w
+                            break
+                if pick < 0:
+                    break
+                lw = t + 1
+                svc[n] = pick
+                obusy[n, P, pick] = True
+                inj_ptr[n] = (pick + 1) % V
+            w = svc[n]
+            if ocred[n, P, w] == 0:
+                break
+            ocred[n, P, w] -= 1
+            lw = t + 1
+            if sflit[n] == 0:
+                head_inj[pk] = t
+            if n == N:  # over the I/O link into node 0's input port E
+                dn, dp, rdy = 0, 0, t + lk_lat[io] + lk_ser[io] - 1
+                lk_free[io] = t + lk_ser[io]
+            else:
+                dn, dp, rdy = n, _LOCAL, t + Dinj
+            _push(bpkt, bfi, brdy, bcnt, bhead, ist, pmask, occ, act, act_on, sc, dn, dp, w, pk, sflit[n], rdy, B)
+            rwake[dn] = min(rwake[dn], rdy)  # its tests of this flit turn no earlier (routers act after sources)
+            if ist[dn, dp, w] == 0:
+                _head_at(ist, imask, isent, ifrom, pmask, dn, dp, w, _route_mask(tptr, ntg, tdst, psrc, N, dn, pk, W),
+                         rdy + Dr)
+            sflit[n] += 1
+            k += 1
+            if sflit[n] == flits[pk]:
+                obusy[n, P, w] = False
+                ofree[n, P, w] = t + 1
+                svc[n] = -1
+                sflit[n] = 0
+                qhead[n] = qnext[pk]
+                if qhead[n] < 0:
+                    qtail[n] = -1
+        swake[n] = lw
+        wk = min(wk, lw)
+    return wk
+
+
+@njit(cache=True, inline="always")
+def _request(r_idx, r_p, r_v, r_o, nr, p, v, o, V):
+    """Entry ``nr`` of an allocator's request list: input VC ``v`` of port ``p`` (index
+    ``p * V + v``) asks for output port ``o``."""
+    r_idx[nr] = p * V + v
+    r_p[nr] = p
+    r_v[nr] = v
+    r_o[nr] = o
+
+
+@njit(cache=True, inline="always")
+def vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, obusy, ofree, ocred, va_in,
+                 va_out, r_idx, r_o, r_w, r_ok, r_p, r_v, act, pmask, rwake, rloc, m, t):
+    """Step 3 at the routers ``act[:m]``: separable input-first VC allocation; a head
+    with several output ports requests, in port order, one output VC at each port it
+    does not hold yet (a multicast head's must have credits for the whole packet) and
+    keeps its grants up to its first loss; it holds them until it has all. Returns what
+    :func:`inject` returns, for this stage."""
+    wk = NO_CYCLE
+    V = prm[2]
+    Dva = prm[5]
+    PV = 5 * V
+    for i_act in range(m):
+        n = act[i_act]
+        if rwake[n] > t:
+            continue  # asleep: the switch stage counts its wake-up cycle
+        r0 = n * 5
+        rloc[n] = NO_CYCLE
+        if pmask[0, r0] | pmask[0, r0 + 1] | pmask[0, r0 + 2] | pmask[0, r0 + 3] | pmask[0, r0 + 4] == 0:
+            continue  # no head waits here
+        lw = NO_CYCLE  # this router's outcome, as the stage's
+        nr = 0
+        for p in range(5):
+            wm = pmask[0, r0 + p]
+            if wm == 0:
+                continue
+            for v in range(V):
+                if not (wm >> v) & 1:
+                    continue
+                if ifrom[n, p, v] > t:
+                    lw = min(lw, ifrom[n, p, v])
+                else:
+                    rem = imask[n, p, v] & ~isent[n, p, v]
+                    pk = bpkt[n, p, v, bhead[n, p, v]]
+                    need = flits[pk] if ntg[pk] > 1 else 0
+                    for o in range(5):
+                        if not (rem >> o) & 1:
+                            continue
+                        w = va_in[n, p, v]
+                        found = False
+                        for j in range(V):
+                            if not obusy[n, o, w]:
+                                if ofree[n, o, w] > t:
+                                    lw = min(lw, ofree[n, o, w])
+                                elif o == _LOCAL or ocred[n, o, w] >= need:
+                                    _request(r_idx, r_p, r_v, r_o, nr, p, v, o, V)
+                                    r_w[nr] = w
+                                    nr += 1
+                                    found = True
+                                    break
+                            w = w + 1 if w + 1 < V else 0
+                        if not found:
+                            break
+        if nr:
+            lw = t + 1
+        rloc[n] = lw
+        wk = min(wk, lw)
+        for a in range(nr):
+            o, w = r_o[a], r_w[a]
+            best = -1
+            bestkey = PV
+            for b in range(nr):
+                if r_o[b] == o and r_w[b] == w:
+                    key = r_idx[b] - va_out[n, o, w]
+                    if key < 0:
+                        key += PV
+                    if key < bestkey:
+                        bestkey = key
+                        best = b
+            r_ok[a] = best == a
+        # commit, per input VC, its grants in port order up to its first loss
+        a = 0
+        while a < nr:
+            idx, p, v = r_idx[a], r_p[a], r_v[a]
+            lost = False
+            while a < nr and r_idx[a] == idx:
+                if not lost and r_ok[a]:
+                    o, w = r_o[a], r_w[a]
+                    obusy[n, o, w] = True
+                    iovc[n, p, v, o] = w
+                    va_out[n, o, w] = idx + 1 if idx + 1 < PV else 0
+                    va_in[n, p, v] = w + 1 if w + 1 < V else 0
+                    isent[n, p, v] |= 1 << o
+                else:
+                    lost = True
+                a += 1
+            if isent[n, p, v] == imask[n, p, v]:
+                isent[n, p, v] = 0
+                ist[n, p, v] = 2
+                ifrom[n, p, v] = t + Dva
+                pmask[0, r0 + p] &= ~(1 << v)
+                pmask[1, r0 + p] |= 1 << v  # its head is still in the buffer
+    return wk
+
+
+@njit(cache=True, inline="always")
+def _sw_requests(bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, cap_in, lk_free,
+                 r_idx, r_o, r_ok, r_p, r_v, n, t, V):
+    """Switch requests at router ``n``: per input port up to ``cap_in`` VCs in round-robin
+    order, each asking for every output of its front flit not yet copied there that has a
+    credit (one entry per (VC, output)); returns the number of entries and the earliest
+    cycle stamp (above ``t``) its tests compared with."""
+    wk = NO_CYCLE
+    nr = 0
+    for p in range(5):
+        sm = pmask[1, n * 5 + p]  # the port's VCs in state 2 with flits
+        if sm == 0:
+            continue
+        got = 0
+        v = sa_in[n, p]
+        for j in range(V):
+            if not (sm >> v) & 1:
+                pass
+            elif ifrom[n, p, v] > t:
+                wk = min(wk, ifrom[n, p, v])
+            elif brdy[n, p, v, bhead[n, p, v]] > t:
+                wk = min(wk, brdy[n, p, v, bhead[n, p, v]])
+            else:
+                rem = imask[n, p, v] & ~isent[n, p, v]
+                added = False
+                for o in range(5):
+                    if not (rem >> o) & 1:
+                        continue
+                    if o != _LOCAL:
+                        if ocred[n, o, iovc[n, p, v, o]] == 0:
+                            continue  # a credit's return is a change
+                        if lk_free[n * 4 + o] > t:
+                            wk = min(wk, lk_free[n * 4 + o])
+                            continue
+                    _request(r_idx, r_p, r_v, r_o, nr, p, v, o, V)
+                    r_ok[nr] = False
+                    nr += 1
+                    added = True
+                if added:
+                    got += 1
+                    if got == cap_in[p]:
+                        break
+            v = v + 1 if v + 1 < V else 0
+    return nr, wk
+
+
+@loop_jit
+def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy, bhead, bcnt, ist, imask, isent,
+                iovc, ifrom, obusy, ofree, ocred, cq_vc, cq_due, cq_head, cq_cnt, occ, sa_in, sa_out, eject,
+                link_flits, dl_list, r_idx, r_o, r_ok, r_p, r_v, best_b, best_k, last_v, cap_in, act, act_on,
+                lk_lat, lk_ser, lk_free, pmask, rwake, rext, rloc, m, t):
+    """Step 4 at the routers ``act[:m]`` that are awake: separable input-first switch allocation, then
+    traversal; a flit leaves its input VC once it has been copied to every output port
+    of its packet (asynchronous replication). Returns what :func:`inject` returns, for
+    this stage."""
+    wk = NO_CYCLE
+    W, V, B, Dr, Dsa, Dst, Dl, Dc, Dinj, Dej, E = (prm[0], prm[2], prm[3], prm[4], prm[6], prm[7], prm[8], prm[9],
+                                                   prm[10], prm[11], prm[13])
+    P = 5
+    PV = P * V
+    cap_c = cq_vc.shape[1]
+    io = lk_lat.shape[0] - 1  # the I/O link; the I/O source is node io // 4
+    N = io // 4
+    for i_act in range(m):
+        n = act[i_act]
+        if rwake[n] > t:
+            wk = min(wk, rwake[n])
+            continue
+        nr, wr = _sw_requests(bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, cap_in, lk_free,
+                          r_idx, r_o, r_ok, r_p, r_v, n, t, V)
+        if nr == 0:
+            # no request at either stage: asleep until its earliest stamp or a flit or
+            # credit arriving (rext, the credit loop of router_run wake it)
+            rwake[n] = min(wr, rloc[n])
+            wk = min(wk, wr)
+            continue
+        rwake[n] = t + 1
+        wk = t + 1
+        # output arbiters: the first request in round-robin order from the pointer, per
+        # output; the ejection port repeats for up to E grants (a lone request wins)
+        if nr == 1:  # a lone request wins its output and moves both pointers past it
+            r_ok[0] = True
+            sa_out[n, r_o[0]] = r_idx[0] + 1 if r_idx[0] + 1 < PV else 0
+            sa_in[n, r_p[0]] = r_v[0] + 1 if r_v[0] + 1 < V else 0
+        else:
+            rounds = 1
+            while True:
+                for o in range(P):
+                    best_b[o] = -1
+                    best_k[o] = PV
+                for b in range(nr):
+                    if r_ok[b]:
+                        continue
+                    o = r_o[b]
+                    if rounds > 1 and o != _LOCAL:
+                        continue
+                    key = r_idx[b] - sa_out[n, o]
+                    if key < 0:
+                        key += PV
+                    if key < best_k[o]:
+                        best_k[o] = key
+                        best_b[o] = b
+                granted_local = False
+                for o in range(P):
+                    b = best_b[o]
+                    if b >= 0:
+                        r_ok[b] = True
+                        sa_out[n, o] = r_idx[b] + 1 if r_idx[b] + 1 < PV else 0
+                        if o == _LOCAL:
+                            granted_local = True
+                if rounds >= E or not granted_local:
+                    break
+                rounds += 1
+            # input pointers: one past the last granted VC in the port's round-robin order
+            # (requests were collected in that order)
+            for p in range(P):
+                last_v[p] = -1
+            for b in range(nr):
+                if r_ok[b]:
+                    last_v[r_p[b]] = r_v[b]
+            for p in range(P):
+                if last_v[p] >= 0:
+                    sa_in[n, p] = last_v[p] + 1 if last_v[p] + 1 < V else 0
+        for b in range(nr):
+            if not r_ok[b]:
+                continue
+            p, v = r_p[b], r_v[b]
+            o = r_o[b]
+            w = iovc[n, p, v, o]
+            h = bhead[n, p, v]
+            pk = bpkt[n, p, v, h]
+            fi = bfi[n, p, v, h]
+            tail = fi == flits[pk] - 1
+            if o == _LOCAL:
+                te = t + Dsa + Dst + Dej
+                if te < eject.shape[0]:
+                    eject[te] += 1
+                if tail:
+                    g = tptr[pk]
+                    while tdst[g] != n:
+                        g += 1
+                    delivery[g] = te
+                    sc[1] -= 1
+                    dl_list[sc[3]] = g
+                    sc[3] += 1
+            else:
+                li = n * 4 + o
+                ocred[n, o, w] -= 1
+                link_flits[li] += 1
+                lk_free[li] = t + lk_ser[li]
+                dn = _neighbour(n, o, W)
+                rdy = t + Dsa + Dst + lk_lat[li] + lk_ser[li] - 1
+                _push(bpkt, bfi, brdy, bcnt, bhead, ist, pmask, occ, act, act_on, sc, dn, o, w, pk, fi, rdy, B)
+                rext[dn] = min(rext[dn], rdy)  # dn may act before this in the cycle: woken after it
+                if ist[dn, o, w] == 0:
+                    _head_at(ist, imask, isent, ifrom, pmask, dn, o, w, _route_mask(tptr, ntg, tdst, psrc, N, dn, pk, W),
+                             rdy + Dr)
+            if tail:
+                obusy[n, o, w] = False
+                ofree[n, o, w] = t + 1
+            isent[n, p, v] |= 1 << o
+            if isent[n, p, v] != imask[n, p, v]:
+                continue
+            # copied to every output: the flit leaves; its credit goes back to whoever
+            # feeds this input VC
+            isent[n, p, v] = 0
+            bhead[n, p, v] = h + 1 if h + 1 < B else 0
+            bcnt[n, p, v] -= 1
+            if bcnt[n, p, v] == 0 or tail:  # empty, or its worm's VC released
+                pmask[1, n * 5 + p] &= ~(1 << v)
+            # credit FIFOs with one delay each, so each stays in due order: 0 = links of
+            # link_cycles, 1 = injection channels, 2 = the other links (one latency), 3 = I/O
+            if p == _LOCAL:
+                un, uo, due, q = n, P, t + Dc + Dinj, 1
+            else:
+                if p == 0 and n % W == 0:  # only the I/O port feeds a west-edge router from the west
+                    un, uo, li = N, P, io
+                else:
+                    un, uo = _neighbour(n, p ^ 1, W), p
+                    li = un * 4 + uo
+                due = t + Dc + lk_lat[li]
+                q = 3 if uo == P else (0 if lk_lat[li] == Dl else 2)
+            tail_slot = cq_head[q] + cq_cnt[q]
+            if tail_slot >= cap_c:
+                tail_slot -= cap_c
+            # the credit's output VC (flat index into ocred, low 32 bits) and whom it wakes
+            # (high bits: 2 un + 1 for a source's injection VC, 2 un for a router's output)
+            cq_vc[q, tail_slot] = ((2 * un + (uo == P)) << 32) | ((un * (P + 1) + uo) * V + v)
+            cq_due[q, tail_slot] = due
+            cq_cnt[q] += 1
+            occ[n] -= 1
+            sc[2] -= 1
+            if tail:
+                ist[n, p, v] = 0
+                if bcnt[n, p, v] > 0:
+                    nh = bhead[n, p, v]
+                    _head_at(ist, imask, isent, ifrom, pmask, n, p, v, _route_mask(tptr, ntg, tdst, psrc, N, n, bpkt[n, p, v, nh], W),
+                             max(brdy[n, p, v, nh], t + 1) + Dr)
+    return wk
