@@ -151,7 +151,8 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, v_min, in_flits: int,
                               prog.row_nent, skip=on_geo))
     del on_geo
     plan.update(_compact_rows(grp_src, grp_pre_off, pre_ptr, grp_rows, prog.row_ptr, ea, ew, row_tile,
-                              prog.row_mac, row_cyc, prog.pop_size, row_nent=prog.row_nent))
+                              prog.row_mac, row_cyc, prog.pop_size, row_nent=prog.row_nent,
+                              dense=_dense_weights(prog, geo["grp_geo"], grp_src)))
     plan.update(geo)
     del grp_rows, row_tile, row_cyc, spans  # row-sized (VGG-16 ImageNet: 1.7 GB), not packed: freed before pack
     ent_w = np.concatenate([ent_w, prog.geo_w.astype(ent_w.dtype)])
@@ -425,10 +426,29 @@ def _slot_records(pre_ptr: np.ndarray, grp_rows: np.ndarray, row_ptr: np.ndarray
     return {"rec_ptr": before[n_kept[pre_ptr]], "rec": rec}
 
 
+def _dense_weights(prog: Program, grp_geo: np.ndarray, grp_src: np.ndarray, max_acc: int = 64,
+                   max_entries: int = 1 << 17) -> dict:
+    """Per event group of a dense geometric projection (:mod:`hwsim.dense_rows`) with at
+    most ``max_acc`` posts and ``n_pre * n_post <= max_entries``: ``(a0, Wk)``, its first
+    accumulator and ``Wk[i] = W^T[k(i)]`` (zeros where ``k(i) = -1``), the weights an event
+    on pre ``i`` adds (:func:`_compact_rows` turns them into short rows)."""
+    out = {}
+    for g in np.flatnonzero(grp_geo >= 0):
+        gi = int(grp_geo[g])
+        K, n_post = int(prog.geo_geom[gi, 0]), int(prog.geo_geom[gi, 3])
+        kmap = prog.geo_kmap[prog.geo_kmap_off[gi]:prog.geo_kmap_off[gi + 1]]
+        if prog.geo_geom[gi, 6] != 0 or n_post > max_acc or kmap.size * n_post > max_entries or \
+                kmap.size != int(prog.pop_size[grp_src[g]]):
+            continue
+        wt = np.asarray(prog.geo_w[prog.geo_w_off[gi]:prog.geo_w_off[gi + 1]], np.int64).reshape(K, n_post)
+        out[int(g)] = (int(prog.proj_acc_off[prog.geo_proj[gi]]), np.where(kmap[:, None] >= 0, wt[kmap], 0))
+    return out
+
+
 def _compact_rows(grp_src: np.ndarray, grp_pre_off: np.ndarray, pre_ptr: np.ndarray, grp_rows: np.ndarray,
                   row_ptr: np.ndarray, ea: np.ndarray, ew: np.ndarray, row_tile: np.ndarray, row_mac: np.ndarray,
                   row_cyc: np.ndarray, pop_size: np.ndarray, max_acc: int = 64, max_tiles: int = 4,
-                  max_entries: int = 1 << 17, row_nent: np.ndarray | None = None) -> dict:
+                  max_entries: int = 1 << 17, row_nent: np.ndarray | None = None, dense: dict | None = None) -> dict:
     """Short-row groups as one fixed-length row per source neuron.
 
     A group (population, source, delay) whose rows all address a window of at most
@@ -443,7 +463,12 @@ def _compact_rows(grp_src: np.ndarray, grp_pre_off: np.ndarray, pre_ptr: np.ndar
     same integer sums and counts as the records (:func:`_slot_records`, still built),
     without their per-event lookups: the shipped MLP's second layer (92 events of 10
     entries per step) spends most of an event's time on them. Groups with a table
-    bigger than ``max_entries`` keep the records. Returns the kernel fields ``cr``,
+    bigger than ``max_entries`` keep the records. A dense geometric group in ``dense``
+    (:func:`_dense_weights`: ``g -> (a0, Wk)``) has no explicit entries: its window is its
+    posts ``a0 .. a0 + n_post - 1``, its weight part ``Wk[i]``, its counts its rows'
+    (``row_nent`` entries each); the kernel then reads its short rows, not the geometry
+    (the MLP's 400 -> 10 layer: one 20-lane row per event instead of a geometric scatter
+    and two packed rows' counts). Returns the kernel fields ``cr``,
     ``grp_cr_off`` (-1: records), ``grp_cr_a0``, ``grp_cr_na``, ``grp_cr_r``,
     ``grp_cr_tptr`` / ``grp_cr_tiles`` (the tiles of each group) and ``cr_max``."""
     G = grp_src.size
@@ -458,14 +483,20 @@ def _compact_rows(grp_src: np.ndarray, grp_pre_off: np.ndarray, pre_ptr: np.ndar
         s0 = int(grp_pre_off[g])
         r = np.asarray(grp_rows[pre_ptr[s0]:pre_ptr[s0 + n_src]], np.int64)
         ln = row_ptr[r + 1] - row_ptr[r]
-        if r.size == 0 or ln.sum() == 0 or (row_nent is not None and (row_nent[r] != ln).any()):
+        dw = None if dense is None else dense.get(g)
+        if dw is not None:
+            ln = np.asarray(row_nent, np.int64)[r]  # the rows' entries (none explicit)
+        elif r.size == 0 or ln.sum() == 0 or (row_nent is not None and (row_nent[r] != ln).any()):
             continue  # no entries, or a geometric group (its sums come from _geo_events)
         n_tiles = np.unique(row_tile[r]).size
-        if n_tiles > max_tiles or n_src * NTC * n_tiles > max_entries or ln.max() > max_acc:
+        if n_tiles > max_tiles or n_src * NTC * n_tiles > max_entries or (dw is None and ln.max() > max_acc):
             continue  # cannot qualify (checked before the group's entries are gathered)
-        ent = np.repeat(row_ptr[r] - np.concatenate([[0], np.cumsum(ln)[:-1]]), ln) + np.arange(int(ln.sum()))
-        a = np.asarray(ea, np.int64)[ent]
-        lo, hi = int(a.min()), int(a.max())
+        if dw is None:
+            ent = np.repeat(row_ptr[r] - np.concatenate([[0], np.cumsum(ln)[:-1]]), ln) + np.arange(int(ln.sum()))
+            a = np.asarray(ea, np.int64)[ent]
+            lo, hi = int(a.min()), int(a.max())
+        else:
+            lo, hi = dw[0], dw[0] + dw[1].shape[1] - 1
         tiles, tk = np.unique(row_tile[r], return_inverse=True)
         na, nt = hi - lo + 1, tiles.size
         R = -(-(na + NTC * nt) // 4) * 4  # padded with zeros to whole 4-lane vectors
@@ -473,7 +504,10 @@ def _compact_rows(grp_src: np.ndarray, grp_pre_off: np.ndarray, pre_ptr: np.ndar
             continue
         src = np.repeat(np.arange(n_src), np.diff(pre_ptr[s0:s0 + n_src + 1]))  # source of each row
         tab = np.zeros((n_src, R), np.int64)
-        np.add.at(tab, (np.repeat(src, ln), a - lo), np.asarray(ew, np.int64)[ent])
+        if dw is None:
+            np.add.at(tab, (np.repeat(src, ln), a - lo), np.asarray(ew, np.int64)[ent])
+        else:
+            tab[:, :na] = dw[1]
         mac = np.asarray(row_mac)[r] != 0
         c = na + NTC * tk
         np.add.at(tab, (src, c + TC_EVENTS), 1)

@@ -22,7 +22,7 @@ from traces import TraceConfig, TraceSession
 
 from .build import input_array, kernel_inputs, work_layout
 from .kernel import run_threads
-from .layout import (COUNTERS, CNT_NEURON_UPDATES, CNT_STATE_WORDS, HSTAT, HSTAT_DELIVERIES, HSTAT_LAT_MAX,
+from .layout import (COUNTERS, CNT_BUSY_CYCLES, CNT_NEURON_UPDATES, CNT_STATE_WORDS, HSTAT, HSTAT_DELIVERIES, HSTAT_LAT_MAX,
                      HSTAT_NOC_CALLS, HSTAT_OVERRUNS, HSTAT_TRAIN_CALLS, Inputs, Outputs, Packed, TimingOut,
                      VcdProbe)
 from .timing_ref import pipeline_depth, timing_pipelined, timing_result, timing_sync
@@ -145,6 +145,7 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
     out, rec_s, rec_v, counters, tim, paths = res
     counters[:, :, CNT_NEURON_UPDATES] += B * nu_core[:prog.n_cores]
     counters[:, :, CNT_STATE_WORDS] += B * sw_core[:prog.n_cores]
+    counters[:, :, CNT_BUSY_CYCLES] += B * fire_cycles(prog)
     spikes_d = {nme: rec_s[:, :, rec_off[names.index(nme)]:rec_off[names.index(nme)] + prog.pop_size[names.index(nme)]]
                 for nme in want}
     memb_d = {nme: rec_v[:, :, rec_off[names.index(nme)]:rec_off[names.index(nme)] + prog.pop_size[names.index(nme)]]
@@ -158,6 +159,18 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
                           "weight_bits": prog.weight_bits, "membrane_bits": prog.membrane_bits,
                           "clock_hz": float(prog.chip.timing.clock_hz) if prog.chip else 0.0,
                           "steps": T, "samples": B, "mode": prog.mode, "traces": paths})
+
+
+def fire_cycles(prog: Program) -> np.ndarray:
+    """Per core, the fire cycles its soma tiles (``tile_kind == 0``) spend every step of
+    every sample, events or not: ``sum ceil(ncols / pe_width)`` over the core's soma
+    tiles (the kernel counts only the integrate cycles of events; the caller adds these
+    ``B`` times to every step, like the neuron updates)."""
+    pe = prog.pe_width
+    soma = prog.tile_kind == 0
+    fire = (np.asarray(prog.tile_ncols, np.int64) + pe - 1) // pe
+    return np.bincount(np.asarray(prog.tile_core)[soma], weights=fire[soma],
+                       minlength=prog.n_cores).astype(np.int64)[:prog.n_cores]
 
 
 def _input_flits(prog: Program) -> tuple[int, bool]:
