@@ -139,30 +139,34 @@ def _one_stream(pl, corder, q0, nce):
 
 
 @njit(cache=True, inline="always")
-def _before(a, b, hr, hp, ce_j, corder, q0):
-    """Is head ``a`` served before head ``b``: (ready, packet, template edge) order."""
-    if hr[a] != hr[b]:
-        return hr[a] < hr[b]
-    if hp[a] != hp[b]:
-        return hp[a] < hp[b]
-    return ce_j[corder[q0 + a]] < ce_j[corder[q0 + b]]
+def _before(ra, pa, qa, rb, pb, qb, ce_j, corder, q0):
+    """Is the head (ready ``ra``, packet ``pa``, pair position ``qa``) served before head
+    ``b``: (ready, packet, template edge) order (equal packets on one link only come
+    from one class's unicast template)."""
+    if ra != rb:
+        return ra < rb
+    if pa != pb:
+        return pa < pb
+    return ce_j[corder[q0 + qa]] < ce_j[corder[q0 + qb]]
 
 
 @njit(cache=True)
-def _sift(hq, i, n, hr, hp, ce_j, corder, q0):
-    """Move heap entry ``i`` down to its place in the min-heap ``hq[:n]``."""
-    x = hq[i]
+def _sift(hq, hr, hp, i, n, ce_j, corder, q0):
+    """Move entry ``i`` down to its place in the min-heap ``[:n]``. The heap holds its
+    keys in place (``hr`` ready, ``hp`` packet, ``hq`` the head's pair position), so a
+    comparison reads two neighbouring entries, not two heads elsewhere."""
+    xq, xr, xp = hq[i], hr[i], hp[i]
     while True:
         c = 2 * i + 1
         if c >= n:
             break
-        if c + 1 < n and _before(hq[c + 1], hq[c], hr, hp, ce_j, corder, q0):
+        if c + 1 < n and _before(hr[c + 1], hp[c + 1], hq[c + 1], hr[c], hp[c], hq[c], ce_j, corder, q0):
             c += 1
-        if not _before(hq[c], x, hr, hp, ce_j, corder, q0):
+        if not _before(hr[c], hp[c], hq[c], xr, xp, xq, ce_j, corder, q0):
             break
-        hq[i] = hq[c]
+        hq[i], hr[i], hp[i] = hq[c], hr[c], hp[c]
         i = c
-    hq[i] = x
+    hq[i], hr[i], hp[i] = xq, xr, xp
 
 
 @njit(cache=True)
@@ -314,8 +318,9 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
                 a_sh[c] = a_sh[pp[c]] + psh[c] + WR
                 tot += pkts.tr_fl[ce_tr[c]]
         else:
-            # heads of the pairs: cursor, ready, packet, end of the pair's last packet, the
-            # parent's block and shift
+            # heads of the pairs (by pair position q): cursor, end of the pair's last
+            # packet, the parent's block and shift; the min-heap of the heads holds in place
+            # (hq: pair position, hr: ready, hp: packet), by (ready, packet, edge)
             total = 0
             for q in range(nce):
                 c = corder[q0 + q]
@@ -330,43 +335,41 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
                 a_blk[c] = ce_j[c]  # a block of its own
                 a_sh[c] = 0
                 hk[q] = 0
+                hq[q] = q
                 hr[q] = _ready(S, pkts.tr_sb[tr], n, hb[q], hs[q], 0, pkts.tr_t0[tr], R, WR)
                 hp[q] = ordr[pkts.tr_pk[tr]]
                 total += n
             free = np.int64(-(1 << 62))
-            # a binary min-heap of the heads (hq: pair positions), by (ready, packet, edge)
-            for q in range(nce):
-                hq[q] = q
             for q in range(nce // 2 - 1, -1, -1):
-                _sift(hq, q, nce, hr, hp, ce_j, corder, q0)
+                _sift(hq, hr, hp, q, nce, ce_j, corder, q0)
             hn = nce
             for _ in range(total):
                 b = hq[0]
+                r = hr[0]
                 c = corder[q0 + b]
                 tr = ce_tr[c]
                 j = ce_j[c]
                 n = pkts.tr_pk[tr + 1] - pkts.tr_pk[tr]
                 sbase = pkts.tr_sb[tr]
                 k = hk[b]
-                r = hr[b]
                 st = r if r > free else free
                 if (k == 0 and st != r) or (k > 0 and st != he[b]):
                     waited = True
                 S[sbase + j * n + k] = st
-                L = pkts.pk_fl[hp[b]]
+                L = pkts.pk_fl[hp[0]]
                 free = st + L
                 he[b] = free
                 tot += L
                 k += 1
                 if k < n:
                     hk[b] = k
-                    hr[b] = _ready(S, sbase, n, hb[b], hs[b], k, pkts.tr_t0[tr], R, WR)
-                    hp[b] = ordr[pkts.tr_pk[tr] + k]
+                    hr[0] = _ready(S, sbase, n, hb[b], hs[b], k, pkts.tr_t0[tr], R, WR)
+                    hp[0] = ordr[pkts.tr_pk[tr] + k]
                 else:
                     hn -= 1
-                    hq[0] = hq[hn]
+                    hq[0], hr[0], hp[0] = hq[hn], hr[hn], hp[hn]
                 if hn > 0:
-                    _sift(hq, 0, hn, hr, hp, ce_j, corder, q0)
+                    _sift(hq, hr, hp, 0, hn, ce_j, corder, q0)
         q0 += nce
         edges.link_flits[lid] += tot
     hstat[HSTAT_TRAIN_CALLS] += npk >= 4 * ntr and not waited
