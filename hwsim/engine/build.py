@@ -693,7 +693,7 @@ def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nda
             # two spike masks of the largest population, 64 neurons a word (kernel._neurons)
             "bits": 2 * ((int(prog.pop_size.max()) + 63) // 64) + 2}
     ncls = max(int(kernel_field(kb, ko, "n_cls")[0]), 1)
-    for n in ("cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce", "tr_fl", "tr_r0"):
+    for n in ("cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce", "tr_fl"):
         size[n] = ncls
     for n in ("h_k", "h_r", "h_p", "h_e", "h_q", "h_b", "h_s"):  # the heads merged on one link
         size[n] = max(int(kernel_field(kb, ko, "link_cls")[0]), 1)

@@ -109,16 +109,20 @@ TimingPlan.__doc__ = ("Per population its delay-0 sources, cores, fire cycles, p
                       "(``noc_router`` = [1 if wormhole, router kernel parameters, 1 if xy-tree, link latencies, link "
                       "cycles per flit]), each core's and spike "
                       "destination's router node.")
-Routes = namedtuple("Routes", ["nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count", "nrn_cls", "rt_ptr",
+Routes = namedtuple("Routes", ["nrn_dst_ptr", "cd_ptr", "cd_blk", "cd_dep", "cd_x", "nrn_dst_cross", "nrn_flit_count",
+                      "nrn_cls", "rt_ptr",
                       "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at",
-                      "rt_anchor", "rt_depth", "ns_ptr", "ns_j", "ns_link", "ns_pp", "ns_d", "ns_pl"])
-Routes.__doc__ = ("Route templates of spike packets (per route class: ``rt_ptr[nrn_cls[neuron]]``) and partial-sum "
+                      "rt_anchor", "rt_depth", "ns_ptr", "ns_link", "ns_pp", "ns_d", "ns_pl"])
+Routes.__doc__ = ("Route templates of spike packets (per route class: ``rt_ptr[nrn_cls[neuron]]``; per class its "
+                  "destinations ``cd_ptr[c]:cd_ptr[c + 1]``: the template edge whose block holds the ejection edge's "
+                  "start cycles (``cd_blk``, -1: on the source core), its depth below it and the chip crossings, "
+                  ":func:`hwsim.engine.timing_plan.delivery_tables`) and partial-sum "
                   "packets (per tile: ``tile_rt_ptr``), destinations, link order; per spike template edge its anchor "
                   "and depth (``rt_depth > 0``: statically one-stream, :func:`hwsim.engine.timing_plan.static_edges`) "
-                  "and per class its other edges (``ns_j[ns_ptr[c]:ns_ptr[c + 1]]``), each with its link, the "
-                  "template edge whose block its parent's start cycles are (``ns_pp``: the parent, or the parent's "
-                  "anchor when the parent is static; -1 at the root), that parent's depth (``ns_d``) and link (``ns_pl``, "
-                  "-1 at the root).")
+                  "and per class its other edges (``ns_ptr[c]:ns_ptr[c + 1]``, their rank the place there), each with "
+                  "its link, the rank of the edge whose block its parent's start cycles are (``ns_pp``: the parent, "
+                  "or the parent's anchor when the parent is static; -1 at the root), that parent's depth (``ns_d``) "
+                  "and link (``ns_pl``, -1 at the root), :func:`hwsim.engine.timing_plan.serve_tables`.")
 NeuronState = namedtuple("NeuronState", ["v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero",
                            "same", "prev_i", "prev_v", "in_cnt", "cr_loc", "bits"])
 NeuronState.__doc__ = ("Membranes, accumulators, output rings and their spike lists, input reuse, spike masks "
@@ -129,7 +133,7 @@ CoreTimes = namedtuple("CoreTimes", ["done", "core_free", "integ", "end_int", "p
                          "m_dl"])
 CoreTimes.__doc__ = "Per population / core: step timing, partial-sum replay memory."
 PacketTables = namedtuple("PacketTables", ["pk_t0", "pk_fl", "pk_id", "pk_base", "pk_ord", "pk_tr", "cls_tr", "tr_t0",
-                            "tr_sb", "tr_rep", "tr_ce", "tr_pk", "tr_fl", "tr_r0", "h_k", "h_r", "h_p", "h_e", "h_q", "h_b", "h_s",
+                            "tr_sb", "tr_rep", "tr_ce", "tr_pk", "tr_fl", "h_k", "h_r", "h_p", "h_e", "h_q", "h_b", "h_s",
                             "cls_fl"])
 PacketTables.__doc__ = ("Packets and their route classes laid out for the NoC (tr_*: per class of the step; h_*: the "
                         "heads of the classes merged on one link, :mod:`hwsim.engine.timing_spikes`; cls_fl: flits per class "
@@ -155,14 +159,14 @@ KERNEL_FIELDS = ("pop_model", "pop_spikes", "pop_state", "pop_floor", "pop_size"
     "out_val_flits", "spiking", "n_acc", "R", "W", "extra", "fixed", "barrier", "pipelined", "max_packets",
     "max_edges", "n_cls", "link_cls", "spike_slots", "cr_max", "dsrc_ptr", "dsrc", "pcore_ptr", "pcores", "pfire", "pcand_ptr", "pcand",
     "used_cores", "fire_all", "psum_all", "noc_router", "core_node", "nrn_dst_node",
-    "nrn_dst_ptr", "nrn_dst_edge", "nrn_dst_cross", "nrn_flit_count",
+    "nrn_dst_ptr", "cd_ptr", "cd_blk", "cd_dep", "cd_x", "nrn_dst_cross", "nrn_flit_count",
     "nrn_cls", "rt_ptr", "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at",
-    "rt_anchor", "rt_depth", "ns_ptr", "ns_j", "ns_link", "ns_pp", "ns_d", "ns_pl")
+    "rt_anchor", "rt_depth", "ns_ptr", "ns_link", "ns_pp", "ns_d", "ns_pl")
 WORK_FIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero", "same", "prev_i", "prev_v",
     "in_cnt", "cr_loc", "bits", "t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc", "done",
     "core_free",
     "integ", "end_int", "psum_ready", "fend", "m_ok", "m_t0", "m_dl", "pk_t0", "pk_fl", "pk_id", "pk_base", "pk_ord",
-    "pk_tr", "cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce", "tr_pk", "tr_fl", "tr_r0", "h_k", "h_r", "h_p", "h_e", "h_q",
+    "pk_tr", "cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce", "tr_pk", "tr_fl", "h_k", "h_r", "h_p", "h_e", "h_q",
     "h_b", "h_s", "cls_fl", "e_link", "e_parent", "e_owner", "e_start", "e_valid", "e_order", "e_pp", "e_psh", "e_pl",
     "e_ready", "link_flits", "l_cnt", "l_used", "l_at", "e_hi")
 # the route-edge fields, WORK_FIELDS[WORK_EDGES[0]:WORK_EDGES[1]]: sized for the worst step

@@ -23,7 +23,7 @@ from ..noc import link_tables, routes
 from ..program import Program
 from ..router import router_params_from_chip, wormhole_links
 
-__all__ = ["timing_plan", "no_timing_plan", "RT_ROOT", "static_edges", "anchors", "serve_tables"]
+__all__ = ["timing_plan", "no_timing_plan", "RT_ROOT", "static_edges", "anchors", "serve_tables", "delivery_tables"]
 
 RT_ROOT = -(1 << 40)  # a route template's root parent: base + RT_ROOT < 0 for any edge base
 
@@ -86,27 +86,46 @@ def static_edges(n_ptr, n_link, n_par, cls_pop, pipelined: bool):
     return has_par & (cnt[np.searchsorted(ug, grp)] == 1)
 
 
+def delivery_tables(n_ptr, d_ptr, d_edge, rt_anchor, rt_depth, rank):
+    """Per class destination ``i`` (``d_ptr[c]:d_ptr[c + 1]``, ejection edge ``d_edge[i]``
+    template-relative, -1 on the source core): the rank (:func:`serve_tables`) of the edge
+    whose block of start cycles the spike NoC reads for it (``blk``: the ejection edge,
+    or its anchor when it is static; -1 on the source core) and the ejection edge's depth
+    below that block (``dep``): its start cycles are the block's plus ``dep * (W + R)``."""
+    own = np.repeat(np.arange(d_ptr.size - 1), np.diff(d_ptr))
+    on_src = d_edge < 0
+    e = n_ptr[own] + np.maximum(d_edge, 0)
+    dep = np.where(on_src, 0, rt_depth[e]).astype(np.int64)
+    blk = np.where(on_src, -1, rank[n_ptr[own] + np.where(dep > 0, rt_anchor[e], np.maximum(d_edge, 0))])
+    return blk.astype(np.int64), dep
+
+
 def serve_tables(n_ptr, n_link, n_par, static, rt_anchor, rt_depth):
-    """Per class its edges that are not statically one-stream (``ns_j[ns_ptr[c]:ns_ptr[c
-    + 1]]``, template-relative) and, in the same order, what the spike NoC reads to serve
-    one: its link (``ns_link``), the edge whose block holds its parent's start cycles
-    (``ns_pp``: the parent, or the parent's anchor when the parent is static; -1 at the
-    root), the parent's depth below that anchor (``ns_d``: the start cycles are that
-    block's plus ``ns_d * (W + R)``) and the parent's link (``ns_pl``, -1 at the root).
-    Laid out in serving order so a step reads them sequentially, class by class."""
+    """Per class its edges that are not statically one-stream, in template order
+    (``ns_ptr[c]:ns_ptr[c + 1]``; an edge's *rank* is its place in that list: the spike
+    NoC keeps a class's pairs and blocks of start cycles by rank, so static edges take no
+    room) and, in the same order, what it reads to serve one: its link (``ns_link``), the
+    rank of the edge whose block holds its parent's start cycles (``ns_pp``: the parent,
+    or the parent's anchor when the parent is static; -1 at the root), the parent's depth
+    below that anchor (``ns_d``: the start cycles are that block's plus ``ns_d * (W +
+    R)``) and the parent's link (``ns_pl``, -1 at the root). Also ``rank`` of every
+    template edge (-1 for static ones)."""
     m = np.diff(n_ptr)
     n_cls = m.size
+    own = np.repeat(np.arange(n_cls), m)
     ns_e = np.flatnonzero(~static)
-    base = np.repeat(n_ptr[:-1], m)[ns_e]
+    base = n_ptr[own[ns_e]]
     ns_ptr = np.zeros(n_cls + 1, np.int64)
-    np.cumsum(np.bincount(np.repeat(np.arange(n_cls), m)[ns_e], minlength=n_cls), out=ns_ptr[1:])
+    np.cumsum(np.bincount(own[ns_e], minlength=n_cls), out=ns_ptr[1:])
+    rank = np.full(n_link.size, -1, np.int64)
+    rank[ns_e] = np.arange(ns_e.size) - ns_ptr[own[ns_e]]
     par = n_par[ns_e]
     root = par < 0
     pe = base + np.maximum(par, 0)
     ns_d = np.where(root, 0, rt_depth[pe]).astype(np.int64)
-    ns_pp = np.where(root, -1, np.where(ns_d > 0, rt_anchor[pe], par)).astype(np.int64)
+    ns_pp = np.where(root, -1, rank[base + np.where(ns_d > 0, rt_anchor[pe], np.maximum(par, 0))]).astype(np.int64)
     ns_pl = np.where(root, -1, n_link[pe]).astype(np.int64)
-    return ns_ptr, (ns_e - base).astype(np.int64), n_link[ns_e].astype(np.int64), ns_pp, ns_d, ns_pl
+    return ns_ptr, n_link[ns_e].astype(np.int64), ns_pp, ns_d, ns_pl, rank
 
 
 @njit(cache=True)
@@ -177,13 +196,7 @@ def timing_plan(prog: Program) -> dict:
     t_dst = prog.tile_core[prog.tile_soma]
     t_ptr, t_link, t_par, t_dst_edge = route_templates(prog.core_xy[t_src], np.arange(K + 1), prog.core_xy[t_dst],
                                                         gw, gh, tree)
-    # a neuron's i-th destination is its class's i-th (same cores, same order)
     own = np.repeat(np.arange(N), np.diff(prog.nrn_dst_ptr))
-    cl = nrn_cls[own]
-    has = cl >= 0
-    nrn_dst_edge = np.full(prog.nrn_dst_core.size, -1, np.int64)
-    nrn_dst_edge[has] = n_dst[rptr[cl[has]] + np.flatnonzero(has) - prog.nrn_dst_ptr[own[has]]]
-    del cl, has
     # a spike NoC call's start-cycle blocks (timing_spikes' S) take the sum over its
     # spiking neurons of their class's template length; a sync step calls it per
     # population, a pipelined step once for all: at most the largest population's sum
@@ -203,11 +216,15 @@ def timing_plan(prog: Program) -> dict:
     # core, so this can exceed the number of classes)
     link_cls = int(np.bincount(n_link).max(initial=0)) if n_link.size else 0
     # statically one-stream edges: the spike NoC skips them per step (anchor + depth),
-    # their flits are added per class once per run; the others, per class, in ns_j
+    # their flits are added per class once per run; the others are listed per class (ns_*)
     cls_pop = pop_of[rep]
     st_edge = static_edges(n_ptr, n_link, n_par, cls_pop, bool(prog.pipelined))
     rt_anchor, rt_depth = anchors(n_ptr, n_par, st_edge)
-    ns_ptr, ns_j, ns_link, ns_pp, ns_d, ns_pl = serve_tables(n_ptr, n_link, n_par, st_edge, rt_anchor, rt_depth)
+    ns_ptr, ns_link, ns_pp, ns_d, ns_pl, rank = serve_tables(n_ptr, n_link, n_par, st_edge, rt_anchor, rt_depth)
+    # per class destination (its representative's, the same cores in the same order)
+    r_cross = nrn_cross[np.repeat(prog.nrn_dst_ptr[rep] - rptr[:-1], rcnt) + np.arange(int(rptr[-1]))]
+    cd_blk, cd_dep = delivery_tables(n_ptr, rptr, n_dst, rt_anchor, rt_depth, rank)
+    del rank
     R, W = int(chip.noc.router_cycles), int(chip.noc.link_cycles)
     fixed = chip.timing.step_cycles
     link_pos, link_at = link_tables(gw, gh)
@@ -226,7 +243,8 @@ def timing_plan(prog: Program) -> dict:
         "dsrc_ptr": d_ptr, "dsrc": d_flat, "pcore_ptr": pc_ptr, "pcores": pc_flat, "pfire": pf_flat, "pcand_ptr": cd_ptr,
         "pcand": cd_flat, "used_cores": np.unique(prog.tile_core).astype(np.int64), "fire_all": fire_all,
         "psum_all": np.flatnonzero((prog.tile_kind == 1) & (prog.tile_psum_flits > 0)).astype(np.int64),
-        "nrn_dst_ptr": prog.nrn_dst_ptr, "nrn_dst_edge": nrn_dst_edge, "nrn_dst_cross": nrn_cross.astype(np.int64),
+        "nrn_dst_ptr": prog.nrn_dst_ptr, "cd_ptr": rptr, "cd_blk": cd_blk, "cd_dep": cd_dep,
+        "cd_x": r_cross.astype(np.int64), "nrn_dst_cross": nrn_cross.astype(np.int64),
         "nrn_flit_count": (prog.payload_bits == 0) & (pm >= 0) & (neurons.per_code("multi")[pm.clip(0)] != 0),
         "rt_ptr": n_ptr, "rt_link": np.concatenate([n_link, t_link]).astype(np.int64),
         "rt_parent": np.where(rt_par < 0, RT_ROOT, rt_par),
@@ -236,7 +254,7 @@ def timing_plan(prog: Program) -> dict:
         "fixed": -1 if fixed == "dynamic" else int(fixed), "barrier": int(chip.timing.barrier_cycles),
         "pipelined": bool(prog.pipelined), "link_pos": link_pos, "link_at": link_at,
         "max_packets": max(N, K), "nrn_cls": nrn_cls, "n_cls": n_cls, "link_cls": link_cls,
-        "spike_slots": spike_slots, "rt_anchor": rt_anchor, "rt_depth": rt_depth, "ns_ptr": ns_ptr, "ns_j": ns_j,
+        "spike_slots": spike_slots, "rt_anchor": rt_anchor, "rt_depth": rt_depth, "ns_ptr": ns_ptr,
         "ns_link": ns_link, "ns_pp": ns_pp, "ns_d": ns_d, "ns_pl": ns_pl, "max_edges": int(n_link.size + t_link.size),
     }
 
@@ -246,10 +264,10 @@ def no_timing_plan(prog: Program) -> dict:
     z = np.zeros(0, np.int64)
     one = np.zeros(1, np.int64)
     return {"noc_router": np.zeros(1, np.int64), "core_node": z, "nrn_dst_node": z, "dsrc_ptr": one, "dsrc": z, "pcore_ptr": one, "pcores": z, "pfire": z, "pcand_ptr": one, "pcand": z, "used_cores": z,
-                "fire_all": np.zeros(prog.n_cores, np.int64), "psum_all": z, "nrn_dst_ptr": one, "nrn_dst_edge": z,
+                "fire_all": np.zeros(prog.n_cores, np.int64), "psum_all": z, "nrn_dst_ptr": one, "cd_ptr": one, "cd_blk": z, "cd_dep": z, "cd_x": z,
                 "nrn_dst_cross": z, "nrn_flit_count": np.zeros(0, np.bool_), "rt_ptr": one, "rt_link": z, "rt_parent": z,
                 "tile_rt_ptr": one, "tile_dst_edge": z, "tile_cross": z, "R": 1, "W": 0, "extra": 0, "fixed": -1, "barrier": 0,
                 "pipelined": False, "link_pos": z, "link_at": z, "max_packets": 0, "max_edges": 0,
                 "nrn_cls": z, "n_cls": 0, "link_cls": 0, "spike_slots": 0,
-                "rt_anchor": z, "rt_depth": z, "ns_ptr": one, "ns_j": z, "ns_link": z, "ns_pp": z, "ns_d": z,
+                "rt_anchor": z, "rt_depth": z, "ns_ptr": one, "ns_link": z, "ns_pp": z, "ns_d": z,
                 "ns_pl": z}

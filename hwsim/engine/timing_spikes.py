@@ -51,7 +51,7 @@ Statically one-stream edges (:func:`hwsim.engine.timing_plan.static_edges`: ever
 of the call's populations that can cross the link comes from one parent link, so the
 rule above holds whichever classes spike) are not visited per step at all: a template
 edge's start cycles are its *anchor*'s (nearest ancestor that is not static) shifted by
-``depth * (W + R)`` (:func:`_block`), and their flits are added per class once per run
+``depth * (W + R)``, and their flits are added per class once per run
 (:func:`flush_static_flits`). ResNet-18 CIFAR: 74.9 % of the 1.59 M spike template edges
 are static. Measured A/B on a quiet machine (4 samples x 4 steps, same cycles, latency
 histogram and link flits): cycle-level 0.652 s without this skip, 0.613 s with it (6 %);
@@ -64,7 +64,11 @@ needs of its parent (block edge, depth, link: :func:`hwsim.engine.timing_plan.se
 is laid out in the order phase 3 reads it, copied there into pair scratch (``e_pp``,
 ``e_psh``, ``e_pl``) and, for a merged link's heads, into ``h_b`` / ``h_s``: one-thread
 CPU time of ResNet-18's cycle-level run (4 samples x 4 steps, alternating A/B at load 3)
-0.96-1.02 s -> 0.80-0.86 s.
+0.96-1.02 s -> 0.80-0.86 s. A class's pairs and blocks are kept by the edge's *rank*
+among its non-static edges (``serve_tables``), not by template edge, so the static three
+quarters of a template take no room in ``S`` or the pair scratch; the destinations read
+per class tables (``cd_*``, :func:`hwsim.engine.timing_plan.delivery_tables`), and the
+merge heap holds its keys in place.
 
 The schedule, the latency histogram and the flits per link are
 :func:`hwsim.noc.run_into`'s (tests compare them with the Python twin, which simulates
@@ -93,21 +97,6 @@ def _ready(S, sbase, n, rp, sh, k, t0, R, WR):
     """Ready cycle of packet ``k`` of a class on a template edge whose parent's start
     cycles are block ``rp`` of ``S`` plus ``sh`` (``rp < 0``: the edge is the root)."""
     return t0 + R if rp < 0 else S[sbase + rp * n + k] + sh + WR
-
-
-@njit(cache=True, inline="always")
-def _block(routes, a_blk, a_sh, r0, c0, j, WR):
-    """(block, shift) of template edge ``j`` of the class whose template starts at ``r0``
-    and whose pairs start at ``c0`` (``j < 0``: the root's parent, (-1, 0)); a statically
-    one-stream edge (``rt_depth > 0``) has its anchor's block, shifted ``depth * (W + R)``
-    further."""
-    if j < 0:
-        return -1, np.int64(0)
-    d = routes.rt_depth[r0 + j]
-    if d == 0:
-        return a_blk[c0 + j], a_sh[c0 + j]
-    a = routes.rt_anchor[r0 + j]
-    return a_blk[c0 + a], a_sh[c0 + a] + d * WR
 
 
 @njit(cache=True)
@@ -216,7 +205,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
     # 2. packets grouped by class (ordr = pk_ord: packet ids, class by class, in order);
     # per class its packet range tr_pk, its (class, edge) pairs from tr_ce, its block of
     # start cycles S = e_start from tr_sb (the edge arrays are scratch here: e_link and
-    # e_parent hold each pair's class and template edge, e_order the pairs by link,
+    # e_parent hold each pair's class and edge rank, e_order the pairs by link,
     # e_owner and e_ready each pair's block and shift)
     ordr = pkts.pk_ord
     S = edges.e_start
@@ -228,8 +217,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
         pkts.tr_pk[tr] = pos
         pos += n
         cl = routes.nrn_cls[pkts.tr_rep[tr]]
-        pkts.tr_r0[tr] = routes.rt_ptr[cl]
-        m = routes.rt_ptr[cl + 1] - routes.rt_ptr[cl]
+        m = routes.ns_ptr[cl + 1] - routes.ns_ptr[cl]  # its pairs and blocks, by rank
         pkts.tr_ce[tr] = ce
         pkts.tr_sb[tr] = sb
         ce += m
@@ -259,7 +247,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
         c0 = pkts.tr_ce[tr]
         pkts.cls_fl[cl] += pkts.tr_fl[tr]
         for i in range(routes.ns_ptr[cl], routes.ns_ptr[cl + 1]):
-            j = routes.ns_j[i]
+            j = i - routes.ns_ptr[cl]  # the edge's rank
             c = c0 + j
             ce_tr[c] = tr
             ce_j[c] = j
@@ -278,7 +266,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
         c0 = pkts.tr_ce[tr]
         for i in range(routes.ns_ptr[cl], routes.ns_ptr[cl + 1]):
             lid = routes.ns_link[i]
-            corder[l_at[lid]] = c0 + routes.ns_j[i]
+            corder[l_at[lid]] = c0 + i - routes.ns_ptr[cl]
             l_at[lid] += 1
     # 4. serve the links
     R = opt.R
@@ -381,19 +369,20 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
     cnt = np.int64(0)
     W = opt.W
     for tr in range(ntr):
-        gi = pkts.tr_rep[tr]
+        cl = routes.nrn_cls[pkts.tr_rep[tr]]
         t0 = pkts.tr_t0[tr]
         a = pkts.tr_pk[tr]
         n = pkts.tr_pk[tr + 1] - a
         sbase = pkts.tr_sb[tr]
-        for d in range(routes.nrn_dst_ptr[gi], routes.nrn_dst_ptr[gi + 1]):
-            de = routes.nrn_dst_edge[d]
-            x = routes.nrn_dst_cross[d] * opt.extra
-            blk, sh = _block(routes, a_blk, a_sh, pkts.tr_r0[tr], pkts.tr_ce[tr], de, WR)
-            sh += W - 1 + x
+        c0 = pkts.tr_ce[tr]
+        for d in range(routes.cd_ptr[cl], routes.cd_ptr[cl + 1]):
+            x = routes.cd_x[d] * opt.extra
+            bj = routes.cd_blk[d]  # -1: on the source core
+            blk = a_blk[c0 + bj] if bj >= 0 else 0
+            sh = a_sh[c0 + bj] + routes.cd_dep[d] * WR + W - 1 + x if bj >= 0 else 0
             for k in range(n):
                 L = pkts.pk_fl[ordr[a + k]]
-                dl = (S[sbase + blk * n + k] + sh + L if de >= 0 else t0 + L - 1 + x)
+                dl = S[sbase + blk * n + k] + sh + L if bj >= 0 else t0 + L - 1 + x
                 lat = dl - t0
                 if lat < H:
                     hist[lat] += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwsim.engine.timing_plan import anchors, serve_tables, static_edges
+from hwsim.engine.timing_plan import anchors, delivery_tables, serve_tables, static_edges
 
 # two classes: class 0 = links 10 -> 11 -> 12 (a chain), class 1 = links 20 -> 11
 N_PTR = np.array([0, 3, 5])
@@ -37,20 +37,26 @@ def test_anchors_by_hand():
 
 
 def test_serve_tables_by_hand():
-    """Only the non-static edges are listed, per class; each names its link, the edge
-    whose block its parent's start cycles are (the parent, or the static parent's
-    anchor), the parent's depth and the parent's link (-1 at a root)."""
+    """Only the non-static edges are listed, per class; each names its link, the rank (place
+    among its class's listed edges) of the edge whose block its parent's start cycles are
+    (the parent, or the static parent's anchor), the parent's depth and the parent's link
+    (-1 at a root); static edges have no rank."""
     static = np.array([False, False, True, False, False])
     anc, dep = anchors(N_PTR, N_PAR, static)
-    ptr, j, link, pp, d, pl = serve_tables(N_PTR, N_LINK, N_PAR, static, anc, dep)
-    assert ptr.tolist() == [0, 2, 4] and j.tolist() == [0, 1, 0, 1]
+    ptr, link, pp, d, pl, rank = serve_tables(N_PTR, N_LINK, N_PAR, static, anc, dep)
+    assert ptr.tolist() == [0, 2, 4] and rank.tolist() == [0, 1, -1, 0, 1]
     assert link.tolist() == [10, 11, 20, 11] and pl.tolist() == [-1, 10, -1, 20]
     assert pp.tolist() == [-1, 0, -1, 0] and d.tolist() == [0, 0, 0, 0]
-    # a chain 1 -> 2 -> 3 -> 4 whose middle edges are static: edge 3 (merges with another
-    # class, say) reads edge 0's block, its parent (edge 2) sits 2 static edges below it
-    static = np.array([False, True, True, False])
-    n_ptr, n_link, n_par = np.array([0, 4]), np.array([1, 2, 3, 4]), np.array([-1, 0, 1, 2])
+    # a chain 0 -> 1 -> 2 -> 3 -> 4 whose edges 2 and 3 are static: edge 4 (merging with
+    # another class, say) reads the block of edge 1 (rank 1), its parent (edge 3) sits 2
+    # static edges below it
+    static = np.array([False, False, True, True, False])
+    n_ptr, n_link, n_par = np.array([0, 5]), np.array([1, 2, 3, 4, 5]), np.array([-1, 0, 1, 2, 3])
     anc, dep = anchors(n_ptr, n_par, static)
-    ptr, j, link, pp, d, pl = serve_tables(n_ptr, n_link, n_par, static, anc, dep)
-    assert ptr.tolist() == [0, 2] and j.tolist() == [0, 3] and link.tolist() == [1, 4]
-    assert pp.tolist() == [-1, 0] and d.tolist() == [0, 2] and pl.tolist() == [-1, 3]
+    ptr, link, pp, d, pl, rank = serve_tables(n_ptr, n_link, n_par, static, anc, dep)
+    assert ptr.tolist() == [0, 3] and rank.tolist() == [0, 1, -1, -1, 2] and link.tolist() == [1, 2, 5]
+    assert pp.tolist() == [-1, 0, 1] and d.tolist() == [0, 0, 2] and pl.tolist() == [-1, 1, 4]
+    # a destination reads the block of its ejection edge (by rank), or of the static ejection
+    # edge's anchor (depth below it), or none on the source core
+    blk, dd = delivery_tables(n_ptr, np.array([0, 4]), np.array([3, 4, 1, -1]), anc, dep, rank)
+    assert blk.tolist() == [1, 2, 1, -1] and dd.tolist() == [2, 0, 0, 0]
