@@ -17,26 +17,11 @@ from models.datasets import mnist_sequences, shared_data_dir
 from models.errors import SimulationError, SnnchipError
 from models.intarith import rshift_round, saturate
 from models.intref import simulate_int
-from models.net import ConvProjection, DenseProjection, Net, Population
-from models.ops import ConvGeometry
+from models.net import DenseProjection, Net, Population
 from tests.mapper.test_intref import _exact_net
+from tests.hwsim.cases import SMALL, pop, random_net, same, toy, toy_chip
 from tests.models.primitives import recurrent_cuba_graph
 
-SMALL = {"core.axons": 64, "core.neurons": 64, "mesh.width": 4, "mesh.height": 4, "mesh.max_chips": 16,
-         "core.memory_bytes": 1 << 16, "core.routing_entries": 1024}
-
-
-def _same(ref, r):
-    assert set(ref.spikes) == set(r.spikes)
-    for k in ref.spikes:
-        np.testing.assert_array_equal(r.spikes[k], ref.spikes[k], err_msg=f"spikes of {k}")
-        np.testing.assert_array_equal(r.membrane[k], ref.membrane[k], err_msg=f"membrane of {k}")
-    np.testing.assert_array_equal(r.output, ref.output)
-
-
-def _pop(name, model, n, shape=None, **params):
-    return Population(name, model, shape or (n,),
-                      {k: np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)).copy() for k, v in params.items()})
 
 
 # ---------------------------------------------------------------- helpers
@@ -67,7 +52,7 @@ def test_nir_cnn_exact(cnn_mapping, test100, spikes, n):
     x = test100.inputs[:, :n]
     r = simulate(cnn_mapping, x, record="all", spikes=spikes, timing=False)
     ref = simulate_int(cnn_mapping.net, x, record="all", spikes=spikes)
-    _same(ref, r)
+    same(ref, r)
     assert r.totals()["psum_ops"] > 0  # the CNN has partial-sum tiles on Tianjic
 
 
@@ -89,7 +74,7 @@ def test_shipped_mnist_models_exact(kind, n):
     m = map_model(g, load_chip("tianjic"))
     r = simulate(m, seq.inputs, record="all", timing=False)
     ref = simulate_int(m.net, seq.inputs, record="all")
-    _same(ref, r)
+    same(ref, r)
     assert r.totals()["macs"] > 0  # real-valued input: MAC mode on the first layer
     assert abs(r.accuracy(seq.labels) - ref.accuracy(seq.labels)) == 0
 
@@ -100,7 +85,7 @@ def test_recurrent_cubalif_exact():
     x = (np.random.default_rng(0).random((40, 8, 20)) < 0.3).astype(np.float32)
     r = simulate(m, x, record="all")
     ref = simulate_int(m.net, x, record="all")
-    _same(ref, r)
+    same(ref, r)
     assert sum(int(v.sum()) for v in ref.spikes.values()) > 0
     tot = r.totals()
     assert tot["state_words"] == 2 * tot["neuron_updates"]  # CubaLIF: v and i
@@ -116,63 +101,27 @@ def test_intref_exact_net_small_chip(reset, spikes):
     assert sum(t.kind == "partial" for t in m.tiling.tiles) > 0
     x = (np.random.default_rng(1).random((12, 5, 2, 8, 8)) < 0.4).astype(np.float32)
     r = simulate(m, x, record="all", reset=reset, spikes=spikes)
-    _same(ref := simulate_int(m.net, x, record="all", reset=reset, spikes=spikes), r)
+    same(ref := simulate_int(m.net, x, record="all", reset=reset, spikes=spikes), r)
     assert sum(int(v.sum()) for v in ref.spikes.values()) > 0
-
-
-def _random_net(seed):
-    rng = np.random.default_rng(seed)
-    C, H = 2, 6
-    spiking = bool(seed % 2)
-    geom = ConvGeometry(C, 4, (H, H), (3, 3), (1, 1), (1, 1))
-    inp = Population("in", "input", (C, H, H))
-    a = _pop("a", "LIF" if seed % 3 else "IF", 4 * H * H, (4, H, H), r=1.0, tau=3.0, v_leak=0.0,
-             v_threshold=rng.uniform(0.5, 1.5, 4 * H * H), v_reset=0.0)
-    b = _pop("b", "IF", 12, r=1.0, v_threshold=1.0, v_reset=0.0)
-    o = _pop("o", "LIF", 5, r=1.0, tau=2.0, v_leak=0.0, v_threshold=0.8, v_reset=0.0)
-    w1 = rng.normal(0, 0.6, (4, C, 3, 3)) * (rng.random((4, C, 3, 3)) < 0.8)
-    projs = [ConvProjection("c", "in", "a", w1, geom),
-             DenseProjection("d1", "a", "b", rng.normal(0, 0.3, (12, 4 * H * H))),
-             DenseProjection("d2", "b", "o", rng.normal(0, 0.8, (5, 12))),
-             DenseProjection("sk", "a", "o", rng.normal(0, 0.1, (5, 4 * H * H)), delay_steps=1)]
-    net = Net([inp, a, b, o], projs, "o", input_spiking=spiking)
-    x = rng.random((10, 4, C, H, H))
-    if spiking:
-        x = (x < 0.3).astype(np.float32)
-    return net, x
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_random_nets_small_chips(seed):
-    net, x = _random_net(seed)
+    net, x = random_net(seed)
     chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 24 + 8 * seed, "core.neurons": 16})
     m = map_model(net, chip)
     assert sum(t.kind == "partial" for t in m.tiling.tiles) > 0
     r = simulate(m, x, record="all", timing=True)
     ref = simulate_int(m.net, x, record="all")
-    _same(ref, r)
+    same(ref, r)
     assert int(ref.spikes["a"].sum()) > 0 and r.totals()["psum_ops"] > 0
     assert (r.timing["step_cycles"] > 0).all()
 
 
 # ---------------------------------------------------------------- counters and timing by hand
 
-def _toy():
-    inp = Population("in", "input", (3,))
-    h = _pop("h", "IF", 2, r=1.0, v_threshold=1.0, v_reset=0.0)
-    o = _pop("o", "IF", 1, r=1.0, v_threshold=1.5, v_reset=0.0)
-    return Net([inp, h, o], [DenseProjection("in->h", "in", "h", np.array([[1.0, 0, 2], [0, 3, 1]])),
-                             DenseProjection("h->o", "h", "o", np.array([[1.0, 1.0]]))], "o")
-
-
-def _toy_chip():
-    return load_chip("tiny").with_overrides({
-        **SMALL, "core.pe_width": 1, "core.event_overhead_cycles": 2, "core.crossbars_per_core": 1,
-        "noc.router_cycles": 1, "noc.link_cycles": 1, "timing.barrier_cycles": 5, "noc.flit_bits": 32})
-
-
 def test_counters_by_hand():
-    m = map_model(_toy(), _toy_chip())
+    m = map_model(toy(), toy_chip())
     x = np.array([[1, 0, 1], [0, 1, 0]], dtype=np.float32)[:, None, :]
     r = simulate(m, x, record="all")
     ev, acs, sp = r.counter("events").sum(1), r.counter("acs").sum(1), r.counter("spikes").sum(1)
@@ -189,7 +138,7 @@ def test_counters_by_hand():
 
 
 def test_timing_by_hand():
-    m = map_model(_toy(), _toy_chip())
+    m = map_model(toy(), toy_chip())
     prog = compile(m)
     hc, oc = prog.nrn_core[prog.pop_off[1]], prog.nrn_core[prog.pop_off[2]]
     assert hc != oc
@@ -206,7 +155,7 @@ def test_timing_by_hand():
     assert r.timing["latency_us"][0] == pytest.approx((40 + 2 * RW) / m.chip.timing.clock_hz * 1e6)
     np.testing.assert_array_equal(r.timing["core_busy_cycles"][0, [hc, oc]], [9 + 5, 7 + 7])
     fixed = m.chip.with_overrides({"timing.step_cycles": 16 + RW})
-    m2 = map_model(_toy(), fixed)
+    m2 = map_model(toy(), fixed)
     r2 = simulate(m2, x)
     np.testing.assert_array_equal(r2.timing["step_cycles"][0], [22 + RW, 21 + RW])
     assert r2.timing["overruns"] == 1
@@ -215,7 +164,7 @@ def test_timing_by_hand():
 # ---------------------------------------------------------------- bad input, files
 
 def test_bad_inputs_raise_typed_errors():
-    m = map_model(_toy(), _toy_chip())
+    m = map_model(toy(), toy_chip())
     with pytest.raises(SimulationError, match="do not match"):
         simulate(m, np.zeros((2, 1, 4)))
     with pytest.raises(SimulationError):
@@ -231,7 +180,7 @@ def test_bad_inputs_raise_typed_errors():
 
 
 def test_result_save_load(tmp_path):
-    m = map_model(_toy(), _toy_chip())
+    m = map_model(toy(), toy_chip())
     x = np.array([[1, 0, 1], [0, 1, 0]], dtype=np.float32)[:, None, :]
     r = simulate(m, x, record="all")
     r.save(tmp_path / "run")
@@ -253,7 +202,7 @@ def test_loaded_mapping_runs_exactly(tmp_path):
     m.save(tmp_path / "map")
     m2 = Mapping.load(tmp_path / "map")
     x = mnist_sequences("direct", 8, start=8000, stop=8010).inputs
-    _same(simulate_int(m2.net, x, record="all"), simulate(m2, x, record="all", timing=False))
+    same(simulate_int(m2.net, x, record="all"), simulate(m2, x, record="all", timing=False))
 
 
 # ---------------------------------------------------------------- pipelined mode
@@ -269,7 +218,7 @@ def test_pipelined_nir_cnn_exact(cnn_mapping, test100):
     x = test100.inputs[:, :3]
     r = simulate(cnn_mapping, x, record="all", mode="pipelined", timing=False)
     ref = simulate_int(_pipelined_ref_net(cnn_mapping.net), x, record="all")
-    _same(ref, r)
+    same(ref, r)
     assert r.meta["mode"] == "pipelined"
     sync = simulate_int(cnn_mapping.net, x, record=[cnn_mapping.net.output])
     assert not np.array_equal(sync.output, r.output)  # the delay is real
@@ -282,18 +231,18 @@ def test_pipelined_shipped_mnist_mlp_exact():
     g = models.read_nir(models.__path__[0] + "/zoo/trained/mnist_mlp.nir")
     m = map_model(g, load_chip("tianjic").with_overrides({"timing.mode": "pipelined"}))
     r = simulate(m, seq.inputs, record="all", timing_samples=2)
-    _same(simulate_int(_pipelined_ref_net(m.net), seq.inputs, record="all"), r)
+    same(simulate_int(_pipelined_ref_net(m.net), seq.inputs, record="all"), r)
     assert r.timing["mode"] == "pipelined" and (r.timing["step_cycles"] > 0).all()
 
 
 @pytest.mark.parametrize("seed", [0, 3])
 def test_pipelined_random_nets_exact(seed):
     """Delay-1 skip projection and partial-sum tiles: the skip becomes delay 2."""
-    net, x = _random_net(seed)
+    net, x = random_net(seed)
     chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 24 + 8 * seed, "core.neurons": 16})
     m = map_model(net, chip)
     r = simulate(m, x, record="all", mode="pipelined", timing_samples=2)
-    _same(simulate_int(_pipelined_ref_net(m.net), x, record="all"), r)
+    same(simulate_int(_pipelined_ref_net(m.net), x, record="all"), r)
     assert r.timing["pipeline_depth"].tolist() == [2, 2]
 
 
@@ -306,11 +255,11 @@ def test_pipelined_exact_net_with_bias_terms(reset):
     assert any(q.bias_terms for q in m.net.projections if q.src != m.net.input.name)
     x = (np.random.default_rng(1).random((12, 3, 2, 8, 8)) < 0.4).astype(np.float32)
     r = simulate(m, x, record="all", reset=reset, mode="pipelined")
-    _same(simulate_int(_pipelined_ref_net(m.net), x, record="all", reset=reset), r)
+    same(simulate_int(_pipelined_ref_net(m.net), x, record="all", reset=reset), r)
 
 
 def test_pipelined_timing_by_hand():
-    m = map_model(_toy(), _toy_chip().with_overrides({"timing.mode": "pipelined"}))
+    m = map_model(toy(), toy_chip().with_overrides({"timing.mode": "pipelined"}))
     prog = compile(m)
     assert prog.mode == "pipelined"
     hc, oc = prog.nrn_core[prog.pop_off[1]], prog.nrn_core[prog.pop_off[2]]
@@ -348,8 +297,8 @@ def test_pipelined_timing_by_hand():
 def test_io_and_interchip_counters_by_hand():
     """Two 1x1 chips side by side: h on chip 0, o on chip 1 (every h spike crosses one
     chip boundary); input events enter from the I/O port at (-1, 0)."""
-    chip = _toy_chip().with_overrides({"mesh.width": 1, "mesh.height": 1, "noc.interchip_cycles": 10})
-    m = map_model(_toy(), chip)
+    chip = toy_chip().with_overrides({"mesh.width": 1, "mesh.height": 1, "noc.interchip_cycles": 10})
+    m = map_model(toy(), chip)
     prog = compile(m)
     hc, oc = prog.nrn_core[prog.pop_off[1]], prog.nrn_core[prog.pop_off[2]]
     assert (prog.core_chip[hc] != prog.core_chip[oc]).any()
@@ -372,7 +321,7 @@ def test_io_and_interchip_counters_by_hand():
     assert t["io_out_flits"] == int(r.output.sum())
     np.testing.assert_array_equal(r.counter("io_out_flits")[:, oc], r.output[:, 0, 0])
     # inter-chip latency: each crossing costs interchip_cycles instead of R + W = 2
-    r0 = simulate(compile(map_model(_toy(), chip.with_overrides({"noc.interchip_cycles": 2}))), x)
+    r0 = simulate(compile(map_model(toy(), chip.with_overrides({"noc.interchip_cycles": 2}))), x)
     extra = cross * (10 - 2)
     np.testing.assert_array_equal(r.timing["step_cycles"][0], r0.timing["step_cycles"][0] + extra)
 
@@ -386,8 +335,8 @@ def test_repeated_input_reuse_exact(seed):
     MACs the chip performs are still counted every step."""
     rng = np.random.default_rng(seed)
     inp = Population("in", "input", (6,))
-    a = _pop("a", "IF", 5, r=1.0, v_threshold=0.7, v_reset=0.0)
-    o = _pop("o", "LIF", 3, r=1.0, tau=2.0, v_leak=0.0, v_threshold=0.5, v_reset=0.0)
+    a = pop("a", "IF", 5, r=1.0, v_threshold=0.7, v_reset=0.0)
+    o = pop("o", "LIF", 3, r=1.0, tau=2.0, v_leak=0.0, v_threshold=0.5, v_reset=0.0)
     projs = [DenseProjection("p0", "in", "a", rng.normal(0, 0.5, (5, 6))),
              DenseProjection("p1", "in", "a", rng.normal(0, 0.5, (5, 6)), delay_steps=1),
              DenseProjection("p2", "a", "o", rng.normal(0, 0.8, (3, 5)))]
@@ -399,7 +348,7 @@ def test_repeated_input_reuse_exact(seed):
     m = map_model(net, chip)
     r = simulate(m, x, record="all", timing=True)
     ref = simulate_int(m.net, x, record="all")
-    _same(ref, r)
+    same(ref, r)
     macs = r.counters[:, :, r.counter_names.index("macs")].sum(axis=1)
     assert macs[1] > 0 and macs[2] == macs[1] and macs[3] == macs[1]  # counted on reused steps too
     # the same samples run one by one (no reuse across samples) give the same counters
@@ -438,7 +387,7 @@ def test_compiled_timing_equals_python_timing(seed, mode, multicast, tmp_path):
     """The kernel's own cycle timing (used without a Chrome trace) gives the cycles, busy
     cycles, packet-latency histogram and overruns of the step-by-step Python model
     (used with one), on contended random nets with partial sums and inter-chip links."""
-    net, x = _random_net(seed)
+    net, x = random_net(seed)
     chip = load_chip("tiny").with_overrides({
         **SMALL, "core.axons": 24 + 8 * seed, "core.neurons": 16, "noc.multicast": multicast,
         "noc.flit_bits": 8, "noc.interchip_cycles": 9, "timing.step_cycles": 60 if seed % 2 else "dynamic"})
@@ -463,8 +412,8 @@ def test_unicast_fanout_more_heads_than_classes(tmp_path):
     import hwsim.engine.build as eng
 
     rng = np.random.default_rng(7)
-    h = _pop("h", "IF", 8, r=1.0, v_threshold=1.0, v_reset=0.0)
-    o = _pop("o", "IF", 32, r=1.0, v_threshold=1.5, v_reset=0.0)
+    h = pop("h", "IF", 8, r=1.0, v_threshold=1.0, v_reset=0.0)
+    o = pop("o", "IF", 32, r=1.0, v_threshold=1.5, v_reset=0.0)
     net = Net([Population("in", "input", (6,)), h, o],
               [DenseProjection("in->h", "in", "h", rng.normal(0.4, 0.5, (8, 6))),
                DenseProjection("h->o", "h", "o", rng.normal(0.3, 0.5, (32, 8)))], "o")
@@ -481,7 +430,7 @@ def test_unicast_fanout_more_heads_than_classes(tmp_path):
     for k in ("step_cycles", "packet_latency_hist", "link_flits"):
         np.testing.assert_array_equal(fast.timing[k], slow.timing[k], err_msg=k)
     assert fast.timing["packet_latency_hist"].sum() > 0
-    _same(simulate_int(m.net, x, record="all"), fast)
+    same(simulate_int(m.net, x, record="all"), fast)
 
 
 @pytest.mark.parametrize("pipelined", [False, True])
@@ -495,9 +444,9 @@ def test_spike_slots_bound_every_neuron_spiking(pipelined, tmp_path):
     import hwsim.engine.build as eng
 
     rng = np.random.default_rng(3)
-    h = _pop("h", "IF", 8, r=1.0, v_threshold=0.01, v_reset=0.0)
-    o = _pop("o", "IF", 24, r=1.0, v_threshold=0.01, v_reset=0.0)
-    q = _pop("q", "IF", 4, r=1.0, v_threshold=0.01, v_reset=0.0)
+    h = pop("h", "IF", 8, r=1.0, v_threshold=0.01, v_reset=0.0)
+    o = pop("o", "IF", 24, r=1.0, v_threshold=0.01, v_reset=0.0)
+    q = pop("q", "IF", 4, r=1.0, v_threshold=0.01, v_reset=0.0)
     net = Net([Population("in", "input", (6,)), h, o, q],
               [DenseProjection("in->h", "in", "h", rng.uniform(0.5, 1.0, (8, 6))),
                DenseProjection("h->o", "h", "o", rng.uniform(0.5, 1.0, (24, 8))),
@@ -518,7 +467,7 @@ def test_spike_slots_bound_every_neuron_spiking(pipelined, tmp_path):
     slow = simulate(prog, x, record="all", timing=True, chrome=tmp_path / "c.json")
     for k in ("step_cycles", "packet_latency_hist", "link_flits"):
         np.testing.assert_array_equal(fast.timing[k], slow.timing[k], err_msg=k)
-    _same(simulate_int(_pipelined_ref_net(m.net) if pipelined else m.net, x, record="all"), fast)
+    same(simulate_int(_pipelined_ref_net(m.net) if pipelined else m.net, x, record="all"), fast)
 
 
 @pytest.mark.parametrize("model", ["nir_cnn", "mnist_mlp"])
@@ -558,7 +507,7 @@ def test_latency_histogram_grows(monkeypatch):
     """A packet latency beyond the kernel's histogram re-runs with room: same result."""
     import hwsim.engine.run as eng
 
-    net, x = _random_net(1)
+    net, x = random_net(1)
     m = map_model(net, load_chip("tiny").with_overrides({**SMALL, "core.axons": 32, "core.neurons": 16}))
     ref = simulate(m, x, timing_samples=4)
     monkeypatch.setattr(eng, "_HIST_CYCLES", 1)
@@ -573,7 +522,7 @@ def test_latency_histogram_size_remembered(monkeypatch):
     needed: the first call runs the kernel twice, the second once, with the same timing."""
     import hwsim.engine.run as eng
 
-    net, x = _random_net(1)
+    net, x = random_net(1)
     prog = compile(map_model(net, load_chip("tiny").with_overrides({**SMALL, "core.axons": 32, "core.neurons": 16})))
     monkeypatch.setattr(eng, "_HIST_CYCLES", 1)
     sizes = []
@@ -600,7 +549,7 @@ def test_conv_accumulators_channel_last_spans():
     in either layout gives the same sums."""
     from hwsim.engine.build import _acc_layout, _event_index, _row_spans
 
-    net, _ = _random_net(0)
+    net, _ = random_net(0)
     chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 24, "core.neurons": 16})
     prog = compile(map_model(net, chip), conv_path="rows")  # the explicit rows' layout
     acc_pos, proj_perm, ea, ew = _acc_layout(prog)
@@ -737,7 +686,7 @@ def test_compact_rows_equal_records(monkeypatch):
 
     import hwsim.engine.build as eng
 
-    net, x = _random_net(3)
+    net, x = random_net(3)
     chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 32, "core.neurons": 16})
     m = map_model(net, chip)
     # explicit rows: the geometric path (the default) takes the dense classifier's group
@@ -750,7 +699,7 @@ def test_compact_rows_equal_records(monkeypatch):
     kb, ko, _, _ = eng.kernel_inputs(prog2, "subtract", "binary", None, 1, False, 1, True)
     assert not (eng.kernel_field(kb, ko, "grp_cr_off") >= 0).any()
     r2 = simulate(prog2, x, record="all", timing=True)
-    _same(r1, r2)
+    same(r1, r2)
     np.testing.assert_array_equal(r1.counters, r2.counters)
     np.testing.assert_array_equal(r1.timing["step_cycles"], r2.timing["step_cycles"])
 
@@ -775,7 +724,7 @@ def test_input_scan_flags_and_errors():
     bad, frac, held = _scan_inputs(np.abs(np.nan_to_num(x, nan=0, neginf=0)), True)
     assert not held.any() and not bad.any()
     assert frac.tolist() == [[True, False, False]] * 4  # 0.5 spikes
-    m = map_model(_toy(), _toy_chip())
+    m = map_model(toy(), toy_chip())
     with pytest.raises(SimulationError, match="NaN or infinite"):
         simulate(m, np.full((2, 1, 3), np.inf))
     xs = np.zeros((3, 2, 3))
@@ -789,7 +738,7 @@ def test_kernel_tables_built_once_per_program(monkeypatch):
     results); a new program, or other options, builds them again."""
     import hwsim.engine.build as eng
 
-    net, x = _random_net(1)
+    net, x = random_net(1)
     chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 32, "core.neurons": 16})
     prog = compile(map_model(net, chip))
     calls = []
@@ -798,7 +747,7 @@ def test_kernel_tables_built_once_per_program(monkeypatch):
     r1 = simulate(prog, x, record="all", timing=True)
     r2 = simulate(prog, x, record="all", timing=True)
     assert len(calls) == 1
-    _same(r1, r2)
+    same(r1, r2)
     np.testing.assert_array_equal(r1.counters, r2.counters)
     np.testing.assert_array_equal(r1.timing["step_cycles"], r2.timing["step_cycles"])
     simulate(prog, x, timing=False)

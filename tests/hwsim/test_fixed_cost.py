@@ -13,7 +13,7 @@ from hwsim.engine.run import fire_cycles
 from hwsim.program import compile
 from mapper.mapping import map_model
 from models.intref import simulate_int
-from tests.hwsim.test_engine import SMALL, _random_net, _same
+from tests.hwsim.cases import SMALL, random_net, same
 
 
 def test_compact_rows_dense_hand_worked():
@@ -42,7 +42,7 @@ def test_dense_short_rows_equal_geometric_and_rows(monkeypatch):
     membranes, counters and step cycles as the geometric scatter and the explicit rows,
     and as the integer reference."""
     for seed in (0, 1):
-        net, x = _random_net(seed)
+        net, x = random_net(seed)
         chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 32, "core.neurons": 16})
         m = map_model(net, chip)
         prog = compile(m)
@@ -57,9 +57,9 @@ def test_dense_short_rows_equal_geometric_and_rows(monkeypatch):
             kb, ko, _, _ = eng.kernel_inputs(prog3, "subtract", "binary", None, 1, False, 1, True)
             assert not ((eng.kernel_field(kb, ko, "grp_geo") >= 0) & (eng.kernel_field(kb, ko, "grp_cr_off") >= 0)).any()
             r3 = simulate(prog3, x, record="all", timing=True, timing_samples=4)
-        _same(simulate_int(m.net, x, record="all"), r1)
+        same(simulate_int(m.net, x, record="all"), r1)
         for r in (r2, r3):
-            _same(r1, r)
+            same(r1, r)
             np.testing.assert_array_equal(r1.counters, r.counters)
             np.testing.assert_array_equal(r1.timing["step_cycles"], r.timing["step_cycles"])
 
@@ -68,7 +68,7 @@ def test_fire_cycles_without_events():
     """With an all-zero input and no bias nothing integrates: every step's busy cycles per
     core are exactly its soma tiles' fire cycles, ``ceil(neurons / pe_width)`` each, per
     sample; no events, ACs, MACs or partial-sum operations."""
-    net, x = _random_net(0)
+    net, x = random_net(0)
     chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 32, "core.neurons": 16})
     m = map_model(net, chip)
     prog = compile(m)

@@ -15,7 +15,7 @@ from models.errors import SimulationError
 from models.graph import Graph
 from models.intref import simulate_int
 from models.reference import NeuronState
-from tests.hwsim.test_engine import SMALL, _same
+from tests.hwsim.cases import SMALL, same
 from tests.models.primitives import cubali_graph
 
 
@@ -62,7 +62,7 @@ def test_membrane_floor_chip_equals_intref(model, mode):
     for v_min in ("-threshold", -0.5):
         r = simulate(m, x, record="all", v_min=v_min, timing_samples=1)
         ref = simulate_int(ref_net, x, record="all", v_min=v_min)
-        _same(ref, r)
+        same(ref, r)
         assert r.meta["v_min"] == v_min
         # the floor binds: without it the hidden membranes go lower and the spikes differ
         assert free.membrane["hid"].min() < ref.membrane["hid"].min()
@@ -79,7 +79,7 @@ def test_membrane_floor_at_or_below_the_range_is_no_floor():
     x = (np.random.default_rng(1).random((20, 3, 16)) < 0.35).astype(np.float32)
     a = simulate(m, x, record="all", timing=False, v_min=-1e300)
     b = simulate(m, x, record="all", timing=False)
-    _same(simulate_int(m.net, x, record="all"), a)
+    same(simulate_int(m.net, x, record="all"), a)
     np.testing.assert_array_equal(a.membrane["hid"], b.membrane["hid"])
 
 
@@ -96,7 +96,7 @@ def test_sinabs_semantics_nir_cnn_chip_equals_intref(nir_cnn, test100):
     x = test100.inputs[:, :3]
     r = simulate(m, x, record="all", spikes="multi", reset="subtract", v_min="-threshold", timing=False)
     ref = simulate_int(m.net, x, record="all", spikes="multi", reset="subtract", v_min="-threshold")
-    _same(ref, r)
+    same(ref, r)
     free = simulate_int(m.net, x, record="all", spikes="multi", reset="subtract")
     assert any(not np.array_equal(free.spikes[k], ref.spikes[k]) for k in ref.spikes)  # the floor binds
     for k in ref.membrane:
@@ -117,7 +117,7 @@ def test_cubali_readout_end_to_end(tmp_path, mode):
     x = (np.random.default_rng(2).random((25, 6, 12)) < 0.4).astype(np.float32)
     r = simulate(m, x, record="all", timing_samples=2)
     ref = simulate_int(reference_net(m.net, mode), x, record="all")
-    _same(ref, r)
+    same(ref, r)
     out = ref.membrane["readout"]
     assert np.array_equal(ref.output.reshape(out.shape), out) and np.abs(out).max() > 100
     assert r.totals()["state_words"] == r.totals()["neuron_updates"] + 2 * 5 * 25 * 6 - 5 * 25 * 6
@@ -158,7 +158,7 @@ def test_ann_unit_chip_equals_intref(mode):
     assert qh.model == "ANN" and sorted(qh.params) == ["a_max"] and (qh.params["a_max"] >= 1).all()
     r = simulate(m, x, record="all", timing_samples=1)
     ref = simulate_int(reference_net(m.net, mode), x, record="all")
-    _same(ref, r)
+    same(ref, r)
     a = ref.spikes["h"]
     assert np.array_equal(a, ref.membrane["h"]) and (a == 0).any() and (a == qh.params["a_max"]).any()
     assert (a > 1).any() and r.totals()["macs"] > 0 and r.totals()["spikes"] == int(ref.spikes["o"].sum())

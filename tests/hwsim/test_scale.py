@@ -14,12 +14,12 @@ from hwsim.program import compile
 from mapper.mapping import map_model
 from models.errors import SizeLimitError
 from models.intref import simulate_int
-from tests.hwsim.test_engine import SMALL, _random_net, _same
+from tests.hwsim.cases import SMALL, random_net, same
 
 
 @pytest.fixture(scope="module")
 def conv_mapping():
-    net, x = _random_net(1)  # spiking input, conv 2->4 3x3 on 6x6, partial-sum tiles on this chip
+    net, x = random_net(1)  # spiking input, conv 2->4 3x3 on 6x6, partial-sum tiles on this chip
     chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 32, "core.neurons": 16})
     m = map_model(net, chip)
     assert sum(t.kind == "partial" for t in m.tiling.tiles) > 0
@@ -94,7 +94,7 @@ def test_budget_bounds_threads_and_chunks_exact(conv_mapping, tmp_path, monkeypa
     prog = compile(m)
     ref = simulate_int(m.net, x, record="all")
     full = simulate(prog, x, record="all", timing=False)
-    _same(ref, full)
+    same(ref, full)
     plans, seen = [], {}
     real = run_mod._run_plan
 
@@ -108,7 +108,7 @@ def test_budget_bounds_threads_and_chunks_exact(conv_mapping, tmp_path, monkeypa
     monkeypatch.setattr(run_mod, "_run_plan", spy)
     small = simulate(prog, x, record="all", timing=False, aer=tmp_path / "run.npz")
     assert plans == [(1, 2)]
-    _same(ref, small)
+    same(ref, small)
     np.testing.assert_array_equal(small.counters, full.counters)
     monkeypatch.setattr(run_mod, "_run_plan", real)
     with pytest.raises(SizeLimitError, match="memory budget"):

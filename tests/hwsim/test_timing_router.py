@@ -15,7 +15,7 @@ from mapper.mapping import map_model
 from models.datasets import mnist_sequences, shared_data_dir
 from models.intref import simulate_int
 from models.net import DenseProjection, Net, Population
-from tests.hwsim.test_engine import SMALL, _pop, _random_net, _same
+from tests.hwsim.cases import SMALL, pop, random_net, same
 
 KEYS = ("step_cycles", "core_busy_cycles", "total_cycles", "packet_latency_hist", "overruns", "link_flits",
         "noc_spike_calls")
@@ -35,7 +35,7 @@ def test_compiled_wormhole_timing_equals_python_twin(seed, mode, tmp_path):
     cycles, busy cycles, latency histogram, overruns and flits per link; the functional
     results (spikes, membranes, counters) are those of the ideal model and of the
     integer reference."""
-    net, x = _random_net(seed)
+    net, x = random_net(seed)
     rng = np.random.default_rng(seed)
     chip = load_chip("tiny").with_overrides({
         **SMALL, "core.axons": 24 + 8 * seed, "core.neurons": 16, "noc.multicast": "xy-tree" if seed % 2 else "unicast",
@@ -51,10 +51,10 @@ def test_compiled_wormhole_timing_equals_python_twin(seed, mode, tmp_path):
     _equal_timing(fast, slow)
     ideal = simulate(compile(map_model(net, chip.with_overrides({"noc.router_model": "ideal"})), mode=mode), x,
                      timing_samples=4, record="all")
-    _same(ideal, fast)
+    same(ideal, fast)
     np.testing.assert_array_equal(fast.counters, ideal.counters)
     if mode == "sync":
-        _same(simulate_int(m.net, x, record="all"), fast)
+        same(simulate_int(m.net, x, record="all"), fast)
     # the same packets: equal latency counts (delivered packets) in both models
     assert fast.timing["packet_latency_hist"].sum() == ideal.timing["packet_latency_hist"].sum() or \
         chip.noc.multicast == "xy-tree"
@@ -65,7 +65,7 @@ def _star():
     and four partial tiles (8 rows each), each sending 64 columns x 16 bits / 4-bit
     flits = 256 flits."""
     inp = Population("in", "input", (40,))
-    h = _pop("h", "IF", 64, r=1.0, v_threshold=1000.0, v_reset=0.0)
+    h = pop("h", "IF", 64, r=1.0, v_threshold=1000.0, v_reset=0.0)
     net = Net([inp, h], [DenseProjection("in->h", "in", "h", np.ones((64, 40)))], "h")
     chip = load_chip("tiny").with_overrides({
         "core.axons": 8, "core.neurons": 64, "mesh.width": 3, "mesh.height": 3, "core.crossbars_per_core": 1,
@@ -141,7 +141,7 @@ def test_shipped_mnist_models_wormhole_twin(kind, tmp_path):
     slow = simulate(prog, x, timing_samples=2, chrome=tmp_path / "c.json")
     _equal_timing(fast, slow)
     ideal = simulate(compile(map_model(g, load_chip("tianjic"))), x, timing_samples=2, record="all")
-    _same(ideal, fast)
+    same(ideal, fast)
     np.testing.assert_array_equal(fast.counters, ideal.counters)
     assert (fast.timing["total_cycles"] >= ideal.timing["total_cycles"]).all()
     # same flits per link as the ideal model's xy-trees, plus the input events' (timed
@@ -163,7 +163,7 @@ def test_nir_cnn_wormhole_twin(nir_cnn, test100, tmp_path):
     fast = simulate(prog, x, record="all")
     slow = simulate(prog, x, chrome=tmp_path / "c.json")
     _equal_timing(fast, slow)
-    _same(simulate(compile(map_model(nir_cnn, load_chip("tianjic"))), x, record="all"), fast)
+    same(simulate(compile(map_model(nir_cnn, load_chip("tianjic"))), x, record="all"), fast)
 
 
 def test_pipelined_cores_wait_for_their_input_events(tmp_path):

@@ -13,13 +13,14 @@ from hwsim.engine import simulate
 from hwsim.program import compile
 from mapper.mapping import map_model
 from models.errors import SimulationError
-from tests.hwsim.test_engine import SMALL, _random_net, _toy, _toy_chip
+from tests.hwsim.cases import SMALL, random_net, toy_chip
+from tests.hwsim.cases import toy as toy_net
 from traces import TraceConfig
 
 
 @pytest.fixture(scope="module")
 def toy():
-    m = map_model(_toy(), _toy_chip())
+    m = map_model(toy_net(), toy_chip())
     x = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 1]], dtype=np.float32)[:, None, :]
     x = np.concatenate([x, np.zeros_like(x), x], axis=1)  # 3 samples, the middle one silent
     return compile(m), x
@@ -163,7 +164,7 @@ def _depth(events) -> int:
 
 @pytest.mark.parametrize("mode", ["sync", "pipelined"])
 def test_chrome_trace(mode, tmp_path):
-    net, x = _random_net(0)
+    net, x = random_net(0)
     chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 24, "core.neurons": 16,
                                              "timing.barrier_cycles": 3})
     m = map_model(net, chip)
@@ -206,7 +207,7 @@ def test_chrome_trace(mode, tmp_path):
 
 
 def test_chrome_size_is_bounded(tmp_path):
-    net, x = _random_net(0)
+    net, x = random_net(0)
     chip = load_chip("tiny").with_overrides({**SMALL, "core.axons": 24, "core.neurons": 16})
     m = map_model(net, chip)
     simulate(m, x[:, :1], chrome=tmp_path / "all.json")
