@@ -170,7 +170,7 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, v_min, in_flits: int,
         nrn_pk=prog.nrn_pk, nrn_hops=prog.nrn_hops, nrn_icx=prog.nrn_icx,
         proj_shift=prog.proj_shift, proj_acc_off=prog.proj_acc_off, proj_npost=prog.proj_npost, proj_in=proj_in,
         tile_core=prog.tile_core, tile_kind=prog.tile_kind, tile_soma=prog.tile_soma, tile_ncols=prog.tile_ncols,
-        tile_fire=((prog.tile_ncols + pe - 1) // pe).astype(np.int64), tile_psum_flits=prog.tile_psum_flits,
+        tile_psum_flits=prog.tile_psum_flits,
         tile_psum_hops=prog.tile_psum_hops, tile_psum_icx=prog.tile_psum_icx,
         grp_ptr=grp_ptr, grp_src=grp_src, grp_delay=grp_delay, grp_pre_off=grp_pre_off,
         pop_reuse=pop_reuse.astype(np.bool_),
@@ -693,7 +693,7 @@ def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nda
             # two spike masks of the largest population, 64 neurons a word (kernel._neurons)
             "bits": 2 * ((int(prog.pop_size.max()) + 63) // 64) + 2}
     ncls = max(int(kernel_field(kb, ko, "n_cls")[0]), 1)
-    for n in ("cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce", "tr_fl"):
+    for n in ("cls_tr", "tr_t0", "tr_sb", "tr_cls", "tr_ce", "tr_fl"):
         size[n] = ncls
     for n in ("h_k", "h_r", "h_p", "h_e", "h_q", "h_b", "h_s"):  # the heads merged on one link
         size[n] = max(int(kernel_field(kb, ko, "link_cls")[0]), 1)

@@ -90,7 +90,7 @@ Neurons.__doc__ = ("Per neuron: core, parameters, membrane floor, traffic per sp
                    "population).")
 Projs = namedtuple("Projs", ["shift", "acc_off", "npost", "fed_by_input", "perm", "acc_pos"])
 Projs.__doc__ = "Per projection: shift, accumulator block, input-fed flag, slot order."
-Tiles = namedtuple("Tiles", ["core", "kind", "soma", "ncols", "fire", "psum_flits", "psum_hops", "psum_icx"])
+Tiles = namedtuple("Tiles", ["core", "kind", "soma", "ncols", "psum_flits", "psum_hops", "psum_icx"])
 Tiles.__doc__ = "Per tile: core, kind, soma, columns, fire cycles, partial-sum traffic."
 EventGroups = namedtuple("EventGroups", ["ptr", "src", "delay", "pre_off", "cr_off", "cr_a0", "cr_na", "cr_r",
                            "cr_tptr", "cr_tiles", "rec_ptr", "rec", "cr", "geo_of", "geo", "grec_ptr", "grec"])
@@ -112,13 +112,13 @@ TimingPlan.__doc__ = ("Per population its delay-0 sources, cores, fire cycles, p
 Routes = namedtuple("Routes", ["nrn_dst_ptr", "cd_ptr", "cd_blk", "cd_dep", "cd_x", "nrn_dst_cross", "nrn_flit_count",
                       "nrn_cls", "rt_ptr",
                       "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at",
-                      "rt_anchor", "rt_depth", "ns_ptr", "ns_link", "ns_pp", "ns_d", "ns_pl"])
+                      "rt_depth", "ns_ptr", "ns_link", "ns_pp", "ns_d", "ns_pl"])
 Routes.__doc__ = ("Route templates of spike packets (per route class: ``rt_ptr[nrn_cls[neuron]]``; per class its "
-                  "destinations ``cd_ptr[c]:cd_ptr[c + 1]``: the template edge whose block holds the ejection edge's "
+                  "destinations ``cd_ptr[c]:cd_ptr[c + 1]``: the rank of the edge whose block holds the ejection edge's "
                   "start cycles (``cd_blk``, -1: on the source core), its depth below it and the chip crossings, "
                   ":func:`hwsim.engine.timing_plan.delivery_tables`) and partial-sum "
-                  "packets (per tile: ``tile_rt_ptr``), destinations, link order; per spike template edge its anchor "
-                  "and depth (``rt_depth > 0``: statically one-stream, :func:`hwsim.engine.timing_plan.static_edges`) "
+                  "packets (per tile: ``tile_rt_ptr``), destinations, link order; per spike template edge its depth "
+                  "below its anchor (``rt_depth > 0``: statically one-stream, :func:`hwsim.engine.timing_plan.static_edges`) "
                   "and per class its other edges (``ns_ptr[c]:ns_ptr[c + 1]``, their rank the place there), each with "
                   "its link, the rank of the edge whose block its parent's start cycles are (``ns_pp``: the parent, "
                   "or the parent's anchor when the parent is static; -1 at the root), that parent's depth (``ns_d``) "
@@ -133,7 +133,7 @@ CoreTimes = namedtuple("CoreTimes", ["done", "core_free", "integ", "end_int", "p
                          "m_dl"])
 CoreTimes.__doc__ = "Per population / core: step timing, partial-sum replay memory."
 PacketTables = namedtuple("PacketTables", ["pk_t0", "pk_fl", "pk_id", "pk_base", "pk_ord", "pk_tr", "cls_tr", "tr_t0",
-                            "tr_sb", "tr_rep", "tr_ce", "tr_pk", "tr_fl", "h_k", "h_r", "h_p", "h_e", "h_q", "h_b", "h_s",
+                            "tr_sb", "tr_cls", "tr_ce", "tr_pk", "tr_fl", "h_k", "h_r", "h_p", "h_e", "h_q", "h_b", "h_s",
                             "cls_fl"])
 PacketTables.__doc__ = ("Packets and their route classes laid out for the NoC (tr_*: per class of the step; h_*: the "
                         "heads of the classes merged on one link, :mod:`hwsim.engine.timing_spikes`; cls_fl: flits per class "
@@ -150,7 +150,7 @@ KERNEL_FIELDS = ("pop_model", "pop_spikes", "pop_state", "pop_floor", "pop_size"
     "pop_acc_order", "nrn_core", "nrn_bias", "nrn_thr", "nrn_vreset", "nrn_alpha", "nrn_asyn", "nrn_vleak",
     "nrn_vmin", "nrn_pk", "nrn_hops", "nrn_icx", "bt_start", "bt_off", "bt_vec", "nrn_slot", "nrn_at_slot",
     "proj_shift", "proj_acc_off", "proj_npost", "proj_in",
-    "proj_perm", "acc_pos", "tile_core", "tile_kind", "tile_soma", "tile_ncols", "tile_fire", "tile_psum_flits",
+    "proj_perm", "acc_pos", "tile_core", "tile_kind", "tile_soma", "tile_ncols", "tile_psum_flits",
     "tile_psum_hops", "tile_psum_icx", "grp_ptr", "grp_src", "grp_delay", "grp_pre_off", "grp_cr_off", "grp_cr_a0",
     "grp_cr_na", "grp_cr_r", "grp_cr_tptr", "grp_cr_tiles", "rec_ptr", "rec", "cr", "grp_geo", "geo", "geo_rec_ptr", "geo_rec", "in_dst_ptr",
     "in_dst_core",
@@ -161,12 +161,12 @@ KERNEL_FIELDS = ("pop_model", "pop_spikes", "pop_state", "pop_floor", "pop_size"
     "used_cores", "fire_all", "psum_all", "noc_router", "core_node", "nrn_dst_node",
     "nrn_dst_ptr", "cd_ptr", "cd_blk", "cd_dep", "cd_x", "nrn_dst_cross", "nrn_flit_count",
     "nrn_cls", "rt_ptr", "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at",
-    "rt_anchor", "rt_depth", "ns_ptr", "ns_link", "ns_pp", "ns_d", "ns_pl")
+    "rt_depth", "ns_ptr", "ns_link", "ns_pp", "ns_d", "ns_pl")
 WORK_FIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero", "same", "prev_i", "prev_v",
     "in_cnt", "cr_loc", "bits", "t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc", "done",
     "core_free",
     "integ", "end_int", "psum_ready", "fend", "m_ok", "m_t0", "m_dl", "pk_t0", "pk_fl", "pk_id", "pk_base", "pk_ord",
-    "pk_tr", "cls_tr", "tr_t0", "tr_sb", "tr_rep", "tr_ce", "tr_pk", "tr_fl", "h_k", "h_r", "h_p", "h_e", "h_q",
+    "pk_tr", "cls_tr", "tr_t0", "tr_sb", "tr_cls", "tr_ce", "tr_pk", "tr_fl", "h_k", "h_r", "h_p", "h_e", "h_q",
     "h_b", "h_s", "cls_fl", "e_link", "e_parent", "e_owner", "e_start", "e_valid", "e_order", "e_pp", "e_psh", "e_pl",
     "e_ready", "link_flits", "l_cnt", "l_used", "l_at", "e_hi")
 # the route-edge fields, WORK_FIELDS[WORK_EDGES[0]:WORK_EDGES[1]]: sized for the worst step

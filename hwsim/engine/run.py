@@ -25,6 +25,7 @@ from .kernel import run_threads
 from .layout import (COUNTERS, CNT_BUSY_CYCLES, CNT_NEURON_UPDATES, CNT_STATE_WORDS, HSTAT, HSTAT_DELIVERIES, HSTAT_LAT_MAX,
                      HSTAT_NOC_CALLS, HSTAT_OVERRUNS, HSTAT_TRAIN_CALLS, Inputs, Outputs, Packed, TimingOut,
                      VcdProbe)
+from .timing_plan import fire_cycles
 from .timing_ref import pipeline_depth, timing_pipelined, timing_result, timing_sync
 from .timing_router_ref import timing_wormhole
 
@@ -159,18 +160,6 @@ def simulate(program_or_mapping, inputs, *, reset: str = "subtract", spikes: str
                           "weight_bits": prog.weight_bits, "membrane_bits": prog.membrane_bits,
                           "clock_hz": float(prog.chip.timing.clock_hz) if prog.chip else 0.0,
                           "steps": T, "samples": B, "mode": prog.mode, "traces": paths})
-
-
-def fire_cycles(prog: Program) -> np.ndarray:
-    """Per core, the fire cycles its soma tiles (``tile_kind == 0``) spend every step of
-    every sample, events or not: ``sum ceil(ncols / pe_width)`` over the core's soma
-    tiles (the kernel counts only the integrate cycles of events; the caller adds these
-    ``B`` times to every step, like the neuron updates)."""
-    pe = prog.pe_width
-    soma = prog.tile_kind == 0
-    fire = (np.asarray(prog.tile_ncols, np.int64) + pe - 1) // pe
-    return np.bincount(np.asarray(prog.tile_core)[soma], weights=fire[soma],
-                       minlength=prog.n_cores).astype(np.int64)[:prog.n_cores]
 
 
 def _input_flits(prog: Program) -> tuple[int, bool]:

@@ -23,7 +23,7 @@ from ..noc import link_tables, routes
 from ..program import Program
 from ..router import router_params_from_chip, wormhole_links
 
-__all__ = ["timing_plan", "no_timing_plan", "RT_ROOT", "static_edges", "anchors", "serve_tables", "delivery_tables"]
+__all__ = ["timing_plan", "no_timing_plan", "fire_cycles", "RT_ROOT", "static_edges", "anchors", "serve_tables", "delivery_tables"]
 
 RT_ROOT = -(1 << 40)  # a route template's root parent: base + RT_ROOT < 0 for any edge base
 
@@ -96,7 +96,7 @@ def delivery_tables(n_ptr, d_ptr, d_edge, rt_anchor, rt_depth, rank):
     on_src = d_edge < 0
     e = n_ptr[own] + np.maximum(d_edge, 0)
     dep = np.where(on_src, 0, rt_depth[e]).astype(np.int64)
-    blk = np.where(on_src, -1, rank[n_ptr[own] + np.where(dep > 0, rt_anchor[e], np.maximum(d_edge, 0))])
+    blk = np.where(on_src, -1, rank[n_ptr[own] + rt_anchor[e]])  # a non-static edge is its own anchor
     return blk.astype(np.int64), dep
 
 
@@ -123,7 +123,7 @@ def serve_tables(n_ptr, n_link, n_par, static, rt_anchor, rt_depth):
     root = par < 0
     pe = base + np.maximum(par, 0)
     ns_d = np.where(root, 0, rt_depth[pe]).astype(np.int64)
-    ns_pp = np.where(root, -1, rank[base + np.where(ns_d > 0, rt_anchor[pe], np.maximum(par, 0))]).astype(np.int64)
+    ns_pp = np.where(root, -1, rank[base + rt_anchor[pe]]).astype(np.int64)  # a non-static edge is its own anchor
     ns_pl = np.where(root, -1, n_link[pe]).astype(np.int64)
     return ns_ptr, n_link[ns_e].astype(np.int64), ns_pp, ns_d, ns_pl, rank
 
@@ -149,6 +149,23 @@ def anchors(n_ptr, n_par, static):
     return anc, dep
 
 
+def _tile_fire(prog: Program) -> np.ndarray:
+    """Per tile its fire cycles, ``ceil(ncols / pe_width)`` (counted for soma tiles)."""
+    pe = prog.pe_width
+    return (np.asarray(prog.tile_ncols, np.int64) + pe - 1) // pe
+
+
+def fire_cycles(prog: Program) -> np.ndarray:
+    """Per core, the fire cycles its soma tiles (``tile_kind == 0``) spend every step of
+    every sample, events or not: ``sum ceil(ncols / pe_width)`` over the core's soma
+    tiles (the fire phase of the step timing; the functional kernel counts only the
+    integrate cycles of events, :func:`hwsim.engine.run.simulate` adds these ``B`` times
+    to every step's busy cycles, like the neuron updates)."""
+    soma = prog.tile_kind == 0
+    return np.bincount(np.asarray(prog.tile_core)[soma], weights=_tile_fire(prog)[soma],
+                       minlength=prog.n_cores).astype(np.int64)[:prog.n_cores]
+
+
 def timing_plan(prog: Program) -> dict:
     """Constant tables of the compiled timing model (:func:`hwsim.engine.timing.step_timing`):
     per population its delay-0 sources, cores (with fire cycles) and partial-sum tiles;
@@ -156,8 +173,7 @@ def timing_plan(prog: Program) -> dict:
     packet, and their inter-chip crossings per destination."""
     chip = prog.chip
     P, C, K, N = prog.n_pops, prog.n_cores, prog.n_tiles, int(prog.pop_off[-1])
-    pe = prog.pe_width
-    fire_tile = (prog.tile_ncols + pe - 1) // pe
+    fire_tile = _tile_fire(prog)
     soma = prog.tile_kind == 0
     dsrc = [sorted({int(prog.proj_src[j]) for j in range(prog.proj_src.size)
                     if prog.proj_dst[j] == p and prog.proj_delay[j] == 0}) for p in range(P)]
@@ -176,7 +192,7 @@ def timing_plan(prog: Program) -> dict:
         flat = np.concatenate([np.asarray(x, np.int64) for x in lists]) if lists else np.zeros(0, np.int64)
         return ptr, flat.astype(np.int64)
 
-    fire_all = np.bincount(prog.tile_core[soma], weights=fire_tile[soma], minlength=C).astype(np.int64)
+    fire_all = fire_cycles(prog)
     # route templates: spikes per route class (graph-input neurons send none), then partial sums per tile
     g1 = int(prog.pop_off[1])
     tree = chip.noc.multicast == "xy-tree"
@@ -190,7 +206,8 @@ def timing_plan(prog: Program) -> dict:
     rcnt = prog.nrn_dst_ptr[rep + 1] - prog.nrn_dst_ptr[rep]
     rptr = np.zeros(n_cls + 1, np.int64)
     np.cumsum(rcnt, out=rptr[1:])
-    rdst = prog.nrn_dst_core[np.repeat(prog.nrn_dst_ptr[rep] - rptr[:-1], rcnt) + np.arange(int(rptr[-1]))]
+    ridx = np.repeat(prog.nrn_dst_ptr[rep] - rptr[:-1], rcnt) + np.arange(int(rptr[-1]))  # class dests in the lists
+    rdst = prog.nrn_dst_core[ridx]
     n_ptr, n_link, n_par, n_dst = route_templates(prog.core_xy[ncore[rep]], rptr, prog.core_xy[rdst], gw, gh, tree)
     t_src = prog.tile_core
     t_dst = prog.tile_core[prog.tile_soma]
@@ -222,7 +239,7 @@ def timing_plan(prog: Program) -> dict:
     rt_anchor, rt_depth = anchors(n_ptr, n_par, st_edge)
     ns_ptr, ns_link, ns_pp, ns_d, ns_pl, rank = serve_tables(n_ptr, n_link, n_par, st_edge, rt_anchor, rt_depth)
     # per class destination (its representative's, the same cores in the same order)
-    r_cross = nrn_cross[np.repeat(prog.nrn_dst_ptr[rep] - rptr[:-1], rcnt) + np.arange(int(rptr[-1]))]
+    r_cross = nrn_cross[ridx]
     cd_blk, cd_dep = delivery_tables(n_ptr, rptr, n_dst, rt_anchor, rt_depth, rank)
     del rank
     R, W = int(chip.noc.router_cycles), int(chip.noc.link_cycles)
@@ -254,7 +271,7 @@ def timing_plan(prog: Program) -> dict:
         "fixed": -1 if fixed == "dynamic" else int(fixed), "barrier": int(chip.timing.barrier_cycles),
         "pipelined": bool(prog.pipelined), "link_pos": link_pos, "link_at": link_at,
         "max_packets": max(N, K), "nrn_cls": nrn_cls, "n_cls": n_cls, "link_cls": link_cls,
-        "spike_slots": spike_slots, "rt_anchor": rt_anchor, "rt_depth": rt_depth, "ns_ptr": ns_ptr,
+        "spike_slots": spike_slots, "rt_depth": rt_depth, "ns_ptr": ns_ptr,
         "ns_link": ns_link, "ns_pp": ns_pp, "ns_d": ns_d, "ns_pl": ns_pl, "max_edges": int(n_link.size + t_link.size),
     }
 
@@ -269,5 +286,5 @@ def no_timing_plan(prog: Program) -> dict:
                 "tile_rt_ptr": one, "tile_dst_edge": z, "tile_cross": z, "R": 1, "W": 0, "extra": 0, "fixed": -1, "barrier": 0,
                 "pipelined": False, "link_pos": z, "link_at": z, "max_packets": 0, "max_edges": 0,
                 "nrn_cls": z, "n_cls": 0, "link_cls": 0, "spike_slots": 0,
-                "rt_anchor": z, "rt_depth": z, "ns_ptr": one, "ns_link": z, "ns_pp": z, "ns_d": z,
+                "rt_depth": z, "ns_ptr": one, "ns_link": z, "ns_pp": z, "ns_d": z,
                 "ns_pl": z}

@@ -187,7 +187,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
                 ntr += 1
                 pkts.cls_tr[c] = ntr
                 pkts.tr_t0[tr] = cores.fend[nrns.core[gi]]
-                pkts.tr_rep[tr] = gi
+                pkts.tr_cls[tr] = c
                 pkts.tr_pk[tr] = 0
                 pkts.tr_fl[tr] = 0
             fl = max(abs(o), 1) if routes.nrn_flit_count[gi] else 1
@@ -198,7 +198,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
             pkts.tr_fl[tr] += fl
             npk += 1
     for tr in range(ntr):
-        pkts.cls_tr[routes.nrn_cls[pkts.tr_rep[tr]]] = 0
+        pkts.cls_tr[pkts.tr_cls[tr]] = 0
     if npk == 0:
         return 0
     hstat[HSTAT_NOC_CALLS] += 1
@@ -216,7 +216,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
         n = pkts.tr_pk[tr]
         pkts.tr_pk[tr] = pos
         pos += n
-        cl = routes.nrn_cls[pkts.tr_rep[tr]]
+        cl = pkts.tr_cls[tr]
         m = routes.ns_ptr[cl + 1] - routes.ns_ptr[cl]  # its pairs and blocks, by rank
         pkts.tr_ce[tr] = ce
         pkts.tr_sb[tr] = sb
@@ -243,7 +243,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
     WR = opt.W + opt.R
     nu = 0
     for tr in range(ntr):
-        cl = routes.nrn_cls[pkts.tr_rep[tr]]
+        cl = pkts.tr_cls[tr]
         c0 = pkts.tr_ce[tr]
         pkts.cls_fl[cl] += pkts.tr_fl[tr]
         for i in range(routes.ns_ptr[cl], routes.ns_ptr[cl + 1]):
@@ -262,7 +262,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
             l_cnt[lid] += 1
     order_used_links(l_used, nu, l_cnt, l_at, routes.link_pos, routes.link_at)
     for tr in range(ntr):
-        cl = routes.nrn_cls[pkts.tr_rep[tr]]
+        cl = pkts.tr_cls[tr]
         c0 = pkts.tr_ce[tr]
         for i in range(routes.ns_ptr[cl], routes.ns_ptr[cl + 1]):
             lid = routes.ns_link[i]
@@ -369,7 +369,7 @@ def send_spikes(tab, work, p0, p1, t, hist, hstat):
     cnt = np.int64(0)
     W = opt.W
     for tr in range(ntr):
-        cl = routes.nrn_cls[pkts.tr_rep[tr]]
+        cl = pkts.tr_cls[tr]
         t0 = pkts.tr_t0[tr]
         a = pkts.tr_pk[tr]
         n = pkts.tr_pk[tr + 1] - a

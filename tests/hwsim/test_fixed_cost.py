@@ -9,7 +9,7 @@ import numpy as np
 import hwsim.engine.build as eng
 from hwsim.chip import load_chip
 from hwsim.engine import simulate
-from hwsim.engine.run import fire_cycles
+from hwsim.engine.timing_plan import fire_cycles
 from hwsim.program import compile
 from mapper.mapping import map_model
 from models.intref import simulate_int
