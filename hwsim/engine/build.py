@@ -695,7 +695,7 @@ def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nda
     ncls = max(int(kernel_field(kb, ko, "n_cls")[0]), 1)
     for n in ("cls_tr", "tr_t0", "tr_sb", "tr_cls", "tr_ce", "tr_fl"):
         size[n] = ncls
-    for n in ("h_k", "h_r", "h_p", "h_e", "h_q", "h_b", "h_s"):  # the heads merged on one link
+    for n in ("h_k", "h_r", "h_p", "h_e", "h_q", "h_b", "h_s", "h_w", "h_n", "h_a"):  # the heads merged on one link
         size[n] = max(int(kernel_field(kb, ko, "link_cls")[0]), 1)
     size["tr_pk"] = ncls + 1
     size["cls_fl"] = ncls  # flits per class over a thread's samples, for its static edges' links

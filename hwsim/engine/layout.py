@@ -134,7 +134,7 @@ CoreTimes = namedtuple("CoreTimes", ["done", "core_free", "integ", "end_int", "p
 CoreTimes.__doc__ = "Per population / core: step timing, partial-sum replay memory."
 PacketTables = namedtuple("PacketTables", ["pk_t0", "pk_fl", "pk_id", "pk_base", "pk_ord", "pk_tr", "cls_tr", "tr_t0",
                             "tr_sb", "tr_cls", "tr_ce", "tr_pk", "tr_fl", "h_k", "h_r", "h_p", "h_e", "h_q", "h_b", "h_s",
-                            "cls_fl"])
+                            "h_w", "h_n", "h_a", "cls_fl"])
 PacketTables.__doc__ = ("Packets and their route classes laid out for the NoC (tr_*: per class of the step; h_*: the "
                         "heads of the classes merged on one link, :mod:`hwsim.engine.timing_spikes`; cls_fl: flits per class "
                         "over a thread's samples, for the links of its statically one-stream edges).")
@@ -167,7 +167,8 @@ WORK_FIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in
     "core_free",
     "integ", "end_int", "psum_ready", "fend", "m_ok", "m_t0", "m_dl", "pk_t0", "pk_fl", "pk_id", "pk_base", "pk_ord",
     "pk_tr", "cls_tr", "tr_t0", "tr_sb", "tr_cls", "tr_ce", "tr_pk", "tr_fl", "h_k", "h_r", "h_p", "h_e", "h_q",
-    "h_b", "h_s", "cls_fl", "e_link", "e_parent", "e_owner", "e_start", "e_valid", "e_order", "e_pp", "e_psh", "e_pl",
+    "h_b", "h_s", "h_w", "h_n", "h_a", "cls_fl", "e_link", "e_parent", "e_owner", "e_start", "e_valid", "e_order",
+    "e_pp", "e_psh", "e_pl",
     "e_ready", "link_flits", "l_cnt", "l_used", "l_at", "e_hi")
 # the route-edge fields, WORK_FIELDS[WORK_EDGES[0]:WORK_EDGES[1]]: sized for the worst step
 # (every neuron of the largest population spiking, 11.4 M edges on VGG-16 CIFAR: 640 MB of
