@@ -313,10 +313,13 @@ def _sw_requests(bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, ca
                  r_idx, r_o, r_ok, r_p, r_v, n, t, V):
     """Switch requests at router ``n``: per input port up to ``cap_in`` VCs in round-robin
     order, each asking for every output of its front flit not yet copied there that has a
-    credit (one entry per (VC, output)); returns the number of entries and the earliest
-    cycle stamp (above ``t``) its tests compared with."""
+    credit (one entry per (VC, output)); returns the number of entries, the earliest
+    cycle stamp (above ``t``) its tests compared with, and whether some output port has
+    two or more requests (else every request wins: no arbitration needed)."""
     wk = NO_CYCLE
     nr = 0
+    om = 0  # the output ports requested so far (bit o)
+    clash = False
     for p in range(5):
         sm = pmask[1, n * 5 + p]  # the port's VCs in state 2 with flits
         if sm == 0:
@@ -346,12 +349,15 @@ def _sw_requests(bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, ca
                     r_ok[nr] = False
                     nr += 1
                     added = True
+                    if (om >> o) & 1:
+                        clash = True
+                    om |= 1 << o
                 if added:
                     got += 1
                     if got == cap_in[p]:
                         break
             v = v + 1 if v + 1 < V else 0
-    return nr, wk
+    return nr, wk, clash
 
 
 @loop_jit
@@ -376,7 +382,7 @@ def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy,
         if rwake[n] > t:
             wk = min(wk, rwake[n])
             continue
-        nr, wr = _sw_requests(bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, cap_in, lk_free,
+        nr, wr, clash = _sw_requests(bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, cap_in, lk_free,
                           r_idx, r_o, r_ok, r_p, r_v, n, t, V)
         if nr == 0:
             # no request at either stage: asleep until its earliest stamp or a flit or
@@ -387,11 +393,15 @@ def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy,
         rwake[n] = t + 1
         wk = t + 1
         # output arbiters: the first request in round-robin order from the pointer, per
-        # output; the ejection port repeats for up to E grants (a lone request wins)
-        if nr == 1:  # a lone request wins its output and moves both pointers past it
-            r_ok[0] = True
-            sa_out[n, r_o[0]] = r_idx[0] + 1 if r_idx[0] + 1 < PV else 0
-            sa_in[n, r_p[0]] = r_v[0] + 1 if r_v[0] + 1 < V else 0
+        # output; the ejection port repeats for up to E grants
+        if not clash:
+            # streaming: every output has one request (its worm's flit, say), which wins
+            # whatever the pointer; each output pointer moves one past its winner, each
+            # input pointer one past the port's last winner in collection (= round-robin) order
+            for b in range(nr):
+                r_ok[b] = True
+                sa_out[n, r_o[b]] = r_idx[b] + 1 if r_idx[b] + 1 < PV else 0
+                sa_in[n, r_p[b]] = r_v[b] + 1 if r_v[b] + 1 < V else 0
         else:
             rounds = 1
             while True:
