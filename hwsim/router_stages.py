@@ -21,6 +21,17 @@ loop, by (c) at the write (into ``rext`` during the switch stage, applied after 
 because the receiver may have acted earlier in the same cycle and set its own wake-up
 without the new flit) and by (d) in ``router_add``. A sleeping router or source is
 skipped and reports its wake-up cycle to the idle skip.
+
+Streaming grant. The separable switch allocator's input side is applied while the
+requests are collected (per input port up to ``cap_in`` VCs in round-robin order). If
+then no output port has two requests (a worm streaming through its held output VC,
+alone on its port, is the common case), every output arbiter's round-robin choice is
+its only request whatever its pointer, so every request wins: each output pointer
+moves one past its winner and each input pointer one past the port's last winner in
+collection order, exactly what the arbiters would give (the ejection port's extra
+rounds for ``E > 1`` grant nothing more, having no second request). Otherwise the
+arbiters run (``tests/hwsim/test_router_stream.py``: where it applies and where it must
+not, switch pointers against the twin's every cycle).
 """
 
 from __future__ import annotations
