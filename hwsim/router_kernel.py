@@ -39,6 +39,13 @@ pipeline cycles. (5) The same holds per router and source: one that made no requ
 (wrote nothing) in a cycle sleeps (``rwake`` / ``swake``) until the earliest stamp its
 own tests compared with, or until a credit returns to it, a flit is written into it or
 a packet is added to its queue, whichever is first (``hwsim/router_stages.py``).
+(6) Flat state: every per-VC array is one-dimensional (:data:`RouterState`), so a visit
+computes a VC's index once instead of a stride product and negative-index check per
+dimension per access; on ``bench/router_speed.py``'s traffic one-thread CPU fell from
+9.6-10.4 ms to 8.0-8.5 ms, on the NIR CNN's wormhole run from 0.236-0.248 s to
+0.176-0.193 s (``bench/results/router_speed.md``, "Second speed round"). (7) Streaming
+grant: when no output port of a router has two switch requests, every request wins
+without the arbiters (``hwsim/router_stages.py``).
 """
 
 from __future__ import annotations
@@ -66,14 +73,18 @@ RouterState.__doc__ = (
     "The router kernel's state: ``prm`` = ``RouterParams.kernel_args()``; ``sc`` = (packets added, targets not yet "
     "delivered, flits in the input buffers, deliveries of the last cycle, active routers, active sources, targets "
     "added); per packet creation, source, first target and number of targets, length, head injection and the next "
-    "packet of its source queue; per target its node, packet and delivery; the buffers, VCs (``imask`` = the output "
-    "ports of the packet at the front of an input VC, ``isent`` = those its front flit has already been copied to, "
-    "``iovc[n, p, v, o]`` = its output VC at port ``o``), credits (the FIFOs ``cq_vc`` hold each credit's flat "
-    "output VC index in the low 32 bits and, above, 2 x the router or source it returns to, + 1 for a source) and "
-    "allocator pointers; ``link_flits[n * 4 + "
-    "port]`` = flits that left router ``n`` through mesh port ``port``; ``dl_list`` = targets delivered (tail "
-    "ejected) in the last cycle; ``act`` / ``srcs`` list the routers holding flits and the sources with queued "
-    "packets (``sc[4]``, ``sc[5]`` long; ``act_on`` / ``src_on`` flag them), the only ones a cycle visits; "
+    "packet of its source queue; per target its node, packet and delivery; the buffers, VCs and credits, flat "
+    "(one dimension each, so a hot loop computes an index once): input VC ``(n, p, v)`` is ``x = (n * 5 + p) * V + "
+    "v`` in ``bhead``, ``bcnt``, ``ist``, ``imask``, ``isent``, ``ifrom``, ``va_in``, its buffer slot ``s`` is "
+    "``x * B + s`` in ``bpkt``, ``bfi``, ``brdy``, and ``iovc[x * 5 + o]`` its output VC at port ``o``; output VC "
+    "``(o, w)`` of router or source ``n`` is ``(n * 6 + o) * V + w`` in ``obusy``, ``ofree``, ``ocred`` (port 5: a "
+    "source's injection VCs), ``(n * 5 + o) * V + w`` in ``va_out``; ``sa_in`` / ``sa_out`` are per ``n * 5 + p`` "
+    "(``imask`` = the output ports of the packet at the front of an input VC, ``isent`` = those its front flit "
+    "has already been copied to); credit FIFOs (``cq_vc`` holds each credit's flat output VC index in the low 32 "
+    "bits and, above, 2 x the router or source it returns to, + 1 for a source) and allocator pointers; "
+    "``link_flits[n * 4 + port]`` = flits that left router ``n`` through mesh port ``port``; ``dl_list`` = "
+    "targets delivered (tail ejected) in the last cycle; ``act`` / ``srcs`` list the routers holding flits and the "
+    "sources with queued packets (``sc[4]``, ``sc[5]`` long; ``act_on`` / ``src_on`` flag them), the only ones a cycle visits; "
     "per link ``n * 4 + port`` (and the I/O link, index ``4 N``) its latency, cycles per flit and the cycle it is "
     "free from; ``pmask[0, n * 5 + p]`` / ``pmask[1, n * 5 + p]`` = the VCs of input port ``p`` of router ``n`` "
     "(bit ``v``) waiting for VC allocation (state 1) / holding a VC and flits (state 2, at least one flit), the only "
@@ -94,6 +105,7 @@ def router_state(prm, cap_packets, eject_len, cap_targets=-1):
     S = N + 1  # sources: the nodes and the I/O port
     P = 5
     PV = P * V
+    NPV = N * PV  # input VCs, flat index (n * 5 + p) * V + v
     cap = max(cap_packets, 1)
     capt = max(cap_targets if cap_targets >= 0 else cap_packets, 1)
     cap_c = S * (P + 1) * V * B + 1  # credits in flight never exceed the buffer slots
@@ -104,14 +116,14 @@ def router_state(prm, cap_packets, eject_len, cap_targets=-1):
         np.zeros(cap, np.int64), np.zeros(capt, np.int64), np.zeros(capt, np.int64), np.zeros(cap, np.int64),
         np.full(cap, -1, np.int64), np.full(capt, -1, np.int64), np.full(cap, -1, np.int64),
         np.full(S, -1, np.int64), np.full(S, -1, np.int64),
-        np.zeros((N, P, V, B), np.int64), np.zeros((N, P, V, B), np.int64), np.zeros((N, P, V, B), np.int64),
-        np.zeros((N, P, V), np.int64), np.zeros((N, P, V), np.int64), np.zeros((N, P, V), np.int8),
-        np.zeros((N, P, V), np.int64), np.zeros((N, P, V), np.int64),
-        np.zeros((N, P, V, P), np.int64), np.zeros((N, P, V), np.int64),
-        np.zeros((S, P + 1, V), np.bool_), np.zeros((S, P + 1, V), np.int64), np.full((S, P + 1, V), B, np.int64),
+        np.zeros(NPV * B, np.int64), np.zeros(NPV * B, np.int64), np.zeros(NPV * B, np.int64),
+        np.zeros(NPV, np.int64), np.zeros(NPV, np.int64), np.zeros(NPV, np.int8),
+        np.zeros(NPV, np.int64), np.zeros(NPV, np.int64),
+        np.zeros(NPV * P, np.int64), np.zeros(NPV, np.int64),
+        np.zeros(S * (P + 1) * V, np.bool_), np.zeros(S * (P + 1) * V, np.int64), np.full(S * (P + 1) * V, B, np.int64),
         np.zeros((4, cap_c), np.int64), np.zeros((4, cap_c), np.int64), np.zeros(4, np.int64), np.zeros(4, np.int64),
-        np.zeros(N, np.int64), np.zeros((N, P, V), np.int64), np.zeros((N, P, V), np.int64),
-        np.zeros((N, P), np.int64), np.zeros((N, P), np.int64), np.zeros(S, np.int64), np.zeros(S, np.int64),
+        np.zeros(N, np.int64), np.zeros(NPV, np.int64), np.zeros(NPV, np.int64),
+        np.zeros(N * P, np.int64), np.zeros(N * P, np.int64), np.zeros(S, np.int64), np.zeros(S, np.int64),
         np.full(S, -1, np.int64), np.zeros(max(eject_len, 0), np.int64), np.zeros(N * 4, np.int64),
         np.zeros(capt, np.int64), np.zeros(P * PV, np.int64), np.zeros(P * PV, np.int64), np.zeros(P * PV, np.int64),
         np.zeros(P * PV, np.bool_), np.zeros(P * PV, np.int64), np.zeros(P * PV, np.int64), np.zeros(P, np.int64),
@@ -230,7 +242,6 @@ def _run(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery
     """:func:`router_run` on the state's fields (in :data:`RouterState` order): the
     cycle loop binds them once per call, not once per cycle."""
     sc[3] = 0
-    ocred_flat = ocred.reshape(ocred.size)
     cap_c = cq_vc.shape[1]
     while True:
         t = _next(sc, cq_cnt, srcs, sflit, qhead, created, t)
@@ -242,7 +253,7 @@ def _run(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery
         for q in range(4):
             while cq_cnt[q] > 0 and cq_due[q, cq_head[q]] <= t:
                 x = cq_vc[q, cq_head[q]]
-                ocred_flat[x & 0xFFFFFFFF] += 1
+                ocred[x & 0xFFFFFFFF] += 1
                 u = x >> 33  # its router (or source: bit 32) wakes; a credit is a change
                 if (x >> 32) & 1:
                     swake[u] = min(swake[u], t)

@@ -21,6 +21,17 @@ loop, by (c) at the write (into ``rext`` during the switch stage, applied after 
 because the receiver may have acted earlier in the same cycle and set its own wake-up
 without the new flit) and by (d) in ``router_add``. A sleeping router or source is
 skipped and reports its wake-up cycle to the idle skip.
+
+Streaming grant. The separable switch allocator's input side is applied while the
+requests are collected (per input port up to ``cap_in`` VCs in round-robin order). If
+then no output port has two requests (a worm streaming through its held output VC,
+alone on its port, is the common case), every output arbiter's round-robin choice is
+its only request whatever its pointer, so every request wins: each output pointer
+moves one past its winner and each input pointer one past the port's last winner in
+collection order, exactly what the arbiters would give (the ejection port's extra
+rounds for ``E > 1`` grant nothing more, having no second request). Otherwise the
+arbiters run (``tests/hwsim/test_router_stream.py``: where it applies and where it must
+not, switch pointers against the twin's every cycle).
 """
 
 from __future__ import annotations
@@ -91,30 +102,31 @@ def _neighbour(n, port, W):
 
 
 @njit(cache=True, inline="always")
-def _head_at(ist, imask, isent, ifrom, pmask, n, p, v, mask, va_from):
-    """Input VC (n, p, v) starts waiting for VC allocation (from cycle ``va_from``) with a
-    head at its front whose output ports are ``mask``."""
-    ist[n, p, v] = 1
+def _head_at(ist, imask, isent, ifrom, pmask, n, p, v, x, mask, va_from):
+    """Input VC (n, p, v) (flat index ``x``) starts waiting for VC allocation (from cycle
+    ``va_from``) with a head at its front whose output ports are ``mask``."""
+    ist[x] = 1
     pmask[0, n * 5 + p] |= 1 << v
-    imask[n, p, v] = mask
-    isent[n, p, v] = 0
-    ifrom[n, p, v] = va_from
+    imask[x] = mask
+    isent[x] = 0
+    ifrom[x] = va_from
 
 
 @njit(cache=True, inline="always")
-def _push(bpkt, bfi, brdy, bcnt, bhead, ist, pmask, occ, act, act_on, sc, n, p, v, pkt, fi, ready, B):
-    """Append a flit to input VC (n, p, v) and list router ``n`` as active. The caller
+def _push(bpkt, bfi, brdy, bcnt, bhead, ist, pmask, occ, act, act_on, sc, n, p, v, x, pkt, fi, ready, B):
+    """Append a flit to input VC (n, p, v) (flat index ``x``) and list router ``n`` as active. The caller
     starts the head's VC allocation (:func:`_head_at`) when the VC was idle. Hot-loop
     helpers take arrays, never the state tuple: passing the tuple costs Numba a
     reference count update per field per call (the kernel ran 2.3x slower for it)."""
-    slot = bhead[n, p, v] + bcnt[n, p, v]
+    slot = bhead[x] + bcnt[x]
     if slot >= B:
         slot -= B
-    bpkt[n, p, v, slot] = pkt
-    bfi[n, p, v, slot] = fi
-    brdy[n, p, v, slot] = ready
-    bcnt[n, p, v] += 1
-    if ist[n, p, v] == 2:  # a worm's body flit into its held VC: switchable again
+    slot += x * B
+    bpkt[slot] = pkt
+    bfi[slot] = fi
+    brdy[slot] = ready
+    bcnt[x] += 1
+    if ist[x] == 2:  # a worm's body flit into its held VC: switchable again
         pmask[1, n * 5 + p] |= 1 << v
     if not act_on[n]:
         act_on[n] = True
@@ -144,6 +156,7 @@ def inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhea
             wk = min(wk, swake[n])
             continue
         lw = NO_CYCLE  # this source's outcome: t + 1 if it changed anything, else its earliest stamp
+        y0 = (n * (P + 1) + P) * V  # its injection VCs' flat index base
         k = 0
         while k < I and qhead[n] >= 0:
             pk = qhead[n]
@@ -159,22 +172,24 @@ def inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhea
                     w = inj_ptr[n] + j
                     if w >= V:
                         w -= V
-                    if not obusy[n, P, w]:
-                        if ofree[n, P, w] > t:
-                            lw = min(lw, ofree[n, P, w])
-                        elif ocred[n, P, w] > 0:
+                    y = y0 + w
+                    if not obusy[y]:
+                        if ofree[y] > t:
+                            lw = min(lw, ofree[y])
+                        elif ocred[y] > 0:
                             pick = w
                             break
                 if pick < 0:
                     break
                 lw = t + 1
                 svc[n] = pick
-                obusy[n, P, pick] = True
+                obusy[y0 + pick] = True
                 inj_ptr[n] = (pick + 1) % V
             w = svc[n]
-            if ocred[n, P, w] == 0:
+            y = y0 + w
+            if ocred[y] == 0:
                 break
-            ocred[n, P, w] -= 1
+            ocred[y] -= 1
             lw = t + 1
             if sflit[n] == 0:
                 head_inj[pk] = t
@@ -183,16 +198,17 @@ def inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhea
                 lk_free[io] = t + lk_ser[io]
             else:
                 dn, dp, rdy = n, _LOCAL, t + Dinj
-            _push(bpkt, bfi, brdy, bcnt, bhead, ist, pmask, occ, act, act_on, sc, dn, dp, w, pk, sflit[n], rdy, B)
+            x = (dn * P + dp) * V + w
+            _push(bpkt, bfi, brdy, bcnt, bhead, ist, pmask, occ, act, act_on, sc, dn, dp, w, x, pk, sflit[n], rdy, B)
             rwake[dn] = min(rwake[dn], rdy)  # its tests of this flit turn no earlier (routers act after sources)
-            if ist[dn, dp, w] == 0:
-                _head_at(ist, imask, isent, ifrom, pmask, dn, dp, w, _route_mask(tptr, ntg, tdst, psrc, N, dn, pk, W),
-                         rdy + Dr)
+            if ist[x] == 0:
+                _head_at(ist, imask, isent, ifrom, pmask, dn, dp, w, x,
+                         _route_mask(tptr, ntg, tdst, psrc, N, dn, pk, W), rdy + Dr)
             sflit[n] += 1
             k += 1
             if sflit[n] == flits[pk]:
-                obusy[n, P, w] = False
-                ofree[n, P, w] = t + 1
+                obusy[y] = False
+                ofree[y] = t + 1
                 svc[n] = -1
                 sflit[n] = 0
                 qhead[n] = qnext[pk]
@@ -222,7 +238,7 @@ def vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, o
     keeps its grants up to its first loss; it holds them until it has all. Returns what
     :func:`inject` returns, for this stage."""
     wk = NO_CYCLE
-    V = prm[2]
+    V, B = prm[2], prm[3]
     Dva = prm[5]
     PV = 5 * V
     for i_act in range(m):
@@ -242,22 +258,24 @@ def vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, o
             for v in range(V):
                 if not (wm >> v) & 1:
                     continue
-                if ifrom[n, p, v] > t:
-                    lw = min(lw, ifrom[n, p, v])
+                x = (r0 + p) * V + v
+                if ifrom[x] > t:
+                    lw = min(lw, ifrom[x])
                 else:
-                    rem = imask[n, p, v] & ~isent[n, p, v]
-                    pk = bpkt[n, p, v, bhead[n, p, v]]
+                    rem = imask[x] & ~isent[x]
+                    pk = bpkt[x * B + bhead[x]]
                     need = flits[pk] if ntg[pk] > 1 else 0
                     for o in range(5):
                         if not (rem >> o) & 1:
                             continue
-                        w = va_in[n, p, v]
+                        w = va_in[x]
+                        y0 = (n * 6 + o) * V
                         found = False
                         for j in range(V):
-                            if not obusy[n, o, w]:
-                                if ofree[n, o, w] > t:
-                                    lw = min(lw, ofree[n, o, w])
-                                elif o == _LOCAL or ocred[n, o, w] >= need:
+                            if not obusy[y0 + w]:
+                                if ofree[y0 + w] > t:
+                                    lw = min(lw, ofree[y0 + w])
+                                elif o == _LOCAL or ocred[y0 + w] >= need:
                                     _request(r_idx, r_p, r_v, r_o, nr, p, v, o, V)
                                     r_w[nr] = w
                                     nr += 1
@@ -274,9 +292,10 @@ def vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, o
             o, w = r_o[a], r_w[a]
             best = -1
             bestkey = PV
+            vo = va_out[(r0 + o) * V + w]
             for b in range(nr):
                 if r_o[b] == o and r_w[b] == w:
-                    key = r_idx[b] - va_out[n, o, w]
+                    key = r_idx[b] - vo
                     if key < 0:
                         key += PV
                     if key < bestkey:
@@ -287,22 +306,23 @@ def vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, o
         a = 0
         while a < nr:
             idx, p, v = r_idx[a], r_p[a], r_v[a]
+            x = r0 * V + idx
             lost = False
             while a < nr and r_idx[a] == idx:
                 if not lost and r_ok[a]:
                     o, w = r_o[a], r_w[a]
-                    obusy[n, o, w] = True
-                    iovc[n, p, v, o] = w
-                    va_out[n, o, w] = idx + 1 if idx + 1 < PV else 0
-                    va_in[n, p, v] = w + 1 if w + 1 < V else 0
-                    isent[n, p, v] |= 1 << o
+                    obusy[(n * 6 + o) * V + w] = True
+                    iovc[x * 5 + o] = w
+                    va_out[(r0 + o) * V + w] = idx + 1 if idx + 1 < PV else 0
+                    va_in[x] = w + 1 if w + 1 < V else 0
+                    isent[x] |= 1 << o
                 else:
                     lost = True
                 a += 1
-            if isent[n, p, v] == imask[n, p, v]:
-                isent[n, p, v] = 0
-                ist[n, p, v] = 2
-                ifrom[n, p, v] = t + Dva
+            if isent[x] == imask[x]:
+                isent[x] = 0
+                ist[x] = 2
+                ifrom[x] = t + Dva
                 pmask[0, r0 + p] &= ~(1 << v)
                 pmask[1, r0 + p] |= 1 << v  # its head is still in the buffer
     return wk
@@ -310,34 +330,39 @@ def vc_alloc_all(prm, ntg, flits, bpkt, bhead, ist, imask, isent, iovc, ifrom, o
 
 @njit(cache=True, inline="always")
 def _sw_requests(bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, cap_in, lk_free,
-                 r_idx, r_o, r_ok, r_p, r_v, n, t, V):
+                 r_idx, r_o, r_ok, r_p, r_v, n, t, V, B):
     """Switch requests at router ``n``: per input port up to ``cap_in`` VCs in round-robin
     order, each asking for every output of its front flit not yet copied there that has a
-    credit (one entry per (VC, output)); returns the number of entries and the earliest
-    cycle stamp (above ``t``) its tests compared with."""
+    credit (one entry per (VC, output)); returns the number of entries, the earliest
+    cycle stamp (above ``t``) its tests compared with, and whether some output port has
+    two or more requests (else every request wins: no arbitration needed)."""
     wk = NO_CYCLE
     nr = 0
+    om = 0  # the output ports requested so far (bit o)
+    clash = False
     for p in range(5):
         sm = pmask[1, n * 5 + p]  # the port's VCs in state 2 with flits
         if sm == 0:
             continue
         got = 0
-        v = sa_in[n, p]
+        x0 = (n * 5 + p) * V
+        v = sa_in[n * 5 + p]
         for j in range(V):
+            x = x0 + v
             if not (sm >> v) & 1:
                 pass
-            elif ifrom[n, p, v] > t:
-                wk = min(wk, ifrom[n, p, v])
-            elif brdy[n, p, v, bhead[n, p, v]] > t:
-                wk = min(wk, brdy[n, p, v, bhead[n, p, v]])
+            elif ifrom[x] > t:
+                wk = min(wk, ifrom[x])
+            elif brdy[x * B + bhead[x]] > t:
+                wk = min(wk, brdy[x * B + bhead[x]])
             else:
-                rem = imask[n, p, v] & ~isent[n, p, v]
+                rem = imask[x] & ~isent[x]
                 added = False
                 for o in range(5):
                     if not (rem >> o) & 1:
                         continue
                     if o != _LOCAL:
-                        if ocred[n, o, iovc[n, p, v, o]] == 0:
+                        if ocred[(n * 6 + o) * V + iovc[x * 5 + o]] == 0:
                             continue  # a credit's return is a change
                         if lk_free[n * 4 + o] > t:
                             wk = min(wk, lk_free[n * 4 + o])
@@ -346,12 +371,15 @@ def _sw_requests(bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, ca
                     r_ok[nr] = False
                     nr += 1
                     added = True
+                    if (om >> o) & 1:
+                        clash = True
+                    om |= 1 << o
                 if added:
                     got += 1
                     if got == cap_in[p]:
                         break
             v = v + 1 if v + 1 < V else 0
-    return nr, wk
+    return nr, wk, clash
 
 
 @loop_jit
@@ -376,8 +404,8 @@ def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy,
         if rwake[n] > t:
             wk = min(wk, rwake[n])
             continue
-        nr, wr = _sw_requests(bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, cap_in, lk_free,
-                          r_idx, r_o, r_ok, r_p, r_v, n, t, V)
+        nr, wr, clash = _sw_requests(bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, cap_in, lk_free,
+                                     r_idx, r_o, r_ok, r_p, r_v, n, t, V, B)
         if nr == 0:
             # no request at either stage: asleep until its earliest stamp or a flit or
             # credit arriving (rext, the credit loop of router_run wake it)
@@ -387,11 +415,15 @@ def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy,
         rwake[n] = t + 1
         wk = t + 1
         # output arbiters: the first request in round-robin order from the pointer, per
-        # output; the ejection port repeats for up to E grants (a lone request wins)
-        if nr == 1:  # a lone request wins its output and moves both pointers past it
-            r_ok[0] = True
-            sa_out[n, r_o[0]] = r_idx[0] + 1 if r_idx[0] + 1 < PV else 0
-            sa_in[n, r_p[0]] = r_v[0] + 1 if r_v[0] + 1 < V else 0
+        # output; the ejection port repeats for up to E grants
+        if not clash:
+            # streaming: every output has one request (its worm's flit, say), which wins
+            # whatever the pointer; each output pointer moves one past its winner, each
+            # input pointer one past the port's last winner in collection (= round-robin) order
+            for b in range(nr):
+                r_ok[b] = True
+                sa_out[n * 5 + r_o[b]] = r_idx[b] + 1 if r_idx[b] + 1 < PV else 0
+                sa_in[n * 5 + r_p[b]] = r_v[b] + 1 if r_v[b] + 1 < V else 0
         else:
             rounds = 1
             while True:
@@ -404,7 +436,7 @@ def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy,
                     o = r_o[b]
                     if rounds > 1 and o != _LOCAL:
                         continue
-                    key = r_idx[b] - sa_out[n, o]
+                    key = r_idx[b] - sa_out[n * 5 + o]
                     if key < 0:
                         key += PV
                     if key < best_k[o]:
@@ -415,7 +447,7 @@ def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy,
                     b = best_b[o]
                     if b >= 0:
                         r_ok[b] = True
-                        sa_out[n, o] = r_idx[b] + 1 if r_idx[b] + 1 < PV else 0
+                        sa_out[n * 5 + o] = r_idx[b] + 1 if r_idx[b] + 1 < PV else 0
                         if o == _LOCAL:
                             granted_local = True
                 if rounds >= E or not granted_local:
@@ -430,16 +462,17 @@ def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy,
                     last_v[r_p[b]] = r_v[b]
             for p in range(P):
                 if last_v[p] >= 0:
-                    sa_in[n, p] = last_v[p] + 1 if last_v[p] + 1 < V else 0
+                    sa_in[n * 5 + p] = last_v[p] + 1 if last_v[p] + 1 < V else 0
         for b in range(nr):
             if not r_ok[b]:
                 continue
             p, v = r_p[b], r_v[b]
             o = r_o[b]
-            w = iovc[n, p, v, o]
-            h = bhead[n, p, v]
-            pk = bpkt[n, p, v, h]
-            fi = bfi[n, p, v, h]
+            x = n * PV + r_idx[b]  # flat input VC index (n * 5 + p) * V + v
+            w = iovc[x * 5 + o]
+            h = bhead[x]
+            pk = bpkt[x * B + h]
+            fi = bfi[x * B + h]
             tail = fi == flits[pk] - 1
             if o == _LOCAL:
                 te = t + Dsa + Dst + Dej
@@ -455,28 +488,30 @@ def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy,
                     sc[3] += 1
             else:
                 li = n * 4 + o
-                ocred[n, o, w] -= 1
+                ocred[(n * 6 + o) * V + w] -= 1
                 link_flits[li] += 1
                 lk_free[li] = t + lk_ser[li]
                 dn = _neighbour(n, o, W)
                 rdy = t + Dsa + Dst + lk_lat[li] + lk_ser[li] - 1
-                _push(bpkt, bfi, brdy, bcnt, bhead, ist, pmask, occ, act, act_on, sc, dn, o, w, pk, fi, rdy, B)
+                xd = (dn * P + o) * V + w
+                _push(bpkt, bfi, brdy, bcnt, bhead, ist, pmask, occ, act, act_on, sc, dn, o, w, xd, pk, fi, rdy, B)
                 rext[dn] = min(rext[dn], rdy)  # dn may act before this in the cycle: woken after it
-                if ist[dn, o, w] == 0:
-                    _head_at(ist, imask, isent, ifrom, pmask, dn, o, w, _route_mask(tptr, ntg, tdst, psrc, N, dn, pk, W),
-                             rdy + Dr)
+                if ist[xd] == 0:
+                    _head_at(ist, imask, isent, ifrom, pmask, dn, o, w, xd,
+                             _route_mask(tptr, ntg, tdst, psrc, N, dn, pk, W), rdy + Dr)
             if tail:
-                obusy[n, o, w] = False
-                ofree[n, o, w] = t + 1
-            isent[n, p, v] |= 1 << o
-            if isent[n, p, v] != imask[n, p, v]:
+                y = (n * 6 + o) * V + w
+                obusy[y] = False
+                ofree[y] = t + 1
+            isent[x] |= 1 << o
+            if isent[x] != imask[x]:
                 continue
             # copied to every output: the flit leaves; its credit goes back to whoever
             # feeds this input VC
-            isent[n, p, v] = 0
-            bhead[n, p, v] = h + 1 if h + 1 < B else 0
-            bcnt[n, p, v] -= 1
-            if bcnt[n, p, v] == 0 or tail:  # empty, or its worm's VC released
+            isent[x] = 0
+            bhead[x] = h + 1 if h + 1 < B else 0
+            bcnt[x] -= 1
+            if bcnt[x] == 0 or tail:  # empty, or its worm's VC released
                 pmask[1, n * 5 + p] &= ~(1 << v)
             # credit FIFOs with one delay each, so each stays in due order: 0 = links of
             # link_cycles, 1 = injection channels, 2 = the other links (one latency), 3 = I/O
@@ -501,9 +536,9 @@ def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy,
             occ[n] -= 1
             sc[2] -= 1
             if tail:
-                ist[n, p, v] = 0
-                if bcnt[n, p, v] > 0:
-                    nh = bhead[n, p, v]
-                    _head_at(ist, imask, isent, ifrom, pmask, n, p, v, _route_mask(tptr, ntg, tdst, psrc, N, n, bpkt[n, p, v, nh], W),
-                             max(brdy[n, p, v, nh], t + 1) + Dr)
+                ist[x] = 0
+                if bcnt[x] > 0:
+                    nh = x * B + bhead[x]
+                    _head_at(ist, imask, isent, ifrom, pmask, n, p, v, x,
+                             _route_mask(tptr, ntg, tdst, psrc, N, n, bpkt[nh], W), max(brdy[nh], t + 1) + Dr)
     return wk
