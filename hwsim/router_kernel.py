@@ -55,7 +55,8 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from .router_stages import LOCAL_PORT, NO_CYCLE, inject, loop_jit, switch_all, vc_alloc_all
+from .jitflags import loop_jit
+from .router_stages import LOCAL_PORT, NO_CYCLE, inject, switch_all, vc_alloc_all
 
 __all__ = ["RouterState", "router_state", "router_add", "router_add_multicast", "router_next", "router_cycle",
            "router_run", "NO_CYCLE", "LOCAL_PORT"]

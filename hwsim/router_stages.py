@@ -6,7 +6,7 @@ Each stage visits only what is active (the routers holding flits, the sources wi
 queued packets, the input ports whose ``pmask`` bits are set) and returns ``t + 1`` if
 it changed anything, else the earliest cycle stamp (above ``t``) its tests compared
 with, which is what lets :func:`hwsim.router_kernel.router_run` skip idle cycles. The
-functions that loop compile with :data:`loop_jit` (no reference counting: they allocate
+functions that loop compile with :data:`hwsim.jitflags.loop_jit` (no reference counting: they allocate
 nothing and index arrays their caller keeps alive); hot helpers take arrays, never the
 state tuple.
 
@@ -37,13 +37,11 @@ not, switch pointers against the twin's every cycle).
 from __future__ import annotations
 
 from numba import njit
-from numba.core.cpu import CPUTargetOptions
 
-__all__ = ["loop_jit", "NO_CYCLE", "LOCAL_PORT", "inject", "vc_alloc_all", "switch_all"]
+from .jitflags import loop_jit
 
-# the cycle loop's functions: compiled without reference counting where this Numba has
-# its internal ``_nrt`` option (Numba 0.68.1 has it); without it, plain njit (same results, slower)
-loop_jit = njit(cache=True, _nrt=False) if hasattr(CPUTargetOptions, "_nrt") else njit(cache=True)
+__all__ = ["NO_CYCLE", "LOCAL_PORT", "inject", "vc_alloc_all", "switch_all"]
+
 
 LOCAL_PORT = 4
 _LOCAL = LOCAL_PORT

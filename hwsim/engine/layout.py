@@ -178,9 +178,10 @@ WORK_EDGES = (WORK_FIELDS.index("e_link"), WORK_FIELDS.index("e_ready") + 1)
 __all__ += ["WORK_EDGES"]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def field(blob, off, i):
-    """Field ``i`` of a packed blob."""
+    """Field ``i`` of a packed blob (inlined: a view returned from a call needs reference
+    counting, which the step loop is compiled without, :mod:`hwsim.jitflags`)."""
     return blob[off[i]:off[i + 1]]
 
 

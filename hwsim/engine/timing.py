@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..jitflags import nrt_jit
 from ..noc import run_into
 
 from .timing_router import record_latency, wormhole_step
@@ -161,7 +162,7 @@ def _send_psums(tab, work, cand, c0, c1, t0_core, key, hist, hstat):
         cores.psum_ready[dc] = max(cores.psum_ready[dc], dl)
 
 
-@njit(cache=True)
+@nrt_jit
 def step_timing(tab, work, t, core_busy, hist, hstat):
     """Cycles of step ``t`` of one sample from its tile cycles ``tc`` and its outputs
     (the spike lists in ``nz``), before fixed-step padding and barrier: the model of

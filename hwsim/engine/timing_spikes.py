@@ -89,6 +89,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..jitflags import nrt_jit
 from ..noc import order_used_links
 from .layout import (HSTAT_DELIVERIES, HSTAT_LAT_MAX, HSTAT_NOC_CALLS, HSTAT_TRAIN_CALLS, open_core_times, open_edges,
                      open_neurons, open_packets, open_pops, open_routes, open_scalars, open_state)
@@ -96,7 +97,7 @@ from .layout import (HSTAT_DELIVERIES, HSTAT_LAT_MAX, HSTAT_NOC_CALLS, HSTAT_TRA
 __all__ = ["send_spikes", "flush_static_flits", "merge_link"]
 
 
-@njit(cache=True)
+@nrt_jit
 def flush_static_flits(tab, work, link_flits):
     """Add each class's flits of the thread's samples (``cls_fl``) to the links of its
     statically one-stream edges (which the spike NoC skips per step), and clear them."""
