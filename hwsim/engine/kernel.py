@@ -35,14 +35,14 @@ from .layout import (CNT_ACS, CNT_BUSY_CYCLES, CNT_EVENTS, CNT_FLITS, CNT_FLIT_H
 from .bitops import lowest_bit
 from .timing import step_timing
 from .timing_spikes import flush_static_flits
-from ..jitflags import loop_jit, nrt_jit
+from ..jitflags import loop_jit
 
 __all__ = ["run_threads"]
 
 _I32_MIN, _I32_MAX = -(1 << 31), (1 << 31) - 1
 
 
-@nrt_jit
+@njit(cache=True)
 def _encode_step(x, t, b, spiking, scale, top, nz, nzv, base):
     """``models.intref._InputEncoder`` for step ``t`` of sample ``b``, nonzero values
     only: their indices go to ``nz[base:]``, values to ``nzv[base:]``; returns the

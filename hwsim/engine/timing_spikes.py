@@ -72,7 +72,7 @@ merge heap holds its keys in place. The merge (:func:`merge_link`) reads a head'
 positions from per-head scratch (``h_w``, ``h_b``, ``h_s``, ``h_n``, ``h_a``: no chain
 of lookups per packet) and orders heads by one packed int64 key (ready, packet, head
 position): ResNet-18's cycle-level run, one thread, 4 samples x 4 steps, A/B at load 3-5:
-0.713 s -> 0.507 s CPU (functional 0.19 s), same cycles, histogram and link flits.
+0.693-0.713 s -> 0.507-0.514 s CPU (functional 0.19 s), same cycles, histogram and link flits.
 
 The schedule, the latency histogram and the flits per link are
 :func:`hwsim.noc.run_into`'s (tests compare them with the Python twin, which simulates
@@ -89,7 +89,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..jitflags import nrt_jit
 from ..noc import order_used_links
 from .layout import (HSTAT_DELIVERIES, HSTAT_LAT_MAX, HSTAT_NOC_CALLS, HSTAT_TRAIN_CALLS, open_core_times, open_edges,
                      open_neurons, open_packets, open_pops, open_routes, open_scalars, open_state)
@@ -97,7 +96,7 @@ from .layout import (HSTAT_DELIVERIES, HSTAT_LAT_MAX, HSTAT_NOC_CALLS, HSTAT_TRA
 __all__ = ["send_spikes", "flush_static_flits", "merge_link"]
 
 
-@nrt_jit
+@njit(cache=True)
 def flush_static_flits(tab, work, link_flits):
     """Add each class's flits of the thread's samples (``cls_fl``) to the links of its
     statically one-stream edges (which the spike NoC skips per step), and clear them."""
@@ -266,7 +265,9 @@ def merge_link(S, pk_fl, ordr, hk, he, hw, hb, hs, hn, ha, hr, hp, hq, nce, npk)
                 hr[0], hp[0] = r, p
         else:
             n -= 1
-            hr[0], hp[0], hq[0] = hr[n], hp[n], hq[n]
+            hr[0] = hr[n]
+            if not packed:
+                hp[0], hq[0] = hp[n], hq[n]
         if n > 0:
             if packed:
                 _sift1(hr, 0, n)

@@ -75,12 +75,17 @@ def _run(S, fl, ordr, hw, hb, hs, hn, ha, npk):
 @pytest.mark.parametrize("spread", [40, 1 << 61])
 def test_merge_link_equals_sorted_service(spread):
     """Random links (roots and pairs, several edges of one class: equal (ready, packet) keys) give
-    the sorted reference's start cycles, flits and wait flag; ``spread = 2**61`` puts the ready
-    cycles' range beside the key's other bits out of 63 bits, so the three-field heap serves."""
+    the sorted reference's start cycles, flits and wait flag; with ``spread = 2**61`` two roots
+    are ready 2**61 cycles apart, so the range beside the key's other bits does not fit 63 bits
+    and the three-field heap serves."""
     rng = np.random.default_rng(7)
     waits = 0
     for trial in range(300):
-        case = _case(rng, int(rng.integers(1, 9)), int(rng.integers(1, 4)), 0, spread)
+        case = _case(rng, int(rng.integers(2, 9)), int(rng.integers(1, 4)), 0, spread)
+        if spread > 40:  # two roots 2**61 apart: no packed key fits (2 heads or more: b_q >= 1)
+            hb, hs = case[4], case[5]
+            hb[:2] = -1
+            hs[:2] = (0, spread)
         S, tot, waited = _run(*case)
         S_ref, tot_ref, waited_ref = _reference(*case[:-1])
         np.testing.assert_array_equal(S, S_ref)
