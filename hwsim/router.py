@@ -104,7 +104,10 @@ channel ``Dinj``, ejection channel ``Dej``; bandwidths ``I`` (injection) and ``E
   (:func:`router_next`: nothing in flight, nothing half written) changes no cycle;
   :func:`router_run` simulates up to the next cycle with deliveries, also skipping the
   cycles after one that changed nothing up to the earliest cycle stamp it tested
-  (``hwsim/router_kernel.py``), with the same schedule.
+  (``hwsim/router_kernel.py``), with the same schedule; with one VC per port it also
+  computes a long unicast worm that holds its whole path (head ejected, tail not yet
+  written) by a recurrence instead of cycle by cycle (``hwsim/router_solo.py``), with
+  the same schedule and the same state wherever the cycle loop looks.
 
 **Deadlock freedom.** Rank the channels as XY routing uses them: all E channels (by
 increasing x) below all W channels (by decreasing x), below all N (by increasing y),

@@ -45,7 +45,12 @@ dimension per access; on ``bench/router_speed.py``'s traffic one-thread CPU fell
 9.6-10.4 ms to 8.0-8.5 ms, on the NIR CNN's wormhole run from 0.236-0.248 s to
 0.176-0.193 s (``bench/results/router_speed.md``, "Second speed round"). (7) Streaming
 grant: when no output port of a router has two switch requests, every request wins
-without the arbiters (``hwsim/router_stages.py``).
+without the arbiters (``hwsim/router_stages.py``). (8) Lone worms: with one VC per port,
+a unicast worm whose head has been ejected holds every channel of its path, so from
+then until its source writes its tail its flits' cycles follow from a recurrence
+(``hwsim/router_solo.py``, exactness argument there); :func:`router_run` takes it out of
+the cycle loop at the start of the next cycle and puts it back at the tail's write, in
+the state the cycle loop would have reached (``tests/hwsim/test_router_solo.py``).
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ import numpy as np
 from numba import njit
 
 from .jitflags import loop_jit
+from .router_solo import SOLO_MIN_FLITS, solo_attach, solo_detach
 from .router_stages import LOCAL_PORT, NO_CYCLE, inject, switch_all, vc_alloc_all
 
 __all__ = ["RouterState", "router_state", "router_add", "router_add_multicast", "router_next", "router_cycle",
@@ -69,7 +75,8 @@ RouterState = namedtuple("RouterState", [
     "ofree", "ocred", "cq_vc", "cq_due", "cq_head", "cq_cnt", "occ", "va_in", "va_out", "sa_in", "sa_out",
     "inj_ptr", "sflit", "svc", "eject", "link_flits", "dl_list", "r_idx", "r_o", "r_w", "r_ok", "r_p", "r_v",
     "best_b", "best_k", "last_v", "cap_in", "act", "act_on", "srcs", "src_on", "lk_lat", "lk_ser", "lk_free",
-    "pmask", "rwake", "rext", "rloc", "swake"])
+    "pmask", "rwake", "rext", "rloc", "swake", "sdet", "dlist", "drec", "dring", "dvar", "dtok", "dpath", "ymark",
+    "cand"])
 RouterState.__doc__ = (
     "The router kernel's state: ``prm`` = ``RouterParams.kernel_args()``; ``sc`` = (packets added, targets not yet "
     "delivered, flits in the input buffers, deliveries of the last cycle, active routers, active sources, targets "
@@ -93,7 +100,10 @@ RouterState.__doc__ = (
     "act again (a router or source that changed nothing sleeps until then; see ``hwsim/router_stages.py``), "
     "``rext[n]`` = the earliest ready cycle of a flit pushed into router ``n`` during this cycle's switch stage, "
     "``rloc[n]`` = router ``n``'s VC allocation outcome of this cycle (``t + 1``: it made a request, else its "
-    "earliest stamp). Source ``N`` (one past the last node) is the I/O port.")
+    "earliest stamp). Source ``N`` (one past the last node) is the I/O port. The lone-worm fast path "
+    "(``hwsim/router_solo.py``): ``sdet[s]`` = the cycle source ``s``'s detached worm is put back (0: none), "
+    "``dlist[:sc[8]]`` the sources with one, ``drec[s]`` its record; ``cand[:sc[7]]`` = packets whose head was "
+    "ejected in the last cycle; ``dring``, ``dvar``, ``dtok``, ``dpath``, ``ymark`` = its scratch.")
 
 
 @njit(cache=True)
@@ -112,8 +122,16 @@ def router_state(prm, cap_packets, eject_len, cap_targets=-1):
     cap_c = S * (P + 1) * V * B + 1  # credits in flight never exceed the buffer slots
     cap_in = np.ones(P, np.int64)
     cap_in[_LOCAL] = prm[12]
+    HM = W + H + 1  # routers on an XY path (at most W + H - 1), the source and one spare
+    prm2 = np.zeros(15, np.int64)
+    prm2[:14] = prm[:14]
+    # the lone-worm fast path's record is (S, HM, B + 2); off where that would be large
+    prm2[14] = SOLO_MIN_FLITS if S * HM * (B + 2) <= (1 << 24) else 0
+    if prm.shape[0] > 14:
+        prm2[14] = prm[14] if prm2[14] > 0 else 0
+    nrec = S if prm2[14] > 0 else 0
     return RouterState(
-        prm.copy(), np.zeros(7, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64),
+        prm2, np.zeros(9, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64),
         np.zeros(cap, np.int64), np.zeros(capt, np.int64), np.zeros(capt, np.int64), np.zeros(cap, np.int64),
         np.full(cap, -1, np.int64), np.full(capt, -1, np.int64), np.full(cap, -1, np.int64),
         np.full(S, -1, np.int64), np.full(S, -1, np.int64),
@@ -131,7 +149,10 @@ def router_state(prm, cap_packets, eject_len, cap_targets=-1):
         np.zeros(P, np.int64), np.zeros(P, np.int64), cap_in, np.zeros(N, np.int64), np.zeros(N, np.bool_),
         np.zeros(S, np.int64), np.zeros(S, np.bool_), np.full(N * 4 + 1, prm[8], np.int64),
         np.ones(N * 4 + 1, np.int64), np.zeros(N * 4 + 1, np.int64), np.zeros((2, N * P), np.int64),
-        np.zeros(N, np.int64), np.full(N, NO_CYCLE, np.int64), np.zeros(N, np.int64), np.zeros(S, np.int64))
+        np.zeros(N, np.int64), np.full(N, NO_CYCLE, np.int64), np.zeros(N, np.int64), np.zeros(S, np.int64),
+        np.zeros(S, np.int64), np.zeros(S, np.int64), np.empty((nrec, HM, B + 2), np.int64),
+        np.empty((HM, B), np.int64), np.empty((HM, 4), np.int64), np.empty((HM, B + 2), np.int64),
+        np.empty((HM, 3), np.int64), np.zeros(S * (P + 1) * V, np.int64), np.zeros(N, np.int64))
 
 
 @njit(cache=True, inline="always")
@@ -239,7 +260,7 @@ def _run(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery
          brdy, bhead, bcnt, ist, imask, isent, iovc, ifrom, obusy, ofree, ocred, cq_vc, cq_due, cq_head, cq_cnt,
          occ, va_in, va_out, sa_in, sa_out, inj_ptr, sflit, svc, eject, link_flits, dl_list, r_idx, r_o, r_w,
          r_ok, r_p, r_v, best_b, best_k, last_v, cap_in, act, act_on, srcs, src_on, lk_lat, lk_ser, lk_free, pmask,
-         rwake, rext, rloc, swake, t, t_stop):
+         rwake, rext, rloc, swake, sdet, dlist, drec, dring, dvar, dtok, dpath, ymark, cand, t, t_stop):
     """:func:`router_run` on the state's fields (in :data:`RouterState` order): the
     cycle loop binds them once per call, not once per cycle."""
     sc[3] = 0
@@ -248,6 +269,18 @@ def _run(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery
         t = _next(sc, cq_cnt, srcs, sflit, qhead, created, t)
         if t >= t_stop:
             return t
+        if sc[8]:  # detached worms due back (hwsim/router_solo.py)
+            j = 0
+            for i in range(sc[8]):
+                s = dlist[i]
+                if sdet[s] <= t:
+                    solo_attach(prm, t, s, qhead[s], tptr, tdst, sflit, svc, bpkt, bfi, brdy, bhead, bcnt, ocred,
+                                cq_vc, cq_due, cq_head, cq_cnt, occ, sc, act, act_on, pmask, rwake, swake, sdet,
+                                lk_lat, lk_ser, lk_free, link_flits, drec, dpath)
+                else:
+                    dlist[j] = s
+                    j += 1
+            sc[8] = j
         # wk: t + 1 once the cycle changed anything, else the earliest cycle stamp above
         # t that one of its tests compared with (every stage returns the same)
         wk = NO_CYCLE
@@ -268,7 +301,7 @@ def _run(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery
         if sc[5]:
             wk = min(wk, inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhead, qtail, bpkt, bfi, brdy,
                     bhead, bcnt, ist, imask, isent, ifrom, obusy, ofree, ocred, occ, inj_ptr, sflit, svc, act, act_on,
-                    srcs, lk_lat, lk_ser, lk_free, pmask, rwake, swake, t))
+                    srcs, lk_lat, lk_ser, lk_free, pmask, rwake, swake, sdet, t))
         # only routers holding flits act (an empty one has nothing to allocate); routers are
         # order free within a stage, so the list's order is as good as the mesh's
         m = sc[4]
@@ -278,7 +311,7 @@ def _run(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery
             wk = min(wk, switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy, bhead, bcnt, ist, imask,
                         isent, iovc, ifrom, obusy, ofree, ocred, cq_vc, cq_due, cq_head, cq_cnt, occ, sa_in, sa_out,
                         eject, link_flits, dl_list, r_idx, r_o, r_ok, r_p, r_v, best_b, best_k, last_v, cap_in, act,
-                        act_on, lk_lat, lk_ser, lk_free, pmask, rwake, rext, rloc, m, t))
+                        act_on, lk_lat, lk_ser, lk_free, pmask, rwake, rext, rloc, cand, m, t))
             j = 0
             for i in range(sc[4]):
                 n = act[i]
@@ -301,6 +334,12 @@ def _run(prm, sc, created, psrc, tptr, ntg, tdst, tpk, flits, head_inj, delivery
                 src_on[n] = False
         sc[5] = j
         t += 1
+        if sc[7]:  # heads ejected in this cycle: their worms may leave the cycle loop
+            for i in range(sc[7]):
+                solo_detach(prm, t, cand[i], psrc, tptr, tdst, ntg, flits, qhead, svc, sflit, bpkt, bhead, bcnt, brdy,
+                            ist, ocred, cq_vc, cq_due, cq_head, cq_cnt, occ, sc, pmask, lk_lat, lk_ser, lk_free,
+                            eject, swake, sdet, dlist, drec, dring, dvar, dtok, dpath, ymark)
+            sc[7] = 0
         if sc[3]:
             return t
         if wk > t:
@@ -326,7 +365,8 @@ def router_run(st, t, t_stop):
                 st.cq_head, st.cq_cnt, st.occ, st.va_in, st.va_out, st.sa_in, st.sa_out, st.inj_ptr, st.sflit,
                 st.svc, st.eject, st.link_flits, st.dl_list, st.r_idx, st.r_o, st.r_w, st.r_ok, st.r_p, st.r_v,
                 st.best_b, st.best_k, st.last_v, st.cap_in, st.act, st.act_on, st.srcs, st.src_on, st.lk_lat,
-                st.lk_ser, st.lk_free, st.pmask, st.rwake, st.rext, st.rloc, st.swake, t, t_stop)
+                st.lk_ser, st.lk_free, st.pmask, st.rwake, st.rext, st.rloc, st.swake, st.sdet, st.dlist, st.drec,
+                st.dring, st.dvar, st.dtok, st.dpath, st.ymark, st.cand, t, t_stop)
 
 
 @njit(cache=True)

@@ -137,7 +137,7 @@ def _push(bpkt, bfi, brdy, bcnt, bhead, ist, pmask, occ, act, act_on, sc, n, p, 
 @loop_jit
 def inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhead, qtail, bpkt, bfi, brdy, bhead,
             bcnt, ist, imask, isent, ifrom, obusy, ofree, ocred, occ, inj_ptr, sflit, svc, act, act_on, srcs,
-            lk_lat, lk_ser, lk_free, pmask, rwake, swake, t):
+            lk_lat, lk_ser, lk_free, pmask, rwake, swake, sdet, t):
     """Step 2 of a cycle: every source writes up to ``I`` flits of its queue's front packets
     (a source asleep, ``swake[n] > t``, is skipped; one that changed nothing sleeps until
     its earliest stamp; a router a flit is written into wakes by the flit's ready cycle).
@@ -150,8 +150,8 @@ def inject(prm, sc, created, psrc, tptr, ntg, tdst, flits, head_inj, qnext, qhea
     N = io // 4
     for i in range(sc[5]):
         n = srcs[i]
-        if swake[n] > t:
-            wk = min(wk, swake[n])
+        if swake[n] > t or sdet[n] > t:  # asleep, or its worm detached (hwsim/router_solo.py)
+            wk = min(wk, max(swake[n], sdet[n]))
             continue
         lw = NO_CYCLE  # this source's outcome: t + 1 if it changed anything, else its earliest stamp
         y0 = (n * (P + 1) + P) * V  # its injection VCs' flat index base
@@ -384,7 +384,7 @@ def _sw_requests(bhead, brdy, ifrom, iovc, pmask, imask, isent, ocred, sa_in, ca
 def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy, bhead, bcnt, ist, imask, isent,
                 iovc, ifrom, obusy, ofree, ocred, cq_vc, cq_due, cq_head, cq_cnt, occ, sa_in, sa_out, eject,
                 link_flits, dl_list, r_idx, r_o, r_ok, r_p, r_v, best_b, best_k, last_v, cap_in, act, act_on,
-                lk_lat, lk_ser, lk_free, pmask, rwake, rext, rloc, m, t):
+                lk_lat, lk_ser, lk_free, pmask, rwake, rext, rloc, cand, m, t):
     """Step 4 at the routers ``act[:m]`` that are awake: separable input-first switch allocation, then
     traversal; a flit leaves its input VC once it has been copied to every output port
     of its packet (asynchronous replication). Returns what :func:`inject` returns, for
@@ -476,6 +476,9 @@ def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy,
                 te = t + Dsa + Dst + Dej
                 if te < eject.shape[0]:
                     eject[te] += 1
+                if fi == 0 and V == 1 and prm[14] > 0 and ntg[pk] == 1:
+                    cand[sc[7]] = pk  # a candidate for the lone-worm fast path (hwsim/router_solo.py)
+                    sc[7] += 1
                 if tail:
                     g = tptr[pk]
                     while tdst[g] != n:
