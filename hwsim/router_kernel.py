@@ -184,7 +184,7 @@ def _enqueue(qhead, qtail, qnext, pcreated, srcs, src_on, swake, sc, k, created,
             qnext[prev] = k
 
 
-@njit(cache=True)
+@loop_jit
 def _new_packet(sc, pcreated, psrc, pflits, tptr, ntg, qhead, qtail, qnext, srcs, src_on, swake, created, src, flits,
                 nt):
     """Packet ``k = sc[0]`` with ``nt`` targets (the next target ids), queued at ``src``;
@@ -202,7 +202,7 @@ def _new_packet(sc, pcreated, psrc, pflits, tptr, ntg, qhead, qtail, qnext, srcs
     return k
 
 
-@njit(cache=True)
+@loop_jit
 def router_add(st, created, src, dst, flits):
     """Add a unicast packet (ids count from 0 in the order added) to ``src``'s queue,
     after every queued packet created no later (so the queue stays in (created, id)
@@ -216,7 +216,7 @@ def router_add(st, created, src, dst, flits):
     return k
 
 
-@njit(cache=True)
+@loop_jit
 def router_add_multicast(st, created, src, dsts, flits):
     """Add a packet to the distinct nodes ``dsts`` (one target each, ids in that order),
     forked along its XY tree; returns its id. With two or more targets the packet is a

@@ -120,7 +120,7 @@ def _step_spikes(tab, work, t, p0, p1, C):
     return ptr, sg, sf, n_dst
 
 
-@njit(cache=True)
+@loop_jit
 def _add(st, pk_kind, pk_tgt, pk_cross, created, src, dst, fl, kind, tgt, cross):
     """One packet into the mesh, with what its delivery updates (kind 0: partial sum to
     pair ``tgt``; 1: spike of population ``tgt``) and its chip crossings."""
@@ -130,7 +130,7 @@ def _add(st, pk_kind, pk_tgt, pk_cross, created, src, dst, fl, kind, tgt, cross)
     pk_cross[g] = cross
 
 
-@njit(cache=True)
+@loop_jit
 def _add_spikes(tab, st, pk, sg, sf, i0, i1, fe, src_node, tgt):
     """The spikes ``sg[i0:i1]`` (flits ``sf``) created at ``fe``: one multicast packet
     per spike to its destinations (xy-tree chip, several destinations, at most
@@ -157,7 +157,7 @@ def _add_spikes(tab, st, pk, sg, sf, i0, i1, fe, src_node, tgt):
     return n
 
 
-@njit(cache=True)
+@loop_jit
 def _deliver(st, pk, k, hist, hstat, prdy, pexp, last, spk_out, iov):
     """The ``k`` deliveries of the last cycle: input events counted down per core
     (``iov`` = (expected, last arrival)); partial sums (latency recorded) per pair
@@ -233,7 +233,7 @@ def _add_inputs(tab, work, t, st, pk, io_exp):
             io_exp[c] += 1
 
 
-@njit(cache=True)
+@loop_jit
 def _next_turn(tab, c, p):
     """The first population after ``p`` with a pair on core ``c`` (``P`` if none)."""
     plan = open_plan(tab)
@@ -245,7 +245,7 @@ def _next_turn(tab, c, p):
     return P
 
 
-@njit(cache=True)
+@loop_jit
 def _sweep_sync(tab, work, st, pk, sp, pv, core_busy):
     """Start, fire and finish every pair and population that can (module rules), in
     order, until nothing changes."""
@@ -316,7 +316,7 @@ def _sweep_sync(tab, work, st, pk, sp, pv, core_busy):
                 changed = True
 
 
-@njit(cache=True)
+@loop_jit
 def _sweep_pipelined(tab, work, st, pk, sp, pv, core_busy):
     """In core order: start every core whose input events have all arrived (adding its
     partial sums, tile order), fire every started core whose partial sums have all
