@@ -123,13 +123,17 @@ def router_state(prm, cap_packets, eject_len, cap_targets=-1):
     cap_in = np.ones(P, np.int64)
     cap_in[_LOCAL] = prm[12]
     HM = W + H + 1  # routers on an XY path (at most W + H - 1), the source and one spare
+    R = 1  # the fast path's rings: a power of two above (H + 2) B + I (hwsim/router_solo.py)
+    while R < (HM + 1) * B + 16:
+        R *= 2
     prm2 = np.zeros(15, np.int64)
     prm2[:14] = prm[:14]
-    # the lone-worm fast path's record is (S, HM, B + 2); off where that would be large
-    prm2[14] = SOLO_MIN_FLITS if S * HM * (B + 2) <= (1 << 24) else 0
+    # the lone-worm fast path's record is (S, HM, B + 2), its rings (HM, R); off where large
+    prm2[14] = SOLO_MIN_FLITS if S * HM * (B + 2) <= (1 << 24) and HM * R <= (1 << 22) else 0
     if prm.shape[0] > 14:
         prm2[14] = prm[14] if prm2[14] > 0 else 0
     nrec = S if prm2[14] > 0 else 0
+    rlen = R if prm2[14] > 0 else 1
     return RouterState(
         prm2, np.zeros(9, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64),
         np.zeros(cap, np.int64), np.zeros(capt, np.int64), np.zeros(capt, np.int64), np.zeros(cap, np.int64),
@@ -151,7 +155,8 @@ def router_state(prm, cap_packets, eject_len, cap_targets=-1):
         np.ones(N * 4 + 1, np.int64), np.zeros(N * 4 + 1, np.int64), np.zeros((2, N * P), np.int64),
         np.zeros(N, np.int64), np.full(N, NO_CYCLE, np.int64), np.zeros(N, np.int64), np.zeros(S, np.int64),
         np.zeros(S, np.int64), np.zeros(S, np.int64), np.empty((nrec, HM, B + 2), np.int64),
-        np.empty((HM, B), np.int64), np.empty((HM, 4), np.int64), np.empty((HM, B + 2), np.int64),
+        np.empty((HM, rlen), np.int64), np.empty((HM, 5), np.int64),
+        np.empty((HM, B + 2), np.int64),
         np.empty((HM, 3), np.int64), np.zeros(S * (P + 1) * V, np.int64), np.zeros(N, np.int64))
 
 

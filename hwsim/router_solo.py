@@ -39,10 +39,11 @@ flits downstream), that departure is always exactly ``B`` departures back, alrea
 computed. The source writes flit ``i`` at ``W[i] = max(W[i - 1] (+ 1 once it wrote
 I flits in that cycle), its injection credit)``; ``t_e = W[L - 1]``.
 
-Two passes: the first finds ``t_e``, the second records, per hop, the number of
-departures before ``t_e`` and the last ``B`` of their cycles (all that attach needs:
-the flits left in each buffer, their ready cycles, the credits still in flight, the
-links' free cycles) and counts the ejected flits per cycle. ``tests/hwsim/test_router_solo.py``
+One pass finds ``t_e`` (its rings keep every departure not yet made at ``t_e`` and the
+``B`` before them); then, per hop, the number of departures before ``t_e`` and the last
+``B`` of their cycles are recorded (all that attach needs: the flits left in each
+buffer, their ready cycles, the credits still in flight, the links' free cycles), and
+the ejected flits are counted per cycle. ``tests/hwsim/test_router_solo.py``
 holds the kernel with the fast path equal to the kernel without it and to the twin
 (``hwsim/router_ref.py``) on random traffic, and checks where it must not apply.
 ``prm[14]`` = the fewest flits left to write for which a worm is detached (0: never).
@@ -103,19 +104,20 @@ def _path(src, dst, W, dpath):
 
 
 @njit(cache=True)
-def _schedule(prm, L, s0, nh, dpath, lk_lat, lk_ser, lk_free, bhead, bcnt, brdy, dtok, dring, dvar, t_s, t_e, drec,
-              eject):
-    """The recurrence of the module docstring from the start of cycle ``t_s``. Index
-    ``hh``: 0 = the source's writes, ``1 + h`` = departures from hop ``h``. ``dtok[hh]`` =
-    (credits at ``t_s``, pending credits, their usable cycles) of the output VC that hop
-    ``hh - 1`` (the source for 0) sends on. Pass 1 (``t_e = NO_CYCLE``) returns ``W[L - 1]``;
-    pass 2 also records into ``drec[hh]`` = (departures before ``t_e``, first flit, the last
-    ``B`` of their cycles by departure number mod ``B``) and counts ejected flits in ``eject``.
-    ``dvar[hh]`` = (last departure, departures so far, link free from, first flit of the
-    hop's buffer at ``t_s``); ``dring[hh, k % B]`` = the cycle of departure ``k``."""
+def _schedule(prm, L, s0, nh, dpath, lk_lat, lk_ser, lk_free, bhead, bcnt, brdy, dtok, dring, dvar, t_s, eject):
+    """The recurrence of the module docstring from the start of cycle ``t_s``; returns
+    ``t_e = W[L - 1]``. Index ``hh``: 0 = the source's writes, ``1 + h`` = departures from
+    hop ``h``. ``dtok[hh]`` = (credits at ``t_s``, pending credits, their usable cycles) of
+    the output VC that hop ``hh - 1`` (the source for 0) sends on. ``dvar[hh]`` = (last
+    departure, departures so far, link free from, first flit of the hop's buffer at
+    ``t_s``, first flit to depart); ``dring[hh, k & M]`` = the cycle of departure ``k``
+    (``M + 1`` = the ring's length, a power of two above ``(H + 2) B + I``: every
+    departure not yet made at ``t_e`` and the ``B`` before them stay in it, for
+    :func:`_record`). Every ejection counts in ``eject``; :func:`_record` takes back those
+    at or after ``t_e``."""
     V, B = prm[2], prm[3]
     Dsa, Dst, Dc, Dinj, Dej, I = prm[6], prm[7], prm[9], prm[10], prm[11], prm[12]
-    rec = t_e != NO_CYCLE
+    M = dring.shape[1] - 1
     behind = 0  # flits in the buffers of hops 0 .. h: the highest indices below s0
     for h in range(nh):
         x = (dpath[h, 0] * _P + dpath[h, 1]) * V
@@ -124,13 +126,11 @@ def _schedule(prm, L, s0, nh, dpath, lk_lat, lk_ser, lk_free, bhead, bcnt, brdy,
         dvar[h + 1, 1] = 0
         dvar[h + 1, 2] = lk_free[dpath[h, 0] * 4 + dpath[h, 2]] if dpath[h, 2] != _LOCAL else 0
         dvar[h + 1, 3] = s0 - behind  # flits [s0 - behind, + bcnt) are in hop h's buffer
+        dvar[h + 1, 4] = -1
     dvar[0, 0] = t_s
     dvar[0, 1] = 0
+    dvar[0, 4] = s0
     wcyc = 0  # flits written in cycle dvar[0, 0]
-    if rec:
-        for hh in range(nh + 1):
-            drec[hh, 0] = 0
-            drec[hh, 1] = -1
     hcur = nh - 1
     for i in range(s0 - behind, L):
         if i < s0:
@@ -152,7 +152,7 @@ def _schedule(prm, L, s0, nh, dpath, lk_lat, lk_ser, lk_free, bhead, bcnt, brdy,
             elif k < a1:
                 tok = dtok[0, 2 + k - a0]
             else:
-                tok = dring[1, (k - a1) % B] + Dc + Dinj
+                tok = dring[1, (k - a1) & M] + Dc + Dinj
             w = dvar[0, 0] if wcyc < I else dvar[0, 0] + 1
             if tok > w:
                 w = tok
@@ -160,14 +160,8 @@ def _schedule(prm, L, s0, nh, dpath, lk_lat, lk_ser, lk_free, bhead, bcnt, brdy,
             dvar[0, 0] = w
             if i == L - 1:
                 return w  # the tail's write: t_e
-            dring[0, k % B] = w
+            dring[0, k & M] = w
             dvar[0, 1] = k + 1
-            if rec and w < t_e:
-                c = drec[0, 0]
-                if c == 0:
-                    drec[0, 1] = i
-                drec[0, 2 + c % B] = w
-                drec[0, 0] = c + 1
             r = w + Dinj
             h0 = 0
         for h in range(h0, nh):
@@ -187,25 +181,44 @@ def _schedule(prm, L, s0, nh, dpath, lk_lat, lk_ser, lk_free, bhead, bcnt, brdy,
                 elif k < a1:
                     tok = dtok[hh, 2 + k - a0]
                 else:
-                    tok = dring[hh + 1, (k - a1) % B] + Dc + lk_lat[li]
+                    tok = dring[hh + 1, (k - a1) & M] + Dc + lk_lat[li]
                 if tok > s:
                     s = tok
                 dvar[hh, 2] = s + lk_ser[li]
                 r = s + Dsa + Dst + lk_lat[li] + lk_ser[li] - 1
+            else:
+                te = s + Dsa + Dst + Dej
+                if te < eject.shape[0]:
+                    eject[te] += 1
             dvar[hh, 0] = s
-            dring[hh, k % B] = s
+            if k == 0:
+                dvar[hh, 4] = i
+            dring[hh, k & M] = s
             dvar[hh, 1] = k + 1
-            if rec and s < t_e:
-                c = drec[hh, 0]
-                if c == 0:
-                    drec[hh, 1] = i
-                drec[hh, 2 + c % B] = s
-                drec[hh, 0] = c + 1
-                if o == _LOCAL:
-                    te = s + Dsa + Dst + Dej
-                    if te < eject.shape[0]:
-                        eject[te] += 1
     return NO_CYCLE
+
+
+@njit(cache=True)
+def _record(prm, nh, dring, dvar, t_e, rec, eject):
+    """After :func:`_schedule`: ``rec[hh]`` = (departures before ``t_e``, the first flit
+    to depart, the last ``B`` of their cycles by departure number mod ``B``); the
+    ejections at or after ``t_e`` leave ``eject`` (the cycle loop counts them)."""
+    B, Dsa, Dst, Dej = prm[3], prm[6], prm[7], prm[11]
+    M = dring.shape[1] - 1
+    for hh in range(nh + 1):
+        n = dvar[hh, 1]
+        j = n - 1
+        while j >= 0 and dring[hh, j & M] >= t_e:
+            if hh == nh:
+                te = dring[hh, j & M] + Dsa + Dst + Dej
+                if te < eject.shape[0]:
+                    eject[te] -= 1
+            j -= 1
+        n = j + 1
+        rec[hh, 0] = n
+        rec[hh, 1] = dvar[hh, 4]
+        for k in range(max(0, n - B), n):
+            rec[hh, 2 + k % B] = dring[hh, k & M]
 
 
 @njit(cache=True)
@@ -274,12 +287,10 @@ def solo_detach(prm, t, pk, psrc, tptr, tdst, ntg, flits, qhead, svc, sflit, bpk
             ok = False
     if not ok:
         return False
-    t_e = _schedule(prm, L, s0, nh, dpath, lk_lat, lk_ser, lk_free, bhead, bcnt, brdy, dtok, dring, dvar, t, NO_CYCLE,
-                    drec[src], eject)
-    if t_e <= t + 1:
-        return False
-    _schedule(prm, L, s0, nh, dpath, lk_lat, lk_ser, lk_free, bhead, bcnt, brdy, dtok, dring, dvar, t, t_e,
-              drec[src], eject)
+    # eject counts every ejection the recurrence computes and _record takes back the late
+    # ones, so the worm is detached whatever t_e is (a short window costs only the work)
+    t_e = _schedule(prm, L, s0, nh, dpath, lk_lat, lk_ser, lk_free, bhead, bcnt, brdy, dtok, dring, dvar, t, eject)
+    _record(prm, nh, dring, dvar, t_e, drec[src], eject)
     for h in range(nh):
         n, p = dpath[h, 0], dpath[h, 1]
         x = (n * _P + p) * V
