@@ -53,7 +53,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from .router_stages import LOCAL_PORT, NO_CYCLE
+from .router_stages import LOCAL_PORT, NO_CYCLE, neighbour, xy_port
 
 __all__ = ["SOLO_MIN_FLITS", "solo_detach", "solo_attach"]
 
@@ -64,43 +64,18 @@ _P = 5
 _LOCAL = LOCAL_PORT
 
 
-@njit(cache=True, inline="always")
-def _xy_port(n, d, W):
-    x, y, dx, dy = n % W, n // W, d % W, d // W
-    if dx > x:
-        return 0
-    if dx < x:
-        return 1
-    if dy > y:
-        return 2
-    if dy < y:
-        return 3
-    return 4
-
-
-@njit(cache=True, inline="always")
-def _step(n, o, W):
-    if o == 0:
-        return n + 1
-    if o == 1:
-        return n - 1
-    if o == 2:
-        return n + W
-    return n - W
-
-
 @njit(cache=True)
 def _path(src, dst, W, dpath):
     """Routers of the XY path into ``dpath[h] = (node, input port, output port)``; returns
     their number ``H + 1``."""
     n, p, h = src, _LOCAL, 0
     while True:
-        o = _xy_port(n, dst, W)
+        o = xy_port(n, dst, W)
         dpath[h, 0], dpath[h, 1], dpath[h, 2] = n, p, o
         h += 1
         if o == _LOCAL:
             return h
-        n, p = _step(n, o, W), o
+        n, p = neighbour(n, o, W), o
 
 
 @njit(cache=True)

@@ -40,7 +40,7 @@ from numba import njit
 
 from .jitflags import loop_jit
 
-__all__ = ["NO_CYCLE", "LOCAL_PORT", "inject", "vc_alloc_all", "switch_all"]
+__all__ = ["NO_CYCLE", "LOCAL_PORT", "xy_port", "neighbour", "inject", "vc_alloc_all", "switch_all"]
 
 
 LOCAL_PORT = 4
@@ -49,7 +49,7 @@ NO_CYCLE = 1 << 62  # router_next's answer when no packet is waiting
 
 
 @njit(cache=True, inline="always")
-def _route(n, d, W):
+def xy_port(n, d, W):
     """XY output port at router ``n`` for destination ``d``."""
     x, y = n % W, n // W
     dx, dy = d % W, d // W
@@ -73,7 +73,7 @@ def _route_mask(tptr, ntg, tdst, psrc, io_src, n, pk, W):
     ``io_src`` is the I/O port's source index (it sits west of node 0)."""
     g0, nt = tptr[pk], ntg[pk]
     if nt == 1:
-        return 1 << _route(n, tdst[g0], W)
+        return 1 << xy_port(n, tdst[g0], W)
     s = psrc[pk]
     sx, sy, x, y = s % W, s // W, n % W, n // W
     if s == io_src:
@@ -83,12 +83,12 @@ def _route_mask(tptr, ntg, tdst, psrc, io_src, n, pk, W):
         d = tdst[g]
         dx, dy = d % W, d // W
         if (y == sy and min(sx, dx) <= x <= max(sx, dx)) or (x == dx and min(sy, dy) <= y <= max(sy, dy)):
-            m |= 1 << _route(n, d, W)
+            m |= 1 << xy_port(n, d, W)
     return m
 
 
 @njit(cache=True, inline="always")
-def _neighbour(n, port, W):
+def neighbour(n, port, W):
     """The router output ``port`` of router ``n`` leads to."""
     if port == 0:
         return n + 1
@@ -492,7 +492,7 @@ def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy,
                 ocred[(n * 6 + o) * V + w] -= 1
                 link_flits[li] += 1
                 lk_free[li] = t + lk_ser[li]
-                dn = _neighbour(n, o, W)
+                dn = neighbour(n, o, W)
                 rdy = t + Dsa + Dst + lk_lat[li] + lk_ser[li] - 1
                 xd = (dn * P + o) * V + w
                 _push(bpkt, bfi, brdy, bcnt, bhead, ist, pmask, occ, act, act_on, sc, dn, o, w, xd, pk, fi, rdy, B)
@@ -522,7 +522,7 @@ def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy,
                 if p == 0 and n % W == 0:  # only the I/O port feeds a west-edge router from the west
                     un, uo, li = N, P, io
                 else:
-                    un, uo = _neighbour(n, p ^ 1, W), p
+                    un, uo = neighbour(n, p ^ 1, W), p
                     li = un * 4 + uo
                 due = t + Dc + lk_lat[li]
                 q = 3 if uo == P else (0 if lk_lat[li] == Dl else 2)
