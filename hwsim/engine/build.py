@@ -164,7 +164,7 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, v_min, in_flits: int,
         ring_off=prog.ring_off, slot_off=slot_off, pop_proj_ptr=prog.pop_proj_ptr, proj_order=prog.proj_order,
         pop_tile_ptr=prog.pop_tile_ptr, tile_order=prog.tile_order, pop_bt_ptr=prog.pop_bt_ptr,
         bt_start=prog.bt_start, bt_off=prog.bt_off, bt_vec=prog.bt_vec, pop_skip=pop_skip,
-        pop_acc_order=acc_order, nrn_slot=nrn_slot, nrn_at_slot=nrn_at_slot,
+        pop_acc_order=acc_order, nrn_slot=nrn_slot, nrn_at_slot=nrn_at_slot, **core_runs(prog, acc_order),
         nrn_core=prog.nrn_core, nrn_bias=prog.nrn_bias, nrn_thr=prog.nrn_thr, nrn_vreset=prog.nrn_vreset,
         nrn_alpha=prog.nrn_alpha, nrn_asyn=prog.nrn_asyn, nrn_vleak=prog.nrn_vleak, nrn_vmin=nrn_vmin,
         nrn_pk=prog.nrn_pk, nrn_hops=prog.nrn_hops, nrn_icx=prog.nrn_icx,
@@ -180,7 +180,7 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, v_min, in_flits: int,
         multi=spikes == "multi", out_pop=int(prog.output_pop), in_flits=int(in_flits), in_mult=bool(in_mult),
         out_val_flits=int(out_val_flits), spiking=bool(prog.input_spiking), n_acc=int(prog.n_acc),
         acc_pos=acc_pos, proj_perm=proj_perm, **plan)
-    kb, ko = pack(fields, KERNEL_FIELDS)
+    kb, ko = pack(fields, KERNEL_FIELDS, align="cr")
     if acc_order.any():  # thresholds and biases kept where the neuron's state is, moved in place (no copies)
         for name in ("nrn_thr", "nrn_bias"):
             kernel_field(kb, ko, name)[nrn_slot] = getattr(prog, name)
@@ -289,6 +289,28 @@ def state_order(prog: Program, acc_pos: np.ndarray, proj_perm: np.ndarray, pop_f
         off, npop = int(prog.pop_off[p]), int(prog.pop_size[p])
         at_slot[slot[off:off + npop]] = np.arange(npop, dtype=it)
     return acc_order, slot, at_slot
+
+
+def core_runs(prog: Program, acc_order: np.ndarray) -> dict:
+    """Per population, its neurons as runs of consecutive neurons on one core, for the
+    kernel's dense spike counts (:func:`hwsim.engine.kernel._dense_counts`): run ``r`` of
+    population ``p`` (``pop_run_ptr[p] <= r < pop_run_ptr[p + 1]``) holds its neurons
+    ``run_lo[r] .. run_hi[r] - 1`` on core ``run_core[r]``. A population kept in
+    accumulator order (``acc_order``, :func:`state_order`: its outputs are stored by slot,
+    its traffic tables by neuron) and the input get no runs (the kernel counts their
+    spikes one by one)."""
+    P = prog.n_pops
+    ptr = np.zeros(P + 1, np.int64)
+    lo, hi, core = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for p in range(1, P):
+        c = np.asarray(prog.nrn_core[int(prog.pop_off[p]):int(prog.pop_off[p + 1])], np.int64)
+        s = np.zeros(0, np.int64) if acc_order[p] else np.flatnonzero(np.concatenate([[c.size > 0], c[1:] != c[:-1]]))
+        lo.append(s)
+        hi.append(np.append(s[1:], c.size)[:s.size])
+        core.append(c[s])
+        ptr[p + 1] = ptr[p] + s.size
+    return {"pop_run_ptr": ptr, "run_lo": np.concatenate(lo), "run_hi": np.concatenate(hi),
+            "run_core": np.concatenate(core)}
 
 
 @njit(cache=True)
@@ -689,7 +711,7 @@ def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nda
             "hot": P, "done": P, "pk_t0": npk, "pk_fl": npk, "pk_id": npk, "pk_base": npk, "link_flits": nl,
             "l_cnt": nl, "l_used": nl, "l_at": nl, "pk_ord": npk, "pk_tr": npk, "in_cnt": NIO * C,
             "m_ok": P, "m_t0": ncand, "m_dl": ncand, "e_hi": 1,
-            "cr_loc": max(int(kernel_field(kb, ko, "cr_max")[0]), 1),
+            "cr_loc": -(-max(int(kernel_field(kb, ko, "cr_max")[0]), 1) // 8) * 8,  # whole 64-byte lines (WORK_FIELDS)
             # two spike masks of the largest population, 64 neurons a word (kernel._neurons)
             "bits": 2 * ((int(prog.pop_size.max()) + 63) // 64) + 2}
     ncls = max(int(kernel_field(kb, ko, "n_cls")[0]), 1)

@@ -78,11 +78,13 @@ TimingOut.__doc__ = ("Compiled timing of the first ``n_timed`` samples: cycles p
 # ------------------------------------------------------------------------ the records
 
 Pops = namedtuple("Pops", ["model", "spikes", "state", "floor", "size", "off", "ring", "proj_ptr", "tile_ptr",
-                           "bt_ptr", "skip", "reuse", "ring_off", "slot_off", "proj_order", "tile_order", "acc_order"])
+                           "bt_ptr", "skip", "reuse", "ring_off", "slot_off", "proj_order", "tile_order", "acc_order",
+                           "run_ptr", "run_lo", "run_hi", "run_core"])
 Pops.__doc__ = ("Per population: model code and its table flags (spikes, state; models.neurons), whether the "
                 "membrane floor applies, size, neuron offset, output ring, its projections, tiles and bias terms, and "
                 "whether its state is kept in its accumulators' order (``acc_order``, "
-                ":func:`hwsim.engine.build.state_order`).")
+                ":func:`hwsim.engine.build.state_order`); its runs of neurons on one core (``run_ptr[p]:run_ptr[p + 1]``, "
+                "each ``run_lo .. run_hi - 1`` within the population on ``run_core``, :func:`hwsim.engine.build.core_runs`).")
 Neurons = namedtuple("Neurons", ["core", "bias", "thr", "vreset", "alpha", "asyn", "vleak", "vmin", "pk", "hops",
                                  "icx", "bt_start", "bt_off", "bt_vec", "slot", "at_slot"])
 Neurons.__doc__ = ("Per neuron: core, parameters, membrane floor, traffic per spike; bias terms (bt_*); where its "
@@ -123,9 +125,10 @@ Routes.__doc__ = ("Route templates of spike packets (per route class: ``rt_ptr[n
                   "its link, the rank of the edge whose block its parent's start cycles are (``ns_pp``: the parent, "
                   "or the parent's anchor when the parent is static; -1 at the root), that parent's depth (``ns_d``) "
                   "and link (``ns_pl``, -1 at the root), :func:`hwsim.engine.timing_plan.serve_tables`.")
-NeuronState = namedtuple("NeuronState", ["v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero",
-                           "same", "prev_i", "prev_v", "in_cnt", "cr_loc", "bits"])
-NeuronState.__doc__ = ("Membranes, accumulators, output rings and their spike lists, input reuse, spike masks "
+NeuronState = namedtuple("NeuronState", ["cr_loc", "acc", "v", "isyn", "nz", "nzv", "nzc", "Ib", "o_all", "hot",
+                           "in_zero", "same", "prev_i", "prev_v", "in_cnt", "bits"])
+NeuronState.__doc__ = ("A short-row group's local row (``cr_loc``) and the accumulators first (aligned, see "
+                       ":data:`WORK_FIELDS`), membranes, output rings and their spike lists, input reuse, spike masks "
                        "(``bits``: 64 neurons a word).")
 TileCounts = namedtuple("TileCounts", ["t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc"])
 TileCounts.__doc__ = "Per tile: this step's counts (t_*), cached input counts (c_*), cycles (tc)."
@@ -147,7 +150,8 @@ EdgeTables.__doc__ = ("Route edges of the laid-out packets, the NoC's per-link s
 # the packed order: each record's fields are consecutive, from its first index below
 KERNEL_FIELDS = ("pop_model", "pop_spikes", "pop_state", "pop_floor", "pop_size", "pop_off", "pop_ring", "pop_proj_ptr",
     "pop_tile_ptr", "pop_bt_ptr", "pop_skip", "pop_reuse", "ring_off", "slot_off", "proj_order", "tile_order",
-    "pop_acc_order", "nrn_core", "nrn_bias", "nrn_thr", "nrn_vreset", "nrn_alpha", "nrn_asyn", "nrn_vleak",
+    "pop_acc_order", "pop_run_ptr", "run_lo", "run_hi", "run_core",
+    "nrn_core", "nrn_bias", "nrn_thr", "nrn_vreset", "nrn_alpha", "nrn_asyn", "nrn_vleak",
     "nrn_vmin", "nrn_pk", "nrn_hops", "nrn_icx", "bt_start", "bt_off", "bt_vec", "nrn_slot", "nrn_at_slot",
     "proj_shift", "proj_acc_off", "proj_npost", "proj_in",
     "proj_perm", "acc_pos", "tile_core", "tile_kind", "tile_soma", "tile_ncols", "tile_psum_flits",
@@ -162,8 +166,13 @@ KERNEL_FIELDS = ("pop_model", "pop_spikes", "pop_state", "pop_floor", "pop_size"
     "nrn_dst_ptr", "cd_ptr", "cd_blk", "cd_dep", "cd_x", "nrn_dst_cross", "nrn_flit_count",
     "nrn_cls", "rt_ptr", "rt_link", "rt_parent", "tile_rt_ptr", "tile_dst_edge", "tile_cross", "link_pos", "link_at",
     "rt_depth", "ns_ptr", "ns_link", "ns_pp", "ns_d", "ns_pl")
-WORK_FIELDS = ("v", "isyn", "acc", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero", "same", "prev_i", "prev_v",
-    "in_cnt", "cr_loc", "bits", "t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc", "done",
+# A thread's scratch starts with the short-row groups' local row (its size a whole number of
+# 64-byte lines, :func:`hwsim.engine.build.work_layout`), then the accumulators: a Numba
+# array is 32-byte aligned, so both are, as the rows they add (the kernel tables' ``cr``,
+# :func:`pack`'s ``align``): a 4-lane vector add there does not straddle cache lines
+# (the cr alignment alone, mnist_mlp's kernel, one thread: 128-130 -> 120-123 ms)
+WORK_FIELDS = ("cr_loc", "acc", "v", "isyn", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero", "same", "prev_i",
+    "prev_v", "in_cnt", "bits", "t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc", "done",
     "core_free",
     "integ", "end_int", "psum_ready", "fend", "m_ok", "m_t0", "m_dl", "pk_t0", "pk_fl", "pk_id", "pk_base", "pk_ord",
     "pk_tr", "cls_tr", "tr_t0", "tr_sb", "tr_cls", "tr_ce", "tr_pk", "tr_fl", "h_k", "h_r", "h_p", "h_e", "h_q",
@@ -191,12 +200,20 @@ def kernel_field(kb: np.ndarray, ko: np.ndarray, name: str) -> np.ndarray:
     return kb[ko[i]:ko[i + 1]]
 
 
-def pack(fields: dict, names: tuple) -> Packed:
+def pack(fields: dict, names: tuple, align: str | None = None) -> Packed:
     """One int64 array holding ``fields[n]`` for ``n`` in ``names``, in order, and the
-    offsets (``len(names) + 1``)."""
+    offsets (``len(names) + 1``). With ``align``, the array is a view placed in a
+    buffer 7 int64 longer so that field ``align`` starts on a 64-byte boundary (the
+    kernel's short rows, ``cr``: their 32-byte rows then fill whole vectors)."""
     off = np.zeros(len(names) + 1, np.int64)
     np.cumsum([np.asarray(fields[n]).size for n in names], out=off[1:])
-    out = np.empty(int(off[-1]), np.int64)  # filled field by field: no int64 copy of every field at once
+    size = int(off[-1])
+    if align is None:
+        out = np.empty(size, np.int64)  # filled field by field: no int64 copy of every field at once
+    else:
+        buf = np.empty(size + 7, np.int64)
+        s = (-(buf.ctypes.data + 8 * int(off[names.index(align)])) // 8) % 8
+        out = buf[s:s + size]
     for i, n in enumerate(names):
         out[off[i]:off[i + 1]] = np.asarray(fields[n]).reshape(-1)
     return Packed(out, off)
