@@ -62,8 +62,6 @@ def _run_to_end(st, step=None):
     return det
 
 
-_DETACHED = []
-
 _STATE = ("bcnt", "bhead", "ocred", "obusy", "ofree", "occ", "lk_free", "link_flits", "sflit", "svc", "sa_in",
           "sa_out", "va_in", "va_out", "ist", "pmask")
 
@@ -80,20 +78,26 @@ def _links(rng, p):
     return lat, ser
 
 
+def _random_case(seed):
+    """Seed ``seed``'s mesh, packets, links (a third of the seeds) and stop interval."""
+    rng = np.random.default_rng(seed)
+    p = _params(rng)
+    packets = _packets(rng, p, int(rng.integers(3, 40)), 300)
+    lk = _links(rng, p) if seed % 3 == 1 else None
+    step = None if seed % 3 else int(rng.integers(1, 50))
+    return p, packets, lk, step
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_fast_path_equals_cycle_loop_and_twin(seed):
     """Random meshes (1-5 x 1-5, 1 VC x 1-6 flits, random delays and terminal widths, a
     third of the seeds with chip-to-chip links), 3-40 packets, most long unicast worms,
     some short ones and multicasts; a third of the runs stop every 1-50 cycles (as the
     engine's calls do). The fast path must have detached worms in most runs."""
-    rng = np.random.default_rng(seed)
-    p = _params(rng)
-    packets = _packets(rng, p, int(rng.integers(3, 40)), 300)
-    lk = _links(rng, p) if seed % 3 == 1 else None
+    p, packets, lk, step = _random_case(seed)
     a, n_t = _state(p, packets, 20000, True, lk)
     b, _ = _state(p, packets, 20000, False, lk)
-    det = _run_to_end(a, step=None if seed % 3 else int(rng.integers(1, 50)))
-    _DETACHED.append(det > 0)
+    _run_to_end(a, step=step)
     _run_to_end(b)
     for f in ("delivery", "head_inj", "eject") + _STATE:
         np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
@@ -110,10 +114,14 @@ def test_fast_path_equals_cycle_loop_and_twin(seed):
 
 
 def test_fast_path_was_taken_in_most_random_runs():
-    """The random runs above are only a check of the fast path if it ran in them."""
-    if len(_DETACHED) < 40:
-        pytest.skip("runs with the random test")
-    assert sum(_DETACHED) >= 30
+    """The random runs above are only a check of the fast path if it ran in them: a worm
+    was detached in at least 30 of the 40 (36 when written)."""
+    hit = 0
+    for seed in range(40):
+        p, packets, lk, step = _random_case(seed)
+        st, _ = _state(p, packets, 20000, True, lk)
+        hit += _run_to_end(st, step=step) > 0
+    assert hit >= 30
 
 
 def test_lone_worm_streams_at_zero_load_and_detaches():
