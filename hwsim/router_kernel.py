@@ -129,9 +129,8 @@ def router_state(prm, cap_packets, eject_len, cap_targets=-1):
     prm2 = np.zeros(15, np.int64)
     prm2[:14] = prm[:14]
     # the lone-worm fast path's record is (S, HM, B + 2), its rings (HM, R); off where large
+    # (a caller may set prm[14] = 0 afterwards to switch it off)
     prm2[14] = SOLO_MIN_FLITS if S * HM * (B + 2) <= (1 << 24) and HM * R <= (1 << 22) else 0
-    if prm.shape[0] > 14:
-        prm2[14] = prm[14] if prm2[14] > 0 else 0
     nrec = S if prm2[14] > 0 else 0
     rlen = R if prm2[14] > 0 else 1
     return RouterState(

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from .router_stages import LOCAL_PORT, NO_CYCLE, neighbour, xy_port
+from .router_stages import LOCAL_PORT, NO_CYCLE, credit_code, neighbour, xy_port
 
 __all__ = ["SOLO_MIN_FLITS", "solo_detach", "solo_attach"]
 
@@ -352,14 +352,14 @@ def solo_attach(prm, t, src, pk, tptr, tdst, sflit, svc, bpkt, bfi, brdy, bhead,
                 link_flits[li] += nd
             # credits its own flits returned: applied before t, or pending in the FIFO
             y = (n * (_P + 1) + o) * V
-            code = (2 * n) << 32 | y
+            code = credit_code(n, 0, y)
             q = 0 if lk_lat[li] == Dl else 2
             _own_credits(ocred, cq_vc, cq_due, cq_head, cq_cnt, rec[h + 2], nd, y, code, q, Dc + lk_lat[li], t, B)
     # the source: flits written in the window, its injection credits
     nw = rec[0, 0]
     sflit[src] += nw
     y = (src * (_P + 1) + _P) * V + svc[src]
-    _own_credits(ocred, cq_vc, cq_due, cq_head, cq_cnt, rec[1], nw, y, (2 * src + 1) << 32 | y, 1, Dc + Dinj, t, B)
+    _own_credits(ocred, cq_vc, cq_due, cq_head, cq_cnt, rec[1], nw, y, credit_code(src, 1, y), 1, Dc + Dinj, t, B)
     swake[src] = min(swake[src], t)
     sdet[src] = 0
 

@@ -36,11 +36,12 @@ not, switch pointers against the twin's every cycle).
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from .jitflags import loop_jit
 
-__all__ = ["NO_CYCLE", "LOCAL_PORT", "xy_port", "neighbour", "inject", "vc_alloc_all", "switch_all"]
+__all__ = ["NO_CYCLE", "LOCAL_PORT", "xy_port", "neighbour", "credit_code", "inject", "vc_alloc_all", "switch_all"]
 
 
 LOCAL_PORT = 4
@@ -85,6 +86,14 @@ def _route_mask(tptr, ntg, tdst, psrc, io_src, n, pk, W):
         if (y == sy and min(sx, dx) <= x <= max(sx, dx)) or (x == dx and min(sy, dy) <= y <= max(sy, dy)):
             m |= 1 << xy_port(n, d, W)
     return m
+
+
+@njit(cache=True, inline="always")
+def credit_code(un, to_source, y):
+    """A credit FIFO entry: the credit's flat output VC ``y`` (low 32 bits) and whom it
+    wakes (above: ``2 un + 1`` for source ``un``'s injection VC, ``2 un`` for router
+    ``un``'s output); :func:`hwsim.router_kernel.router_run`'s credit stage decodes it."""
+    return ((2 * un + to_source) << 32) | y
 
 
 @njit(cache=True, inline="always")
@@ -531,7 +540,7 @@ def switch_all(prm, sc, psrc, tptr, ntg, tdst, flits, delivery, bpkt, bfi, brdy,
                 tail_slot -= cap_c
             # the credit's output VC (flat index into ocred, low 32 bits) and whom it wakes
             # (high bits: 2 un + 1 for a source's injection VC, 2 un for a router's output)
-            cq_vc[q, tail_slot] = ((2 * un + (uo == P)) << 32) | ((un * (P + 1) + uo) * V + v)
+            cq_vc[q, tail_slot] = credit_code(un, np.int64(uo == P), (un * (P + 1) + uo) * V + v)
             cq_due[q, tail_slot] = due
             cq_cnt[q] += 1
             occ[n] -= 1
