@@ -93,7 +93,8 @@ from the step-by-step Python model (:mod:`.timing_ref`) of their sample.
 
 from models.intarith import rshift_round_nb, saturate_nb  # noqa: F401 (the kernels' integer helpers)
 
-from .build import input_array, kernel_inputs, work_layout  # noqa: F401
+from .build import kernel_inputs, work_layout  # noqa: F401
+from .inputs import input_array  # noqa: F401
 from .layout import COUNTERS  # noqa: F401
 from .run import samples_per_call, simulate  # noqa: F401
 from .timing_ref import pipeline_depth, reference_net  # noqa: F401

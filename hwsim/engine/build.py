@@ -1,7 +1,7 @@
 """Program -> kernel tables: a validated :class:`~hwsim.program.Program` flattened into the
 packed arrays the kernels read (:mod:`hwsim.engine.layout`): event records and spans,
-short-row tables, accumulator layout (the timing plan is :mod:`hwsim.engine.timing_plan`); and the inputs
-validated and scanned for the kernel.
+short-row tables, accumulator layout (the timing plan is :mod:`hwsim.engine.timing_plan`; the inputs,
+validated and scanned for the kernel, :mod:`hwsim.engine.inputs`).
 
 The kernel is event-driven: per step it touches only the crossbar rows the nonzero
 sources drive (a CSR source neuron -> rows built by :func:`_event_index`); rows whose
@@ -17,11 +17,11 @@ from __future__ import annotations
 import weakref
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from models import neurons
 from models.errors import SimulationError
-from models.intref import int_v_min, quant_meta
+from models.intref import int_v_min
 
 from ..program import Program
 from .layout import (GEO_N, KERNEL_FIELDS, NIO, NREC, NTC, REC_ACC, REC_ACS, REC_CYCLES, REC_ENT, REC_EVENTS,
@@ -29,7 +29,7 @@ from .layout import (GEO_N, KERNEL_FIELDS, NIO, NREC, NTC, REC_ACC, REC_ACS, REC
                      pack)
 from .timing_plan import no_timing_plan, timing_plan
 
-__all__ = ["kernel_inputs", "work_layout", "input_array", "membrane_floor"]
+__all__ = ["kernel_inputs", "work_layout", "membrane_floor"]
 
 
 def _index_type(n: int):
@@ -731,65 +731,3 @@ def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nda
     off = np.zeros(len(WORK_FIELDS) + 1, np.int64)
     np.cumsum([size[n] for n in WORK_FIELDS], out=off[1:])
     return off
-
-
-@njit(cache=True, parallel=True)
-def _scan_inputs(x, spiking):
-    """One pass over ``x`` (T, B, n), parallel over samples: per step and sample, does it
-    hold a NaN / infinity, (``spiking``) a value that is not a non-negative integer, and
-    (not ``spiking``) is it a held frame, identical to the sample's previous step (the
-    kernel then reuses that step's events instead of reading and encoding the frame)?
-    Each case tests only what it needs (real-valued frames are not tested for integers,
-    spiking ones not compared with the previous frame)."""
-    T, B, n = x.shape
-    nonfinite = np.zeros((T, B), np.bool_)
-    notcount = np.zeros((T, B), np.bool_)
-    held = np.zeros((T, B), np.bool_)
-    for b in prange(B):
-        for t in range(T):
-            tp = t - 1 if t > 0 else 0
-            bad = False
-            frac = False
-            diff = False
-            if spiking:
-                for i in range(n):  # branch-free, so it vectorises
-                    f = x[t, b, i]
-                    bad |= (f - f) != 0  # inf - inf and NaN - NaN are NaN
-                    frac |= (f < 0) | (f != np.floor(f))
-            else:
-                for i in range(n):
-                    f = x[t, b, i]
-                    bad |= (f - f) != 0
-                    diff |= f != x[tp, b, i]
-            nonfinite[t, b] = bad
-            notcount[t, b] = spiking and frac and not bad
-            held[t, b] = t > 0 and not spiking and not diff
-    return nonfinite, notcount, held
-
-
-def input_array(net, x: np.ndarray, input_scale):
-    """``inputs`` as (T, B, n_in) float32 / float64 for :func:`hwsim.engine.kernel._encode_step`, validated as
-    ``models.intref._InputEncoder`` does (same errors); returns (x, held, scale, top),
-    ``held`` (T, B): the frame repeats the sample's previous one (:func:`_scan_inputs`)."""
-    meta = quant_meta(net)
-    shape = tuple(net.input.shape)
-    if int(np.prod(x.shape[2:])) != int(np.prod(shape)):
-        raise SimulationError(
-            f"inputs of shape {x.shape} do not match input '{net.input.name}' of shape {shape} "
-            f"(expected (T, B, {', '.join(map(str, shape))}))")
-    if x.dtype not in (np.float32, np.float64):
-        x = x.astype(np.float64)  # exact for every value the encoder keeps exact (|x| < 2**53)
-    x = np.ascontiguousarray(x.reshape(x.shape[0], x.shape[1], -1))
-    nonfinite, notcount, held = _scan_inputs(x, bool(net.input_spiking))
-    if nonfinite.any():
-        raise SimulationError("inputs contain NaN or infinite values")
-    if net.input_spiking:
-        if notcount.any():
-            raise SimulationError(f"spiking inputs must be non-negative integers (spikes or event counts); "
-                                  f"step {int(np.flatnonzero(notcount.any(axis=1))[0])} is not")
-        return x, held, 1.0, 0
-    scale = float(meta["input_scale"] if input_scale is None else input_scale)
-    if not np.isfinite(scale) or scale <= 0:
-        raise SimulationError(f"input_scale must be a positive number, got {input_scale!r}")
-    return x, held, scale, (1 << int(meta["input_bits"])) - 1
-

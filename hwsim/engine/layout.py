@@ -63,7 +63,7 @@ Packed.__doc__ = "A packed table: ``blob`` (int64) and the field offsets ``off``
 # :mod:`hwsim.engine.run`, so the kernels take a few named arguments.
 Inputs = namedtuple("Inputs", ["x", "held", "scale", "top"])
 Inputs.__doc__ = ("The graph input (T, B, n_in), its held frames (T, B) and encoding "
-                  "(:func:`hwsim.engine.build.input_array`).")
+                  "(:func:`hwsim.engine.inputs.input_array`).")
 Outputs = namedtuple("Outputs", ["out", "cnt", "rec_off", "rec_s", "rec_v", "n_rec", "tile_cyc", "all_out"])
 Outputs.__doc__ = ("Output population per step, counters per thread (G, T, cores, counters), recorded "
                    "populations (offsets, spikes, membranes) and, for the first ``n_rec`` samples of the call, "

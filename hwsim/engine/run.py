@@ -20,7 +20,8 @@ from ..program import compile as compile_program
 from ..result import RunResult
 from traces import TraceConfig, TraceSession
 
-from .build import input_array, kernel_inputs, work_layout
+from .build import kernel_inputs, work_layout
+from .inputs import input_array
 from .kernel import run_threads
 from .layout import (COUNTERS, CNT_BUSY_CYCLES, CNT_NEURON_UPDATES, CNT_STATE_WORDS, HSTAT, HSTAT_DELIVERIES, HSTAT_LAT_MAX,
                      HSTAT_NOC_CALLS, HSTAT_OVERRUNS, HSTAT_TRAIN_CALLS, Inputs, Outputs, Packed, TimingOut,

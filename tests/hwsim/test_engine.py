@@ -708,20 +708,20 @@ def test_input_scan_flags_and_errors():
     """One pass over the inputs finds non-finite values, non-integer spike counts and
     held frames (equal to the sample's previous step; never at step 0 or for spiking
     inputs); simulate refuses the bad ones with typed errors naming the step."""
-    from hwsim.engine.build import _scan_inputs
+    from hwsim.engine.inputs import scan_inputs
 
     x = np.zeros((4, 3, 5), np.float32)
     x[:, 0] = 0.5  # sample 0: one frame held for 4 steps
     x[2, 1, 3] = 1.0  # sample 1: a change at step 2 (and back at step 3)
     x[1, 2, 0] = np.nan
     x[3, 2, 4] = -np.inf
-    bad, frac, held = _scan_inputs(x, False)
+    bad, frac, held = scan_inputs(x, False)
     assert bad.tolist() == [[False, False, False], [False, False, True], [False, False, False],
                             [False, False, True]]
     assert not frac.any()
     assert held.tolist() == [[False, False, False], [True, True, False], [True, False, False],
                              [True, False, False]]
-    bad, frac, held = _scan_inputs(np.abs(np.nan_to_num(x, nan=0, neginf=0)), True)
+    bad, frac, held = scan_inputs(np.abs(np.nan_to_num(x, nan=0, neginf=0)), True)
     assert not held.any() and not bad.any()
     assert frac.tolist() == [[True, False, False]] * 4  # 0.5 spikes
     m = map_model(toy(), toy_chip())
