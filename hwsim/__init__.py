@@ -3,8 +3,9 @@ model and traces. ``ChipConfig`` (``hwsim.chip``) is the only home of hardware n
 
 from .chip import (  # noqa: F401
     ChipConfig, ChipConfigError, CoreConfig, MeshConfig, NocConfig, TimingConfig,
-    describe, list_presets, load_chip, parse_overrides,
+    list_presets, load_chip, parse_overrides,
 )
+from .chip_describe import describe  # noqa: F401,E402
 from .noc import NocError, NocResult, Packets, simulate_noc  # noqa: F401,E402
 from .noc_ref import simulate_noc_ref  # noqa: F401,E402
 from .program import Program, ProgramError, compile  # noqa: F401,E402

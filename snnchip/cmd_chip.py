@@ -25,7 +25,8 @@ def chip_from_args(args):
 
 
 def cmd_chip(args):
-    from hwsim.chip import describe, list_presets, load_chip
+    from hwsim.chip import list_presets, load_chip
+    from hwsim.chip_describe import describe
 
     if args.chip_command == "list":
         for name in list_presets():
