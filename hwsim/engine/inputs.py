@@ -6,28 +6,23 @@ previous one: the kernel reuses that step's events, :func:`hwsim.engine.kernel._
 
 from __future__ import annotations
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from models.errors import SimulationError
 from models.intref import quant_meta
 
+from .threads import on_threads
+
 __all__ = ["input_array", "scan_inputs"]
 
 
-@njit(cache=True, parallel=True)
-def scan_inputs(x, spiking):
-    """One pass over ``x`` (T, B, n), parallel over samples: per step and sample, does it
-    hold a NaN / infinity, (``spiking``) a value that is not a non-negative integer, and
-    (not ``spiking``) is it a held frame, identical to the sample's previous step (the
-    kernel then reuses that step's events instead of reading and encoding the frame)?
-    Each case tests only what it needs (real-valued frames are not tested for integers,
-    spiking ones not compared with the previous frame)."""
+@njit(cache=True, nogil=True)
+def _scan_group(g, n_groups, x, spiking, nonfinite, notcount, held):
+    """:func:`scan_inputs` for samples ``g, g + n_groups, ...`` (one thread's share)."""
     T, B, n = x.shape
-    nonfinite = np.zeros((T, B), np.bool_)
-    notcount = np.zeros((T, B), np.bool_)
-    held = np.zeros((T, B), np.bool_)
-    for b in prange(B):
+    for b in range(g, B, n_groups):
         for t in range(T):
             tp = t - 1 if t > 0 else 0
             bad = False
@@ -46,6 +41,23 @@ def scan_inputs(x, spiking):
             nonfinite[t, b] = bad
             notcount[t, b] = spiking and frac and not bad
             held[t, b] = t > 0 and not spiking and not diff
+
+
+def scan_inputs(x: np.ndarray, spiking: bool, n_threads: int | None = None):
+    """One pass over ``x`` (T, B, n), samples split over ``n_threads`` threads (default
+    Numba's thread count; :func:`hwsim.engine.threads.on_threads`): per step and sample,
+    does it hold a NaN / infinity, (``spiking``) a value that is not a non-negative
+    integer, and (not ``spiking``) is it a held frame, identical to the sample's previous
+    step (the kernel then reuses that step's events instead of reading and encoding the
+    frame)? Each case tests only what it needs (real-valued frames are not tested for
+    integers, spiking ones not compared with the previous frame). Returns three (T, B)
+    bool arrays: nonfinite, notcount, held."""
+    T, B, _ = x.shape
+    nonfinite = np.zeros((T, B), np.bool_)
+    notcount = np.zeros((T, B), np.bool_)
+    held = np.zeros((T, B), np.bool_)
+    n = numba.get_num_threads() if n_threads is None else int(n_threads)
+    on_threads(_scan_group, max(1, min(n, B)), x, bool(spiking), nonfinite, notcount, held)
     return nonfinite, notcount, held
 
 

@@ -39,6 +39,7 @@ from .bitops import lowest_bit
 from .timing import step_timing
 from .timing_spikes import flush_static_flits
 from ..jitflags import loop_jit
+from .threads import on_threads
 
 __all__ = ["run_threads"]
 
@@ -741,18 +742,6 @@ def _run(g, n_groups, tab, ent, wo, inp, b0, nb, outs, vcd, tim):
 
 
 def run_threads(n_groups: int, *args) -> None:
-    """:func:`_run` on ``n_groups`` threads (the kernel releases the GIL): group 0 on the
-    calling thread, the others on ``n_groups - 1`` new ones (one thread fewer to start
-    and wait for: a pool of 2 for 2 groups took 180-3900 us a call against 108-115 us,
-    medians of 200 calls of a tiny kernel on a loaded 2-core machine)."""
-    if n_groups == 1:
-        _run(0, 1, *args)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(n_groups - 1) as ex:
-        fs = [ex.submit(_run, g, n_groups, *args) for g in range(1, n_groups)]
-        _run(0, n_groups, *args)
-        for f in fs:
-            f.result()
-
+    """:func:`_run` on ``n_groups`` threads (the kernel releases the GIL; group 0 on the
+    calling thread: :func:`hwsim.engine.threads.on_threads`)."""
+    on_threads(_run, n_groups, *args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -704,6 +705,34 @@ def test_compact_rows_equal_records(monkeypatch):
     np.testing.assert_array_equal(r1.timing["step_cycles"], r2.timing["step_cycles"])
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to count threads")
+def test_engine_leaves_no_thread_behind():
+    """The engine runs its compiled work on its own threads, joined before simulate returns
+    (hwsim/engine/threads.py), never in a Numba ``parallel=True`` region, whose OpenMP
+    workers outlive it and keep spinning, competing with the kernel's threads (the input
+    scan's ``prange`` did): a fresh interpreter has as many threads after a run on 2
+    threads (inputs scanned, kernel) as before it."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, numpy as np, numba\n"
+            "from tests.hwsim.cases import toy, toy_chip\n"
+            "from mapper.mapping import map_model\n"
+            "from hwsim.engine import simulate\n"
+            "m = map_model(toy(), toy_chip())\n"
+            "assert numba.get_num_threads() == 2\n"
+            "n0 = len(os.listdir('/proc/self/task'))\n"
+            "simulate(m, np.ones((3, 4, 3)), timing=False)\n"
+            "print(n0, len(os.listdir('/proc/self/task')))\n")
+    env = dict(os.environ, NUMBA_NUM_THREADS="2")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, after = map(int, out.stdout.split()[-2:])
+    assert after == before
+
+
 def test_input_scan_flags_and_errors():
     """One pass over the inputs finds non-finite values, non-integer spike counts and
     held frames (equal to the sample's previous step; never at step 0 or for spiking
@@ -721,6 +750,8 @@ def test_input_scan_flags_and_errors():
     assert not frac.any()
     assert held.tolist() == [[False, False, False], [True, True, False], [True, False, False],
                              [True, False, False]]
+    for n in (1, 2, 3, 8):  # samples split over threads: the same flags
+        assert all((a == b).all() for a, b in zip(scan_inputs(x, False, n), (bad, frac, held)))
     bad, frac, held = scan_inputs(np.abs(np.nan_to_num(x, nan=0, neginf=0)), True)
     assert not held.any() and not bad.any()
     assert frac.tolist() == [[True, False, False]] * 4  # 0.5 spikes
