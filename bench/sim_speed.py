@@ -29,7 +29,10 @@ synaptic events/s vs roofline, target >= 50 %; cycle-level vs functional time, t
 <= 2x), the machine, and writes it as Markdown to ``bench/results/sim_speed.md``.
 The two sides of each ratio run alternately (functional / cycle-level: best of 5
 each; snnTorch / functional: best of 3 each), so a slow phase of a shared machine
-does not land on one side only.
+does not land on one side only, and each timed call starts ``PAUSE`` = 0.2 s after the
+previous one ended: an OpenMP pool (torch's; Numba's before hwsim ran its input scan on
+its own threads) keeps its workers busy-waiting for milliseconds after a parallel region
+(libgomp's ``GOMP_SPINCOUNT``), which would otherwise take a core from the next run.
 ``--profile`` adds a cProfile of the cycle-level path (where the time goes).
 
 Usage: ``python bench/sim_speed.py [--mlp-samples 2000] [--cnn-samples 100]
@@ -172,8 +175,14 @@ def neuron_floor(prog, steps: int, samples: int, seed: int = 0) -> dict:
 
 # ----------------------------------------------------------------------------- one model
 
+#: seconds between timed calls (the previous call's idle OpenMP workers stop spinning)
+PAUSE = 0.2
+
+
 def timed(fn):
-    """Wall-clock seconds of one call of ``fn``, and its result."""
+    """Wall-clock seconds of one call of ``fn`` started :data:`PAUSE` seconds after the
+    previous one, and its result."""
+    time.sleep(PAUSE)
     t0 = time.perf_counter()
     out = fn()
     return time.perf_counter() - t0, out
