@@ -296,9 +296,10 @@ def main() -> None:
                          "vgg16:imagenet=1, with 2 calibration samples)")
     ap.add_argument("--model-steps", default="vgg16:imagenet=4",
                     help="per-model time steps, restricting --steps (``MODEL=4/8``) (default vgg16:imagenet=4)")
-    ap.add_argument("--unbalanced-models", default="vgg16:imagenet",
-                    help="models kept at the zoo's threshold 1 (default vgg16:imagenet: balancing runs the float "
-                         "reference layer by layer on calibration inputs)")
+    ap.add_argument("--unbalanced-models", default="",
+                    help="models kept at the zoo's threshold 1 (default none; balancing runs the float reference "
+                         "once per IF layer on the calibration inputs: 32 min for vgg16:imagenet on 2 samples here "
+                         "(2-core VM), against 5.4 min to map and compile it)")
     ap.add_argument("--light-models", default="vgg16:imagenet",
                     help="models run functional only: no cycle-level run, no snnTorch (default vgg16:imagenet)")
     ap.add_argument("--rate", type=float, default=0.2)
@@ -348,8 +349,11 @@ def _write(rows: list, args, final: bool) -> None:
     machine = (f"cpu {_cpu()}; cores {os.cpu_count()}; numba threads {numba.get_num_threads()}; python "
                f"{platform.python_version()}; numpy {np.__version__}; numba {numba.__version__}; "
                + "; ".join(f"{k} {v}" for k, v in tv.items() if k != "torch threads"))
+    own = sorted({f"{r['model']}: {r['calib_samples']}" for r in rows
+                  if r.get("calib_samples", args.calib_samples) != args.calib_samples})
     activity = (f"thresholds balanced by `models.zoo.balance` (99.9th percentile, {args.calib_samples} calibration "
-                f"samples of another seed; {args.unbalanced_models or 'none'}: the zoo's threshold 1)" if args.balance
+                f"samples of another seed{' (' + ', '.join(own) + ')' if own else ''}; "
+                f"{args.unbalanced_models or 'none'}: the zoo's threshold 1)" if args.balance
                 else "the zoo's threshold 1, no balancing")
     md = ["# Scale of the chip simulator (bench/scale.py, issue 17)", "",
           f"Machine: {machine}. Chip `tianjic` (ImageNet: with {IMAGENET_CHIP}), zoo models at CIFAR shape "
