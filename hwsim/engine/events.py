@@ -72,8 +72,10 @@ def conv_event(geo, gi, ent_w, acc, blk, i, xv):
     run's first output, taps and first weight; per row ``y`` and kernel row ``a`` the output
     row), so an event divides only to split ``i``. A dense
     projection (``kh = 0``, :mod:`hwsim.dense_rows`) adds row ``k(i)`` of ``W^T``. Every
-    run marks the blocks of 64 sums it touches in the block flags ``blk`` from
-    ``geo[b + 19]`` (:func:`mark`; read by :func:`hwsim.engine.if_blocks.if_blocks`)."""
+    run of a convolution marks the blocks of 64 sums it touches in the block flags ``blk``
+    from ``geo[b + 19]`` (:func:`mark`; read by :func:`hwsim.engine.if_blocks.if_blocks`);
+    a dense projection's rows touch every block, so its populations never run by blocks
+    (:func:`hwsim.engine.if_blocks.block_pops`) and its events mark nothing."""
     b = GEO_N * gi
     H, W, C_out, OH, OW = geo[b + 1], geo[b + 2], geo[b + 3], geo[b + 4], geo[b + 5]
     kh, kw, sh, sw, ph, pw, dh, dw = (geo[b + 6], geo[b + 7], geo[b + 8], geo[b + 9], geo[b + 10], geo[b + 11],
@@ -83,7 +85,6 @@ def conv_event(geo, gi, ent_w, acc, blk, i, xv):
         k = geo[W + i]
         if k >= 0:
             add_run(acc, np.uint64(a0), ent_w, np.uint64(w0 + k * C_out), np.uint64(C_out), xv)
-            mark(blk, fb, 0, C_out)
         return
     c = i // (H * W)
     rem = i - c * (H * W)

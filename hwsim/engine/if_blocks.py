@@ -50,17 +50,19 @@ def block_flags_size(n_acc: int, n_projs: int) -> int:
 
 
 def block_pops(pop_skip: np.ndarray, acc_order: np.ndarray, grp_ptr: np.ndarray, grp_geo: np.ndarray,
-               grp_cr_off: np.ndarray) -> np.ndarray:
+               grp_cr_off: np.ndarray, geo_kh: np.ndarray) -> np.ndarray:
     """Per population, whether its update runs by blocks (:func:`if_blocks`): skip-eligible
     (``pop_skip``), on the IF fast path with its state in its accumulators' order
     (``acc_order``, :func:`hwsim.engine.build.state_order`: slot ``u`` reads sum ``a0 + u``)
-    and fed only by geometric groups (every sum it gets is added by
-    :func:`hwsim.engine.events.conv_event`, which marks the blocks it touches)."""
+    and fed only by groups of geometric convolutions (kernel height ``geo_kh > 0``; every
+    sum it gets is added by :func:`hwsim.engine.events.conv_event`, which marks the
+    blocks it touches)."""
     out = np.zeros(pop_skip.size, np.bool_)
     for p in range(1, pop_skip.size):
         g = slice(int(grp_ptr[p]), int(grp_ptr[p + 1]))
-        out[p] = (bool(pop_skip[p]) and bool(acc_order[p]) and g.stop > g.start and bool((grp_geo[g] >= 0).all())
-                  and bool((grp_cr_off[g] < 0).all()))
+        geo = grp_geo[g]
+        out[p] = (bool(pop_skip[p]) and bool(acc_order[p]) and g.stop > g.start and bool((geo >= 0).all())
+                  and bool((grp_cr_off[g] < 0).all()) and bool((geo_kh[np.maximum(geo, 0)] > 0).all()))
     return out
 
 
