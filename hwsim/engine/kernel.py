@@ -11,7 +11,9 @@ with the same errors). When the input frames an input-fed population reads are t
 as at the previous step, the input projections' sums are kept and their per-tile event /
 AC / MAC / cycle counts re-added (the chip still performs, and the counters still count,
 every MAC each step). An IF population without bias whose neurons get no input and none
-of which sits at or above threshold is not updated (nothing in it can change), and a
+of which sits at or above threshold is not updated (nothing in it can change); one fed
+only by convolutions updates only its blocks of 64 neurons that an event touched or that
+hold such a neuron (:mod:`hwsim.engine.if_blocks`), and a
 population step without any event skips its tiles' counter work. Neuron updates, state
 words and the soma tiles' fire cycles (the same every step) are added arithmetically
 by the caller (:func:`hwsim.engine.run.fire_cycles`). A population step where more than
