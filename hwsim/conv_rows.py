@@ -8,7 +8,7 @@ the weight ``w[o, c - g(o), a, b]`` of the one tap with ``y = s_h i - p_h + d_h 
 ``x = s_w j - p_w + d_w b`` (given ``y`` and ``i`` the tap ``a`` is unique). Every tile
 of a projection adds into the same accumulator before the shift, so the sum an event
 makes does not depend on the tiling: the kernel scatters ``w * x`` from the geometry
-(:func:`hwsim.engine.kernel._conv_event`) and the program keeps, per projection, its
+(:func:`hwsim.engine.events.conv_event`) and the program keeps, per projection, its
 integer kernel once, and per tile row only its counts. For a tile whose posts are the
 block ``o in [o0, o1), i in [i0, i1), j in [j0, j1)``, the row of pre ``(c, y, x)`` holds::
 
@@ -134,7 +134,7 @@ class ConvRows(TileRows):
         so a tap's outputs are one contiguous run); ``pos`` orders a kernel row's taps by
         ``b mod s_w`` and, within a residue, by descending ``b``: the taps one input
         position reaches outputs through are then stored in the order of those outputs
-        (:func:`hwsim.engine.kernel._conv_event`). Taps that no output uses are zero."""
+        (:func:`hwsim.engine.events.conv_event`). Taps that no output uses are zero."""
         g = self.g
         kh, kw = g.kernel
         sw = g.stride[1]

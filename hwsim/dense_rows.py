@@ -9,7 +9,7 @@ keeps only those). So pre ``i`` reaches post ``o`` through the one weight
 ``W[o, k(i)]``, with ``k(i)`` the row of P's column ``i`` (``k(i) = i`` without P,
 ``k(i) = -1`` when the column is empty). An event of value ``x`` on pre ``i`` adds
 ``W[o, k(i)] * x`` to every post's accumulator: one contiguous run of row ``k(i)`` of
-``W^T`` (:func:`hwsim.engine.kernel._conv_event`, the ``kh = 0`` case), whatever the
+``W^T`` (:func:`hwsim.engine.events.conv_event`, the ``kh = 0`` case), whatever the
 tiling, since every tile of a projection adds into the same accumulator before the shift.
 The program keeps ``W^T`` once (K x n_post, the narrowest integer type, e.g. VGG-16
 ImageNet's first fully connected layer: 102.8 M bytes instead of 411 M crossbar entries

@@ -24,6 +24,7 @@ from models.errors import SimulationError
 from models.intref import int_v_min
 
 from ..program import Program
+from .if_blocks import block_flags_size, block_pops
 from .layout import (GEO_N, KERNEL_FIELDS, NIO, NREC, NTC, REC_ACC, REC_ACS, REC_CYCLES, REC_ENT, REC_EVENTS,
                      REC_MACS, REC_N, REC_TILE, TC_ACS, TC_CYCLES, TC_EVENTS, TC_MACS, WORK_FIELDS, kernel_field,
                      pack)
@@ -165,6 +166,8 @@ def _kernel_inputs(prog: Program, reset: str, spikes: str, v_min, in_flits: int,
         pop_tile_ptr=prog.pop_tile_ptr, tile_order=prog.tile_order, pop_bt_ptr=prog.pop_bt_ptr,
         bt_start=prog.bt_start, bt_off=prog.bt_off, bt_vec=prog.bt_vec, pop_skip=pop_skip,
         pop_acc_order=acc_order, nrn_slot=nrn_slot, nrn_at_slot=nrn_at_slot, **core_runs(prog, acc_order),
+        pop_blocks=block_pops(pop_skip, acc_order, grp_ptr, geo["grp_geo"], plan["grp_cr_off"],
+                              prog.geo_geom[:, 6]),
         nrn_core=prog.nrn_core, nrn_bias=prog.nrn_bias, nrn_thr=prog.nrn_thr, nrn_vreset=prog.nrn_vreset,
         nrn_alpha=prog.nrn_alpha, nrn_asyn=prog.nrn_asyn, nrn_vleak=prog.nrn_vleak, nrn_vmin=nrn_vmin,
         nrn_pk=prog.nrn_pk, nrn_hops=prog.nrn_hops, nrn_icx=prog.nrn_icx,
@@ -556,7 +559,7 @@ def _geo_events(prog: Program, grp_ptr: np.ndarray, grp_src: np.ndarray, grp_del
     stored (y, x, c) (:func:`_acc_layout`), so an event on pre ``(c, y, x)`` adds, for every
     tap ``(a, b)`` landing on an output ``(i, j)``, one contiguous run
     ``acc[a0 + (i W' + j) C_out + o] += w[o, c, a, b] * x`` over the outputs ``o`` of ``c``'s group
-    (:func:`hwsim.engine.kernel._conv_event`). A dense projection (:mod:`hwsim.dense_rows`,
+    (:func:`hwsim.engine.events.conv_event`). A dense projection (:mod:`hwsim.dense_rows`,
     ``kh = 0``) keeps its map ``k(i)`` after the records, its offset in ``geo`` in the W
     field; an event on pre ``i`` adds row ``k(i)`` of ``W^T`` to its ``n_post`` accumulators."""
     G = prog.geo_proj.size
@@ -569,6 +572,7 @@ def _geo_events(prog: Program, grp_ptr: np.ndarray, grp_src: np.ndarray, grp_del
         geo[gi, 16] = prog.proj_acc_off[q]
         geo[gi, 17] = w_base + prog.geo_w_off[gi]
         geo[gi, 18] = -1
+        geo[gi, 19] = (int(prog.proj_acc_off[q]) >> 6) + int(q)  # its first block flag (if_blocks)
         if prog.geo_geom[gi, 6] == 0:  # dense: where its k(i) starts in geo
             geo[gi, 2] = G * GEO_N + prog.geo_kmap_off[gi]
         else:
@@ -588,13 +592,13 @@ def _geo_events(prog: Program, grp_ptr: np.ndarray, grp_src: np.ndarray, grp_del
 def _conv_runs(geom: np.ndarray) -> np.ndarray | None:
     """The run tables of a convolution whose kernel rows add one run each (``d_w = 1``,
     one group; else None), so its event scatter divides nothing but the pre's index
-    (:func:`hwsim.engine.kernel._conv_event`): per input column ``x``, three int64
+    (:func:`hwsim.engine.events.conv_event`): per input column ``x``, three int64
     ``(j0, n_t, p)``: the taps of a kernel row that reach an output are ``b = r + s_w q``
     for ``q_lo <= q <= q_hi`` (``r = (x + p_w) mod s_w``, ``q_lo = max(0, base - W' + 1)``,
     ``q_hi = min(n_r - 1, base)``, ``base = (x + p_w - r) / s_w``, ``n_r = ceil((k_w - r) / s_w)``),
     reaching outputs ``j0 = base - q_hi`` .. ``base - q_lo``; ``n_t = q_hi - q_lo + 1`` taps
     (<= 0: none), stored from tap position ``p = pos(r + s_w q_hi)``
-    (:func:`hwsim.engine.kernel._tap_pos`); then per input row ``y`` and kernel row ``a``
+    (:func:`hwsim.engine.events.tap_pos`); then per input row ``y`` and kernel row ``a``
     the output row ``i' = (y + p_h - d_h a) / s_h`` when that is an integer in
     ``[0, H')``, else -1."""
     _, H, W, C_out, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw, cin_g, cout_g = (int(v) for v in geom[:16])
@@ -713,7 +717,8 @@ def work_layout(prog: Program, T: int, kb: np.ndarray, ko: np.ndarray) -> np.nda
             "m_ok": P, "m_t0": ncand, "m_dl": ncand, "e_hi": 1,
             "cr_loc": -(-max(int(kernel_field(kb, ko, "cr_max")[0]), 1) // 8) * 8,  # whole 64-byte lines (WORK_FIELDS)
             # two spike masks of the largest population, 64 neurons a word (kernel._neurons)
-            "bits": 2 * ((int(prog.pop_size.max()) + 63) // 64) + 2}
+            "bits": 2 * ((int(prog.pop_size.max()) + 63) // 64) + 2,
+            "blk": block_flags_size(int(prog.n_acc), int(prog.proj_shift.size))}  # if_blocks
     ncls = max(int(kernel_field(kb, ko, "n_cls")[0]), 1)
     for n in ("cls_tr", "tr_t0", "tr_sb", "tr_cls", "tr_ce", "tr_fl"):
         size[n] = ncls

@@ -47,8 +47,9 @@ __all__ += ["REC_FIELDS", "TILE_COUNTS", "IO_COUNTS", "NTC", "NIO"] + ["REC_" + 
     ["TC_" + n.upper() for n in TILE_COUNTS] + ["IO_" + n.upper() for n in IO_COUNTS]
 # int64 fields per geometric convolution (:func:`hwsim.engine.build._geo_events`): its
 # geometry (hwsim.conv_rows.GEOM_COLS), accumulator block, first weight, and where its
-# per-column / per-row run tables start in ``geo`` (-1: none)
-GEO_N = 19
+# per-column / per-row run tables start in ``geo`` (-1: none), and its projection's first block
+# flag (:func:`hwsim.engine.if_blocks.block_flags_size`)
+GEO_N = 20
 
 # Everything the kernels read is packed into one int64 array ``kb`` (field ``f`` is
 # ``kb[ko[f]:ko[f + 1]]``; scalars are one-element fields; booleans are 0 / 1), and every
@@ -79,12 +80,13 @@ TimingOut.__doc__ = ("Compiled timing of the first ``n_timed`` samples: cycles p
 
 Pops = namedtuple("Pops", ["model", "spikes", "state", "floor", "size", "off", "ring", "proj_ptr", "tile_ptr",
                            "bt_ptr", "skip", "reuse", "ring_off", "slot_off", "proj_order", "tile_order", "acc_order",
-                           "run_ptr", "run_lo", "run_hi", "run_core"])
+                           "run_ptr", "run_lo", "run_hi", "run_core", "blocks"])
 Pops.__doc__ = ("Per population: model code and its table flags (spikes, state; models.neurons), whether the "
                 "membrane floor applies, size, neuron offset, output ring, its projections, tiles and bias terms, and "
                 "whether its state is kept in its accumulators' order (``acc_order``, "
                 ":func:`hwsim.engine.build.state_order`); its runs of neurons on one core (``run_ptr[p]:run_ptr[p + 1]``, "
-                "each ``run_lo .. run_hi - 1`` within the population on ``run_core``, :func:`hwsim.engine.build.core_runs`).")
+                "each ``run_lo .. run_hi - 1`` within the population on ``run_core``, :func:`hwsim.engine.build.core_runs`); "
+                "whether its update runs by blocks of 64 (``blocks``, :func:`hwsim.engine.if_blocks.block_pops`).")
 Neurons = namedtuple("Neurons", ["core", "bias", "thr", "vreset", "alpha", "asyn", "vleak", "vmin", "pk", "hops",
                                  "icx", "bt_start", "bt_off", "bt_vec", "slot", "at_slot"])
 Neurons.__doc__ = ("Per neuron: core, parameters, membrane floor, traffic per spike; bias terms (bt_*); where its "
@@ -126,10 +128,10 @@ Routes.__doc__ = ("Route templates of spike packets (per route class: ``rt_ptr[n
                   "or the parent's anchor when the parent is static; -1 at the root), that parent's depth (``ns_d``) "
                   "and link (``ns_pl``, -1 at the root), :func:`hwsim.engine.timing_plan.serve_tables`.")
 NeuronState = namedtuple("NeuronState", ["cr_loc", "acc", "v", "isyn", "nz", "nzv", "nzc", "Ib", "o_all", "hot",
-                           "in_zero", "same", "prev_i", "prev_v", "in_cnt", "bits"])
+                           "in_zero", "same", "prev_i", "prev_v", "in_cnt", "bits", "blk"])
 NeuronState.__doc__ = ("A short-row group's local row (``cr_loc``) and the accumulators first (aligned, see "
                        ":data:`WORK_FIELDS`), membranes, output rings and their spike lists, input reuse, spike masks "
-                       "(``bits``: 64 neurons a word).")
+                       "(``bits``: 64 neurons a word), block flags (``blk``, :mod:`hwsim.engine.if_blocks`).")
 TileCounts = namedtuple("TileCounts", ["t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc"])
 TileCounts.__doc__ = "Per tile: this step's counts (t_*), cached input counts (c_*), cycles (tc)."
 CoreTimes = namedtuple("CoreTimes", ["done", "core_free", "integ", "end_int", "psum_ready", "fend", "m_ok", "m_t0",
@@ -150,7 +152,7 @@ EdgeTables.__doc__ = ("Route edges of the laid-out packets, the NoC's per-link s
 # the packed order: each record's fields are consecutive, from its first index below
 KERNEL_FIELDS = ("pop_model", "pop_spikes", "pop_state", "pop_floor", "pop_size", "pop_off", "pop_ring", "pop_proj_ptr",
     "pop_tile_ptr", "pop_bt_ptr", "pop_skip", "pop_reuse", "ring_off", "slot_off", "proj_order", "tile_order",
-    "pop_acc_order", "pop_run_ptr", "run_lo", "run_hi", "run_core",
+    "pop_acc_order", "pop_run_ptr", "run_lo", "run_hi", "run_core", "pop_blocks",
     "nrn_core", "nrn_bias", "nrn_thr", "nrn_vreset", "nrn_alpha", "nrn_asyn", "nrn_vleak",
     "nrn_vmin", "nrn_pk", "nrn_hops", "nrn_icx", "bt_start", "bt_off", "bt_vec", "nrn_slot", "nrn_at_slot",
     "proj_shift", "proj_acc_off", "proj_npost", "proj_in",
@@ -172,7 +174,7 @@ KERNEL_FIELDS = ("pop_model", "pop_spikes", "pop_state", "pop_floor", "pop_size"
 # :func:`pack`'s ``align``): a 4-lane vector add there does not straddle cache lines
 # (the cr alignment alone, mnist_mlp's kernel, one thread: 128-130 -> 120-123 ms)
 WORK_FIELDS = ("cr_loc", "acc", "v", "isyn", "nz", "nzv", "nzc", "Ib", "o_all", "hot", "in_zero", "same", "prev_i",
-    "prev_v", "in_cnt", "bits", "t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc", "done",
+    "prev_v", "in_cnt", "bits", "blk", "t_nev", "t_cyc", "t_ac", "t_mac", "c_nev", "c_cyc", "c_ac", "c_mac", "tc", "done",
     "core_free",
     "integ", "end_int", "psum_ready", "fend", "m_ok", "m_t0", "m_dl", "pk_t0", "pk_fl", "pk_id", "pk_base", "pk_ord",
     "pk_tr", "cls_tr", "tr_t0", "tr_sb", "tr_cls", "tr_ce", "tr_pk", "tr_fl", "h_k", "h_r", "h_p", "h_e", "h_q",
