@@ -36,10 +36,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["BLK_HOT", "BLK_OUT", "BLK_IN", "if_blocks", "block_flags_size", "block_pops"]
+__all__ = ["BLK_HOT", "BLK_OUT", "BLK_IN", "if_step", "if_blocks", "block_flags_size", "block_pops"]
 
 #: the bits of a block's flag word: a neuron at or above threshold, a nonzero output, a sum touched
 BLK_HOT, BLK_OUT, BLK_IN = 1, 2, 4
+
+
+@njit(cache=True, inline="always")
+def if_step(v, i, theta, lo, hi):
+    """One neuron of the IF fast path: ``v' = sat(v + i)``, ``z = [v' >= theta]``; returns
+    ``(v' - z theta, z)`` (branch-free, so the loops calling it vectorise). The one home
+    of this update for both the dense pass (:func:`hwsim.engine.kernel._neurons`) and the
+    block pass (:func:`if_blocks`); the general models are :func:`models.neurons.int_update_nb`."""
+    vv = min(max(v + i, lo), hi)
+    z = np.int64(vv >= theta)
+    return vv - z * theta, z
 
 
 def block_flags_size(n_acc: int, n_projs: int) -> int:
@@ -97,13 +108,10 @@ def if_blocks(pa, pv, pt, po, bm, blk, npop, hb, sh, lo, hi, input_fed):
         bz = po[s0:s0 + 64]
         nh = np.int64(0)
         for u in range(n):  # branch-free, unsigned indices (no wraparound checks): it vectorises
-            vv = min(max(bv[u] + ((ba[u] + hb) >> sh), lo), hi)
-            th = bt[u]
-            zz = np.int64(vv >= th)
-            vv -= zz * th
+            vv, zz = if_step(bv[u], (ba[u] + hb) >> sh, bt[u], lo, hi)
             bv[u] = vv
             bz[u] = zz
-            nh += np.int64(vv >= th)
+            nh += np.int64(vv >= bt[u])
         m = np.int64(0)
         for u in range(n):
             m |= bz[u] << u

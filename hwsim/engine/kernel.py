@@ -38,7 +38,7 @@ from .layout import (CNT_ACS, CNT_BUSY_CYCLES, CNT_EVENTS, CNT_FLITS, CNT_FLIT_H
                      open_state, open_tile_counts, open_tiles)
 from .bitops import lowest_bit
 from .events import events
-from .if_blocks import BLK_IN, if_blocks
+from .if_blocks import BLK_IN, if_blocks, if_step
 from .timing import step_timing
 from .timing_spikes import flush_static_flits
 from ..jitflags import loop_jit
@@ -129,13 +129,10 @@ def _neurons(pops, nrns, projs, opt, state, p, t, lo, hi, wbase):
             # (unsigned indices: no wraparound checks, so it vectorises)
             nhot = np.int64(0)
             for u in range(np.uint64(npop)):
-                vv = min(max(pv[u] + pb[u] + ((ps[u] + hb) >> sh), lo), hi)
-                th = pt[u]
-                z = np.int64(vv >= th)
-                vv -= z * th
+                vv, z = if_step(pv[u], pb[u] + ((ps[u] + hb) >> sh), pt[u], lo, hi)
                 pv[u] = vv
                 po[u] = z
-                nhot += np.int64(vv >= th)
+                nhot += np.int64(vv >= pt[u])
             # the spikes as masks, in words of 64 slots: bit i of word w says whether slot 64 w + i spiked
             for w in range(nw):
                 s0 = np.uint64(w << 6)
