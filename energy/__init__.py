@@ -7,7 +7,8 @@ from .errors import EnergyError, TechTableError, UnknownTableError
 from .estimate import (VIEW_CONVENTIONS, VIEWS, Estimate, analytic, ann_baseline, estimate, estimate_counters,
                        paper_formula, run_rates)
 from .graphcounts import layer_labels, layers_of, neurobench_graph
-from .runstats import RunCounters, run_counters, runtime_s
+from .readrun import run_counters
+from .runstats import RunCounters, runtime_s
 from .tables import TechTable, list_tables, load_table
 
 

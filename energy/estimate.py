@@ -52,7 +52,8 @@ import numpy as np
 from .counts import flops
 from .errors import EnergyError
 from .graphcounts import NO_GRAPH_LAYERS, dense_flops, layers_of
-from .runstats import RunCounters, run_counters, runtime_s  # noqa: F401 (runtime_s re-exported)
+from .readrun import run_counters
+from .runstats import RunCounters, runtime_s  # noqa: F401 (runtime_s re-exported)
 from .tables import TechTable, load_table
 
 VIEWS = ("paper", "chip-ops", "hardware")
@@ -218,7 +219,7 @@ def estimate(result, tech, view: str = "paper", *, mapping=None, activations: di
     over the run's samples and divided by their number (per inference). ``activations``
     (paper view): {source: (T, B, n) outputs} for exact per-event and per-value rates
     (the graph input's included, for a spiking input), else rates from the counters.
-    Several tables or views of one run: :func:`energy.runstats.run_counters` once, then
+    Several tables or views of one run: :func:`energy.readrun.run_counters` once, then
     :func:`estimate_counters` for each.
     """
     _check_view(view)
@@ -302,7 +303,7 @@ def paper_formula(layers: list, rates: dict, steps: int, tech, *, input_name: st
 
 
 def estimate_counters(counters: RunCounters, tech, view: str = "paper", *, activations: dict | None = None) -> Estimate:
-    """:func:`estimate` of a run whose counters were read by :func:`energy.runstats.run_counters`."""
+    """:func:`estimate` of a run whose counters were read by :func:`energy.readrun.run_counters`."""
     _check_view(view)
     tech = load_table(tech)
     rc = counters

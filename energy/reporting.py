@@ -23,7 +23,8 @@ from .counts import layer_counters, neurobench_from_run
 from .errors import EnergyError
 from .estimate import VIEW_CONVENTIONS, VIEWS, estimate_counters
 from .graphcounts import NO_GRAPH_LAYERS, layer_labels
-from .runstats import RunCounters, run_counters, runtime_s  # noqa: F401 (runtime_s re-exported)
+from .readrun import run_counters
+from .runstats import RunCounters, runtime_s  # noqa: F401 (runtime_s re-exported)
 from .tables import list_tables, load_table
 
 #: the tables a report shows (:data:`models.defaults.ENERGY_TABLES`; the name stays for callers)
@@ -65,7 +66,7 @@ def _write_csv(path: Path, header: list, rows) -> Path:
 def firing_rates(result, mapping, counters: RunCounters | None = None) -> tuple[dict, str]:
     """Spikes per neuron per step of every spiking population, and the data used.
 
-    ``counters``: the run's :func:`~energy.runstats.run_counters`, when already read."""
+    ``counters``: the run's :func:`~energy.readrun.run_counters`, when already read."""
     net = mapping.net
     B = int(result.meta.get("samples") or result.output.shape[1])
     T = int(result.counters.shape[0])
@@ -275,7 +276,7 @@ def write_report(result, mapping, out_dir, *, tables=DEFAULT_TABLES, raster: dic
     """Write every table and figure into ``out_dir``; returns {name: path} of the files written
     and ``skipped`` (figures that could not be drawn, with the reason).
 
-    The run's counters are read once (:func:`~energy.runstats.run_counters`), then
+    The run's counters are read once (:func:`~energy.readrun.run_counters`), then
     estimated under every table and view (:func:`~energy.estimate.estimate_counters`),
     then written."""
     import matplotlib

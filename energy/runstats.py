@@ -1,4 +1,4 @@
-"""What every energy estimate of one run reads, read once (:func:`run_counters`): the run's
+"""What every energy estimate of one run reads, read once (:func:`energy.readrun.run_counters`): the run's
 counters per core and per layer, its samples, bit widths, runtime and inter-chip share.
 
 :func:`energy.estimate.estimate_counters` turns a :class:`RunCounters` into an estimate
@@ -105,15 +105,11 @@ class RunCounters:
                 f"{len(self.per_layer)} layers)")
 
 
-def run_counters(result, mapping) -> RunCounters:
-    """Read a run's counters once (see :class:`RunCounters`); raises :class:`EnergyError` when the
-    run has no counters, lacks one an estimate needs, or does not belong to ``mapping``."""
-    if mapping is None:
-        raise EnergyError("estimate: pass mapping= (the Mapping the run simulated)")
-    if getattr(getattr(getattr(mapping, "chip", None), "core", None), "conv_mapping", "") == "weight_stationary":
-        from .stationary import stationary_counters  # its own core axis (energy/stationary.py)
-
-        return stationary_counters(result, mapping)
+def unrolled_counters(result, mapping) -> RunCounters:
+    """Read the counters of a run on an unrolled mapping (the engine's core axis) once (see
+    :class:`RunCounters`; a weight-stationary run: :func:`energy.stationary.stationary_counters`,
+    the choice: :func:`energy.readrun.run_counters`); raises :class:`EnergyError` when the run has
+    no counters, lacks one an estimate needs, or does not belong to ``mapping``."""
     if result.counters is None:
         raise EnergyError("estimate: the run has no counters")
     missing = [n for n in REQUIRED_COUNTERS if n not in result.counter_names]
@@ -168,4 +164,4 @@ def run_counters(result, mapping) -> RunCounters:
         spike_mode=str(result.meta.get("spikes", "binary")))
 
 
-__all__ = ["RunCounters", "run_counters", "runtime_s", "interchip_fraction", "samples", "REQUIRED_COUNTERS"]
+__all__ = ["RunCounters", "unrolled_counters", "runtime_s", "interchip_fraction", "samples", "REQUIRED_COUNTERS"]

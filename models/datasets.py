@@ -26,24 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .defaults import HELD_OUT_SLICE, STEPS
+from .defaults import HELD_OUT_SLICE, STEPS, shared_data_dir  # noqa: F401 (shared_data_dir: re-exported)
 from .errors import DatasetError
 from .idx import read_idx
 from .limits import check_bytes
 
 NMNIST_SHAPE = (2, 34, 34)  # (polarity, y, x)
 _NMNIST_DTYPE = np.dtype([("x", "u1"), ("y", "u1"), ("p", "u1"), ("t", "i8")])
-
-
-def shared_data_dir() -> Path:
-    """Where the shared real data lives: ``$SNNCHIP_DATA`` or ``../shared/data``.
-
-    The default is relative to the repository root (the folder above ``models``).
-    """
-    env = os.environ.get("SNNCHIP_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
 def read_nmnist_events(path: str | os.PathLike) -> np.ndarray:

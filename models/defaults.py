@@ -1,4 +1,5 @@
-"""The project's defaults, in one place: data splits, time steps, energy tables, quantizer options.
+"""The project's defaults, in one place: data splits and the shared data folder, time steps, energy
+tables, quantizer options.
 
 The CLI, the Python API, training and the reports read these names; nothing else
 spells the numbers out. A default that a chip decides (bit widths, crossbar size)
@@ -6,6 +7,9 @@ lives in the chip presets instead (``hwsim/presets/*.yaml``).
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 #: MNIST test images the shipped models were trained on (MNIST's training images are
 #: not available offline) and the held-out slice they are scored on.
@@ -27,5 +31,18 @@ QUANT_MAX_INPUT = 1.0      # largest real-valued input the first layer is scaled
 QUANT_HEADROOM_BITS = 2    # membrane bits kept free above the largest threshold
 QUANT_MAX_ACC_SHIFT = 16   # largest per-projection accumulator right shift
 
-__all__ = ["TRAIN_SLICE", "HELD_OUT_SLICE", "HELD_OUT_START", "DEV_SLICES", "STEPS", "ENERGY_TABLES",
+
+
+def shared_data_dir() -> Path:
+    """Where the shared real data lives: ``$SNNCHIP_DATA`` or ``../shared/data``.
+
+    The default is relative to the repository root (the folder above ``models``).
+    """
+    env = os.environ.get("SNNCHIP_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+__all__ = ["shared_data_dir", "TRAIN_SLICE", "HELD_OUT_SLICE", "HELD_OUT_START", "DEV_SLICES", "STEPS", "ENERGY_TABLES",
            "ENERGY_TABLE", "QUANT_MAX_INPUT", "QUANT_HEADROOM_BITS", "QUANT_MAX_ACC_SHIFT"]

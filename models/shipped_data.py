@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .defaults import HELD_OUT_START
+from .defaults import HELD_OUT_START, shared_data_dir
 from .errors import DatasetError
 from .fileio import atomic_write
 from .idx import read_idx
@@ -90,7 +90,5 @@ def build(idx_folder: str | Path) -> Path:
 
 
 if __name__ == "__main__":  # pragma: no cover - a maintenance command
-    from .datasets import shared_data_dir
-
     out = build(sys.argv[1] if len(sys.argv) > 1 else shared_data_dir() / "mnist")
     print(f"wrote {out} ({out.stat().st_size:,} bytes) and {SHIPPED_MNIST_META.name}")
