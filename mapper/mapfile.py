@@ -36,14 +36,13 @@ from models.netio import net_from_dict, net_to_dict
 
 from .placement import Placement
 from .routing import Flows, route
+from .errors import MappingFileError
 from .validate import MappingError, check
 
 FORMAT_VERSION = 1
 MULTICAST_MODES = ("unicast", "xy-tree")
 
 
-class MappingFileError(SnnchipError):
-    """A mapping folder is missing, corrupt, or inconsistent with its chip."""
 class TileRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: int
@@ -234,12 +233,12 @@ def _check_quant(net, chip, jpath: Path) -> None:
                                    f"[{wmin}, {wmax}]")
 
 
-def load_mapping(folder: str | os.PathLike):
-    """Read a mapping folder, check everything (module docstring), and return the :class:`Mapping`
-    (a :class:`mapper.stationary.StationaryMapping` for a weight-stationary folder)."""
+def load_mapping(folder: str | os.PathLike, cls):
+    """Read a mapping folder, check everything (module docstring), and return it as ``cls``
+    (:class:`mapper.mapping.Mapping`, whose ``load`` passes itself: this module does not import
+    it back), or a :class:`mapper.stationary.StationaryMapping` for a weight-stationary folder."""
     from hwsim.chip import ChipConfig
 
-    from .mapping import Mapping
     from .tiling import Tile, Tiling
 
     folder = Path(folder)
@@ -322,7 +321,7 @@ def load_mapping(folder: str | os.PathLike):
         raise MappingFileError(f"{jpath}: placement: {type(err).__name__}: {err}") from None
     flows = _load_flows(arrays, doc, n_cores, npath, jpath)
     routes = route(placement, flows, chip, multicast=doc.multicast)
-    m = Mapping(chip, net, tiling, placement, routes, doc.model, dict(doc.quant), dict(doc.baseline),
+    m = cls(chip, net, tiling, placement, routes, doc.model, dict(doc.quant), dict(doc.baseline),
                 file_sha256=hashlib.sha256(text).hexdigest())
     v = check(tiling, chip, net=net, routes=routes)
     if v:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from models.errors import SnnchipError
 
-from .mapfile import MappingFileError  # noqa: F401 - part of this module's API
+from .errors import MappingFileError  # noqa: F401 - part of this module's API
 from .placement import Placement, place
 from .routing import Routes, flows_from_tiling, route
 from .validate import MappingError, check, core_bytes
@@ -117,7 +117,7 @@ class Mapping:
         """Read and re-validate a mapping folder (:mod:`mapper.mapfile`); every array is range-checked first."""
         from .mapfile import load_mapping
 
-        return load_mapping(folder)
+        return load_mapping(folder, cls)
 
 
 # -------------------------------------------------------------------- the pipeline ----

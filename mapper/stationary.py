@@ -279,7 +279,7 @@ def load_stationary(folder: str | os.PathLike) -> StationaryMapping:
     from models.limits import check_bytes
     from models.netio import net_from_dict
 
-    from .mapfile import MappingFileError
+    from .errors import MappingFileError
 
     folder = Path(folder)
     jpath, npath = folder / "mapping.json", folder / NPZ
