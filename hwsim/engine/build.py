@@ -24,7 +24,7 @@ from models.errors import SimulationError
 from models.intref import int_v_min
 
 from ..program import Program
-from .if_blocks import block_flags_size, block_pops
+from .if_blocks import block_flags_size, block_pops, first_flag
 from .layout import (GEO_N, KERNEL_FIELDS, NIO, NREC, NTC, REC_ACC, REC_ACS, REC_CYCLES, REC_ENT, REC_EVENTS,
                      REC_MACS, REC_N, REC_TILE, TC_ACS, TC_CYCLES, TC_EVENTS, TC_MACS, WORK_FIELDS, kernel_field,
                      pack)
@@ -572,7 +572,7 @@ def _geo_events(prog: Program, grp_ptr: np.ndarray, grp_src: np.ndarray, grp_del
         geo[gi, 16] = prog.proj_acc_off[q]
         geo[gi, 17] = w_base + prog.geo_w_off[gi]
         geo[gi, 18] = -1
-        geo[gi, 19] = (int(prog.proj_acc_off[q]) >> 6) + int(q)  # its first block flag (if_blocks)
+        geo[gi, 19] = first_flag(int(prog.proj_acc_off[q]), int(q))  # its first block flag (if_blocks)
         if prog.geo_geom[gi, 6] == 0:  # dense: where its k(i) starts in geo
             geo[gi, 2] = G * GEO_N + prog.geo_kmap_off[gi]
         else:

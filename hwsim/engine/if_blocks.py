@@ -36,7 +36,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["BLK_HOT", "BLK_OUT", "BLK_IN", "if_step", "if_blocks", "block_flags_size", "block_pops"]
+__all__ = ["BLK_HOT", "BLK_OUT", "BLK_IN", "if_step", "spike_mask", "first_flag", "if_blocks", "block_flags_size",
+           "block_pops"]
 
 #: the bits of a block's flag word: a neuron at or above threshold, a nonzero output, a sum touched
 BLK_HOT, BLK_OUT, BLK_IN = 1, 2, 4
@@ -51,6 +52,24 @@ def if_step(v, i, theta, lo, hi):
     vv = min(max(v + i, lo), hi)
     z = np.int64(vv >= theta)
     return vv - z * theta, z
+
+
+@njit(cache=True, inline="always")
+def spike_mask(po, s0, n):
+    """The spike mask of slots ``s0 .. s0 + n - 1`` (``n <= 64``) of outputs ``po``: bit ``i``
+    = output of slot ``s0 + i`` (0 or 1)."""
+    m = np.int64(0)
+    for i in range(np.uint64(n)):
+        m |= po[s0 + i] << i
+    return m
+
+
+@njit(cache=True, inline="always")
+def first_flag(a0, q):
+    """Index of projection ``q``'s first block flag, its sums starting at accumulator ``a0``
+    (:func:`block_flags_size`): the one home of the flag layout for the table builder, the
+    event scatter and the step loop."""
+    return (a0 >> 6) + q
 
 
 def block_flags_size(n_acc: int, n_projs: int) -> int:
@@ -112,9 +131,7 @@ def if_blocks(pa, pv, pt, po, bm, blk, npop, hb, sh, lo, hi, input_fed):
             bv[u] = vv
             bz[u] = zz
             nh += np.int64(vv >= bt[u])
-        m = np.int64(0)
-        for u in range(n):
-            m |= bz[u] << u
+        m = spike_mask(bz, 0, n)
         bm[w] = m
         if not input_fed:
             ba[:] = 0

@@ -38,7 +38,7 @@ from .layout import (CNT_ACS, CNT_BUSY_CYCLES, CNT_EVENTS, CNT_FLITS, CNT_FLIT_H
                      open_state, open_tile_counts, open_tiles)
 from .bitops import lowest_bit
 from .events import events
-from .if_blocks import BLK_IN, if_blocks, if_step
+from .if_blocks import BLK_IN, first_flag, if_blocks, if_step, spike_mask
 from .timing import step_timing
 from .timing_spikes import flush_static_flits
 from ..jitflags import loop_jit
@@ -121,7 +121,7 @@ def _neurons(pops, nrns, projs, opt, state, p, t, lo, hi, wbase):
         nw = (npop + 63) >> 6
         bm = state.bits
         if pops.blocks[p] != 0:  # by blocks of 64 slots, untouched quiet ones skipped (if_blocks)
-            fb = (a0 >> 6) + q
+            fb = first_flag(a0, q)
             nhot = if_blocks(pa, pv, pt, po, bm, state.blk[fb:fb + nw], npop, hb, sh, lo, hi,
                              projs.fed_by_input[q] != 0)
         else:
@@ -135,11 +135,7 @@ def _neurons(pops, nrns, projs, opt, state, p, t, lo, hi, wbase):
                 nhot += np.int64(vv >= pt[u])
             # the spikes as masks, in words of 64 slots: bit i of word w says whether slot 64 w + i spiked
             for w in range(nw):
-                s0 = np.uint64(w << 6)
-                m = np.int64(0)
-                for i in range(np.uint64(min(64, npop - (w << 6)))):
-                    m |= po[s0 + i] << i
-                bm[w] = m
+                bm[w] = spike_mask(po, np.uint64(w << 6), min(64, npop - (w << 6)))
             if projs.fed_by_input[q] == 0:
                 pa[:] = 0
         nm = 0  # the masks listed: in neuron order (slot order mapped back when reordered)
@@ -356,7 +352,7 @@ def _sample(tab, ent, work, inp, outs, vcd, tim, bg, rb, g, timed):
                     if projs.fed_by_input[q]:
                         a0 = projs.acc_off[q]
                         if pops.blocks[p] != 0:  # the touched blocks only: the others hold zeros (if_blocks)
-                            fb = (a0 >> 6) + q
+                            fb = first_flag(a0, q)
                             for w in range((projs.npost[q] + 63) >> 6):
                                 if state.blk[fb + w] & BLK_IN:
                                     state.acc[a0 + (w << 6):a0 + min((w << 6) + 64, projs.npost[q])] = 0
